@@ -1,0 +1,50 @@
+import { join } from 'node:path';
+import { microHome } from '../config/env.js';
+import { MemoryRegistry } from '../registry/memory.js';
+import { FileRegistry } from '../registry/file.js';
+import type { Registry } from '../registry/registry.js';
+import { Selector } from '../selector/selector.js';
+import { ConnectionPool } from '../transport/client.js';
+
+/**
+ * Process-wide defaults, made on first use: one registry, one selector per registry and
+ * one connection pool, shared by every client and service of the process so that they
+ * share connections and registry caches.
+ */
+let registry: Registry | undefined;
+let pool: ConnectionPool | undefined;
+const selectors = new WeakMap<Registry, Selector>();
+
+/**
+ * The registry named by MICRO_REGISTRY: `file` (default) is shared by every process of
+ * this machine through MICRO_HOME/registry, so services find each other with no server;
+ * `memory` is this process only (unit tests).
+ */
+export function defaultRegistry(): Registry {
+  if (!registry) {
+    const kind = process.env.MICRO_REGISTRY || 'file';
+    if (kind === 'memory') registry = new MemoryRegistry();
+    else if (kind === 'file') registry = new FileRegistry({ dir: join(microHome(), 'registry') });
+    else throw new Error(`unknown MICRO_REGISTRY "${kind}": use file or memory`);
+  }
+  return registry;
+}
+
+/** Replaces the process-wide registry (tests, or a registry of your own). */
+export function setDefaultRegistry(r: Registry): void {
+  registry = r;
+}
+
+export function sharedSelector(r: Registry): Selector {
+  let s = selectors.get(r);
+  if (!s) {
+    s = new Selector({ registry: r });
+    selectors.set(r, s);
+  }
+  return s;
+}
+
+export function sharedPool(): ConnectionPool {
+  pool ??= new ConnectionPool();
+  return pool;
+}

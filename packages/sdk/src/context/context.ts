@@ -1,0 +1,143 @@
+import type { Logger } from '../logger/logger.js';
+import { newSpanId, newTraceId } from '../util/ids.js';
+
+/** Call metadata: lower-case keys, string values (like HTTP headers). */
+export type Metadata = Record<string, string>;
+
+/** Who is calling. Filled in by auth (see the auth package); absent for anonymous calls. */
+export interface Account {
+  id: string;
+  type: 'user' | 'service' | 'apikey' | string;
+  /** the namespace the account belongs to */
+  issuer: string;
+  scopes: string[];
+  metadata?: Record<string, string>;
+}
+
+/** What a handler knows about the call it serves. */
+export interface Context {
+  readonly service: string;
+  readonly endpoint: string;
+  readonly namespace: string;
+  readonly account: Account | undefined;
+  readonly metadata: Metadata;
+  /** absolute deadline, epoch ms; undefined when the call has none */
+  readonly deadline: number | undefined;
+  /** aborted when the caller cancels, the deadline passes or the connection is lost */
+  readonly signal: AbortSignal;
+  readonly traceId: string;
+  readonly spanId: string;
+  readonly parentSpanId: string | undefined;
+  /** a child of the service's logger tagged with endpoint and trace id */
+  readonly logger: Logger;
+  /** milliseconds left until the deadline (Infinity without one) */
+  remaining(): number;
+  /** `00-<trace>-<span>-01`, to hand on to nested calls and messages */
+  traceparent(): string;
+}
+
+export interface CallContextInit {
+  service: string;
+  endpoint: string;
+  namespace: string;
+  account?: Account | undefined;
+  metadata?: Metadata | undefined;
+  deadline?: number | undefined;
+  traceparent?: string | undefined;
+  logger: Logger;
+}
+
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$/;
+const EMPTY: Metadata = Object.freeze({}) as Metadata;
+
+/**
+ * The Context implementation. Everything that costs something (the abort controller,
+ * ids, the child logger) is made on first use, so a call whose handler never looks at
+ * them pays nothing for them.
+ */
+export class CallContext implements Context {
+  readonly service: string;
+  readonly endpoint: string;
+  readonly namespace: string;
+  readonly account: Account | undefined;
+  readonly metadata: Metadata;
+  readonly deadline: number | undefined;
+  private readonly incomingTraceparent: string | undefined;
+  private readonly baseLogger: Logger;
+  private controller: AbortController | undefined;
+  private abortReason: unknown = undefined;
+  private aborted = false;
+  private ids: { traceId: string; spanId: string; parentSpanId: string | undefined } | undefined;
+  private childLogger: Logger | undefined;
+
+  constructor(init: CallContextInit) {
+    this.service = init.service;
+    this.endpoint = init.endpoint;
+    this.namespace = init.namespace;
+    this.account = init.account;
+    this.metadata = init.metadata ?? EMPTY;
+    this.deadline = init.deadline;
+    this.incomingTraceparent = init.traceparent;
+    this.baseLogger = init.logger;
+  }
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.aborted) this.controller.abort(this.abortReason);
+    }
+    return this.controller.signal;
+  }
+
+  /** Cancels the call: the signal fires. Called by the transport, not by handlers. */
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.abortReason = reason;
+    this.controller?.abort(reason);
+  }
+
+  get isAborted(): boolean {
+    return this.aborted;
+  }
+
+  private get traceIds(): { traceId: string; spanId: string; parentSpanId: string | undefined } {
+    if (!this.ids) {
+      const m = this.incomingTraceparent ? TRACEPARENT.exec(this.incomingTraceparent) : null;
+      this.ids = m
+        ? { traceId: m[1] as string, spanId: newSpanId(), parentSpanId: m[2] as string }
+        : { traceId: newTraceId(), spanId: newSpanId(), parentSpanId: undefined };
+    }
+    return this.ids;
+  }
+
+  get traceId(): string {
+    return this.traceIds.traceId;
+  }
+
+  get spanId(): string {
+    return this.traceIds.spanId;
+  }
+
+  get parentSpanId(): string | undefined {
+    return this.traceIds.parentSpanId;
+  }
+
+  get logger(): Logger {
+    this.childLogger ??= this.baseLogger.child({ endpoint: this.endpoint, namespace: this.namespace, traceId: this.traceId });
+    return this.childLogger;
+  }
+
+  remaining(): number {
+    return this.deadline === undefined ? Infinity : this.deadline - Date.now();
+  }
+
+  traceparent(): string {
+    return `00-${this.traceId}-${this.spanId}-01`;
+  }
+}
+
+/** Accepts a W3C traceparent only if it is well formed. */
+export function validTraceparent(value: unknown): string | undefined {
+  return typeof value === 'string' && TRACEPARENT.test(value) ? value : undefined;
+}

@@ -1,0 +1,68 @@
+/**
+ * Micro for TypeScript — the SDK a service author imports.
+ *
+ * ```ts
+ * import { defineService, endpoint, run, z } from '@micro/sdk';
+ * ```
+ */
+export { z } from 'zod';
+
+// defining and running services
+export {
+  defineService,
+  endpoint,
+  serverStream,
+  clientStream,
+  bidiStream,
+  endpointRecord,
+  jsonSchemaOf,
+  SERVICE_NAME,
+  ENDPOINT_NAME,
+} from './service/definition.js';
+export type { ServiceDef, EndpointDef, AnyEndpointDef, EndpointMap, EndpointOptions, RequestIn, RequestOut, ResponseIn, ResponseOut } from './service/definition.js';
+export type { Handlers, HandlerFor, UnaryHandler, ServerStreamHandler, ClientStreamHandler, BidiStreamHandler } from './service/handlers.js';
+export { Service, run, HEALTH_ENDPOINT } from './service/service.js';
+export type { ServiceOptions, ServiceState } from './service/service.js';
+export type { HandlerMiddleware } from './service/router.js';
+export { formatIssues } from './service/validate.js';
+
+// calling services
+export { Client } from './client/client.js';
+export type { CallOptions, ClientOptions, ClientMiddleware, ClientRequest, PreparedCall } from './client/client.js';
+export { createClient } from './client/typed.js';
+export type { TypedClient, MethodFor } from './client/typed.js';
+export type { ResponseStream } from './client/stream.js';
+export { defaultRegistry, setDefaultRegistry, sharedPool } from './client/defaults.js';
+
+// context and errors
+export type { Context, Metadata, Account } from './context/context.js';
+export * as errors from './errors/errors.js';
+export { MicroError, isMicroError } from './errors/errors.js';
+export type { ErrorJSON } from './errors/errors.js';
+
+// codecs and transport
+export { jsonCodec, msgpackCodec } from './codec/codec.js';
+export type { Codec, CodecName } from './codec/codec.js';
+export { RpcServer } from './transport/server.js';
+export type { RpcServerOptions } from './transport/server.js';
+export { ConnectionPool, ConnectionError } from './transport/client.js';
+export type { PoolOptions } from './transport/client.js';
+export { DEFAULT_MAX_FRAME } from './transport/frame.js';
+
+// registry and selection
+export { DEFAULT_NAMESPACE } from './registry/registry.js';
+export type * from './registry/registry.js';
+export { MemoryRegistry } from './registry/memory.js';
+export { FileRegistry } from './registry/file.js';
+export { Selector } from './selector/selector.js';
+
+// pub/sub
+export type { Broker, Message, PublishOptions, SubscribeOptions, Subscription, MessageHandler } from './broker/broker.js';
+export { MemoryBroker } from './broker/memory.js';
+export { topic, publish, subscribe } from './broker/topic.js';
+export type { Topic, TypedSubscription, TypedSubscribeOptions } from './broker/topic.js';
+
+// logging and environment
+export { createLogger, rootLogger, setRootLogger } from './logger/logger.js';
+export type { Logger } from './logger/logger.js';
+export { microHome, defaultNamespace } from './config/env.js';

@@ -1,0 +1,134 @@
+import { z } from 'zod';
+import { isSchema } from './validate.js';
+import type { EndpointRecord, JSONSchema, StreamKind } from '../registry/registry.js';
+
+/**
+ * A service definition is the contract of a service: its name, version and endpoints
+ * with their zod schemas. It holds no handlers, so a caller can import it to get a fully
+ * typed client without importing the service's implementation.
+ *
+ * ```ts
+ * export const helloworld = defineService({
+ *   name: 'helloworld',
+ *   version: '1.0.0',
+ *   endpoints: {
+ *     Call: endpoint({ request: z.object({ name: z.string() }), response: z.object({ message: z.string() }) }),
+ *   },
+ * });
+ * ```
+ */
+
+export interface EndpointOptions<Req extends z.ZodType, Res extends z.ZodType> {
+  request: Req;
+  response: Res;
+  description?: string;
+  /** the call may be retried after it reached the server (reads, upserts) */
+  idempotent?: boolean;
+  metadata?: Record<string, string>;
+}
+
+export interface EndpointDef<Req extends z.ZodType = z.ZodType, Res extends z.ZodType = z.ZodType, K extends StreamKind = StreamKind> {
+  readonly kind: K;
+  readonly request: Req;
+  readonly response: Res;
+  readonly description?: string;
+  readonly idempotent: boolean;
+  readonly metadata?: Record<string, string>;
+}
+
+export type AnyEndpointDef = EndpointDef<z.ZodType, z.ZodType, StreamKind>;
+export type EndpointMap = Record<string, AnyEndpointDef>;
+
+function make<K extends StreamKind>(kind: K) {
+  return <Req extends z.ZodType, Res extends z.ZodType>(options: EndpointOptions<Req, Res>): EndpointDef<Req, Res, K> => {
+    if (!isSchema(options.request)) throw new TypeError(`endpoint request must be a zod schema`);
+    if (!isSchema(options.response)) throw new TypeError(`endpoint response must be a zod schema`);
+    return Object.freeze({
+      kind,
+      request: options.request,
+      response: options.response,
+      description: options.description,
+      idempotent: options.idempotent ?? false,
+      metadata: options.metadata,
+    });
+  };
+}
+
+/** A request/response endpoint. */
+export const endpoint = make('unary');
+/** One request, a stream of responses. */
+export const serverStream = make('server');
+/** A stream of requests, one response. */
+export const clientStream = make('client');
+/** A stream of requests and a stream of responses, independent of each other. */
+export const bidiStream = make('bidi');
+
+export interface ServiceDefOptions<N extends string, E extends EndpointMap> {
+  name: N;
+  version?: string;
+  description?: string;
+  metadata?: Record<string, string>;
+  endpoints: E;
+}
+
+export interface ServiceDef<N extends string = string, E extends EndpointMap = EndpointMap> {
+  readonly name: N;
+  readonly version: string;
+  readonly description?: string;
+  readonly metadata?: Record<string, string>;
+  readonly endpoints: E;
+}
+
+/** Service names: lower-case words with dots, dashes or underscores, like DNS labels. */
+export const SERVICE_NAME = /^[a-z][a-z0-9]*([._-][a-z0-9]+)*$/;
+/** Endpoint names: `Call`, `call`, `Greeter.Hello`. */
+export const ENDPOINT_NAME = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$/;
+
+export function defineService<const N extends string, const E extends EndpointMap>(options: ServiceDefOptions<N, E>): ServiceDef<N, E> {
+  if (typeof options.name !== 'string' || options.name.length > 128 || !SERVICE_NAME.test(options.name)) {
+    throw new TypeError(`invalid service name "${String(options.name)}": use lower-case letters, digits, ".", "-" or "_", starting with a letter`);
+  }
+  for (const name of Object.keys(options.endpoints)) {
+    if (name.length > 128 || !ENDPOINT_NAME.test(name)) {
+      throw new TypeError(`invalid endpoint name "${name}" in service ${options.name}: use Name or Handler.Method`);
+    }
+  }
+  return Object.freeze({
+    name: options.name,
+    version: options.version ?? 'latest',
+    description: options.description,
+    metadata: options.metadata,
+    endpoints: options.endpoints,
+  });
+}
+
+/** JSON Schema of a zod schema, as published in the registry. */
+export function jsonSchemaOf(schema: z.ZodType, io: 'input' | 'output'): JSONSchema {
+  try {
+    return z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as JSONSchema;
+  } catch {
+    // schemas with transforms that have no JSON form are described as "anything"
+    return {};
+  }
+}
+
+/** The registry's view of an endpoint: requests as the caller sends them, responses as received. */
+export function endpointRecord(name: string, def: AnyEndpointDef): EndpointRecord {
+  const record: EndpointRecord = {
+    name,
+    kind: def.kind,
+    request: jsonSchemaOf(def.request, 'input'),
+    response: jsonSchemaOf(def.response, 'output'),
+  };
+  if (def.description) record.description = def.description;
+  if (def.idempotent) record.idempotent = true;
+  if (def.metadata) record.metadata = def.metadata;
+  return record;
+}
+
+// ---- type helpers -------------------------------------------------------------------
+
+export type RequestIn<E extends AnyEndpointDef> = z.input<E['request']>;
+export type RequestOut<E extends AnyEndpointDef> = z.output<E['request']>;
+export type ResponseIn<E extends AnyEndpointDef> = z.input<E['response']>;
+export type ResponseOut<E extends AnyEndpointDef> = z.output<E['response']>;

@@ -1,0 +1,114 @@
+import { MicroError, NotFound, toMicroError } from '../errors/errors.js';
+import type { CallContext, Context } from '../context/context.js';
+import type { AnyEndpointDef } from './definition.js';
+import type { Handler } from './handlers.js';
+import { parseRequest, parseResponse } from './validate.js';
+import type { StreamKind } from '../registry/registry.js';
+
+/**
+ * Server middleware: wraps every call of a service. `request` is the parsed request for
+ * unary and server-streaming endpoints, and the async iterable of requests for
+ * client-streaming and bidirectional ones; `next` returns the response (or, for
+ * streaming responses, the async iterable of responses).
+ *
+ * ```ts
+ * const timing: HandlerMiddleware = async (ctx, req, next) => {
+ *   const t = performance.now();
+ *   try { return await next(req); } finally { ctx.logger.info({ ms: performance.now() - t }, 'served'); }
+ * };
+ * ```
+ */
+export type HandlerMiddleware = (ctx: Context, request: unknown, next: (request: unknown) => Promise<unknown>) => Promise<unknown>;
+
+export interface CompiledEndpoint {
+  readonly name: string;
+  readonly kind: StreamKind;
+  readonly def: AnyEndpointDef;
+  /** runs validation, middleware and the handler */
+  readonly invoke: (ctx: CallContext, request: unknown) => Promise<unknown>;
+  /** validates one streamed request message */
+  readonly parseMessage: (value: unknown) => unknown;
+  /** validates one outgoing response (identity unless response validation is on) */
+  readonly checkResponse: (value: unknown) => unknown;
+}
+
+export interface RouterOptions {
+  service: string;
+  endpoints: Record<string, AnyEndpointDef>;
+  handlers: Record<string, Handler>;
+  middleware: HandlerMiddleware[];
+  validateResponses: boolean;
+}
+
+/** `Call` → `call`, `Greeter.Hello` → `greeter.Hello`: the alias the gateway and CLI may use. */
+export function lowerFirst(name: string): string {
+  return name.charAt(0).toLowerCase() + name.slice(1);
+}
+
+/**
+ * The router of one service: endpoints compiled once (validation, middleware chain,
+ * handler) and found by name with one Map lookup per call.
+ */
+export class Router {
+  readonly service: string;
+  private readonly endpoints = new Map<string, CompiledEndpoint>();
+
+  constructor(options: RouterOptions) {
+    this.service = options.service;
+    const id = options.service;
+    for (const [name, def] of Object.entries(options.endpoints)) {
+      const handler = options.handlers[name];
+      if (typeof handler !== 'function') throw new TypeError(`service ${id}: no handler for endpoint ${name}`);
+      const validate = (value: unknown) => parseRequest(def.request, value, id);
+      const checkResponse = options.validateResponses ? (value: unknown) => parseResponse(def.response, value, id) : (value: unknown) => value;
+      // the innermost step: the handler itself (requests of streams are validated message by message)
+      const call = handler as (req: unknown, ctx: Context) => unknown;
+      let chain: (ctx: Context, req: unknown) => Promise<unknown>;
+      if (def.kind === 'unary') {
+        chain = options.validateResponses ? async (ctx, req) => checkResponse(await call(req, ctx)) : async (ctx, req) => call(req, ctx);
+      } else {
+        chain = async (ctx, req) => call(req, ctx);
+      }
+      for (let i = options.middleware.length - 1; i >= 0; i--) {
+        const mw = options.middleware[i] as HandlerMiddleware;
+        const next = chain;
+        chain = (ctx, req) => mw(ctx, req, (r) => next(ctx, r));
+      }
+      const needsParse = def.kind === 'unary' || def.kind === 'server';
+      const invoke = needsParse
+        ? (ctx: CallContext, req: unknown) => {
+            try {
+              return chain(ctx, validate(req));
+            } catch (err) {
+              return Promise.reject(err as Error);
+            }
+          }
+        : chain;
+      const compiled: CompiledEndpoint = { name, kind: def.kind, def, invoke, parseMessage: validate, checkResponse };
+      this.endpoints.set(name, compiled);
+      const alias = lowerFirst(name);
+      if (!this.endpoints.has(alias)) this.endpoints.set(alias, compiled);
+    }
+  }
+
+  /** The endpoint, or undefined. */
+  get(name: string): CompiledEndpoint | undefined {
+    return this.endpoints.get(name);
+  }
+
+  /** The endpoint, or a 404 naming what was asked for. */
+  resolve(name: string): CompiledEndpoint {
+    const ep = this.endpoints.get(name);
+    if (!ep) throw NotFound(this.service, `endpoint ${this.service}.${name} not found`);
+    return ep;
+  }
+
+  names(): string[] {
+    return [...new Set([...this.endpoints.values()].map((e) => e.name))];
+  }
+}
+
+/** Errors as the caller will see them: typed errors pass, anything else is a bare 500. */
+export function callerError(err: unknown, service: string): MicroError {
+  return toMicroError(err, service);
+}

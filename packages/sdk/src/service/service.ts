@@ -1,0 +1,257 @@
+import { z } from 'zod';
+import type { Logger } from '../logger/logger.js';
+import { rootLogger } from '../logger/logger.js';
+import { defaultNamespace, defaultServiceAddress } from '../config/env.js';
+import { defaultRegistry } from '../client/defaults.js';
+import type { Registry, ServiceRecord } from '../registry/registry.js';
+import { RpcServer } from '../transport/server.js';
+import { randomHex } from '../util/ids.js';
+import { endpoint, endpointRecord, type AnyEndpointDef, type ServiceDef } from './definition.js';
+import type { Handler, Handlers } from './handlers.js';
+import { addLocal, removeLocal, type LocalInstance } from './local.js';
+import { Router, type HandlerMiddleware } from './router.js';
+
+export interface ServiceOptions {
+  /** default MICRO_NAMESPACE or `micro` */
+  namespace?: string;
+  /**
+   * where to listen: `tcp://host:port`, `unix:///path`, or false to serve only callers
+   * in this process (default MICRO_SERVICE_ADDRESS or tcp://127.0.0.1:0, a free port)
+   */
+  address?: string | false;
+  /** share one listener between the services of a process */
+  server?: RpcServer;
+  registry?: Registry;
+  /** seconds a registration lives without a heart-beat (default 30) */
+  registerTTL?: number;
+  /** seconds between heart-beats (default a third of the TTL) */
+  registerInterval?: number;
+  middleware?: HandlerMiddleware[];
+  /** check every response against its schema (default false: the types check them) */
+  validateResponses?: boolean;
+  logger?: Logger;
+  metadata?: Record<string, string>;
+  /** ms to let calls in flight finish on stop (default 10,000) */
+  drainTimeout?: number;
+  /** largest frame accepted by this service's listener (default 4 MiB) */
+  maxFrame?: number;
+}
+
+/** Every service answers this endpoint: is it up, and is it draining. */
+export const HEALTH_ENDPOINT = 'Debug.Health';
+const healthResponse = z.object({
+  status: z.enum(['ok', 'draining']),
+  service: z.string(),
+  version: z.string(),
+  node: z.string(),
+  uptime: z.number().describe('seconds since start'),
+  inflight: z.number(),
+});
+const healthEndpoint = endpoint({
+  request: z.object({}),
+  response: healthResponse,
+  description: 'health of this instance',
+  idempotent: true,
+});
+
+export type ServiceState = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+/**
+ * A running instance of a service definition with its handlers.
+ *
+ * ```ts
+ * const svc = new Service(helloworld, { Call: async ({ name }) => ({ message: `Hello ${name}` }) });
+ * await svc.start();   // listens, registers, heart-beats
+ * await svc.stop();    // deregisters, drains calls in flight, closes
+ * ```
+ */
+export class Service<D extends ServiceDef = ServiceDef> {
+  readonly def: D;
+  readonly namespace: string;
+  readonly nodeId: string;
+  readonly logger: Logger;
+  private readonly options: ServiceOptions;
+  private readonly router: Router;
+  private readonly registry: Registry;
+  private server: RpcServer | undefined;
+  private ownsServer = false;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private local: LocalInstance | undefined;
+  private startedAt = 0;
+  private boundAddress: string | undefined;
+  private currentState: ServiceState = 'new';
+
+  constructor(def: D, handlers: Handlers<D>, options: ServiceOptions = {}) {
+    this.def = def;
+    this.options = options;
+    this.namespace = options.namespace ?? defaultNamespace();
+    this.nodeId = `${def.name}-${randomHex(8)}`;
+    this.logger = (options.logger ?? rootLogger()).child({ service: def.name, node: this.nodeId });
+    this.registry = options.registry ?? defaultRegistry();
+    const endpoints: Record<string, AnyEndpointDef> = { ...def.endpoints, [HEALTH_ENDPOINT]: healthEndpoint };
+    const allHandlers: Record<string, Handler> = {
+      ...(handlers as Record<string, Handler>),
+      [HEALTH_ENDPOINT]: () => this.health(),
+    };
+    for (const name of Object.keys(handlers)) {
+      if (!(name in def.endpoints)) throw new TypeError(`service ${def.name}: handler ${name} has no endpoint in the definition`);
+    }
+    this.router = new Router({
+      service: def.name,
+      endpoints,
+      handlers: allHandlers,
+      middleware: options.middleware ?? [],
+      validateResponses: options.validateResponses ?? false,
+    });
+  }
+
+  get state(): ServiceState {
+    return this.currentState;
+  }
+
+  /** The address callers in other processes use, once started (undefined when in-process only). */
+  get address(): string | undefined {
+    return this.boundAddress;
+  }
+
+  /** The registry record of this instance. */
+  record(): ServiceRecord {
+    const endpoints = Object.entries(this.def.endpoints).map(([name, ep]) => endpointRecord(name, ep));
+    endpoints.push(endpointRecord(HEALTH_ENDPOINT, healthEndpoint));
+    const record: ServiceRecord = {
+      name: this.def.name,
+      version: this.def.version,
+      namespace: this.namespace,
+      endpoints,
+      nodes: this.boundAddress ? [{ id: this.nodeId, address: this.boundAddress, metadata: { pid: String(process.pid) } }] : [],
+    };
+    if (this.def.description) record.description = this.def.description;
+    const metadata = { ...this.def.metadata, ...this.options.metadata };
+    if (Object.keys(metadata).length > 0) record.metadata = metadata;
+    return record;
+  }
+
+  async start(): Promise<this> {
+    if (this.currentState !== 'new' && this.currentState !== 'stopped') throw new Error(`service ${this.def.name} is ${this.currentState}`);
+    this.currentState = 'starting';
+    this.startedAt = Date.now();
+    try {
+      const address = this.options.address ?? defaultServiceAddress();
+      if (this.options.server) {
+        this.server = this.options.server;
+        this.boundAddress = this.server.address;
+      } else if (address !== false) {
+        this.server = new RpcServer({ logger: this.logger, maxFrame: this.options.maxFrame });
+        this.ownsServer = true;
+        this.boundAddress = await this.server.listen(address);
+      }
+      this.server?.mount(this.namespace, this.router, this.logger);
+      this.local = {
+        router: this.router,
+        logger: this.logger,
+        namespace: this.namespace,
+        nodeId: this.nodeId,
+        accepting: true,
+        inflight: 0,
+        callEnded: () => {
+          const local = this.local;
+          if (local) local.inflight--;
+        },
+      };
+      addLocal(this.local);
+      if (this.boundAddress) await this.register();
+      this.currentState = 'running';
+      this.logger.info({ address: this.boundAddress ?? 'in-process', namespace: this.namespace }, `service ${this.def.name} started`);
+      return this;
+    } catch (err) {
+      await this.teardown();
+      this.currentState = 'stopped';
+      throw err;
+    }
+  }
+
+  private async register(): Promise<void> {
+    const ttl = this.options.registerTTL ?? 30;
+    const interval = (this.options.registerInterval ?? ttl / 3) * 1000;
+    await this.registry.register(this.record(), { ttl, namespace: this.namespace });
+    this.heartbeat = setInterval(() => {
+      this.registry.register(this.record(), { ttl, namespace: this.namespace }).catch((err: unknown) => {
+        this.logger.warn({ err }, 'registry heart-beat failed; retrying at the next interval');
+      });
+    }, interval);
+    this.heartbeat.unref();
+  }
+
+  /**
+   * Graceful stop: leave the registry (callers move elsewhere), refuse new calls, let the
+   * calls in flight finish (up to drainTimeout), then close.
+   */
+  async stop(): Promise<void> {
+    if (this.currentState !== 'running') return;
+    this.currentState = 'stopping';
+    const timeout = this.options.drainTimeout ?? 10_000;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
+    if (this.boundAddress) {
+      await this.registry.deregister(this.record(), { namespace: this.namespace }).catch((err: unknown) => {
+        this.logger.warn({ err }, 'could not deregister; the registration expires with its TTL');
+      });
+    }
+    if (this.local) this.local.accepting = false;
+    const deadline = Date.now() + timeout;
+    if (this.ownsServer && this.server) await this.server.drain(timeout);
+    while (this.local && this.local.inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await this.teardown();
+    this.currentState = 'stopped';
+    this.logger.info(`service ${this.def.name} stopped`);
+  }
+
+  private async teardown(): Promise<void> {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
+    if (this.local) removeLocal(this.local);
+    this.local = undefined;
+    this.server?.unmount(this.namespace, this.def.name);
+    if (this.ownsServer) await this.server?.close();
+    this.server = undefined;
+    this.ownsServer = false;
+    this.boundAddress = undefined;
+  }
+
+  private health(): z.input<typeof healthResponse> {
+    return {
+      status: this.currentState === 'running' ? 'ok' : 'draining',
+      service: this.def.name,
+      version: this.def.version,
+      node: this.nodeId,
+      uptime: Math.round((Date.now() - this.startedAt) / 1000),
+      inflight: (this.local?.inflight ?? 0) + (this.ownsServer ? (this.server?.activeCalls ?? 0) : 0),
+    };
+  }
+}
+
+/**
+ * Starts a service and stops it gracefully on SIGINT / SIGTERM: the one call a service's
+ * main file needs.
+ *
+ * ```ts
+ * await run(helloworld, { Call: async ({ name }) => ({ message: `Hello ${name}` }) });
+ * ```
+ */
+export async function run<D extends ServiceDef>(def: D, handlers: Handlers<D>, options: ServiceOptions = {}): Promise<Service<D>> {
+  const svc = new Service(def, handlers, options);
+  await svc.start();
+  const shutdown = (signal: string) => {
+    svc.logger.info(`${signal} received, stopping`);
+    svc.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        svc.logger.error({ err }, 'stop failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGINT', () => shutdown('SIGINT'));
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  return svc;
+}

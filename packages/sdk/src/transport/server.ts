@@ -1,0 +1,536 @@
+import { createServer, type Server as NetServer, type Socket } from 'node:net';
+import { unlinkSync, existsSync } from 'node:fs';
+import { BadRequest, Cancelled, MicroError, NotFound, PayloadTooLarge, ServiceUnavailable, Timeout, toMicroError } from '../errors/errors.js';
+import { CallContext, validTraceparent } from '../context/context.js';
+import { codecById, type Codec } from '../codec/codec.js';
+import type { Logger } from '../logger/logger.js';
+import type { CompiledEndpoint, Router } from '../service/router.js';
+import { cancelDeadline, scheduleDeadline, type DeadlineEntry } from '../util/deadlines.js';
+import { parseAddress, formatAddress } from './address.js';
+import { decodeFrame, encodeFrame, encodeWindow, FrameReader, FrameType, PREFACE, DEFAULT_MAX_FRAME, type Frame } from './frame.js';
+import { Inbox, Outbox } from './flow.js';
+
+/**
+ * The server side of the wire protocol. One RpcServer listens on one address and serves
+ * every service mounted on it (a process hosting several services needs one port).
+ */
+
+export interface RpcServerOptions {
+  /** largest frame accepted, in bytes (default 4 MiB) */
+  maxFrame?: number;
+  /** concurrent calls and streams per connection (default 10,000) */
+  maxStreams?: number;
+  logger?: Logger;
+}
+
+interface Mounted {
+  router: Router;
+  logger: Logger;
+}
+
+export class RpcServer {
+  readonly maxFrame: number;
+  readonly maxStreams: number;
+  private readonly mounted = new Map<string, Mounted>();
+  private readonly connections = new Set<ServerConnection>();
+  private server: NetServer | undefined;
+  private unixPath: string | undefined;
+  private boundAddress: string | undefined;
+  private draining = false;
+  private inflight = 0;
+  private idleWaiters: Array<() => void> = [];
+  readonly logger: Logger | undefined;
+
+  constructor(options: RpcServerOptions = {}) {
+    this.maxFrame = options.maxFrame ?? DEFAULT_MAX_FRAME;
+    this.maxStreams = options.maxStreams ?? 10_000;
+    this.logger = options.logger;
+  }
+
+  get address(): string | undefined {
+    return this.boundAddress;
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  /** Calls and streams being served right now. */
+  get activeCalls(): number {
+    return this.inflight;
+  }
+
+  mount(namespace: string, router: Router, logger: Logger): void {
+    this.mounted.set(`${namespace}\n${router.service}`, { router, logger });
+  }
+
+  unmount(namespace: string, service: string): void {
+    this.mounted.delete(`${namespace}\n${service}`);
+  }
+
+  /** @internal */
+  lookup(namespace: string, service: string): Mounted | undefined {
+    return this.mounted.get(`${namespace}\n${service}`);
+  }
+
+  /** Listens; resolves with the bound address (port 0 picks a free port). */
+  async listen(address: string): Promise<string> {
+    if (this.server) throw new Error(`already listening on ${this.boundAddress}`);
+    const parsed = parseAddress(address);
+    const server = createServer({ noDelay: true }, (socket) => this.accept(socket));
+    server.maxConnections = 10_000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      if (parsed.kind === 'unix') {
+        // a socket file left by a process that died is removed; a live one makes listen fail
+        if (existsSync(parsed.path)) {
+          try {
+            unlinkSync(parsed.path);
+          } catch {
+            // listen reports the real problem
+          }
+        }
+        server.listen(parsed.path, () => resolve());
+      } else {
+        server.listen(parsed.port, parsed.host, () => resolve());
+      }
+    }).catch((err: NodeJS.ErrnoException) => {
+      throw ServiceUnavailable('micro.transport', `cannot listen on ${address}: ${err.code ?? err.message}`);
+    });
+    server.on('error', (err) => this.logger?.error({ err }, 'rpc server error'));
+    this.server = server;
+    if (parsed.kind === 'unix') {
+      this.unixPath = parsed.path;
+      this.boundAddress = formatAddress(parsed);
+    } else {
+      const a = server.address();
+      const port = a && typeof a === 'object' ? a.port : parsed.port;
+      this.boundAddress = formatAddress({ kind: 'tcp', host: parsed.host, port });
+    }
+    return this.boundAddress;
+  }
+
+  private accept(socket: Socket): void {
+    if (this.draining) {
+      socket.destroy();
+      return;
+    }
+    const conn = new ServerConnection(this, socket);
+    this.connections.add(conn);
+    socket.once('close', () => this.connections.delete(conn));
+  }
+
+  /** @internal */
+  callStarted(): void {
+    this.inflight++;
+  }
+
+  /** @internal */
+  callEnded(): void {
+    this.inflight--;
+    if (this.inflight === 0 && this.idleWaiters.length > 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  /**
+   * Graceful stop: no new connections, every connection is told to go away (clients send
+   * new calls elsewhere), calls in flight finish (up to `timeoutMs`), then all closes.
+   */
+  async drain(timeoutMs = 10_000): Promise<void> {
+    this.draining = true;
+    this.server?.close();
+    for (const conn of this.connections) conn.goAway();
+    if (this.inflight > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, timeoutMs);
+        timer.unref();
+        this.idleWaiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    // end (not destroy) the connections, so that answers already written are delivered
+    for (const conn of this.connections) conn.end();
+    await this.close();
+  }
+
+  /** Stops at once: calls in flight are cancelled. */
+  async close(): Promise<void> {
+    this.draining = true;
+    for (const conn of this.connections) if (!conn.ending) conn.destroy();
+    this.connections.clear();
+    const server = this.server;
+    this.server = undefined;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+    if (this.unixPath) {
+      try {
+        unlinkSync(this.unixPath);
+      } catch {
+        // already gone
+      }
+      this.unixPath = undefined;
+    }
+  }
+}
+
+interface ServerCall extends DeadlineEntry {
+  ctx: CallContext;
+  codec: Codec;
+  service: string;
+  inbox: Inbox | undefined;
+  outbox: Outbox | undefined;
+  done: boolean;
+}
+
+const NO_DEADLINE = 0;
+
+class ServerConnection {
+  private readonly reader: FrameReader;
+  private readonly calls = new Map<number, ServerCall>();
+  private preface = true;
+  private corked = false;
+  private closed = false;
+
+  constructor(
+    private readonly server: RpcServer,
+    private readonly socket: Socket,
+  ) {
+    this.reader = new FrameReader(
+      server.maxFrame,
+      (buf) => this.onFrame(buf),
+      (type, id, length) => this.onOversize(type, id, length),
+    );
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', () => {
+      // 'close' follows; nothing to add
+    });
+    socket.on('close', () => this.onClose());
+    // a connection that never says who it is does not hold a socket for long
+    socket.setTimeout(10_000, () => {
+      if (this.preface) socket.destroy();
+    });
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.preface) {
+      if (chunk.length < PREFACE.length || !chunk.subarray(0, PREFACE.length).equals(PREFACE)) {
+        // not our protocol (an HTTP client, a port scanner): say so and hang up
+        const text = 'this port speaks the micro RPC protocol; call services through the API gateway or a micro client\n';
+        if (chunk.subarray(0, 4).toString('latin1').match(/^[A-Z]{3,}/)) {
+          this.socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: ${text.length}\r\nConnection: close\r\n\r\n${text}`);
+        } else {
+          this.socket.end(text);
+        }
+        this.socket.destroySoon();
+        this.closed = true;
+        return;
+      }
+      this.preface = false;
+      this.socket.setTimeout(0);
+      chunk = chunk.subarray(PREFACE.length);
+      if (chunk.length === 0) return;
+    }
+    if (this.closed) return;
+    this.reader.push(chunk);
+  }
+
+  private send(buf: Buffer): void {
+    if (this.closed) return;
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
+    this.socket.write(buf);
+  }
+
+  private sendError(id: number, err: MicroError): void {
+    this.send(encodeFrame(FrameType.Error, id, 0, JSON.stringify(err.toJSON())));
+  }
+
+  private onOversize(type: number, id: number, length: number): void {
+    const err = PayloadTooLarge('micro.transport', `frame of ${length} bytes exceeds the limit of ${this.server.maxFrame} bytes`);
+    const call = this.calls.get(id);
+    if (call) {
+      this.failCall(call, id, err);
+    } else if (type === FrameType.Request || type === FrameType.Open) {
+      this.sendError(id, err);
+    }
+  }
+
+  private onFrame(buf: Buffer): void {
+    let frame: Frame;
+    try {
+      frame = decodeFrame(buf);
+    } catch (err) {
+      // answer on the id when there is one; a frame too short to have one ends the connection
+      if (buf.length >= 6) {
+        const id = buf.readUInt32BE(2);
+        const call = this.calls.get(id);
+        const e = toMicroError(err, 'micro.transport');
+        if (call) this.failCall(call, id, e);
+        else this.sendError(id, e);
+      } else {
+        this.destroy();
+      }
+      return;
+    }
+    switch (frame.type) {
+      case FrameType.Request:
+      case FrameType.Open:
+        this.onRequest(frame);
+        return;
+      case FrameType.Data: {
+        const call = this.calls.get(frame.id);
+        if (!call || !call.inbox) return; // a late message for a call already over
+        let value: unknown;
+        try {
+          value = call.codec.decode(frame.body);
+        } catch (err) {
+          this.failCall(call, frame.id, toMicroError(err, call.service));
+          return;
+        }
+        if (!call.inbox.deliver(value, frame.body.length)) {
+          this.failCall(call, frame.id, BadRequest('micro.transport', 'stream flow control window exceeded'));
+        }
+        return;
+      }
+      case FrameType.End:
+        this.calls.get(frame.id)?.inbox?.end();
+        return;
+      case FrameType.Cancel: {
+        const call = this.calls.get(frame.id);
+        if (call) this.finish(call, frame.id, Cancelled(call.service, 'cancelled by the caller'));
+        return;
+      }
+      case FrameType.Window:
+        this.calls.get(frame.id)?.outbox?.addCredit(frame.credit);
+        return;
+      case FrameType.Ping:
+        this.send(encodeFrame(FrameType.Pong, frame.id, 0, undefined));
+        return;
+      case FrameType.Pong:
+      case FrameType.GoAway:
+        return;
+      default:
+        this.sendError(frame.id, BadRequest('micro.transport', `unexpected frame type ${frame.type} from a client`));
+    }
+  }
+
+  private onRequest(frame: Frame): void {
+    const head = frame.head!;
+    const id = frame.id;
+    if (this.calls.has(id)) {
+      this.sendError(id, BadRequest('micro.transport', `call id ${id} is already in use on this connection`));
+      return;
+    }
+    if (this.server.isDraining) {
+      this.sendError(id, ServiceUnavailable(head.service, 'server is shutting down; try another node'));
+      return;
+    }
+    if (this.calls.size >= this.server.maxStreams) {
+      this.sendError(id, ServiceUnavailable(head.service, `too many concurrent calls on one connection (limit ${this.server.maxStreams})`));
+      return;
+    }
+    const mounted = this.server.lookup(head.namespace, head.service);
+    if (!mounted) {
+      this.sendError(id, NotFound(head.service, `service ${head.service} not found in namespace ${head.namespace} on this node`));
+      return;
+    }
+    const ep = mounted.router.get(head.endpoint);
+    if (!ep) {
+      this.sendError(id, NotFound(head.service, `endpoint ${head.service}.${head.endpoint} not found`));
+      return;
+    }
+    if (ep.kind !== head.kind) {
+      this.sendError(id, BadRequest(head.service, `endpoint ${head.service}.${ep.name} is ${ep.kind === 'unary' ? 'not a stream' : `a ${ep.kind} stream`}; call it as one`));
+      return;
+    }
+    const codec = codecById(frame.codec)!;
+    const ctx = new CallContext({
+      service: head.service,
+      endpoint: ep.name,
+      namespace: head.namespace,
+      metadata: head.meta?.md,
+      deadline: head.timeout > 0 ? Date.now() + head.timeout : undefined,
+      traceparent: validTraceparent(head.meta?.tp),
+      logger: mounted.logger,
+    });
+    const call: ServerCall = {
+      ctx,
+      codec,
+      service: head.service,
+      inbox: undefined,
+      outbox: undefined,
+      done: false,
+      at: ctx.deadline ?? NO_DEADLINE,
+      onExpire: () => this.finish(call, id, Timeout(head.service, `deadline exceeded after ${head.timeout} ms`)),
+    };
+    this.calls.set(id, call);
+    this.server.callStarted();
+    if (call.at !== NO_DEADLINE) scheduleDeadline(call);
+
+    if (ep.kind === 'unary' || ep.kind === 'server') {
+      let request: unknown;
+      try {
+        request = codec.decode(frame.body);
+      } catch (err) {
+        this.finish(call, id, toMicroError(err, head.service));
+        return;
+      }
+      if (ep.kind === 'unary') this.serveUnary(call, id, ep, request);
+      else this.serveStream(call, id, ep, request);
+    } else {
+      call.inbox = new Inbox(
+        this.server.maxFrame,
+        (bytes) => this.send(encodeWindow(id, bytes)),
+        () => undefined,
+      );
+      const requests = validated(call.inbox, ep);
+      if (ep.kind === 'client') this.serveUnary(call, id, ep, requests);
+      else this.serveStream(call, id, ep, requests);
+    }
+  }
+
+  private serveUnary(call: ServerCall, id: number, ep: CompiledEndpoint, request: unknown): void {
+    ep.invoke(call.ctx, request).then(
+      (response) => {
+        if (call.done) return;
+        let body: Uint8Array | string;
+        try {
+          body = call.codec.id === 0 ? (response === undefined ? 'null' : JSON.stringify(response)) : call.codec.encode(response);
+        } catch (err) {
+          this.finish(call, id, toMicroError(err, call.service));
+          return;
+        }
+        if (byteLength(body) + 6 > this.server.maxFrame) {
+          this.finish(call, id, PayloadTooLarge(call.service, `response exceeds the frame limit of ${this.server.maxFrame} bytes`));
+          return;
+        }
+        this.send(encodeFrame(FrameType.Response, id, call.codec.id, body));
+        this.finish(call, id, undefined);
+      },
+      (err: unknown) => {
+        this.logFailure(call, err);
+        this.finish(call, id, toMicroError(err, call.service));
+      },
+    );
+  }
+
+  private serveStream(call: ServerCall, id: number, ep: CompiledEndpoint, request: unknown): void {
+    call.outbox = new Outbox();
+    const outbox = call.outbox;
+    void (async () => {
+      let iterator: AsyncIterator<unknown> | Iterator<unknown> | undefined;
+      try {
+        const responses = (await ep.invoke(call.ctx, request)) as AsyncIterable<unknown> | Iterable<unknown>;
+        if (!responses || (typeof (responses as AsyncIterable<unknown>)[Symbol.asyncIterator] !== 'function' && typeof (responses as Iterable<unknown>)[Symbol.iterator] !== 'function')) {
+          throw new TypeError(`handler of streaming endpoint ${ep.name} must return an iterable`);
+        }
+        iterator = Symbol.asyncIterator in responses ? responses[Symbol.asyncIterator]() : (responses as Iterable<unknown>)[Symbol.iterator]();
+        for (;;) {
+          if (call.done) break;
+          const next = await iterator.next();
+          if (next.done || call.done) break;
+          const value = ep.checkResponse(next.value);
+          const body = call.codec.id === 0 ? (value === undefined ? 'null' : JSON.stringify(value)) : call.codec.encode(value);
+          const size = byteLength(body);
+          if (size + 6 > this.server.maxFrame) throw PayloadTooLarge(call.service, `stream message exceeds the frame limit of ${this.server.maxFrame} bytes`);
+          const wait = outbox.reserve(size);
+          if (wait) await wait;
+          if (call.done) break;
+          this.send(encodeFrame(FrameType.Data, id, call.codec.id, body));
+        }
+        if (!call.done) {
+          this.send(encodeFrame(FrameType.End, id, 0, undefined));
+          this.finish(call, id, undefined);
+        }
+      } catch (err) {
+        if (!call.done) {
+          this.logFailure(call, err);
+          this.finish(call, id, toMicroError(err, call.service));
+        }
+      } finally {
+        // a stream cut short (cancel, deadline, lost peer) ends the handler's generator too
+        if (call.done && iterator?.return) {
+          try {
+            await iterator.return();
+          } catch {
+            // the handler's own cleanup failed; nothing to tell the caller who is gone
+          }
+        }
+      }
+    })();
+  }
+
+  private logFailure(call: ServerCall, err: unknown): void {
+    if (!(err instanceof MicroError)) call.ctx.logger.error({ err }, 'handler failed');
+  }
+
+  /** Ends a call once: sends the error if there is one, releases its state. */
+  private finish(call: ServerCall, id: number, err: MicroError | undefined): void {
+    if (call.done) return;
+    call.done = true;
+    this.calls.delete(id);
+    if (call.at !== NO_DEADLINE) cancelDeadline(call);
+    this.server.callEnded();
+    if (err) {
+      call.ctx.abort(err);
+      call.inbox?.fail(err);
+      call.outbox?.close(err);
+      if (err.code !== 499) this.sendError(id, err);
+    } else {
+      call.inbox?.end();
+      call.outbox?.close();
+    }
+  }
+
+  private failCall(call: ServerCall, id: number, err: MicroError): void {
+    this.finish(call, id, err);
+  }
+
+  /** Flushes what was written and closes; destroyed after a grace period if the peer lingers. */
+  get ending(): boolean {
+    return this.closed;
+  }
+
+  end(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), 1_000).unref();
+  }
+
+  goAway(): void {
+    this.send(encodeFrame(FrameType.GoAway, 0, 0, undefined));
+  }
+
+  destroy(): void {
+    this.closed = true;
+    this.socket.destroy();
+    this.onClose();
+  }
+
+  private onClose(): void {
+    this.closed = true;
+    if (this.calls.size === 0) return;
+    const lost = Cancelled('micro.transport', 'connection to the caller was lost');
+    for (const [id, call] of [...this.calls]) this.finish(call, id, lost);
+  }
+}
+
+function byteLength(body: string | Uint8Array): number {
+  return typeof body === 'string' ? Buffer.byteLength(body, 'utf8') : body.length;
+}
+
+/** Streamed requests, each checked against the endpoint's schema as the handler reads it. */
+async function* validated(inbox: Inbox, ep: CompiledEndpoint): AsyncGenerator<unknown> {
+  for await (const value of inbox) yield ep.parseMessage(value);
+}

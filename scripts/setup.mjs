@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+// Makes a fresh clone ready: installs what is missing, then builds (incrementally).
+// `npm start`, `npm test` and `npm run bench` all run this first, so a fresh clone needs
+// nothing else. It is quick when everything is already in place.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, statSync, utimesSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const major = Number(process.versions.node.split('.')[0]);
+if (major < 20) {
+  console.error(`Micro needs Node.js 20 or newer; this is ${process.version}. Install a newer Node.js and try again.`);
+  process.exit(1);
+}
+
+function run(cmd, args, what) {
+  const started = Date.now();
+  process.stderr.write(`micro setup: ${what} ...\n`);
+  const res = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', shell: process.platform === 'win32' });
+  if (res.status !== 0) {
+    console.error(`micro setup: ${what} failed (exit ${res.status}). Fix the error above and run the command again.`);
+    process.exit(res.status ?? 1);
+  }
+  process.stderr.write(`micro setup: ${what} done in ${((Date.now() - started) / 1000).toFixed(1)}s\n`);
+}
+
+// Install when node_modules is missing or older than the lock file / manifests.
+const marker = join(root, 'node_modules', '.package-lock.json');
+const manifests = ['package.json', 'package-lock.json', ...workspaceManifests()];
+const stale = !existsSync(marker) || manifests.some((m) => existsSync(join(root, m)) && statSync(join(root, m)).mtimeMs > statSync(marker).mtimeMs);
+if (stale) {
+  const ci = existsSync(join(root, 'package-lock.json')) && !existsSync(join(root, 'node_modules'));
+  run('npm', [ci ? 'ci' : 'install', '--no-audit', '--no-fund'], 'installing dependencies');
+  // npm leaves the marker alone when nothing changed; touch it so the next run skips this
+  if (existsSync(marker)) utimesSync(marker, new Date(), new Date());
+}
+
+run(join(root, 'node_modules', '.bin', 'tsc'), ['-b', 'tsconfig.build.json'], 'building TypeScript');
+
+function workspaceManifests() {
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+  return (pkg.workspaces ?? []).map((w) => join(w, 'package.json'));
+}
