@@ -1,0 +1,362 @@
+/**
+ * The benchmark harness: every benchmark is a pair (Micro and a peer framework doing the
+ * same work), measured in the same run, in alternating rounds, and reported as the median
+ * of the rounds with their spread and the ratio ours/peer.
+ *
+ * A benchmark module exports a `Benchmark`: the figures it measures and a `setup` that
+ * starts both contestants. The harness warms both up, runs the rounds (alternating which
+ * side goes first, so drift of the machine hits both alike), closes both and aggregates.
+ * Timings never fail the run: a missed target is only marked.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { cpus, totalmem, type as osType, release, arch } from 'node:os';
+import { createInterface } from 'node:readline';
+
+// ---- what a benchmark declares -----------------------------------------------------
+
+export interface FigureSpec {
+  /** stable key in results/latest.json, e.g. `inprocess.sequential` */
+  readonly id: string;
+  /** what the row of the table says */
+  readonly label: string;
+  readonly unit: 'calls/s' | 'µs' | 'ms' | 'MB';
+  readonly better: 'higher' | 'lower';
+  /**
+   * The ratio ours/peer the figure must reach: at least `ratio` when higher is better,
+   * at most `ratio` when lower is better. No target: the figure is informational.
+   */
+  readonly target?: number;
+}
+
+/** One side of a pair, ready to be measured. */
+export interface Contestant {
+  /** runs the work untimed until the JIT and the connections have settled */
+  warmUp(): Promise<void>;
+  /** one timed round: a value for every figure id of the benchmark */
+  round(): Promise<Record<string, number>>;
+  /** releases everything (connections, brokers, child processes) */
+  close(): Promise<void>;
+}
+
+export interface Benchmark {
+  /** the name used on the command line, e.g. `remote` */
+  readonly name: string;
+  readonly title: string;
+  readonly figures: readonly FigureSpec[];
+  /** starts both contestants; the harness closes them, also after a failure */
+  setup(): Promise<{ micro: Contestant; peer: Contestant }>;
+}
+
+// ---- what the harness reports ----------------------------------------------------
+
+export interface Stats {
+  median: number;
+  min: number;
+  max: number;
+  /** sample standard deviation, as a percentage of the mean */
+  cv: number;
+  samples: number[];
+}
+
+export interface FigureResult extends FigureSpec {
+  micro: Stats;
+  peer: Stats;
+  /** median ours / median peer */
+  ratio: number;
+  /** undefined when the figure has no target */
+  met: boolean | undefined;
+}
+
+export interface BenchmarkResult {
+  name: string;
+  title: string;
+  seconds: number;
+  figures: FigureResult[];
+  /** set when the benchmark could not run; its figures are then missing */
+  error?: string;
+}
+
+export interface MachineInfo {
+  cpuModel: string;
+  cpuCount: number;
+  memoryGiB: number;
+  node: string;
+  os: string;
+  arch: string;
+}
+
+export function machineInfo(): MachineInfo {
+  const list = cpus();
+  return {
+    cpuModel: list[0]?.model.trim() ?? 'unknown',
+    cpuCount: list.length,
+    memoryGiB: Math.round((totalmem() / 1024 ** 3) * 10) / 10,
+    node: process.version,
+    os: `${osType()} ${release()}`,
+    arch: arch(),
+  };
+}
+
+export interface HarnessOptions {
+  /** timed rounds per side (default 5) */
+  rounds: number;
+  /** progress lines go here (stderr), so that stdout is only the report */
+  log: (line: string) => void;
+}
+
+export function stats(samples: number[]): Stats {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const n = sorted.length;
+  const median = n === 0 ? NaN : n % 2 === 1 ? (sorted[(n - 1) / 2] as number) : ((sorted[n / 2 - 1] as number) + (sorted[n / 2] as number)) / 2;
+  const mean = sorted.reduce((a, b) => a + b, 0) / n;
+  const variance = n > 1 ? sorted.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1) : 0;
+  return { median, min: sorted[0] ?? NaN, max: sorted[n - 1] ?? NaN, cv: mean === 0 ? 0 : (Math.sqrt(variance) / mean) * 100, samples };
+}
+
+/** Runs one benchmark pair: set up, warm up, alternate rounds, close (always). */
+export async function runBenchmark(bench: Benchmark, options: HarnessOptions): Promise<BenchmarkResult> {
+  const started = performance.now();
+  const micro: Record<string, number[]> = {};
+  const peer: Record<string, number[]> = {};
+  for (const f of bench.figures) {
+    micro[f.id] = [];
+    peer[f.id] = [];
+  }
+  let pair: { micro: Contestant; peer: Contestant } | undefined;
+  try {
+    options.log(`[${bench.name}] starting both sides`);
+    pair = await bench.setup();
+    options.log(`[${bench.name}] warming up`);
+    await pair.micro.warmUp();
+    await pair.peer.warmUp();
+    for (let r = 0; r < options.rounds; r++) {
+      // alternate who goes first, so that a trend in the machine's speed hits both alike
+      const order: Array<['micro' | 'peer', Contestant]> = r % 2 === 0 ? [['micro', pair.micro], ['peer', pair.peer]] : [['peer', pair.peer], ['micro', pair.micro]];
+      for (const [side, c] of order) {
+        const values = await c.round();
+        const into = side === 'micro' ? micro : peer;
+        for (const f of bench.figures) {
+          const v = values[f.id];
+          if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`${side} returned no value for ${f.id}`);
+          into[f.id]?.push(v);
+        }
+      }
+      options.log(`[${bench.name}] round ${r + 1}/${options.rounds}: ${bench.figures.map((f) => `${f.id} ${fmt(micro[f.id]?.at(-1) ?? NaN, f.unit)} vs ${fmt(peer[f.id]?.at(-1) ?? NaN, f.unit)}`).join(', ')}`);
+    }
+  } catch (err) {
+    return { name: bench.name, title: bench.title, seconds: (performance.now() - started) / 1000, figures: [], error: (err as Error).stack ?? String(err) };
+  } finally {
+    if (pair) {
+      const closing = [pair.micro.close(), pair.peer.close()];
+      for (const r of await Promise.allSettled(closing)) if (r.status === 'rejected') options.log(`[${bench.name}] close failed: ${String(r.reason)}`);
+    }
+  }
+  const figures = bench.figures.map((f): FigureResult => {
+    const m = stats(micro[f.id] ?? []);
+    const p = stats(peer[f.id] ?? []);
+    const ratio = m.median / p.median;
+    const met = f.target === undefined ? undefined : f.better === 'higher' ? ratio >= f.target : ratio <= f.target;
+    return { ...f, micro: m, peer: p, ratio, met };
+  });
+  return { name: bench.name, title: bench.title, seconds: (performance.now() - started) / 1000, figures };
+}
+
+// ---- timing loops ------------------------------------------------------------------
+
+export type Call = () => Promise<unknown>;
+
+/** Calls/s of a sequential await loop over `ms` milliseconds. */
+export async function sequentialThroughput(call: Call, ms: number): Promise<number> {
+  const start = performance.now();
+  const end = start + ms;
+  let count = 0;
+  let now = start;
+  while (now < end) {
+    // reading the clock every call would be a measurable part of an in-process call
+    for (let i = 0; i < 64; i++) await call();
+    count += 64;
+    now = performance.now();
+  }
+  return (count / (now - start)) * 1000;
+}
+
+/**
+ * Calls/s of a closed loop keeping exactly `inflight` calls outstanding for `ms`
+ * milliseconds: each of `inflight` workers starts its next call when its last returns.
+ * The time counted runs until the last call has returned.
+ */
+export async function closedLoopThroughput(call: Call, inflight: number, ms: number): Promise<number> {
+  const start = performance.now();
+  const end = start + ms;
+  let count = 0;
+  const worker = async () => {
+    while (performance.now() < end) {
+      await call();
+      count++;
+    }
+  };
+  await Promise.all(Array.from({ length: inflight }, worker));
+  return (count / (performance.now() - start)) * 1000;
+}
+
+/** Round-trip times in µs of `n` calls made one after another, sorted ascending. */
+export async function sequentialLatencies(call: Call, n: number): Promise<Float64Array> {
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const t0 = process.hrtime.bigint();
+    await call();
+    out[i] = Number(process.hrtime.bigint() - t0) / 1000;
+  }
+  return out.sort();
+}
+
+/** The p-th percentile (0..100) of sorted values, nearest-rank. */
+export function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN;
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))] as number;
+}
+
+/** Runs `call` untimed for `ms` milliseconds with `inflight` calls outstanding. */
+export async function warm(call: Call, ms: number, inflight = 1): Promise<void> {
+  if (inflight === 1) await sequentialThroughput(call, ms);
+  else await closedLoopThroughput(call, inflight, ms);
+}
+
+// ---- child processes ---------------------------------------------------------------
+
+const children = new Set<ChildProcess>();
+let hooked = false;
+
+/** Kills every child still running (SIGKILL): the last resort on exit and on errors. */
+export function killChildren(): void {
+  for (const child of children) {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+  children.clear();
+}
+
+function hookExit(): void {
+  if (hooked) return;
+  hooked = true;
+  process.on('exit', killChildren);
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => {
+      killChildren();
+      process.exit(130);
+    });
+  }
+}
+
+export interface ChildServer<Info> {
+  readonly info: Info;
+  readonly pid: number;
+  /** asks the child to exit (SIGTERM), SIGKILL after 2 s; resolves when it is gone */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `node script args...` and waits for the first line it prints on stdout, a JSON
+ * object describing what it serves (its address). The child exits by itself when its
+ * stdin closes, so it dies with this process even if this one is killed with SIGKILL.
+ */
+export async function startChild<Info>(script: string, args: string[] = [], timeoutMs = 15_000): Promise<ChildServer<Info>> {
+  hookExit();
+  const child = spawn(process.execPath, [script, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, NODE_NO_WARNINGS: '1' } });
+  children.add(child);
+  let stderr = '';
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (s: string) => {
+    if (stderr.length < 8_000) stderr += s;
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const stop = async () => {
+    children.delete(child);
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 2_000);
+    await exited;
+    clearTimeout(timer);
+  };
+  try {
+    const info = await new Promise<Info>((resolve, reject) => {
+      const lines = createInterface({ input: child.stdout! });
+      const timer = setTimeout(() => reject(new Error(`${script} did not start within ${timeoutMs} ms\n${stderr}`)), timeoutMs);
+      lines.once('line', (line) => {
+        clearTimeout(timer);
+        try {
+          resolve(JSON.parse(line) as Info);
+        } catch {
+          reject(new Error(`${script} printed "${line}" instead of its address\n${stderr}`));
+        }
+      });
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        reject(new Error(`${script} exited (${signal ?? code}) before it was ready\n${stderr}`));
+      });
+      child.once('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+    });
+    return { info, pid: child.pid ?? 0, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** For child scripts: exit when the parent goes away (stdin closes) or asks (SIGTERM). */
+export function exitWithParent(cleanup: () => Promise<void> | void = () => undefined): void {
+  let leaving = false;
+  const leave = () => {
+    if (leaving) return;
+    leaving = true;
+    const force = setTimeout(() => process.exit(0), 1_000);
+    force.unref();
+    Promise.resolve()
+      .then(cleanup)
+      .catch(() => undefined)
+      .finally(() => process.exit(0));
+  };
+  process.stdin.on('end', leave);
+  process.stdin.on('close', leave);
+  process.stdin.on('error', leave);
+  process.stdin.resume();
+  process.once('SIGTERM', leave);
+  process.once('SIGINT', leave);
+}
+
+// ---- the report ----------------------------------------------------------------------
+
+export function fmt(value: number, unit: FigureSpec['unit']): string {
+  if (!Number.isFinite(value)) return 'n/a';
+  if (unit === 'calls/s') return `${Math.round(value).toLocaleString('en-US')}`;
+  if (unit === 'µs') return value >= 100 ? value.toFixed(0) : value.toFixed(1);
+  return value.toFixed(1);
+}
+
+function cell(s: Stats, unit: FigureSpec['unit']): string {
+  return `${fmt(s.median, unit)} (${fmt(s.min, unit)}–${fmt(s.max, unit)})`;
+}
+
+export function targetText(f: FigureSpec): string {
+  if (f.target === undefined) return '–';
+  return `${f.better === 'higher' ? '≥' : '≤'} ${f.target.toFixed(2)}x`;
+}
+
+/** The Markdown table of every figure: median (min–max) of each side, ratio, target. */
+export function markdownTable(results: BenchmarkResult[], peerName: string): string {
+  const rows = [`| figure | micro | ${peerName} | ratio | target | met? |`, '|---|---:|---:|---:|:---:|:---:|'];
+  for (const b of results) {
+    if (b.error) {
+      rows.push(`| ${b.title}: **failed to run** (see above) | | | | | |`);
+      continue;
+    }
+    for (const f of b.figures) {
+      const met = f.met === undefined ? '' : f.met ? 'yes' : '**no**';
+      rows.push(`| ${f.label} (${f.unit}) | ${cell(f.micro, f.unit)} | ${cell(f.peer, f.unit)} | ${f.ratio.toFixed(2)}x | ${targetText(f)} | ${met} |`);
+    }
+  }
+  return rows.join('\n');
+}
