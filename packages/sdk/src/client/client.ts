@@ -4,7 +4,7 @@ import { codecByName, type Codec, type CodecName } from '../codec/codec.js';
 import type { Registry, StreamKind } from '../registry/registry.js';
 import type { Selector } from '../selector/selector.js';
 import { findLocal, localKey, type LocalInstance } from '../service/local.js';
-import type { CompiledEndpoint } from '../service/router.js';
+import { isPromise, type CompiledEndpoint } from '../service/router.js';
 import { cancelDeadline, scheduleDeadline } from '../util/deadlines.js';
 import { ConnectionError, type ClientConnection, type ConnectionPool, type OutboundCall, type StreamHandle } from '../transport/client.js';
 import { encodeRoute } from '../transport/frame.js';
@@ -158,11 +158,15 @@ export class Client {
   }
 
   /** @internal the entry point of every call made through this client */
-  invoke(prepared: PreparedCall, request: unknown, options: CallOptions = {}): Promise<unknown> | ResponseStream<unknown> {
+  invoke(prepared: PreparedCall, request: unknown, options: CallOptions = NO_OPTIONS): Promise<unknown> | ResponseStream<unknown> {
     const parent = options.parent;
     const timeout = options.timeout ?? (prepared.kind === 'unary' || parent ? this.timeout : undefined);
-    let deadline = timeout !== undefined && timeout > 0 ? Date.now() + timeout : undefined;
-    if (parent?.deadline !== undefined && (deadline === undefined || parent.deadline < deadline)) deadline = parent.deadline;
+    const now = Date.now();
+    let deadline = timeout !== undefined && timeout > 0 ? now + timeout : undefined;
+    if (parent?.deadline !== undefined && (deadline === undefined || parent.deadline < deadline)) {
+      deadline = parent.deadline;
+      if (deadline <= now) return Promise.reject(Timeout(prepared.service, `the parent call's deadline passed before calling ${prepared.service}`));
+    }
     let metadata: Metadata;
     if (!parent && !options.metadata) metadata = this.baseMetadata ?? EMPTY;
     else metadata = { ...this.baseMetadata, ...parent?.metadata, ...options.metadata };
@@ -204,7 +208,6 @@ export class Client {
     const ep = local.router.get(prepared.endpoint);
     if (!ep) return Promise.reject(NotFound(prepared.service, `endpoint ${prepared.service}.${prepared.endpoint} not found`));
     if (ep.kind !== prepared.kind) return Promise.reject(kindMismatch(prepared, ep));
-    if (req.deadline !== undefined && req.deadline <= Date.now()) return Promise.reject(Timeout(prepared.service, 'deadline exceeded before the call was made'));
     if (req.options.signal?.aborted) return Promise.reject(Cancelled(prepared.service, 'cancelled by the caller'));
     const ctx = new CallContext({
       service: prepared.service,
@@ -218,7 +221,19 @@ export class Client {
     local.inflight++;
     if (ep.kind === 'server' || ep.kind === 'bidi') return Promise.resolve(this.localStream(local, ep, ctx, req));
     const input = ep.kind === 'client' ? validatedLocal(req.request, ep) : req.request;
-    const result = ep.invoke(ctx, input);
+    let out: unknown;
+    try {
+      out = ep.call(ctx, input);
+    } catch (err) {
+      local.callEnded();
+      return Promise.reject(handlerError(err, ctx));
+    }
+    // a synchronous handler has answered already: no deadline can pass any more
+    if (!isPromise(out)) {
+      local.callEnded();
+      return Promise.resolve(out);
+    }
+    const result = out;
     const signal = req.options.signal;
     if (req.deadline === undefined && !signal) {
       return result.then(
@@ -373,6 +388,7 @@ export class Client {
 }
 
 const EMPTY: Metadata = Object.freeze({}) as Metadata;
+const NO_OPTIONS: CallOptions = Object.freeze({});
 
 function kindMismatch(prepared: PreparedCall, ep: CompiledEndpoint): MicroError {
   return BadRequest(prepared.service, `endpoint ${prepared.service}.${ep.name} is ${ep.kind === 'unary' ? 'not a stream' : `a ${ep.kind} stream`}; call it as one`);

@@ -24,7 +24,13 @@ export interface CompiledEndpoint {
   readonly name: string;
   readonly kind: StreamKind;
   readonly def: AnyEndpointDef;
-  /** runs validation, middleware and the handler */
+  /**
+   * Validates the request and runs middleware and the handler. Returns the handler's
+   * value as is when it is not a promise (a synchronous handler costs no promise), a
+   * promise otherwise; throws when validation or a synchronous handler fails.
+   */
+  readonly call: (ctx: CallContext, request: unknown) => unknown;
+  /** `call` as a promise, for callers that always await */
   readonly invoke: (ctx: CallContext, request: unknown) => Promise<unknown>;
   /** validates one streamed request message */
   readonly parseMessage: (value: unknown) => unknown;
@@ -61,30 +67,35 @@ export class Router {
       if (typeof handler !== 'function') throw new TypeError(`service ${id}: no handler for endpoint ${name}`);
       const validate = (value: unknown) => parseRequest(def.request, value, id);
       const checkResponse = options.validateResponses ? (value: unknown) => parseResponse(def.response, value, id) : (value: unknown) => value;
-      // the innermost step: the handler itself (requests of streams are validated message by message)
-      const call = handler as (req: unknown, ctx: Context) => unknown;
-      let chain: (ctx: Context, req: unknown) => Promise<unknown>;
-      if (def.kind === 'unary') {
-        chain = options.validateResponses ? async (ctx, req) => checkResponse(await call(req, ctx)) : async (ctx, req) => call(req, ctx);
-      } else {
-        chain = async (ctx, req) => call(req, ctx);
+      const handle = handler as (req: unknown, ctx: Context) => unknown;
+      // the innermost step: the handler itself, its response checked when asked to
+      let inner: (ctx: Context, req: unknown) => unknown = (ctx, req) => handle(req, ctx);
+      if (def.kind === 'unary' && options.validateResponses) {
+        inner = (ctx, req) => {
+          const out = handle(req, ctx);
+          return isPromise(out) ? out.then(checkResponse) : checkResponse(out);
+        };
       }
+      // middleware, composed once here, not per call
+      let chain = inner;
       for (let i = options.middleware.length - 1; i >= 0; i--) {
         const mw = options.middleware[i] as HandlerMiddleware;
         const next = chain;
-        chain = (ctx, req) => mw(ctx, req, (r) => next(ctx, r));
+        chain = (ctx, req) => mw(ctx, req, async (r) => next(ctx, r));
       }
+      // requests of unary and server-streaming calls are validated here; streamed ones
+      // message by message as the handler reads them
       const needsParse = def.kind === 'unary' || def.kind === 'server';
-      const invoke = needsParse
-        ? (ctx: CallContext, req: unknown) => {
-            try {
-              return chain(ctx, validate(req));
-            } catch (err) {
-              return Promise.reject(err as Error);
-            }
-          }
-        : chain;
-      const compiled: CompiledEndpoint = { name, kind: def.kind, def, invoke, parseMessage: validate, checkResponse };
+      const run = chain;
+      const call = needsParse ? (ctx: CallContext, req: unknown) => run(ctx, validate(req)) : run;
+      const invoke = (ctx: CallContext, req: unknown): Promise<unknown> => {
+        try {
+          return Promise.resolve(call(ctx, req));
+        } catch (err) {
+          return Promise.reject(err as Error);
+        }
+      };
+      const compiled: CompiledEndpoint = { name, kind: def.kind, def, call, invoke, parseMessage: validate, checkResponse };
       this.endpoints.set(name, compiled);
       const alias = lowerFirst(name);
       if (!this.endpoints.has(alias)) this.endpoints.set(alias, compiled);
@@ -106,6 +117,10 @@ export class Router {
   names(): string[] {
     return [...new Set([...this.endpoints.values()].map((e) => e.name))];
   }
+}
+
+export function isPromise(value: unknown): value is Promise<unknown> {
+  return typeof (value as Promise<unknown> | undefined)?.then === 'function';
 }
 
 /** Errors as the caller will see them: typed errors pass, anything else is a bare 500. */

@@ -257,3 +257,22 @@ test('a server that dies mid-stream ends the stream with a typed error, not a ha
     child.kill('SIGKILL');
   }
 });
+
+test('a caller that disappears mid-stream stops the handler on the server', async () => {
+  const h = await startEcho({ remote: true });
+  try {
+    const raw = await rawConnection(h.service.address!);
+    raw.socket.write(PREFACE);
+    const route = encodeRoute(h.service.namespace, 'echo', 'Count');
+    raw.socket.write(encodeRequest(FrameType.Open, 1, 0, 'server', 0, route, undefined, '{"to":100000000}'));
+    await raw.frames();
+    raw.socket.destroy();
+    for (let i = 0; i < 200 && h.probe.streamClosed === 0; i++) await sleep(10);
+    assert.equal(h.probe.streamClosed, 1, 'the generator was closed');
+    // bounded by the flow control window: the producer stopped long before the end
+    assert.ok(h.probe.produced < 1_000_000);
+    assert.equal(h.service.state, 'running');
+  } finally {
+    await h.close();
+  }
+});

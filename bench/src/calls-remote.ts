@@ -1,0 +1,107 @@
+/**
+ * Remote calls between two processes on this machine: the service runs in a child
+ * process, this process calls it over TCP on 127.0.0.1.
+ * Micro: the SDK's own wire protocol, the client dialling the service's address (one
+ * multiplexed connection, JSON bodies).
+ * Moleculer: two ServiceBrokers with the TCP transporter, a static node list and no UDP
+ * discovery (JSON serializer, its default).
+ * Figures: throughput with exactly 100 calls outstanding, and the round-trip time of
+ * calls made one after another (p50, p99).
+ */
+import { fileURLToPath } from 'node:url';
+import { ConnectionPool, createClient } from '@micro/sdk';
+import { ServiceBroker } from 'moleculer';
+import { EXPECTED, greeter, REQUEST } from './greeter.js';
+import {
+  closedLoopThroughput,
+  percentile,
+  sequentialLatencies,
+  startChild,
+  warm,
+  type Benchmark,
+  type Call,
+  type ChildServer,
+  type Contestant,
+} from './harness.js';
+
+const INFLIGHT = 100;
+const THROUGHPUT_MS = 3_000;
+const LATENCY_CALLS = 5_000;
+const WARMUP_MS = 1_000;
+
+const script = (name: string) => fileURLToPath(new URL(`./servers/${name}.js`, import.meta.url));
+
+function contestant(call: Call, close: () => Promise<void>): Contestant {
+  return {
+    async warmUp() {
+      const first = (await call()) as { message?: unknown };
+      if (first.message !== EXPECTED) throw new Error(`unexpected response ${JSON.stringify(first)}`);
+      await warm(call, WARMUP_MS / 2, INFLIGHT);
+      await warm(call, WARMUP_MS / 2);
+    },
+    async round() {
+      const throughput = await closedLoopThroughput(call, INFLIGHT, THROUGHPUT_MS);
+      const rtt = await sequentialLatencies(call, LATENCY_CALLS);
+      return { 'remote.throughput': throughput, 'remote.p50': percentile(rtt, 50), 'remote.p99': percentile(rtt, 99) };
+    },
+    close,
+  };
+}
+
+async function micro(): Promise<Contestant> {
+  const server: ChildServer<{ address: string }> = await startChild(script('micro-greeter'));
+  const pool = new ConnectionPool();
+  const client = createClient(greeter, { address: server.info.address, pool, preferLocal: false });
+  return contestant(
+    () => client.Hello(REQUEST),
+    async () => {
+      pool.close();
+      await server.stop();
+    },
+  );
+}
+
+async function moleculer(): Promise<Contestant> {
+  const server: ChildServer<{ nodeID: string; port: number }> = await startChild(script('moleculer-greeter'));
+  const broker = new ServiceBroker({
+    nodeID: `bench-caller-${process.pid}`,
+    logger: false,
+    transporter: { type: 'TCP', options: { udpDiscovery: false, port: 0, urls: `127.0.0.1:${server.info.port}/${server.info.nodeID}` } },
+  });
+  try {
+    broker.createService({ name: 'caller' });
+    await broker.start();
+    // gossip must have told each node about the other before a call can go both ways
+    await broker.waitForServices(['greeter'], 15_000);
+  } catch (err) {
+    await broker.stop().catch(() => undefined);
+    await server.stop();
+    throw err;
+  }
+  return contestant(
+    () => broker.call('greeter.hello', REQUEST),
+    async () => {
+      await broker.stop().catch(() => undefined);
+      await server.stop();
+    },
+  );
+}
+
+export const remote: Benchmark = {
+  name: 'remote',
+  title: 'Remote calls (two processes, TCP)',
+  figures: [
+    { id: 'remote.throughput', label: `remote calls/s, ${INFLIGHT} in flight`, unit: 'calls/s', better: 'higher', target: 2.5 },
+    { id: 'remote.p50', label: 'remote sequential round trip p50', unit: 'µs', better: 'lower', target: 1 },
+    { id: 'remote.p99', label: 'remote sequential round trip p99', unit: 'µs', better: 'lower' },
+  ],
+  async setup() {
+    const m = await micro();
+    try {
+      return { micro: m, peer: await moleculer() };
+    } catch (err) {
+      await m.close();
+      throw err;
+    }
+  },
+};

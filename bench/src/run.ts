@@ -1,0 +1,133 @@
+/**
+ * Runs the benchmarks: all of them, or those named on the command line.
+ *
+ *     npm run bench                      # from the repo root: builds, then runs all
+ *     npm run bench -- remote            # only the remote calls
+ *     node bench/dist/run.js --rounds 3 inprocess
+ *
+ * Prints a Markdown table on stdout (progress goes to stderr) and writes
+ * bench/results/latest.json. Exits 0 whatever the timings: a missed target is marked in
+ * the table, not a failure. Exits 1 only when a benchmark could not run at all.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { MOLECULER_VERSION } from 'moleculer';
+import { inprocess } from './calls-inprocess.js';
+import { remote } from './calls-remote.js';
+import { killChildren, machineInfo, markdownTable, runBenchmark, type Benchmark, type BenchmarkResult } from './harness.js';
+
+/** Every benchmark, in the order they run. Later issues add theirs here. */
+const BENCHMARKS: readonly Benchmark[] = [inprocess, remote];
+const PEER = `moleculer ${MOLECULER_VERSION}`;
+
+function usage(): string {
+  return `usage: npm run bench -- [--rounds N] [name...]\nbenchmarks: ${BENCHMARKS.map((b) => `${b.name} (${b.title})`).join(', ')}`;
+}
+
+function parseArgs(argv: string[]): { rounds: number; selected: Benchmark[] } {
+  let rounds = 5;
+  const names: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === '--help' || arg === '-h') {
+      console.log(usage());
+      process.exit(0);
+    } else if (arg === '--rounds' || arg.startsWith('--rounds=')) {
+      const value = arg.includes('=') ? arg.slice('--rounds='.length) : argv[++i];
+      rounds = Number(value);
+      if (!Number.isInteger(rounds) || rounds < 1 || rounds > 50) {
+        console.error(`--rounds takes a whole number from 1 to 50, not "${value}"\n${usage()}`);
+        process.exit(2);
+      }
+    } else {
+      names.push(arg);
+    }
+  }
+  const selected = names.length === 0 ? [...BENCHMARKS] : [];
+  for (const name of names) {
+    const b = BENCHMARKS.find((x) => x.name === name.toLowerCase());
+    if (!b) {
+      console.error(`no benchmark named "${name}"\n${usage()}`);
+      process.exit(2);
+    }
+    if (!selected.includes(b)) selected.push(b);
+  }
+  return { rounds, selected };
+}
+
+function sdkVersion(): string {
+  try {
+    const entry = fileURLToPath(import.meta.resolve('@micro/sdk'));
+    return (JSON.parse(readFileSync(join(dirname(entry), '..', 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+function gitRevision(): string | undefined {
+  try {
+    const rev = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== '';
+    return dirty ? `${rev}+changes` : rev;
+  } catch {
+    return undefined;
+  }
+}
+
+async function main(): Promise<number> {
+  const { rounds, selected } = parseArgs(process.argv.slice(2));
+  const machine = machineInfo();
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  log(`micro ${sdkVersion()} vs ${PEER} on ${machine.cpuCount} x ${machine.cpuModel}, ${machine.memoryGiB} GiB, node ${machine.node}, ${machine.os}`);
+  log(`benchmarks: ${selected.map((b) => b.name).join(', ')}; ${rounds} rounds each`);
+
+  const started = Date.now();
+  const results: BenchmarkResult[] = [];
+  for (const bench of selected) {
+    const result = await runBenchmark(bench, { rounds, log });
+    if (result.error) log(`[${bench.name}] FAILED: ${result.error}`);
+    else log(`[${bench.name}] done in ${result.seconds.toFixed(1)} s`);
+    results.push(result);
+  }
+  killChildren();
+
+  const report = {
+    date: new Date().toISOString(),
+    revision: gitRevision(),
+    versions: { micro: sdkVersion(), peer: PEER },
+    machine,
+    rounds,
+    seconds: Math.round((Date.now() - started) / 100) / 10,
+    benchmarks: results,
+  };
+  const dir = fileURLToPath(new URL('../results/', import.meta.url));
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'latest.json');
+  // written whole or not at all: a run cut short leaves the previous results
+  writeFileSync(`${file}.tmp`, `${JSON.stringify(report, null, 2)}\n`);
+  renameSync(`${file}.tmp`, file);
+
+  const table = markdownTable(results, PEER);
+  console.log(`
+## Micro vs ${PEER}
+
+${machine.cpuCount} x ${machine.cpuModel}, ${machine.memoryGiB} GiB RAM, Node.js ${machine.node}, ${machine.os} (${machine.arch}); ${rounds} rounds, median (min–max); ratio = micro / ${PEER.split(' ')[0]}.
+
+${table}
+`);
+  log(`results written to ${relative(process.cwd(), file) || file} (${report.seconds} s in all)`);
+  return results.some((r) => r.error) ? 1 : 0;
+}
+
+// exit explicitly: a peer's stray timer must not keep the run alive (stdout to a pipe or
+// file is written synchronously on Linux and macOS, so nothing printed is lost)
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    killChildren();
+    console.error(err);
+    process.exit(1);
+  },
+);

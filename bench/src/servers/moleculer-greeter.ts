@@ -1,0 +1,21 @@
+/**
+ * Child process of the remote benchmark: the greeter on a Moleculer ServiceBroker with
+ * the TCP transporter (no UDP discovery) on a free port. Prints
+ * `{"nodeID":"...","port":PORT}` when ready and exits when its parent goes away.
+ */
+import { ServiceBroker } from 'moleculer';
+import { moleculerGreeter } from '../greeter.js';
+import { exitWithParent } from '../harness.js';
+
+const nodeID = `bench-greeter-${process.pid}`;
+const broker = new ServiceBroker({
+  nodeID,
+  logger: false,
+  transporter: { type: 'TCP', options: { udpDiscovery: false, port: 0 } },
+});
+broker.createService(moleculerGreeter);
+await broker.start();
+exitWithParent(() => broker.stop());
+// the TCP transporter writes the port it bound into the local node's record
+const port = (broker.registry as unknown as { nodes: { localNode: { port: number } } }).nodes.localNode.port;
+process.stdout.write(`${JSON.stringify({ nodeID, port, pid: process.pid })}\n`);
