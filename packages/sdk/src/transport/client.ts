@@ -6,6 +6,7 @@ import { cancelDeadline, scheduleDeadline, type DeadlineEntry } from '../util/de
 import { parseAddress } from './address.js';
 import { decodeFrame, DEFAULT_MAX_FRAME, encodeFrame, encodeRequest, encodeWindow, FrameReader, FrameType, PREFACE, type Frame } from './frame.js';
 import { Inbox, Outbox } from './flow.js';
+import { FrameWriter } from './writer.js';
 
 /**
  * The client side of the wire protocol: connections that multiplex many calls, and a
@@ -65,10 +66,10 @@ export class ClientConnection {
   readonly address: string;
   private readonly socket: Socket;
   private readonly reader: FrameReader;
+  private readonly writer: FrameWriter;
   private readonly pending = new Map<number, Pending>();
   private readonly maxFrame: number;
   private nextId = 1;
-  private corked = false;
   private connected = false;
   private referenced = true;
   /** the server asked us to go away (it drains): no new calls here */
@@ -83,6 +84,7 @@ export class ClientConnection {
     this.onGone = onGone;
     const parsed = parseAddress(address);
     this.socket = parsed.kind === 'unix' ? connect(parsed.path) : connect({ host: parsed.host, port: parsed.port, noDelay: true });
+    this.writer = new FrameWriter(this.socket);
     this.reader = new FrameReader(
       this.maxFrame,
       (buf) => this.onFrame(buf),
@@ -256,15 +258,7 @@ export class ClientConnection {
 
   private send(buf: Buffer): void {
     if (this.closed) return;
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        this.socket.uncork();
-      });
-    }
-    this.socket.write(buf);
+    this.writer.write(buf);
   }
 
   private onFrame(buf: Buffer): void {

@@ -9,6 +9,7 @@ import { cancelDeadline, scheduleDeadline, type DeadlineEntry } from '../util/de
 import { parseAddress, formatAddress } from './address.js';
 import { decodeFrame, encodeFrame, encodeWindow, FrameReader, FrameType, PREFACE, DEFAULT_MAX_FRAME, type Frame } from './frame.js';
 import { Inbox, Outbox } from './flow.js';
+import { FrameWriter } from './writer.js';
 
 /**
  * The server side of the wire protocol. One RpcServer listens on one address and serves
@@ -190,15 +191,16 @@ const NO_DEADLINE = 0;
 
 class ServerConnection {
   private readonly reader: FrameReader;
+  private readonly writer: FrameWriter;
   private readonly calls = new Map<number, ServerCall>();
   private preface = true;
-  private corked = false;
   private closed = false;
 
   constructor(
     private readonly server: RpcServer,
     private readonly socket: Socket,
   ) {
+    this.writer = new FrameWriter(socket);
     this.reader = new FrameReader(
       server.maxFrame,
       (buf) => this.onFrame(buf),
@@ -240,15 +242,7 @@ class ServerConnection {
 
   private send(buf: Buffer): void {
     if (this.closed) return;
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        this.socket.uncork();
-      });
-    }
-    this.socket.write(buf);
+    this.writer.write(buf);
   }
 
   private sendError(id: number, err: MicroError): void {
