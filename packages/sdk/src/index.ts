@@ -66,3 +66,13 @@ export type { Topic, TypedSubscription, TypedSubscribeOptions } from './broker/t
 export { createLogger, rootLogger, setRootLogger } from './logger/logger.js';
 export type { Logger } from './logger/logger.js';
 export { microHome, defaultNamespace } from './config/env.js';
+export { writeFileDurable, writeJsonDurable, readJson, privateDir } from './util/files.js';
+
+// talking to micro server
+export { serverAddress, platformClient, authFromEnv } from './client/platform.js';
+export { registryService, registryHandlers, RemoteRegistry, ServiceRecordSchema } from './registry/service.js';
+export { brokerService, brokerHandlers, RemoteBroker } from './broker/service.js';
+export { authService } from './auth/definition.js';
+export type { Credentials } from './auth/definition.js';
+export { TokenSource, bearer } from './auth/token.js';
+export * from './runtime/definition.js';

@@ -5,6 +5,8 @@ import { FileRegistry } from '../registry/file.js';
 import type { Registry } from '../registry/registry.js';
 import { Selector } from '../selector/selector.js';
 import { ConnectionPool } from '../transport/client.js';
+import { RemoteRegistry } from '../registry/service.js';
+import { platformClient, serverAddress } from './platform.js';
 
 /**
  * Process-wide defaults, made on first use: one registry, one selector per registry and
@@ -16,16 +18,23 @@ let pool: ConnectionPool | undefined;
 const selectors = new WeakMap<Registry, Selector>();
 
 /**
- * The registry named by MICRO_REGISTRY: `file` (default) is shared by every process of
- * this machine through MICRO_HOME/registry, so services find each other with no server;
- * `memory` is this process only (unit tests).
+ * The registry named by MICRO_REGISTRY: `server` (the default when MICRO_SERVER is set)
+ * is the registry service of that micro server; `file` (the default otherwise) is shared
+ * by every process of this machine through MICRO_HOME/registry, so services find each
+ * other with no server; `memory` is this process only (unit tests).
  */
 export function defaultRegistry(): Registry {
   if (!registry) {
-    const kind = process.env.MICRO_REGISTRY || 'file';
+    const server = serverAddress();
+    const kind = process.env.MICRO_REGISTRY || (server ? 'server' : 'file');
+    if (kind === 'server') {
+      if (!server) throw new Error('MICRO_REGISTRY=server needs MICRO_SERVER, the address of micro server');
+      registry = new RemoteRegistry(platformClient(server));
+      return registry;
+    }
     if (kind === 'memory') registry = new MemoryRegistry();
     else if (kind === 'file') registry = new FileRegistry({ dir: join(microHome(), 'registry') });
-    else throw new Error(`unknown MICRO_REGISTRY "${kind}": use file or memory`);
+    else throw new Error(`unknown MICRO_REGISTRY "${kind}": use server, file or memory`);
   }
   return registry;
 }

@@ -59,7 +59,7 @@ export class CallContext implements Context {
   readonly service: string;
   readonly endpoint: string;
   readonly namespace: string;
-  readonly account: Account | undefined;
+  account: Account | undefined;
   readonly metadata: Metadata;
   readonly deadline: number | undefined;
   private readonly incomingTraceparent: string | undefined;

@@ -22,7 +22,7 @@ export interface ServiceOptions {
   /** share one listener between the services of a process */
   server?: RpcServer;
   registry?: Registry;
-  /** seconds a registration lives without a heart-beat (default 30) */
+  /** seconds a registration lives without a heart-beat (default 30; 0 = until deregistered) */
   registerTTL?: number;
   /** seconds between heart-beats (default a third of the TTL) */
   registerInterval?: number;
@@ -123,7 +123,7 @@ export class Service<D extends ServiceDef = ServiceDef> {
       version: this.def.version,
       namespace: this.namespace,
       endpoints,
-      nodes: this.boundAddress ? [{ id: this.nodeId, address: this.boundAddress, metadata: { pid: String(process.pid) } }] : [],
+      nodes: this.boundAddress ? [{ id: this.nodeId, address: this.boundAddress, metadata: nodeMetadata() }] : [],
     };
     if (this.def.description) record.description = this.def.description;
     const metadata = { ...this.def.metadata, ...this.options.metadata };
@@ -174,6 +174,8 @@ export class Service<D extends ServiceDef = ServiceDef> {
     const ttl = this.options.registerTTL ?? 30;
     const interval = (this.options.registerInterval ?? ttl / 3) * 1000;
     await this.registry.register(this.record(), { ttl, namespace: this.namespace });
+    // a registration without a TTL never expires, so it needs no heart-beat
+    if (ttl <= 0) return;
     this.heartbeat = setInterval(() => {
       this.registry.register(this.record(), { ttl, namespace: this.namespace }).catch((err: unknown) => {
         this.logger.warn({ err }, 'registry heart-beat failed; retrying at the next interval');
@@ -230,6 +232,13 @@ export class Service<D extends ServiceDef = ServiceDef> {
   }
 }
 
+/** What a node tells about its process: its pid and, under the runtime, its instance id. */
+function nodeMetadata(): Record<string, string> {
+  const md: Record<string, string> = { pid: String(process.pid) };
+  if (process.env.MICRO_RUNTIME_INSTANCE) md.instance = process.env.MICRO_RUNTIME_INSTANCE;
+  return md;
+}
+
 /**
  * Starts a service and stops it gracefully on SIGINT / SIGTERM: the one call a service's
  * main file needs.
@@ -253,5 +262,16 @@ export async function run<D extends ServiceDef>(def: D, handlers: Handlers<D>, o
   };
   process.once('SIGINT', () => shutdown('SIGINT'));
   process.once('SIGTERM', () => shutdown('SIGTERM'));
+  // under the runtime, a service outlives neither its server nor a kill -9 of it
+  if (process.env.MICRO_RUNTIME_INSTANCE) {
+    const parent = process.ppid;
+    const watch = setInterval(() => {
+      if (process.ppid !== parent) {
+        clearInterval(watch);
+        shutdown('parent exit');
+      }
+    }, 1_000);
+    watch.unref();
+  }
   return svc;
 }

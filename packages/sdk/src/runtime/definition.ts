@@ -1,0 +1,109 @@
+import { z } from 'zod';
+import { defineService, endpoint, serverStream } from '../service/definition.js';
+
+/**
+ * The contract of the runtime, the core service of `micro server` that builds and runs
+ * services from source (`micro run`, `status`, `logs`, `update`, `kill`). The CLI and
+ * the dashboard call it; the server implements it with a driver (local processes, later
+ * Kubernetes).
+ */
+
+const NAME = z.string().min(1).max(128).regex(/^[a-z][a-z0-9]*([._-][a-z0-9]+)*$/, 'lower-case letters, digits, ".", "-" or "_", starting with a letter');
+const ENV_KEY = z.string().min(1).max(256).regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name');
+
+export const RuntimeState = z.enum(['pending', 'building', 'starting', 'running', 'stopped', 'error', 'crashed']);
+export type RuntimeState = z.infer<typeof RuntimeState>;
+
+export const RuntimeInstance = z.object({
+  id: z.string(),
+  pid: z.number().int().optional(),
+  state: RuntimeState,
+  startedAt: z.string().optional().describe('ISO time the current process started'),
+  restarts: z.number().int(),
+  lastError: z.string().optional().describe('why it last stopped, with the tail of its stderr'),
+});
+export type RuntimeInstance = z.infer<typeof RuntimeInstance>;
+
+export const RuntimeService = z.object({
+  name: NAME,
+  namespace: z.string(),
+  version: z.string().describe('the version the service registers, or the source ref'),
+  source: z.string().describe('what `micro run` was given: a path or a git URL with @ref'),
+  state: RuntimeState,
+  instances: z.array(RuntimeInstance),
+  desiredInstances: z.number().int(),
+  env: z.record(z.string(), z.string()).describe('environment given with --env; secret values are masked'),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  build: z
+    .object({
+      id: z.string(),
+      commit: z.string().optional(),
+      builtAt: z.string().optional(),
+      error: z.string().optional().describe("the build's output when it failed"),
+    })
+    .optional(),
+});
+export type RuntimeService = z.infer<typeof RuntimeService>;
+
+/**
+ * Create and Update stream their progress (fetching, installing, building, starting)
+ * so that `micro run` can show it, and end with the service as it then is.
+ */
+export const RuntimeProgress = z.object({
+  step: z.enum(['fetch', 'install', 'build', 'start', 'done']),
+  message: z.string(),
+  service: RuntimeService.optional().describe('with the last (done) message'),
+});
+export type RuntimeProgress = z.infer<typeof RuntimeProgress>;
+
+export const runtime = defineService({
+  name: 'runtime',
+  version: '1.0.0',
+  description: 'Builds and runs services from source',
+  endpoints: {
+    Create: serverStream({
+      description: 'Builds a service from source and starts it (micro run), streaming progress',
+      request: z.object({
+        source: z.string().min(1).max(4096).describe('a local folder (absolute path), file:// URL or git URL, with optional @branch, @tag or @commit'),
+        name: NAME.optional().describe('defaults to the name in package.json or the folder name'),
+        namespace: z.string().max(255).optional(),
+        env: z.record(ENV_KEY, z.string().max(64 * 1024)).optional(),
+        instances: z.number().int().min(1).max(64).optional(),
+      }),
+      response: RuntimeProgress,
+    }),
+    Read: endpoint({
+      description: 'Lists services run by the runtime (micro status)',
+      request: z.object({ name: NAME.optional(), namespace: z.string().max(255).optional() }),
+      response: z.object({ services: z.array(RuntimeService) }),
+      idempotent: true,
+    }),
+    Update: serverStream({
+      description: 'Rebuilds a service from its source and replaces its instances one by one (micro update), streaming progress',
+      request: z.object({ name: NAME, namespace: z.string().max(255).optional() }),
+      response: RuntimeProgress,
+    }),
+    Delete: endpoint({
+      description: 'Stops a service and forgets it (micro kill)',
+      request: z.object({ name: NAME, namespace: z.string().max(255).optional() }),
+      response: z.object({}),
+    }),
+    Logs: serverStream({
+      description: 'Log lines of a service, oldest first; with follow, new lines as they come (micro logs)',
+      request: z.object({
+        name: NAME,
+        namespace: z.string().max(255).optional(),
+        lines: z.number().int().min(0).max(100_000).optional().describe('how many of the last lines (default 100)'),
+        since: z.string().max(64).optional().describe('only lines at or after this ISO time'),
+        follow: z.boolean().optional(),
+      }),
+      response: z.object({
+        time: z.string(),
+        instance: z.string(),
+        stream: z.enum(['stdout', 'stderr', 'runtime']),
+        line: z.string(),
+      }),
+    }),
+  },
+});

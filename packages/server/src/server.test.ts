@@ -1,0 +1,166 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, statSync, writeFileSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import {
+  authService,
+  bearer,
+  brokerService,
+  Client,
+  createClient,
+  createLogger,
+  MicroError,
+  registryService,
+  RemoteBroker,
+  RemoteRegistry,
+  TokenSource,
+} from '@micro/sdk';
+import { MicroServer } from './server.js';
+
+const silent = createLogger({ level: 'silent' });
+
+async function withServer(fn: (server: MicroServer, home: string) => Promise<void>): Promise<void> {
+  const home = mkdtempSync(join(tmpdir(), 'micro-server-'));
+  const server = new MicroServer({ home, address: 'tcp://127.0.0.1:0', logger: silent });
+  await server.start();
+  try {
+    await fn(server, home);
+  } finally {
+    await server.stop();
+    rmSync(home, { recursive: true, force: true });
+  }
+}
+
+function adminOf(home: string): { id: string; secret: string } {
+  return JSON.parse(readFileSync(join(home, 'server', 'admin.json'), 'utf8')) as { id: string; secret: string };
+}
+
+function clientAs(address: string, creds: { id: string; secret: string; namespace?: string }): Client {
+  const tokenClient = new Client({ address, namespace: 'micro', preferLocal: false });
+  return new Client({ address, namespace: 'micro', preferLocal: false, middleware: [bearer(new TokenSource(creds, tokenClient))] });
+}
+
+test('first start creates a private home with an admin account, and tokens work', async () => {
+  await withServer(async (server, home) => {
+    for (const f of ['admin.json', 'accounts.json', 'jwt-keys.json', 'server.json']) {
+      assert.equal(statSync(join(home, 'server', f)).mode & 0o777, 0o600, `${f} is 0600`);
+    }
+    assert.equal(statSync(join(home, 'server')).mode & 0o777, 0o700);
+    const admin = adminOf(home);
+    // the secret is not stored in the accounts file, only its hash
+    assert.doesNotMatch(readFileSync(join(home, 'server', 'accounts.json'), 'utf8'), new RegExp(admin.secret));
+    const auth = createClient(authService, new Client({ address: server.address, namespace: 'micro', preferLocal: false }));
+    const { token, account } = await auth.Token(admin);
+    assert.equal(account.id, 'admin');
+    assert.equal(token.split('.').length, 3);
+    await assert.rejects(auth.Token({ id: 'admin', secret: 'wrong' }), (err: MicroError) => err.code === 401);
+    await assert.rejects(auth.Token({ id: 'nobody', secret: 'x' }), (err: MicroError) => err.code === 401);
+
+    const registry = new RemoteRegistry(clientAs(server.address, admin));
+    const names = (await registry.listServices({ namespace: 'micro' })).map((s) => s.name).sort();
+    assert.deepEqual(names, ['auth', 'broker', 'registry']);
+  });
+});
+
+test('core services refuse calls without valid credentials', async () => {
+  await withServer(async (server) => {
+    const anonymous = createClient(registryService, new Client({ address: server.address, namespace: 'micro', preferLocal: false }));
+    await assert.rejects(anonymous.ListServices({}), (err: MicroError) => err.code === 401 && /micro login/.test(err.detail));
+    const forged = createClient(registryService, new Client({ address: server.address, namespace: 'micro', preferLocal: false, metadata: { authorization: 'Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJhZG1pbiJ9.' } }));
+    await assert.rejects(forged.ListServices({}), (err: MicroError) => err.code === 401 && /invalid token/.test(err.detail));
+    const malformed = createClient(registryService, new Client({ address: server.address, namespace: 'micro', preferLocal: false, metadata: { authorization: 'Basic abc' } }));
+    await assert.rejects(malformed.ListServices({}), (err: MicroError) => err.code === 401);
+  });
+});
+
+test('a service account reaches only its own namespace', async () => {
+  await withServer(async (server, home) => {
+    const creds = await server.serviceCredentials('billing', 'tenant-a');
+    const client = clientAs(server.address, { ...creds, namespace: 'tenant-a' });
+    const registry = new RemoteRegistry(client);
+    const record = { name: 'billing', version: '1', endpoints: [], nodes: [{ id: 'b1', address: 'tcp://127.0.0.1:1' }] };
+    await registry.register(record, { namespace: 'tenant-a' });
+    assert.equal((await registry.getService('billing', { namespace: 'tenant-a' })).length, 1);
+    await assert.rejects(registry.listServices({ namespace: 'micro' }), (err: MicroError) => err.code === 403);
+    await assert.rejects(registry.register({ ...record, namespace: 'tenant-b' }, { namespace: 'tenant-b' }), (err: MicroError) => err.code === 403);
+    // the admin sees every namespace
+    const admin = new RemoteRegistry(clientAs(server.address, adminOf(home)));
+    assert.equal((await admin.getService('billing', { namespace: 'tenant-a' })).length, 1);
+  });
+});
+
+test('the broker service carries messages between clients', async () => {
+  await withServer(async (server, home) => {
+    const broker = new RemoteBroker(clientAs(server.address, adminOf(home)));
+    const got: unknown[] = [];
+    const sub = await broker.subscribe('orders.*', (m) => {
+      got.push(m.body);
+    });
+    await broker.publish('orders.created', { id: 1 });
+    await broker.publish('other', { id: 2 });
+    for (let i = 0; i < 100 && got.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(got, [{ id: 1 }]);
+    await sub.unsubscribe();
+    assert.ok(createClient(brokerService, new Client()));
+  });
+});
+
+test('a second server on the same home is refused; a dead one\'s lock is taken over', async () => {
+  await withServer(async (server, home) => {
+    const second = new MicroServer({ home, address: 'tcp://127.0.0.1:0', logger: silent });
+    await assert.rejects(second.start(), (err: MicroError) => err.code === 409 && /already running/.test(err.detail) && err.detail.includes(server.address));
+    // the first keeps serving
+    const auth = createClient(authService, new Client({ address: server.address, namespace: 'micro', preferLocal: false }));
+    assert.ok((await auth.Token(adminOf(home))).token);
+  });
+  const home = mkdtempSync(join(tmpdir(), 'micro-server-'));
+  try {
+    // a lock left by a process that no longer exists
+    const ghost = spawn(process.execPath, ['-e', '0']);
+    await new Promise((r) => ghost.once('exit', r));
+    const first = new MicroServer({ home, address: 'tcp://127.0.0.1:0', logger: silent });
+    await first.start();
+    await first.stop();
+    writeFileSync(join(home, 'server', 'lock'), String(ghost.pid));
+    const next = new MicroServer({ home, address: 'tcp://127.0.0.1:0', logger: silent });
+    await next.start();
+    await next.stop();
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
+});
+
+test('a service pointed at the server with MICRO_SERVER registers there and is callable', async () => {
+  await withServer(async (server, home) => {
+    const creds = await server.serviceCredentials('helloworld', 'micro');
+    const main = new URL('../../../examples/helloworld/dist/main.js', import.meta.url);
+    const child = spawn(process.execPath, [main.pathname], {
+      env: { ...process.env, MICRO_HOME: home, MICRO_SERVER: server.address, MICRO_AUTH_ID: creds.id, MICRO_AUTH_SECRET: creds.secret, MICRO_LOG_LEVEL: 'silent' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        let out = '';
+        child.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+          if (out.includes('Ctrl-C')) resolve();
+        });
+        child.once('exit', (code) => reject(new Error(`helloworld exited ${code}`)));
+      });
+      const client = clientAs(server.address, adminOf(home));
+      const registry = new RemoteRegistry(client);
+      const [record] = await registry.getService('helloworld', { namespace: 'micro' });
+      assert.ok(record, 'helloworld registered in the server');
+      const caller = new Client({ registry, namespace: 'micro', preferLocal: false });
+      assert.deepEqual(await caller.call('helloworld', 'Call', { name: 'Server' }), { message: 'Hello Server' });
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+      // it deregistered on the way out
+      assert.equal((await registry.getService('helloworld', { namespace: 'micro' })).length, 0);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+});

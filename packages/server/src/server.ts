@@ -1,0 +1,157 @@
+import { closeSync, existsSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import {
+  authService,
+  brokerService,
+  createLogger,
+  errors,
+  MemoryBroker,
+  MemoryRegistry,
+  microHome,
+  readJson,
+  registryService,
+  RpcServer,
+  Service,
+  writeJsonDurable,
+  type Logger,
+} from '@micro/sdk';
+import { Accounts } from './auth/accounts.js';
+import { authenticate } from './auth/guard.js';
+import { authHandlers } from './auth/service.js';
+import { Tokens } from './auth/tokens.js';
+import { guardedBroker, guardedRegistry } from './core.js';
+import { ensureServerDirs, serverPaths, type ServerPaths } from './home.js';
+
+export interface MicroServerOptions {
+  /** MICRO_HOME (default: the environment's, or ~/.micro) */
+  home?: string;
+  /** RPC address (default MICRO_SERVER_ADDRESS or tcp://127.0.0.1:8081) */
+  address?: string;
+  logger?: Logger;
+}
+
+/** What `<home>/server/server.json` says about a running server. */
+export interface ServerInfo {
+  address: string;
+  pid: number;
+  startedAt: string;
+}
+
+export const DEFAULT_SERVER_ADDRESS = 'tcp://127.0.0.1:8081';
+
+/**
+ * micro server: the core services in one process, each an ordinary service behind the
+ * same RPC interface and on one address — registry, broker and auth (the runtime joins
+ * them). One server per MICRO_HOME, guarded by a lock file.
+ */
+export class MicroServer {
+  readonly paths: ServerPaths;
+  readonly logger: Logger;
+  readonly registry = new MemoryRegistry();
+  readonly broker = new MemoryBroker();
+  private readonly requestedAddress: string;
+  private rpc: RpcServer | undefined;
+  private services: Service[] = [];
+  private accounts: Accounts | undefined;
+  private tokens: Tokens | undefined;
+  private locked = false;
+  private boundAddress: string | undefined;
+
+  constructor(options: MicroServerOptions = {}) {
+    this.paths = serverPaths(options.home ?? microHome());
+    this.requestedAddress = options.address ?? process.env.MICRO_SERVER_ADDRESS ?? DEFAULT_SERVER_ADDRESS;
+    this.logger = options.logger ?? createLogger().child({ component: 'server' });
+  }
+
+  get address(): string {
+    if (!this.boundAddress) throw new Error('micro server is not started');
+    return this.boundAddress;
+  }
+
+  async start(): Promise<this> {
+    ensureServerDirs(this.paths);
+    this.lock();
+    try {
+      this.accounts = new Accounts(this.paths.accounts);
+      this.tokens = await Tokens.load(this.paths.keys);
+      // the runtime starts every instance afresh, with new secrets
+      this.accounts.dropServiceSecrets();
+      if (!existsSync(this.paths.admin) || !this.accounts.get('admin', 'micro')) {
+        writeJsonDurable(this.paths.admin, { ...this.accounts.createAdmin(), namespace: 'micro' });
+        this.logger.info(`created the admin account; its secret is in ${this.paths.admin}`);
+      }
+      this.rpc = new RpcServer({ logger: this.logger });
+      this.boundAddress = await this.rpc.listen(this.requestedAddress);
+      const common = { namespace: 'micro', server: this.rpc, registry: this.registry, logger: this.logger, registerTTL: 0 };
+      const guard = authenticate(this.tokens, new Set(['Token', 'Debug.Health']));
+      this.services = [
+        new Service(authService, authHandlers(this.accounts, this.tokens), { ...common, middleware: [guard] }),
+        new Service(registryService, guardedRegistry(this.registry), { ...common, middleware: [guard] }),
+        new Service(brokerService, guardedBroker(this.broker), { ...common, middleware: [guard] }),
+      ];
+      for (const svc of this.services) await svc.start();
+      const info: ServerInfo = { address: this.boundAddress, pid: process.pid, startedAt: new Date().toISOString() };
+      writeJsonDurable(this.paths.info, info);
+      this.logger.info({ address: this.boundAddress, home: this.paths.home }, 'micro server started');
+      return this;
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+  }
+
+  /** Credentials for a service the runtime starts: a new secret of its service account. */
+  serviceCredentials(service: string, namespace: string): Promise<{ id: string; secret: string }> {
+    if (!this.accounts) return Promise.reject(new Error('micro server is not started'));
+    return Promise.resolve(this.accounts.issueServiceSecret(service, namespace));
+  }
+
+  async stop(): Promise<void> {
+    for (const svc of this.services.reverse()) await svc.stop().catch(() => undefined);
+    this.services = [];
+    await this.rpc?.drain(5_000);
+    this.rpc = undefined;
+    await this.registry.close();
+    await this.broker.close?.();
+    if (this.locked) {
+      rmSync(this.paths.info, { force: true });
+      rmSync(this.paths.lock, { force: true });
+      this.locked = false;
+    }
+    this.boundAddress = undefined;
+  }
+
+  /** One server per home: a second one is refused while the first one's process lives. */
+  private lock(): void {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        const fd = openSync(this.paths.lock, 'wx', 0o600);
+        writeSync(fd, String(process.pid));
+        closeSync(fd);
+        this.locked = true;
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        const pid = Number(readFileSync(this.paths.lock, 'utf8').trim());
+        if (pid && alive(pid)) {
+          const info = readJson<ServerInfo>(this.paths.info);
+          throw errors.Conflict(
+            'micro.server',
+            `micro server is already running on ${this.paths.home} (pid ${pid}${info ? `, ${info.address}` : ''}); stop it first, or set MICRO_HOME to use another home`,
+          );
+        }
+        // the lock of a server that died (kill -9): take it over
+        rmSync(this.paths.lock, { force: true });
+      }
+    }
+    throw errors.Conflict('micro.server', `could not take the lock ${this.paths.lock}`);
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
