@@ -9,6 +9,7 @@ import {
   microHome,
   readJson,
   registryService,
+  runtime as runtimeService,
   RpcServer,
   Service,
   writeJsonDurable,
@@ -20,6 +21,7 @@ import { authHandlers } from './auth/service.js';
 import { Tokens } from './auth/tokens.js';
 import { guardedBroker, guardedRegistry } from './core.js';
 import { ensureServerDirs, serverPaths, type ServerPaths } from './home.js';
+import { LocalRuntime, runtimeHandlers, type RuntimeOptions } from './runtime/index.js';
 
 export interface MicroServerOptions {
   /** MICRO_HOME (default: the environment's, or ~/.micro) */
@@ -27,6 +29,8 @@ export interface MicroServerOptions {
   /** RPC address (default MICRO_SERVER_ADDRESS or tcp://127.0.0.1:8081) */
   address?: string;
   logger?: Logger;
+  /** runtime settings (backoff, timings) — tests make them short */
+  runtime?: Pick<RuntimeOptions, 'backoff' | 'timing' | 'timeouts'>;
 }
 
 /** What `<home>/server/server.json` says about a running server. */
@@ -55,11 +59,14 @@ export class MicroServer {
   private tokens: Tokens | undefined;
   private locked = false;
   private boundAddress: string | undefined;
+  private runtime: LocalRuntime | undefined;
+  private readonly runtimeOptions: MicroServerOptions['runtime'];
 
   constructor(options: MicroServerOptions = {}) {
     this.paths = serverPaths(options.home ?? microHome());
     this.requestedAddress = options.address ?? process.env.MICRO_SERVER_ADDRESS ?? DEFAULT_SERVER_ADDRESS;
     this.logger = options.logger ?? createLogger().child({ component: 'server' });
+    this.runtimeOptions = options.runtime;
   }
 
   get address(): string {
@@ -83,14 +90,26 @@ export class MicroServer {
       this.boundAddress = await this.rpc.listen(this.requestedAddress);
       const common = { namespace: 'micro', server: this.rpc, registry: this.registry, logger: this.logger, registerTTL: 0 };
       const guard = authenticate(this.tokens, new Set(['Token', 'Debug.Health']));
+      this.runtime = new LocalRuntime({
+        ...this.runtimeOptions,
+        home: this.paths.home,
+        // services run on this machine: they reach a server bound to every interface on loopback
+        serverAddress: this.boundAddress.replace('//0.0.0.0:', '//127.0.0.1:').replace('//[::]:', '//[::1]:'),
+        registry: this.registry,
+        credentials: (service, namespace) => this.serviceCredentials(service, namespace),
+        logger: this.logger.child({ component: 'runtime' }),
+      });
       this.services = [
         new Service(authService, authHandlers(this.accounts, this.tokens), { ...common, middleware: [guard] }),
         new Service(registryService, guardedRegistry(this.registry), { ...common, middleware: [guard] }),
         new Service(brokerService, guardedBroker(this.broker), { ...common, middleware: [guard] }),
+        new Service(runtimeService, runtimeHandlers(this.runtime), { ...common, middleware: [guard] }),
       ];
       for (const svc of this.services) await svc.start();
       const info: ServerInfo = { address: this.boundAddress, pid: process.pid, startedAt: new Date().toISOString() };
       writeJsonDurable(this.paths.info, info);
+      // services that ran before (also before a crash of the server) come back
+      await this.runtime.start();
       this.logger.info({ address: this.boundAddress, home: this.paths.home }, 'micro server started');
       return this;
     } catch (err) {
@@ -106,6 +125,9 @@ export class MicroServer {
   }
 
   async stop(): Promise<void> {
+    // the services run by the runtime stop first (they are remembered and come back)
+    await this.runtime?.stop().catch((err: unknown) => this.logger.error({ err }, 'runtime stop failed'));
+    this.runtime = undefined;
     for (const svc of this.services.reverse()) await svc.stop().catch(() => undefined);
     this.services = [];
     await this.rpc?.drain(5_000);

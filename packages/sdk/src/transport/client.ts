@@ -84,6 +84,9 @@ export class ClientConnection {
     this.onGone = onGone;
     const parsed = parseAddress(address);
     this.socket = parsed.kind === 'unix' ? connect(parsed.path) : connect({ host: parsed.host, port: parsed.port, noDelay: true });
+    // a peer that vanished without closing (power loss, cable) is noticed by TCP keep-alive,
+    // so a stream without a deadline does not wait on it for ever
+    this.socket.setKeepAlive(true, 15_000);
     this.writer = new FrameWriter(this.socket);
     this.reader = new FrameReader(
       this.maxFrame,

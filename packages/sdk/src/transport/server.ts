@@ -39,6 +39,8 @@ export class RpcServer {
   private boundAddress: string | undefined;
   private draining = false;
   private inflight = 0;
+  /** unary and client-streaming calls in flight: what a graceful stop waits for */
+  private answering = 0;
   private idleWaiters: Array<() => void> = [];
   readonly logger: Logger | undefined;
 
@@ -78,7 +80,7 @@ export class RpcServer {
   async listen(address: string): Promise<string> {
     if (this.server) throw new Error(`already listening on ${this.boundAddress}`);
     const parsed = parseAddress(address);
-    const server = createServer({ noDelay: true }, (socket) => this.accept(socket));
+    const server = createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: 15_000 }, (socket) => this.accept(socket));
     server.maxConnections = 10_000;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -122,14 +124,16 @@ export class RpcServer {
   }
 
   /** @internal */
-  callStarted(): void {
+  callStarted(waited: boolean): void {
     this.inflight++;
+    if (waited) this.answering++;
   }
 
   /** @internal */
-  callEnded(): void {
+  callEnded(waited: boolean): void {
     this.inflight--;
-    if (this.inflight === 0 && this.idleWaiters.length > 0) {
+    if (waited) this.answering--;
+    if (this.answering === 0 && this.idleWaiters.length > 0) {
       const waiters = this.idleWaiters;
       this.idleWaiters = [];
       for (const w of waiters) w();
@@ -138,13 +142,16 @@ export class RpcServer {
 
   /**
    * Graceful stop: no new connections, every connection is told to go away (clients send
-   * new calls elsewhere), calls in flight finish (up to `timeoutMs`), then all closes.
+   * new calls elsewhere), calls in flight that answer once (unary and client-streaming)
+   * finish, up to `timeoutMs`, then all closes. Streams of responses (watches,
+   * subscriptions, which may never end) are cut: their callers see the connection go and
+   * open them again elsewhere.
    */
   async drain(timeoutMs = 10_000): Promise<void> {
     this.draining = true;
     this.server?.close();
     for (const conn of this.connections) conn.goAway();
-    if (this.inflight > 0) {
+    if (this.answering > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, timeoutMs);
         timer.unref();
@@ -185,6 +192,8 @@ interface ServerCall extends DeadlineEntry {
   inbox: Inbox | undefined;
   outbox: Outbox | undefined;
   done: boolean;
+  /** a graceful stop waits for it */
+  waited: boolean;
 }
 
 const NO_DEADLINE = 0;
@@ -364,11 +373,13 @@ class ServerConnection {
       inbox: undefined,
       outbox: undefined,
       done: false,
+      waited: false,
       at: ctx.deadline ?? NO_DEADLINE,
       onExpire: () => this.finish(call, id, Timeout(head.service, `deadline exceeded after ${head.timeout} ms`)),
     };
     this.calls.set(id, call);
-    this.server.callStarted();
+    call.waited = ep.kind === 'unary' || ep.kind === 'client';
+    this.server.callStarted(call.waited);
     if (call.at !== NO_DEADLINE) scheduleDeadline(call);
 
     if (ep.kind === 'unary' || ep.kind === 'server') {
@@ -474,7 +485,7 @@ class ServerConnection {
     call.done = true;
     this.calls.delete(id);
     if (call.at !== NO_DEADLINE) cancelDeadline(call);
-    this.server.callEnded();
+    this.server.callEnded(call.waited);
     if (err) {
       call.ctx.abort(err);
       call.inbox?.fail(err);
@@ -498,6 +509,7 @@ class ServerConnection {
   end(): void {
     if (this.closed) return;
     this.closed = true;
+    this.writer.flush();
     this.socket.end();
     setTimeout(() => this.socket.destroy(), 1_000).unref();
   }

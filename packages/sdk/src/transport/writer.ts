@@ -1,25 +1,44 @@
 import type { Socket } from 'node:net';
 
+/** Frames at least this large are written as they are rather than copied into a batch. */
+const LARGE = 64 * 1024;
+
 /**
- * Writes frames to a socket, coalescing every frame written in one tick into one
- * system call (cork now, uncork on the next tick). Under load this is what turns a
- * hundred small responses into one write.
+ * Writes frames to a socket, batching every frame written in one tick into one buffer
+ * and one `socket.write` on the next tick. Under load this turns a hundred small
+ * responses into one write (one system call, and one trip through the stream machinery
+ * instead of a hundred), which is most of the cost of a small call.
  */
 export class FrameWriter {
-  private corked = false;
-  private readonly uncork = () => {
-    this.corked = false;
-    this.socket.uncork();
-  };
+  private pending: Buffer[] = [];
+  private bytes = 0;
+  private scheduled = false;
 
   constructor(private readonly socket: Socket) {}
 
   write(buf: Buffer): void {
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(this.uncork);
+    if (buf.length >= LARGE) {
+      this.flush();
+      this.socket.write(buf);
+      return;
     }
-    this.socket.write(buf);
+    this.pending.push(buf);
+    this.bytes += buf.length;
+    if (!this.scheduled) {
+      this.scheduled = true;
+      process.nextTick(this.flush);
+    }
   }
+
+  /** Writes what is batched now (before an `end()`, say). */
+  readonly flush = (): void => {
+    this.scheduled = false;
+    const list = this.pending;
+    if (list.length === 0) return;
+    this.pending = [];
+    const bytes = this.bytes;
+    this.bytes = 0;
+    if (this.socket.destroyed) return;
+    this.socket.write(list.length === 1 ? (list[0] as Buffer) : Buffer.concat(list, bytes));
+  };
 }

@@ -1,0 +1,6 @@
+/** The runtime of `micro server`: builds services from source and runs them as local processes. */
+export { LocalRuntime, maskEnv, MAX_INSTANCES } from './local.js';
+export type { RuntimeOptions, CreateRequest, LogsRequest, ProgressFn } from './local.js';
+export { runtimeHandlers } from './handlers.js';
+export type { Timing } from './instance.js';
+export type { LogLine } from './logs.js';

@@ -1,0 +1,330 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import type { Logger, Registry, RuntimeInstance, RuntimeState, ServiceRecord } from '@micro/sdk';
+import { LineSplitter, Tail } from './lines.js';
+import type { LogFile } from './logs.js';
+import type { BuildRecord, InstanceRecord } from './state.js';
+
+/** How long things may take; tests shorten them. All in ms. */
+export interface Timing {
+  /** for a new process to register (default 30 s) */
+  startTimeout: number;
+  /** between SIGTERM and SIGKILL (default 15 s) */
+  stopTimeout: number;
+  /** between taking an instance out of the registry and SIGTERM, so callers move away (default 1 s) */
+  drainDelay: number;
+  /** how often the registry is asked whether a new process registered (default 100) */
+  readyPoll: number;
+  /** first delay before restarting a crashed instance; doubles per crash (default 1 s) */
+  backoffInitial: number;
+  /** longest delay between restarts (default 30 s) */
+  backoffMax: number;
+  /** running this long resets the backoff (default 60 s) */
+  stableAfter: number;
+}
+
+/** What an instance needs from the runtime that owns it. */
+export interface InstanceHost {
+  readonly name: string;
+  readonly namespace: string;
+  readonly registry: Registry;
+  readonly log: LogFile;
+  readonly timing: Timing;
+  readonly logger: Logger;
+  /** the process's environment, asked for once per instance (it asks for credentials, so it is async) */
+  env(instanceId: string): Promise<NodeJS.ProcessEnv>;
+  /** something worth persisting changed (a pid came or went) */
+  changed(): void;
+  /** the instance registered this version */
+  registered(version: string): void;
+  /** the runtime is stopping: start nothing new */
+  closing(): boolean;
+}
+
+/** Why an instance did not become ready; `kind` picks the error the caller sees. */
+export class StartError extends Error {
+  constructor(
+    readonly kind: 'crashed' | 'timeout' | 'stopped',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+interface Proc {
+  child: ChildProcess;
+  pid: number | undefined;
+  /** how it ended ("exited with code 1"), once it has */
+  exit?: string;
+  exited: Promise<string>;
+  ready: boolean;
+  stderr: Tail;
+  stdout: Tail;
+}
+
+/**
+ * One instance of a service: a node process started from a build, its output piped into
+ * the service's log. It is `running` once a registry node carries its instance id and
+ * pid (the SDK puts MICRO_RUNTIME_INSTANCE and the pid in the node's metadata). From
+ * then on it is supervised: when it exits without being asked to, it is `crashed` and
+ * restarted after a backoff that doubles per crash and resets once it has run for a while.
+ */
+export class Instance {
+  state: RuntimeState = 'pending';
+  restarts = 0;
+  lastError: string | undefined;
+  private startedAt: Date | undefined;
+  private proc: Proc | undefined;
+  /** the registry record of this node, once registered (to take it out before stopping) */
+  private node: ServiceRecord | undefined;
+  private supervised = false;
+  private stopping = false;
+  /** crashes since it last ran stably, for the backoff */
+  private crashes = 0;
+  private restartTimer: NodeJS.Timeout | undefined;
+  /** its environment with its credentials: in memory only */
+  private env: NodeJS.ProcessEnv | undefined;
+  private stableTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly id: string,
+    readonly build: BuildRecord,
+    private readonly host: InstanceHost,
+  ) {}
+
+  get pid(): number | undefined {
+    return this.proc && this.proc.exit === undefined ? this.proc.pid : undefined;
+  }
+
+  /**
+   * Starts the process; resolves once it registered. Rejects with a StartError, its
+   * process gone, when it exits first (with the tail of its output), does not register
+   * within the start timeout, or is stopped meanwhile.
+   */
+  async start(): Promise<void> {
+    if (this.stopping || this.host.closing()) throw new StartError('stopped', `instance ${this.id} is stopped`);
+    this.state = 'starting';
+    try {
+      // made once: restarts reuse it, so a crash loop does not mint a secret per restart
+      this.env ??= await this.host.env(this.id);
+    } catch (err) {
+      throw new StartError('crashed', `could not prepare its environment: ${(err as Error).message}`);
+    }
+    // stop() may have come while the environment was made: it found no process to stop
+    if (this.stopping || this.host.closing()) throw new StartError('stopped', `instance ${this.id} is stopped`);
+    const proc = this.spawn(this.env);
+    await this.waitReady(proc);
+  }
+
+  /** Starts it supervised: a failed start is retried with backoff, like a crash. */
+  launch(): void {
+    this.supervised = true;
+    this.start().catch((err: unknown) => this.crashed((err as Error).message));
+  }
+
+  private spawn(env: NodeJS.ProcessEnv): Proc {
+    const { log } = this.host;
+    // its own process group: Ctrl-C on the server's terminal reaches the server, which
+    // stops its services in order, and SIGKILL can take the service's children too
+    const child = spawn(process.execPath, [join(this.build.dir, this.build.entry)], {
+      cwd: this.build.dir,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    let resolveExited!: (how: string) => void;
+    const proc: Proc = {
+      child,
+      pid: child.pid,
+      exited: new Promise((resolve) => (resolveExited = resolve)),
+      ready: false,
+      stderr: new Tail(),
+      stdout: new Tail(),
+    };
+    this.proc = proc;
+    this.startedAt = new Date();
+    const out = new LineSplitter((line) => {
+      proc.stdout.add(line);
+      log.append(this.id, 'stdout', line);
+    });
+    const err = new LineSplitter((line) => {
+      proc.stderr.add(line);
+      log.append(this.id, 'stderr', line);
+    });
+    child.stdout?.on('data', (chunk: Buffer) => out.push(chunk));
+    child.stderr?.on('data', (chunk: Buffer) => err.push(chunk));
+    let how: string | undefined;
+    let graceTimer: NodeJS.Timeout | undefined;
+    const finish = () => {
+      if (proc.exit !== undefined) return;
+      clearTimeout(graceTimer);
+      out.end();
+      err.end();
+      proc.exit = how ?? 'exited';
+      resolveExited(proc.exit);
+      this.exited(proc);
+    };
+    child.once('error', (e) => {
+      how ??= `could not start: ${e.message}`;
+      finish();
+    });
+    child.once('exit', (code, signal) => {
+      how ??= signal ? `killed by ${signal}` : `exited with code ${code}`;
+      // 'close' comes once its output is read; a child holding the pipes must not delay this
+      graceTimer = setTimeout(finish, 500);
+    });
+    child.once('close', finish);
+    log.append(this.id, 'runtime', `started process ${proc.pid ?? '?'} from build ${this.build.id}`);
+    this.host.changed();
+    return proc;
+  }
+
+  private async waitReady(proc: Proc): Promise<void> {
+    const { timing } = this.host;
+    const deadline = Date.now() + timing.startTimeout;
+    for (;;) {
+      if (proc.exit !== undefined) throw new StartError('crashed', `crashed at start: ${proc.exit}${tailOf(proc)}`);
+      if (this.stopping || this.host.closing()) {
+        await this.terminate(proc, timing.stopTimeout);
+        throw new StartError('stopped', `instance ${this.id} was stopped before it registered`);
+      }
+      if (Date.now() > deadline) {
+        this.host.log.append(this.id, 'runtime', `did not register within ${timing.startTimeout / 1000} s; killing it`);
+        await this.terminate(proc, 0);
+        throw new StartError('timeout', `did not register with the registry within ${timing.startTimeout / 1000} s (does it call run() or Service.start() of the SDK?)${tailOf(proc)}`);
+      }
+      const node = await this.findNode(proc);
+      if (node && proc.exit === undefined) {
+        proc.ready = true;
+        this.node = node;
+        this.state = 'running';
+        this.supervised = true;
+        this.host.registered(node.version);
+        this.host.log.append(this.id, 'runtime', `process ${proc.pid} is ready (registered ${node.name} ${node.version})`);
+        if (node.name !== this.host.name) this.host.log.append(this.id, 'runtime', `note: it registers as ${node.name}, not ${this.host.name}: callers find it as ${node.name}`);
+        this.stableTimer = setTimeout(() => (this.crashes = 0), timing.stableAfter);
+        this.stableTimer.unref();
+        return;
+      }
+      await Promise.race([proc.exited, new Promise((r) => setTimeout(r, timing.readyPoll))]);
+    }
+  }
+
+  /**
+   * The registry node of this process. Looked for by instance id in the whole namespace,
+   * not by name: a service run with --name registers under the name in its code.
+   */
+  private async findNode(proc: Proc): Promise<ServiceRecord | undefined> {
+    let records: ServiceRecord[];
+    try {
+      records = await this.host.registry.listServices({ namespace: this.host.namespace });
+    } catch {
+      return undefined; // asked again at the next poll
+    }
+    const pid = String(proc.pid);
+    for (const record of records) {
+      // the pid tells this process from an earlier one of the same instance still listed
+      const node = record.nodes.find((n) => n.metadata?.instance === this.id && n.metadata?.pid === pid);
+      if (node) return { ...record, nodes: [node] };
+    }
+    return undefined;
+  }
+
+  /** The process ended. Unless asked to stop, a ready instance has crashed. */
+  private exited(proc: Proc): void {
+    if (proc !== this.proc) return;
+    clearTimeout(this.stableTimer);
+    this.node = undefined;
+    this.host.changed();
+    if (this.stopping) return;
+    this.host.log.append(this.id, 'runtime', `process ${proc.pid} ${proc.exit}`);
+    // before it was ready, start() reports it
+    if (proc.ready) this.crashed(`${proc.exit}${tailOf(proc)}`);
+  }
+
+  private crashed(reason: string): void {
+    if (this.stopping) return;
+    this.lastError = reason;
+    this.state = 'crashed';
+    if (!this.supervised || this.host.closing()) {
+      this.host.changed();
+      return;
+    }
+    const { backoffInitial, backoffMax } = this.host.timing;
+    const delay = Math.min(backoffMax, backoffInitial * 2 ** Math.min(this.crashes, 30));
+    this.crashes++;
+    this.host.log.append(this.id, 'runtime', `restarting in ${delay} ms`);
+    this.host.logger.warn({ service: this.host.name, namespace: this.host.namespace, instance: this.id, delay }, `instance crashed: ${reason.split('\n')[0]}`);
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      if (this.stopping || this.host.closing()) return;
+      this.restarts++;
+      this.start().catch((err: unknown) => this.crashed((err as Error).message));
+    }, delay);
+    this.host.changed();
+  }
+
+  /**
+   * Stops it for good: with `drain`, its node first leaves the registry and callers get
+   * `drainDelay` to move elsewhere; then SIGTERM (the SDK deregisters, lets calls in flight
+   * finish and exits) and SIGKILL after the stop timeout.
+   */
+  async stop(options: { drain: boolean }): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.restartTimer);
+    clearTimeout(this.stableTimer);
+    const proc = this.proc;
+    if (proc && proc.exit === undefined) {
+      if (options.drain && this.node) {
+        await this.host.registry.deregister(this.node, { namespace: this.host.namespace }).catch(() => undefined);
+        await new Promise((r) => setTimeout(r, this.host.timing.drainDelay));
+      }
+      await this.terminate(proc, this.host.timing.stopTimeout);
+      this.host.log.append(this.id, 'runtime', `process ${proc.pid} stopped (${proc.exit})`);
+    }
+    this.node = undefined;
+    this.state = 'stopped';
+    this.host.changed();
+  }
+
+  /** SIGTERM, then after `grace` ms SIGKILL to its whole process group; resolves once it is gone. */
+  private async terminate(proc: Proc, grace: number): Promise<void> {
+    if (proc.exit !== undefined) return;
+    if (grace > 0) {
+      signal(proc.pid, 'SIGTERM');
+      const timer = new Promise<undefined>((r) => setTimeout(() => r(undefined), grace).unref());
+      if ((await Promise.race([proc.exited, timer])) !== undefined) return;
+    }
+    if (proc.pid) signal(-proc.pid, 'SIGKILL');
+    await proc.exited;
+  }
+
+  view(): RuntimeInstance {
+    const v: RuntimeInstance = { id: this.id, state: this.state, restarts: this.restarts };
+    if (this.pid !== undefined) v.pid = this.pid;
+    if (this.startedAt && this.pid !== undefined) v.startedAt = this.startedAt.toISOString();
+    if (this.lastError) v.lastError = this.lastError;
+    return v;
+  }
+
+  record(): InstanceRecord {
+    const r: InstanceRecord = { id: this.id, restarts: this.restarts };
+    if (this.pid !== undefined) r.pid = this.pid;
+    if (this.lastError) r.lastError = this.lastError;
+    return r;
+  }
+}
+
+function signal(pid: number | undefined, sig: NodeJS.Signals): void {
+  if (!pid) return;
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // already gone
+  }
+}
+
+function tailOf(proc: Proc): string {
+  const tail = proc.stderr.empty ? proc.stdout : proc.stderr;
+  return tail.empty ? '' : `\n${tail.toString()}`;
+}

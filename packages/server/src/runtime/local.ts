@@ -1,0 +1,764 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { errors, type Logger, type Registry, type RuntimeInstance, type RuntimeProgress, type RuntimeService, type RuntimeState } from '@micro/sdk';
+import { buildOutput, buildPath, buildService, checkServiceName, defaultSdkPath, readPackage, serviceName, type PackageJson } from './build.js';
+import { Instance, StartError, type InstanceHost, type Timing } from './instance.js';
+import { LogFile, type LogLine } from './logs.js';
+import { fetchSource, parseSource, type SourceSpec } from './source.js';
+import { StateStore, type BuildRecord, type InstanceRecord, type ServiceRecordState } from './state.js';
+
+export interface RuntimeOptions {
+  /** MICRO_HOME: state in <home>/runtime/, logs in <home>/logs/<namespace>/<service>.log */
+  home: string;
+  /** given to every service as MICRO_SERVER */
+  serverAddress: string;
+  /** the server's registry: a new instance is ready once its node is in it */
+  registry: Registry;
+  /** the account a service acts as, given to it as MICRO_AUTH_ID / MICRO_AUTH_SECRET */
+  credentials(service: string, namespace: string): Promise<{ id: string; secret: string }>;
+  logger: Logger;
+  /** root of the SDK package, linked as node_modules/@micro/sdk of built services (default: the one this package resolves) */
+  sdkPath?: string;
+  /** restart backoff in ms (default 1 s doubling up to 30 s) */
+  backoff?: { initial?: number; max?: number };
+  /** other durations, in ms (see Timing) */
+  timing?: Partial<Omit<Timing, 'backoffInitial' | 'backoffMax'>>;
+  /** ms each build step may take: git clone, npm install, compile (default 5, 10 and 5 minutes) */
+  timeouts?: { fetch?: number; install?: number; build?: number };
+}
+
+type Request<K extends string> = { name: K extends 'create' ? string | undefined : string; namespace?: string | undefined };
+export interface CreateRequest {
+  source: string;
+  name?: string | undefined;
+  namespace?: string | undefined;
+  env?: Record<string, string> | undefined;
+  instances?: number | undefined;
+}
+export interface LogsRequest extends Request<'logs'> {
+  lines?: number | undefined;
+  since?: string | undefined;
+  follow?: boolean | undefined;
+}
+export type ProgressFn = (progress: RuntimeProgress) => void;
+
+const ERROR_ID = 'runtime';
+export const MAX_INSTANCES = 64;
+const MAX_ENV_KEYS = 256;
+const MAX_ENV_BYTES = 256 * 1024;
+/** Progress lines of one build step sent to the caller; the rest are in the service's log. */
+const MAX_PROGRESS_LINES = 500;
+const NAMESPACE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const SECRET_KEY = /secret|password|passwd|token|key|credential/i;
+/** Set by the runtime for every service; --env may not override them. */
+const RESERVED_ENV = new Set([
+  'MICRO_SERVER',
+  'MICRO_NAMESPACE',
+  'MICRO_HOME',
+  'MICRO_REGISTRY',
+  'MICRO_AUTH_ID',
+  'MICRO_AUTH_SECRET',
+  'MICRO_AUTH_TOKEN',
+  'MICRO_AUTH_NAMESPACE',
+  'MICRO_RUNTIME_INSTANCE',
+  'MICRO_SERVICE_NAME',
+]);
+/** What services inherit from the server's environment; the rest of it stays with the server. */
+const INHERITED_ENV = ['PATH', 'HOME', 'USER', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'MICRO_LOG_LEVEL', 'NODE_EXTRA_CA_CERTS'];
+
+/** A service the runtime runs (or failed to). */
+interface Managed {
+  name: string;
+  namespace: string;
+  source: string;
+  env: Record<string, string>;
+  desired: number;
+  running: boolean;
+  version: string | undefined;
+  build: BuildRecord | undefined;
+  buildError: string | undefined;
+  createdAt: string;
+  updatedAt: string;
+  /** the instances of the processes it runs */
+  live: Instance[];
+  /** the instances of its last failed start, for status */
+  failed: InstanceRecord[];
+  /** the operation in progress; a second one is refused */
+  busy: 'create' | 'update' | 'delete' | 'restore' | undefined;
+  phase: 'building' | 'starting';
+  log: LogFile;
+  host: InstanceHost;
+}
+
+/**
+ * The local runtime of `micro server`: builds services from source and runs each
+ * instance as a child process. See README.md in this folder for what it does and why.
+ */
+export class LocalRuntime {
+  private readonly options: RuntimeOptions;
+  private readonly timing: Timing;
+  private readonly store: StateStore;
+  private readonly buildsDir: string;
+  private readonly logsDir: string;
+  private readonly services = new Map<string, Managed>();
+  private readonly logFiles = new Map<string, LogFile>();
+  /** operations in progress, awaited by stop() */
+  private readonly operations = new Set<Promise<unknown>>();
+  /** kills build steps when the runtime stops */
+  private abort = new AbortController();
+  private closed = true;
+  private sdk: string | undefined;
+
+  constructor(options: RuntimeOptions) {
+    this.options = options;
+    this.timing = {
+      startTimeout: 30_000,
+      stopTimeout: 15_000,
+      drainDelay: 1_000,
+      readyPoll: 100,
+      stableAfter: 60_000,
+      ...options.timing,
+      backoffInitial: options.backoff?.initial ?? 1_000,
+      backoffMax: options.backoff?.max ?? 30_000,
+    };
+    this.store = new StateStore(join(options.home, 'runtime'));
+    this.buildsDir = join(options.home, 'runtime', 'builds');
+    this.logsDir = join(options.home, 'logs');
+  }
+
+  private get sdkPath(): string {
+    this.sdk ??= this.options.sdkPath ?? defaultSdkPath();
+    return this.sdk;
+  }
+
+  /**
+   * Loads what ran before, stops the processes a previous server left behind (it died
+   * without stopping them), and brings every service that should run back, from its last
+   * good build (rebuilt from source when that build is gone). It does not wait for them
+   * to be ready: they register with the server, which may still be starting.
+   */
+  async start(): Promise<void> {
+    if (!this.closed) return;
+    this.closed = false;
+    this.abort = new AbortController();
+    const records = this.store.load((err, movedTo) => this.options.logger.error({ err, movedTo }, 'runtime state could not be read; starting without it'));
+    await Promise.all(records.flatMap((r) => r.processes).map((p) => this.killStale(p)));
+    for (const record of records) {
+      const svc = this.manage(record);
+      // recorded when its build began, never finished: the server stopped meanwhile
+      if (!svc.running && !svc.build && !svc.buildError) svc.buildError = 'the server stopped while it was being built; run it again';
+      this.services.set(key(svc.namespace, svc.name), svc);
+      if (svc.running) this.track(this.restore(svc));
+    }
+    this.persist();
+    this.options.logger.info({ services: this.services.size }, 'runtime started');
+  }
+
+  /** Stops every instance gracefully; the services stay recorded and come back at the next start. */
+  async stop(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.abort.abort();
+    await Promise.allSettled([...this.operations]);
+    await Promise.all([...this.services.values()].flatMap((svc) => svc.live.map((i) => i.stop({ drain: false }))));
+    for (const svc of this.services.values()) svc.live = [];
+    this.persist();
+    await Promise.all([...this.logFiles.values()].map((f) => f.flushed()));
+  }
+
+  // ---- the endpoints ---------------------------------------------------------------
+
+  /** `micro run`: fetches, builds and starts a service; progress goes to onProgress. */
+  async create(req: CreateRequest, onProgress: ProgressFn = () => undefined): Promise<RuntimeService> {
+    this.checkOpen();
+    const namespace = checkNamespace(req.namespace);
+    const env = checkEnv(req.env ?? {});
+    const desired = req.instances ?? 1;
+    if (!Number.isInteger(desired) || desired < 1 || desired > MAX_INSTANCES) throw errors.BadRequest(ERROR_ID, `instances must be between 1 and ${MAX_INSTANCES}`);
+    if (req.name) this.checkFree(namespace, checkServiceName(req.name));
+    const spec = parseSource(req.source);
+    return this.track(this.createFrom(spec, req, namespace, env, desired, limitedProgress(onProgress)));
+  }
+
+  private async createFrom(spec: SourceSpec, req: CreateRequest, namespace: string, env: Record<string, string>, desired: number, progress: Progress): Promise<RuntimeService> {
+    // fetched before the name is known (it may come from package.json), then moved
+    const buildId = newBuildId();
+    const incoming = join(this.buildsDir, '.incoming', buildId);
+    progress('fetch', `fetching ${req.source}`);
+    let fetched: { commit?: string };
+    let pkg: PackageJson | undefined;
+    let name: string;
+    try {
+      fetched = await fetchSource(spec, incoming, this.fetchOptions((line) => progress('fetch', line)));
+      pkg = readPackage(incoming);
+      name = serviceName(req.name, pkg, sourceFolderName(spec));
+      this.checkFree(namespace, name);
+    } catch (err) {
+      await rm(incoming, { recursive: true, force: true });
+      throw err;
+    }
+    // a service that failed to build or start (checkFree let it through) is replaced
+    const replaces = this.services.has(key(namespace, name));
+    const now = new Date().toISOString();
+    const svc = this.manage({ name, namespace, source: req.source, env, instances: desired, running: false, processes: [], createdAt: now, updatedAt: now });
+    svc.busy = 'create';
+    this.services.set(key(namespace, name), svc);
+    const dir = join(this.serviceBuilds(namespace, name), buildId);
+    try {
+      if (replaces) await rm(this.serviceBuilds(namespace, name), { recursive: true, force: true });
+      await mkdir(this.serviceBuilds(namespace, name), { recursive: true, mode: 0o700 });
+      await rename(incoming, dir);
+      this.persist();
+      svc.log.append('', 'runtime', `micro run ${req.source}`);
+      svc.build = await this.build(svc, dir, buildId, pkg, fetched.commit, progress);
+      svc.phase = 'starting';
+      progress('start', `starting ${desired} instance${desired === 1 ? '' : 's'} of ${name}`);
+      svc.live = await this.startInstances(svc, svc.build, desired);
+      svc.running = true;
+      svc.failed = [];
+      progress('start', `${name} is running`);
+    } catch (err) {
+      await rm(incoming, { recursive: true, force: true });
+      // build and start failures said why already; anything else (a full disk) says it here
+      if (!svc.buildError && svc.failed.length === 0) svc.buildError = (err as Error).message;
+      throw err;
+    } finally {
+      svc.busy = undefined;
+      this.touch(svc);
+    }
+    return this.view(svc);
+  }
+
+  /** `micro status`: the services of a namespace, or one of them. */
+  read(req: { name?: string | undefined; namespace?: string | undefined }): { services: RuntimeService[] } {
+    const namespace = checkNamespace(req.namespace);
+    if (req.name) return { services: [this.view(this.find(namespace, req.name))] };
+    const services = [...this.services.values()].filter((s) => s.namespace === namespace).sort((a, b) => a.name.localeCompare(b.name));
+    return { services: services.map((s) => this.view(s)) };
+  }
+
+  /**
+   * `micro update`: fetches and builds the source again into a new build folder, then
+   * replaces the instances one by one: a new one starts and registers before an old one
+   * leaves the registry and drains. A build that fails, or a first new instance that does
+   * not start, leaves the old instances as they were.
+   */
+  async update(req: Request<'update'>, onProgress: ProgressFn = () => undefined): Promise<RuntimeService> {
+    this.checkOpen();
+    const svc = this.find(checkNamespace(req.namespace), req.name);
+    this.claim(svc, 'update');
+    const progress = limitedProgress(onProgress);
+    return this.track(
+      (async () => {
+        try {
+          svc.log.append('', 'runtime', `micro update ${svc.name}`);
+          const build = await this.fetchAndBuild(svc, progress);
+          try {
+            if (svc.running && svc.live.length > 0) {
+              await this.roll(svc, build, progress);
+            } else {
+              progress('start', `starting ${svc.desired} instance${svc.desired === 1 ? '' : 's'} of ${svc.name}`);
+              svc.live = await this.startInstances(svc, build, svc.desired);
+              svc.running = true;
+            }
+          } catch (err) {
+            // a build no instance runs (the rollback left none on it) is of no use
+            if (!svc.live.some((i) => i.build.id === build.id)) await rm(build.dir, { recursive: true, force: true });
+            throw err;
+          }
+          svc.build = build;
+          svc.buildError = undefined;
+          svc.failed = [];
+          progress('start', `${svc.name} runs build ${build.id}`);
+          await this.pruneBuilds(svc);
+          return this.view(svc);
+        } finally {
+          svc.busy = undefined;
+          this.touch(svc);
+        }
+      })(),
+    );
+  }
+
+  /** `micro kill`: stops every instance gracefully and forgets the service (its log stays). */
+  async delete(req: Request<'delete'>): Promise<void> {
+    this.checkOpen();
+    const svc = this.find(checkNamespace(req.namespace), req.name);
+    this.claim(svc, 'delete');
+    svc.log.append('', 'runtime', `micro kill ${svc.name}`);
+    try {
+      await this.track(this.forget(svc));
+    } finally {
+      svc.busy = undefined;
+    }
+  }
+
+  /** `micro logs`: the last lines of a service's log, then with follow new ones until signal aborts. */
+  logs(req: LogsRequest, signal?: AbortSignal): AsyncGenerator<LogLine> {
+    const namespace = checkNamespace(req.namespace);
+    const since = req.since === undefined ? undefined : Date.parse(req.since);
+    if (since !== undefined && Number.isNaN(since)) throw errors.BadRequest(ERROR_ID, `since "${req.since}" is not an ISO time (e.g. 2024-05-01T10:00:00Z)`);
+    const lines = req.lines ?? 100;
+    if (!Number.isInteger(lines) || lines < 0 || lines > 100_000) throw errors.BadRequest(ERROR_ID, 'lines must be between 0 and 100000');
+    const file = this.logFile(namespace, checkServiceName(req.name));
+    // a killed service's log can still be read
+    if (!this.services.has(key(namespace, req.name)) && !existsSync(file.path)) throw notFound(namespace, req.name);
+    return file.read({ lines, since, follow: req.follow ?? false, signal });
+  }
+
+  // ---- building ---------------------------------------------------------------------
+
+  private fetchOptions(onLine: (line: string) => void) {
+    return { onLine, timeout: this.options.timeouts?.fetch ?? 5 * 60_000, signal: this.abort.signal };
+  }
+
+  /** Fetches the service's source again into a new build folder and builds it. */
+  private async fetchAndBuild(svc: Managed, progress: Progress): Promise<BuildRecord> {
+    const buildId = newBuildId();
+    const dir = join(this.serviceBuilds(svc.namespace, svc.name), buildId);
+    progress('fetch', `fetching ${svc.source}`);
+    let fetched: { commit?: string };
+    let pkg: PackageJson | undefined;
+    try {
+      fetched = await fetchSource(parseSource(svc.source), dir, this.fetchOptions((line) => progress('fetch', line)));
+      pkg = readPackage(dir);
+    } catch (err) {
+      await rm(dir, { recursive: true, force: true });
+      svc.buildError = (err as Error).message;
+      svc.log.append('', 'runtime', `fetch failed: ${svc.buildError}`);
+      throw err;
+    }
+    return this.build(svc, dir, buildId, pkg, fetched.commit, progress);
+  }
+
+  private async build(svc: Managed, dir: string, id: string, pkg: PackageJson | undefined, commit: string | undefined, progress: Progress): Promise<BuildRecord> {
+    svc.phase = 'building';
+    const spec = parseSource(svc.source);
+    try {
+      const entry = await buildService(dir, pkg, {
+        sdkPath: this.sdkPath,
+        origin: spec.kind === 'folder' ? spec.path : undefined,
+        env: { ...pickEnv(process.env, [...INHERITED_ENV, 'SSH_AUTH_SOCK', 'HTTPS_PROXY', 'HTTP_PROXY', 'NO_PROXY', 'https_proxy', 'http_proxy', 'no_proxy']), ...npmConfig(), ...svc.env, PATH: buildPath(process.env.PATH) },
+        installTimeout: this.options.timeouts?.install ?? 10 * 60_000,
+        buildTimeout: this.options.timeouts?.build ?? 5 * 60_000,
+        signal: this.abort.signal,
+        progress: (step, line) => {
+          svc.log.append('', 'runtime', `${step}: ${line}`);
+          progress(step, line);
+        },
+      });
+      const build: BuildRecord = { id, dir, entry, builtAt: new Date().toISOString() };
+      if (commit) build.commit = commit;
+      svc.log.append('', 'runtime', `built ${id}${commit ? ` (commit ${commit})` : ''}: entry ${entry}`);
+      return build;
+    } catch (err) {
+      await rm(dir, { recursive: true, force: true });
+      svc.buildError = buildOutput(err) ?? (err as Error).message;
+      // its output is in the log already, line by line
+      svc.log.append('', 'runtime', `build failed: ${(err as Error).message.split('\n')[0]}`);
+      throw err;
+    }
+  }
+
+  /** Keeps the current build and the one before it; older build folders are removed. */
+  private async pruneBuilds(svc: Managed): Promise<void> {
+    const dir = this.serviceBuilds(svc.namespace, svc.name);
+    const inUse = new Set(svc.live.map((i) => i.build.id));
+    const ids = (await readdir(dir).catch(() => [] as string[])).sort();
+    const keep = new Set([...inUse, ...ids.filter((id) => !inUse.has(id)).slice(-1)]);
+    if (svc.build) keep.add(svc.build.id);
+    for (const id of ids) if (!keep.has(id)) await rm(join(dir, id), { recursive: true, force: true });
+  }
+
+  // ---- running ----------------------------------------------------------------------
+
+  /** Starts n instances together; if any fails, all are stopped and the first failure thrown. */
+  private async startInstances(svc: Managed, build: BuildRecord, n: number): Promise<Instance[]> {
+    const instances = Array.from({ length: n }, () => this.newInstance(svc, build));
+    svc.live = instances;
+    const results = await Promise.allSettled(instances.map((i) => i.start()));
+    const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (!failure) return instances;
+    await Promise.all(instances.map((i) => i.stop({ drain: false })));
+    svc.live = [];
+    svc.failed = instances.map((inst, idx) => {
+      const r = results[idx];
+      const rec = inst.record();
+      if (r?.status === 'rejected') rec.lastError = (r.reason as Error).message;
+      return rec;
+    });
+    throw startFailure(svc, failure.reason);
+  }
+
+  /** Replaces svc's instances one by one with instances of `build`; rolls back if one fails. */
+  private async roll(svc: Managed, build: BuildRecord, progress: Progress): Promise<void> {
+    const old = [...svc.live];
+    const replaced: { next: Instance; prev: Instance }[] = [];
+    for (const [idx, prev] of old.entries()) {
+      const next = this.newInstance(svc, build);
+      svc.live.push(next);
+      try {
+        await next.start();
+      } catch (err) {
+        await next.stop({ drain: false });
+        svc.live = svc.live.filter((i) => i !== next);
+        const error = startFailure(svc, err);
+        svc.buildError = `build ${build.id} did not start: ${error.detail}`;
+        if (replaced.length > 0) await this.rollBack(svc, replaced.map((r) => r.next), prev.build, progress);
+        throw error;
+      }
+      progress('start', `instance ${idx + 1}/${old.length}: ${next.id} (pid ${next.pid}) is ready; stopping ${prev.id} (pid ${prev.pid})`);
+      await prev.stop({ drain: true });
+      svc.live = svc.live.filter((i) => i !== prev);
+      replaced.push({ next, prev });
+    }
+  }
+
+  /** After a failed rolling update: replaces the instances already updated by instances of the old build. */
+  private async rollBack(svc: Managed, updated: Instance[], build: BuildRecord, progress: Progress): Promise<void> {
+    progress('start', `rolling back to build ${build.id}`);
+    for (const inst of updated) {
+      const back = this.newInstance(svc, build);
+      svc.live.push(back);
+      try {
+        await back.start();
+      } catch (err) {
+        // the updated instance keeps running rather than leaving no instance at all
+        await back.stop({ drain: false });
+        svc.live = svc.live.filter((i) => i !== back);
+        svc.log.append('', 'runtime', `rollback of ${inst.id} failed: ${(err as Error).message}`);
+        continue;
+      }
+      await inst.stop({ drain: true });
+      svc.live = svc.live.filter((i) => i !== inst);
+    }
+  }
+
+  private newInstance(svc: Managed, build: BuildRecord): Instance {
+    return new Instance(`${svc.name}-${randomBytes(4).toString('hex')}`, build, svc.host);
+  }
+
+  /** Brings a service back at start: from its build, or rebuilt from source when the build is gone. */
+  private async restore(svc: Managed): Promise<void> {
+    const build = svc.build;
+    if (build && existsSync(join(build.dir, build.entry))) {
+      svc.live = Array.from({ length: svc.desired }, () => this.newInstance(svc, build));
+      for (const inst of svc.live) inst.launch();
+      return;
+    }
+    svc.busy = 'restore';
+    try {
+      svc.log.append('', 'runtime', 'its build is gone: building it again from source');
+      const rebuilt = await this.fetchAndBuild(svc, () => undefined);
+      if (this.closed) return;
+      svc.build = rebuilt;
+      svc.buildError = undefined;
+      svc.live = Array.from({ length: svc.desired }, () => this.newInstance(svc, rebuilt));
+      for (const inst of svc.live) inst.launch();
+    } catch (err) {
+      this.options.logger.error({ err, service: svc.name, namespace: svc.namespace }, 'could not rebuild a service to bring it back');
+    } finally {
+      svc.busy = undefined;
+      this.touch(svc);
+    }
+  }
+
+  /** Stops a service's instances and removes it, its build folders and its state; the log stays. */
+  private async forget(svc: Managed): Promise<void> {
+    await Promise.all(svc.live.map((i) => i.stop({ drain: true })));
+    svc.live = [];
+    if (this.services.get(key(svc.namespace, svc.name)) === svc) this.services.delete(key(svc.namespace, svc.name));
+    this.persist();
+    await rm(this.serviceBuilds(svc.namespace, svc.name), { recursive: true, force: true });
+  }
+
+  /**
+   * A process recorded by a server that died: stopped (SIGTERM, then SIGKILL) when it is
+   * still ours, which /proc/<pid>/environ tells (a pid may have been reused since). Where
+   * there is no /proc, nothing is killed; the SDK also exits by itself when its parent dies.
+   */
+  private async killStale(record: InstanceRecord): Promise<void> {
+    const pid = record.pid;
+    if (!pid || !isOurs(pid, record.id)) return;
+    this.options.logger.warn({ pid, instance: record.id }, 'stopping an instance left by a previous server');
+    const alive = () => isOurs(pid, record.id);
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      return;
+    }
+    const deadline = Date.now() + Math.min(this.timing.stopTimeout, 5_000);
+    while (alive() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    if (alive()) {
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }
+  }
+
+  // ---- bookkeeping ------------------------------------------------------------------
+
+  private manage(record: ServiceRecordState): Managed {
+    const log = this.logFile(record.namespace, record.name);
+    const svc: Managed = {
+      name: record.name,
+      namespace: record.namespace,
+      source: record.source,
+      env: record.env ?? {},
+      desired: record.instances,
+      running: record.running,
+      version: record.version,
+      build: record.build,
+      buildError: record.buildError,
+      createdAt: record.createdAt,
+      updatedAt: record.updatedAt,
+      live: [],
+      // what was running before is not failed; what failed before stays visible
+      failed: record.running ? [] : record.processes.map((p) => ({ id: p.id, restarts: p.restarts, lastError: p.lastError })),
+      busy: undefined,
+      phase: 'building',
+      log,
+      host: undefined as unknown as InstanceHost,
+    };
+    svc.host = {
+      name: svc.name,
+      namespace: svc.namespace,
+      registry: this.options.registry,
+      log,
+      timing: this.timing,
+      logger: this.options.logger,
+      env: (id) => this.serviceEnv(svc, id),
+      changed: () => this.persist(),
+      registered: (version) => {
+        if (svc.version !== version) {
+          svc.version = version;
+          this.persist();
+        }
+      },
+      closing: () => this.closed,
+    };
+    return svc;
+  }
+
+  private async serviceEnv(svc: Managed, instanceId: string): Promise<NodeJS.ProcessEnv> {
+    const { id, secret } = await this.options.credentials(svc.name, svc.namespace);
+    return {
+      ...pickEnv(process.env, INHERITED_ENV),
+      ...svc.env,
+      MICRO_SERVER: this.options.serverAddress,
+      MICRO_NAMESPACE: svc.namespace,
+      MICRO_HOME: this.options.home,
+      MICRO_AUTH_ID: id,
+      MICRO_AUTH_SECRET: secret,
+      MICRO_AUTH_NAMESPACE: svc.namespace,
+      MICRO_RUNTIME_INSTANCE: instanceId,
+      MICRO_SERVICE_NAME: svc.name,
+    };
+  }
+
+  private logFile(namespace: string, name: string): LogFile {
+    const k = key(namespace, name);
+    let file = this.logFiles.get(k);
+    if (!file) {
+      file = new LogFile(join(this.logsDir, namespace, `${name}.log`));
+      this.logFiles.set(k, file);
+    }
+    return file;
+  }
+
+  private serviceBuilds(namespace: string, name: string): string {
+    return join(this.buildsDir, namespace, name);
+  }
+
+  private find(namespace: string, name: string): Managed {
+    const svc = this.services.get(key(namespace, checkServiceName(name)));
+    if (!svc) throw notFound(namespace, name);
+    return svc;
+  }
+
+  /** A name is free when no service has it, or when the one that has it failed and runs nothing. */
+  private checkFree(namespace: string, name: string): void {
+    const svc = this.services.get(key(namespace, name));
+    if (!svc) return;
+    if (svc.busy) throw errors.Conflict(ERROR_ID, `service ${name} is being ${svc.busy === 'restore' ? 'restored' : `${svc.busy}d`}; try again when that is done`);
+    if (svc.running || svc.live.length > 0) throw errors.Conflict(ERROR_ID, `service ${name} is already running; use micro update ${name}`);
+  }
+
+  private claim(svc: Managed, op: 'update' | 'delete'): void {
+    if (svc.busy) throw errors.Conflict(ERROR_ID, `service ${svc.name} is being ${svc.busy === 'restore' ? 'restored' : `${svc.busy}d`}; try again when that is done`);
+    svc.busy = op;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw errors.ServiceUnavailable(ERROR_ID, 'the runtime is not running');
+  }
+
+  private track<T>(op: Promise<T>): Promise<T> {
+    this.operations.add(op);
+    const done = () => this.operations.delete(op);
+    op.then(done, done);
+    return op;
+  }
+
+  private touch(svc: Managed): void {
+    svc.updatedAt = new Date().toISOString();
+    this.persist();
+  }
+
+  /** Writes every service to state.json (small; written whole on each change). */
+  private persist(): void {
+    const records: ServiceRecordState[] = [...this.services.values()].map((svc) => {
+      const r: ServiceRecordState = {
+        name: svc.name,
+        namespace: svc.namespace,
+        source: svc.source,
+        env: svc.env,
+        instances: svc.desired,
+        running: svc.running,
+        processes: svc.live.length > 0 ? svc.live.map((i) => i.record()) : svc.failed,
+        createdAt: svc.createdAt,
+        updatedAt: svc.updatedAt,
+      };
+      if (svc.version) r.version = svc.version;
+      if (svc.build) r.build = svc.build;
+      if (svc.buildError) r.buildError = svc.buildError;
+      return r;
+    });
+    try {
+      this.store.save(records);
+    } catch (err) {
+      this.options.logger.error({ err }, 'could not write the runtime state');
+    }
+  }
+
+  private view(svc: Managed): RuntimeService {
+    const instances: RuntimeInstance[] =
+      svc.live.length > 0 ? svc.live.map((i) => i.view()) : svc.failed.map((f) => ({ id: f.id, state: f.lastError ? 'error' : 'stopped', restarts: f.restarts, ...(f.lastError ? { lastError: f.lastError } : {}) }));
+    const view: RuntimeService = {
+      name: svc.name,
+      namespace: svc.namespace,
+      version: svc.version ?? sourceRef(svc.source) ?? '',
+      source: svc.source,
+      state: serviceState(svc),
+      instances,
+      desiredInstances: svc.desired,
+      env: maskEnv(svc.env),
+      createdAt: svc.createdAt,
+      updatedAt: svc.updatedAt,
+    };
+    if (svc.build || svc.buildError) {
+      view.build = { id: svc.build?.id ?? '' };
+      if (svc.build?.commit) view.build.commit = svc.build.commit;
+      if (svc.build?.builtAt) view.build.builtAt = svc.build.builtAt;
+      if (svc.buildError) view.build.error = svc.buildError;
+    }
+    return view;
+  }
+}
+
+type Progress = (step: 'fetch' | 'install' | 'build' | 'start', message: string) => void;
+
+/** Progress for the caller, with at most MAX_PROGRESS_LINES tool output lines per step. */
+function limitedProgress(onProgress: ProgressFn): Progress {
+  const counts = new Map<string, number>();
+  return (step, message) => {
+    const n = (counts.get(step) ?? 0) + 1;
+    counts.set(step, n);
+    if (n <= MAX_PROGRESS_LINES) onProgress({ step, message });
+    else if (n === MAX_PROGRESS_LINES + 1) onProgress({ step, message: '… (more output in micro logs)' });
+  };
+}
+
+function serviceState(svc: Managed): RuntimeState {
+  if (svc.busy === 'create' || svc.busy === 'restore') return svc.phase;
+  const states = svc.live.map((i) => i.state);
+  if (states.length === 0) return svc.buildError || svc.failed.some((f) => f.lastError) ? 'error' : svc.running ? 'pending' : 'stopped';
+  if (states.includes('crashed')) return 'crashed';
+  if (states.includes('running')) return 'running';
+  return 'starting';
+}
+
+function startFailure(svc: Managed, err: unknown) {
+  const message = `${svc.name} ${(err as Error).message}`;
+  if (err instanceof StartError && err.kind === 'timeout') return errors.Timeout(ERROR_ID, message);
+  if (err instanceof StartError && err.kind === 'stopped') return errors.ServiceUnavailable(ERROR_ID, message);
+  return errors.BadRequest(ERROR_ID, message);
+}
+
+function notFound(namespace: string, name: string) {
+  return errors.NotFound(ERROR_ID, `service ${name} is not run by the runtime in namespace ${namespace}`);
+}
+
+function checkNamespace(namespace: string | undefined): string {
+  if (namespace === undefined || namespace === '') return 'micro';
+  if (!NAMESPACE.test(namespace)) throw errors.BadRequest(ERROR_ID, `namespace "${namespace}" must be letters, digits, ".", "-" or "_" (at most 128)`);
+  return namespace;
+}
+
+function checkEnv(env: Record<string, string>): Record<string, string> {
+  const keys = Object.keys(env);
+  if (keys.length > MAX_ENV_KEYS) throw errors.BadRequest(ERROR_ID, `env has ${keys.length} variables; at most ${MAX_ENV_KEYS}`);
+  let bytes = 0;
+  for (const k of keys) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw errors.BadRequest(ERROR_ID, `env: "${k}" is not an environment variable name`);
+    if (RESERVED_ENV.has(k)) throw errors.BadRequest(ERROR_ID, `env: ${k} is set by the runtime and cannot be given`);
+    const v = env[k];
+    if (typeof v !== 'string' || v.includes('\0')) throw errors.BadRequest(ERROR_ID, `env: ${k} must be a string without NUL characters`);
+    bytes += k.length + v.length;
+  }
+  if (bytes > MAX_ENV_BYTES) throw errors.BadRequest(ERROR_ID, `env is larger than ${MAX_ENV_BYTES / 1024} KiB`);
+  return { ...env };
+}
+
+/** --env values whose names look secret are shown as •••• (they stay only in state.json, 0600). */
+export function maskEnv(env: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).map(([k, v]) => [k, SECRET_KEY.test(k) ? '••••' : v]));
+}
+
+function pickEnv(env: NodeJS.ProcessEnv, keys: string[]): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = {};
+  for (const k of keys) if (env[k] !== undefined) out[k] = env[k];
+  return out;
+}
+
+/** npm's own settings (registry, proxy, cache) as the server has them. */
+function npmConfig(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => k.toLowerCase().startsWith('npm_config_')));
+}
+
+function sourceRef(source: string): string | undefined {
+  try {
+    const spec = parseSource(source);
+    return spec.kind === 'git' ? spec.ref : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function sourceFolderName(spec: SourceSpec): string {
+  if (spec.kind === 'folder') return basename(spec.path);
+  return basename(spec.url.replace(/\/+$/, '')).replace(/\.git$/, '');
+}
+
+function key(namespace: string, name: string): string {
+  return `${namespace}/${name}`;
+}
+
+/** Build ids sort by time, so the newest build folder is the last one listed. */
+function newBuildId(): string {
+  return `${Date.now().toString(36).padStart(9, '0')}-${randomBytes(3).toString('hex')}`;
+}
+
+/** Whether pid is a process this runtime started as instance `id` (its environment says so). */
+function isOurs(pid: number, id: string): boolean {
+  try {
+    const environ = readFileSync(`/proc/${pid}/environ`, 'latin1');
+    return environ.split('\0').includes(`MICRO_RUNTIME_INSTANCE=${id}`);
+  } catch {
+    return false;
+  }
+}
