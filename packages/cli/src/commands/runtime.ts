@@ -1,0 +1,253 @@
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { Command, Option } from 'commander';
+import { MicroError, type ResponseStream, type RuntimeProgress, type RuntimeService } from '@micro/sdk';
+import { connect, type Connection } from '../connect.js';
+import type { CliContext } from '../context.js';
+import { CliError, UsageError, formatDuration, parseSince, type Printer } from '../output.js';
+
+/**
+ * The runtime's commands, thin wrappers over the runtime service of `micro server`:
+ * `run`, `update`, `status`, `logs`, `kill`.
+ */
+
+interface RunFlags {
+  name?: string;
+  env?: string[];
+  instances?: string;
+  namespace?: string;
+  output?: string;
+}
+
+export function registerRuntimeCommands(program: Command, ctx: CliContext): void {
+  program
+    .command('run <source>')
+    .description('build a service from a folder or a git URL (with @ref) and run it')
+    .option('--name <name>', 'the service name (default: package.json name or the folder name)')
+    .addOption(new Option('--env <KEY=VALUE>', 'environment of the service (repeat for more)').argParser(collect).default(undefined))
+    .option('--instances <n>', 'how many instances to run (default 1)')
+    .option('--namespace <namespace>', 'another namespace than the account\'s (admins)')
+    .option('-o, --output <format>', 'text or json (progress and the service as JSON lines)')
+    .action(async (source: string, opts: RunFlags) => {
+      const out = ctx.printer(opts.output);
+      const request = {
+        source: resolveSource(source),
+        name: opts.name,
+        namespace: opts.namespace,
+        env: parseEnv(opts.env),
+        instances: parseInstances(opts.instances),
+      };
+      const conn = connect(ctx.home, opts.namespace);
+      const service = await followProgress(out, conn, () => conn.runtime.Create(request), `micro run ${source}`);
+      summary(out, service, 'is running');
+    });
+
+  program
+    .command('update <service>')
+    .description('rebuild a service from its source and replace its instances one by one')
+    .option('--namespace <namespace>', 'another namespace than the account\'s (admins)')
+    .option('-o, --output <format>', 'text or json')
+    .action(async (name: string, opts: RunFlags) => {
+      const out = ctx.printer(opts.output);
+      const conn = connect(ctx.home, opts.namespace);
+      const service = await followProgress(out, conn, () => conn.runtime.Update({ name, namespace: opts.namespace }), `micro update ${name}`, name);
+      summary(out, service, 'is updated');
+    });
+
+  program
+    .command('status [service]')
+    .description('the services the runtime runs: state, instances, uptime, restarts, last error')
+    .option('--namespace <namespace>', 'another namespace than the account\'s (admins)')
+    .option('-o, --output <format>', 'text or json')
+    .action(async (name: string | undefined, opts: RunFlags) => {
+      const out = ctx.printer(opts.output);
+      const conn = connect(ctx.home, opts.namespace);
+      const { services } = await conn.runtime.Read({ name, namespace: opts.namespace }).catch((err: unknown) => {
+        throw explainRuntime(conn, err, name);
+      });
+      if (name && services.length === 0) throw notRun(conn, name);
+      if (!out.json && services.length === 0) {
+        out.info(`the runtime runs no services in namespace ${conn.namespace} — start one with \`micro run ./<folder>\``);
+        return;
+      }
+      out.table(STATUS_HEADERS, services.map((s) => statusRow(s)), services);
+    });
+
+  program
+    .command('logs <service>')
+    .description('the log lines of a service, oldest first')
+    .option('-f, --follow', 'keep printing new lines until Ctrl-C')
+    .option('-n, --lines <n>', 'how many of the last lines (default 100)')
+    .option('--since <time>', 'only lines since an ISO time or a duration back (30s, 10m, 2h, 1d)')
+    .option('--namespace <namespace>', 'another namespace than the account\'s (admins)')
+    .option('-o, --output <format>', 'text or json (one JSON line per log line)')
+    .action(async (name: string, opts: RunFlags & { follow?: boolean; lines?: string; since?: string }) => {
+      const out = ctx.printer(opts.output);
+      const lines = opts.lines === undefined ? undefined : parseCount('--lines', opts.lines, 0, 100_000);
+      const since = opts.since === undefined ? undefined : parseSince(opts.since);
+      const conn = connect(ctx.home, opts.namespace);
+      const stream = conn.runtime.Logs({ name, namespace: opts.namespace, lines, since, follow: opts.follow ?? false });
+      // Ctrl-C is how a follow ends: stop the stream and exit 0
+      let interrupted = false;
+      const onInterrupt = () => {
+        interrupted = true;
+        stream.cancel('interrupted');
+      };
+      process.once('SIGINT', onInterrupt);
+      try {
+        for await (const entry of stream) {
+          if (out.json) out.value(entry);
+          else out.line(entry.stream === 'runtime' ? `[runtime] ${entry.line}` : entry.line);
+        }
+      } catch (err) {
+        if (!interrupted) throw explainRuntime(conn, err, name);
+      } finally {
+        process.removeListener('SIGINT', onInterrupt);
+      }
+    });
+
+  program
+    .command('kill <service>')
+    .description('stop a service and forget it')
+    .option('--namespace <namespace>', 'another namespace than the account\'s (admins)')
+    .action(async (name: string, opts: RunFlags) => {
+      const conn = connect(ctx.home, opts.namespace);
+      await conn.runtime.Delete({ name, namespace: opts.namespace }).catch((err: unknown) => {
+        throw explainRuntime(conn, err, name);
+      });
+      ctx.printer().info(`stopped ${name} (namespace ${conn.namespace})`);
+    });
+}
+
+export const STATUS_HEADERS = ['NAME', 'VERSION', 'SOURCE', 'STATE', 'INSTANCES', 'PID', 'UPTIME', 'RESTARTS', 'LAST ERROR'];
+
+/** One row of `micro status`. */
+export function statusRow(s: RuntimeService, now = Date.now()): string[] {
+  const running = s.instances.filter((i) => i.state === 'running');
+  const pids = s.instances.map((i) => i.pid).filter((p): p is number => typeof p === 'number');
+  const started = running.map((i) => (i.startedAt ? Date.parse(i.startedAt) : NaN)).filter((t) => !Number.isNaN(t));
+  const uptime = started.length ? formatDuration(now - Math.min(...started)) : '-';
+  const restarts = s.instances.reduce((sum, i) => sum + i.restarts, 0);
+  const lastError = s.instances.map((i) => i.lastError).find(Boolean) ?? s.build?.error ?? '';
+  return [
+    s.name,
+    s.version || '-',
+    s.source,
+    s.state,
+    `${running.length}/${s.desiredInstances}`,
+    pids.length === 0 ? '-' : pids.length <= 2 ? pids.join(',') : `${pids[0]},+${pids.length - 1}`,
+    uptime,
+    String(restarts),
+    firstLine(lastError),
+  ];
+}
+
+/**
+ * Prints the progress of Create/Update as it comes: the first message of a fetch,
+ * install or build step is its title (• npm install), the following ones the tool's
+ * output, indented; every start message is the runtime's own news (• starting 2
+ * instances). On a failure the tool's output is shown (unless it was just streamed) and
+ * the command fails.
+ */
+async function followProgress(out: Printer, conn: Connection, open: () => ResponseStream<RuntimeProgress>, again: string, name?: string): Promise<RuntimeService | undefined> {
+  let step: string | undefined;
+  const streamed = new Set<string>();
+  let service: RuntimeService | undefined;
+  try {
+    for await (const p of open()) {
+      if (out.json) out.value(p);
+      else if (p.step === 'done') {
+        // the summary says it
+      } else if (p.step !== step || p.step === 'start') out.line(`• ${p.message}`);
+      else {
+        out.line(`    ${p.message}`);
+        streamed.add(p.message.trim());
+      }
+      step = p.step;
+      if (p.service) service = p.service;
+    }
+  } catch (err) {
+    if (err instanceof MicroError && err.code === 400 && (step === 'install' || step === 'build' || step === 'fetch')) {
+      const [head, ...output] = err.detail.split('\n');
+      const shown = output.filter((l) => l.trim()).every((l) => streamed.has(l.trim()));
+      out.warn(shown ? (head ?? '') : err.detail);
+      throw new CliError(`the ${step} failed — fix what is reported above and run \`${again}\` again`);
+    }
+    throw explainRuntime(conn, err, name);
+  }
+  if (service && (service.state === 'error' || service.state === 'crashed')) {
+    if (service.build?.error) out.warn(service.build.error);
+    const why = service.instances.map((i) => i.lastError).find(Boolean);
+    if (why) out.warn(why);
+    throw new CliError(`${service.name} is ${service.state} — see \`micro logs ${service.name}\` and \`micro status ${service.name}\``);
+  }
+  return service;
+}
+
+function summary(out: Printer, service: RuntimeService | undefined, what: string): void {
+  if (out.json || !service) return;
+  const running = service.instances.filter((i) => i.state === 'running').length;
+  const state = service.state === 'running' ? '' : `, state ${service.state}`;
+  out.line(`${service.name} ${what} (namespace ${service.namespace}): ${running}/${service.desiredInstances} instance${service.desiredInstances === 1 ? '' : 's'} running${state}`);
+  out.line(`  call it:  micro ${service.name} --help`);
+  out.line(`  logs:     micro logs ${service.name} -f`);
+  out.line(`  status:   micro status ${service.name}`);
+}
+
+function explainRuntime(conn: Connection, err: unknown, name: string | undefined): CliError {
+  if (name && err instanceof MicroError && err.code === 404) return notRun(conn, name);
+  return conn.explain(err);
+}
+
+function notRun(conn: Connection, name: string): CliError {
+  return new CliError(`the runtime runs no service ${name} in namespace ${conn.namespace} — see \`micro status\`, or start it with \`micro run\``);
+}
+
+/**
+ * Local folders are sent as absolute paths (the server does not know our working
+ * directory); git URLs and anything that is not a folder here are sent as they are.
+ * A local path may end with @ref only for git sources, so `./svc@v1` keeps its ref.
+ */
+export function resolveSource(source: string, cwd = process.cwd()): string {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(source) || /^git@/.test(source)) return source;
+  const local = resolve(cwd, source);
+  if (existsSync(local)) return local;
+  const at = /^(.*)@([^/@]+)$/.exec(source);
+  if (at && existsSync(resolve(cwd, at[1] as string))) return `${resolve(cwd, at[1] as string)}@${at[2]}`;
+  if (/^(\.{1,2}|~)?\//.test(source) || source === '.' || source === '..') {
+    throw new UsageError(`no such folder: ${local} — give the folder of a service (e.g. ./helloworld) or a git URL`);
+  }
+  return source;
+}
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+/** `--env K=V` pairs; names as the runtime accepts them, values as given. */
+export function parseEnv(pairs: string[] | undefined): Record<string, string> | undefined {
+  if (!pairs || pairs.length === 0) return undefined;
+  // no prototype: a variable named __proto__ is just a name here
+  const env = Object.create(null) as Record<string, string>;
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    const key = eq === -1 ? pair : pair.slice(0, eq);
+    if (eq <= 0 || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new UsageError(`--env takes KEY=VALUE with KEY a variable name, not "${pair}"`);
+    env[key] = pair.slice(eq + 1);
+  }
+  return env;
+}
+
+function parseInstances(value: string | undefined): number | undefined {
+  return value === undefined ? undefined : parseCount('--instances', value, 1, 64);
+}
+
+function parseCount(flag: string, value: string, min: number, max: number): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || n < min || n > max) throw new UsageError(`${flag} must be a whole number from ${min} to ${max}, not "${value}"`);
+  return n;
+}
+
+function firstLine(text: string): string {
+  return text.split('\n').find((l) => l.trim()) ?? '';
+}
