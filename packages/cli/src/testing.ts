@@ -1,0 +1,99 @@
+import { after } from 'node:test';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * Helpers for the end-to-end tests: the `micro` command as people use it
+ * (`node packages/cli/bin/micro.js …` in its own process) against a real `micro server`
+ * on a free port, each test file with its own MICRO_HOME. Every process started here is
+ * killed in an after hook of the test file that imports this module.
+ */
+
+export const bin = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'micro.js');
+export const started = new Set<ChildProcessWithoutNullStreams>();
+
+export interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function micro(home: string, args: string[], options: { input?: string; env?: Record<string, string>; cwd?: string; timeout?: number } = {}): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], {
+      cwd: options.cwd,
+      env: { ...process.env, MICRO_HOME: home, MICRO_LOG_LEVEL: 'silent', MICRO_ENV: '', ...options.env },
+    });
+    started.add(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`micro ${args.join(' ')} timed out\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, options.timeout ?? 30_000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      started.delete(child);
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin.end(options.input ?? '');
+  });
+}
+
+export interface RunningServer {
+  proc: ChildProcessWithoutNullStreams;
+  address: string;
+  output: () => string;
+}
+
+/** `micro server --address tcp://127.0.0.1:0`, once it says where it listens. */
+export function startServer(home: string): Promise<RunningServer> {
+  const proc = spawn(process.execPath, [bin, 'server', '--address', 'tcp://127.0.0.1:0'], { env: { ...process.env, MICRO_HOME: home, MICRO_LOG_LEVEL: 'silent' } });
+  started.add(proc);
+  let out = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`micro server did not start:\n${out}`)), 20_000);
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      const m = /listening on (tcp:\/\/\S+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ proc, address: m[1] as string, output: () => out });
+      }
+    };
+    proc.stdout.on('data', onData);
+    proc.stderr.on('data', onData);
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      started.delete(proc);
+      reject(new Error(`micro server exited with ${code}:\n${out}`));
+    });
+  });
+}
+
+export function stopProcess(proc: ChildProcessWithoutNullStreams, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve(proc.exitCode);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      started.delete(proc);
+      resolve(code);
+    });
+    proc.kill(signal);
+  });
+}
+
+after(async () => {
+  await Promise.all([...started].map((p) => stopProcess(p, 'SIGKILL')));
+});
+
+export function tempDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
