@@ -1,6 +1,7 @@
+
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { microHome, privateDir, readJson, writeJsonDurable, type Credentials } from '@micro/sdk';
+import { microHome, privateDir, processAlive, readJson, writeJsonDurable, type Credentials } from '@micro/sdk';
 import { CliError, UsageError } from './output.js';
 
 /**
@@ -180,7 +181,7 @@ export class Home {
     const info = this.readFile<Partial<ServerInfo>>(join(this.serverDir, 'server.json'));
     if (!info || typeof info.address !== 'string') return undefined;
     // a server killed with -9 leaves its file behind: do not send people to a dead address
-    if (typeof info.pid === 'number' && !isAlive(info.pid)) return undefined;
+    if (typeof info.pid === 'number' && !processAlive(info.pid)) return undefined;
     return { address: info.address, pid: info.pid, startedAt: info.startedAt };
   }
 
@@ -236,12 +237,3 @@ export function displayAddress(address: string): string {
   return address.startsWith('tcp://') ? address.slice('tcp://'.length) : address;
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: it exists but belongs to someone else
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}

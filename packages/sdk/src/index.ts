@@ -76,3 +76,4 @@ export { authService } from './auth/definition.js';
 export type { Credentials } from './auth/definition.js';
 export { TokenSource, bearer } from './auth/token.js';
 export * from './runtime/definition.js';
+export { processAlive } from './util/process.js';

@@ -1,3 +1,4 @@
+
 import { closeSync, existsSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import {
   authService,
@@ -7,6 +8,7 @@ import {
   MemoryBroker,
   MemoryRegistry,
   microHome,
+  processAlive,
   readJson,
   registryService,
   runtime as runtimeService,
@@ -154,7 +156,7 @@ export class MicroServer {
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
         const pid = Number(readFileSync(this.paths.lock, 'utf8').trim());
-        if (pid && alive(pid)) {
+        if (pid && processAlive(pid)) {
           const info = readJson<ServerInfo>(this.paths.info);
           throw errors.Conflict(
             'micro.server',
@@ -169,11 +171,3 @@ export class MicroServer {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}

@@ -25,6 +25,7 @@ import { lstat, mkdir, readFile, readdir, rename, rmdir, unlink, writeFile } fro
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ServiceUnavailable } from '../errors/errors.js';
+import { processAlive } from '../util/process.js';
 import type {
   NamespaceOptions,
   RegisterOptions,
@@ -163,16 +164,6 @@ async function ignoreMissing(op: Promise<unknown>): Promise<void> {
   } catch (err) {
     const code = errno(err);
     if (code !== 'ENOENT' && code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'ENOTDIR') throw err;
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: it exists but belongs to another user.
-    return errno(err) !== 'ESRCH';
   }
 }
 
@@ -342,7 +333,7 @@ export class FileRegistry implements Registry {
     const isLive = (file: NodeFile): boolean => {
       if (file.host !== HOST || file.pid === process.pid) return true;
       let live = alive.get(file.pid);
-      if (live === undefined) alive.set(file.pid, (live = isAlive(file.pid)));
+      if (live === undefined) alive.set(file.pid, (live = processAlive(file.pid)));
       return live;
     };
 
