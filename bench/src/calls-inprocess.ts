@@ -7,7 +7,7 @@
  */
 import { createClient, createLogger, MemoryRegistry, Service } from '@micro/sdk';
 import { ServiceBroker } from 'moleculer';
-import { EXPECTED, greeter, greeterHandlers, moleculerGreeter, REQUEST } from './greeter.js';
+import { checkGreeter, greeter, greeterHandlers, moleculerGreeter, REQUEST } from './greeter.js';
 import { closedLoopThroughput, sequentialThroughput, warm, type Benchmark, type Call, type Contestant } from './harness.js';
 
 const SEQUENTIAL_MS = 1_000;
@@ -15,11 +15,11 @@ const CONCURRENT_MS = 1_000;
 const INFLIGHT = 100;
 const WARMUP_MS = 1_000;
 
-function contestant(call: Call, close: () => Promise<void>): Contestant {
+function contestant(side: string, send: (request: unknown) => Promise<unknown>, close: () => Promise<void>): Contestant {
+  const call: Call = () => send(REQUEST);
   return {
     async warmUp() {
-      const first = (await call()) as { message?: unknown };
-      if (first.message !== EXPECTED) throw new Error(`unexpected response ${JSON.stringify(first)}`);
+      await checkGreeter(side, send);
       await warm(call, WARMUP_MS / 2);
       await warm(call, WARMUP_MS / 2, INFLIGHT);
     },
@@ -39,7 +39,8 @@ async function micro(): Promise<Contestant> {
   await svc.start();
   const client = createClient(greeter, { registry });
   return contestant(
-    () => client.Hello(REQUEST),
+    'micro',
+    (request) => client.Hello(request as { name: string }),
     async () => {
       await svc.stop();
       await registry.close?.();
@@ -52,7 +53,8 @@ async function moleculer(): Promise<Contestant> {
   broker.createService(moleculerGreeter);
   await broker.start();
   return contestant(
-    () => broker.call('greeter.hello', REQUEST),
+    'moleculer',
+    (request) => broker.call('greeter.hello', request),
     () => broker.stop(),
   );
 }

@@ -11,13 +11,14 @@
 import { fileURLToPath } from 'node:url';
 import { ConnectionPool, createClient } from '@micro/sdk';
 import { ServiceBroker } from 'moleculer';
-import { EXPECTED, greeter, REQUEST } from './greeter.js';
+import { checkGreeter, greeter, REQUEST } from './greeter.js';
 import {
   closedLoopThroughput,
   percentile,
   sequentialLatencies,
   startChild,
   warm,
+  type BenchEnv,
   type Benchmark,
   type Call,
   type ChildServer,
@@ -31,11 +32,11 @@ const WARMUP_MS = 1_000;
 
 const script = (name: string) => fileURLToPath(new URL(`./servers/${name}.js`, import.meta.url));
 
-function contestant(call: Call, close: () => Promise<void>): Contestant {
+function contestant(side: string, send: (request: unknown) => Promise<unknown>, close: () => Promise<void>): Contestant {
+  const call: Call = () => send(REQUEST);
   return {
     async warmUp() {
-      const first = (await call()) as { message?: unknown };
-      if (first.message !== EXPECTED) throw new Error(`unexpected response ${JSON.stringify(first)}`);
+      await checkGreeter(side, send);
       await warm(call, WARMUP_MS / 2, INFLIGHT);
       await warm(call, WARMUP_MS / 2);
     },
@@ -48,12 +49,13 @@ function contestant(call: Call, close: () => Promise<void>): Contestant {
   };
 }
 
-async function micro(): Promise<Contestant> {
-  const server: ChildServer<{ address: string }> = await startChild(script('micro-greeter'));
+async function micro(env: BenchEnv): Promise<Contestant> {
+  const server: ChildServer<{ address: string }> = await startChild(script('micro-greeter'), { cpus: env.serverCpus });
   const pool = new ConnectionPool();
   const client = createClient(greeter, { address: server.info.address, pool, preferLocal: false });
   return contestant(
-    () => client.Hello(REQUEST),
+    'micro',
+    (request) => client.Hello(request as { name: string }),
     async () => {
       pool.close();
       await server.stop();
@@ -61,8 +63,8 @@ async function micro(): Promise<Contestant> {
   );
 }
 
-async function moleculer(): Promise<Contestant> {
-  const server: ChildServer<{ nodeID: string; port: number }> = await startChild(script('moleculer-greeter'));
+async function moleculer(env: BenchEnv): Promise<Contestant> {
+  const server: ChildServer<{ nodeID: string; port: number }> = await startChild(script('moleculer-greeter'), { cpus: env.serverCpus });
   const broker = new ServiceBroker({
     nodeID: `bench-caller-${process.pid}`,
     logger: false,
@@ -79,7 +81,8 @@ async function moleculer(): Promise<Contestant> {
     throw err;
   }
   return contestant(
-    () => broker.call('greeter.hello', REQUEST),
+    'moleculer',
+    (request) => broker.call('greeter.hello', request),
     async () => {
       await broker.stop().catch(() => undefined);
       await server.stop();
@@ -95,10 +98,11 @@ export const remote: Benchmark = {
     { id: 'remote.p50', label: 'remote sequential round trip p50', unit: 'µs', better: 'lower', target: 1 },
     { id: 'remote.p99', label: 'remote sequential round trip p99', unit: 'µs', better: 'lower' },
   ],
-  async setup() {
-    const m = await micro();
+  usesChildren: true,
+  async setup(env) {
+    const m = await micro(env);
     try {
-      return { micro: m, peer: await moleculer() };
+      return { micro: m, peer: await moleculer(env) };
     } catch (err) {
       await m.close();
       throw err;

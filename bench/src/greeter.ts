@@ -33,3 +33,19 @@ export const moleculerGreeter: ServiceSchema = {
 /** The payload of every call. */
 export const REQUEST = { name: 'x' } as const;
 export const EXPECTED = 'Hello x';
+/** A request both sides must refuse: proof that each really validates what it is sent. */
+export const INVALID = { name: 42 } as const;
+
+/**
+ * Checks a side before it is measured: it answers REQUEST as expected and refuses INVALID
+ * (so neither side is measured without the validation the other does).
+ */
+export async function checkGreeter(side: string, call: (request: unknown) => Promise<unknown>): Promise<void> {
+  const res = (await call(REQUEST)) as { message?: unknown } | undefined;
+  if (res?.message !== EXPECTED) throw new Error(`${side} answered ${JSON.stringify(res)} instead of {"message":"${EXPECTED}"}`);
+  const refused = await call(INVALID).then(
+    () => false,
+    () => true,
+  );
+  if (!refused) throw new Error(`${side} accepted an invalid request: it does not validate`);
+}

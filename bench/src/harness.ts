@@ -8,8 +8,9 @@
  * side goes first, so drift of the machine hits both alike), closes both and aggregates.
  * Timings never fail the run: a missed target is only marked.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { cpus, totalmem, type as osType, release, arch } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 
 // ---- what a benchmark declares -----------------------------------------------------
@@ -43,9 +44,32 @@ export interface Benchmark {
   readonly name: string;
   readonly title: string;
   readonly figures: readonly FigureSpec[];
+  /**
+   * The benchmark runs servers in child processes: the harness then pins this process
+   * and the servers to CPUs (see `PinMode`) and passes the server's CPU to `setup`.
+   */
+  readonly usesChildren?: boolean;
   /** starts both contestants; the harness closes them, also after a failure */
-  setup(): Promise<{ micro: Contestant; peer: Contestant }>;
+  setup(env: BenchEnv): Promise<{ micro: Contestant; peer: Contestant }>;
 }
+
+/** What the harness tells a benchmark's setup. */
+export interface BenchEnv {
+  /** the CPU list to start child servers on (`taskset -c`), or undefined: anywhere */
+  readonly serverCpus: string | undefined;
+}
+
+/**
+ * Where the caller (this process) and the server processes run, for benchmarks with
+ * child processes. Which CPU the kernel happens to give each process changes round-trip
+ * times by 3x on small VMs (a wake-up on the same CPU is a context switch, on another an
+ * inter-processor interrupt), so by default both are pinned:
+ * - `split`: the caller on CPU 0, the servers on CPU 1 (one core each; the default)
+ * - `shared`: both on CPU 0
+ * - `off`: wherever the kernel puts them
+ * Pinning needs Linux and `taskset`; without them the run is `off` and says so.
+ */
+export type PinMode = 'split' | 'shared' | 'off';
 
 // ---- what the harness reports ----------------------------------------------------
 
@@ -71,6 +95,13 @@ export interface BenchmarkResult {
   name: string;
   title: string;
   seconds: number;
+  /** for benchmarks with child processes: where caller and servers ran */
+  placement?: { mode: PinMode; caller: string; servers: string };
+  /**
+   * CPU time other processes of the machine used during the timed rounds, in CPUs (1 =
+   * one whole core busy): a sign that the figures are noisy. Linux only.
+   */
+  otherLoad?: { mean: number; max: number };
   figures: FigureResult[];
   /** set when the benchmark could not run; its figures are then missing */
   error?: string;
@@ -100,6 +131,13 @@ export function machineInfo(): MachineInfo {
 export interface HarnessOptions {
   /** timed rounds per side (default 5) */
   rounds: number;
+  /** CPU placement of benchmarks with child processes (default split) */
+  pin: PinMode;
+  /**
+   * Before each round, wait up to this many seconds for other processes of the machine
+   * to go quiet (0: do not wait). On a shared machine this keeps most rounds clean.
+   */
+  settle: number;
   /** progress lines go here (stderr), so that stdout is only the report */
   log: (line: string) => void;
 }
@@ -123,17 +161,34 @@ export async function runBenchmark(bench: Benchmark, options: HarnessOptions): P
     peer[f.id] = [];
   }
   let pair: { micro: Contestant; peer: Contestant } | undefined;
+  const placement = bench.usesChildren ? place(options.pin, options.log) : undefined;
+  const env: BenchEnv = { serverCpus: placement?.servers };
+  const others: number[] = [];
+  const result = (figures: FigureResult[], error?: string): BenchmarkResult => {
+    const r: BenchmarkResult = { name: bench.name, title: bench.title, seconds: (performance.now() - started) / 1000, figures };
+    if (others.length > 0) r.otherLoad = { mean: others.reduce((a, b) => a + b, 0) / others.length, max: Math.max(...others) };
+    if (placement) r.placement = { mode: placement.mode, caller: placement.caller ?? 'any', servers: placement.servers ?? 'any' };
+    if (error) r.error = error;
+    return r;
+  };
   try {
-    options.log(`[${bench.name}] starting both sides`);
-    pair = await bench.setup();
+    if (placement?.caller) pin(process.pid, placement.caller);
+    options.log(`[${bench.name}] starting both sides${placement ? ` (caller on CPU ${placement.caller ?? 'any'}, servers on CPU ${placement.servers ?? 'any'})` : ''}`);
+    pair = await bench.setup(env);
     options.log(`[${bench.name}] warming up`);
     await pair.micro.warmUp();
     await pair.peer.warmUp();
     for (let r = 0; r < options.rounds; r++) {
+      const waited = await settle(options.settle * 1000);
+      if (waited === undefined) options.log(`[${bench.name}] other processes stayed busy for ${options.settle} s; measuring anyway`);
+      else if (waited >= 100) options.log(`[${bench.name}] waited ${(waited / 1000).toFixed(1)} s for other processes to go quiet`);
       // alternate who goes first, so that a trend in the machine's speed hits both alike
       const order: Array<['micro' | 'peer', Contestant]> = r % 2 === 0 ? [['micro', pair.micro], ['peer', pair.peer]] : [['peer', pair.peer], ['micro', pair.micro]];
       for (const [side, c] of order) {
+        const before = cpuSnapshot();
         const values = await c.round();
+        const other = otherCpus(before, cpuSnapshot());
+        if (other !== undefined) others.push(other);
         const into = side === 'micro' ? micro : peer;
         for (const f of bench.figures) {
           const v = values[f.id];
@@ -141,14 +196,24 @@ export async function runBenchmark(bench: Benchmark, options: HarnessOptions): P
           into[f.id]?.push(v);
         }
       }
-      options.log(`[${bench.name}] round ${r + 1}/${options.rounds}: ${bench.figures.map((f) => `${f.id} ${fmt(micro[f.id]?.at(-1) ?? NaN, f.unit)} vs ${fmt(peer[f.id]?.at(-1) ?? NaN, f.unit)}`).join(', ')}`);
+      const busy = others.slice(-2).reduce((a, b) => Math.max(a, b), 0);
+      options.log(
+        `[${bench.name}] round ${r + 1}/${options.rounds}: ${bench.figures.map((f) => `${f.id} ${fmt(micro[f.id]?.at(-1) ?? NaN, f.unit)} vs ${fmt(peer[f.id]?.at(-1) ?? NaN, f.unit)}`).join(', ')}${busy >= NOISY ? ` (other processes busy: ${busy.toFixed(2)} CPUs)` : ''}`,
+      );
     }
   } catch (err) {
-    return { name: bench.name, title: bench.title, seconds: (performance.now() - started) / 1000, figures: [], error: (err as Error).stack ?? String(err) };
+    return result([], (err as Error).stack ?? String(err));
   } finally {
     if (pair) {
       const closing = [pair.micro.close(), pair.peer.close()];
       for (const r of await Promise.allSettled(closing)) if (r.status === 'rejected') options.log(`[${bench.name}] close failed: ${String(r.reason)}`);
+    }
+    if (placement?.caller) {
+      try {
+        pin(process.pid, `0-${cpus().length - 1}`);
+      } catch {
+        options.log(`[${bench.name}] could not unpin this process; later benchmarks run on CPU ${placement.caller}`);
+      }
     }
   }
   const figures = bench.figures.map((f): FigureResult => {
@@ -158,7 +223,97 @@ export async function runBenchmark(bench: Benchmark, options: HarnessOptions): P
     const met = f.target === undefined ? undefined : f.better === 'higher' ? ratio >= f.target : ratio <= f.target;
     return { ...f, micro: m, peer: p, ratio, met };
   });
-  return { name: bench.name, title: bench.title, seconds: (performance.now() - started) / 1000, figures };
+  return result(figures);
+}
+
+// ---- other processes ---------------------------------------------------------------
+
+/** Other processes using this much CPU (in CPUs) during a round make its figures suspect. */
+export const NOISY = 0.1;
+
+interface CpuSnapshot {
+  at: number;
+  /** seconds of CPU the machine spent busy (all CPUs, including steal) */
+  busy: number;
+  /** seconds of CPU this process and its children spent */
+  own: number;
+}
+
+const TICK = 100; // USER_HZ: /proc reports CPU time in 1/100 s on every Linux that matters
+
+function cpuSnapshot(): CpuSnapshot | undefined {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] as string;
+    // cpu user nice system idle iowait irq softirq steal ...
+    const f = line.trim().split(/\s+/).slice(1).map(Number);
+    const busy = ((f[0] ?? 0) + (f[1] ?? 0) + (f[2] ?? 0) + (f[5] ?? 0) + (f[6] ?? 0) + (f[7] ?? 0)) / TICK;
+    const self = process.cpuUsage();
+    let own = (self.user + self.system) / 1e6;
+    for (const child of children) {
+      if (!child.pid || child.exitCode !== null) continue;
+      const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
+      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      own += (Number(rest[11]) + Number(rest[12])) / TICK;
+    }
+    return { at: performance.now(), busy, own };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Waits until other processes use less than NOISY CPUs over half a second, for at most
+ * `maxMs`. Resolves with the time waited, or undefined when they stayed busy (or at
+ * once when the load cannot be read).
+ */
+async function settle(maxMs: number): Promise<number | undefined> {
+  const start = performance.now();
+  if (maxMs <= 0) return 0;
+  for (;;) {
+    const a = cpuSnapshot();
+    await new Promise((r) => setTimeout(r, 500));
+    const other = otherCpus(a, cpuSnapshot());
+    if (other === undefined || other < NOISY) return Math.max(0, performance.now() - start - 500);
+    if (performance.now() - start >= maxMs) return undefined;
+  }
+}
+
+function otherCpus(a: CpuSnapshot | undefined, b: CpuSnapshot | undefined): number | undefined {
+  if (!a || !b || b.at - a.at < 200) return undefined;
+  return Math.max(0, (b.busy - a.busy - (b.own - a.own)) / ((b.at - a.at) / 1000));
+}
+
+// ---- CPU placement -----------------------------------------------------------------
+
+interface Placement {
+  mode: PinMode;
+  caller: string | undefined;
+  servers: string | undefined;
+}
+
+let tasksetWorks: boolean | undefined;
+
+function place(mode: PinMode, log: (line: string) => void): Placement {
+  if (mode === 'off') return { mode, caller: undefined, servers: undefined };
+  if (tasksetWorks === undefined) {
+    try {
+      execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' });
+      tasksetWorks = process.platform === 'linux';
+    } catch {
+      tasksetWorks = false;
+    }
+  }
+  const n = cpus().length;
+  if (!tasksetWorks || (mode === 'split' && n < 2)) {
+    log(`cannot pin processes to CPUs (${tasksetWorks ? 'only one CPU' : 'no taskset'}): the kernel places them`);
+    return { mode: 'off', caller: undefined, servers: undefined };
+  }
+  return mode === 'split' ? { mode, caller: '0', servers: n > 2 ? `1-${n - 1}` : '1' } : { mode, caller: '0', servers: '0' };
+}
+
+/** Pins every thread of a process to a CPU list (`0`, `1-3`). */
+function pin(pid: number, list: string): void {
+  execFileSync('taskset', ['-a', '-p', '-c', list, String(pid)], { stdio: 'ignore' });
 }
 
 // ---- timing loops ------------------------------------------------------------------
@@ -260,9 +415,13 @@ export interface ChildServer<Info> {
  * object describing what it serves (its address). The child exits by itself when its
  * stdin closes, so it dies with this process even if this one is killed with SIGKILL.
  */
-export async function startChild<Info>(script: string, args: string[] = [], timeoutMs = 15_000): Promise<ChildServer<Info>> {
+export async function startChild<Info>(script: string, options: { args?: string[]; cpus?: string | undefined; timeoutMs?: number } = {}): Promise<ChildServer<Info>> {
   hookExit();
-  const child = spawn(process.execPath, [script, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, NODE_NO_WARNINGS: '1' } });
+  const timeoutMs = options.timeoutMs ?? 15_000;
+  const argv = [script, ...(options.args ?? [])];
+  // taskset execs node in place: the child's pid is node's, and a kill reaches it
+  const [cmd, args] = options.cpus ? ['taskset', ['-c', options.cpus, process.execPath, ...argv]] : [process.execPath, argv];
+  const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, NODE_NO_WARNINGS: '1' } });
   children.add(child);
   let stderr = '';
   child.stderr?.setEncoding('utf8');

@@ -5,6 +5,10 @@
  *     npm run bench -- remote            # only the remote calls
  *     node bench/dist/run.js --rounds 3 inprocess
  *
+ * Options: `--rounds N` timed rounds per side (5); `--pin split|shared|off` where the
+ * caller and the server processes run (split: CPU 0 and CPU 1); `--settle S` seconds to
+ * wait, before each round, for other processes to go quiet (10; 0 to not wait).
+ *
  * Prints a Markdown table on stdout (progress goes to stderr) and writes
  * bench/results/latest.json. Exits 0 whatever the timings: a missed target is marked in
  * the table, not a failure. Exits 1 only when a benchmark could not run at all.
@@ -16,18 +20,20 @@ import { fileURLToPath } from 'node:url';
 import { MOLECULER_VERSION } from 'moleculer';
 import { inprocess } from './calls-inprocess.js';
 import { remote } from './calls-remote.js';
-import { killChildren, machineInfo, markdownTable, runBenchmark, type Benchmark, type BenchmarkResult } from './harness.js';
+import { killChildren, machineInfo, markdownTable, NOISY, runBenchmark, type Benchmark, type BenchmarkResult, type PinMode } from './harness.js';
 
 /** Every benchmark, in the order they run. Later issues add theirs here. */
 const BENCHMARKS: readonly Benchmark[] = [inprocess, remote];
 const PEER = `moleculer ${MOLECULER_VERSION}`;
 
 function usage(): string {
-  return `usage: npm run bench -- [--rounds N] [name...]\nbenchmarks: ${BENCHMARKS.map((b) => `${b.name} (${b.title})`).join(', ')}`;
+  return `usage: npm run bench -- [--rounds N] [--pin split|shared|off] [--settle SECONDS] [name...]\nbenchmarks: ${BENCHMARKS.map((b) => `${b.name} (${b.title})`).join(', ')}`;
 }
 
-function parseArgs(argv: string[]): { rounds: number; selected: Benchmark[] } {
+function parseArgs(argv: string[]): { rounds: number; pin: PinMode; settle: number; selected: Benchmark[] } {
   let rounds = 5;
+  let settle = 10;
+  let pin: PinMode = 'split';
   const names: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
@@ -41,6 +47,23 @@ function parseArgs(argv: string[]): { rounds: number; selected: Benchmark[] } {
         console.error(`--rounds takes a whole number from 1 to 50, not "${value}"\n${usage()}`);
         process.exit(2);
       }
+    } else if (arg === '--settle' || arg.startsWith('--settle=')) {
+      const value = arg.includes('=') ? arg.slice('--settle='.length) : argv[++i];
+      settle = Number(value);
+      if (!Number.isFinite(settle) || settle < 0 || settle > 600) {
+        console.error(`--settle takes seconds from 0 to 600, not "${value}"\n${usage()}`);
+        process.exit(2);
+      }
+    } else if (arg === '--pin' || arg.startsWith('--pin=')) {
+      const value = arg.includes('=') ? arg.slice('--pin='.length) : argv[++i];
+      if (value !== 'split' && value !== 'shared' && value !== 'off') {
+        console.error(`--pin takes split, shared or off, not "${value}"\n${usage()}`);
+        process.exit(2);
+      }
+      pin = value;
+    } else if (arg.startsWith('-')) {
+      console.error(`unknown option ${arg}\n${usage()}`);
+      process.exit(2);
     } else {
       names.push(arg);
     }
@@ -54,7 +77,7 @@ function parseArgs(argv: string[]): { rounds: number; selected: Benchmark[] } {
     }
     if (!selected.includes(b)) selected.push(b);
   }
-  return { rounds, selected };
+  return { rounds, pin, settle, selected };
 }
 
 function sdkVersion(): string {
@@ -77,7 +100,7 @@ function gitRevision(): string | undefined {
 }
 
 async function main(): Promise<number> {
-  const { rounds, selected } = parseArgs(process.argv.slice(2));
+  const { rounds, pin, settle, selected } = parseArgs(process.argv.slice(2));
   const machine = machineInfo();
   const log = (line: string) => process.stderr.write(`${line}\n`);
   log(`micro ${sdkVersion()} vs ${PEER} on ${machine.cpuCount} x ${machine.cpuModel}, ${machine.memoryGiB} GiB, node ${machine.node}, ${machine.os}`);
@@ -86,7 +109,7 @@ async function main(): Promise<number> {
   const started = Date.now();
   const results: BenchmarkResult[] = [];
   for (const bench of selected) {
-    const result = await runBenchmark(bench, { rounds, log });
+    const result = await runBenchmark(bench, { rounds, pin, settle, log });
     if (result.error) log(`[${bench.name}] FAILED: ${result.error}`);
     else log(`[${bench.name}] done in ${result.seconds.toFixed(1)} s`);
     results.push(result);
@@ -99,6 +122,7 @@ async function main(): Promise<number> {
     versions: { micro: sdkVersion(), peer: PEER },
     machine,
     rounds,
+    pin,
     seconds: Math.round((Date.now() - started) / 100) / 10,
     benchmarks: results,
   };
@@ -110,13 +134,20 @@ async function main(): Promise<number> {
   renameSync(`${file}.tmp`, file);
 
   const table = markdownTable(results, PEER);
+  const noisy = results.filter((r) => r.otherLoad && r.otherLoad.max >= NOISY);
+  const warning = noisy.length
+    ? `\n**Other processes were busy during ${noisy.map((r) => `${r.name} (up to ${r.otherLoad?.max.toFixed(2)} CPUs)`).join(', ')}: these figures are noisy; run again on a quiet machine.**\n`
+    : '';
+  const placements = results
+    .filter((r) => r.placement)
+    .map((r) => `${r.name}: caller on CPU ${r.placement?.caller}, servers on CPU ${r.placement?.servers} (--pin ${r.placement?.mode})`);
   console.log(`
 ## Micro vs ${PEER}
 
-${machine.cpuCount} x ${machine.cpuModel}, ${machine.memoryGiB} GiB RAM, Node.js ${machine.node}, ${machine.os} (${machine.arch}); ${rounds} rounds, median (min–max); ratio = micro / ${PEER.split(' ')[0]}.
+${machine.cpuCount} x ${machine.cpuModel}, ${machine.memoryGiB} GiB RAM, Node.js ${machine.node}, ${machine.os} (${machine.arch}); ${rounds} rounds, median (min–max); ratio = micro / ${PEER.split(' ')[0]}.${placements.length ? `\n${placements.join('; ')}.` : ''}
 
 ${table}
-`);
+${warning}`);
   log(`results written to ${relative(process.cwd(), file) || file} (${report.seconds} s in all)`);
   return results.some((r) => r.error) ? 1 : 0;
 }

@@ -7,6 +7,7 @@ import { parseAddress } from './address.js';
 import { decodeFrame, DEFAULT_MAX_FRAME, encodeFrame, encodeRequest, encodeWindow, FrameReader, FrameType, PREFACE, type Frame } from './frame.js';
 import { Inbox, Outbox } from './flow.js';
 import { FrameWriter } from './writer.js';
+import { CallTable } from './table.js';
 
 /**
  * The client side of the wire protocol: connections that multiplex many calls, and a
@@ -67,7 +68,7 @@ export class ClientConnection {
   private readonly socket: Socket;
   private readonly reader: FrameReader;
   private readonly writer: FrameWriter;
-  private readonly pending = new Map<number, Pending>();
+  private readonly pending = new CallTable<Pending>();
   private readonly maxFrame: number;
   private nextId = 1;
   private connected = false;
@@ -348,8 +349,7 @@ export class ClientConnection {
     this.closed = true;
     if (destroy) this.socket.destroy();
     this.onGone(this);
-    const calls = [...this.pending];
-    this.pending.clear();
+    const calls = this.pending.drain();
     for (const [, p] of calls) {
       if (p.at !== NO_DEADLINE) cancelDeadline(p);
       if (p.onAbort) p.signal?.removeEventListener('abort', p.onAbort);

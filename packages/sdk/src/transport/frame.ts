@@ -58,6 +58,8 @@ export interface RequestHead {
   namespace: string;
   service: string;
   endpoint: string;
+  /** `namespace \n service`: how a server finds the service (made once per route) */
+  serviceKey: string;
   meta: RequestMeta | undefined;
 }
 
@@ -158,14 +160,15 @@ export function encodeRequest(
 
 // ---- reading ---------------------------------------------------------------------
 
-const routeCache = new Map<string, [string, string, string]>();
+type Route = [namespace: string, service: string, endpoint: string, serviceKey: string];
+const routeCache = new Map<string, Route>();
 
-function parseRoute(text: string): [string, string, string] {
+function parseRoute(text: string): Route {
   let parts = routeCache.get(text);
   if (parts) return parts;
   const split = text.split('\n');
   if (split.length !== 3 || !split[0] || !split[1] || !split[2]) throw BadRequest('micro.transport', 'malformed route in request frame');
-  parts = split as [string, string, string];
+  parts = [split[0], split[1], split[2], `${split[0]}\n${split[1]}`];
   if (routeCache.size < 10_000) routeCache.set(text, parts);
   return parts;
 }
@@ -189,7 +192,7 @@ export function decodeFrame(buf: Buffer): Frame {
     const routeLen = buf.readUInt16BE(11);
     let o = 13;
     if (o + routeLen + 4 > buf.length) throw BadRequest('micro.transport', 'request frame route overruns the frame');
-    const [namespace, service, endpoint] = parseRoute(buf.toString('utf8', o, o + routeLen));
+    const [namespace, service, endpoint, serviceKey] = parseRoute(buf.toString('utf8', o, o + routeLen));
     o += routeLen;
     const metaLen = buf.readUInt32BE(o);
     o += 4;
@@ -197,7 +200,7 @@ export function decodeFrame(buf: Buffer): Frame {
     let meta: RequestMeta | undefined;
     if (metaLen > 0) meta = parseMeta(buf.toString('utf8', o, o + metaLen));
     o += metaLen;
-    return { type, codec, id, head: { kind, timeout, namespace, service, endpoint, meta }, body: buf.subarray(o), credit: 0 };
+    return { type, codec, id, head: { kind, timeout, namespace, service, endpoint, serviceKey, meta }, body: buf.subarray(o), credit: 0 };
   }
   if (type === FrameType.Window) {
     if (buf.length < COMMON_HEADER + 4) throw BadRequest('micro.transport', 'window frame too short');

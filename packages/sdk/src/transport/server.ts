@@ -10,6 +10,7 @@ import { parseAddress, formatAddress } from './address.js';
 import { decodeFrame, encodeFrame, encodeWindow, FrameReader, FrameType, PREFACE, DEFAULT_MAX_FRAME, type Frame } from './frame.js';
 import { Inbox, Outbox } from './flow.js';
 import { FrameWriter } from './writer.js';
+import { CallTable } from './table.js';
 
 /**
  * The server side of the wire protocol. One RpcServer listens on one address and serves
@@ -72,8 +73,8 @@ export class RpcServer {
   }
 
   /** @internal */
-  lookup(namespace: string, service: string): Mounted | undefined {
-    return this.mounted.get(`${namespace}\n${service}`);
+  lookup(serviceKey: string): Mounted | undefined {
+    return this.mounted.get(serviceKey);
   }
 
   /** Listens; resolves with the bound address (port 0 picks a free port). */
@@ -201,7 +202,7 @@ const NO_DEADLINE = 0;
 class ServerConnection {
   private readonly reader: FrameReader;
   private readonly writer: FrameWriter;
-  private readonly calls = new Map<number, ServerCall>();
+  private readonly calls = new CallTable<ServerCall>();
   private preface = true;
   private closed = false;
 
@@ -342,7 +343,7 @@ class ServerConnection {
       this.sendError(id, ServiceUnavailable(head.service, `too many concurrent calls on one connection (limit ${this.server.maxStreams})`));
       return;
     }
-    const mounted = this.server.lookup(head.namespace, head.service);
+    const mounted = this.server.lookup(head.serviceKey);
     if (!mounted) {
       this.sendError(id, NotFound(head.service, `service ${head.service} not found in namespace ${head.namespace} on this node`));
       return;
@@ -528,7 +529,11 @@ class ServerConnection {
     this.closed = true;
     if (this.calls.size === 0) return;
     const lost = Cancelled('micro.transport', 'connection to the caller was lost');
-    for (const [id, call] of [...this.calls]) this.finish(call, id, lost);
+    for (const [id, call] of this.calls.drain()) {
+      // drained already: put it back for finish() to take out and count
+      this.calls.set(id, call);
+      this.finish(call, id, lost);
+    }
   }
 }
 

@@ -2,6 +2,12 @@ import type { Socket } from 'node:net';
 
 /** Frames at least this large are written as they are rather than copied into a batch. */
 const LARGE = 64 * 1024;
+/**
+ * A batch is written once it holds this many frames, without waiting for the end of the
+ * tick: the peer starts on the first frames while this side encodes the rest, so both
+ * processes stay busy (measured best between 16 and 64; see BENCHMARKS.md).
+ */
+const BATCH = 32;
 
 /**
  * Writes frames to a socket, batching every frame written in one tick into one buffer
@@ -24,15 +30,23 @@ export class FrameWriter {
     }
     this.pending.push(buf);
     this.bytes += buf.length;
+    if (this.pending.length >= BATCH) {
+      this.flush();
+      return;
+    }
     if (!this.scheduled) {
       this.scheduled = true;
-      process.nextTick(this.flush);
+      process.nextTick(this.onTick);
     }
   }
 
+  private readonly onTick = (): void => {
+    this.scheduled = false;
+    this.flush();
+  };
+
   /** Writes what is batched now (before an `end()`, say). */
   readonly flush = (): void => {
-    this.scheduled = false;
     const list = this.pending;
     if (list.length === 0) return;
     this.pending = [];
