@@ -13,7 +13,8 @@ const broker = new ServiceBroker({
   logger: false,
   transporter: { type: 'TCP', options: { udpDiscovery: false, port: 0 } },
 });
-broker.createService(moleculerGreeter);
+// `--no-services`: a bare broker, what the cold-start benchmark measures as Moleculer's "server"
+if (!process.argv.includes('--no-services')) broker.createService(moleculerGreeter);
 await broker.start();
 exitWithParent(() => broker.stop());
 // the TCP transporter writes the port it bound into the local node's record

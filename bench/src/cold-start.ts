@@ -1,0 +1,155 @@
+/**
+ * Cold starts, as a user meets them.
+ *
+ * - `cold.server`: from `micro server` being started in a new MICRO_HOME (the first start:
+ *   keys and the admin account are made) to its first answer (an auth token). Peer: a
+ *   Moleculer broker process with the TCP transporter, from spawn to its first answer.
+ * - `cold.run`: from `micro run ./demo` (a service made by `micro new`; the runtime copies
+ *   it, compiles its TypeScript and starts it) to the first successful call of it. Peer:
+ *   spawning a Moleculer service node (plain JavaScript, nothing to compile) to the first
+ *   successful call of it from a broker.
+ *
+ * No targets: the figures say what a user waits. Micro's `run` includes a TypeScript
+ * compile that Moleculer's plain JavaScript node does not have.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { authService, bearer, Client, createClient, RemoteRegistry, TokenSource, platformClient } from '@micro/sdk';
+import { ServiceBroker } from 'moleculer';
+import { startChild, type Benchmark, type Contestant } from './harness.js';
+
+const cli = fileURLToPath(new URL('../../packages/cli/bin/micro.js', import.meta.url));
+const moleculerGreeter = fileURLToPath(new URL('./servers/moleculer-greeter.js', import.meta.url));
+
+async function until<T>(what: string, fn: () => Promise<T>, ms = 60_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (Date.now() > end) throw new Error(`${what}: ${(err as Error).message}`, { cause: err });
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+}
+
+function waitForLine(child: ChildProcess, pattern: RegExp, ms = 30_000): Promise<RegExpExecArray> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`no line matching ${pattern} within ${ms} ms:\n${out}`)), ms);
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      const m = pattern.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m);
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`exited with ${code}:\n${out}`)));
+  });
+}
+
+function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+function micro(): Contestant {
+  const work = mkdtempSync(join(tmpdir(), 'micro-bench-cold-'));
+  const scaffold = spawnSync(process.execPath, [cli, 'new', 'demo'], { cwd: work, env: { ...process.env, MICRO_HOME: work }, encoding: 'utf8' });
+  if (scaffold.status !== 0) throw new Error(`micro new failed: ${scaffold.stderr}`);
+
+  async function round(): Promise<Record<string, number>> {
+    const home = mkdtempSync(join(tmpdir(), 'micro-bench-home-'));
+    const env = { ...process.env, MICRO_HOME: home, MICRO_LOG_LEVEL: 'silent' };
+    const t0 = performance.now();
+    const server = spawn(process.execPath, [cli, 'server', '--address', 'tcp://127.0.0.1:0'], { env });
+    try {
+      const address = (await waitForLine(server, /listening on (tcp:\/\/\S+)/))[1] as string;
+      const admin = JSON.parse(readFileSync(join(home, 'server', 'admin.json'), 'utf8')) as { id: string; secret: string };
+      const auth = createClient(authService, new Client({ address, namespace: 'micro', preferLocal: false }));
+      await until('micro server answers', () => auth.Token(admin));
+      const serverMs = performance.now() - t0;
+
+      const t1 = performance.now();
+      const run = spawnSync(process.execPath, [cli, 'run', join(work, 'demo')], { env, encoding: 'utf8' });
+      if (run.status !== 0) throw new Error(`micro run failed:\n${run.stdout}\n${run.stderr}`);
+      const registry = new RemoteRegistry(platformClient(address, [bearer(new TokenSource(admin, new Client({ address, namespace: 'micro', preferLocal: false })))]));
+      const client = new Client({ registry, namespace: 'micro', preferLocal: false });
+      await until('demo answers', () => client.call('demo', 'Call', { name: 'bench' }));
+      const runMs = performance.now() - t1;
+      return { 'cold.server': serverMs, 'cold.run': runMs };
+    } finally {
+      await stop(server);
+      rmSync(home, { recursive: true, force: true });
+    }
+  }
+
+  return {
+    // a first round loads the files into the page cache, as a user's second start would
+    warmUp: async () => void (await round()),
+    round,
+    close: async () => rmSync(work, { recursive: true, force: true }),
+  };
+}
+
+function moleculer(): Contestant {
+  async function round(): Promise<Record<string, number>> {
+    // the broker a service node joins: Moleculer's counterpart of micro server
+    const t0 = performance.now();
+    const hub = await startChild<{ nodeID: string; port: number }>(moleculerGreeter, { args: ['--no-services'] });
+    const caller = new ServiceBroker({
+      nodeID: `cold-caller-${process.pid}-${Date.now()}`,
+      logger: false,
+      transporter: { type: 'TCP', options: { udpDiscovery: false, port: 0, urls: `127.0.0.1:${hub.info.port}/${hub.info.nodeID}` } },
+    });
+    await caller.start();
+    await until('moleculer broker answers', () => caller.call('$node.health', {}, { nodeID: hub.info.nodeID }));
+    const serverMs = performance.now() - t0;
+
+    const t1 = performance.now();
+    const node = await startChild<{ nodeID: string; port: number }>(moleculerGreeter);
+    const link = new ServiceBroker({
+      nodeID: `cold-link-${process.pid}-${Date.now()}`,
+      logger: false,
+      transporter: { type: 'TCP', options: { udpDiscovery: false, port: 0, urls: `127.0.0.1:${node.info.port}/${node.info.nodeID}` } },
+    });
+    try {
+      await link.start();
+      await link.waitForServices(['greeter'], 30_000);
+      await until('moleculer greeter answers', () => link.call('greeter.hello', { name: 'bench' }));
+      const runMs = performance.now() - t1;
+      return { 'cold.server': serverMs, 'cold.run': runMs };
+    } finally {
+      await link.stop().catch(() => undefined);
+      await caller.stop().catch(() => undefined);
+      await node.stop();
+      await hub.stop();
+    }
+  }
+  return { warmUp: async () => void (await round()), round, close: async () => undefined };
+}
+
+export const coldStart: Benchmark = {
+  name: 'cold',
+  title: 'Cold start: micro server to ready, micro run to first call',
+  figures: [
+    { id: 'cold.server', label: 'micro server (new home) to first answer, vs a Moleculer broker process', unit: 'ms', better: 'lower' },
+    { id: 'cold.run', label: 'micro run (copy, compile, start) to first call, vs a Moleculer service node', unit: 'ms', better: 'lower' },
+  ],
+  async setup() {
+    return { micro: micro(), peer: moleculer() };
+  },
+};
