@@ -1,5 +1,42 @@
-import { brokerHandlers, registryHandlers, type Broker, type brokerService, type Handlers, type Registry, type registryService } from '@micro/sdk';
+import { brokerHandlers, registryHandlers, type Broker, type brokerService, type Handlers, type Logger, type Registry, type registryService, type ServiceDef } from '@micro/sdk';
 import { namespaceFor } from './auth/guard.js';
+import type { Accounts } from './auth/accounts.js';
+import type { Tokens } from './auth/tokens.js';
+
+/**
+ * What micro server gives each of its core services: where to keep data, the shared
+ * registry and broker, the accounts and tokens of auth.
+ */
+export interface CoreContext {
+  /** MICRO_HOME */
+  home: string;
+  /** <home>/data (0700): each engine keeps its database here, e.g. data/store.db */
+  dataDir: string;
+  logger: Logger;
+  registry: Registry;
+  broker: Broker;
+  accounts: Accounts;
+  tokens: Tokens;
+}
+
+/**
+ * A core service as micro server hosts it: its contract, its handlers (which apply the
+ * namespace rule with `namespaceFor` from auth/guard.ts), the endpoints that need no
+ * credentials, and the engine's life cycle.
+ */
+export interface CoreService {
+  def: ServiceDef;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each service has its own handler types
+  handlers: Handlers<any>;
+  /** endpoints callable without a token (default none) */
+  publicEndpoints?: string[];
+  /** called after the server listens, before it says it is ready */
+  start?(): Promise<void>;
+  /** called when the server stops (close databases, timers) */
+  stop?(): Promise<void>;
+}
+
+export type CoreServiceFactory = (ctx: CoreContext) => CoreService | Promise<CoreService>;
 
 /**
  * The registry and broker services with the namespace rule applied: each request acts in

@@ -1,5 +1,6 @@
 
 import { closeSync, existsSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   authService,
   brokerService,
@@ -9,6 +10,7 @@ import {
   MemoryRegistry,
   microHome,
   processAlive,
+  privateDir,
   readJson,
   registryService,
   runtime as runtimeService,
@@ -21,7 +23,8 @@ import { Accounts } from './auth/accounts.js';
 import { authenticate } from './auth/guard.js';
 import { authHandlers } from './auth/service.js';
 import { Tokens } from './auth/tokens.js';
-import { guardedBroker, guardedRegistry } from './core.js';
+import { guardedBroker, guardedRegistry, type CoreContext, type CoreService, type CoreServiceFactory } from './core.js';
+import { CORE_SERVICES } from './core-services.js';
 import { ensureServerDirs, serverPaths, type ServerPaths } from './home.js';
 import { LocalRuntime, runtimeHandlers, type RuntimeOptions } from './runtime/index.js';
 
@@ -57,6 +60,7 @@ export class MicroServer {
   private readonly requestedAddress: string;
   private rpc: RpcServer | undefined;
   private services: Service[] = [];
+  private cores: CoreService[] = [];
   private accounts: Accounts | undefined;
   private tokens: Tokens | undefined;
   private locked = false;
@@ -91,7 +95,6 @@ export class MicroServer {
       this.rpc = new RpcServer({ logger: this.logger });
       this.boundAddress = await this.rpc.listen(this.requestedAddress);
       const common = { namespace: 'micro', server: this.rpc, registry: this.registry, logger: this.logger, registerTTL: 0 };
-      const guard = authenticate(this.tokens, new Set(['Token', 'Debug.Health']));
       this.runtime = new LocalRuntime({
         ...this.runtimeOptions,
         home: this.paths.home,
@@ -101,12 +104,29 @@ export class MicroServer {
         credentials: (service, namespace) => this.serviceCredentials(service, namespace),
         logger: this.logger.child({ component: 'runtime' }),
       });
-      this.services = [
-        new Service(authService, authHandlers(this.accounts, this.tokens), { ...common, middleware: [guard] }),
-        new Service(registryService, guardedRegistry(this.registry), { ...common, middleware: [guard] }),
-        new Service(brokerService, guardedBroker(this.broker), { ...common, middleware: [guard] }),
-        new Service(runtimeService, runtimeHandlers(this.runtime), { ...common, middleware: [guard] }),
+      const core: CoreContext = {
+        home: this.paths.home,
+        dataDir: privateDir(join(this.paths.home, 'data')),
+        logger: this.logger,
+        registry: this.registry,
+        broker: this.broker,
+        accounts: this.accounts,
+        tokens: this.tokens,
+      };
+      const runtime = this.runtime;
+      const builtIn: CoreServiceFactory[] = [
+        (c) => ({ def: authService, handlers: authHandlers(c.accounts, c.tokens), publicEndpoints: ['Token'] }),
+        (c) => ({ def: registryService, handlers: guardedRegistry(c.registry) }),
+        (c) => ({ def: brokerService, handlers: guardedBroker(c.broker) }),
+        () => ({ def: runtimeService, handlers: runtimeHandlers(runtime) }),
       ];
+      for (const factory of [...builtIn, ...CORE_SERVICES]) {
+        const cs = await factory(core);
+        this.cores.push(cs);
+        await cs.start?.();
+        const guard = authenticate(this.tokens, new Set(['Debug.Health', ...(cs.publicEndpoints ?? [])]));
+        this.services.push(new Service(cs.def, cs.handlers, { ...common, middleware: [guard] }));
+      }
       for (const svc of this.services) await svc.start();
       const info: ServerInfo = { address: this.boundAddress, pid: process.pid, startedAt: new Date().toISOString() };
       writeJsonDurable(this.paths.info, info);
@@ -132,6 +152,8 @@ export class MicroServer {
     this.runtime = undefined;
     for (const svc of this.services.reverse()) await svc.stop().catch(() => undefined);
     this.services = [];
+    for (const cs of this.cores.reverse()) await cs.stop?.().catch((err: unknown) => this.logger.error({ err, service: cs.def.name }, 'stop failed'));
+    this.cores = [];
     await this.rpc?.drain(5_000);
     this.rpc = undefined;
     await this.registry.close();

@@ -1,0 +1,7 @@
+import type { CoreServiceFactory } from './core.js';
+
+/**
+ * The core services micro server hosts beside auth, registry, broker and runtime, in
+ * the order they start. Each folder exports its factory (see CoreService in core.ts).
+ */
+export const CORE_SERVICES: readonly CoreServiceFactory[] = [];
