@@ -6,6 +6,9 @@ import { registerEnvCommands } from './commands/env.js';
 import { registerNewCommand } from './commands/new.js';
 import { registerRuntimeCommands } from './commands/runtime.js';
 import { registerServerCommand } from './commands/server.js';
+import { registerStoreCommands } from './commands/store.js';
+import { registerAuthCommands } from './commands/auth.js'; // TEMP(auth)
+import { registerUserCommands } from './commands/user.js'; // TEMP(auth)
 import { CliContext } from './context.js';
 import { explainError } from './connect.js';
 import { CliError } from './output.js';
@@ -37,6 +40,9 @@ export function buildProgram(ctx: CliContext): Command {
   registerCallCommands(program, ctx);
   registerNewCommand(program, ctx);
   registerEnvCommands(program, ctx);
+  registerStoreCommands(program, ctx);
+  registerAuthCommands(program, ctx); // TEMP(auth)
+  registerUserCommands(program, ctx); // TEMP(auth)
   program.addHelpText(
     'after',
     `

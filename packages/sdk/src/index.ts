@@ -77,3 +77,6 @@ export type { Credentials } from './auth/definition.js';
 export { TokenSource, bearer } from './auth/token.js';
 export * from './runtime/definition.js';
 export { processAlive } from './util/process.js';
+// TEMP(auth) — to be wired by the lead
+export * from './auth/index.js';
+export * from './store/index.js';

@@ -2,3 +2,4 @@ export { MicroServer, DEFAULT_SERVER_ADDRESS } from './server.js';
 export type { MicroServerOptions, ServerInfo } from './server.js';
 export { serverPaths } from './home.js';
 export type { ServerPaths } from './home.js';
+export { storeFactory, storeCoreService, SqliteStore, FileBlobStore } from './store/index.js';

@@ -44,13 +44,13 @@ function clientAs(address: string, creds: { id: string; secret: string; namespac
 
 test('first start creates a private home with an admin account, and tokens work', async () => {
   await withServer(async (server, home) => {
-    for (const f of ['admin.json', 'accounts.json', 'jwt-keys.json', 'server.json']) {
-      assert.equal(statSync(join(home, 'server', f)).mode & 0o777, 0o600, `${f} is 0600`);
+    for (const f of ['server/admin.json', 'server/jwt-keys.json', 'server/server.json', 'data/auth.db']) {
+      assert.equal(statSync(join(home, f)).mode & 0o777, 0o600, `${f} is 0600`);
     }
     assert.equal(statSync(join(home, 'server')).mode & 0o777, 0o700);
     const admin = adminOf(home);
-    // the secret is not stored in the accounts file, only its hash
-    assert.doesNotMatch(readFileSync(join(home, 'server', 'accounts.json'), 'utf8'), new RegExp(admin.secret));
+    // the secret is not stored in the accounts database, only its hash
+    assert.ok(!readFileSync(join(home, 'data', 'auth.db'), 'latin1').includes(admin.secret));
     const auth = createClient(authService, new Client({ address: server.address, namespace: 'micro', preferLocal: false }));
     const { token, account } = await auth.Token(admin);
     assert.equal(account.id, 'admin');
@@ -60,7 +60,7 @@ test('first start creates a private home with an admin account, and tokens work'
 
     const registry = new RemoteRegistry(clientAs(server.address, admin));
     const names = (await registry.listServices({ namespace: 'micro' })).map((s) => s.name).sort();
-    assert.deepEqual(names, ['auth', 'broker', 'registry', 'runtime']);
+    assert.deepEqual(names, ['auth', 'broker', 'registry', 'runtime', 'store']);
   });
 });
 
@@ -153,7 +153,10 @@ test('a service pointed at the server with MICRO_SERVER registers there and is c
       const registry = new RemoteRegistry(client);
       const [record] = await registry.getService('helloworld', { namespace: 'micro' });
       assert.ok(record, 'helloworld registered in the server');
-      const caller = new Client({ registry, namespace: 'micro', preferLocal: false });
+      // the service checks its callers itself: anonymous calls are denied by default
+      const anonymous = new Client({ registry, namespace: 'micro', preferLocal: false, middleware: [] });
+      await assert.rejects(anonymous.call('helloworld', 'Call', { name: 'Server' }), (err: MicroError) => err.code === 401);
+      const caller = new Client({ registry, namespace: 'micro', preferLocal: false, middleware: [bearer(new TokenSource(adminOf(home), new Client({ address: server.address, namespace: 'micro', preferLocal: false })))] });
       assert.deepEqual(await caller.call('helloworld', 'Call', { name: 'Server' }), { message: 'Hello Server' });
       child.kill('SIGTERM');
       await new Promise((r) => child.once('exit', r));

@@ -1,0 +1,8 @@
+/**
+ * `@micro/sdk/testing`: the behaviour every engine of a core service must have, as
+ * node:test suites. The SDK runs them against its in-memory engines, the server against
+ * SQLite and over RPC, later engines (Postgres, NATS) against theirs. Kept out of the
+ * main entry point so that services never load node:test.
+ */
+export { storeContract, blobStoreContract } from './store/contract.js';
+export type { Made as StoreContractImpl, MadeBlobStore as BlobStoreContractImpl } from './store/contract.js';

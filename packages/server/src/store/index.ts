@@ -1,0 +1,57 @@
+import { join } from 'node:path';
+import { privateDir } from '@micro/sdk';
+import type { CoreServiceFactory } from '../core.js';
+import { FileBlobStore } from './blobs.js';
+import { storeServiceHandlers } from './handlers.js';
+import { storeService } from '@micro/sdk';
+import { SqliteStore } from './sqlite.js';
+
+export { SqliteStore, STORE_SCHEMA_VERSION } from './sqlite.js';
+export type { SqliteStoreOptions } from './sqlite.js';
+export { FileBlobStore } from './blobs.js';
+export type { FileBlobStoreOptions } from './blobs.js';
+export { storeServiceHandlers } from './handlers.js';
+
+export interface StoreServiceOptions {
+  /** the largest blob in bytes (default MICRO_STORE_BLOB_MAX_SIZE, else 64 MiB) */
+  blobMaxSize?: number;
+  /** ms between purges of expired records (default 60,000) */
+  purgeInterval?: number;
+}
+
+/**
+ * The store core service: records in <dataDir>/store.db (SQLite), blobs as files under
+ * <dataDir>/blobs indexed in the same database.
+ */
+export function storeCoreService(options: StoreServiceOptions = {}): CoreServiceFactory {
+  return (ctx) => {
+    const blobMaxSize = options.blobMaxSize ?? blobMaxSizeFromEnv();
+    const store = new SqliteStore({ path: join(ctx.dataDir, 'store.db'), purgeInterval: options.purgeInterval });
+    let blobs: FileBlobStore;
+    try {
+      blobs = new FileBlobStore({ db: store.db, dir: privateDir(join(ctx.dataDir, 'blobs')), maxSize: blobMaxSize });
+    } catch (err) {
+      void store.close();
+      throw err;
+    }
+    return {
+      def: storeService,
+      handlers: storeServiceHandlers(store, blobs),
+      stop: async () => {
+        await blobs.close();
+        await store.close();
+      },
+    };
+  };
+}
+
+/** The factory micro server hosts (see CORE_SERVICES). */
+export const storeFactory: CoreServiceFactory = storeCoreService();
+
+function blobMaxSizeFromEnv(): number | undefined {
+  const raw = process.env.MICRO_STORE_BLOB_MAX_SIZE;
+  if (raw === undefined || raw === '') return undefined;
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`MICRO_STORE_BLOB_MAX_SIZE must be a positive number of bytes, not "${raw}"`);
+  return n;
+}

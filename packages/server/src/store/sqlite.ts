@@ -1,0 +1,280 @@
+import Database from 'better-sqlite3';
+import { errors } from '@micro/sdk';
+import { storeEngine as E, type Store, type StoreDefaults, type StoreDeleteOptions as DeleteOptions, type StoreListOptions as ListOptions, type StoreMetadataValue as MetadataValue, type StoreNamesOptions as NamesOptions, type StoreReadOptions as ReadOptions, type StoreRecord, type StoreTablesOptions as TablesOptions, type StoreWriteOptions as WriteOptions } from '@micro/sdk';
+
+/**
+ * The store in SQLite: one row per record in <dataDir>/store.db.
+ *
+ *   records(namespace, "database", tbl, key, rkey, value, metadata, expiry)
+ *     PRIMARY KEY (namespace, "database", tbl, key)
+ *
+ * - WAL with synchronous = FULL, one statement per write: a write is committed and
+ *   flushed before it returns, so a kill -9 right after loses nothing.
+ * - Keys are TEXT compared with SQLite's BINARY collation, the byte order of UTF-8, which
+ *   is the code point order every engine uses. A prefix is the range
+ *   `key >= prefix AND key < upper` (upper: the prefix with its last code point + 1), so
+ *   no LIKE, no wildcard to escape. A suffix is a prefix of `rkey`, the key reversed by
+ *   code point, which has its own index.
+ * - Expired rows are invisible at once (every query asks `expiry > now`) and deleted by
+ *   a purge every minute, in batches, so a purge never holds the database for long.
+ * - Statements are prepared once: the fixed ones when the engine opens, the scans once
+ *   per shape (which of prefix/suffix/after/before and the order), cached.
+ * - The schema version is PRAGMA user_version: created at 1 on first open; a database
+ *   of a newer version is refused rather than misread.
+ */
+
+export const STORE_SCHEMA_VERSION = 1;
+const PURGE_BATCH = 1000;
+/** batches per purge run: the rest waits for the next run */
+const PURGE_BATCHES = 20;
+
+export interface SqliteStoreOptions extends StoreDefaults {
+  /** the database file, e.g. <home>/data/store.db */
+  path: string;
+  /** ms between purges of expired rows (default 60,000; 0 = none, call purge()) */
+  purgeInterval?: number;
+  /** the clock, epoch ms (tests) */
+  now?: () => number;
+}
+
+interface Row {
+  key: string;
+  value: string;
+  metadata: string | null;
+  expiry: number | null;
+}
+
+type Params = (string | number)[];
+
+export class SqliteStore implements Store {
+  readonly name = 'sqlite';
+  readonly path: string;
+  /** the database, shared with the blob index (see blobs.ts) */
+  readonly db: Database.Database;
+  private readonly defaults: Required<StoreDefaults>;
+  private readonly now: () => number;
+  private readonly scans = new Map<string, Database.Statement<Params, Row>>();
+  private readonly lists = new Map<string, Database.Statement<Params, { key: string }>>();
+  private readonly stmt: {
+    read: Database.Statement<[string, string, string, string, number], Row>;
+    write: Database.Statement<[string, string, string, string, string, string, string | null, number | null]>;
+    delete: Database.Statement<[string, string, string, string]>;
+    databases: Database.Statement<[string, number, number, number], { name: string }>;
+    tables: Database.Statement<[string, string, number, number, number], { name: string }>;
+    purge: Database.Statement<[number]>;
+  };
+  private purger: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(options: SqliteStoreOptions) {
+    this.path = options.path;
+    this.defaults = E.checkDefaults(options);
+    this.now = options.now ?? Date.now;
+    this.db = new Database(options.path);
+    try {
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = FULL');
+      this.db.pragma('busy_timeout = 5000');
+      migrate(this.db, options.path);
+      const live = '(expiry IS NULL OR expiry > ?)';
+      this.stmt = {
+        read: this.db.prepare(`SELECT key, value, metadata, expiry FROM records WHERE namespace = ? AND "database" = ? AND tbl = ? AND key = ? AND ${live}`),
+        write: this.db.prepare(
+          `INSERT INTO records (namespace, "database", tbl, key, rkey, value, metadata, expiry) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (namespace, "database", tbl, key) DO UPDATE SET value = excluded.value, metadata = excluded.metadata, expiry = excluded.expiry`,
+        ),
+        delete: this.db.prepare('DELETE FROM records WHERE namespace = ? AND "database" = ? AND tbl = ? AND key = ?'),
+        databases: this.db.prepare(`SELECT DISTINCT "database" AS name FROM records WHERE namespace = ? AND ${live} ORDER BY name LIMIT ? OFFSET ?`),
+        tables: this.db.prepare(`SELECT DISTINCT tbl AS name FROM records WHERE namespace = ? AND "database" = ? AND ${live} ORDER BY name LIMIT ? OFFSET ?`),
+        purge: this.db.prepare(`DELETE FROM records WHERE rowid IN (SELECT rowid FROM records WHERE expiry IS NOT NULL AND expiry <= ? LIMIT ${PURGE_BATCH})`),
+      };
+    } catch (err) {
+      this.db.close();
+      throw err;
+    }
+    const interval = options.purgeInterval ?? 60_000;
+    if (interval > 0) {
+      this.purger = setInterval(() => {
+        try {
+          this.purge();
+        } catch {
+          // a busy or full disk: the next run tries again, and expired rows stay invisible meanwhile
+        }
+      }, interval);
+      // housekeeping must never keep the process alive on its own
+      this.purger.unref();
+    }
+  }
+
+  async read(key: string, options: ReadOptions = {}): Promise<StoreRecord[]> {
+    this.checkOpen();
+    const plan = E.readPlan(key, options);
+    const scope = E.resolveScope(options, this.defaults);
+    const now = this.now();
+    if ('exact' in plan) {
+      const row = this.stmt.read.get(scope.namespace, scope.database, scope.table, plan.exact, now);
+      return row ? [toRecord(row)] : [];
+    }
+    const { sql, params } = scanQuery(scope, plan.scan, now);
+    let stmt = this.scans.get(sql);
+    if (!stmt) {
+      stmt = this.db.prepare<Params, Row>(`SELECT key, value, metadata, expiry ${sql}`);
+      this.scans.set(sql, stmt);
+    }
+    return stmt.all(...params).map(toRecord);
+  }
+
+  async write(record: StoreRecord, options: WriteOptions = {}): Promise<void> {
+    this.checkOpen();
+    if (typeof record !== 'object' || record === null) throw E.bad('record must be an object with a key and a value');
+    const key = E.checkKey(record.key);
+    const value = E.checkValue(record.value);
+    const metadata = E.checkMetadata(record.metadata);
+    const expiry = E.expiryOf(record, options.ttl, this.now());
+    const scope = E.resolveScope(options, this.defaults);
+    this.stmt.write.run(scope.namespace, scope.database, scope.table, key, E.reverseKey(key), value, metadata ? JSON.stringify(metadata) : null, expiry ?? null);
+  }
+
+  async delete(key: string, options: DeleteOptions = {}): Promise<void> {
+    this.checkOpen();
+    const k = E.checkKey(key);
+    const scope = E.resolveScope(options, this.defaults);
+    this.stmt.delete.run(scope.namespace, scope.database, scope.table, k);
+  }
+
+  async list(options: ListOptions = {}): Promise<string[]> {
+    this.checkOpen();
+    const scan = E.listScan(options);
+    const scope = E.resolveScope(options, this.defaults);
+    const { sql, params } = scanQuery(scope, scan, this.now());
+    let stmt = this.lists.get(sql);
+    if (!stmt) {
+      stmt = this.db.prepare<Params, { key: string }>(`SELECT key ${sql}`);
+      this.lists.set(sql, stmt);
+    }
+    return stmt.all(...params).map((r) => r.key);
+  }
+
+  async databases(options: NamesOptions = {}): Promise<string[]> {
+    this.checkOpen();
+    const namespace = E.checkNamespace(options.namespace);
+    const limit = E.checkLimit(options.limit);
+    const offset = E.checkOffset(options.offset);
+    return this.stmt.databases.all(namespace, this.now(), limit, offset).map((r) => r.name);
+  }
+
+  async tables(options: TablesOptions = {}): Promise<string[]> {
+    this.checkOpen();
+    const namespace = E.checkNamespace(options.namespace);
+    const database = E.checkName(options.database, 'database', this.defaults.database);
+    const limit = E.checkLimit(options.limit);
+    const offset = E.checkOffset(options.offset);
+    return this.stmt.tables.all(namespace, database, this.now(), limit, offset).map((r) => r.name);
+  }
+
+  /** Deletes expired rows, a bounded number per run; returns how many went. */
+  purge(): number {
+    if (this.closed) return 0;
+    const now = this.now();
+    let total = 0;
+    for (let i = 0; i < PURGE_BATCHES; i++) {
+      const { changes } = this.stmt.purge.run(now);
+      total += changes;
+      if (changes < PURGE_BATCH) break;
+    }
+    return total;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.purger) clearInterval(this.purger);
+    this.purger = undefined;
+    this.db.close();
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw errors.ServiceUnavailable(E.STORE_ERROR_ID, 'store is closed');
+  }
+}
+
+/**
+ * The FROM/WHERE/ORDER/LIMIT of a scan. The SQL depends only on which conditions are
+ * present and the order (so it is prepared once per shape); the values are parameters.
+ */
+function scanQuery(scope: E.Scope, scan: E.KeyScan, now: number): { sql: string; params: Params } {
+  const where = ['namespace = ?', '"database" = ?', 'tbl = ?', '(expiry IS NULL OR expiry > ?)'];
+  const params: Params = [scope.namespace, scope.database, scope.table, now];
+  if (scan.prefix) {
+    where.push('key >= ?');
+    params.push(scan.prefix);
+    const upper = E.prefixUpperBound(scan.prefix);
+    if (upper !== undefined) {
+      where.push('key < ?');
+      params.push(upper);
+    }
+  }
+  if (scan.suffix) {
+    const reversed = E.reverseKey(scan.suffix);
+    where.push('rkey >= ?');
+    params.push(reversed);
+    const upper = E.prefixUpperBound(reversed);
+    if (upper !== undefined) {
+      where.push('rkey < ?');
+      params.push(upper);
+    }
+  }
+  if (scan.after !== undefined) {
+    where.push('key > ?');
+    params.push(scan.after);
+  }
+  if (scan.before !== undefined) {
+    where.push('key < ?');
+    params.push(scan.before);
+  }
+  params.push(scan.limit, scan.offset);
+  return { sql: `FROM records WHERE ${where.join(' AND ')} ORDER BY key ${scan.order === 'desc' ? 'DESC' : 'ASC'} LIMIT ? OFFSET ?`, params };
+}
+
+function toRecord(row: Row): StoreRecord {
+  const record: StoreRecord = { key: row.key, value: JSON.parse(row.value) as unknown };
+  if (row.metadata !== null) record.metadata = JSON.parse(row.metadata) as Record<string, MetadataValue>;
+  if (row.expiry !== null) record.expiry = row.expiry;
+  return record;
+}
+
+/** Creates the schema on first open; refuses a database made by a newer version. */
+function migrate(db: Database.Database, path: string): void {
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (version > STORE_SCHEMA_VERSION) {
+    throw new Error(`${path} has store schema version ${version}, newer than this micro server understands (${STORE_SCHEMA_VERSION}); upgrade micro`);
+  }
+  if (version === STORE_SCHEMA_VERSION) return;
+  db.transaction(() => {
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS records (
+        namespace TEXT NOT NULL,
+        "database" TEXT NOT NULL,
+        tbl TEXT NOT NULL,
+        key TEXT NOT NULL,
+        rkey TEXT NOT NULL,
+        value TEXT NOT NULL,
+        metadata TEXT,
+        expiry INTEGER,
+        PRIMARY KEY (namespace, "database", tbl, key)
+      );
+      CREATE INDEX IF NOT EXISTS records_suffix ON records (namespace, "database", tbl, rkey);
+      CREATE INDEX IF NOT EXISTS records_expiry ON records (expiry) WHERE expiry IS NOT NULL;
+      CREATE TABLE IF NOT EXISTS blobs (
+        namespace TEXT NOT NULL,
+        key TEXT NOT NULL,
+        file TEXT NOT NULL UNIQUE,
+        size INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        updated INTEGER NOT NULL,
+        PRIMARY KEY (namespace, key)
+      );
+    `);
+    db.pragma(`user_version = ${STORE_SCHEMA_VERSION}`);
+  })();
+}
