@@ -7,6 +7,8 @@ import { registerNewCommand } from './commands/new.js';
 import { registerRuntimeCommands } from './commands/runtime.js';
 import { registerServerCommand } from './commands/server.js';
 import { registerStoreCommands } from './commands/store.js';
+import { registerConfigCommands } from './commands/config.js';
+import { registerSyncCommands } from './commands/sync.js';
 import { registerAuthCommands } from './commands/auth.js'; // TEMP(auth)
 import { registerUserCommands } from './commands/user.js'; // TEMP(auth)
 import { CliContext } from './context.js';
@@ -41,6 +43,8 @@ export function buildProgram(ctx: CliContext): Command {
   registerNewCommand(program, ctx);
   registerEnvCommands(program, ctx);
   registerStoreCommands(program, ctx);
+  registerConfigCommands(program, ctx);
+  registerSyncCommands(program, ctx);
   registerAuthCommands(program, ctx); // TEMP(auth)
   registerUserCommands(program, ctx); // TEMP(auth)
   program.addHelpText(

@@ -6,3 +6,7 @@
  */
 export { storeContract, blobStoreContract } from './store/contract.js';
 export type { Made as StoreContractImpl, MadeBlobStore as BlobStoreContractImpl } from './store/contract.js';
+export { configContract } from './config/contract.js';
+export { syncContract } from './sync/contract.js';
+export { eventsContract } from './events/contract.js';
+export type { EventsHarness } from './events/contract.js';
