@@ -9,6 +9,7 @@ import { registerServerCommand } from './commands/server.js';
 import { registerStoreCommands } from './commands/store.js';
 import { registerConfigCommands } from './commands/config.js';
 import { registerSyncCommands } from './commands/sync.js';
+import { registerEventsCommands } from './commands/events.js';
 import { registerAuthCommands } from './commands/auth.js'; // TEMP(auth)
 import { registerUserCommands } from './commands/user.js'; // TEMP(auth)
 import { CliContext } from './context.js';
@@ -45,6 +46,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerStoreCommands(program, ctx);
   registerConfigCommands(program, ctx);
   registerSyncCommands(program, ctx);
+  registerEventsCommands(program, ctx);
   registerAuthCommands(program, ctx); // TEMP(auth)
   registerUserCommands(program, ctx); // TEMP(auth)
   program.addHelpText(

@@ -3,3 +3,6 @@ export type { MicroServerOptions, ServerInfo } from './server.js';
 export { serverPaths } from './home.js';
 export type { ServerPaths } from './home.js';
 export { storeFactory, storeCoreService, SqliteStore, FileBlobStore } from './store/index.js';
+export { configCoreService } from './config/index.js';
+export { syncCoreService } from './sync/index.js';
+export { eventsCoreService } from './events/index.js';
