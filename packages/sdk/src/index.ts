@@ -80,3 +80,6 @@ export { processAlive } from './util/process.js';
 // TEMP(auth) — to be wired by the lead
 export * from './auth/index.js';
 export * from './store/index.js';
+export * from './config/index.js';
+export * from './sync/index.js';
+export * from './events/index.js';
