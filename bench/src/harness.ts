@@ -43,6 +43,8 @@ export interface Benchmark {
   /** the name used on the command line, e.g. `remote` */
   readonly name: string;
   readonly title: string;
+  /** what the peer side is, when it is not the run's peer framework (e.g. the engine used directly) */
+  readonly peerName?: string;
   readonly figures: readonly FigureSpec[];
   /**
    * The benchmark runs servers in child processes: the harness then pins this process
@@ -94,6 +96,8 @@ export interface FigureResult extends FigureSpec {
 export interface BenchmarkResult {
   name: string;
   title: string;
+  /** set when the peer is not the run's peer framework */
+  peerName?: string;
   seconds: number;
   /** for benchmarks with child processes: where caller and servers ran */
   placement?: { mode: PinMode; caller: string; servers: string };
@@ -166,6 +170,7 @@ export async function runBenchmark(bench: Benchmark, options: HarnessOptions): P
   const others: number[] = [];
   const result = (figures: FigureResult[], error?: string): BenchmarkResult => {
     const r: BenchmarkResult = { name: bench.name, title: bench.title, seconds: (performance.now() - started) / 1000, figures };
+    if (bench.peerName) r.peerName = bench.peerName;
     if (others.length > 0) r.otherLoad = { mean: others.reduce((a, b) => a + b, 0) / others.length, max: Math.max(...others) };
     if (placement) r.placement = { mode: placement.mode, caller: placement.caller ?? 'any', servers: placement.servers ?? 'any' };
     if (error) r.error = error;
@@ -506,8 +511,16 @@ export function targetText(f: FigureSpec): string {
 
 /** The Markdown table of every figure: median (min–max) of each side, ratio, target. */
 export function markdownTable(results: BenchmarkResult[], peerName: string): string {
-  const rows = [`| figure | micro | ${peerName} | ratio | target | met? |`, '|---|---:|---:|---:|:---:|:---:|'];
+  const rows: string[] = [];
+  let header: string | undefined;
   for (const b of results) {
+    // a new header where the peer changes (the framework, or an engine used directly)
+    const peer = b.peerName ?? peerName;
+    if (peer !== header) {
+      if (rows.length > 0) rows.push('');
+      rows.push(`| figure | micro | ${peer} | ratio | target | met? |`, '|---|---:|---:|---:|:---:|:---:|');
+      header = peer;
+    }
     if (b.error) {
       rows.push(`| ${b.title}: **failed to run** (see above) | | | | | |`);
       continue;

@@ -21,10 +21,11 @@ import { MOLECULER_VERSION } from 'moleculer';
 import { inprocess } from './calls-inprocess.js';
 import { remote } from './calls-remote.js';
 import { coldStart } from './cold-start.js';
+import { coreServices } from './core-services.js';
 import { killChildren, machineInfo, markdownTable, NOISY, runBenchmark, type Benchmark, type BenchmarkResult, type PinMode } from './harness.js';
 
 /** Every benchmark, in the order they run. Later issues add theirs here. */
-const BENCHMARKS: readonly Benchmark[] = [inprocess, remote, coldStart];
+const BENCHMARKS: readonly Benchmark[] = [inprocess, remote, coldStart, coreServices];
 const PEER = `moleculer ${MOLECULER_VERSION}`;
 
 function usage(): string {

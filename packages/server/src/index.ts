@@ -5,4 +5,4 @@ export type { ServerPaths } from './home.js';
 export { storeFactory, storeCoreService, SqliteStore, FileBlobStore } from './store/index.js';
 export { configCoreService } from './config/index.js';
 export { syncCoreService } from './sync/index.js';
-export { eventsCoreService } from './events/index.js';
+export { eventsCoreService, SqliteEvents } from './events/index.js';
