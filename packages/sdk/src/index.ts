@@ -83,3 +83,5 @@ export * from './store/index.js';
 export * from './config/index.js';
 export * from './sync/index.js';
 export * from './events/index.js';
+// the default engines of a service: the server's with MICRO_SERVER, else in memory
+export { store, blobs, config, events, sync, broker } from './client/engines.js';

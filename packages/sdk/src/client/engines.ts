@@ -1,0 +1,56 @@
+import { rootLogger } from '../logger/logger.js';
+import type { Broker } from '../broker/broker.js';
+import { MemoryBroker } from '../broker/memory.js';
+import { RemoteBroker } from '../broker/service.js';
+import type { Config } from '../config/config.js';
+import { MemoryConfig } from '../config/memory.js';
+import { RemoteConfig } from '../config/remote.js';
+import type { Events } from '../events/events.js';
+import { MemoryEvents } from '../events/memory.js';
+import { RemoteEvents } from '../events/remote.js';
+import type { BlobStore } from '../store/blob.js';
+import { MemoryBlobStore } from '../store/memory-blob.js';
+import { MemoryStore } from '../store/memory.js';
+import { RemoteBlobStore, RemoteStore } from '../store/remote.js';
+import type { Store } from '../store/store.js';
+import type { Sync } from '../sync/sync.js';
+import { MemorySync } from '../sync/memory.js';
+import { RemoteSync } from '../sync/remote.js';
+import type { Client } from './client.js';
+import { platformClient, serverAddress } from './platform.js';
+
+/**
+ * The engines a service uses by default, made on first use and shared by the process:
+ * with MICRO_SERVER set (as under `micro run`), the core services of that server, acting
+ * as the process's account in its namespace; without it, in-memory engines that live as
+ * long as the process (said once in the log, since their data is lost on exit).
+ *
+ * ```ts
+ * import { store, config, events } from '@micro/sdk';
+ * await store().write({ key: 'user:1', value: { name: 'Ada' } });
+ * ```
+ */
+let platform: Client | undefined;
+const made = new Map<string, unknown>();
+
+function engine<T>(name: string, remote: (client: Client) => T, memory: () => T): T {
+  let e = made.get(name) as T | undefined;
+  if (e) return e;
+  const address = serverAddress();
+  if (address) {
+    platform ??= platformClient(address);
+    e = remote(platform);
+  } else {
+    rootLogger().warn(`no MICRO_SERVER: the ${name} is in memory and is lost when this process exits`);
+    e = memory();
+  }
+  made.set(name, e);
+  return e;
+}
+
+export const store = (): Store => engine<Store>('store', (c) => new RemoteStore(c), () => new MemoryStore());
+export const blobs = (): BlobStore => engine<BlobStore>('blob store', (c) => new RemoteBlobStore(c), () => new MemoryBlobStore());
+export const config = (): Config => engine<Config>('config', (c) => new RemoteConfig(c), () => new MemoryConfig());
+export const events = (): Events => engine<Events>('events', (c) => new RemoteEvents(c), () => new MemoryEvents());
+export const sync = (): Sync => engine<Sync>('sync', (c) => new RemoteSync(c), () => new MemorySync());
+export const broker = (): Broker => engine<Broker>('broker', (c) => new RemoteBroker(c), () => new MemoryBroker());
