@@ -27,7 +27,7 @@ test('without MICRO_SERVER the default engines are in memory, and say so', () =>
   // the answer, among the log lines (pino writes them asynchronously)
   const answer = /\{"value".*?"offset":\d+\}/.exec(res.stdout)?.[0];
   assert.deepEqual(JSON.parse(answer ?? 'null'), { value: { count: 1 }, flag: true, offset: 1 });
-  assert.match(res.stdout, /no MICRO_SERVER: the store is in memory/);
+  assert.match(res.stdout, /no MICRO_SERVER: using an in-memory store engine/);
 });
 
 test('with MICRO_SERVER the default engines are the server\'s, in the account\'s namespace', async () => {

@@ -41,7 +41,7 @@ function engine<T>(name: string, remote: (client: Client) => T, memory: () => T)
     platform ??= platformClient(address);
     e = remote(platform);
   } else {
-    rootLogger().warn(`no MICRO_SERVER: the ${name} is in memory and is lost when this process exits`);
+    rootLogger().warn(`no MICRO_SERVER: using an in-memory ${name} engine; its data is lost when this process exits`);
     e = memory();
   }
   made.set(name, e);
