@@ -10,8 +10,8 @@ import { registerStoreCommands } from './commands/store.js';
 import { registerConfigCommands } from './commands/config.js';
 import { registerSyncCommands } from './commands/sync.js';
 import { registerEventsCommands } from './commands/events.js';
-import { registerAuthCommands } from './commands/auth.js'; // TEMP(auth)
-import { registerUserCommands } from './commands/user.js'; // TEMP(auth)
+import { registerAuthCommands } from './commands/auth.js';
+import { registerUserCommands } from './commands/user.js';
 import { CliContext } from './context.js';
 import { explainError } from './connect.js';
 import { CliError } from './output.js';
@@ -47,8 +47,8 @@ export function buildProgram(ctx: CliContext): Command {
   registerConfigCommands(program, ctx);
   registerSyncCommands(program, ctx);
   registerEventsCommands(program, ctx);
-  registerAuthCommands(program, ctx); // TEMP(auth)
-  registerUserCommands(program, ctx); // TEMP(auth)
+  registerAuthCommands(program, ctx);
+  registerUserCommands(program, ctx);
   program.addHelpText(
     'after',
     `

@@ -77,7 +77,7 @@ export type { Credentials } from './auth/definition.js';
 export { TokenSource, bearer } from './auth/token.js';
 export * from './runtime/definition.js';
 export { processAlive } from './util/process.js';
-// TEMP(auth) — to be wired by the lead
+// auth: the contract, tokens, rules, the checks of every service (auth/index.ts)
 export * from './auth/index.js';
 export * from './store/index.js';
 export * from './config/index.js';

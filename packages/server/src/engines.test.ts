@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,12 +17,24 @@ const script = `
   process.stdout.write(JSON.stringify({ value: record.value, flag: await config().get('feature.flag'), offset: e.offset }));
 `;
 
-function runScript(env: NodeJS.ProcessEnv): { status: number | null; stdout: string; stderr: string } {
-  return spawnSync(process.execPath, ['--input-type=module', '-e', script], { env, encoding: 'utf8', cwd: process.cwd(), timeout: 30_000 });
+/** Runs the script in a child (asynchronously: the server it calls may be in this process). */
+function runScript(env: NodeJS.ProcessEnv): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { env, cwd: process.cwd() });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.once('exit', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+  });
 }
 
-test('without MICRO_SERVER the default engines are in memory, and say so', () => {
-  const res = runScript({ ...process.env, MICRO_SERVER: '', MICRO_LOG_LEVEL: 'warn' });
+test('without MICRO_SERVER the default engines are in memory, and say so', async () => {
+  const res = await runScript({ ...process.env, MICRO_SERVER: '', MICRO_LOG_LEVEL: 'warn' });
   assert.equal(res.status, 0, res.stderr);
   // the answer, among the log lines (pino writes them asynchronously)
   const answer = /\{"value".*?"offset":\d+\}/.exec(res.stdout)?.[0];
@@ -35,7 +47,7 @@ test('with MICRO_SERVER the default engines are the server\'s, in the account\'s
   const server = await new MicroServer({ home, address: 'tcp://127.0.0.1:0', logger: createLogger({ level: 'silent' }) }).start();
   try {
     const creds = await server.serviceCredentials('visits', 'tenant-a');
-    const res = runScript({ ...process.env, MICRO_SERVER: server.address, MICRO_AUTH_ID: creds.id, MICRO_AUTH_SECRET: creds.secret, MICRO_AUTH_NAMESPACE: 'tenant-a', MICRO_LOG_LEVEL: 'silent' });
+    const res = await runScript({ ...process.env, MICRO_SERVER: server.address, MICRO_AUTH_ID: creds.id, MICRO_AUTH_SECRET: creds.secret, MICRO_AUTH_NAMESPACE: 'tenant-a', MICRO_LOG_LEVEL: 'silent' });
     assert.equal(res.status, 0, res.stderr);
     assert.deepEqual(JSON.parse(res.stdout), { value: { count: 1 }, flag: true, offset: 1 });
     // the data is on the server, in the namespace of the service's account

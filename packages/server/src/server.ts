@@ -2,7 +2,6 @@
 import { closeSync, existsSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  authService,
   brokerService,
   createLogger,
   errors,
@@ -21,7 +20,7 @@ import {
 } from '@micro/sdk';
 import { Accounts } from './auth/accounts.js';
 import { authenticate } from './auth/guard.js';
-import { authHandlers } from './auth/service.js';
+import { authCoreService } from './auth/index.js';
 import { Tokens } from './auth/tokens.js';
 import { guardedBroker, guardedRegistry, type CoreContext, type CoreService, type CoreServiceFactory } from './core.js';
 import { CORE_SERVICES } from './core-services.js';
@@ -84,7 +83,8 @@ export class MicroServer {
     ensureServerDirs(this.paths);
     this.lock();
     try {
-      this.accounts = new Accounts(this.paths.accounts);
+      // accounts, rules, API keys and sessions in <home>/data/auth.db; signing keys in server/jwt-keys.json
+      this.accounts = new Accounts(join(privateDir(join(this.paths.home, 'data')), 'auth.db'));
       this.tokens = await Tokens.load(this.paths.keys);
       // the runtime starts every instance afresh, with new secrets
       this.accounts.dropServiceSecrets();
@@ -94,7 +94,7 @@ export class MicroServer {
       }
       this.rpc = new RpcServer({ logger: this.logger });
       this.boundAddress = await this.rpc.listen(this.requestedAddress);
-      const common = { namespace: 'micro', server: this.rpc, registry: this.registry, logger: this.logger, registerTTL: 0 };
+      const common = { namespace: 'micro', server: this.rpc, registry: this.registry, logger: this.logger, registerTTL: 0, auth: false as const };
       this.runtime = new LocalRuntime({
         ...this.runtimeOptions,
         home: this.paths.home,
@@ -115,7 +115,7 @@ export class MicroServer {
       };
       const runtime = this.runtime;
       const builtIn: CoreServiceFactory[] = [
-        (c) => ({ def: authService, handlers: authHandlers(c.accounts, c.tokens), publicEndpoints: ['Token'] }),
+        authCoreService,
         (c) => ({ def: registryService, handlers: guardedRegistry(c.registry) }),
         (c) => ({ def: brokerService, handlers: guardedBroker(c.broker) }),
         () => ({ def: runtimeService, handlers: runtimeHandlers(runtime) }),

@@ -11,6 +11,7 @@ import { encodeRoute } from '../transport/frame.js';
 import { defaultNamespace } from '../config/env.js';
 import { sharedPool, sharedSelector, defaultRegistry } from './defaults.js';
 import { LazyResponseStream, type ResponseStream } from './stream.js';
+import { defaultClientMiddleware } from '../auth/process.js';
 
 /** Options of one call. */
 export interface CallOptions {
@@ -109,7 +110,8 @@ export class Client {
     this.baseMetadata = options.metadata && Object.keys(options.metadata).length > 0 ? options.metadata : undefined;
     // middleware is composed once, here, not per call
     let chain = (req: ClientRequest, prepared: PreparedCall) => this.perform(req, prepared);
-    const middleware = options.middleware ?? [];
+    // without middleware of its own, a client in a service started against a server carries the process's token
+    const middleware = options.middleware ?? defaultClientMiddleware();
     for (let i = middleware.length - 1; i >= 0; i--) {
       const mw = middleware[i] as ClientMiddleware;
       const next = chain;

@@ -10,6 +10,7 @@ import { endpoint, endpointRecord, type AnyEndpointDef, type ServiceDef } from '
 import type { Handler, Handlers } from './handlers.js';
 import { addLocal, removeLocal, type LocalInstance } from './local.js';
 import { Router, type HandlerMiddleware } from './router.js';
+import { ServiceAuth } from '../auth/enforce.js';
 
 export interface ServiceOptions {
   /** default MICRO_NAMESPACE or `micro` */
@@ -35,6 +36,13 @@ export interface ServiceOptions {
   drainTimeout?: number;
   /** largest frame accepted by this service's listener (default 4 MiB) */
   maxFrame?: number;
+  /**
+   * Checks every call where it is served: the caller's token, the namespace, the access
+   * rules of the namespace (see auth/enforce.ts). Default: on when the process runs
+   * against a micro server (MICRO_SERVER is set), off otherwise (unit tests, services in
+   * one process). `false` turns it off; a ServiceAuth checks against that server.
+   */
+  auth?: boolean | ServiceAuth;
 }
 
 /** Every service answers this endpoint: is it up, and is it draining. */
@@ -80,6 +88,7 @@ export class Service<D extends ServiceDef = ServiceDef> {
   private startedAt = 0;
   private boundAddress: string | undefined;
   private currentState: ServiceState = 'new';
+  private readonly auth: ServiceAuth | undefined;
 
   constructor(def: D, handlers: Handlers<D>, options: ServiceOptions = {}) {
     this.def = def;
@@ -96,11 +105,14 @@ export class Service<D extends ServiceDef = ServiceDef> {
     for (const name of Object.keys(handlers)) {
       if (!(name in def.endpoints)) throw new TypeError(`service ${def.name}: handler ${name} has no endpoint in the definition`);
     }
+    this.auth = serviceAuth(options.auth, this.logger);
+    // auth runs first: no other middleware sees a call that is not allowed
+    const middleware = this.auth ? [this.auth.middleware(), ...(options.middleware ?? [])] : (options.middleware ?? []);
     this.router = new Router({
       service: def.name,
       endpoints,
       handlers: allHandlers,
-      middleware: options.middleware ?? [],
+      middleware,
       validateResponses: options.validateResponses ?? false,
     });
   }
@@ -136,6 +148,8 @@ export class Service<D extends ServiceDef = ServiceDef> {
     this.currentState = 'starting';
     this.startedAt = Date.now();
     try {
+      // keys and rules before the first call can arrive (a failure is retried on that call)
+      await this.auth?.start(this.namespace, this.logger);
       const address = this.options.address ?? defaultServiceAddress();
       if (this.options.server) {
         this.server = this.options.server;
@@ -209,6 +223,7 @@ export class Service<D extends ServiceDef = ServiceDef> {
   }
 
   private async teardown(): Promise<void> {
+    this.auth?.stop();
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.heartbeat = undefined;
     if (this.local) removeLocal(this.local);
@@ -230,6 +245,15 @@ export class Service<D extends ServiceDef = ServiceDef> {
       inflight: (this.local?.inflight ?? 0) + (this.ownsServer ? (this.server?.activeCalls ?? 0) : 0),
     };
   }
+}
+
+/** The auth of a service from its option: see ServiceOptions.auth. */
+function serviceAuth(option: ServiceOptions['auth'], logger: Logger): ServiceAuth | undefined {
+  if (option instanceof ServiceAuth) return option;
+  if (option === false) return undefined;
+  const fromEnv = ServiceAuth.fromEnv(logger, option === true);
+  if (option === true && !fromEnv) throw new TypeError('auth: true needs MICRO_SERVER, the address of micro server (or pass a ServiceAuth)');
+  return fromEnv;
 }
 
 /** What a node tells about its process: its pid and, under the runtime, its instance id. */

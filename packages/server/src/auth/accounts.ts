@@ -1,132 +1,247 @@
-import { createHmac, randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
-import { readJson, writeJsonDurable, errors, type Account } from '@micro/sdk';
+import { createHmac, randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { DEFAULT_RULE, errors, type Account, type AccountInfo } from '@micro/sdk';
+import { openAuthDb, type Db } from './db.js';
+import { ApiKeys } from './keys.js';
+import { RuleStore } from './rules.js';
+import { Sessions } from './sessions.js';
 
 /**
- * The accounts of micro server, kept in <home>/server/accounts.json (0600).
+ * The accounts of micro server, in `<dataDir>/auth.db` (see db.ts).
  *
- * Secrets are never stored: a person's secret is kept as a scrypt hash (slow, salted);
- * the secrets the runtime hands to the services it starts are random 32-byte values kept
- * as HMAC-SHA256 under a server key (keyed: fast to check, useless without the key).
- * A service account holds one secret per running instance; they are dropped when the
- * server starts, because the runtime then starts every instance afresh.
+ * Secrets are never stored. What a person chose (a password, a secret given to
+ * `micro auth create account --secret`) is kept as a scrypt hash: salted and slow, so a
+ * stolen database does not give the passwords away. What the server generated (service
+ * secrets, API keys, refresh tokens: 256 random bits each) is kept as HMAC-SHA256 under
+ * a server key: fast to check on every exchange, useless without the key.
+ *
+ * A service account of the runtime holds one secret per running instance ("ephemeral"
+ * secrets); they are dropped when the server starts, because the runtime then starts
+ * every instance afresh with new ones.
  */
 
-interface StoredSecret {
-  kind: 'scrypt' | 'hmac';
-  salt?: string;
-  hash: string;
-  createdAt: number;
+export interface AccountsOptions {
+  /** scrypt cost (default N = 16384); tests make it cheap */
+  scrypt?: { N: number };
 }
 
-interface StoredAccount {
-  id: string;
-  type: 'user' | 'service' | 'admin';
+type AccountType = 'user' | 'service';
+
+interface AccountRow {
   namespace: string;
-  scopes: string[];
-  secrets: StoredSecret[];
-  createdAt: number;
+  id: string;
+  type: string;
+  scopes: string;
+  metadata: string;
+  created_at: number;
 }
 
-interface AccountsFile {
-  version: 1;
-  hmacKey: string;
-  accounts: StoredAccount[];
+interface SecretRow {
+  kind: 'scrypt' | 'hmac';
+  salt: string | null;
+  hash: string;
 }
 
-const SCRYPT = { N: 16384, r: 8, p: 1, keylen: 32 };
-const MAX_SECRETS = 256;
+export interface NewAccount {
+  id: string;
+  namespace: string;
+  type: AccountType;
+  scopes?: string[];
+  metadata?: Record<string, string>;
+  /** a chosen secret (stored with scrypt); without it one is generated and returned */
+  secret?: string;
+}
+
+/** bounds, so that no caller can grow the database without limit */
+export const LIMITS = { accountsPerNamespace: 10_000, ephemeralSecrets: 256 };
+
+const KEYLEN = 32;
 
 export class Accounts {
-  private data: AccountsFile;
+  readonly db: Db;
+  readonly keys: ApiKeys;
+  readonly sessions: Sessions;
+  readonly rules: RuleStore;
+  private readonly hmacKey: Buffer;
+  private readonly scryptOptions: ScryptOptions;
+  private readonly st;
 
-  constructor(private readonly path: string) {
-    this.data = readJson<AccountsFile>(path) ?? { version: 1, hmacKey: randomBytes(32).toString('hex'), accounts: [] };
+  constructor(path: string, options: AccountsOptions = {}) {
+    this.db = openAuthDb(path);
+    this.scryptOptions = { N: options.scrypt?.N ?? 16384, r: 8, p: 1, maxmem: 64 * 1024 * 1024 };
+    const db = this.db;
+    let key = (db.prepare("SELECT value FROM meta WHERE key = 'hmac_key'").get() as { value: string } | undefined)?.value;
+    if (!key) {
+      key = randomBytes(32).toString('hex');
+      db.prepare("INSERT INTO meta (key, value) VALUES ('hmac_key', ?)").run(key);
+    }
+    this.hmacKey = Buffer.from(key, 'hex');
+    this.st = {
+      get: db.prepare<[string, string], AccountRow>('SELECT * FROM accounts WHERE namespace = ? AND id = ?'),
+      insert: db.prepare('INSERT INTO accounts (namespace, id, type, scopes, metadata, created_at) VALUES (?, ?, ?, ?, ?, ?)'),
+      count: db.prepare<[string], { n: number }>('SELECT COUNT(*) AS n FROM accounts WHERE namespace = ?'),
+      list: db.prepare<[string, string, number], AccountRow>('SELECT * FROM accounts WHERE namespace = ? AND id > ? ORDER BY id LIMIT ?'),
+      delete: db.prepare('DELETE FROM accounts WHERE namespace = ? AND id = ?'),
+      secrets: db.prepare<[string, string], SecretRow>('SELECT kind, salt, hash FROM secrets WHERE namespace = ? AND account = ? ORDER BY seq DESC'),
+      addSecret: db.prepare('INSERT INTO secrets (namespace, account, kind, salt, hash, ephemeral, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+      dropChosen: db.prepare('DELETE FROM secrets WHERE namespace = ? AND account = ? AND ephemeral = 0'),
+      trimEphemeral: db.prepare(
+        'DELETE FROM secrets WHERE namespace = ? AND account = ? AND ephemeral = 1 AND seq NOT IN (SELECT seq FROM secrets WHERE namespace = ? AND account = ? AND ephemeral = 1 ORDER BY seq DESC LIMIT ?)',
+      ),
+      dropEphemeral: db.prepare('DELETE FROM secrets WHERE ephemeral = 1'),
+      namespace: db.prepare('INSERT OR IGNORE INTO namespaces (name, created_at) VALUES (?, ?)'),
+    };
+    this.rules = new RuleStore(db);
+    this.keys = new ApiKeys(db, (s) => this.keyedHash(s), (id, ns) => this.get(id, ns));
+    this.sessions = new Sessions(db, (s) => this.keyedHash(s), (id, ns) => this.get(id, ns));
   }
 
-  private save(): void {
-    writeJsonDurable(this.path, this.data);
+  close(): void {
+    if (this.db.open) this.db.close();
   }
 
-  private find(id: string, namespace: string): StoredAccount | undefined {
-    return this.data.accounts.find((a) => a.id === id && a.namespace === namespace);
+  /**
+   * The first use of a namespace gives it the default rule (any account of the namespace
+   * may call its services). Only the first: a default rule deleted stays deleted.
+   */
+  ensureNamespace(namespace: string): void {
+    const { changes } = this.st.namespace.run(namespace, Date.now());
+    if (changes > 0) this.rules.insertDefault(namespace, DEFAULT_RULE);
   }
 
   get(id: string, namespace: string): Account | undefined {
-    const a = this.find(id, namespace);
-    return a && publicAccount(a);
+    const row = this.st.get.get(namespace, id);
+    return row && toAccount(row);
   }
 
-  /** Creates the admin account of namespace `micro` with a new random secret, returned once. */
+  info(id: string, namespace: string): AccountInfo | undefined {
+    const row = this.st.get.get(namespace, id);
+    return row && { ...toAccount(row), createdAt: row.created_at };
+  }
+
+  /** Creates an account; a 409 when it exists. Returns the generated secret, if one was generated. */
+  async create(spec: NewAccount): Promise<{ account: AccountInfo; secret?: string }> {
+    const generated = spec.secret === undefined ? randomBytes(24).toString('base64url') : undefined;
+    // hashed before the transaction: scrypt is slow and runs off the event loop
+    const stored = spec.secret !== undefined ? await this.slowHash(spec.secret) : { kind: 'hmac' as const, salt: null, hash: this.keyedHash(generated as string) };
+    const now = Date.now();
+    this.db.transaction(() => {
+      if (this.st.get.get(spec.namespace, spec.id)) throw errors.Conflict('auth', `account ${spec.id} exists in namespace ${spec.namespace}`);
+      if ((this.st.count.get(spec.namespace)?.n ?? 0) >= LIMITS.accountsPerNamespace) {
+        throw errors.TooManyRequests('auth', `namespace ${spec.namespace} has ${LIMITS.accountsPerNamespace} accounts, the most it may have`);
+      }
+      this.ensureNamespace(spec.namespace);
+      this.st.insert.run(spec.namespace, spec.id, spec.type, JSON.stringify(spec.scopes ?? []), JSON.stringify(spec.metadata ?? {}), now);
+      this.st.addSecret.run(spec.namespace, spec.id, stored.kind, stored.salt, stored.hash, 0, now);
+    })();
+    const account = this.info(spec.id, spec.namespace) as AccountInfo;
+    return generated === undefined ? { account } : { account, secret: generated };
+  }
+
+  /** One page of the accounts of a namespace, by id. */
+  list(namespace: string, limit = 100, after = ''): { accounts: AccountInfo[]; next?: string } {
+    const rows = this.st.list.all(namespace, after, limit + 1);
+    const page = rows.slice(0, limit).map((r) => ({ ...toAccount(r), createdAt: r.created_at }));
+    return rows.length > limit ? { accounts: page, next: page[page.length - 1]?.id } : { accounts: page };
+  }
+
+  /** Deletes an account with its secrets, API keys and sessions (cascade). */
+  delete(id: string, namespace: string): void {
+    if (id === 'admin' && namespace === 'micro') throw errors.Forbidden('auth', 'the admin account of micro cannot be deleted');
+    const { changes } = this.st.delete.run(namespace, id);
+    if (changes === 0) throw errors.NotFound('auth', `no account ${id} in namespace ${namespace}`);
+  }
+
+  /** Creates (or resets) the admin account of namespace `micro` with a new random secret, returned once. */
   createAdmin(): { id: string; secret: string } {
     const secret = randomBytes(24).toString('base64url');
-    const existing = this.find('admin', 'micro');
-    const stored: StoredAccount = existing ?? { id: 'admin', type: 'admin', namespace: 'micro', scopes: ['admin'], secrets: [], createdAt: Date.now() };
-    stored.secrets = [this.slowHash(secret)];
-    if (!existing) this.data.accounts.push(stored);
-    this.save();
+    const now = Date.now();
+    this.db.transaction(() => {
+      this.ensureNamespace('micro');
+      if (!this.st.get.get('micro', 'admin')) this.st.insert.run('micro', 'admin', 'user', JSON.stringify(['admin']), '{}', now);
+      this.st.dropChosen.run('micro', 'admin');
+      // a random secret needs no slow hash: 192 bits cannot be guessed
+      this.st.addSecret.run('micro', 'admin', 'hmac', null, this.keyedHash(secret), 0, now);
+    })();
+    this.sessions.revokeAccount('admin', 'micro');
     return { id: 'admin', secret };
   }
 
   /** A new secret for the service account of (service, namespace), for one instance. */
   issueServiceSecret(service: string, namespace: string): { id: string; secret: string } {
     const id = `service:${service}`;
-    let account = this.find(id, namespace);
-    if (!account) {
-      account = { id, type: 'service', namespace, scopes: ['service'], secrets: [], createdAt: Date.now() };
-      this.data.accounts.push(account);
-    }
     const secret = randomBytes(32).toString('base64url');
-    account.secrets.push({ kind: 'hmac', hash: this.keyedHash(secret), createdAt: Date.now() });
-    if (account.secrets.length > MAX_SECRETS) account.secrets.splice(0, account.secrets.length - MAX_SECRETS);
-    this.save();
+    const now = Date.now();
+    this.db.transaction(() => {
+      if (!this.st.get.get(namespace, id)) {
+        this.ensureNamespace(namespace);
+        this.st.insert.run(namespace, id, 'service', JSON.stringify(['service']), '{}', now);
+      }
+      this.st.addSecret.run(namespace, id, 'hmac', null, this.keyedHash(secret), 1, now);
+      this.st.trimEphemeral.run(namespace, id, namespace, id, LIMITS.ephemeralSecrets);
+    })();
     return { id, secret };
   }
 
-  /** Forgets the secrets of every service account (their instances are restarted). */
+  /** Forgets the secrets the runtime handed to its instances (they are all restarted). */
   dropServiceSecrets(): void {
-    let changed = false;
-    for (const a of this.data.accounts) {
-      if (a.type === 'service' && a.secrets.length > 0) {
-        a.secrets = [];
-        changed = true;
+    this.st.dropEphemeral.run();
+  }
+
+  /** The account when the secret is one of its secrets; undefined otherwise (as slow either way). */
+  async verify(id: string, namespace: string, secret: string): Promise<Account | undefined> {
+    const row = this.st.get.get(namespace, id);
+    const secrets = row ? this.st.secrets.all(namespace, id) : [];
+    let ok = false;
+    let slowChecked = false;
+    const keyed = Buffer.from(this.keyedHash(secret), 'hex');
+    for (const stored of secrets) {
+      const expected = Buffer.from(stored.hash, 'hex');
+      let candidate: Buffer = keyed;
+      if (stored.kind === 'scrypt') {
+        candidate = await this.scryptHash(secret, Buffer.from(stored.salt ?? '', 'hex'));
+        slowChecked = true;
+      }
+      if (candidate.length === expected.length && timingSafeEqual(candidate, expected)) {
+        ok = true;
+        break;
       }
     }
-    if (changed || !this.exists()) this.save();
+    // spend the time of a slow check when none was made, so timing does not tell which ids exist
+    if (!ok && !slowChecked) await this.scryptHash(secret, randomBytes(16));
+    return ok && row ? toAccount(row) : undefined;
   }
 
-  private exists(): boolean {
-    return readJson(this.path) !== undefined;
+  /** Replaces the chosen secrets of an account by a new password, and ends its sessions. */
+  async setPassword(id: string, namespace: string, password: string): Promise<void> {
+    const stored = await this.slowHash(password);
+    this.db.transaction(() => {
+      if (!this.st.get.get(namespace, id)) throw errors.NotFound('auth', `no account ${id} in namespace ${namespace}`);
+      this.st.dropChosen.run(namespace, id);
+      this.st.addSecret.run(namespace, id, 'scrypt', stored.salt, stored.hash, 0, Date.now());
+    })();
+    this.sessions.revokeAccount(id, namespace);
   }
 
-  /** The account when the secret is one of its secrets; undefined otherwise (same time either way). */
-  verify(id: string, namespace: string, secret: string): Account | undefined {
-    const account = this.find(id, namespace);
-    if (!account) {
-      // spend the same time as a real check, so that timing does not tell which ids exist
-      this.slowHash(secret);
-      return undefined;
-    }
-    for (const stored of account.secrets) {
-      const candidate = stored.kind === 'scrypt' ? scryptSync(secret, Buffer.from(stored.salt ?? '', 'hex'), SCRYPT.keylen, SCRYPT) : Buffer.from(this.keyedHash(secret), 'hex');
-      const expected = Buffer.from(stored.hash, 'hex');
-      if (candidate.length === expected.length && timingSafeEqual(candidate, expected)) return publicAccount(account);
-    }
-    return undefined;
-  }
-
-  private slowHash(secret: string): StoredSecret {
+  private async slowHash(secret: string): Promise<{ kind: 'scrypt'; salt: string; hash: string }> {
     const salt = randomBytes(16);
-    const hash = scryptSync(secret, salt, SCRYPT.keylen, SCRYPT);
-    return { kind: 'scrypt', salt: salt.toString('hex'), hash: hash.toString('hex'), createdAt: Date.now() };
+    const hash = await this.scryptHash(secret, salt);
+    return { kind: 'scrypt', salt: salt.toString('hex'), hash: hash.toString('hex') };
+  }
+
+  private scryptHash(secret: string, salt: Buffer): Promise<Buffer> {
+    return new Promise((resolve, reject) => scrypt(secret, salt, KEYLEN, this.scryptOptions, (err, key) => (err ? reject(err) : resolve(key))));
   }
 
   private keyedHash(secret: string): string {
-    return createHmac('sha256', Buffer.from(this.data.hmacKey, 'hex')).update(secret).digest('hex');
+    return createHmac('sha256', this.hmacKey).update(secret).digest('hex');
   }
 }
 
-function publicAccount(a: StoredAccount): Account {
-  return { id: a.id, type: a.type, issuer: a.namespace, scopes: [...a.scopes] };
+function toAccount(row: AccountRow): Account {
+  const account: Account = { id: row.id, type: row.type, issuer: row.namespace, scopes: JSON.parse(row.scopes) as string[] };
+  const metadata = JSON.parse(row.metadata) as Record<string, string>;
+  if (Object.keys(metadata).length > 0) account.metadata = metadata;
+  return account;
 }
 
 export function unauthorized(detail: string): Error {

@@ -1,13 +1,18 @@
-import { errors, type Account, type Context, type HandlerMiddleware } from '@micro/sdk';
+import { bearerToken, errors, isPlatformAdmin, type Account, type Context, type HandlerMiddleware } from '@micro/sdk';
 import type { Tokens } from './tokens.js';
 
 /**
  * Authentication and the namespace rule for the core services, applied where the call is
  * served: every call needs a valid bearer token except the endpoints listed as public,
  * and an account reaches only its own namespace unless it is an admin of `micro`.
+ *
+ * (The access rules of a namespace govern the services that run in it, checked by each
+ * service: see sdk auth/enforce.ts. The core services are reached by every namespace
+ * and guard themselves with the namespace rule and admin scopes, so that no rule can
+ * lock a namespace out of the platform.)
  */
 export function isAdmin(account: Account | undefined): boolean {
-  return !!account && account.issuer === 'micro' && account.scopes.includes('admin');
+  return isPlatformAdmin(account);
 }
 
 export function authenticate(tokens: Tokens, publicEndpoints: ReadonlySet<string> = new Set()): HandlerMiddleware {
@@ -15,9 +20,7 @@ export function authenticate(tokens: Tokens, publicEndpoints: ReadonlySet<string
     if (publicEndpoints.has(ctx.endpoint)) return next(req);
     const header = ctx.metadata.authorization;
     if (!header) throw errors.Unauthorized(ctx.service, 'credentials required: send authorization: Bearer <token> (micro login)');
-    const m = /^Bearer\s+(\S+)$/i.exec(header);
-    if (!m) throw errors.Unauthorized(ctx.service, 'authorization must be "Bearer <token>"');
-    const account = await tokens.verify(m[1] as string);
+    const account = await tokens.verify(bearerToken(header, ctx.service));
     (ctx as { account: Account | undefined }).account = account;
     return next(req);
   };
@@ -36,4 +39,18 @@ export function namespaceFor(ctx: Context, asked: string | undefined): string {
 
 export function requireAdmin(ctx: Context): void {
   if (!isAdmin(ctx.account)) throw errors.Forbidden(ctx.service, `${ctx.service}.${ctx.endpoint} needs an admin of namespace micro`);
+}
+
+/** Whether the caller administers a namespace: an admin of micro, or an account of that namespace with scope admin. */
+export function isNamespaceAdmin(account: Account | undefined, namespace: string): boolean {
+  return isAdmin(account) || (!!account && account.issuer === namespace && account.scopes.includes('admin'));
+}
+
+/** The namespace a management request acts in, which the caller must administer. */
+export function adminNamespaceFor(ctx: Context, asked: string | undefined): string {
+  const namespace = namespaceFor(ctx, asked);
+  if (!isNamespaceAdmin(ctx.account, namespace)) {
+    throw errors.Forbidden(ctx.service, `${ctx.service}.${ctx.endpoint} needs scope admin in namespace ${namespace} (account ${ctx.account?.id} has ${JSON.stringify(ctx.account?.scopes ?? [])})`);
+  }
+  return namespace;
 }

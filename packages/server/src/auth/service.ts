@@ -1,15 +1,158 @@
-import { authService, errors, type Handlers } from '@micro/sdk';
+import { errors, type Account, type authApi, type Context, type Handlers } from '@micro/sdk';
 import type { Accounts } from './accounts.js';
+import { adminNamespaceFor, isNamespaceAdmin, namespaceFor, requireAdmin } from './guard.js';
 import type { Tokens } from './tokens.js';
 
-/** The auth service of micro server: credentials in, short-lived token out. */
-export function authHandlers(accounts: Accounts, tokens: Tokens): Handlers<typeof authService> {
+/**
+ * The auth service of micro server.
+ *
+ * - Public: Token (id + secret, refresh token or API key → tokens), Login (user +
+ *   password), Refresh, Inspect (token or API key → account), Keys (the JWKS).
+ * - Own namespace, any account: ListRules (services need them to check their callers),
+ *   CreateKey / ListKeys / RevokeKey for one's own keys, SetPassword for one's own.
+ * - Scope `admin` of the namespace (or an admin of micro): accounts, rules, everyone's keys.
+ * - Admins of micro: RotateKeys.
+ */
+export function authHandlers(accounts: Accounts, tokens: Tokens): Handlers<typeof authApi> {
+  /**
+   * An access token, and for people (user accounts) a refresh token: services and API
+   * keys hold their credentials and simply exchange them again.
+   */
+  const grant = async (account: Account, session = account.type === 'user') => {
+    const { token, expiresAt } = await tokens.issue(account);
+    return session ? { token, expiresAt, account, ...accounts.sessions.start(account) } : { token, expiresAt, account };
+  };
+
+  const refresh = async (refreshToken: string) => {
+    const { account, refreshToken: next, refreshExpiresAt } = accounts.sessions.rotate(refreshToken);
+    const { token, expiresAt } = await tokens.issue(account);
+    return { token, expiresAt, account, refreshToken: next, refreshExpiresAt };
+  };
+
+  const apiKeyGrant = async (apiKey: string) => {
+    const account = accounts.keys.verify(apiKey);
+    if (!account) throw errors.Unauthorized('auth', 'API key refused: unknown, revoked, expired or wrong');
+    // the key is the long-lived credential: no session on top of it
+    return grant(account, false);
+  };
+
+  const caller = (ctx: Context): Account => {
+    if (!ctx.account) throw errors.Unauthorized('auth', 'credentials required');
+    return ctx.account;
+  };
+
   return {
-    Token: async ({ id, secret, namespace }) => {
-      const account = accounts.verify(id, namespace ?? 'micro', secret);
-      if (!account) throw errors.Unauthorized('auth', `wrong id or secret for ${id} in namespace ${namespace ?? 'micro'}`);
-      const { token, expiresAt } = await tokens.issue(account);
-      return { token, expiresAt, account };
+    Token: async ({ id, secret, namespace, refreshToken, apiKey }) => {
+      if (refreshToken !== undefined) return refresh(refreshToken);
+      if (apiKey !== undefined) return apiKeyGrant(apiKey);
+      const ns = namespace ?? 'micro';
+      const account = await accounts.verify(id as string, ns, secret as string);
+      if (!account) throw errors.Unauthorized('auth', `wrong id or secret for ${id} in namespace ${ns}`);
+      return grant(account);
+    },
+
+    Login: async ({ id, password, namespace }) => {
+      const ns = namespace ?? 'micro';
+      const account = await accounts.verify(id, ns, password);
+      if (!account) throw errors.Unauthorized('auth', `wrong id or password for ${id} in namespace ${ns}`);
+      if (account.type !== 'user') throw errors.Unauthorized('auth', `${id} is a ${account.type} account: it gets tokens with Token (id and secret), not Login`);
+      return grant(account);
+    },
+
+    Refresh: ({ refreshToken }) => refresh(refreshToken),
+
+    Inspect: async ({ token }) => {
+      // a JWT has three parts; an API key is <keyId>.<secret>
+      if (token.split('.').length === 3) {
+        const account = await tokens.verify(token);
+        const exp = (JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64url').toString('utf8')) as { exp: number }).exp;
+        return { account, expiresAt: exp };
+      }
+      const account = accounts.keys.verify(token);
+      if (!account) throw errors.Unauthorized('auth', 'not a valid access token or API key');
+      const info = accounts.keys.get(account.metadata?.key ?? '');
+      return info?.expiresAt === undefined ? { account } : { account, expiresAt: Math.floor(info.expiresAt / 1000) };
+    },
+
+    Keys: () => tokens.jwks(),
+
+    RotateKeys: (_req, ctx) => {
+      requireAdmin(ctx);
+      return { kid: tokens.rotate() };
+    },
+
+    CreateAccount: async ({ id, type, secret, scopes, metadata, namespace }, ctx) => {
+      const ns = adminNamespaceFor(ctx, namespace);
+      return accounts.create({ id, type, namespace: ns, scopes: dedupe(scopes ?? []), metadata, secret });
+    },
+
+    ListAccounts: ({ namespace, limit, after }, ctx) => accounts.list(adminNamespaceFor(ctx, namespace), limit ?? 100, after ?? ''),
+
+    DeleteAccount: ({ id, namespace }, ctx) => {
+      accounts.delete(id, adminNamespaceFor(ctx, namespace));
+      return {};
+    },
+
+    SetPassword: async ({ id, current, password, namespace }, ctx) => {
+      const me = caller(ctx);
+      if (me.type === 'apikey') throw errors.Forbidden('auth', 'an API key cannot change passwords: log in with the account');
+      const ns = namespaceFor(ctx, namespace);
+      const target = id ?? me.id;
+      const own = target === me.id && ns === me.issuer;
+      if (own) {
+        if (current === undefined) throw errors.BadRequest('auth', 'current: required to change your own password');
+        if (!(await accounts.verify(me.id, ns, current))) throw errors.Forbidden('auth', 'current: the current password is wrong');
+      } else if (!isNamespaceAdmin(me, ns)) {
+        throw errors.Forbidden('auth', `only an admin of namespace ${ns} may set the password of another account`);
+      }
+      await accounts.setPassword(target, ns, password);
+      return {};
+    },
+
+    CreateRule: ({ namespace, ...rule }, ctx) => {
+      const ns = adminNamespaceFor(ctx, namespace);
+      accounts.ensureNamespace(ns);
+      return { rule: accounts.rules.create(ns, rule) };
+    },
+
+    ListRules: ({ namespace }, ctx) => ({ rules: accounts.rules.list(namespaceFor(ctx, namespace)) }),
+
+    DeleteRule: ({ id, namespace }, ctx) => {
+      accounts.rules.delete(adminNamespaceFor(ctx, namespace), id);
+      return {};
+    },
+
+    CreateKey: ({ name, scopes, expiresIn, namespace }, ctx) => {
+      const me = caller(ctx);
+      const ns = namespaceFor(ctx, namespace);
+      if (ns !== me.issuer) throw errors.BadRequest('auth', `namespace: an API key acts for your own account, of namespace ${me.issuer}; create an account in ${ns} for a key there`);
+      if (me.type === 'apikey') throw errors.Forbidden('auth', 'an API key cannot create API keys: log in with the account');
+      const owner = accounts.get(me.id, me.issuer);
+      if (!owner) throw errors.NotFound('auth', `account ${me.id} no longer exists`);
+      const wanted = dedupe(scopes ?? owner.scopes);
+      const extra = wanted.filter((s) => !owner.scopes.includes(s));
+      if (extra.length > 0) throw errors.Forbidden('auth', `scopes: a key cannot have scopes its account lacks (${extra.join(', ')})`);
+      return accounts.keys.create(owner, name, wanted, expiresIn);
+    },
+
+    ListKeys: ({ namespace }, ctx) => {
+      const me = caller(ctx);
+      const ns = namespaceFor(ctx, namespace);
+      return { keys: isNamespaceAdmin(me, ns) ? accounts.keys.list(ns) : accounts.keys.list(ns, me.id) };
+    },
+
+    RevokeKey: ({ id, namespace }, ctx) => {
+      const me = caller(ctx);
+      const ns = namespaceFor(ctx, namespace);
+      const key = accounts.keys.get(id);
+      // another's key is as unknown as a missing one: nothing tells it exists
+      if (!key || key.namespace !== ns || (key.account !== me.id && !isNamespaceAdmin(me, ns))) throw errors.NotFound('auth', `no API key ${id} of yours in namespace ${ns}`);
+      accounts.keys.revoke(id);
+      return {};
     },
   };
+}
+
+function dedupe(values: string[]): string[] {
+  return [...new Set(values)];
 }

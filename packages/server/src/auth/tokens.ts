@@ -1,70 +1,160 @@
-import { exportJWK, generateKeyPair, importJWK, jwtVerify, SignJWT, type JWK } from 'jose';
-import { readJson, writeJsonDurable, errors, type Account } from '@micro/sdk';
+import { createPrivateKey, generateKeyPairSync, randomBytes, randomUUID, type KeyObject } from 'node:crypto';
+import { KeySet, readJson, signJwt, writeJsonDurable, accountOf, type Account, type Jwks, type PublicJwk } from '@micro/sdk';
 
 /**
- * Access tokens: JWTs signed with the server's Ed25519 key, valid for an hour. The key
- * pair is made on first start and kept in <home>/server/jwt-keys.json (0600); the
- * public key is what any node needs to check a token.
+ * Access tokens: JWTs signed with the server's Ed25519 key, short-lived (15 minutes by
+ * default). The keys are kept in <home>/server/jwt-keys.json (0600) as a ring:
+ *
+ * - the current key signs; it is replaced by a new one every 24 hours (on the first
+ *   token issued after that) or on demand (`rotate`, auth.RotateKeys);
+ * - a replaced key keeps only its public half, served in the JWKS until every token it
+ *   signed has expired, then it is dropped.
+ *
+ * A file of the earlier single-key format is replaced by a new ring (the tokens it
+ * signed simply stop working: they lived an hour at most).
  */
-const ALG = 'EdDSA';
-const TOKEN_TTL = 3600;
-type Key = Awaited<ReturnType<typeof importJWK>>;
 
-interface KeysFile {
-  kid: string;
-  privateJwk: JWK;
-  publicJwk: JWK;
+export interface TokensOptions {
+  /** seconds an access token lives (default 900) */
+  ttl?: number;
+  /** ms a signing key is used before a new one replaces it (default 24 h) */
+  rotateEvery?: number;
 }
 
+interface StoredKey {
+  kid: string;
+  createdAt: number;
+  /** the private JWK; only the current key keeps it */
+  privateJwk?: Record<string, unknown>;
+  publicJwk: PublicJwk;
+  /** when it stopped signing (ms) */
+  retiredAt?: number;
+}
+
+interface KeysFile {
+  version: 2;
+  keys: StoredKey[];
+}
+
+export const ACCESS_TTL = 900;
+const ROTATE_EVERY = 24 * 3600 * 1000;
+
 export class Tokens {
+  private file: KeysFile;
+  private signing!: { kid: string; privateKey: KeyObject };
+  private keySet!: KeySet;
+  private jwksCache!: Jwks;
+  private readonly ttl: number;
+  private readonly rotateEvery: number;
   private readonly cache = new Map<string, { account: Account; exp: number }>();
 
   private constructor(
-    private readonly kid: string,
-    private readonly privateKey: Key,
-    private readonly publicKey: Key,
-  ) {}
+    private readonly path: string,
+    file: KeysFile | undefined,
+    options: TokensOptions,
+  ) {
+    this.ttl = options.ttl ?? ACCESS_TTL;
+    this.rotateEvery = options.rotateEvery ?? ROTATE_EVERY;
+    this.file = file ?? { version: 2, keys: [] };
+    const current = this.file.keys.find((k) => k.privateJwk && !k.retiredAt);
+    if (!current) this.rotate();
+    else this.load();
+  }
 
-  static async load(path: string): Promise<Tokens> {
-    let file = readJson<KeysFile>(path);
-    if (!file) {
-      const { privateKey, publicKey } = await generateKeyPair(ALG, { extractable: true, crv: 'Ed25519' });
-      file = { kid: `k${Date.now().toString(36)}`, privateJwk: await exportJWK(privateKey), publicJwk: await exportJWK(publicKey) };
-      writeJsonDurable(path, file);
+  static async load(path: string, options: TokensOptions = {}): Promise<Tokens> {
+    let raw: Partial<KeysFile> | undefined;
+    try {
+      raw = readJson<Partial<KeysFile>>(path);
+    } catch {
+      // unreadable: a new ring (the tokens of the old keys stop working; they are short-lived)
+      raw = undefined;
     }
-    return new Tokens(file.kid, await importJWK(file.privateJwk, ALG), await importJWK(file.publicJwk, ALG));
+    const file = raw?.version === 2 && Array.isArray(raw.keys) ? (raw as KeysFile) : undefined;
+    const tokens = new Tokens(path, file, options);
+    if (!file) tokens.save();
+    return tokens;
+  }
+
+  /** seconds an access token lives */
+  get accessTtl(): number {
+    return this.ttl;
+  }
+
+  /** The kid of the key that signs now. */
+  get currentKid(): string {
+    return this.signing.kid;
+  }
+
+  /** Starts signing with a new key; the old one's public key stays until its tokens expired. */
+  rotate(): string {
+    const now = Date.now();
+    for (const k of this.file.keys) {
+      if (!k.retiredAt) k.retiredAt = now;
+      delete k.privateJwk;
+    }
+    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+    const kid = `k${now.toString(36)}${randomBytes(3).toString('hex')}`;
+    const pub = publicKey.export({ format: 'jwk' }) as { x: string };
+    this.file.keys.push({
+      kid,
+      createdAt: now,
+      privateJwk: privateKey.export({ format: 'jwk' }) as Record<string, unknown>,
+      publicJwk: { kty: 'OKP', crv: 'Ed25519', x: pub.x, kid, alg: 'EdDSA', use: 'sig' },
+    });
+    this.prune(now);
+    this.save();
+    this.load();
+    return kid;
+  }
+
+  /** Retired keys whose tokens have all expired leave the ring. */
+  private prune(now: number): void {
+    const keepFor = (this.ttl + 60) * 1000;
+    this.file.keys = this.file.keys.filter((k) => !k.retiredAt || k.retiredAt + keepFor > now);
+  }
+
+  private save(): void {
+    writeJsonDurable(this.path, this.file);
+  }
+
+  private load(): void {
+    const current = this.file.keys.find((k) => k.privateJwk && !k.retiredAt) as StoredKey;
+    this.signing = { kid: current.kid, privateKey: createPrivateKey({ key: current.privateJwk as never, format: 'jwk' }) };
+    this.jwksCache = { keys: this.file.keys.map((k) => k.publicJwk) };
+    this.keySet = new KeySet(this.jwksCache);
+    this.cache.clear();
+  }
+
+  /** The public keys, current and previous, as a JWKS. */
+  jwks(): Jwks {
+    const now = Date.now();
+    const before = this.file.keys.length;
+    this.prune(now);
+    if (this.file.keys.length !== before) {
+      this.save();
+      this.load();
+    }
+    return this.jwksCache;
   }
 
   async issue(account: Account): Promise<{ token: string; expiresAt: number }> {
-    const expiresAt = Math.floor(Date.now() / 1000) + TOKEN_TTL;
-    const token = await new SignJWT({ typ: account.type, scopes: account.scopes })
-      .setProtectedHeader({ alg: ALG, kid: this.kid })
-      .setSubject(account.id)
-      .setIssuer(account.issuer)
-      .setIssuedAt()
-      .setExpirationTime(expiresAt)
-      .sign(this.privateKey);
-    return { token, expiresAt };
+    const current = this.file.keys.find((k) => k.kid === this.signing.kid);
+    if (current && Date.now() - current.createdAt >= this.rotateEvery) this.rotate();
+    const iat = Math.floor(Date.now() / 1000);
+    const expiresAt = iat + this.ttl;
+    const claims = { sub: account.id, iss: account.issuer, iat, exp: expiresAt, jti: randomUUID(), typ: account.type, scopes: account.scopes, ...(account.metadata ? { md: account.metadata } : {}) };
+    return { token: signJwt(claims, this.signing), expiresAt };
   }
 
-  /** The account a token speaks for; a 401 for a token that is forged, expired or malformed. */
+  /** The account a token speaks for; a 401 (TokenError) for a token that is forged, expired or malformed. */
   async verify(token: string): Promise<Account> {
     const now = Date.now() / 1000;
     const hit = this.cache.get(token);
     if (hit && hit.exp > now) return hit.account;
-    try {
-      const { payload } = await jwtVerify(token, this.publicKey, { algorithms: [ALG] });
-      const account: Account = {
-        id: String(payload.sub),
-        type: String(payload.typ ?? 'user'),
-        issuer: String(payload.iss),
-        scopes: Array.isArray(payload.scopes) ? payload.scopes.map(String) : [],
-      };
-      if (this.cache.size >= 1000) this.cache.clear();
-      this.cache.set(token, { account, exp: Number(payload.exp) });
-      return account;
-    } catch (err) {
-      throw errors.Unauthorized('auth', `invalid token: ${(err as { code?: string }).code ?? 'rejected'}`);
-    }
+    const claims = this.keySet.verify(token, 'auth', now);
+    const account = accountOf(claims);
+    if (this.cache.size >= 1000) this.cache.clear();
+    this.cache.set(token, { account, exp: claims.exp });
+    return account;
   }
 }

@@ -1,0 +1,103 @@
+import type { Command } from 'commander';
+import { authApi, Client, createClient, MicroError } from '@micro/sdk';
+import { connect, explainError, noLocalServer } from '../connect.js';
+import type { CliContext } from '../context.js';
+import { CliError, UsageError } from '../output.js';
+import { askSecret, readAll } from '../prompt.js';
+import type { ResolvedEnv } from '../config.js';
+
+/**
+ * `micro user`: the account the CLI acts as in the current environment.
+ *
+ *   micro user token                    a fresh access token (for curl, other tools)
+ *   micro user namespace                the account's namespace
+ *   micro user set password             asked twice without echo, or --password-stdin
+ */
+export function registerUserCommands(program: Command, ctx: CliContext): void {
+  const user = program.command('user').description('the account of the current environment: its token, namespace and password');
+
+  user
+    .command('token')
+    .description('print a fresh access token of the current account')
+    .option('-o, --output <format>', 'text or json ({token, expiresAt, account})')
+    .action(async (opts: { output?: string }) => {
+      const out = ctx.printer(opts.output);
+      const env = loggedIn(ctx);
+      const res = await tokenClient(env)
+        .Token(env.credentials)
+        .catch((err: unknown) => {
+          throw refused(err, env);
+        });
+      if (out.json) return out.value({ token: res.token, expiresAt: res.expiresAt, account: res.account });
+      out.line(res.token);
+    });
+
+  user
+    .command('namespace')
+    .description("print the current account's namespace")
+    .action(() => {
+      const env = ctx.home.resolve();
+      if (!env.credentials) throw new CliError(`not logged in to ${env.name} — run \`micro login\``);
+      ctx.printer().line(env.namespace);
+    });
+
+  const set = user.command('set').description('change a setting of the current account');
+  set
+    .command('password')
+    .description('change the password of the current account (asked twice, without echo)')
+    .option('--password-stdin', 'read the new password from stdin (one line)')
+    .action(async (opts: { passwordStdin?: boolean }) => {
+      const env = loggedIn(ctx);
+      const password = await newPassword(ctx, Boolean(opts.passwordStdin));
+      try {
+        await createClient(authApi, connect(ctx.home).platform).SetPassword({ current: env.credentials.secret, password });
+      } catch (err) {
+        if (err instanceof MicroError && err.code === 400) throw new CliError(err.detail.replace(/^invalid request: /, ''));
+        throw refused(err, env);
+      }
+      // the CLI keeps acting as the account: its stored secret is the new password now
+      ctx.home.writeCredentials(env.name, { ...env.credentials, secret: password });
+      const note = env.credentialSource === 'admin' ? ` (stored as the login of ${env.name}; ${ctx.home.serverDir}/admin.json still holds the old one)` : '';
+      ctx.printer().info(`password of ${env.credentials.id} changed; its other sessions are ended${note}`);
+    });
+}
+
+type LoggedIn = ResolvedEnv & { credentials: NonNullable<ResolvedEnv['credentials']>; address: string };
+
+function loggedIn(ctx: CliContext): LoggedIn {
+  const env = ctx.home.resolve();
+  if (!env.address) throw noLocalServer();
+  if (!env.credentials) throw new CliError(`not logged in to ${env.name} — run \`micro login\``);
+  return env as LoggedIn;
+}
+
+function tokenClient(env: LoggedIn) {
+  return createClient(authApi, new Client({ address: env.address, namespace: 'micro', preferLocal: false, timeout: 10_000, middleware: [] }));
+}
+
+async function newPassword(ctx: CliContext, fromStdin: boolean): Promise<string> {
+  let password: string;
+  if (fromStdin) password = (await readAll(ctx.io, 'the password')).replace(/\r?\n$/, '');
+  else {
+    if (!ctx.io.stdin.isTTY) throw new UsageError('stdin is not a terminal to ask for the password — give it with --password-stdin');
+    password = await askSecret(ctx.io, 'New password: ');
+    const again = await askSecret(ctx.io, 'Again: ');
+    if (again !== password) throw new UsageError('the two passwords differ — nothing changed');
+  }
+  checkPassword(password);
+  return password;
+}
+
+/** The server's rule, said before asking it. */
+export function checkPassword(password: string): void {
+  if (password.length < 8) throw new UsageError('the password must have at least 8 characters');
+  if (password.length > 1024) throw new UsageError('the password must have at most 1024 characters');
+  if (/[\r\n]/.test(password)) throw new UsageError('the password must be one line');
+}
+
+function refused(err: unknown, env: LoggedIn): CliError {
+  if (err instanceof MicroError && err.code === 401 && err.id === 'auth') {
+    return new CliError(`${env.name} refused the credentials of ${env.credentials.id}: ${err.detail} — run \`micro login\``);
+  }
+  return explainError(err, { env, address: env.address });
+}

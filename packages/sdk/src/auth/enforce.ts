@@ -1,0 +1,292 @@
+import { Client } from '../client/client.js';
+import { createClient, type TypedClient } from '../client/typed.js';
+import type { Account, CallContext, Context } from '../context/context.js';
+import { Forbidden, isMicroError, ServiceUnavailable, Unauthorized } from '../errors/errors.js';
+import type { Logger } from '../logger/logger.js';
+import type { HandlerMiddleware } from '../service/router.js';
+import { authApi, type Credentials } from './definition.js';
+import { bearerToken, KeySet, tokenKid, accountOf, TokenError } from './jwt.js';
+import { identityToken, processIdentity, type Identity } from './process.js';
+import { isPlatformAdmin, RuleSet, serviceResource, type Rule } from './rules.js';
+import { TokenSource, bearer } from './token.js';
+
+/**
+ * Auth where the call is served: every service that runs against a `micro server`
+ * checks each call itself — the gateway or a caller in front of it is not trusted to.
+ *
+ * - The caller's token is verified locally with the server's public keys (auth.Keys, a
+ *   JWKS fetched once and again when a token names a key not seen yet); the result is
+ *   cached per token until the token expires.
+ * - The account must belong to the service's namespace (or be an admin of `micro`).
+ * - The namespace's rules (auth.ListRules, fetched with the service's own token and
+ *   refreshed every few seconds) decide, compiled once per rule set. No rule: denied —
+ *   401 without credentials, 403 with.
+ * - The account is set on `ctx.account`. The caller's token is not handed on: nested
+ *   calls made with `{ parent: ctx }` carry the service's own token instead, so the
+ *   callee sees which service calls it (and a user's token never leaves the first hop).
+ *
+ * `Debug.Health` is always public.
+ */
+
+export interface ServiceAuthOptions {
+  /** the server's RPC address */
+  address: string;
+  /** the service's account (default: its identity from the environment) */
+  credentials?: Credentials | { token: string };
+  /** ms between rule refreshes (default 5,000) */
+  refreshInterval?: number;
+  /**
+   * true: a server without an auth service is an error (calls get 503). false (the
+   * default for services started from the environment): such a server — a test double,
+   * a server built without auth — means calls are not checked; a warning is logged.
+   */
+  required?: boolean;
+  logger?: Logger;
+}
+
+type State = 'unknown' | 'on' | 'off';
+
+const HEALTH = 'Debug.Health';
+/** one retry of a failed fetch per this many ms, so that a down server is not hammered by every call */
+const RETRY_AFTER = 1_000;
+const CACHE_LIMIT = 10_000;
+
+export class ServiceAuth {
+  private readonly auth: TypedClient<typeof authApi>;
+  private readonly identity: Identity | undefined;
+  private readonly refreshInterval: number;
+  private readonly required: boolean;
+  private logger: Logger | undefined;
+  private namespace = '';
+  private state: State = 'unknown';
+  private keys: KeySet | undefined;
+  private rules: RuleSet | undefined;
+  private rulesVersion = '';
+  private readonly verified = new Map<string, { account: Account; exp: number }>();
+  private keysPending: Promise<void> | undefined;
+  private keysFailedAt = 0;
+  private keysError: unknown;
+  private rulesPending: Promise<void> | undefined;
+  private rulesFailedAt = 0;
+  private rulesError: unknown;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(options: ServiceAuthOptions) {
+    this.refreshInterval = options.refreshInterval ?? 5_000;
+    this.required = options.required ?? false;
+    this.logger = options.logger;
+    const creds = options.credentials;
+    if (creds && 'token' in creds) this.identity = { kind: 'token', token: creds.token };
+    else if (creds) {
+      const tokenClient = new Client({ address: options.address, namespace: 'micro', preferLocal: false, timeout: 10_000, middleware: [] });
+      this.identity = { kind: 'source', source: new TokenSource(creds, tokenClient) };
+    } else this.identity = processIdentity();
+    const identity = this.identity;
+    const client = new Client({
+      address: options.address,
+      namespace: 'micro',
+      preferLocal: false,
+      timeout: 10_000,
+      retries: 2,
+      middleware: identity ? [bearer(() => identityToken(identity))] : [],
+    });
+    this.auth = createClient(authApi, client);
+  }
+
+  /** For a service started from the environment: on when MICRO_SERVER is set. */
+  static fromEnv(logger?: Logger, required = false): ServiceAuth | undefined {
+    const address = process.env.MICRO_SERVER;
+    return address ? new ServiceAuth({ address, logger, required }) : undefined;
+  }
+
+  private currentState(): State {
+    return this.state;
+  }
+
+  /** Whether calls are checked: undefined until the server has been asked. */
+  get enforcing(): boolean | undefined {
+    return this.state === 'unknown' ? undefined : this.state === 'on';
+  }
+
+  /** Asks the server for its keys and rules, and keeps the rules fresh. A failure here is retried on the first call. */
+  async start(namespace: string, logger?: Logger): Promise<void> {
+    this.namespace = namespace;
+    this.logger ??= logger;
+    await this.loadKeys().catch(() => undefined);
+    if (this.state === 'on') await this.loadRules().catch(() => undefined);
+    if (this.state !== 'off' && !this.timer && this.refreshInterval > 0) {
+      this.timer = setInterval(() => {
+        if (this.state === 'on') this.loadRules().catch(() => undefined);
+      }, this.refreshInterval);
+      this.timer.unref();
+    }
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    this.verified.clear();
+  }
+
+  /** The current rules (after start), in evaluation order. */
+  get currentRules(): readonly Rule[] {
+    return this.rules?.rules ?? [];
+  }
+
+  /** Fetches the rules now (tests, and after a change that must apply at once). */
+  refreshRules(): Promise<void> {
+    this.rulesFailedAt = 0;
+    return this.loadRules();
+  }
+
+  private loadKeys(): Promise<void> {
+    this.keysPending ??= this.auth
+      .Keys({})
+      .then(
+        (jwks) => {
+          this.keys = new KeySet(jwks);
+          this.keysError = undefined;
+          if (this.state !== 'on') this.state = 'on';
+        },
+        (err: unknown) => {
+          this.keysFailedAt = Date.now();
+          this.keysError = err;
+          // a server that answers but has no auth service does not check anyone
+          if (!this.required && this.state === 'unknown' && isMicroError(err) && err.code === 404) {
+            this.state = 'off';
+            this.logger?.warn(`the server has no auth service (${err.detail}): calls to this service are not checked`);
+            return;
+          }
+          throw err;
+        },
+      )
+      .finally(() => (this.keysPending = undefined));
+    return this.keysPending;
+  }
+
+  private loadRules(): Promise<void> {
+    this.rulesPending ??= this.auth
+      .ListRules({ namespace: this.namespace })
+      .then(
+        ({ rules }) => {
+          // recompile only when the rules changed
+          const version = JSON.stringify(rules);
+          if (version !== this.rulesVersion || !this.rules) {
+            this.rules = new RuleSet(rules);
+            this.rulesVersion = version;
+          }
+          this.rulesError = undefined;
+        },
+        (err: unknown) => {
+          this.rulesFailedAt = Date.now();
+          this.rulesError = err;
+          if (this.rules) this.logger?.warn({ err }, 'could not refresh the access rules; the last ones stay in force');
+          throw err;
+        },
+      )
+      .finally(() => (this.rulesPending = undefined));
+    return this.rulesPending;
+  }
+
+  /** Keys and rules are there, or a 503 that says why not. */
+  private async ready(service: string): Promise<void> {
+    if (this.state === 'unknown' || !this.keys) {
+      if (Date.now() - this.keysFailedAt < RETRY_AFTER && this.keysError) throw unavailable(service, 'the public keys of auth', this.keysError);
+      await this.loadKeys().catch((err: unknown) => {
+        throw unavailable(service, 'the public keys of auth', err);
+      });
+      if (this.state !== 'on') return;
+    }
+    if (!this.rules) {
+      if (Date.now() - this.rulesFailedAt < RETRY_AFTER && this.rulesError) throw unavailable(service, 'the access rules', this.rulesError);
+      await this.loadRules().catch((err: unknown) => {
+        throw unavailable(service, 'the access rules', err);
+      });
+    }
+  }
+
+  /** The account a token speaks for (cached until it expires); a 401 that says why otherwise. */
+  private async verify(token: string, service: string): Promise<Account> {
+    const now = Date.now() / 1000;
+    const hit = this.verified.get(token);
+    if (hit) {
+      if (hit.exp > now) return hit.account;
+      this.verified.delete(token);
+    }
+    let keys = this.keys as KeySet;
+    const kid = tokenKid(token);
+    // a key not seen yet: the server may have rotated; ask again (at most once a second)
+    if (kid && !keys.has(kid) && Date.now() - this.keysFailedAt >= RETRY_AFTER) {
+      await this.loadKeys().catch(() => undefined);
+      keys = this.keys as KeySet;
+    }
+    const claims = keys.verify(token, service, now);
+    const account = accountOf(claims);
+    if (this.verified.size >= CACHE_LIMIT) this.verified.clear();
+    this.verified.set(token, { account, exp: claims.exp });
+    return account;
+  }
+
+  /** The middleware a Service puts first. */
+  middleware(): HandlerMiddleware {
+    return async (ctx, req, next) => {
+      if (this.state === 'off' || ctx.endpoint === HEALTH) return next(req);
+      if (this.state !== 'on' || !this.rules) {
+        await this.ready(ctx.service);
+        if (this.currentState() === 'off') return next(req);
+      }
+      const header = ctx.metadata.authorization;
+      let account: Account | undefined;
+      if (header) {
+        const token = bearerToken(header, ctx.service);
+        // the hot path: a token seen before costs one map lookup
+        const hit = this.verified.get(token);
+        account = hit && hit.exp > Date.now() / 1000 ? hit.account : await this.verify(token, ctx.service);
+      }
+      this.authorize(ctx, account);
+      const call = ctx as CallContext;
+      call.account = account;
+      await this.handOn(call);
+      return next(req);
+    };
+  }
+
+  /** The namespace rule, then the rules of the namespace. */
+  private authorize(ctx: Context, account: Account | undefined): void {
+    if (account && isPlatformAdmin(account)) return;
+    if (account && account.issuer !== ctx.namespace) {
+      throw Forbidden(ctx.service, `a token of namespace ${account.issuer} cannot call services of namespace ${ctx.namespace}`);
+    }
+    const resource = serviceResource(ctx.service, ctx.endpoint);
+    const decision = (this.rules as RuleSet).evaluate(resource, account);
+    if (decision.access === 'granted') return;
+    const why = decision.rule ? `rule ${decision.rule.id} denies it` : 'no rule grants it';
+    if (!account) throw Unauthorized(ctx.service, `credentials required to call ${resource} (${why}) — send authorization: Bearer <token>`);
+    throw Forbidden(ctx.service, `account ${account.id} may not call ${resource}: ${why}`);
+  }
+
+  /** Nested calls carry this service's token, never the caller's. */
+  private async handOn(call: CallContext): Promise<void> {
+    const md = call.metadata;
+    if (this.identity) {
+      const token = await identityToken(this.identity).catch((err: unknown) => {
+        this.logger?.warn({ err }, "could not get this service's own token: nested calls go without one");
+        return undefined;
+      });
+      if (token) {
+        (call as { metadata: Record<string, string> }).metadata = { ...md, authorization: `Bearer ${token}` };
+        return;
+      }
+    }
+    if (md.authorization !== undefined) {
+      const { authorization: _drop, ...rest } = md;
+      (call as { metadata: Record<string, string> }).metadata = rest;
+    }
+  }
+}
+
+function unavailable(service: string, what: string, err: unknown): Error {
+  if (err instanceof TokenError) return err;
+  const detail = isMicroError(err) ? `${err.code} ${err.detail}` : err instanceof Error ? err.message : String(err);
+  return ServiceUnavailable(service, `cannot check the caller: ${what} could not be fetched from micro server (${detail})`);
+}

@@ -1,0 +1,104 @@
+import { chmodSync, closeSync, openSync } from 'node:fs';
+import Database from 'better-sqlite3';
+
+/**
+ * The database of auth, `<dataDir>/auth.db` (0600 in a 0700 folder): accounts, their
+ * hashed secrets, API keys, refresh tokens, rules and the namespaces seen so far.
+ *
+ * WAL with synchronous=FULL: a change is on disk before the call that made it answers.
+ * The schema is made (or checked) on open; a database of a newer schema is refused
+ * rather than misread.
+ */
+
+export type Db = Database.Database;
+
+export const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS namespaces (name TEXT PRIMARY KEY, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS accounts (
+  namespace TEXT NOT NULL,
+  id TEXT NOT NULL,
+  type TEXT NOT NULL,
+  scopes TEXT NOT NULL,
+  metadata TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (namespace, id)
+);
+CREATE TABLE IF NOT EXISTS secrets (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  namespace TEXT NOT NULL,
+  account TEXT NOT NULL,
+  kind TEXT NOT NULL CHECK (kind IN ('scrypt', 'hmac')),
+  salt TEXT,
+  hash TEXT NOT NULL,
+  ephemeral INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL,
+  FOREIGN KEY (namespace, account) REFERENCES accounts (namespace, id) ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS secrets_account ON secrets (namespace, account);
+CREATE TABLE IF NOT EXISTS api_keys (
+  key_id TEXT PRIMARY KEY,
+  namespace TEXT NOT NULL,
+  account TEXT NOT NULL,
+  name TEXT NOT NULL,
+  scopes TEXT NOT NULL,
+  hash TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER,
+  FOREIGN KEY (namespace, account) REFERENCES accounts (namespace, id) ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS api_keys_account ON api_keys (namespace, account);
+CREATE TABLE IF NOT EXISTS refresh_tokens (
+  hash TEXT PRIMARY KEY,
+  family TEXT NOT NULL,
+  namespace TEXT NOT NULL,
+  account TEXT NOT NULL,
+  used_at INTEGER,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  FOREIGN KEY (namespace, account) REFERENCES accounts (namespace, id) ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS refresh_family ON refresh_tokens (family);
+CREATE INDEX IF NOT EXISTS refresh_account ON refresh_tokens (namespace, account);
+CREATE TABLE IF NOT EXISTS rules (
+  namespace TEXT NOT NULL,
+  id TEXT NOT NULL,
+  resource TEXT NOT NULL,
+  scope TEXT NOT NULL,
+  access TEXT NOT NULL CHECK (access IN ('granted', 'denied')),
+  priority INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (namespace, id)
+);
+`;
+
+export function openAuthDb(path: string): Db {
+  if (path !== ':memory:') {
+    // made 0600 before SQLite writes anything into it (its -wal and -shm files follow the mode)
+    closeSync(openSync(path, 'a', 0o600));
+    chmodSync(path, 0o600);
+  }
+  const db = new Database(path);
+  try {
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.pragma('busy_timeout = 5000');
+    db.pragma('foreign_keys = ON');
+    db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
+    const row = db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as { value: string } | undefined;
+    const version = row ? Number(row.value) : 0;
+    if (version > SCHEMA_VERSION) throw new Error(`${path} has schema version ${version}, newer than this server's ${SCHEMA_VERSION}: upgrade micro`);
+    if (version < SCHEMA_VERSION) {
+      db.transaction(() => {
+        db.exec(SCHEMA);
+        db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)").run(String(SCHEMA_VERSION));
+      })();
+    }
+    return db;
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}

@@ -1,0 +1,21 @@
+import { AUTH_PUBLIC_ENDPOINTS, authApi } from '@micro/sdk';
+import type { CoreServiceFactory } from '../core.js';
+import { authHandlers } from './service.js';
+
+export { Accounts, LIMITS } from './accounts.js';
+export type { AccountsOptions, NewAccount } from './accounts.js';
+export { Tokens, ACCESS_TTL } from './tokens.js';
+export type { TokensOptions } from './tokens.js';
+export { authenticate, namespaceFor, isAdmin, requireAdmin, isNamespaceAdmin, adminNamespaceFor } from './guard.js';
+export { authHandlers } from './service.js';
+
+/** The auth core service: its handlers over the server's accounts and tokens; closes the database on stop. */
+export const authCoreService: CoreServiceFactory = (c) => ({
+  def: authApi,
+  handlers: authHandlers(c.accounts, c.tokens),
+  publicEndpoints: [...AUTH_PUBLIC_ENDPOINTS],
+  stop: () => {
+    c.accounts.close();
+    return Promise.resolve();
+  },
+});
