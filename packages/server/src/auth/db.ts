@@ -1,5 +1,5 @@
-import { chmodSync, closeSync, openSync } from 'node:fs';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { openDatabase } from '../sqlite.js';
 
 /**
  * The database of auth, `<dataDir>/auth.db` (0600 in a 0700 folder): accounts, their
@@ -75,16 +75,8 @@ CREATE TABLE IF NOT EXISTS rules (
 `;
 
 export function openAuthDb(path: string): Db {
-  if (path !== ':memory:') {
-    // made 0600 before SQLite writes anything into it (its -wal and -shm files follow the mode)
-    closeSync(openSync(path, 'a', 0o600));
-    chmodSync(path, 0o600);
-  }
-  const db = new Database(path);
+  const db = openDatabase(path);
   try {
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = FULL');
-    db.pragma('busy_timeout = 5000');
     db.pragma('foreign_keys = ON');
     db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
     const row = db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as { value: string } | undefined;

@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { openDatabase } from './database.js';
+import { openDatabase } from '../sqlite.js';
 import { errors } from '@micro/sdk';
 import { CONFIG_ERROR_ID, DocumentConfig, type ConfigCipher, type ConfigObject, type DocumentUpdate, type StoredDocument } from '@micro/sdk';
 

@@ -1,4 +1,5 @@
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { openDatabase } from '../sqlite.js';
 import { errors } from '@micro/sdk';
 import { EVENTS_ERROR_ID, EventsEngine, type EventStorage, type EventsEngineOptions, type GroupRecord, type InflightRecord, type RetentionPolicy, type StoredEvent, type TopicRecord } from '@micro/sdk';
 
@@ -201,11 +202,8 @@ export class SqliteStorage implements EventStorage {
   private batch: { promise: Promise<void>; resolve: () => void; reject: (err: unknown) => void } | undefined;
 
   constructor(readonly path: string) {
-    this.db = new Database(path);
+    this.db = openDatabase(path);
     try {
-      this.db.pragma('journal_mode = WAL');
-      this.db.pragma('synchronous = FULL');
-      this.db.pragma('busy_timeout = 5000');
       migrate(this.db, path);
       this.s = prepare(this.db);
     } catch (err) {

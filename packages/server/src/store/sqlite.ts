@@ -1,4 +1,5 @@
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { openDatabase } from '../sqlite.js';
 import { errors } from '@micro/sdk';
 import { storeEngine as E, type Store, type StoreDefaults, type StoreDeleteOptions as DeleteOptions, type StoreListOptions as ListOptions, type StoreMetadataValue as MetadataValue, type StoreNamesOptions as NamesOptions, type StoreReadOptions as ReadOptions, type StoreRecord, type StoreTablesOptions as TablesOptions, type StoreWriteOptions as WriteOptions } from '@micro/sdk';
 
@@ -70,11 +71,8 @@ export class SqliteStore implements Store {
     this.path = options.path;
     this.defaults = E.checkDefaults(options);
     this.now = options.now ?? Date.now;
-    this.db = new Database(options.path);
+    this.db = openDatabase(options.path);
     try {
-      this.db.pragma('journal_mode = WAL');
-      this.db.pragma('synchronous = FULL');
-      this.db.pragma('busy_timeout = 5000');
       migrate(this.db, options.path);
       const live = '(expiry IS NULL OR expiry > ?)';
       this.stmt = {

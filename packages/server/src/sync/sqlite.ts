@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { openDatabase } from '../config/database.js';
+import { openDatabase } from '../sqlite.js';
 import { LocalLockEngine, LockSync, SYNC_LIMITS, lockInfo, tooManyLocks, type AcquireResult, type LockInfo, type LockRow } from '@micro/sdk';
 
 /**

@@ -2,7 +2,8 @@ import { chmodSync, closeSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 
 /**
- * Opens an engine's SQLite file the way every embedded engine of micro server needs it:
+ * Opens an engine's SQLite file the way every embedded engine of micro server needs it
+ * (store, config, sync, events, auth):
  *
  * - 0600: the file is made (or tightened) before SQLite opens it, and SQLite gives its
  *   -wal and -shm files the same mode;
@@ -11,8 +12,10 @@ import Database from 'better-sqlite3';
  * - busy_timeout: a reader does not fail at once while a checkpoint holds the file.
  */
 export function openDatabase(path: string): Database.Database {
-  closeSync(openSync(path, 'a', 0o600));
-  chmodSync(path, 0o600);
+  if (path !== ':memory:') {
+    closeSync(openSync(path, 'a', 0o600));
+    chmodSync(path, 0o600);
+  }
   const db = new Database(path);
   try {
     db.pragma('journal_mode = WAL');
