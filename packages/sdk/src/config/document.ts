@@ -26,7 +26,7 @@ import {
   type ConfigWatcher,
 } from './config.js';
 import { arrayIndex, checkNamespace, checkValue, isPlainObject, joinPath, parsePath, showPath } from './path.js';
-import { BoundedQueue } from './queue.js';
+import { BoundedQueue } from '../util/bounded-queue.js';
 
 export type ConfigObject = { [key: string]: ConfigValue };
 

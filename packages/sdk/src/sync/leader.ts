@@ -1,5 +1,5 @@
 import { MicroError, ServiceUnavailable } from '../errors/errors.js';
-import { BoundedQueue } from '../config/queue.js';
+import { BoundedQueue } from '../util/bounded-queue.js';
 import type { Lease, LockEngine } from './engine.js';
 import { SYNC_ERROR_ID, SYNC_LIMITS, type LeadershipChange, type Leader } from './sync.js';
 

@@ -1,8 +1,10 @@
 /*
- * A bounded queue read with for-await: what a watcher of config (and a listener of
- * leadership changes in sync) hands out. The writer never waits for the reader; a
- * reader that falls more than `limit` items behind is dropped, and its next read throws
- * `overflow()` so that it knows it missed changes (it should read again and watch again).
+ * A bounded queue read with for-await: what watchers hand out (registry watches, config
+ * watches, leadership changes in sync). The writer pushes as things happen and never
+ * waits for the reader, so a reader that stops reading must not make the writer grow
+ * without bound: a reader that falls more than `limit` items behind is dropped, and its
+ * next read throws `overflow()` so that it knows it missed changes (it should read again
+ * and watch again).
  */
 
 interface Waiter<T> {
