@@ -26,6 +26,7 @@ import { guardedBroker, guardedRegistry, type CoreContext, type CoreService, typ
 import { CORE_SERVICES } from './core-services.js';
 import { ensureServerDirs, serverPaths, type ServerPaths } from './home.js';
 import { LocalRuntime, runtimeHandlers, type RuntimeOptions } from './runtime/index.js';
+import { DEFAULT_GATEWAY_ADDRESS, Gateway } from './gateway/index.js';
 
 export interface MicroServerOptions {
   /** MICRO_HOME (default: the environment's, or ~/.micro) */
@@ -35,11 +36,18 @@ export interface MicroServerOptions {
   logger?: Logger;
   /** runtime settings (backoff, timings) — tests make them short */
   runtime?: Pick<RuntimeOptions, 'backoff' | 'timing' | 'timeouts'>;
+  /**
+   * HTTP API gateway address (default MICRO_GATEWAY_ADDRESS, else 127.0.0.1:8080 — or a
+   * free port of 127.0.0.1 when the RPC address asks for port 0); false: no gateway
+   */
+  gateway?: string | false;
 }
 
 /** What `<home>/server/server.json` says about a running server. */
 export interface ServerInfo {
   address: string;
+  /** the API gateway's http:// URL, when it runs */
+  gateway?: string;
   pid: number;
   startedAt: string;
 }
@@ -66,12 +74,22 @@ export class MicroServer {
   private boundAddress: string | undefined;
   private runtime: LocalRuntime | undefined;
   private readonly runtimeOptions: MicroServerOptions['runtime'];
+  private readonly gatewayAddress: string | false;
+  private gateway: Gateway | undefined;
 
   constructor(options: MicroServerOptions = {}) {
     this.paths = serverPaths(options.home ?? microHome());
     this.requestedAddress = options.address ?? process.env.MICRO_SERVER_ADDRESS ?? DEFAULT_SERVER_ADDRESS;
     this.logger = options.logger ?? createLogger().child({ component: 'server' });
     this.runtimeOptions = options.runtime;
+    // --- API gateway: where it listens (a server on a free port gets a gateway on a free port)
+    this.gatewayAddress =
+      options.gateway ?? process.env.MICRO_GATEWAY_ADDRESS ?? (/:0$/.test(this.requestedAddress) ? 'tcp://127.0.0.1:0' : DEFAULT_GATEWAY_ADDRESS);
+  }
+
+  /** `http://host:port` of the API gateway, or undefined when it is off. */
+  get gatewayUrl(): string | undefined {
+    return this.gateway?.url;
   }
 
   get address(): string {
@@ -128,11 +146,26 @@ export class MicroServer {
         this.services.push(new Service(cs.def, cs.handlers, { ...common, middleware: [guard] }));
       }
       for (const svc of this.services) await svc.start();
+      // --- API gateway (packages/server/src/gateway): HTTP/JSON in front of the services of every namespace
+      if (this.gatewayAddress !== false) {
+        this.gateway = new Gateway({
+          address: this.gatewayAddress,
+          registry: this.registry,
+          tokens: this.tokens,
+          accounts: this.accounts,
+          logger: this.logger.child({ component: 'gateway' }),
+          selfGuarded: this.cores.map((cs) => cs.def.name),
+          corsOrigins: process.env.MICRO_GATEWAY_CORS_ORIGINS?.split(',').map((o) => o.trim()).filter(Boolean),
+        });
+        await this.gateway.listen();
+      }
+      // --- end API gateway
       const info: ServerInfo = { address: this.boundAddress, pid: process.pid, startedAt: new Date().toISOString() };
+      if (this.gateway) info.gateway = this.gateway.url;
       writeJsonDurable(this.paths.info, info);
       // services that ran before (also before a crash of the server) come back
       await this.runtime.start();
-      this.logger.info({ address: this.boundAddress, home: this.paths.home }, 'micro server started');
+      this.logger.info({ address: this.boundAddress, gateway: this.gateway?.url, home: this.paths.home }, 'micro server started');
       return this;
     } catch (err) {
       await this.stop();
@@ -148,6 +181,10 @@ export class MicroServer {
 
   async stop(): Promise<void> {
     // the services run by the runtime stop first (they are remembered and come back)
+    // --- API gateway: no new calls from outside
+    await this.gateway?.close().catch((err: unknown) => this.logger.error({ err }, 'gateway stop failed'));
+    this.gateway = undefined;
+    // --- end API gateway
     await this.runtime?.stop().catch((err: unknown) => this.logger.error({ err }, 'runtime stop failed'));
     this.runtime = undefined;
     for (const svc of this.services.reverse()) await svc.stop().catch(() => undefined);

@@ -13,7 +13,8 @@ export function registerServerCommand(program: Command, ctx: CliContext): void {
     .command('server')
     .description('run micro server in the foreground: registry, auth, broker and runtime for this MICRO_HOME')
     .option('--address <address>', 'where to listen for RPC (default MICRO_SERVER_ADDRESS or tcp://127.0.0.1:8081; tcp://127.0.0.1:0 picks a free port)')
-    .action(async (opts: { address?: string }) => {
+    .option('--gateway <address>', 'where the HTTP API gateway listens (default MICRO_GATEWAY_ADDRESS or 127.0.0.1:8080; 127.0.0.1:0 picks a free port; "false" turns it off)')
+    .action(async (opts: { address?: string; gateway?: string }) => {
       // handlers first: a signal that came before them would kill the process with the
       // default action once the server has started, leaving server.json and the lock behind
       const stopped = new Promise<NodeJS.Signals>((resolve) => {
@@ -24,7 +25,8 @@ export function registerServerCommand(program: Command, ctx: CliContext): void {
       const address = opts.address === undefined ? undefined : normalizeAddress(opts.address);
       // loaded here, not at the top: every other command starts faster without the server
       const { MicroServer } = await import('@micro/server');
-      const server = new MicroServer({ home: ctx.home.dir, address });
+      const gateway = opts.gateway === undefined ? undefined : opts.gateway === 'false' ? (false as const) : opts.gateway;
+      const server = new MicroServer({ home: ctx.home.dir, address, gateway });
       try {
         await server.start();
       } catch (err) {
@@ -32,7 +34,9 @@ export function registerServerCommand(program: Command, ctx: CliContext): void {
       }
       const bound = server.address;
       out.line(`micro server is listening on ${bound} (RPC)`);
+      if (server.gatewayUrl) out.line(`API gateway on ${server.gatewayUrl}`);
       out.line(`  home:  ${ctx.home.dir}`);
+      if (server.gatewayUrl && !isLoopback(server.gatewayUrl.replace(/^http:/, 'tcp:'))) out.warn(`warning: the API gateway ${server.gatewayUrl} is reachable from other machines`);
       if (!isLoopback(bound)) out.warn(`warning: ${displayAddress(bound)} is reachable from other machines; every call still needs credentials`);
       out.line('Use it from another terminal: micro services, micro run ./<folder>. Stop it with Ctrl-C.');
 
@@ -46,7 +50,7 @@ export function registerServerCommand(program: Command, ctx: CliContext): void {
 function startError(err: unknown, address: string | undefined): CliError {
   if (err instanceof MicroError) {
     // 409: this home has a server already; its detail says which and what to do
-    if (err.code === 409) return new CliError(err.detail);
+    if (err.code === 409 || err.id === 'gateway') return new CliError(err.detail);
     if (err.code === 503) return new CliError(`${err.detail} — choose another address with --address (tcp://127.0.0.1:0 picks a free port)`);
     return new CliError(`micro server could not start: ${err.detail}`);
   }

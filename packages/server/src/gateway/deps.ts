@@ -1,0 +1,10 @@
+/** What the gateway takes from the SDK, in one place. */
+export { bearerToken, Client, errors, isMicroError, isPlatformAdmin, MicroError, RuleSet, serviceResource } from '@micro/sdk';
+export type { Account, EndpointRecord, Logger, Registry, ServiceRecord } from '@micro/sdk';
+import { errors, isMicroError, type MicroError } from '@micro/sdk';
+
+/** Anything thrown as the caller sees it: typed errors pass, anything else is a 500 without details. */
+export function toMicroErrorPublic(err: unknown, id: string): MicroError {
+  if (isMicroError(err)) return err;
+  return errors.InternalServerError(id, 'internal server error');
+}

@@ -1,0 +1,496 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import {
+  bearerToken,
+  Client,
+  errors,
+  isMicroError,
+  isPlatformAdmin,
+  MicroError,
+  RuleSet,
+  serviceResource,
+  toMicroErrorPublic,
+  type Account,
+  type EndpointRecord,
+  type Logger,
+  type Registry,
+} from './deps.js';
+import type { Accounts } from '../auth/accounts.js';
+import type { Tokens } from '../auth/tokens.js';
+import { openApiDocument } from './openapi.js';
+import { RateLimiter, type RateLimitOptions } from './ratelimit.js';
+
+export interface GatewayOptions {
+  /** where to listen: `tcp://127.0.0.1:8080` (default), `127.0.0.1:0`, `http://host:port` */
+  address?: string;
+  registry: Registry;
+  tokens: Tokens;
+  accounts: Accounts;
+  logger?: Logger;
+  /** services of namespace `micro` that guard themselves (the core services): no rules at the gateway */
+  selfGuarded?: Iterable<string>;
+  /** the largest request body, bytes (default 1 MiB) */
+  maxBodyBytes?: number;
+  /** how deep a JSON body may nest (default 64) */
+  maxDepth?: number;
+  /** ms a call may take before the caller gets a 504 (default 30,000) */
+  timeout?: number;
+  /** per account (or per IP for anonymous callers); false turns it off */
+  rateLimit?: RateLimitOptions | false;
+  /** origins allowed by CORS (`*` for any); default none: no CORS headers */
+  corsOrigins?: string[];
+  /** ms to receive the headers of a request (default 10,000) */
+  headersTimeout?: number;
+  /** ms to receive a whole request (default 30,000) */
+  requestTimeout?: number;
+  /** ms the rules of a namespace are cached (default 1,000) */
+  rulesTtl?: number;
+}
+
+export const DEFAULT_GATEWAY_ADDRESS = 'tcp://127.0.0.1:8080';
+const ID = 'gateway';
+const SERVICE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const SEGMENT = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+const ENDPOINT = /^[A-Za-z_][A-Za-z0-9_]{0,127}(\.[A-Za-z_][A-Za-z0-9_]{0,127})?$/;
+const NAMESPACE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const API_KEY_TOKEN_MARGIN = 60;
+
+const SECURITY_HEADERS: Record<string, string> = {
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+  'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
+  'cross-origin-resource-policy': 'same-origin',
+  'cache-control': 'no-store',
+};
+
+/** `tcp://h:p`, `http://h:p` or `h:p` → host and port. */
+export function parseGatewayAddress(address: string): { host: string; port: number } {
+  const withScheme = /^[a-z]+:\/\//i.test(address) ? address : `tcp://${address}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    throw errors.BadRequest(ID, `invalid gateway address ${JSON.stringify(address)}: use host:port, e.g. 127.0.0.1:8080`);
+  }
+  if (!['tcp:', 'http:'].includes(url.protocol)) throw errors.BadRequest(ID, `invalid gateway address ${JSON.stringify(address)}: tcp:// or http:// only`);
+  const port = url.port === '' ? (url.protocol === 'http:' ? 80 : NaN) : Number(url.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw errors.BadRequest(ID, `invalid gateway address ${JSON.stringify(address)}: it needs a port`);
+  return { host: url.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1', port };
+}
+
+/**
+ * The HTTP/JSON API gateway: `POST /v1/{service}/{endpoint}` calls an endpoint of the
+ * caller's namespace through the SDK client, with the caller's token; `GET` takes the
+ * fields of flat requests as query parameters; `GET /openapi.json` describes the
+ * namespace. Authentication, rules, limits and errors are applied here at the edge; the
+ * service checks the token and its rules again where the call is served.
+ */
+export class Gateway {
+  private readonly server: Server;
+  private readonly logger: Logger | undefined;
+  private readonly selfGuarded: Set<string>;
+  private readonly maxBody: number;
+  private readonly maxDepth: number;
+  private readonly timeout: number;
+  private readonly limiter: RateLimiter | undefined;
+  private readonly cors: Set<string>;
+  private readonly rulesTtl: number;
+  private readonly clients = new Map<string, Client>();
+  private readonly rules = new Map<string, { set: RuleSet; at: number }>();
+  private readonly keyTokens = new Map<string, { token: string; exp: number }>();
+  private readonly sockets = new Set<Socket>();
+  private boundUrl: string | undefined;
+
+  constructor(private readonly options: GatewayOptions) {
+    this.logger = options.logger;
+    this.selfGuarded = new Set(options.selfGuarded ?? []);
+    this.maxBody = options.maxBodyBytes ?? 1024 * 1024;
+    this.maxDepth = options.maxDepth ?? 64;
+    this.timeout = options.timeout ?? 30_000;
+    this.limiter = options.rateLimit === false ? undefined : new RateLimiter(options.rateLimit);
+    this.cors = new Set(options.corsOrigins ?? []);
+    this.rulesTtl = options.rulesTtl ?? 1_000;
+    this.server = createServer(
+      {
+        maxHeaderSize: 16 * 1024,
+        headersTimeout: options.headersTimeout ?? 10_000,
+        requestTimeout: options.requestTimeout ?? 30_000,
+        keepAliveTimeout: 5_000,
+        // how often the two timeouts above are checked (node's default is every 30 s)
+        connectionsCheckingInterval: Math.min(1_000, options.headersTimeout ?? 10_000),
+      },
+      (req, res) => {
+        this.handle(req, res).catch((err: unknown) => this.fail(req, res, err, ID));
+      },
+    );
+    this.server.on('connection', (socket: Socket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+    });
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+      if (!socket.writable) return socket.destroy();
+      const code = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+      const status = code === 431 ? 'Request Header Fields Too Large' : code === 408 ? 'Request Timeout' : 'Bad Request';
+      const body = JSON.stringify({ id: ID, code, detail: code === 400 ? 'malformed HTTP request' : status.toLowerCase(), status });
+      socket.end(`HTTP/1.1 ${code} ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\nx-content-type-options: nosniff\r\n\r\n${body}`);
+    });
+  }
+
+  /** `http://host:port` once listening. */
+  get url(): string {
+    if (!this.boundUrl) throw new Error('the gateway is not listening');
+    return this.boundUrl;
+  }
+
+  async listen(): Promise<string> {
+    const { host, port } = parseGatewayAddress(this.options.address ?? DEFAULT_GATEWAY_ADDRESS);
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', (err: NodeJS.ErrnoException) => {
+        if (err.code === 'EADDRINUSE') reject(errors.ServiceUnavailable(ID, `the API gateway address ${host}:${port} is in use — choose another with --gateway or MICRO_GATEWAY_ADDRESS (127.0.0.1:0 picks a free port)`));
+        else reject(err);
+      });
+      this.server.listen(port, host, () => {
+        this.server.removeAllListeners('error');
+        this.server.on('error', (err) => this.logger?.error({ err }, 'gateway server error'));
+        resolve();
+      });
+    });
+    const a = this.server.address();
+    const bound = typeof a === 'object' && a ? a : { address: host, port };
+    this.boundUrl = `http://${bound.address.includes(':') ? `[${bound.address}]` : bound.address}:${bound.port}`;
+    return this.boundUrl;
+  }
+
+  /** Stops listening; calls in flight get up to `graceMs` to finish. */
+  async close(graceMs = 2_000): Promise<void> {
+    if (!this.server.listening) return;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    const timer = setTimeout(() => {
+      for (const s of this.sockets) s.destroy();
+    }, graceMs);
+    await closed;
+    clearTimeout(timer);
+    this.boundUrl = undefined;
+  }
+
+  // ---- a request -------------------------------------------------------------------
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v);
+    const origin = req.headers.origin;
+    if (origin && (this.cors.has(origin) || this.cors.has('*'))) {
+      res.setHeader('access-control-allow-origin', this.cors.has('*') ? '*' : origin);
+      res.setHeader('vary', 'Origin');
+      if (req.method === 'OPTIONS') {
+        res.setHeader('access-control-allow-methods', 'GET, POST, OPTIONS');
+        res.setHeader('access-control-allow-headers', 'authorization, content-type, micro-namespace');
+        res.setHeader('access-control-max-age', '600');
+        res.statusCode = 204;
+        res.end();
+        return;
+      }
+    }
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    const query = q < 0 ? '' : url.slice(q + 1);
+    if (path === '/openapi.json') {
+      if (req.method !== 'GET' && req.method !== 'HEAD') return this.notAllowed(req, res, 'GET');
+      return this.openapi(req, res);
+    }
+    if (!path.startsWith('/v1/')) throw errors.NotFound(ID, 'not found: the API is under /v1/{service}/{endpoint}; see /openapi.json');
+    const [service, endpoint] = parsePath(path);
+    if (req.method !== 'POST' && req.method !== 'GET') return this.notAllowed(req, res, 'GET, POST');
+    // a body announced too large is refused before a byte of it is read
+    const length = req.headers['content-length'];
+    if (length !== undefined && Number(length) > this.maxBody) throw errors.PayloadTooLarge(ID, `the request body is ${length} bytes; the most is ${this.maxBody}`);
+
+    const account = await this.authenticate(req);
+    this.limit(req, account);
+    const namespace = this.namespaceOf(req, account);
+
+    const records = await this.options.registry.getService(service, { namespace });
+    if (records.length === 0) throw errors.NotFound(service, `service ${service} not found in namespace ${namespace}`);
+    const ep = findEndpoint(records.flatMap((r) => r.endpoints), endpoint);
+    if (!ep) throw errors.NotFound(service, `endpoint ${endpoint} of service ${service} not found`);
+    this.authorize(service, ep.name, namespace, account);
+    if (ep.kind !== 'unary') throw errors.NotImplemented(service, `${service}.${ep.name} is a ${ep.kind} stream; streams through the gateway are not supported yet`);
+
+    let request: unknown;
+    if (req.method === 'GET') request = queryRequest(query, ep, service);
+    else request = await this.body(req, service);
+
+    const token = await this.forwardToken(req, account);
+    const result = await this.client(namespace).call(service, ep.name, request, { timeout: this.timeout, ...(token ? { metadata: { authorization: `Bearer ${token}` } } : {}) });
+    send(res, 200, result === undefined ? null : result);
+  }
+
+  private notAllowed(req: IncomingMessage, res: ServerResponse, allow: string): void {
+    res.setHeader('allow', allow);
+    this.fail(req, res, errors.MethodNotAllowed(ID, `method ${String(req.method).slice(0, 16)} is not allowed here; use ${allow}`), ID);
+  }
+
+  /** The caller's credentials: Authorization Bearer (token or API key) or the micro-token cookie; undefined without. */
+  private credential(req: IncomingMessage): string | undefined {
+    const header = req.headers.authorization;
+    if (header !== undefined) return bearerToken(header, ID);
+    const cookie = req.headers.cookie;
+    if (!cookie) return undefined;
+    for (const part of cookie.split(';')) {
+      const eq = part.indexOf('=');
+      if (eq > 0 && part.slice(0, eq).trim() === 'micro-token') return decodeCookie(part.slice(eq + 1).trim());
+    }
+    return undefined;
+  }
+
+  private async authenticate(req: IncomingMessage): Promise<Account | undefined> {
+    let credential: string | undefined;
+    try {
+      credential = this.credential(req);
+      if (credential === undefined) return undefined;
+      if (credential.startsWith('mk_')) {
+        // the same check as auth.Token and auth.Inspect make of an API key
+        const account = this.options.accounts.keys.verify(credential);
+        if (!account) throw errors.Unauthorized(ID, 'API key refused: unknown, revoked, expired or wrong');
+        return account;
+      }
+      return await this.options.tokens.verify(credential);
+    } catch (err) {
+      // failed credentials count against the caller's IP: guessing is rate limited too
+      if (this.limiter) {
+        const wait = this.limiter.take(`ip:${req.socket.remoteAddress ?? ''}`);
+        if (wait > 0) throw tooMany(wait);
+      }
+      throw isMicroError(err) ? new MicroError(ID, 401, err.detail) : errors.Unauthorized(ID, 'invalid credentials');
+    }
+  }
+
+  private limit(req: IncomingMessage, account: Account | undefined): void {
+    if (!this.limiter) return;
+    const key = account ? `acct:${account.issuer}/${account.id}` : `ip:${req.socket.remoteAddress ?? ''}`;
+    const wait = this.limiter.take(key);
+    if (wait > 0) throw tooMany(wait);
+  }
+
+  /** The namespace of the call: the account's, or the Micro-Namespace header (admins of micro; anonymous callers reach public endpoints only). */
+  private namespaceOf(req: IncomingMessage, account: Account | undefined): string {
+    const asked = req.headers['micro-namespace'];
+    if (asked === undefined) return account?.issuer ?? 'micro';
+    if (typeof asked !== 'string' || !NAMESPACE.test(asked)) throw errors.BadRequest(ID, 'micro-namespace: not a valid namespace name');
+    if (account && asked !== account.issuer && !isPlatformAdmin(account)) {
+      throw errors.Forbidden(ID, `account ${account.id} of namespace ${account.issuer} may not act in namespace ${asked}`);
+    }
+    return asked;
+  }
+
+  private ruleSet(namespace: string): RuleSet {
+    const now = Date.now();
+    const hit = this.rules.get(namespace);
+    if (hit && now - hit.at < this.rulesTtl) return hit.set;
+    const set = new RuleSet(this.options.accounts.rules.list(namespace));
+    if (this.rules.size >= 1000) this.rules.clear();
+    this.rules.set(namespace, { set, at: now });
+    return set;
+  }
+
+  /** The namespace's rules, as the service will apply them (core services guard themselves). */
+  private authorize(service: string, endpoint: string, namespace: string, account: Account | undefined): void {
+    if (isPlatformAdmin(account)) return;
+    if (namespace === 'micro' && this.selfGuarded.has(service)) return;
+    const resource = serviceResource(service, endpoint);
+    const decision = this.ruleSet(namespace).evaluate(resource, account);
+    if (decision.access === 'granted') return;
+    if (!account) throw errors.Unauthorized(service, `credentials required to call ${resource} (no rule grants it)`);
+    throw errors.Forbidden(service, `account ${account.id} may not call ${resource}${decision.rule ? `: rule ${decision.rule.id} denies it` : ' (no rule grants it)'}`);
+  }
+
+  /** The token forwarded to the service: the caller's, or for an API key an access token of what the key acts as. */
+  private async forwardToken(req: IncomingMessage, account: Account | undefined): Promise<string | undefined> {
+    if (!account) return undefined;
+    const credential = this.credential(req) as string;
+    if (!credential.startsWith('mk_')) return credential;
+    const now = Date.now() / 1000;
+    const hit = this.keyTokens.get(credential);
+    if (hit && hit.exp - API_KEY_TOKEN_MARGIN > now) return hit.token;
+    const { token, expiresAt } = await this.options.tokens.issue(account);
+    if (this.keyTokens.size >= 1000) this.keyTokens.clear();
+    this.keyTokens.set(credential, { token, exp: expiresAt });
+    return token;
+  }
+
+  private client(namespace: string): Client {
+    let c = this.clients.get(namespace);
+    if (!c) {
+      c = new Client({ namespace, registry: this.options.registry, middleware: [], timeout: this.timeout, retries: 1 });
+      if (this.clients.size >= 1000) this.clients.clear();
+      this.clients.set(namespace, c);
+    }
+    return c;
+  }
+
+  /** The JSON body: application/json, at most maxBody bytes, at most maxDepth deep; none is `{}`. */
+  private async body(req: IncomingMessage, service: string): Promise<unknown> {
+    const type = req.headers['content-type'];
+    const chunked = req.headers['transfer-encoding'] !== undefined;
+    const length = Number(req.headers['content-length'] ?? 0);
+    if (!chunked && length === 0) return {};
+    if (!type || !/^application\/json\s*(;|$)/i.test(type)) {
+      throw new MicroError(ID, 415, `content-type must be application/json (got ${type ? JSON.stringify(type.slice(0, 64)) : 'none'})`, 'Unsupported Media Type');
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > this.maxBody) throw errors.PayloadTooLarge(ID, `the request body is larger than ${this.maxBody} bytes`);
+      chunks.push(chunk);
+    }
+    const text = Buffer.concat(chunks).toString('utf8');
+    if (text.trim() === '') return {};
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (err) {
+      throw errors.BadRequest(service, `malformed JSON body: ${(err as Error).message.slice(0, 200)}`);
+    }
+    if (tooDeep(value, this.maxDepth)) throw errors.BadRequest(service, `the request body nests deeper than ${this.maxDepth} levels`);
+    return value;
+  }
+
+  private async openapi(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const account = await this.authenticate(req);
+    this.limit(req, account);
+    const namespace = this.namespaceOf(req, account);
+    const services = await this.options.registry.listServices({ namespace });
+    const include = (service: string, endpoint: string): boolean => {
+      try {
+        this.authorize(service, endpoint, namespace, account);
+        // anonymous callers see only what public rules open (core services: none)
+        return !!account || !(namespace === 'micro' && this.selfGuarded.has(service));
+      } catch {
+        return false;
+      }
+    };
+    send(res, 200, openApiDocument(namespace, services, include), req.method === 'HEAD');
+  }
+
+  private fail(req: IncomingMessage, res: ServerResponse, err: unknown, id: string): void {
+    const e = toMicroErrorPublic(err, id);
+    if (e.code >= 500 && e.code !== 504 && e.code !== 501) this.logger?.error({ err, url: req.url?.slice(0, 200) }, 'gateway call failed');
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    // a body still on its way is not read: the connection closes after the answer
+    if (!req.complete) res.setHeader('connection', 'close');
+    if (e.code === 429) res.setHeader('retry-after', String(e instanceof RateLimited ? e.retryAfter : 1));
+    const code = e.code >= 400 && e.code <= 599 ? e.code : 500;
+    send(res, code, e.toJSON());
+  }
+}
+
+/** A 429 that knows when to come back (Retry-After). */
+class RateLimited extends MicroError {
+  constructor(readonly retryAfter: number) {
+    super(ID, 429, `rate limit exceeded; retry in ${retryAfter} s`);
+  }
+}
+
+function tooMany(wait: number): MicroError {
+  return new RateLimited(wait);
+}
+
+function send(res: ServerResponse, code: number, value: unknown, headOnly = false): void {
+  const body = JSON.stringify(value);
+  res.statusCode = code;
+  res.setHeader('content-type', 'application/json; charset=utf-8');
+  res.setHeader('content-length', Buffer.byteLength(body));
+  res.end(headOnly ? undefined : body);
+}
+
+/** `/v1/svc/Call` → [svc, Call]; `/v1/svc/Handler/Method` → [svc, Handler.Method]; 400 for anything else. */
+function parsePath(path: string): [string, string] {
+  const parts = path.slice(4).split('/');
+  if (parts.length === 3 && parts[2] === '') parts.pop();
+  const [service, a, b] = parts as [string, string | undefined, string | undefined];
+  if (parts.length < 2 || parts.length > 3) throw errors.BadRequest(ID, 'the path must be /v1/{service}/{endpoint} or /v1/{service}/{Handler}/{Method}');
+  if (!SERVICE.test(service)) throw errors.BadRequest(ID, 'invalid service name in the path: letters, digits, ".", "_" and "-" only');
+  if (b === undefined) {
+    if (!ENDPOINT.test(a as string)) throw errors.BadRequest(ID, 'invalid endpoint name in the path: letters, digits and "_" only');
+    return [service, a as string];
+  }
+  if (!SEGMENT.test(a as string) || !SEGMENT.test(b)) throw errors.BadRequest(ID, 'invalid endpoint name in the path: letters, digits and "_" only');
+  return [service, `${a}.${b}`];
+}
+
+/** `Call` answers to `Call` and `call` (the SDK's alias, lower-case first letter). */
+function findEndpoint(endpoints: EndpointRecord[], name: string): EndpointRecord | undefined {
+  return endpoints.find((e) => e.name === name) ?? endpoints.find((e) => e.name.charAt(0).toLowerCase() + e.name.slice(1) === name);
+}
+
+function decodeCookie(value: string): string {
+  const v = value.startsWith('"') && value.endsWith('"') ? value.slice(1, -1) : value;
+  try {
+    return decodeURIComponent(v);
+  } catch {
+    return v;
+  }
+}
+
+/** Whether a parsed JSON value nests deeper than `max` (no recursion: a deep value cannot overflow the stack). */
+export function tooDeep(value: unknown, max: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop() as [unknown, number];
+    if (v === null || typeof v !== 'object') continue;
+    if (depth > max) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
+type Primitive = 'string' | 'number' | 'integer' | 'boolean';
+
+/** The flat fields of a request schema, or undefined when it has nested ones. */
+function flatFields(schema: Record<string, unknown>): Map<string, Primitive> | undefined {
+  if (schema.type !== 'object') return undefined;
+  const props = (schema.properties ?? {}) as Record<string, Record<string, unknown>>;
+  const fields = new Map<string, Primitive>();
+  for (const [name, p] of Object.entries(props)) {
+    const types = Array.isArray(p.type) ? (p.type as unknown[]).filter((t) => t !== 'null') : [p.type];
+    const t = types.length === 1 ? types[0] : p.enum && (p.enum as unknown[]).every((v) => typeof v === 'string') ? 'string' : undefined;
+    if (t !== 'string' && t !== 'number' && t !== 'integer' && t !== 'boolean') return undefined;
+    fields.set(name, t);
+  }
+  return fields;
+}
+
+/** GET: the query parameters as the request, coerced to the types of the request schema. */
+function queryRequest(query: string, ep: EndpointRecord, service: string): Record<string, unknown> {
+  const fields = flatFields(ep.request);
+  if (!fields) throw errors.BadRequest(service, `${service}.${ep.name} takes a nested request: POST it as JSON`);
+  const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+  let params: URLSearchParams;
+  try {
+    params = new URLSearchParams(query);
+  } catch {
+    throw errors.BadRequest(service, 'malformed query string');
+  }
+  for (const [name, raw] of params) {
+    const type = fields.get(name);
+    if (!type) throw errors.BadRequest(service, `unknown query parameter ${JSON.stringify(name.slice(0, 64))}; ${service}.${ep.name} takes ${[...fields.keys()].join(', ') || 'none'}`);
+    if (name in out) throw errors.BadRequest(service, `${name}: given more than once`);
+    if (type === 'string') out[name] = raw;
+    else if (type === 'boolean') {
+      if (raw === 'true' || raw === '1' || raw === '') out[name] = true;
+      else if (raw === 'false' || raw === '0') out[name] = false;
+      else throw errors.BadRequest(service, `${name}: expected true or false`);
+    } else {
+      const n = raw.trim() === '' ? NaN : Number(raw);
+      if (!Number.isFinite(n) || (type === 'integer' && !Number.isInteger(n))) throw errors.BadRequest(service, `${name}: expected ${type === 'integer' ? 'an integer' : 'a number'}`);
+      out[name] = n;
+    }
+  }
+  return { ...out };
+}

@@ -1,0 +1,57 @@
+/**
+ * Token buckets in memory, one per key (an account, or the IP of anonymous callers):
+ * `rate` tokens a second, up to `burst`. `take` answers 0 when the call may go, else the
+ * seconds until a token is there (for Retry-After).
+ */
+export interface RateLimitOptions {
+  /** tokens added per second (default 50) */
+  rate?: number;
+  /** the most tokens a bucket holds (default 100) */
+  burst?: number;
+  /** the most buckets kept (default 10,000; full buckets are dropped first) */
+  maxKeys?: number;
+}
+
+interface Bucket {
+  tokens: number;
+  at: number;
+}
+
+export class RateLimiter {
+  private readonly rate: number;
+  private readonly burst: number;
+  private readonly maxKeys: number;
+  private readonly buckets = new Map<string, Bucket>();
+
+  constructor(options: RateLimitOptions = {}) {
+    this.rate = Math.max(0.001, options.rate ?? 50);
+    this.burst = Math.max(1, options.burst ?? 100);
+    this.maxKeys = Math.max(1, options.maxKeys ?? 10_000);
+  }
+
+  /** 0 when a token was taken, else the seconds (≥ 1) to wait. */
+  take(key: string, now = Date.now()): number {
+    let b = this.buckets.get(key);
+    if (!b) {
+      if (this.buckets.size >= this.maxKeys) this.evict(now);
+      b = { tokens: this.burst, at: now };
+      this.buckets.set(key, b);
+    } else {
+      b.tokens = Math.min(this.burst, b.tokens + ((now - b.at) / 1000) * this.rate);
+      b.at = now;
+    }
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      return 0;
+    }
+    return Math.max(1, Math.ceil((1 - b.tokens) / this.rate));
+  }
+
+  /** Drops the buckets that have refilled (they are the same as new ones); all when none has. */
+  private evict(now: number): void {
+    for (const [key, b] of this.buckets) {
+      if (b.tokens + ((now - b.at) / 1000) * this.rate >= this.burst) this.buckets.delete(key);
+    }
+    if (this.buckets.size >= this.maxKeys) this.buckets.clear();
+  }
+}
