@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, ServerResponse, type IncomingMessage, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import {
   bearerToken,
@@ -17,8 +17,10 @@ import {
 } from './deps.js';
 import type { Accounts } from '../auth/accounts.js';
 import type { Tokens } from '../auth/tokens.js';
+import { WebSocketServer } from 'ws';
 import { openApiDocument } from './openapi.js';
 import { RateLimiter, type RateLimitOptions } from './ratelimit.js';
+import { DEFAULT_STREAM_LIMITS, serveEventStream, serveWebSocket, wantsEventStream, type StreamCall, type StreamLimits } from './streams.js';
 
 export interface GatewayOptions {
   /** where to listen: `tcp://127.0.0.1:8080` (default), `127.0.0.1:0`, `http://host:port` */
@@ -45,6 +47,12 @@ export interface GatewayOptions {
   requestTimeout?: number;
   /** ms the rules of a namespace are cached (default 1,000) */
   rulesTtl?: number;
+  /** the most streams (WebSocket and SSE) one account (or anonymous IP) has open at once (default 100) */
+  maxStreams?: number;
+  /** limits of streams: queued requests, buffered responses, pings, keep-alives */
+  streamLimits?: Partial<StreamLimits>;
+  /** call services running in this process directly (default true; tests turn it off to go over the network) */
+  preferLocal?: boolean;
 }
 
 export const DEFAULT_GATEWAY_ADDRESS = 'tcp://127.0.0.1:8080';
@@ -100,6 +108,12 @@ export class Gateway {
   private readonly rules = new Map<string, { set: RuleSet; at: number }>();
   private readonly keyTokens = new Map<string, { token: string; exp: number }>();
   private readonly sockets = new Set<Socket>();
+  private readonly wss: WebSocketServer;
+  private readonly maxStreams: number;
+  private readonly streamLimits: StreamLimits;
+  private readonly openStreams = new Map<string, number>();
+  /** what ends each open stream when the gateway closes */
+  private readonly streamClosers = new Set<() => void>();
   private boundUrl: string | undefined;
 
   constructor(private readonly options: GatewayOptions) {
@@ -111,6 +125,16 @@ export class Gateway {
     this.limiter = options.rateLimit === false ? undefined : new RateLimiter(options.rateLimit);
     this.cors = new Set(options.corsOrigins ?? []);
     this.rulesTtl = options.rulesTtl ?? 1_000;
+    this.maxStreams = options.maxStreams ?? 100;
+    this.streamLimits = { ...DEFAULT_STREAM_LIMITS, ...options.streamLimits };
+    this.wss = new WebSocketServer({
+      noServer: true,
+      clientTracking: false,
+      maxPayload: this.maxBody,
+      perMessageDeflate: false,
+      // the client offers `micro` and, from a browser, `micro-token.<token>`: the answer is `micro`
+      handleProtocols: (protocols) => (protocols.has('micro') ? 'micro' : ([...protocols][0] ?? false)),
+    });
     this.server = createServer(
       {
         maxHeaderSize: 16 * 1024,
@@ -127,6 +151,11 @@ export class Gateway {
     this.server.on('connection', (socket: Socket) => {
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
+    });
+    this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+      socket.on('error', () => socket.destroy());
+      if (String(req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return this.plainAfterUpgrade(req, socket);
+      this.upgrade(req, socket, head).catch((err: unknown) => this.refuse(req, socket, err));
     });
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
       if (!socket.writable) return socket.destroy();
@@ -167,6 +196,7 @@ export class Gateway {
     if (!this.server.listening) return;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
+    for (const end of [...this.streamClosers]) end();
     const timer = setTimeout(() => {
       for (const s of this.sockets) s.destroy();
     }, graceMs);
@@ -207,6 +237,34 @@ export class Gateway {
     const length = req.headers['content-length'];
     if (length !== undefined && Number(length) > this.maxBody) throw errors.PayloadTooLarge(ID, `the request body is ${length} bytes; the most is ${this.maxBody}`);
 
+    const { call, key } = await this.resolve(req, service, endpoint);
+    const ep = call.endpoint;
+    if (ep.kind !== 'unary') {
+      if (req.method === 'GET' && ep.kind === 'server' && wantsEventStream(req)) {
+        const request = queryRequest(query, ep, service);
+        const release = this.acquire(key);
+        const end = () => res.destroy();
+        this.streamClosers.add(end);
+        res.once('close', () => {
+          this.streamClosers.delete(end);
+          release();
+        });
+        return serveEventStream(req, res, call, request, this.streamLimits);
+      }
+      const how = ep.kind === 'server' ? 'open it as a WebSocket on this path, or GET it with Accept: text/event-stream' : 'open it as a WebSocket on this path';
+      throw errors.NotImplemented(service, `${service}.${ep.name} is a ${ep.kind} stream: ${how}`);
+    }
+
+    let request: unknown;
+    if (req.method === 'GET') request = queryRequest(query, ep, service);
+    else request = await this.body(req, service);
+
+    const result = await call.client.call(service, ep.name, request, { timeout: this.timeout, metadata: call.metadata });
+    send(res, 200, result === undefined ? null : result);
+  }
+
+  /** Credentials, rate limit, namespace, registry, rules: the call, or an error. `key` is what limits count against. */
+  private async resolve(req: IncomingMessage, service: string, endpoint: string): Promise<{ call: StreamCall; key: string }> {
     const account = await this.authenticate(req);
     this.limit(req, account);
     const namespace = this.namespaceOf(req, account);
@@ -216,15 +274,79 @@ export class Gateway {
     const ep = findEndpoint(records.flatMap((r) => r.endpoints), endpoint);
     if (!ep) throw errors.NotFound(service, `endpoint ${endpoint} of service ${service} not found`);
     this.authorize(service, ep.name, namespace, account);
-    if (ep.kind !== 'unary') throw errors.NotImplemented(service, `${service}.${ep.name} is a ${ep.kind} stream; streams through the gateway are not supported yet`);
-
-    let request: unknown;
-    if (req.method === 'GET') request = queryRequest(query, ep, service);
-    else request = await this.body(req, service);
-
     const token = await this.forwardToken(req, account);
-    const result = await this.client(namespace).call(service, ep.name, request, { timeout: this.timeout, ...(token ? { metadata: { authorization: `Bearer ${token}` } } : {}) });
-    send(res, 200, result === undefined ? null : result);
+    const metadata: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+    return { call: { service, endpoint: ep, client: this.client(namespace), metadata, timeout: this.timeout }, key: this.limitKey(req, account) };
+  }
+
+  /** One more open stream of `key`; 429 past maxStreams. Returns the release (idempotent). */
+  private acquire(key: string): () => void {
+    const n = this.openStreams.get(key) ?? 0;
+    if (n >= this.maxStreams) throw new MicroError(ID, 429, `too many open streams: at most ${this.maxStreams} at once`);
+    this.openStreams.set(key, n + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.openStreams.get(key) ?? 1) - 1;
+      if (left <= 0) this.openStreams.delete(key);
+      else this.openStreams.set(key, left);
+    };
+  }
+
+  /** `GET /v1/{service}/{endpoint}` with `Upgrade: websocket`: checked like a call, then upgraded. */
+  private async upgrade(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    if (!path.startsWith('/v1/')) throw errors.NotFound(ID, 'not found: streams are under /v1/{service}/{endpoint}');
+    const [service, endpoint] = parsePath(path);
+    if (req.method !== 'GET') throw errors.MethodNotAllowed(ID, 'a WebSocket is opened with GET');
+    if (String(req.headers.upgrade ?? '').toLowerCase() !== 'websocket') throw errors.BadRequest(ID, 'only Upgrade: websocket is supported');
+    if (q >= 0 && q < url.length - 1) throw errors.BadRequest(service, 'a WebSocket stream takes its requests as messages, not query parameters');
+    // a page of another origin must not ride on the cookie (cross-site WebSocket hijacking)
+    const origin = req.headers.origin;
+    if (origin && !this.cors.has(origin) && !this.cors.has('*') && req.headers.authorization === undefined && protocolToken(req) === undefined && this.credential(req) !== undefined) {
+      throw errors.Forbidden(ID, 'the micro-token cookie is not accepted from this origin: send the token as the micro-token.<token> subprotocol');
+    }
+    const { call, key } = await this.resolve(req, service, endpoint);
+    const release = this.acquire(key);
+    socket.once('close', release);
+    if (socket.destroyed) return release();
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      const end = () => ws.close(1001, 'the gateway is shutting down');
+      this.streamClosers.add(end);
+      void serveWebSocket(ws, call, this.streamLimits).finally(() => this.streamClosers.delete(end));
+    });
+  }
+
+  /**
+   * Another Upgrade (`h2c`, as `curl --http2` asks): served as a plain HTTP/1.1 request
+   * without the upgrade when it has no body (the connection closes after it); else a 400.
+   */
+  private plainAfterUpgrade(req: IncomingMessage, socket: Socket): void {
+    const length = req.headers['content-length'];
+    if (req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')) {
+      return this.refuse(req, socket, errors.BadRequest(ID, `Upgrade: ${String(req.headers.upgrade).slice(0, 32)} is not supported: send the request without it`));
+    }
+    const res = new ServerResponse(req);
+    res.shouldKeepAlive = false;
+    res.assignSocket(socket);
+    res.once('finish', () => socket.end());
+    this.handle(req, res).catch((err: unknown) => this.fail(req, res, err, ID));
+  }
+
+  /** A refused upgrade: a plain HTTP JSON error, and the socket closes. */
+  private refuse(req: IncomingMessage, socket: Socket, err: unknown): void {
+    const e = toMicroErrorPublic(err, ID);
+    if (e.code >= 500 && e.code !== 504 && e.code !== 501) this.logger?.error({ err, url: req.url?.slice(0, 200) }, 'gateway upgrade failed');
+    const code = e.code >= 400 && e.code <= 599 ? e.code : 500;
+    const body = JSON.stringify({ ...e.toJSON(), code });
+    const headers = [`HTTP/1.1 ${code} ${e.status.replace(/[^\x20-\x7e]/g, '')}`, 'content-type: application/json; charset=utf-8', `content-length: ${Buffer.byteLength(body)}`, 'connection: close'];
+    for (const [k, v] of Object.entries(SECURITY_HEADERS)) headers.push(`${k}: ${v}`);
+    if (code === 429) headers.push(`retry-after: ${e instanceof RateLimited ? e.retryAfter : 1}`);
+    if (socket.writable) socket.end(`${headers.join('\r\n')}\r\n\r\n${body}`);
+    else socket.destroy();
   }
 
   private notAllowed(req: IncomingMessage, res: ServerResponse, allow: string): void {
@@ -236,6 +358,8 @@ export class Gateway {
   private credential(req: IncomingMessage): string | undefined {
     const header = req.headers.authorization;
     if (header !== undefined) return bearerToken(header, ID);
+    const fromProtocol = protocolToken(req);
+    if (fromProtocol !== undefined) return fromProtocol;
     const cookie = req.headers.cookie;
     if (!cookie) return undefined;
     for (const part of cookie.split(';')) {
@@ -269,9 +393,12 @@ export class Gateway {
 
   private limit(req: IncomingMessage, account: Account | undefined): void {
     if (!this.limiter) return;
-    const key = account ? `acct:${account.issuer}/${account.id}` : `ip:${req.socket.remoteAddress ?? ''}`;
-    const wait = this.limiter.take(key);
+    const wait = this.limiter.take(this.limitKey(req, account));
     if (wait > 0) throw tooMany(wait);
+  }
+
+  private limitKey(req: IncomingMessage, account: Account | undefined): string {
+    return account ? `acct:${account.issuer}/${account.id}` : `ip:${req.socket.remoteAddress ?? ''}`;
   }
 
   /** The namespace of the call: the account's, or the Micro-Namespace header (admins of micro; anonymous callers reach public endpoints only). */
@@ -323,7 +450,7 @@ export class Gateway {
   private client(namespace: string): Client {
     let c = this.clients.get(namespace);
     if (!c) {
-      c = new Client({ namespace, registry: this.options.registry, middleware: [], timeout: this.timeout, retries: 1 });
+      c = new Client({ namespace, registry: this.options.registry, middleware: [], timeout: this.timeout, retries: 1, preferLocal: this.options.preferLocal ?? true });
       if (this.clients.size >= 1000) this.clients.clear();
       this.clients.set(namespace, c);
     }
@@ -427,6 +554,18 @@ function parsePath(path: string): [string, string] {
 /** `Call` answers to `Call` and `call` (the SDK's alias, lower-case first letter). */
 function findEndpoint(endpoints: EndpointRecord[], name: string): EndpointRecord | undefined {
   return endpoints.find((e) => e.name === name) ?? endpoints.find((e) => e.name.charAt(0).toLowerCase() + e.name.slice(1) === name);
+}
+
+/** The token of a WebSocket subprotocol `micro-token.<token>` (browsers cannot set headers on a WebSocket). */
+function protocolToken(req: IncomingMessage): string | undefined {
+  if (req.headers.upgrade === undefined) return undefined;
+  const offered = req.headers['sec-websocket-protocol'];
+  if (typeof offered !== 'string') return undefined;
+  for (const p of offered.split(',')) {
+    const v = p.trim();
+    if (v.startsWith('micro-token.') && v.length > 'micro-token.'.length) return v.slice('micro-token.'.length);
+  }
+  return undefined;
 }
 
 function decodeCookie(value: string): string {
