@@ -3,6 +3,7 @@
  *
  *     npm run bench                      # from the repo root: builds, then runs all
  *     npm run bench -- remote            # only the remote calls
+ *     npm run bench -- gateway gateway-fastify gateway-remote
  *     node bench/dist/run.js --rounds 3 inprocess
  *
  * Options: `--rounds N` timed rounds per side (5); `--pin split|shared|off` where the
@@ -22,10 +23,11 @@ import { inprocess } from './calls-inprocess.js';
 import { remote } from './calls-remote.js';
 import { coldStart } from './cold-start.js';
 import { coreServices } from './core-services.js';
+import { gateway, gatewayFastify, gatewayRemote } from './gateway.js';
 import { killChildren, machineInfo, markdownTable, NOISY, runBenchmark, type Benchmark, type BenchmarkResult, type PinMode } from './harness.js';
 
 /** Every benchmark, in the order they run. Later issues add theirs here. */
-const BENCHMARKS: readonly Benchmark[] = [inprocess, remote, coldStart, coreServices];
+const BENCHMARKS: readonly Benchmark[] = [inprocess, remote, coldStart, coreServices, gateway, gatewayFastify, gatewayRemote];
 const PEER = `moleculer ${MOLECULER_VERSION}`;
 
 function usage(): string {

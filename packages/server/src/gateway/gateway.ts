@@ -94,6 +94,9 @@ export function parseGatewayAddress(address: string): { host: string; port: numb
  * namespace. Authentication, rules, limits and errors are applied here at the edge; the
  * service checks the token and its rules again where the call is served.
  */
+/** ms the gateway trusts what it read of a service's endpoints */
+const ENDPOINT_TTL = 1_000;
+
 export class Gateway {
   private readonly server: Server;
   private readonly logger: Logger | undefined;
@@ -106,6 +109,14 @@ export class Gateway {
   private readonly rulesTtl: number;
   private readonly clients = new Map<string, Client>();
   private readonly rules = new Map<string, { set: RuleSet; at: number }>();
+  /**
+   * Endpoints of a service by namespace and name, for ENDPOINT_TTL ms. The registry hands
+   * out deep copies of whole records (schemas included): asked on every request that was
+   * a third of the gateway's CPU (--cpu-prof, see BENCHMARKS.md). Unknown services are not
+   * cached, so a service that just registered is found at once; one that left is routed
+   * for at most ENDPOINT_TTL more, and its call then fails with the client's own error.
+   */
+  private readonly endpoints = new Map<string, { list: EndpointRecord[]; at: number }>();
   private readonly keyTokens = new Map<string, { token: string; exp: number }>();
   private readonly sockets = new Set<Socket>();
   private readonly wss: WebSocketServer;
@@ -269,14 +280,28 @@ export class Gateway {
     this.limit(req, account);
     const namespace = this.namespaceOf(req, account);
 
-    const records = await this.options.registry.getService(service, { namespace });
-    if (records.length === 0) throw errors.NotFound(service, `service ${service} not found in namespace ${namespace}`);
-    const ep = findEndpoint(records.flatMap((r) => r.endpoints), endpoint);
+    const ep = findEndpoint(await this.endpointsOf(service, namespace), endpoint);
     if (!ep) throw errors.NotFound(service, `endpoint ${endpoint} of service ${service} not found`);
     this.authorize(service, ep.name, namespace, account);
     const token = await this.forwardToken(req, account);
     const metadata: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
     return { call: { service, endpoint: ep, client: this.client(namespace), metadata, timeout: this.timeout }, key: this.limitKey(req, account) };
+  }
+
+  private async endpointsOf(service: string, namespace: string): Promise<EndpointRecord[]> {
+    const key = `${namespace}\n${service}`;
+    const now = Date.now();
+    const hit = this.endpoints.get(key);
+    if (hit && now - hit.at < ENDPOINT_TTL) return hit.list;
+    const records = await this.options.registry.getService(service, { namespace });
+    if (records.length === 0) {
+      this.endpoints.delete(key);
+      throw errors.NotFound(service, `service ${service} not found in namespace ${namespace}`);
+    }
+    const list = records.flatMap((r) => r.endpoints);
+    if (this.endpoints.size >= 10_000) this.endpoints.clear();
+    this.endpoints.set(key, { list, at: now });
+    return list;
   }
 
   /** One more open stream of `key`; 429 past maxStreams. Returns the release (idempotent). */
@@ -466,14 +491,7 @@ export class Gateway {
     if (!type || !/^application\/json\s*(;|$)/i.test(type)) {
       throw new MicroError(ID, 415, `content-type must be application/json (got ${type ? JSON.stringify(type.slice(0, 64)) : 'none'})`, 'Unsupported Media Type');
     }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of req as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > this.maxBody) throw errors.PayloadTooLarge(ID, `the request body is larger than ${this.maxBody} bytes`);
-      chunks.push(chunk);
-    }
-    const text = Buffer.concat(chunks).toString('utf8');
+    const text = (await readBody(req, this.maxBody)).toString('utf8');
     if (text.trim() === '') return {};
     let value: unknown;
     try {
@@ -526,6 +544,44 @@ class RateLimited extends MicroError {
 
 function tooMany(wait: number): MicroError {
   return new RateLimited(wait);
+}
+
+/**
+ * The body, up to `max` bytes (413 past it). Read with 'data' events rather than
+ * for-await: an async iterator per request was 6 % of the gateway's CPU under load.
+ */
+function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > max) {
+        cleanup();
+        // what follows is not read (the 413 closes the connection)
+        req.pause();
+        reject(errors.PayloadTooLarge(ID, `the request body is larger than ${max} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
+    };
+    const onError = (err: Error) => {
+      cleanup();
+      reject(err);
+    };
+    const cleanup = () => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+  });
 }
 
 function send(res: ServerResponse, code: number, value: unknown, headOnly = false): void {
