@@ -20,6 +20,7 @@ import type { Tokens } from '../auth/tokens.js';
 import { WebSocketServer } from 'ws';
 import { openApiDocument } from './openapi.js';
 import { RateLimiter, type RateLimitOptions } from './ratelimit.js';
+import { tooDeep } from './json.js';
 import { DEFAULT_STREAM_LIMITS, serveEventStream, serveWebSocket, wantsEventStream, type StreamCall, type StreamLimits } from './streams.js';
 
 export interface GatewayOptions {
@@ -631,18 +632,6 @@ function decodeCookie(value: string): string {
   } catch {
     return v;
   }
-}
-
-/** Whether a parsed JSON value nests deeper than `max` (no recursion: a deep value cannot overflow the stack). */
-export function tooDeep(value: unknown, max: number): boolean {
-  const stack: Array<[unknown, number]> = [[value, 1]];
-  while (stack.length > 0) {
-    const [v, depth] = stack.pop() as [unknown, number];
-    if (v === null || typeof v !== 'object') continue;
-    if (depth > max) return true;
-    for (const child of Array.isArray(v) ? v : Object.values(v)) if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
-  }
-  return false;
 }
 
 type Primitive = 'string' | 'number' | 'integer' | 'boolean';

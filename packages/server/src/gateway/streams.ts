@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { WebSocket, type RawData } from 'ws';
 import type { ResponseStream } from '@micro/sdk';
+import { tooDeep } from './json.js';
 import { errors, toMicroErrorPublic, type Client, type EndpointRecord, type MicroError } from './deps.js';
 
 /**
@@ -46,18 +47,6 @@ export function errorCloseCode(code: number): number {
 /** A close reason fits in 123 bytes: ASCII only, cut short. */
 function reason(text: string): string {
   return text.replace(/[^\x20-\x7e]/g, '?').slice(0, 120);
-}
-
-/** Whether a parsed JSON value nests deeper than `max` (iterative). */
-function tooDeep(value: unknown, max: number): boolean {
-  const stack: Array<[unknown, number]> = [[value, 1]];
-  while (stack.length > 0) {
-    const [v, depth] = stack.pop() as [unknown, number];
-    if (v === null || typeof v !== 'object') continue;
-    if (depth > max) return true;
-    for (const child of Array.isArray(v) ? v : Object.values(v)) if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
-  }
-  return false;
 }
 
 /** `{"end": true}`: the client has sent all its requests. */
