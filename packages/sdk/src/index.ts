@@ -66,7 +66,7 @@ export type { Topic, TypedSubscription, TypedSubscribeOptions } from './broker/t
 export { createLogger, rootLogger, setRootLogger } from './logger/logger.js';
 export type { Logger } from './logger/logger.js';
 export { microHome, defaultNamespace } from './config/env.js';
-export { writeFileDurable, writeJsonDurable, readJson, privateDir } from './util/files.js';
+export { writeFileDurable, writeJsonDurable, readJson, privateDir, syncDir } from './util/files.js';
 
 // talking to micro server
 export { serverAddress, platformClient, authFromEnv } from './client/platform.js';

@@ -27,3 +27,23 @@ export function openDatabase(path: string): Database.Database {
   }
   return db;
 }
+
+/**
+ * Brings an engine's database to `version` with `create` (run in one transaction when the
+ * file is new), recorded in a `meta` table; a file written by a newer micro is refused
+ * rather than misread.
+ */
+export function ensureSchema(db: Database.Database, path: string, what: string, version: number, create: () => void): void {
+  db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID');
+  const row = db.prepare<[], { value: string }>("SELECT value FROM meta WHERE key = 'schema_version'").get();
+  const current = row ? Number(row.value) : 0;
+  if (current > version) {
+    throw new Error(`${path} has ${what} schema version ${current}, newer than this micro server knows (${version}): upgrade micro`);
+  }
+  if (current < version) {
+    db.transaction(() => {
+      create();
+      db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)").run(String(version));
+    })();
+  }
+}

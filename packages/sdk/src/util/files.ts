@@ -40,7 +40,8 @@ export function privateDir(path: string): string {
   return path;
 }
 
-function syncDir(dir: string): void {
+/** Flushes a folder, so that a rename or a new file in it survives a crash. */
+export function syncDir(dir: string): void {
   let fd: number | undefined;
   try {
     fd = openSync(dir, 'r');

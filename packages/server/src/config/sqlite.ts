@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { openDatabase } from '../sqlite.js';
+import { ensureSchema, openDatabase } from '../sqlite.js';
 import { errors } from '@micro/sdk';
 import { CONFIG_ERROR_ID, DocumentConfig, type ConfigCipher, type ConfigObject, type DocumentUpdate, type StoredDocument } from '@micro/sdk';
 
@@ -120,23 +120,14 @@ export class SqliteConfig extends DocumentConfig {
 
 /** Creates the schema of a new file; refuses a file written by a newer micro. */
 function migrate(db: Database.Database, path: string): void {
-  db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID');
-  const row = db.prepare<[], { value: string }>("SELECT value FROM meta WHERE key = 'schema_version'").get();
-  const version = row ? Number(row.value) : 0;
-  if (version > CONFIG_SCHEMA_VERSION) {
-    throw new Error(`${path} has config schema version ${version}, newer than this micro server knows (${CONFIG_SCHEMA_VERSION}): upgrade micro`);
-  }
-  if (version < 1) {
-    db.transaction(() => {
-      db.exec(`CREATE TABLE IF NOT EXISTS documents (
-        namespace  TEXT PRIMARY KEY,
-        document   TEXT NOT NULL,
-        version    INTEGER NOT NULL,
-        updated_at INTEGER NOT NULL
-      ) WITHOUT ROWID`);
-      db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)").run(String(CONFIG_SCHEMA_VERSION));
-    })();
-  }
+  ensureSchema(db, path, 'config', CONFIG_SCHEMA_VERSION, () => {
+    db.exec(`CREATE TABLE IF NOT EXISTS documents (
+      namespace  TEXT PRIMARY KEY,
+      document   TEXT NOT NULL,
+      version    INTEGER NOT NULL,
+      updated_at INTEGER NOT NULL
+    ) WITHOUT ROWID`);
+  });
 }
 
 /**

@@ -1,10 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readdirSync, rmSync } from 'node:fs';
+import { readdirSync, rmSync } from 'node:fs';
 import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type Database from 'better-sqlite3';
 import { errors } from '@micro/sdk';
-import { BLOB_CHUNK_SIZE, storeEngine as E, type BlobData, type BlobInfo, type BlobListOptions, type BlobOptions, type BlobStore } from '@micro/sdk';
+import { BLOB_CHUNK_SIZE, syncDir, storeEngine as E, type BlobData, type BlobInfo, type BlobListOptions, type BlobOptions, type BlobStore } from '@micro/sdk';
 
 /**
  * Blobs as files under <dataDir>/blobs, each found through a row of the `blobs` table of
@@ -215,17 +215,5 @@ async function writeAll(handle: FileHandle, chunk: Uint8Array): Promise<void> {
   while (offset < chunk.length) {
     const { bytesWritten } = await handle.write(chunk, offset, chunk.length - offset);
     offset += bytesWritten;
-  }
-}
-
-function syncDir(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = openSync(dir, 'r');
-    fsyncSync(fd);
-  } catch {
-    // some file systems cannot fsync a folder; the file itself is flushed
-  } finally {
-    if (fd !== undefined) closeSync(fd);
   }
 }

@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { openDatabase } from '../sqlite.js';
+import { ensureSchema, openDatabase } from '../sqlite.js';
 import { LocalLockEngine, LockSync, SYNC_LIMITS, lockInfo, tooManyLocks, type AcquireResult, type LockInfo, type LockRow } from '@micro/sdk';
 
 /**
@@ -124,27 +124,19 @@ function toLockRow(row: Row): LockRow {
   return { holder: row.holder, token: row.fence, expiresAt: row.expires_at, ...(row.owner !== null ? { owner: row.owner } : {}) };
 }
 
+/** Creates the schema of a new file; refuses a file written by a newer micro. */
 function migrate(db: Database.Database, path: string): void {
-  db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID');
-  const row = db.prepare<[], { value: string }>("SELECT value FROM meta WHERE key = 'schema_version'").get();
-  const version = row ? Number(row.value) : 0;
-  if (version > SYNC_SCHEMA_VERSION) {
-    throw new Error(`${path} has sync schema version ${version}, newer than this micro server knows (${SYNC_SCHEMA_VERSION}): upgrade micro`);
-  }
-  if (version < 1) {
-    db.transaction(() => {
-      db.exec(`CREATE TABLE IF NOT EXISTS locks (
-        namespace  TEXT NOT NULL,
-        name       TEXT NOT NULL,
-        holder     TEXT NOT NULL,
-        owner      TEXT,
-        fence      INTEGER NOT NULL,
-        expires_at INTEGER NOT NULL,
-        PRIMARY KEY (namespace, name)
-      ) WITHOUT ROWID`);
-      db.exec('CREATE INDEX IF NOT EXISTS locks_expiry ON locks (expires_at)');
-      db.exec('CREATE TABLE IF NOT EXISTS fences (namespace TEXT PRIMARY KEY, fence INTEGER NOT NULL) WITHOUT ROWID');
-      db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)").run(String(SYNC_SCHEMA_VERSION));
-    })();
-  }
+  ensureSchema(db, path, 'sync', SYNC_SCHEMA_VERSION, () => {
+    db.exec(`CREATE TABLE IF NOT EXISTS locks (
+      namespace  TEXT NOT NULL,
+      name       TEXT NOT NULL,
+      holder     TEXT NOT NULL,
+      owner      TEXT,
+      fence      INTEGER NOT NULL,
+      expires_at INTEGER NOT NULL,
+      PRIMARY KEY (namespace, name)
+    ) WITHOUT ROWID`);
+    db.exec('CREATE INDEX IF NOT EXISTS locks_expiry ON locks (expires_at)');
+    db.exec('CREATE TABLE IF NOT EXISTS fences (namespace TEXT PRIMARY KEY, fence INTEGER NOT NULL) WITHOUT ROWID');
+  });
 }
