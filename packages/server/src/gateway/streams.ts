@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { WebSocket, type RawData } from 'ws';
 import type { ResponseStream } from '@micro/sdk';
-import { tooDeep } from './json.js';
+import { SECURITY_PAIRS, tooDeep } from './json.js';
 import { errors, toMicroErrorPublic, type Client, type EndpointRecord, type MicroError } from './deps.js';
 
 /**
@@ -240,9 +240,7 @@ export async function serveEventStream(req: IncomingMessage, res: ServerResponse
     abort.abort();
     stream.cancel('the client went away');
   });
-  res.statusCode = 200;
-  res.setHeader('content-type', 'text/event-stream; charset=utf-8');
-  res.setHeader('x-accel-buffering', 'no');
+  res.writeHead(200, [...SECURITY_PAIRS, 'content-type', 'text/event-stream; charset=utf-8', 'x-accel-buffering', 'no']);
   res.flushHeaders();
   const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), limits.keepAlive);
   keepAlive.unref();
