@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type Database from 'better-sqlite3';
 import { errors } from '@micro/sdk';
 import { BLOB_CHUNK_SIZE, syncDir, storeEngine as E, type BlobData, type BlobInfo, type BlobListOptions, type BlobOptions, type BlobStore } from '@micro/sdk';
+import { prefixRange, type Params } from './sqlite.js';
 
 /**
  * Blobs as files under <dataDir>/blobs, each found through a row of the `blobs` table of
@@ -39,7 +40,6 @@ interface Row {
   updated: number;
 }
 
-type Params = (string | number)[];
 
 export class FileBlobStore implements BlobStore {
   readonly name = 'file';
@@ -154,15 +154,7 @@ export class FileBlobStore implements BlobStore {
     const namespace = E.checkNamespace(options.namespace);
     const where = ['namespace = ?'];
     const params: Params = [namespace];
-    if (scan.prefix) {
-      where.push('key >= ?');
-      params.push(scan.prefix);
-      const upper = E.prefixUpperBound(scan.prefix);
-      if (upper !== undefined) {
-        where.push('key < ?');
-        params.push(upper);
-      }
-    }
+    if (scan.prefix) prefixRange('key', scan.prefix, where, params);
     if (scan.after !== undefined) {
       where.push('key > ?');
       params.push(scan.after);

@@ -45,7 +45,21 @@ interface Row {
   expiry: number | null;
 }
 
-type Params = (string | number)[];
+export type Params = (string | number)[];
+
+/**
+ * `column` starts with `prefix`, as a range (`>= prefix AND < the next prefix`) so that
+ * the column's index serves it; no LIKE, whose wildcards a key could contain.
+ */
+export function prefixRange(column: string, prefix: string, where: string[], params: Params): void {
+  where.push(`${column} >= ?`);
+  params.push(prefix);
+  const upper = E.prefixUpperBound(prefix);
+  if (upper !== undefined) {
+    where.push(`${column} < ?`);
+    params.push(upper);
+  }
+}
 
 export class SqliteStore implements Store {
   readonly name = 'sqlite';
@@ -203,25 +217,8 @@ export class SqliteStore implements Store {
 function scanQuery(scope: E.Scope, scan: E.KeyScan, now: number): { sql: string; params: Params } {
   const where = ['namespace = ?', '"database" = ?', 'tbl = ?', '(expiry IS NULL OR expiry > ?)'];
   const params: Params = [scope.namespace, scope.database, scope.table, now];
-  if (scan.prefix) {
-    where.push('key >= ?');
-    params.push(scan.prefix);
-    const upper = E.prefixUpperBound(scan.prefix);
-    if (upper !== undefined) {
-      where.push('key < ?');
-      params.push(upper);
-    }
-  }
-  if (scan.suffix) {
-    const reversed = E.reverseKey(scan.suffix);
-    where.push('rkey >= ?');
-    params.push(reversed);
-    const upper = E.prefixUpperBound(reversed);
-    if (upper !== undefined) {
-      where.push('rkey < ?');
-      params.push(upper);
-    }
-  }
+  if (scan.prefix) prefixRange('key', scan.prefix, where, params);
+  if (scan.suffix) prefixRange('rkey', E.reverseKey(scan.suffix), where, params);
   if (scan.after !== undefined) {
     where.push('key > ?');
     params.push(scan.after);
