@@ -85,3 +85,9 @@ export * from './sync/index.js';
 export * from './events/index.js';
 // the default engines of a service: the server's with MICRO_SERVER, else in memory
 export { store, blobs, config, events, sync, broker } from './client/engines.js';
+
+// profiles: embedded engines, or NATS, PostgreSQL and Redis shared by several nodes
+export { profileFromEnv, checkPrefix, redactUrl, DEFAULT_NATS_URL, DEFAULT_POSTGRES_URL, DEFAULT_REDIS_URL, DEFAULT_PREFIX } from './engines/profile.js';
+export type { Profile, ProfileName, LocalProfile, NatsProfile } from './engines/profile.js';
+export { connectWithBackoff } from './engines/connect.js';
+export type { BackoffOptions } from './engines/connect.js';

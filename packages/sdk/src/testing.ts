@@ -10,3 +10,5 @@ export { configContract } from './config/contract.js';
 export { syncContract } from './sync/contract.js';
 export { eventsContract } from './events/contract.js';
 export type { EventsHarness } from './events/contract.js';
+export { engineUrl, testPrefix, TEST_ENGINE_URLS } from './engines/testing.js';
+export type { EngineName } from './engines/testing.js';
