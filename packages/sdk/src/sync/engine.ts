@@ -6,7 +6,9 @@
  *
  * LocalLockEngine implements the waiting, the checks and the errors once for the engines
  * that keep their locks in this process's reach (memory, SQLite): they only implement
- * the primitive operations, each atomic.
+ * the primitive operations, each atomic. An engine shared by several processes
+ * (Postgres) implements them too, asynchronously, and wakes the waiters of this process
+ * (`wakeWaiters`) when it hears of a release elsewhere.
  */
 
 import { randomBytes } from 'node:crypto';
@@ -126,6 +128,8 @@ class Waiters {
   private readonly byKey = new Map<string, Set<() => void>>();
   private readonly byNamespace = new Map<string, number>();
   private count = 0;
+  /** bumped by every wake: a caller that saw a lock held, then this change, looks again at once */
+  wakes = 0;
 
   wait(namespace: string, name: string, ms: number, signal: AbortSignal | undefined): Promise<void> {
     if (this.count >= SYNC_LIMITS.waiters) {
@@ -164,10 +168,12 @@ class Waiters {
   }
 
   wake(namespace: string, name: string): void {
+    this.wakes++;
     for (const w of [...(this.byKey.get(key(namespace, name)) ?? [])]) w();
   }
 
   wakeAll(): void {
+    this.wakes++;
     for (const set of [...this.byKey.values()]) for (const w of [...set]) w();
   }
 }
@@ -178,15 +184,15 @@ export abstract class LocalLockEngine implements LockEngine {
   private closed = false;
 
   /** Atomically: takes the lock (a new row with the next fencing token) unless a live lease holds it. */
-  protected abstract tryAcquire(namespace: string, name: string, ttl: number, owner: string | undefined, holder: string, now: number): AcquireResult;
+  protected abstract tryAcquire(namespace: string, name: string, ttl: number, owner: string | undefined, holder: string, now: number): AcquireResult | Promise<AcquireResult>;
   /** The row of the lock, live or not, if any. */
-  protected abstract row(namespace: string, name: string): LockRow | undefined;
+  protected abstract row(namespace: string, name: string): LockRow | undefined | Promise<LockRow | undefined>;
   /** Atomically sets the lease's expiry when `holder` still holds the row; false when it does not. */
-  protected abstract extend(namespace: string, name: string, holder: string, expiresAt: number): boolean;
+  protected abstract extend(namespace: string, name: string, holder: string, expiresAt: number): boolean | Promise<boolean>;
   /** Atomically removes the row when `holder` holds it; false when it does not. */
-  protected abstract remove(namespace: string, name: string, holder: string): boolean;
+  protected abstract remove(namespace: string, name: string, holder: string): boolean | Promise<boolean>;
   /** The live locks of a namespace by name, from `prefix`, at most `limit`. */
-  protected abstract live(namespace: string, prefix: string, limit: number, now: number): LockInfo[];
+  protected abstract live(namespace: string, prefix: string, limit: number, now: number): LockInfo[] | Promise<LockInfo[]>;
   protected abstract release_(): Promise<void>;
 
   async acquire(name: string, options: AcquireOptions = {}): Promise<Lease> {
@@ -199,10 +205,15 @@ export abstract class LocalLockEngine implements LockEngine {
     const started = Date.now();
     const deadline = started + wait;
     for (;;) {
-      const result = this.tryAcquire(namespace, name, ttl, owner, newHolder(), Date.now());
+      const wakes = this.waiters.wakes;
+      const result = await this.tryAcquire(namespace, name, ttl, owner, newHolder(), Date.now());
       if ('lease' in result) return result.lease;
+      // closed while an asynchronous engine looked: a 503, as for the callers it woke
+      this.checkOpen();
       const now = Date.now();
-      if (now >= deadline || this.closed) throw heldError(name, result.held, wait > 0 ? now - started : 0);
+      if (now >= deadline) throw heldError(name, result.held, wait > 0 ? now - started : 0);
+      // a release heard while an asynchronous engine looked: it may have been this lock's
+      if (this.waiters.wakes !== wakes) continue;
       // woken by a release, or when the holder's lease passes (it may have been renewed: then wait again)
       await this.waiters.wait(namespace, name, Math.min(deadline, result.held.expiresAt + 1) - now, options.signal);
       this.checkOpen();
@@ -216,14 +227,14 @@ export abstract class LocalLockEngine implements LockEngine {
     const namespace = checkNamespace(options.namespace);
     const ttl = checkTtl(options.ttl);
     const now = Date.now();
-    const row = this.row(namespace, name);
+    const row = await this.row(namespace, name);
     if (!row || row.holder !== holder) throw this.notHolder(namespace, name, row, now);
     // a lease that passed is renewed only while nobody took the lock, and not for ever
     if (row.expiresAt + SYNC_LIMITS.renewGrace < now) {
       throw Conflict(SYNC_ERROR_ID, `the lease of lock ${name} passed at ${new Date(row.expiresAt).toISOString()}: take the lock again`);
     }
     const expiresAt = now + ttl;
-    if (!this.extend(namespace, name, holder, expiresAt)) throw this.notHolder(namespace, name, this.row(namespace, name), now);
+    if (!(await this.extend(namespace, name, holder, expiresAt))) throw this.notHolder(namespace, name, await this.row(namespace, name), now);
     return { namespace, name, token: row.token, ...(row.owner !== undefined ? { owner: row.owner } : {}), expiresAt, holder };
   }
 
@@ -232,9 +243,9 @@ export abstract class LocalLockEngine implements LockEngine {
     checkText(name, 'name');
     checkHolder(holder);
     const namespace = checkNamespace(options.namespace);
-    const row = this.row(namespace, name);
+    const row = await this.row(namespace, name);
     if (!row) return;
-    if (!this.remove(namespace, name, holder)) throw this.notHolder(namespace, name, this.row(namespace, name), Date.now());
+    if (!(await this.remove(namespace, name, holder))) throw this.notHolder(namespace, name, await this.row(namespace, name), Date.now());
     this.waiters.wake(namespace, name);
   }
 
@@ -242,7 +253,7 @@ export abstract class LocalLockEngine implements LockEngine {
     this.checkOpen();
     checkText(name, 'name');
     const namespace = checkNamespace(options.namespace);
-    const row = this.row(namespace, name);
+    const row = await this.row(namespace, name);
     if (!row || row.expiresAt <= Date.now()) return undefined;
     return info(namespace, name, row);
   }
@@ -252,6 +263,15 @@ export abstract class LocalLockEngine implements LockEngine {
     const namespace = checkNamespace(options.namespace);
     const prefix = options.prefix === undefined || options.prefix === '' ? '' : checkText(options.prefix, 'prefix');
     return this.live(namespace, prefix, checkLimit(options.limit), Date.now());
+  }
+
+  /**
+   * Wakes the callers of this process that wait for `name` (all of them without a name),
+   * so that they look again: for engines that hear of releases made by other processes.
+   */
+  protected wakeWaiters(namespace?: string, name?: string): void {
+    if (namespace === undefined || name === undefined) this.waiters.wakeAll();
+    else this.waiters.wake(namespace, name);
   }
 
   async close(): Promise<void> {

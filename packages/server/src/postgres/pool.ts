@@ -1,0 +1,239 @@
+import { createHash } from 'node:crypto';
+import pg from 'pg';
+import { connectWithBackoff, errors, redactUrl, type BackoffOptions, type Logger } from '@micro/sdk';
+
+/**
+ * One pg.Pool per Postgres URL, shared by every engine of micro server that uses that URL
+ * (store, sync, auth...): each opens a `Postgres` handle with `openPostgres`, and the pool
+ * ends when the last handle closes. See README.md in this folder.
+ */
+
+export interface PostgresOptions {
+  /** postgres://user:password@host:port/database (MICRO_POSTGRES_URL) */
+  url: string;
+  /** the schema every table of this platform lives in: the profile's prefix (MICRO_PREFIX) */
+  prefix: string;
+  /** the `id` of the typed errors this handle throws, e.g. `micro.store` (default `micro.postgres`) */
+  errorId?: string;
+  /** how long and how often to try at start (connectWithBackoff; default 30 s in all) */
+  backoff?: BackoffOptions;
+  /** connections of the pool (default 10); taken from the first handle that makes the pool */
+  max?: number;
+  /**
+   * ms a statement may take before the call fails with a 503 and its connection is dropped
+   * (default 30,000): a Postgres that stops answering (a network cut without a reset)
+   * fails calls rather than hanging them. From the first handle, as `max`.
+   */
+  queryTimeout?: number;
+  /** told when an idle connection breaks (default: nothing) */
+  logger?: Logger;
+}
+
+/** What a Postgres handle can be asked: a pool, or a client in a transaction. */
+export type Queryable = Pick<pg.ClientBase, 'query'>;
+
+export interface Postgres {
+  /** the URL, password hidden (for messages) */
+  readonly url: string;
+  /** the prefix, unquoted */
+  readonly prefix: string;
+  /** the schema as a quoted SQL identifier, ready to write `${pg.schema}.records` */
+  readonly schema: string;
+  /** the shared pool (prefer `query` and `transaction`, which type lost connections) */
+  readonly pool: pg.Pool;
+  /**
+   * One statement on a pooled connection, prepared once per connection (named by a hash
+   * of its text: keep values in `params`, never in the text); a lost connection is a 503
+   * ServiceUnavailable.
+   */
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<pg.QueryResult<R>>;
+  /**
+   * `fn` inside BEGIN … COMMIT on one connection (ROLLBACK when it throws); resolves once
+   * the commit is durable. A lost connection is a 503 ServiceUnavailable.
+   */
+  transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T>;
+  /** Turns a pg error into the typed one this handle throws (lost connection → 503); others pass. */
+  fail(err: unknown): unknown;
+  /** Releases this handle; the pool ends with the last handle of its URL. */
+  close(): Promise<void>;
+}
+
+interface Shared {
+  pool: pg.Pool;
+  refs: number;
+  ready: Promise<void>;
+  logger?: Logger;
+}
+
+const pools = new Map<string, Shared>();
+
+// at most 48 characters: room for suffixes such as `_sync` in the 63 bytes of a Postgres name
+const PREFIX = /^[a-z][a-z0-9_]{0,47}$/;
+
+/** The prefix as a quoted identifier (checked: it becomes part of SQL text). */
+export function quoteSchema(prefix: string): string {
+  if (!PREFIX.test(prefix)) throw new Error(`a Postgres schema (the prefix) must be lower-case letters, digits or _ and start with a letter, not "${prefix}"`);
+  return `"${prefix}"`;
+}
+
+/**
+ * A handle on the pool of `url`, connected: the first handle of a URL makes the pool and
+ * waits for Postgres with backoff (an error naming the URL in the end; at once for wrong
+ * credentials or a missing database, which waiting does not mend).
+ */
+export async function openPostgres(options: PostgresOptions): Promise<Postgres> {
+  const schema = quoteSchema(options.prefix);
+  const id = options.errorId ?? 'micro.postgres';
+  let shared = pools.get(options.url);
+  if (!shared) {
+    const pool = new pg.Pool({
+      connectionString: options.url,
+      max: options.max ?? 10,
+      // a call fails fast (503) rather than waiting long for a Postgres that is away
+      connectionTimeoutMillis: 5_000,
+      query_timeout: options.queryTimeout ?? 30_000,
+      idleTimeoutMillis: 30_000,
+      // a connection whose peer vanished is noticed within a minute, not the OS's two hours
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+      // acknowledged means durable: a commit returns once it is flushed, whatever the server default
+      options: '-c synchronous_commit=on',
+    });
+    const s: Shared = { pool, refs: 0, ready: Promise.resolve(), logger: options.logger };
+    // an idle connection that breaks (Postgres restarted, a network cut) is dropped by the
+    // pool; without a listener the 'error' event would end the process
+    pool.on('error', (err) => s.logger?.warn({ err: err.message, url: redactUrl(options.url) }, 'postgres connection lost'));
+    s.ready = connect(pool, options).catch(async (err: unknown) => {
+      if (pools.get(options.url) === s) pools.delete(options.url);
+      await pool.end().catch(() => undefined);
+      throw err;
+    });
+    pools.set(options.url, s);
+    shared = s;
+  }
+  shared.refs++;
+  try {
+    await shared.ready;
+  } catch (err) {
+    shared.refs--;
+    throw err;
+  }
+  return handle(shared, options, schema, id);
+}
+
+async function connect(pool: pg.Pool, options: PostgresOptions): Promise<void> {
+  // a permanent refusal (wrong password, unknown role or database) stops the retries
+  const permanent = new AbortController();
+  const outer = options.backoff?.signal;
+  if (outer) outer.addEventListener('abort', () => permanent.abort(), { once: true });
+  await connectWithBackoff(
+    'postgres',
+    options.url,
+    async () => {
+      try {
+        const client = await pool.connect();
+        try {
+          await client.query('SELECT 1');
+        } finally {
+          client.release();
+        }
+      } catch (err) {
+        if (isPermanent(err)) permanent.abort();
+        throw err;
+      }
+    },
+    { ...options.backoff, signal: permanent.signal },
+  );
+}
+
+function handle(shared: Shared, options: PostgresOptions, schema: string, id: string): Postgres {
+  let closed = false;
+  const fail = (err: unknown): unknown => (isConnectionError(err) ? errors.ServiceUnavailable(id, `postgres at ${redactUrl(options.url)} is unavailable: ${(err as Error).message}`) : err);
+  const checkOpen = () => {
+    if (closed) throw errors.ServiceUnavailable(id, 'postgres handle is closed');
+  };
+  return {
+    url: redactUrl(options.url),
+    prefix: options.prefix,
+    schema,
+    pool: shared.pool,
+    async query<R extends pg.QueryResultRow>(sql: string, params?: unknown[]) {
+      checkOpen();
+      try {
+        return await shared.pool.query<R>(statement(sql, params));
+      } catch (err) {
+        throw fail(err);
+      }
+    },
+    async transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+      checkOpen();
+      let client: pg.PoolClient;
+      try {
+        client = await shared.pool.connect();
+      } catch (err) {
+        throw fail(err);
+      }
+      let broken: unknown;
+      try {
+        await client.query('BEGIN');
+        const result = await fn(client);
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        if (isConnectionError(err)) broken = err;
+        else await client.query('ROLLBACK').catch((e: unknown) => (broken = e));
+        throw fail(err);
+      } finally {
+        // a connection that broke is destroyed, not handed to the next caller
+        client.release(broken instanceof Error ? broken : broken === undefined ? undefined : true);
+      }
+    },
+    fail,
+    async close() {
+      if (closed) return;
+      closed = true;
+      if (--shared.refs === 0 && pools.get(options.url) === shared) {
+        pools.delete(options.url);
+        await shared.pool.end();
+      }
+    },
+  };
+}
+
+const names = new Map<string, string>();
+
+/** A named statement: Postgres parses and plans it once per connection, not per call. */
+export function statement(text: string, values: unknown[] = []): pg.QueryConfig {
+  let name = names.get(text);
+  if (name === undefined) {
+    // bounded: texts come from the code, but a cache must not grow without end regardless
+    if (names.size >= 10_000) names.clear();
+    name = `micro_${createHash('sha256').update(text).digest('hex').slice(0, 40)}`;
+    names.set(text, name);
+  }
+  return { name, text, values };
+}
+
+const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ECONNABORTED']);
+
+/**
+ * Whether an error means Postgres is out of reach (down, restarting, the network cut, the
+ * connection killed, no connection left) rather than a fault of the statement.
+ */
+export function isConnectionError(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string') {
+    if (CONNECTION_CODES.has(code)) return true;
+    // SQLSTATE class 08: connection exception; 57P01-03: shut down, crashed, starting;
+    // 53300: too many connections; 28xxx: credentials refused (changed while running)
+    if (code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03' || code === '53300' || code.startsWith('28')) return true;
+  }
+  return /Connection terminated|connection error|not queryable|timeout exceeded when trying to connect|Client was closed|Query read timeout/i.test(err.message);
+}
+
+/** Refusals that retrying does not mend: credentials, an unknown database. */
+function isPermanent(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && (code.startsWith('28') || code === '3D000');
+}

@@ -1,0 +1,109 @@
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { engineUrl, testPrefix } from '@micro/sdk/testing';
+import { openPostgres, type Postgres, type PostgresOptions } from './pool.js';
+
+interface TestContext {
+  skip(message?: string): void;
+  after(fn: () => unknown): void;
+}
+
+/**
+ * For tests on the real Postgres: a handle on a schema of the test's own
+ * (`testPrefix(label)`), dropped with everything in it after the test; undefined (the test
+ * skipped, the reason printed) when Postgres is away.
+ */
+export async function testPostgres(t: TestContext, label: string, options: Partial<PostgresOptions> = {}): Promise<Postgres | undefined> {
+  const url = await engineUrl(t, 'postgres');
+  if (!url) return undefined;
+  const db = await openPostgres({ url, prefix: testPrefix(label), max: 4, ...options });
+  t.after(async () => {
+    await db.query(`DROP SCHEMA IF EXISTS ${db.schema} CASCADE`).catch(() => undefined);
+    await db.close();
+  });
+  return db;
+}
+
+/**
+ * A TCP relay to Postgres that a test can cut and restore, to lose the engine while
+ * running without stopping the Postgres other tests share: `cut()` closes the listener and
+ * every relayed connection (calls see Postgres gone: refused), `restore()` listens on the
+ * same port again. `freeze()` stops passing bytes without closing anything (a network
+ * that drops packets), `thaw()` passes them again. The URL is `url` with the relay's host
+ * and port.
+ */
+export interface Relay {
+  url: string;
+  cut(): Promise<void>;
+  restore(): Promise<void>;
+  freeze(): void;
+  thaw(): void;
+  close(): Promise<void>;
+}
+
+export async function relay(url: string): Promise<Relay> {
+  const target = new URL(url);
+  const targetPort = Number(target.port) || 5432;
+  const sockets = new Set<Socket>();
+  const pairs = new Set<[Socket, Socket]>();
+  let frozen = false;
+  const flow = ([inbound, outbound]: [Socket, Socket]) => {
+    inbound.pipe(outbound);
+    outbound.pipe(inbound);
+  };
+  const server = createServer((inbound) => {
+    const outbound = connect(targetPort, target.hostname);
+    const pair: [Socket, Socket] = [inbound, outbound];
+    sockets.add(inbound).add(outbound);
+    pairs.add(pair);
+    const drop = () => {
+      inbound.destroy();
+      outbound.destroy();
+      sockets.delete(inbound);
+      sockets.delete(outbound);
+      pairs.delete(pair);
+    };
+    inbound.on('error', drop).on('close', drop);
+    outbound.on('error', drop).on('close', drop);
+    if (!frozen) flow(pair);
+  });
+  const listen = (port: number) =>
+    new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  await listen(0);
+  const port = (server.address() as AddressInfo).port;
+  const relayed = new URL(url);
+  relayed.hostname = '127.0.0.1';
+  relayed.port = String(port);
+  const cut = async () => {
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const s of sockets) s.destroy();
+    sockets.clear();
+    await closed;
+  };
+  return {
+    url: relayed.toString(),
+    cut,
+    restore: () => listen(port),
+    freeze() {
+      frozen = true;
+      for (const [inbound, outbound] of pairs) {
+        inbound.unpipe(outbound);
+        outbound.unpipe(inbound);
+        inbound.pause();
+        outbound.pause();
+      }
+    },
+    thaw() {
+      frozen = false;
+      for (const pair of pairs) flow(pair);
+    },
+    close: async () => {
+      if (server.listening) await cut();
+    },
+  };
+}
