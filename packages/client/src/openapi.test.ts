@@ -48,7 +48,7 @@ describe('GET /openapi.json is valid OpenAPI 3.1', () => {
 
   test('the document has the services, dotted endpoints as paths, and the stream', () => {
     assert.equal(doc.openapi, '3.1.0');
-    for (const p of ['/v1/greeter/Call', '/v1/greeter/Greeter/Hello', '/v1/greeter/Nested', '/v1/greeter/Stream', '/v1/auth/Token', '/v1/registry/ListServices']) {
+    for (const p of ['/v1/greeter/Call', '/v1/greeter/Greeter/Hello', '/v1/greeter/Nested', '/v1/greeter/Stream', '/v1/greeter/Sum', '/v1/greeter/Chat', '/v1/auth/Token', '/v1/registry/ListServices']) {
       assert.ok(doc.paths[p], `${p} in ${Object.keys(doc.paths).join(', ')}`);
     }
     assert.equal(doc.paths['/v1/greeter/Greeter/Hello']?.post?.operationId, 'greeter.Greeter.Hello');
@@ -66,11 +66,35 @@ describe('GET /openapi.json is valid OpenAPI 3.1', () => {
     assert.equal(unpatched(minimal), false, 'Ajv still needs the $dynamicRef work-around (remove it when this fails)');
   });
 
-  test('it validates against the official OpenAPI 3.1 schema (schemas/v3.1/schema.json)', () => {
+  test('it validates against the official OpenAPI 3.1 schema (schemas/v3.1/schema.json), for an admin and for anyone', async () => {
     const validate = newAjv().compile(oas31);
-    const ok = validate(doc);
-    const errors = (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message ?? ''} ${JSON.stringify(e.params)}`);
-    assert.ok(ok, `OpenAPI 3.1 validation errors:\n${errors.join('\n')}`);
+    const anonymous = (await (await fetch(`${h.url}/openapi.json`)).json()) as Doc;
+    for (const [who, d] of [['admin', doc], ['anonymous', anonymous]] as const) {
+      const ok = validate(d);
+      const errors = (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message ?? ''} ${JSON.stringify(e.params)}`);
+      assert.ok(ok, `${who}: OpenAPI 3.1 validation errors:\n${errors.join('\n')}`);
+    }
+  });
+
+  test('streams: the WebSocket upgrade for every kind, server-sent events for the server stream, the message schemas', () => {
+    type StreamOp = { security: object[]; parameters: { name: string; in: string }[]; responses: Record<string, { content?: Record<string, unknown> }>; 'x-micro-stream': string; 'x-micro-messages': { request: { properties: object }; response: object } };
+    const op = (p: string) => doc.paths[p]?.get as unknown as StreamOp;
+    for (const [p, kind] of [['/v1/greeter/Stream', 'server'], ['/v1/greeter/Sum', 'client'], ['/v1/greeter/Chat', 'bidi']] as const) {
+      assert.equal(op(p)['x-micro-stream'], kind);
+      assert.ok(op(p).responses['101'], `${p}: 101 Switching Protocols`);
+      assert.deepEqual(op(p).security, [{ bearer: [] }, { cookie: [] }, { websocketProtocol: [] }], `${p}: credentials needed, the subprotocol token too`);
+      assert.ok(op(p)['x-micro-messages'].request.properties);
+    }
+    assert.ok(op('/v1/greeter/Stream').responses['200']?.content?.['text/event-stream']);
+    assert.deepEqual(op('/v1/greeter/Stream').parameters.filter((x) => x.in === 'query').map((x) => x.name), ['name', 'count']);
+    assert.ok(!op('/v1/greeter/Chat').responses['200'], 'no server-sent events for a bidi stream');
+  });
+
+  test('requestBody is required when the request has required fields', () => {
+    const required = (p: string) => (doc.paths[p]?.post?.requestBody as { required?: boolean } | undefined)?.required;
+    assert.equal(required('/v1/greeter/Call'), true);
+    assert.equal(required('/v1/greeter/Nested'), true);
+    assert.equal(required('/v1/registry/ListServices'), false);
   });
 
   test('every operationId is unique and every request and response schema is valid JSON Schema 2020-12', () => {

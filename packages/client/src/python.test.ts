@@ -1,12 +1,18 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pythonClient, snakeCase, type OpenApiDocument } from './python.js';
 import { startHarness, type Harness } from './testing.js';
+
+/** Waits (bounded) until `check` holds: for effects on the service side, which come asynchronously. */
+async function eventually(check: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 500 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(check(), what);
+}
 
 /** A child process without blocking this one (it serves the gateway the child calls). */
 function run(cmd: string, args: string[], cwd?: string): Promise<{ status: number | null; stdout: string; stderr: string }> {
@@ -52,14 +58,15 @@ test('odd names: keywords, clashes, quotes in descriptions give valid Python', (
   assert.match(src, /def a_call(_\d)?\(self, \*, from_: str, x_y: int = UNSET, self_: bool = UNSET, extra_: list\[str\] = UNSET, \*\*extra: Any\)/);
   assert.match(src, /def a_call_2\(/);
   assert.match(src, /def a_call_3\(/);
-  assert.doesNotMatch(src, /a_stream/);
+  // a stream without message schemas: a server stream on a WebSocket, taking anything
+  assert.match(src, /def a_stream\(self, \*\*extra: Any\) -> Iterator\[Any\]:/);
   if (noPython) return t.skip(noPython);
   const dir = mkdtempSync(join(tmpdir(), 'micro-py-odd-'));
   try {
     writeFileSync(join(dir, 'odd.py'), src);
     const r = spawnSync('python3', ['-c', 'import odd, inspect; print(sorted(n for n in dir(odd.MicroClient) if n.startswith("a_")))'], { cwd: dir, encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
-    assert.equal(r.stdout.trim(), "['a_call', 'a_call_2', 'a_call_3']");
+    assert.equal(r.stdout.trim(), "['a_call', 'a_call_2', 'a_call_3', 'a_stream']");
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -135,5 +142,104 @@ describe('the generated Python client against micro server', { skip: noPython ? 
     const anonymous = spawnSync(process.execPath, [join(here, 'gen-python.js'), join(dir, 'missing.json')], { encoding: 'utf8' });
     assert.equal(anonymous.status, 1);
     assert.match(anonymous.stderr, /cannot read .*missing\.json/);
+  });
+});
+
+describe('the generated Python client: streams against micro server', { skip: noPython ? `${noPython} (CI is not set)` : false }, () => {
+  let h: Harness;
+  let dir: string;
+  before(async () => {
+    h = await startHarness();
+    dir = mkdtempSync(join(tmpdir(), 'micro-py-streams-'));
+    const doc = (await (await fetch(`${h.url}/openapi.json`, { headers: { authorization: `Bearer ${h.token}` } })).json()) as OpenApiDocument;
+    writeFileSync(join(dir, 'micro_client.py'), pythonClient(doc));
+  });
+  after(async () => {
+    await h?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('server streams (SSE and WebSocket), client and bidi streams, errors, limits, and the frame layer', async () => {
+    // test/check_streams.py: the script runs every case and prints the results by label
+    copyFileSync(join(here, '..', 'test', 'check_streams.py'), join(dir, 'check_streams.py'));
+    const r = await run('python3', ['check_streams.py', h.url, h.token], dir);
+    assert.equal(r.status, 0, r.stderr);
+    const got = JSON.parse(r.stdout) as Record<string, unknown>;
+    const is = (label: string, expected: unknown) => assert.deepEqual(got[label], expected, label);
+    const kind = (label: string) => (got[label] as unknown[])[0];
+    const match = (label: string, re: RegExp) => assert.match(JSON.stringify(got[label]), re, label);
+
+    is('sse', [0, 1, 2]);
+    is('ws', [0, 1, 2]);
+    is('sse_any', ['Hello Q']);
+    is('sse_after_break', 2);
+    match('sse_invalid', /^\["MicroError",400,".*count/);
+    match('sse_anonymous', /^\["MicroError",401,/);
+    is('sse_nested', ['ValueError', 'name: server-sent events take flat requests (strings, numbers, booleans): use stream() or open_stream()']);
+    match('ws_anonymous', /^\["MicroError",401,/);
+    match('ws_unknown', /^\["MicroError",404,".*Nope/);
+
+    is('sum', { sum: 3.5, count: 2 });
+    is('sum_generator', { sum: 499500, count: 1000 });
+    is('sum_none', { sum: 0, count: 0 });
+    match('sum_invalid', /^\["MicroError",400,".*x/);
+
+    is('chat', [{ text: 'A' }, 300000, []]);
+    match('chat_send_after_end', /^\["StreamClosedError",".*send after end\(\)"\]$/);
+    assert.equal(kind('chat_recv_after_end'), 'StreamEnded');
+    is('chat_error', [{ text: 'ONE' }, ['MicroError', 400, 'cannot answer "two"'], ['MicroError', 400, 'cannot answer "two"']]);
+
+    match('too_large', /^\["MessageTooLarge",".*1048588 bytes is over max_message \(1048576\)/);
+    assert.equal(kind('end_as_request'), 'ValueError');
+    is('after_too_large', { text: 'STILL' });
+    match('gateway_1009', /^\["MicroProtocolError",1009,/);
+    match('closed_send', /^\["StreamClosedError",".*was closed"\]$/);
+    await eventually(() => h.cancelled.includes('py-cancel'), 'close() cancels the call on the service');
+
+    // the frame layer: fragments reassembled around a ping (answered with a masked pong), large sends fragmented
+    is('fragments_and_ping', ['{"part":1}', 10, true, 'hi']);
+    is('fragmented_send', [1, true, 65536, 0, 70000 - 65536]);
+    // hostile frames: the right close code sent back, a MicroProtocolError with it
+    for (const [label, code] of [['masked_from_server', 1002], ['huge_length', 1009], ['over_max_message', 1009], ['binary', 1003], ['bad_utf8', 1007], ['stray_continuation', 1002], ['long_control', 1002]] as const) {
+      is(label, ['MicroProtocolError', code, 8, code]);
+    }
+    is('peer_close', [null, 1001, 'bye', 8, 1001]);
+    is('dropped', [{ i: 1 }, 'MicroConnectionError']);
+  });
+
+  test('the gateway going away mid-stream: MicroProtocolError 1001', async () => {
+    const other = await startHarness();
+    try {
+      writeFileSync(join(dir, 'away.py'), [
+        'import sys',
+        'from micro_client import MicroClient, MicroProtocolError',
+        'chat = MicroClient(sys.argv[1], token=sys.argv[2]).greeter_chat()',
+        'chat.send({"text": "x"})',
+        'print(chat.recv()["text"], flush=True)',
+        'sys.stdin.readline()  # the test stops the server, then writes a line',
+        'try:',
+        '    chat.recv()',
+        'except MicroProtocolError as e:',
+        '    print("MicroProtocolError", e.code)',
+      ].join('\n'));
+      const p = spawn('python3', ['away.py', other.url, other.token], { cwd: dir, stdio: ['pipe', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      p.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      const exited = new Promise<number | null>((resolve) => p.on('close', resolve));
+      await new Promise<void>((resolve, reject) => {
+        p.stdout.setEncoding('utf8').on('data', (d: string) => {
+          stdout += d;
+          if (stdout.includes('X\n')) resolve();
+        });
+        p.on('close', () => reject(new Error(`python3 ended early: ${stderr}`)));
+      });
+      await other.server.stop();
+      p.stdin.end('go\n');
+      assert.equal(await exited, 0, stderr);
+      assert.deepEqual(stdout.trim().split('\n'), ['X', 'MicroProtocolError 1001']);
+    } finally {
+      await other.close();
+    }
   });
 });

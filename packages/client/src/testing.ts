@@ -3,7 +3,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Client, RemoteRegistry, Service, TokenSource, bearer, createLogger, defineService, endpoint, platformClient, serverStream, z } from '@micro/sdk';
+import { Client, RemoteRegistry, Service, TokenSource, bearer, bidiStream, clientStream, createLogger, defineService, endpoint, errors, platformClient, serverStream, z } from '@micro/sdk';
 import { MicroServer } from '@micro/server';
 
 export const silent = createLogger({ level: 'silent' });
@@ -32,6 +32,12 @@ export const greeter = defineService({
     }),
     Slow: endpoint({ request: z.object({ ms: z.number().int() }), response: z.object({ ok: z.boolean() }) }),
     Stream: serverStream({ request: z.object({ name: z.string(), count: z.number().int().min(0).max(1000) }), response: z.object({ message: z.string(), index: z.number().int() }) }),
+    Sum: clientStream({ description: 'Adds numbers up', request: z.object({ x: z.number() }), response: z.object({ sum: z.number(), count: z.number().int() }) }),
+    Chat: bidiStream({
+      description: 'Answers each message in capitals',
+      request: z.object({ text: z.string(), fail: z.boolean().optional() }),
+      response: z.object({ text: z.string() }),
+    }),
   },
 });
 
@@ -42,6 +48,8 @@ export interface Harness {
   url: string;
   /** an access token of the admin of `micro` */
   token: string;
+  /** the `text` of the first message of each Chat stream that was cancelled (its ctx.signal fired) */
+  cancelled: string[];
   close(): Promise<void>;
 }
 
@@ -50,6 +58,7 @@ export async function startHarness(): Promise<Harness> {
   const home = mkdtempSync(join(tmpdir(), 'micro-client-'));
   const server = await new MicroServer({ home, address: 'tcp://127.0.0.1:0', logger: silent }).start();
   const services: Service[] = [];
+  const cancelled: string[] = [];
   try {
     const url = server.gatewayUrl;
     if (!url) throw new Error('micro server started without its gateway');
@@ -75,6 +84,24 @@ export async function startHarness(): Promise<Harness> {
         async *Stream({ name, count }) {
           for (let index = 0; index < count; index++) yield { message: `Hello ${name}`, index };
         },
+        Sum: async (requests) => {
+          let sum = 0;
+          let count = 0;
+          for await (const { x } of requests) {
+            sum += x;
+            count++;
+          }
+          return { sum, count };
+        },
+        async *Chat(requests, ctx) {
+          let first: string | undefined;
+          ctx.signal.addEventListener('abort', () => cancelled.push(first ?? ''));
+          for await (const { text, fail } of requests) {
+            first ??= text;
+            if (fail) throw errors.BadRequest('greeter', `cannot answer ${JSON.stringify(text)}`);
+            yield { text: text.toUpperCase() };
+          }
+        },
       },
       { registry, address: 'tcp://127.0.0.1:0', namespace: 'micro', logger: silent },
     );
@@ -87,10 +114,14 @@ export async function startHarness(): Promise<Harness> {
       server,
       url,
       token,
+      cancelled,
       close: async () => {
-        for (const s of services) await s.stop();
-        await server.stop();
-        rmSync(home, { recursive: true, force: true });
+        try {
+          for (const s of services) await s.stop();
+          await server.stop();
+        } finally {
+          rmSync(home, { recursive: true, force: true });
+        }
       },
     };
   } catch (err) {

@@ -1,7 +1,6 @@
 import { brokerHandlers, registryHandlers, type Broker, type brokerService, type Handlers, type Logger, type Registry, type registryService, type ServiceDef } from '@micro/sdk';
 import { namespaceFor } from './auth/guard.js';
-import type { Accounts } from './auth/accounts.js';
-import type { Tokens } from './auth/tokens.js';
+import type { AuthAccounts, AuthTokens } from './auth/storage.js';
 
 /**
  * What micro server gives each of its core services: where to keep data, the shared
@@ -15,8 +14,8 @@ export interface CoreContext {
   logger: Logger;
   registry: Registry;
   broker: Broker;
-  accounts: Accounts;
-  tokens: Tokens;
+  accounts: AuthAccounts;
+  tokens: AuthTokens;
 }
 
 /**

@@ -10,6 +10,7 @@ import {
   microHome,
   processAlive,
   privateDir,
+  profileFromEnv,
   readJson,
   registryService,
   runtime as runtimeService,
@@ -18,15 +19,16 @@ import {
   writeJsonDurable,
   type Logger,
 } from '@micro/sdk';
-import { Accounts } from './auth/accounts.js';
+import { openAuthStorage } from './auth/open.js';
+import type { AuthAccounts, AuthTokens } from './auth/storage.js';
 import { authenticate } from './auth/guard.js';
 import { authCoreService } from './auth/index.js';
-import { Tokens } from './auth/tokens.js';
 import { guardedBroker, guardedRegistry, type CoreContext, type CoreService, type CoreServiceFactory } from './core.js';
 import { CORE_SERVICES } from './core-services.js';
 import { ensureServerDirs, serverPaths, type ServerPaths } from './home.js';
 import { LocalRuntime, runtimeHandlers, type RuntimeOptions } from './runtime/index.js';
 import { DEFAULT_GATEWAY_ADDRESS, Gateway } from './gateway/index.js';
+import { openRateLimiter, type RedisRateLimiter } from './gateway/ratelimit-redis.js';
 
 export interface MicroServerOptions {
   /** MICRO_HOME (default: the environment's, or ~/.micro) */
@@ -68,8 +70,9 @@ export class MicroServer {
   private rpc: RpcServer | undefined;
   private services: Service[] = [];
   private cores: CoreService[] = [];
-  private accounts: Accounts | undefined;
-  private tokens: Tokens | undefined;
+  private accounts: AuthAccounts | undefined;
+  private tokens: AuthTokens | undefined;
+  private limiter: RedisRateLimiter | undefined;
   private locked = false;
   private boundAddress: string | undefined;
   private runtime: LocalRuntime | undefined;
@@ -101,13 +104,16 @@ export class MicroServer {
     ensureServerDirs(this.paths);
     this.lock();
     try {
-      // accounts, rules, API keys and sessions in <home>/data/auth.db; signing keys in server/jwt-keys.json
-      this.accounts = new Accounts(join(privateDir(join(this.paths.home, 'data')), 'auth.db'));
-      this.tokens = await Tokens.load(this.paths.keys);
-      // the runtime starts every instance afresh, with new secrets
-      this.accounts.dropServiceSecrets();
-      if (!existsSync(this.paths.admin) || !this.accounts.get('admin', 'micro')) {
-        writeJsonDurable(this.paths.admin, { ...this.accounts.createAdmin(), namespace: 'micro' });
+      // accounts, rules, API keys, sessions and signing keys: <home>/data/auth.db and
+      // server/jwt-keys.json (local profile), or Postgres shared by the nodes (nats)
+      const profile = profileFromEnv();
+      const auth = await openAuthStorage(profile, { home: this.paths.home, serverDir: this.paths.dir, keysPath: this.paths.keys }, { logger: this.logger });
+      this.accounts = auth.accounts;
+      this.tokens = auth.tokens;
+      // the runtime starts every instance afresh, with new secrets (this node's only)
+      await this.accounts.dropServiceSecrets();
+      if (!existsSync(this.paths.admin) || !(await this.accounts.get('admin', 'micro'))) {
+        writeJsonDurable(this.paths.admin, { ...(await this.accounts.createAdmin()), namespace: 'micro' });
         this.logger.info(`created the admin account; its secret is in ${this.paths.admin}`);
       }
       this.rpc = new RpcServer({ logger: this.logger });
@@ -148,13 +154,17 @@ export class MicroServer {
       for (const svc of this.services) await svc.start();
       // --- API gateway (packages/server/src/gateway): HTTP/JSON in front of the services of every namespace
       if (this.gatewayAddress !== false) {
+        // rate limits shared by the nodes in Redis (nats profile); in memory otherwise
+        this.limiter = await openRateLimiter(profile, { logger: this.logger.child({ component: 'gateway' }) });
         this.gateway = new Gateway({
+          limiter: this.limiter,
           address: this.gatewayAddress,
           registry: this.registry,
           tokens: this.tokens,
           accounts: this.accounts,
           logger: this.logger.child({ component: 'gateway' }),
           selfGuarded: this.cores.map((cs) => cs.def.name),
+          publicEndpoints: Object.fromEntries(this.cores.map((cs) => [cs.def.name, ['Debug.Health', ...(cs.publicEndpoints ?? [])]])),
           corsOrigins: process.env.MICRO_GATEWAY_CORS_ORIGINS?.split(',').map((o) => o.trim()).filter(Boolean),
         });
         await this.gateway.listen();
@@ -184,6 +194,8 @@ export class MicroServer {
     // --- API gateway: no new calls from outside
     await this.gateway?.close().catch((err: unknown) => this.logger.error({ err }, 'gateway stop failed'));
     this.gateway = undefined;
+    await this.limiter?.close();
+    this.limiter = undefined;
     // --- end API gateway
     await this.runtime?.stop().catch((err: unknown) => this.logger.error({ err }, 'runtime stop failed'));
     this.runtime = undefined;

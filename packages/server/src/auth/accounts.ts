@@ -1,5 +1,6 @@
-import { createHmac, randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { DEFAULT_RULE, errors, type Account, type AccountInfo } from '@micro/sdk';
+import { SecretHasher, type StoredSecret } from './crypto.js';
 import { openAuthDb, type Db } from './db.js';
 import { ApiKeys } from './keys.js';
 import { RuleStore } from './rules.js';
@@ -26,7 +27,7 @@ export interface AccountsOptions {
 
 type AccountType = 'user' | 'service';
 
-interface AccountRow {
+export interface AccountRow {
   namespace: string;
   id: string;
   type: string;
@@ -35,11 +36,7 @@ interface AccountRow {
   created_at: number;
 }
 
-interface SecretRow {
-  kind: 'scrypt' | 'hmac';
-  salt: string | null;
-  hash: string;
-}
+type SecretRow = StoredSecret;
 
 export interface NewAccount {
   id: string;
@@ -54,27 +51,23 @@ export interface NewAccount {
 /** bounds, so that no caller can grow the database without limit */
 export const LIMITS = { accountsPerNamespace: 10_000, ephemeralSecrets: 256 };
 
-const KEYLEN = 32;
-
 export class Accounts {
   readonly db: Db;
   readonly keys: ApiKeys;
   readonly sessions: Sessions;
   readonly rules: RuleStore;
-  private readonly hmacKey: Buffer;
-  private readonly scryptOptions: ScryptOptions;
+  private readonly hasher: SecretHasher;
   private readonly st;
 
   constructor(path: string, options: AccountsOptions = {}) {
     this.db = openAuthDb(path);
-    this.scryptOptions = { N: options.scrypt?.N ?? 16384, r: 8, p: 1, maxmem: 64 * 1024 * 1024 };
     const db = this.db;
     let key = (db.prepare("SELECT value FROM meta WHERE key = 'hmac_key'").get() as { value: string } | undefined)?.value;
     if (!key) {
       key = randomBytes(32).toString('hex');
       db.prepare("INSERT INTO meta (key, value) VALUES ('hmac_key', ?)").run(key);
     }
-    this.hmacKey = Buffer.from(key, 'hex');
+    this.hasher = new SecretHasher(Buffer.from(key, 'hex'), options.scrypt?.N);
     this.st = {
       get: db.prepare<[string, string], AccountRow>('SELECT * FROM accounts WHERE namespace = ? AND id = ?'),
       insert: db.prepare('INSERT INTO accounts (namespace, id, type, scopes, metadata, created_at) VALUES (?, ?, ?, ?, ?, ?)'),
@@ -191,23 +184,7 @@ export class Accounts {
   async verify(id: string, namespace: string, secret: string): Promise<Account | undefined> {
     const row = this.st.get.get(namespace, id);
     const secrets = row ? this.st.secrets.all(namespace, id) : [];
-    let ok = false;
-    let slowChecked = false;
-    const keyed = Buffer.from(this.keyedHash(secret), 'hex');
-    for (const stored of secrets) {
-      const expected = Buffer.from(stored.hash, 'hex');
-      let candidate: Buffer = keyed;
-      if (stored.kind === 'scrypt') {
-        candidate = await this.scryptHash(secret, Buffer.from(stored.salt ?? '', 'hex'));
-        slowChecked = true;
-      }
-      if (candidate.length === expected.length && timingSafeEqual(candidate, expected)) {
-        ok = true;
-        break;
-      }
-    }
-    // spend the time of a slow check when none was made, so timing does not tell which ids exist
-    if (!ok && !slowChecked) await this.scryptHash(secret, randomBytes(16));
+    const ok = await this.hasher.matches(secret, secrets);
     return ok && row ? toAccount(row) : undefined;
   }
 
@@ -222,22 +199,17 @@ export class Accounts {
     this.sessions.revokeAccount(id, namespace);
   }
 
-  private async slowHash(secret: string): Promise<{ kind: 'scrypt'; salt: string; hash: string }> {
-    const salt = randomBytes(16);
-    const hash = await this.scryptHash(secret, salt);
-    return { kind: 'scrypt', salt: salt.toString('hex'), hash: hash.toString('hex') };
-  }
-
-  private scryptHash(secret: string, salt: Buffer): Promise<Buffer> {
-    return new Promise((resolve, reject) => scrypt(secret, salt, KEYLEN, this.scryptOptions, (err, key) => (err ? reject(err) : resolve(key))));
+  private slowHash(secret: string): Promise<{ kind: 'scrypt'; salt: string; hash: string }> {
+    return this.hasher.slow(secret);
   }
 
   private keyedHash(secret: string): string {
-    return createHmac('sha256', this.hmacKey).update(secret).digest('hex');
+    return this.hasher.keyed(secret);
   }
 }
 
-function toAccount(row: AccountRow): Account {
+/** An account of a row of either storage (scopes and metadata as JSON). */
+export function toAccount(row: AccountRow): Account {
   const account: Account = { id: row.id, type: row.type, issuer: row.namespace, scopes: JSON.parse(row.scopes) as string[] };
   const metadata = JSON.parse(row.metadata) as Record<string, string>;
   if (Object.keys(metadata).length > 0) account.metadata = metadata;

@@ -17,7 +17,9 @@ import {
   z,
   type Credentials,
 } from '@micro/sdk';
-import { silent, startAuthHarness, type AuthHarness } from './testing.js';
+import { engineUrl } from '@micro/sdk/testing';
+import type { AuthAccounts, AuthTokens } from './storage.js';
+import { silent, startAuthHarness, startPgAuthHarness, type AuthHarness } from './testing.js';
 
 /*
  * Rules enforced where the call is served: services of a namespace, run against the
@@ -45,151 +47,157 @@ const front = defineService({
   endpoints: { Relay: endpoint({ request: z.object({}), response: z.object({ id: z.string().nullable(), type: z.string().nullable(), token: z.string().nullable() }) }) },
 });
 
-describe('services enforce auth where the call is served', () => {
-  let h: AuthHarness;
-  let alice: Credentials;
-  let bob: Credentials;
-  let tenantAdmin: Credentials;
-  const services: Service[] = [];
+// over both storages: SQLite (local profile) and PostgreSQL (nats profile)
+const pgSkip = { skip: (why?: string) => void why };
+const pgUrl = await engineUrl(pgSkip, 'postgres');
 
-  /** a client of the services of a namespace, as these credentials (anonymous without) */
-  const caller = (namespace: string, creds?: Credentials | { token: string }) => {
-    const middleware = creds ? [bearer('token' in creds ? creds.token : new TokenSource(creds, new Client({ address: h.address, namespace: 'micro', preferLocal: false, middleware: [] })))] : [];
-    return new Client({ namespace, registry: h.registry, preferLocal: false, middleware, retries: 0 });
-  };
+for (const storage of ['sqlite', 'postgres'] as const) {
+  describe(`services enforce auth where the call is served (${storage})`, { skip: storage === 'postgres' && !pgUrl ? 'postgres is not reachable' : false }, () => {
+    let h: AuthHarness<AuthAccounts, AuthTokens>;
+    let alice: Credentials;
+    let bob: Credentials;
+    let tenantAdmin: Credentials;
+    const services: Service[] = [];
 
-  const start = async <S extends Service>(svc: S): Promise<S> => {
-    services.push(svc);
-    return svc.start();
-  };
+    /** a client of the services of a namespace, as these credentials (anonymous without) */
+    const caller = (namespace: string, creds?: Credentials | { token: string }) => {
+      const middleware = creds ? [bearer('token' in creds ? creds.token : new TokenSource(creds, new Client({ address: h.address, namespace: 'micro', preferLocal: false, middleware: [] })))] : [];
+      return new Client({ namespace, registry: h.registry, preferLocal: false, middleware, retries: 0 });
+    };
 
-  before(async () => {
-    h = await startAuthHarness();
-    const admin = h.authAs(h.admin);
-    alice = { id: 'alice', secret: (await admin.CreateAccount({ id: 'alice', namespace: 'tenant-a', scopes: ['dev'] })).secret as string, namespace: 'tenant-a' };
-    bob = { id: 'bob', secret: (await admin.CreateAccount({ id: 'bob', namespace: 'tenant-b', scopes: ['dev', 'admin'] })).secret as string, namespace: 'tenant-b' };
-    tenantAdmin = { id: 'boss', secret: (await admin.CreateAccount({ id: 'boss', namespace: 'tenant-a', scopes: ['admin'] })).secret as string, namespace: 'tenant-a' };
-    const whoCreds = { ...h.accounts.issueServiceSecret('who', 'tenant-a'), namespace: 'tenant-a' };
-    const frontCreds = { ...h.accounts.issueServiceSecret('front', 'tenant-a'), namespace: 'tenant-a' };
-    const me = (ctx: { account?: { id: string; type: string } | undefined; metadata: Record<string, string> }) => ({
-      id: ctx.account?.id ?? null,
-      type: ctx.account?.type ?? null,
-      token: ctx.metadata.authorization ?? null,
+    const start = async <S extends Service>(svc: S): Promise<S> => {
+      services.push(svc);
+      return svc.start();
+    };
+
+    before(async () => {
+      h = storage === 'sqlite' ? await startAuthHarness() : ((await startPgAuthHarness(pgSkip)) as AuthHarness<AuthAccounts, AuthTokens>);
+      const admin = h.authAs(h.admin);
+      alice = { id: 'alice', secret: (await admin.CreateAccount({ id: 'alice', namespace: 'tenant-a', scopes: ['dev'] })).secret as string, namespace: 'tenant-a' };
+      bob = { id: 'bob', secret: (await admin.CreateAccount({ id: 'bob', namespace: 'tenant-b', scopes: ['dev', 'admin'] })).secret as string, namespace: 'tenant-b' };
+      tenantAdmin = { id: 'boss', secret: (await admin.CreateAccount({ id: 'boss', namespace: 'tenant-a', scopes: ['admin'] })).secret as string, namespace: 'tenant-a' };
+      const whoCreds = { ...(await h.accounts.issueServiceSecret('who', 'tenant-a')), namespace: 'tenant-a' };
+      const frontCreds = { ...(await h.accounts.issueServiceSecret('front', 'tenant-a')), namespace: 'tenant-a' };
+      const me = (ctx: { account?: { id: string; type: string } | undefined; metadata: Record<string, string> }) => ({
+        id: ctx.account?.id ?? null,
+        type: ctx.account?.type ?? null,
+        token: ctx.metadata.authorization ?? null,
+      });
+      await start(
+        new Service(who, { Me: (_req, ctx) => me(ctx), Secret: () => ({ ok: true }) }, { namespace: 'tenant-a', registry: h.registry, logger: silent, auth: new ServiceAuth({ address: h.address, credentials: whoCreds, refreshInterval: 0 }) }),
+      );
+      const whoClient = createClient(who, { namespace: 'tenant-a', registry: h.registry, preferLocal: false, middleware: [] });
+      await start(
+        new Service(front, { Relay: (_req, ctx) => whoClient.Me({}, { parent: ctx }) }, { namespace: 'tenant-a', registry: h.registry, logger: silent, auth: new ServiceAuth({ address: h.address, credentials: frontCreds, refreshInterval: 0 }) }),
+      );
     });
-    await start(
-      new Service(who, { Me: (_req, ctx) => me(ctx), Secret: () => ({ ok: true }) }, { namespace: 'tenant-a', registry: h.registry, logger: silent, auth: new ServiceAuth({ address: h.address, credentials: whoCreds, refreshInterval: 0 }) }),
-    );
-    const whoClient = createClient(who, { namespace: 'tenant-a', registry: h.registry, preferLocal: false, middleware: [] });
-    await start(
-      new Service(front, { Relay: (_req, ctx) => whoClient.Me({}, { parent: ctx }) }, { namespace: 'tenant-a', registry: h.registry, logger: silent, auth: new ServiceAuth({ address: h.address, credentials: frontCreds, refreshInterval: 0 }) }),
-    );
-  });
 
-  after(async () => {
-    for (const s of services.reverse()) await s.stop();
-    await h.close();
-  });
+    after(async () => {
+      for (const s of services.reverse()) await s.stop();
+      await h.close();
+    });
 
-  test('an anonymous call is denied by default (401); an account of the namespace is let in and seen on ctx.account', async () => {
-    await assert.rejects(caller('tenant-a').call('who', 'Me', {}), code(401, /credentials required to call service:who:Me \(no rule grants it\)/));
-    const res = (await caller('tenant-a', alice).call('who', 'Me', {})) as { id: string; type: string };
-    assert.equal(res.id, 'alice');
-    assert.equal(res.type, 'user');
-    // the health endpoint stays public
-    assert.equal(((await caller('tenant-a').call('who', 'Debug.Health', {})) as { status: string }).status, 'ok');
-  });
+    test('an anonymous call is denied by default (401); an account of the namespace is let in and seen on ctx.account', async () => {
+      await assert.rejects(caller('tenant-a').call('who', 'Me', {}), code(401, /credentials required to call service:who:Me \(no rule grants it\)/));
+      const res = (await caller('tenant-a', alice).call('who', 'Me', {})) as { id: string; type: string };
+      assert.equal(res.id, 'alice');
+      assert.equal(res.type, 'user');
+      // the health endpoint stays public
+      assert.equal(((await caller('tenant-a').call('who', 'Debug.Health', {})) as { status: string }).status, 'ok');
+    });
 
-  test('a token of another namespace is refused (403) even by an admin of that namespace', async () => {
-    await assert.rejects(caller('tenant-a', bob).call('who', 'Me', {}), code(403, /namespace tenant-b cannot call services of namespace tenant-a/));
-    // the admin of micro reaches every namespace
-    assert.equal(((await caller('tenant-a', h.admin).call('who', 'Me', {})) as { id: string }).id, 'admin');
-  });
+    test('a token of another namespace is refused (403) even by an admin of that namespace', async () => {
+      await assert.rejects(caller('tenant-a', bob).call('who', 'Me', {}), code(403, /namespace tenant-b cannot call services of namespace tenant-a/));
+      // the admin of micro reaches every namespace
+      assert.equal(((await caller('tenant-a', h.admin).call('who', 'Me', {})) as { id: string }).id, 'admin');
+    });
 
-  test('expired, forged and malformed tokens get a 401 that says why', async () => {
-    await assert.rejects(caller('tenant-a', { token: 'not-a-jwt' }).call('who', 'Me', {}), code(401, /three parts/));
-    const { token } = await h.authAs().Token(alice);
-    const [head, body] = token.split('.') as [string, string];
-    await assert.rejects(caller('tenant-a', { token: `${head}.${body}.${'A'.repeat(86)}` }).call('who', 'Me', {}), code(401, /signature/));
-    const bad = new Client({ namespace: 'tenant-a', registry: h.registry, preferLocal: false, middleware: [], metadata: { authorization: 'Basic abc' } });
-    await assert.rejects(bad.call('who', 'Me', {}), code(401, /Bearer/));
-  });
+    test('expired, forged and malformed tokens get a 401 that says why', async () => {
+      await assert.rejects(caller('tenant-a', { token: 'not-a-jwt' }).call('who', 'Me', {}), code(401, /three parts/));
+      const { token } = await h.authAs().Token(alice);
+      const [head, body] = token.split('.') as [string, string];
+      await assert.rejects(caller('tenant-a', { token: `${head}.${body}.${'A'.repeat(86)}` }).call('who', 'Me', {}), code(401, /signature/));
+      const bad = new Client({ namespace: 'tenant-a', registry: h.registry, preferLocal: false, middleware: [], metadata: { authorization: 'Basic abc' } });
+      await assert.rejects(bad.call('who', 'Me', {}), code(401, /Bearer/));
+    });
 
-  test('rules are applied in priority order as they change, after a refresh', async () => {
-    const boss = h.authAs(tenantAdmin);
-    const svc = services[0] as Service;
-    const auth = (svc as unknown as { auth: ServiceAuth }).auth;
-    await boss.CreateRule({ id: 'no-secret', resource: 'service:who:Secret', scope: '*', access: 'denied', priority: 10 });
-    await boss.CreateRule({ id: 'dev-secret', resource: 'service:who:Secret', scope: 'dev', access: 'granted', priority: 20 });
-    await boss.CreateRule({ id: 'public-me', resource: 'service:who:Me', scope: '', access: 'granted', priority: 30 });
-    await auth.refreshRules();
-    assert.ok(await caller('tenant-a', alice).call('who', 'Secret', {}), 'dev may, by the higher rule');
-    await assert.rejects(caller('tenant-a', tenantAdmin).call('who', 'Secret', {}), code(403, /rule no-secret denies it/));
-    await assert.rejects(caller('tenant-a').call('who', 'Secret', {}), code(401));
-    // a public rule: no token needed
-    const anonymous = (await caller('tenant-a').call('who', 'Me', {})) as { id: string | null; type: string | null };
-    assert.deepEqual([anonymous.id, anonymous.type], [null, null]);
-    await boss.DeleteRule({ id: 'public-me' });
-    await boss.DeleteRule({ id: 'dev-secret' });
-    await auth.refreshRules();
-    await assert.rejects(caller('tenant-a').call('who', 'Me', {}), code(401));
-    await assert.rejects(caller('tenant-a', alice).call('who', 'Secret', {}), code(403));
-    await boss.DeleteRule({ id: 'no-secret' });
-    await auth.refreshRules();
-  });
+    test('rules are applied in priority order as they change, after a refresh', async () => {
+      const boss = h.authAs(tenantAdmin);
+      const svc = services[0] as Service;
+      const auth = (svc as unknown as { auth: ServiceAuth }).auth;
+      await boss.CreateRule({ id: 'no-secret', resource: 'service:who:Secret', scope: '*', access: 'denied', priority: 10 });
+      await boss.CreateRule({ id: 'dev-secret', resource: 'service:who:Secret', scope: 'dev', access: 'granted', priority: 20 });
+      await boss.CreateRule({ id: 'public-me', resource: 'service:who:Me', scope: '', access: 'granted', priority: 30 });
+      await auth.refreshRules();
+      assert.ok(await caller('tenant-a', alice).call('who', 'Secret', {}), 'dev may, by the higher rule');
+      await assert.rejects(caller('tenant-a', tenantAdmin).call('who', 'Secret', {}), code(403, /rule no-secret denies it/));
+      await assert.rejects(caller('tenant-a').call('who', 'Secret', {}), code(401));
+      // a public rule: no token needed
+      const anonymous = (await caller('tenant-a').call('who', 'Me', {})) as { id: string | null; type: string | null };
+      assert.deepEqual([anonymous.id, anonymous.type], [null, null]);
+      await boss.DeleteRule({ id: 'public-me' });
+      await boss.DeleteRule({ id: 'dev-secret' });
+      await auth.refreshRules();
+      await assert.rejects(caller('tenant-a').call('who', 'Me', {}), code(401));
+      await assert.rejects(caller('tenant-a', alice).call('who', 'Secret', {}), code(403));
+      await boss.DeleteRule({ id: 'no-secret' });
+      await auth.refreshRules();
+    });
 
-  test('a service calling another carries its own identity, never the caller\'s token', async () => {
-    const { token: aliceToken } = await h.authAs().Token(alice);
-    const seen = (await caller('tenant-a', { token: aliceToken }).call('front', 'Relay', {})) as { id: string; type: string; token: string };
-    assert.equal(seen.id, 'service:front');
-    assert.equal(seen.type, 'service');
-    assert.ok(!seen.token.includes(aliceToken), 'the user token did not travel on');
-  });
+    test('a service calling another carries its own identity, never the caller\'s token', async () => {
+      const { token: aliceToken } = await h.authAs().Token(alice);
+      const seen = (await caller('tenant-a', { token: aliceToken }).call('front', 'Relay', {})) as { id: string; type: string; token: string };
+      assert.equal(seen.id, 'service:front');
+      assert.equal(seen.type, 'service');
+      assert.ok(!seen.token.includes(aliceToken), 'the user token did not travel on');
+    });
 
-  test('tokens signed after a key rotation are verified (the service fetches the new key)', async () => {
-    await h.authAs(h.admin).RotateKeys({});
-    const res = (await caller('tenant-a', alice).call('who', 'Me', {})) as { id: string };
-    assert.equal(res.id, 'alice');
-  });
+    test('tokens signed after a key rotation are verified (the service fetches the new key)', async () => {
+      await h.authAs(h.admin).RotateKeys({});
+      const res = (await caller('tenant-a', alice).call('who', 'Me', {})) as { id: string };
+      assert.equal(res.id, 'alice');
+    });
 
-  test('a service started from the environment (MICRO_SERVER) denies anonymous calls by default', async () => {
-    const creds = h.accounts.issueServiceSecret('envsvc', 'tenant-a');
-    const sdk = fileURLToPath(new URL('../../../sdk/dist/index.js', import.meta.url));
-    const script = join(h.home, 'envsvc.mjs');
-    writeFileSync(
-      script,
-      `import { defineService, endpoint, run, z } from ${JSON.stringify(sdk)};
+    test('a service started from the environment (MICRO_SERVER) denies anonymous calls by default', async () => {
+      const creds = await h.accounts.issueServiceSecret('envsvc', 'tenant-a');
+      const sdk = fileURLToPath(new URL('../../../sdk/dist/index.js', import.meta.url));
+      const script = join(h.home, 'envsvc.mjs');
+      writeFileSync(
+        script,
+        `import { defineService, endpoint, run, z } from ${JSON.stringify(sdk)};
 const def = defineService({ name: 'envsvc', version: '1.0.0', endpoints: { Me: endpoint({ request: z.object({}), response: z.object({ id: z.string().nullable() }) }) } });
 await run(def, { Me: (_r, ctx) => ({ id: ctx.account?.id ?? null }) });
 console.log('ready');
 `,
-    );
-    const child = spawn(process.execPath, [script], {
-      env: { ...process.env, MICRO_SERVER: h.address, MICRO_AUTH_ID: creds.id, MICRO_AUTH_SECRET: creds.secret, MICRO_AUTH_NAMESPACE: 'tenant-a', MICRO_NAMESPACE: 'tenant-a', MICRO_LOG_LEVEL: 'silent', MICRO_HOME: h.home },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    try {
-      await new Promise<void>((resolve, reject) => {
-        let out = '';
-        const timer = setTimeout(() => reject(new Error(`envsvc did not start: ${out}`)), 15_000);
-        child.stdout.on('data', (d: Buffer) => {
-          out += d.toString();
-          if (out.includes('ready')) {
-            clearTimeout(timer);
-            resolve();
-          }
-        });
-        child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-        child.once('exit', (c) => {
-          clearTimeout(timer);
-          reject(new Error(`envsvc exited ${c}: ${out}`));
-        });
+      );
+      const child = spawn(process.execPath, [script], {
+        env: { ...process.env, MICRO_SERVER: h.address, MICRO_AUTH_ID: creds.id, MICRO_AUTH_SECRET: creds.secret, MICRO_AUTH_NAMESPACE: 'tenant-a', MICRO_NAMESPACE: 'tenant-a', MICRO_LOG_LEVEL: 'silent', MICRO_HOME: h.home },
+        stdio: ['ignore', 'pipe', 'pipe'],
       });
-      await assert.rejects(caller('tenant-a').call('envsvc', 'Me', {}), code(401));
-      assert.deepEqual(await caller('tenant-a', alice).call('envsvc', 'Me', {}), { id: 'alice' });
-      await assert.rejects(caller('tenant-a', bob).call('envsvc', 'Me', {}), code(403));
-    } finally {
-      child.kill('SIGTERM');
-      await new Promise((r) => (child.exitCode !== null ? r(undefined) : child.once('exit', r)));
-    }
+      try {
+        await new Promise<void>((resolve, reject) => {
+          let out = '';
+          const timer = setTimeout(() => reject(new Error(`envsvc did not start: ${out}`)), 15_000);
+          child.stdout.on('data', (d: Buffer) => {
+            out += d.toString();
+            if (out.includes('ready')) {
+              clearTimeout(timer);
+              resolve();
+            }
+          });
+          child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+          child.once('exit', (c) => {
+            clearTimeout(timer);
+            reject(new Error(`envsvc exited ${c}: ${out}`));
+          });
+        });
+        await assert.rejects(caller('tenant-a').call('envsvc', 'Me', {}), code(401));
+        assert.deepEqual(await caller('tenant-a', alice).call('envsvc', 'Me', {}), { id: 'alice' });
+        await assert.rejects(caller('tenant-a', bob).call('envsvc', 'Me', {}), code(403));
+      } finally {
+        child.kill('SIGTERM');
+        await new Promise((r) => (child.exitCode !== null ? r(undefined) : child.once('exit', r)));
+      }
+    });
   });
-});
+}

@@ -1,5 +1,5 @@
 import { bearerToken, errors, isPlatformAdmin, type Account, type Context, type HandlerMiddleware } from '@micro/sdk';
-import type { Tokens } from './tokens.js';
+import type { AuthTokens } from './storage.js';
 
 /**
  * Authentication and the namespace rule for the core services, applied where the call is
@@ -15,7 +15,7 @@ export function isAdmin(account: Account | undefined): boolean {
   return isPlatformAdmin(account);
 }
 
-export function authenticate(tokens: Tokens, publicEndpoints: ReadonlySet<string> = new Set()): HandlerMiddleware {
+export function authenticate(tokens: Pick<AuthTokens, 'verify'>, publicEndpoints: ReadonlySet<string> = new Set()): HandlerMiddleware {
   return async (ctx, req, next) => {
     if (publicEndpoints.has(ctx.endpoint)) return next(req);
     const header = ctx.metadata.authorization;

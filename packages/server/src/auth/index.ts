@@ -8,14 +8,17 @@ export { Tokens, ACCESS_TTL } from './tokens.js';
 export type { TokensOptions } from './tokens.js';
 export { authenticate, namespaceFor, isAdmin, requireAdmin, isNamespaceAdmin, adminNamespaceFor } from './guard.js';
 export { authHandlers } from './service.js';
+export type { AuthAccounts, AuthTokens, ApiKeyStorage, SessionStorage, RuleStorage, MaybePromise } from './storage.js';
+export { openAuthStorage, authKeyFromEnv } from './open.js';
+export { openPgAuth, nodeId, PgAccounts, PgTokens } from './pg/index.js';
+export type { PgAuth, PgAuthOptions } from './pg/index.js';
 
 /** The auth core service: its handlers over the server's accounts and tokens; closes the database on stop. */
 export const authCoreService: CoreServiceFactory = (c) => ({
   def: authApi,
   handlers: authHandlers(c.accounts, c.tokens),
   publicEndpoints: [...AUTH_PUBLIC_ENDPOINTS],
-  stop: () => {
-    c.accounts.close();
-    return Promise.resolve();
+  stop: async () => {
+    await c.accounts.close();
   },
 });

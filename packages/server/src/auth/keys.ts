@@ -9,7 +9,7 @@ import type { Db } from './db.js';
  * account's), and never with more than the account has now. Revoking deletes it.
  */
 
-interface KeyRow {
+export interface KeyRow {
   key_id: string;
   namespace: string;
   account: string;
@@ -21,7 +21,7 @@ interface KeyRow {
 }
 
 export const KEY_PREFIX = 'mk_';
-const KEY_FORMAT = /^mk_[0-9a-f]{16}\.[A-Za-z0-9_-]{43}$/;
+export const KEY_FORMAT = /^mk_[0-9a-f]{16}\.[A-Za-z0-9_-]{43}$/;
 export const MAX_KEYS_PER_ACCOUNT = 100;
 
 export class ApiKeys {
@@ -66,17 +66,7 @@ export class ApiKeys {
     if (!row) return undefined;
     const expected = Buffer.from(row.hash, 'hex');
     if (candidate.length !== expected.length || !timingSafeEqual(candidate, expected)) return undefined;
-    if (row.expires_at !== null && row.expires_at <= Date.now()) return undefined;
-    const owner = this.account(row.account, row.namespace);
-    if (!owner) return undefined;
-    const keyScopes = JSON.parse(row.scopes) as string[];
-    return {
-      id: owner.id,
-      type: 'apikey',
-      issuer: owner.issuer,
-      scopes: keyScopes.filter((s) => owner.scopes.includes(s)),
-      metadata: { ...owner.metadata, key: row.key_id, keyName: row.name },
-    };
+    return keyAccount(row, this.account(row.account, row.namespace));
   }
 
   get(keyId: string): KeyInfo | undefined {
@@ -94,7 +84,24 @@ export class ApiKeys {
   }
 }
 
-function info(row: KeyRow): KeyInfo {
+/**
+ * What a key whose secret matched acts as, now: undefined when it expired or its account
+ * is gone; the key's scopes intersected with the account's current ones.
+ */
+export function keyAccount(row: KeyRow, owner: Account | undefined, now = Date.now()): Account | undefined {
+  if (row.expires_at !== null && row.expires_at <= now) return undefined;
+  if (!owner) return undefined;
+  const keyScopes = JSON.parse(row.scopes) as string[];
+  return {
+    id: owner.id,
+    type: 'apikey',
+    issuer: owner.issuer,
+    scopes: keyScopes.filter((s) => owner.scopes.includes(s)),
+    metadata: { ...owner.metadata, key: row.key_id, keyName: row.name },
+  };
+}
+
+export function info(row: KeyRow): KeyInfo {
   const out: KeyInfo = { id: row.key_id, name: row.name, account: row.account, namespace: row.namespace, scopes: JSON.parse(row.scopes) as string[], createdAt: row.created_at };
   if (row.expires_at !== null) out.expiresAt = row.expires_at;
   return out;

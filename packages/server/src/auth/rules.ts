@@ -7,7 +7,7 @@ import type { Db } from './db.js';
  * resource, scope and priority, other access) is refused with a 409 naming it.
  */
 
-interface RuleRow {
+export interface RuleRow {
   namespace: string;
   id: string;
   resource: string;
@@ -40,16 +40,7 @@ export class RuleStore {
   create(namespace: string, rule: Rule): StoredRule {
     const stored: StoredRule = { id: rule.id, resource: rule.resource, scope: rule.scope, access: rule.access, priority: rule.priority, namespace };
     this.db.transaction(() => {
-      const existing = this.list(namespace);
-      if (existing.some((r) => r.id === rule.id)) throw errors.Conflict('auth', `rule ${rule.id} exists in namespace ${namespace} — delete it first, or pick another id`);
-      const clash = conflictingRule(existing, stored);
-      if (clash) {
-        throw errors.Conflict(
-          'auth',
-          `rule ${rule.id} conflicts with rule ${clash.id}: both apply to ${rule.resource} for scope ${JSON.stringify(rule.scope)} at priority ${rule.priority}, one ${clash.access}, one ${rule.access} — give one of them another priority`,
-        );
-      }
-      if (existing.length >= MAX_RULES_PER_NAMESPACE) throw errors.TooManyRequests('auth', `namespace ${namespace} has ${MAX_RULES_PER_NAMESPACE} rules, the most it may have`);
+      checkNewRule(this.list(namespace), namespace, stored);
       this.st.insert.run(namespace, rule.id, rule.resource, rule.scope, rule.access, rule.priority, Date.now());
     })();
     return stored;
@@ -65,6 +56,19 @@ export class RuleStore {
   }
 }
 
-function toRule(row: RuleRow): StoredRule {
+/** The checks of a new rule against the rules of its namespace: a 409 or 429 that says why. */
+export function checkNewRule(existing: readonly StoredRule[], namespace: string, rule: StoredRule): void {
+  if (existing.some((r) => r.id === rule.id)) throw errors.Conflict('auth', `rule ${rule.id} exists in namespace ${namespace} — delete it first, or pick another id`);
+  const clash = conflictingRule(existing, rule);
+  if (clash) {
+    throw errors.Conflict(
+      'auth',
+      `rule ${rule.id} conflicts with rule ${clash.id}: both apply to ${rule.resource} for scope ${JSON.stringify(rule.scope)} at priority ${rule.priority}, one ${clash.access}, one ${rule.access} — give one of them another priority`,
+    );
+  }
+  if (existing.length >= MAX_RULES_PER_NAMESPACE) throw errors.TooManyRequests('auth', `namespace ${namespace} has ${MAX_RULES_PER_NAMESPACE} rules, the most it may have`);
+}
+
+export function toRule(row: RuleRow): StoredRule {
   return { id: row.id, resource: row.resource, scope: row.scope, access: row.access, priority: row.priority, namespace: row.namespace };
 }

@@ -1,7 +1,6 @@
 import { errors, type Account, type authApi, type Context, type Handlers } from '@micro/sdk';
-import type { Accounts } from './accounts.js';
 import { adminNamespaceFor, isNamespaceAdmin, namespaceFor, requireAdmin } from './guard.js';
-import type { Tokens } from './tokens.js';
+import type { AuthAccounts, AuthTokens } from './storage.js';
 
 /**
  * The auth service of micro server.
@@ -13,24 +12,24 @@ import type { Tokens } from './tokens.js';
  * - Scope `admin` of the namespace (or an admin of micro): accounts, rules, everyone's keys.
  * - Admins of micro: RotateKeys.
  */
-export function authHandlers(accounts: Accounts, tokens: Tokens): Handlers<typeof authApi> {
+export function authHandlers(accounts: AuthAccounts, tokens: AuthTokens): Handlers<typeof authApi> {
   /**
    * An access token, and for people (user accounts) a refresh token: services and API
    * keys hold their credentials and simply exchange them again.
    */
   const grant = async (account: Account, session = account.type === 'user') => {
     const { token, expiresAt } = await tokens.issue(account);
-    return session ? { token, expiresAt, account, ...accounts.sessions.start(account) } : { token, expiresAt, account };
+    return session ? { token, expiresAt, account, ...(await accounts.sessions.start(account)) } : { token, expiresAt, account };
   };
 
   const refresh = async (refreshToken: string) => {
-    const { account, refreshToken: next, refreshExpiresAt } = accounts.sessions.rotate(refreshToken);
+    const { account, refreshToken: next, refreshExpiresAt } = await accounts.sessions.rotate(refreshToken);
     const { token, expiresAt } = await tokens.issue(account);
     return { token, expiresAt, account, refreshToken: next, refreshExpiresAt };
   };
 
   const apiKeyGrant = async (apiKey: string) => {
-    const account = accounts.keys.verify(apiKey);
+    const account = await accounts.keys.verify(apiKey);
     if (!account) throw errors.Unauthorized('auth', 'API key refused: unknown, revoked, expired or wrong');
     // the key is the long-lived credential: no session on top of it
     return grant(account, false);
@@ -68,17 +67,17 @@ export function authHandlers(accounts: Accounts, tokens: Tokens): Handlers<typeo
         const exp = (JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64url').toString('utf8')) as { exp: number }).exp;
         return { account, expiresAt: exp };
       }
-      const account = accounts.keys.verify(token);
+      const account = await accounts.keys.verify(token);
       if (!account) throw errors.Unauthorized('auth', 'not a valid access token or API key');
-      const info = accounts.keys.get(account.metadata?.key ?? '');
+      const info = await accounts.keys.get(account.metadata?.key ?? '');
       return info?.expiresAt === undefined ? { account } : { account, expiresAt: Math.floor(info.expiresAt / 1000) };
     },
 
     Keys: () => tokens.jwks(),
 
-    RotateKeys: (_req, ctx) => {
+    RotateKeys: async (_req, ctx) => {
       requireAdmin(ctx);
-      return { kid: tokens.rotate() };
+      return { kid: await tokens.rotate() };
     },
 
     CreateAccount: async ({ id, type, secret, scopes, metadata, namespace }, ctx) => {
@@ -88,8 +87,8 @@ export function authHandlers(accounts: Accounts, tokens: Tokens): Handlers<typeo
 
     ListAccounts: ({ namespace, limit, after }, ctx) => accounts.list(adminNamespaceFor(ctx, namespace), limit ?? 100, after ?? ''),
 
-    DeleteAccount: ({ id, namespace }, ctx) => {
-      accounts.delete(id, adminNamespaceFor(ctx, namespace));
+    DeleteAccount: async ({ id, namespace }, ctx) => {
+      await accounts.delete(id, adminNamespaceFor(ctx, namespace));
       return {};
     },
 
@@ -109,25 +108,25 @@ export function authHandlers(accounts: Accounts, tokens: Tokens): Handlers<typeo
       return {};
     },
 
-    CreateRule: ({ namespace, ...rule }, ctx) => {
+    CreateRule: async ({ namespace, ...rule }, ctx) => {
       const ns = adminNamespaceFor(ctx, namespace);
-      accounts.ensureNamespace(ns);
-      return { rule: accounts.rules.create(ns, rule) };
+      await accounts.ensureNamespace(ns);
+      return { rule: await accounts.rules.create(ns, rule) };
     },
 
-    ListRules: ({ namespace }, ctx) => ({ rules: accounts.rules.list(namespaceFor(ctx, namespace)) }),
+    ListRules: async ({ namespace }, ctx) => ({ rules: await accounts.rules.list(namespaceFor(ctx, namespace)) }),
 
-    DeleteRule: ({ id, namespace }, ctx) => {
-      accounts.rules.delete(adminNamespaceFor(ctx, namespace), id);
+    DeleteRule: async ({ id, namespace }, ctx) => {
+      await accounts.rules.delete(adminNamespaceFor(ctx, namespace), id);
       return {};
     },
 
-    CreateKey: ({ name, scopes, expiresIn, namespace }, ctx) => {
+    CreateKey: async ({ name, scopes, expiresIn, namespace }, ctx) => {
       const me = caller(ctx);
       const ns = namespaceFor(ctx, namespace);
       if (ns !== me.issuer) throw errors.BadRequest('auth', `namespace: an API key acts for your own account, of namespace ${me.issuer}; create an account in ${ns} for a key there`);
       if (me.type === 'apikey') throw errors.Forbidden('auth', 'an API key cannot create API keys: log in with the account');
-      const owner = accounts.get(me.id, me.issuer);
+      const owner = await accounts.get(me.id, me.issuer);
       if (!owner) throw errors.NotFound('auth', `account ${me.id} no longer exists`);
       const wanted = dedupe(scopes ?? owner.scopes);
       const extra = wanted.filter((s) => !owner.scopes.includes(s));
@@ -135,19 +134,19 @@ export function authHandlers(accounts: Accounts, tokens: Tokens): Handlers<typeo
       return accounts.keys.create(owner, name, wanted, expiresIn);
     },
 
-    ListKeys: ({ namespace }, ctx) => {
+    ListKeys: async ({ namespace }, ctx) => {
       const me = caller(ctx);
       const ns = namespaceFor(ctx, namespace);
-      return { keys: isNamespaceAdmin(me, ns) ? accounts.keys.list(ns) : accounts.keys.list(ns, me.id) };
+      return { keys: isNamespaceAdmin(me, ns) ? await accounts.keys.list(ns) : await accounts.keys.list(ns, me.id) };
     },
 
-    RevokeKey: ({ id, namespace }, ctx) => {
+    RevokeKey: async ({ id, namespace }, ctx) => {
       const me = caller(ctx);
       const ns = namespaceFor(ctx, namespace);
-      const key = accounts.keys.get(id);
+      const key = await accounts.keys.get(id);
       // another's key is as unknown as a missing one: nothing tells it exists
       if (!key || key.namespace !== ns || (key.account !== me.id && !isNamespaceAdmin(me, ns))) throw errors.NotFound('auth', `no API key ${id} of yours in namespace ${ns}`);
-      accounts.keys.revoke(id);
+      await accounts.keys.revoke(id);
       return {};
     },
   };

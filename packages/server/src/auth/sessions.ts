@@ -10,7 +10,7 @@ import type { Db } from './db.js';
  * chain: whoever holds the newest token must log in again too.
  */
 
-interface RefreshRow {
+export interface RefreshRow {
   hash: string;
   family: string;
   namespace: string;
@@ -24,7 +24,7 @@ interface RefreshRow {
 export const REFRESH_TTL = 7 * 24 * 3600;
 /** sessions an account may hold at once; the oldest ends when a new one starts beyond that */
 export const MAX_SESSIONS = 64;
-const FORMAT = /^mrt_[A-Za-z0-9_-]{43}$/;
+export const REFRESH_FORMAT = /^mrt_[A-Za-z0-9_-]{43}$/;
 
 export class Sessions {
   private readonly st;
@@ -67,7 +67,7 @@ export class Sessions {
   /** Exchanges a refresh token for the next one of its chain; a 401 that says why otherwise. */
   rotate(token: string): { account: Account; refreshToken: string; refreshExpiresAt: number } {
     const refused = (why: string) => errors.Unauthorized('auth', `refresh token refused: ${why}`);
-    if (!FORMAT.test(token)) throw refused('not a refresh token');
+    if (!REFRESH_FORMAT.test(token)) throw refused('not a refresh token');
     const hash = this.hash(token);
     const outcome = this.db.transaction(() => {
       const row = this.st.get.get(hash);

@@ -1,5 +1,6 @@
 import { createPrivateKey, generateKeyPairSync, randomBytes, randomUUID, type KeyObject } from 'node:crypto';
 import { KeySet, readJson, signJwt, writeJsonDurable, accountOf, type Account, type Jwks, type PublicJwk } from '@micro/sdk';
+import type { AuthTokens } from './storage.js';
 
 /**
  * Access tokens: JWTs signed with the server's Ed25519 key, short-lived (15 minutes by
@@ -21,7 +22,7 @@ export interface TokensOptions {
   rotateEvery?: number;
 }
 
-interface StoredKey {
+export interface StoredKey {
   kid: string;
   createdAt: number;
   /** the private JWK; only the current key keeps it */
@@ -39,14 +40,14 @@ interface KeysFile {
 export const ACCESS_TTL = 900;
 const ROTATE_EVERY = 24 * 3600 * 1000;
 
-export class Tokens {
+export class Tokens implements AuthTokens {
   private file: KeysFile;
   private signing!: { kid: string; privateKey: KeyObject };
   private keySet!: KeySet;
   private jwksCache!: Jwks;
   private readonly ttl: number;
   private readonly rotateEvery: number;
-  private readonly cache = new Map<string, { account: Account; exp: number }>();
+  private readonly cache = new VerifiedTokens();
 
   private constructor(
     private readonly path: string,
@@ -92,19 +93,12 @@ export class Tokens {
       if (!k.retiredAt) k.retiredAt = now;
       delete k.privateJwk;
     }
-    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-    const kid = `k${now.toString(36)}${randomBytes(3).toString('hex')}`;
-    const pub = publicKey.export({ format: 'jwk' }) as { x: string };
-    this.file.keys.push({
-      kid,
-      createdAt: now,
-      privateJwk: privateKey.export({ format: 'jwk' }) as Record<string, unknown>,
-      publicJwk: { kty: 'OKP', crv: 'Ed25519', x: pub.x, kid, alg: 'EdDSA', use: 'sig' },
-    });
+    const key = newSigningKey(now);
+    this.file.keys.push(key);
     this.prune(now);
     this.save();
     this.load();
-    return kid;
+    return key.kid;
   }
 
   /** Retired keys whose tokens have all expired leave the ring. */
@@ -140,21 +134,57 @@ export class Tokens {
   async issue(account: Account): Promise<{ token: string; expiresAt: number }> {
     const current = this.file.keys.find((k) => k.kid === this.signing.kid);
     if (current && Date.now() - current.createdAt >= this.rotateEvery) this.rotate();
-    const iat = Math.floor(Date.now() / 1000);
-    const expiresAt = iat + this.ttl;
-    const claims = { sub: account.id, iss: account.issuer, iat, exp: expiresAt, jti: randomUUID(), typ: account.type, scopes: account.scopes, ...(account.metadata ? { md: account.metadata } : {}) };
-    return { token: signJwt(claims, this.signing), expiresAt };
+    return signAccessToken(account, this.ttl, this.signing);
   }
 
   /** The account a token speaks for; a 401 (TokenError) for a token that is forged, expired or malformed. */
   async verify(token: string): Promise<Account> {
     const now = Date.now() / 1000;
-    const hit = this.cache.get(token);
-    if (hit && hit.exp > now) return hit.account;
+    const hit = this.cache.get(token, now);
+    if (hit) return hit;
     const claims = this.keySet.verify(token, 'auth', now);
     const account = accountOf(claims);
-    if (this.cache.size >= 1000) this.cache.clear();
-    this.cache.set(token, { account, exp: claims.exp });
+    this.cache.set(token, account, claims.exp);
     return account;
+  }
+}
+
+/** A new Ed25519 signing key with its public JWK. */
+export function newSigningKey(now: number): StoredKey & { privateJwk: Record<string, unknown> } {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const kid = `k${now.toString(36)}${randomBytes(3).toString('hex')}`;
+  const pub = publicKey.export({ format: 'jwk' }) as { x: string };
+  return {
+    kid,
+    createdAt: now,
+    privateJwk: privateKey.export({ format: 'jwk' }) as Record<string, unknown>,
+    publicJwk: { kty: 'OKP', crv: 'Ed25519', x: pub.x, kid, alg: 'EdDSA', use: 'sig' },
+  };
+}
+
+/** An access token for an account, valid `ttl` seconds. */
+export function signAccessToken(account: Account, ttl: number, key: { kid: string; privateKey: KeyObject }): { token: string; expiresAt: number } {
+  const iat = Math.floor(Date.now() / 1000);
+  const expiresAt = iat + ttl;
+  const claims = { sub: account.id, iss: account.issuer, iat, exp: expiresAt, jti: randomUUID(), typ: account.type, scopes: account.scopes, ...(account.metadata ? { md: account.metadata } : {}) };
+  return { token: signJwt(claims, key), expiresAt };
+}
+
+/** Verified tokens by their text until they expire (bounded): the hot path verifies each token once. */
+export class VerifiedTokens {
+  private readonly map = new Map<string, { account: Account; exp: number }>();
+
+  get(token: string, now: number): Account | undefined {
+    const hit = this.map.get(token);
+    return hit && hit.exp > now ? hit.account : undefined;
+  }
+
+  set(token: string, account: Account, exp: number): void {
+    if (this.map.size >= 1000) this.map.clear();
+    this.map.set(token, { account, exp });
+  }
+
+  clear(): void {
+    this.map.clear();
   }
 }

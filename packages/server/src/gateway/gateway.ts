@@ -15,11 +15,10 @@ import {
   type Logger,
   type Registry,
 } from './deps.js';
-import type { Accounts } from '../auth/accounts.js';
-import type { Tokens } from '../auth/tokens.js';
+import type { AuthAccounts, AuthTokens } from '../auth/storage.js';
 import { WebSocketServer } from 'ws';
-import { openApiDocument } from './openapi.js';
-import { RateLimiter, type RateLimitOptions } from './ratelimit.js';
+import { flatFields, openApiDocument, type EndpointAccess } from './openapi.js';
+import { RateLimiter, type Limiter, type RateLimitOptions } from './ratelimit.js';
 import { SECURITY_HEADERS, SECURITY_PAIRS, tooDeep } from './json.js';
 import { DEFAULT_STREAM_LIMITS, serveEventStream, serveWebSocket, wantsEventStream, type StreamCall, type StreamLimits } from './streams.js';
 
@@ -27,11 +26,13 @@ export interface GatewayOptions {
   /** where to listen: `tcp://127.0.0.1:8080` (default), `127.0.0.1:0`, `http://host:port` */
   address?: string;
   registry: Registry;
-  tokens: Tokens;
-  accounts: Accounts;
+  tokens: AuthTokens;
+  accounts: AuthAccounts;
   logger?: Logger;
   /** services of namespace `micro` that guard themselves (the core services): no rules at the gateway */
   selfGuarded?: Iterable<string>;
+  /** endpoints of those services that take no credentials (`{ auth: ['Token', …] }`): public in /openapi.json */
+  publicEndpoints?: Record<string, readonly string[]>;
   /** the largest request body, bytes (default 1 MiB) */
   maxBodyBytes?: number;
   /** how deep a JSON body may nest (default 64) */
@@ -40,6 +41,8 @@ export interface GatewayOptions {
   timeout?: number;
   /** per account (or per IP for anonymous callers); false turns it off */
   rateLimit?: RateLimitOptions | false;
+  /** the limiter to use instead of an in-memory one (e.g. RedisRateLimiter, shared by the nodes); rateLimit false still turns limits off */
+  limiter?: Limiter;
   /** origins allowed by CORS (`*` for any); default none: no CORS headers */
   corsOrigins?: string[];
   /** ms to receive the headers of a request (default 10,000) */
@@ -96,7 +99,7 @@ export class Gateway {
   private readonly maxBody: number;
   private readonly maxDepth: number;
   private readonly timeout: number;
-  private readonly limiter: RateLimiter | undefined;
+  private readonly limiter: Limiter | undefined;
   private readonly cors: Set<string>;
   private readonly rulesTtl: number;
   private readonly clients = new Map<string, Client>();
@@ -125,7 +128,7 @@ export class Gateway {
     this.maxBody = options.maxBodyBytes ?? 1024 * 1024;
     this.maxDepth = options.maxDepth ?? 64;
     this.timeout = options.timeout ?? 30_000;
-    this.limiter = options.rateLimit === false ? undefined : new RateLimiter(options.rateLimit);
+    this.limiter = options.rateLimit === false ? undefined : (options.limiter ?? new RateLimiter(options.rateLimit));
     this.cors = new Set(options.corsOrigins ?? []);
     this.rulesTtl = options.rulesTtl ?? 1_000;
     this.maxStreams = options.maxStreams ?? 100;
@@ -269,11 +272,12 @@ export class Gateway {
   /** Credentials, rate limit, namespace, registry, rules: the call, or an error. `key` is what limits count against. */
   private async resolve(req: IncomingMessage, service: string, endpoint: string): Promise<{ call: StreamCall; key: string }> {
     const account = await this.authenticate(req);
-    this.limit(req, account);
+    await this.limit(req, account);
     const namespace = this.namespaceOf(req, account);
 
     const ep = findEndpoint(await this.endpointsOf(service, namespace), endpoint);
     if (!ep) throw errors.NotFound(service, `endpoint ${endpoint} of service ${service} not found`);
+    await this.loadRules(namespace);
     this.authorize(service, ep.name, namespace, account);
     const token = await this.forwardToken(req, account);
     const metadata: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
@@ -393,24 +397,26 @@ export class Gateway {
       if (credential === undefined) return undefined;
       if (credential.startsWith('mk_')) {
         // the same check as auth.Token and auth.Inspect make of an API key
-        const account = this.options.accounts.keys.verify(credential);
+        const account = await this.options.accounts.keys.verify(credential);
         if (!account) throw errors.Unauthorized(ID, 'API key refused: unknown, revoked, expired or wrong');
         return account;
       }
       return await this.options.tokens.verify(credential);
     } catch (err) {
+      // auth's storage out of reach (a 503) is not a wrong credential: it passes as it is
+      if (isMicroError(err) && err.code >= 500) throw err;
       // failed credentials count against the caller's IP: guessing is rate limited too
       if (this.limiter) {
-        const wait = this.limiter.take(`ip:${req.socket.remoteAddress ?? ''}`);
+        const wait = await this.limiter.take(`ip:${req.socket.remoteAddress ?? ''}`);
         if (wait > 0) throw tooMany(wait);
       }
       throw isMicroError(err) ? new MicroError(ID, 401, err.detail) : errors.Unauthorized(ID, 'invalid credentials');
     }
   }
 
-  private limit(req: IncomingMessage, account: Account | undefined): void {
+  private async limit(req: IncomingMessage, account: Account | undefined): Promise<void> {
     if (!this.limiter) return;
-    const wait = this.limiter.take(this.limitKey(req, account));
+    const wait = await this.limiter.take(this.limitKey(req, account));
     if (wait > 0) throw tooMany(wait);
   }
 
@@ -429,14 +435,21 @@ export class Gateway {
     return asked;
   }
 
-  private ruleSet(namespace: string): RuleSet {
-    const now = Date.now();
+  /** Reads the rules of a namespace when the cached ones are older than rulesTtl: before ruleSet (authorize). */
+  private async loadRules(namespace: string): Promise<void> {
     const hit = this.rules.get(namespace);
-    if (hit && now - hit.at < this.rulesTtl) return hit.set;
-    const set = new RuleSet(this.options.accounts.rules.list(namespace));
-    if (this.rules.size >= 1000) this.rules.clear();
-    this.rules.set(namespace, { set, at: now });
-    return set;
+    if (hit && Date.now() - hit.at < this.rulesTtl) return;
+    const set = new RuleSet(await this.options.accounts.rules.list(namespace));
+    // the oldest goes, not all: a set just loaded for a call in flight stays
+    if (!hit && this.rules.size >= 1000) this.rules.delete(this.rules.keys().next().value as string);
+    this.rules.set(namespace, { set, at: Date.now() });
+  }
+
+  /** The rules loadRules read. */
+  private ruleSet(namespace: string): RuleSet {
+    const hit = this.rules.get(namespace);
+    if (!hit) throw errors.ServiceUnavailable(ID, `the rules of namespace ${namespace} are not loaded`);
+    return hit.set;
   }
 
   /** The namespace's rules, as the service will apply them (core services guard themselves). */
@@ -497,19 +510,26 @@ export class Gateway {
 
   private async openapi(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const account = await this.authenticate(req);
-    this.limit(req, account);
+    await this.limit(req, account);
     const namespace = this.namespaceOf(req, account);
     const services = await this.options.registry.listServices({ namespace });
-    const include = (service: string, endpoint: string): boolean => {
+    await this.loadRules(namespace);
+    const rules = this.ruleSet(namespace);
+    const access = (service: string, endpoint: string): EndpointAccess | undefined => {
+      // public: what a caller without credentials may call: a public rule (scope ''), or
+      // for the core services, which guard themselves, their own public endpoints
+      const open = namespace === 'micro' && this.selfGuarded.has(service)
+        ? (this.options.publicEndpoints?.[service]?.includes(endpoint) ?? false)
+        : rules.evaluate(serviceResource(service, endpoint), undefined).access === 'granted';
+      if (!account) return open ? 'public' : undefined;
       try {
         this.authorize(service, endpoint, namespace, account);
-        // anonymous callers see only what public rules open (core services: none)
-        return !!account || !(namespace === 'micro' && this.selfGuarded.has(service));
+        return open ? 'public' : 'credentials';
       } catch {
-        return false;
+        return undefined;
       }
     };
-    send(res, 200, openApiDocument(namespace, services, include), req.method === 'HEAD');
+    send(res, 200, openApiDocument(namespace, services, access), req.method === 'HEAD');
   }
 
   private fail(req: IncomingMessage, res: ServerResponse, err: unknown, id: string): void {
@@ -623,22 +643,6 @@ function decodeCookie(value: string): string {
   } catch {
     return v;
   }
-}
-
-type Primitive = 'string' | 'number' | 'integer' | 'boolean';
-
-/** The flat fields of a request schema, or undefined when it has nested ones. */
-function flatFields(schema: Record<string, unknown>): Map<string, Primitive> | undefined {
-  if (schema.type !== 'object') return undefined;
-  const props = (schema.properties ?? {}) as Record<string, Record<string, unknown>>;
-  const fields = new Map<string, Primitive>();
-  for (const [name, p] of Object.entries(props)) {
-    const types = Array.isArray(p.type) ? (p.type as unknown[]).filter((t) => t !== 'null') : [p.type];
-    const t = types.length === 1 ? types[0] : p.enum && (p.enum as unknown[]).every((v) => typeof v === 'string') ? 'string' : undefined;
-    if (t !== 'string' && t !== 'number' && t !== 'integer' && t !== 'boolean') return undefined;
-    fields.set(name, t);
-  }
-  return fields;
 }
 
 /** GET: the query parameters as the request, coerced to the types of the request schema. */

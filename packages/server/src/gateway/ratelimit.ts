@@ -12,12 +12,22 @@ export interface RateLimitOptions {
   maxKeys?: number;
 }
 
+/**
+ * What the gateway asks of a rate limiter: `take` answers 0 when the call may go, else
+ * the seconds (≥ 1) until a token is there (Retry-After). The in-memory `RateLimiter`
+ * answers at once (one node); `RedisRateLimiter` (ratelimit-redis.ts) with a Promise
+ * (every node shares the buckets).
+ */
+export interface Limiter {
+  take(key: string): number | Promise<number>;
+}
+
 interface Bucket {
   tokens: number;
   at: number;
 }
 
-export class RateLimiter {
+export class RateLimiter implements Limiter {
   private readonly rate: number;
   private readonly burst: number;
   private readonly maxKeys: number;

@@ -1,0 +1,48 @@
+import { join } from 'node:path';
+import { privateDir, type Logger, type Profile } from '@micro/sdk';
+import { Accounts } from './accounts.js';
+import { MIN_AUTH_KEY_LENGTH } from './crypto.js';
+import { nodeId, openPgAuth } from './pg/index.js';
+import type { AuthAccounts, AuthTokens } from './storage.js';
+import { Tokens } from './tokens.js';
+
+/**
+ * auth's storage for a profile: SQLite in `<home>/data/auth.db` and the key ring in
+ * `<home>/server/jwt-keys.json` (local), or PostgreSQL shared by the nodes (nats), with
+ * MICRO_AUTH_KEY sealing the signing keys. `accounts.close()` closes either.
+ */
+export async function openAuthStorage(
+  profile: Profile,
+  where: { home: string; serverDir: string; keysPath: string },
+  options: { logger?: Logger; env?: NodeJS.ProcessEnv } = {},
+): Promise<{ accounts: AuthAccounts; tokens: AuthTokens }> {
+  if (profile.name === 'local') {
+    const accounts = new Accounts(join(privateDir(join(where.home, 'data')), 'auth.db'));
+    try {
+      return { accounts, tokens: await Tokens.load(where.keysPath) };
+    } catch (err) {
+      accounts.close();
+      throw err;
+    }
+  }
+  const auth = await openPgAuth({
+    url: profile.postgresUrl,
+    prefix: profile.prefix,
+    authKey: authKeyFromEnv(options.env),
+    node: nodeId(where.serverDir),
+    logger: options.logger?.child({ component: 'auth' }),
+  });
+  return { accounts: auth.accounts, tokens: auth.tokens };
+}
+
+/** MICRO_AUTH_KEY, which the nats profile needs: a clear error when it is missing or short. */
+export function authKeyFromEnv(env: NodeJS.ProcessEnv = process.env): string {
+  const key = env.MICRO_AUTH_KEY ?? '';
+  if (key.length < MIN_AUTH_KEY_LENGTH) {
+    throw new Error(
+      `MICRO_PROFILE=nats needs MICRO_AUTH_KEY: at least ${MIN_AUTH_KEY_LENGTH} random characters, the same on every node ` +
+        '(it seals the signing keys in Postgres; make one with `openssl rand -base64 32`)',
+    );
+  }
+  return key;
+}
