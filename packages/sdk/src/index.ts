@@ -44,6 +44,10 @@ export type { ErrorJSON } from './errors/errors.js';
 export { jsonCodec, msgpackCodec } from './codec/codec.js';
 export type { Codec, CodecName } from './codec/codec.js';
 export { RpcServer } from './transport/server.js';
+export type { RpcListener } from './transport/server.js';
+export { NatsRpcListener } from './transport/nats/server.js';
+export type { NatsTransportOptions } from './transport/nats/server.js';
+export { closeLinks as closeNatsConnections } from './transport/nats/link.js';
 export type { RpcServerOptions } from './transport/server.js';
 export { ConnectionPool, ConnectionError } from './transport/client.js';
 export type { PoolOptions } from './transport/client.js';
@@ -54,11 +58,19 @@ export { DEFAULT_NAMESPACE } from './registry/registry.js';
 export type * from './registry/registry.js';
 export { MemoryRegistry } from './registry/memory.js';
 export { FileRegistry } from './registry/file.js';
+// the registry on a NATS JetStream KV bucket and the KV helpers: `@micro/sdk/nats` (nats.ts),
+// so that services which never use NATS do not load nats.js
+// TEMPORARY until the events engine moves to @micro/sdk/nats:
+export { KvRegistry, openRegistry } from './registry/nats-kv.js';
+export type { KvRegistryOptions } from './registry/nats-kv.js';
+export { acquireNats, encodeKeySegment, decodeKeySegment, packValue, unpackValue, checkValueSize, openBucket, isStaleWrite, trackConnection, checkConnected, natsError } from './engines/nats-kv.js';
 export { Selector } from './selector/selector.js';
 
 // pub/sub
 export type { Broker, Message, PublishOptions, SubscribeOptions, Subscription, MessageHandler } from './broker/broker.js';
 export { MemoryBroker } from './broker/memory.js';
+export { NatsBroker } from './broker/nats.js';
+export type { NatsBrokerOptions, NatsBrokerStats } from './broker/nats.js';
 export { topic, publish, subscribe } from './broker/topic.js';
 export type { Topic, TypedSubscription, TypedSubscribeOptions } from './broker/topic.js';
 

@@ -7,8 +7,11 @@
 export { storeContract, blobStoreContract } from './store/contract.js';
 export type { Made as StoreContractImpl, MadeBlobStore as BlobStoreContractImpl } from './store/contract.js';
 export { configContract } from './config/contract.js';
+export { registryContract } from './registry/contract.js';
 export { syncContract } from './sync/contract.js';
 export { eventsContract } from './events/contract.js';
-export type { EventsHarness } from './events/contract.js';
+export type { EventsGaps, EventsHarness } from './events/contract.js';
 export { engineUrl, testPrefix, TEST_ENGINE_URLS } from './engines/testing.js';
 export type { EngineName } from './engines/testing.js';
+export { brokerContract } from './broker/contract.js';
+export type { MakeBroker, ContractBroker } from './broker/contract.js';

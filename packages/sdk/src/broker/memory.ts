@@ -257,24 +257,25 @@ export class MemoryBroker implements Broker {
   }
 }
 
-function checkTopic(topic: string, wildcards: boolean): void {
+// The checks below are shared with the NATS broker (broker/nats.ts).
+export function checkTopic(topic: string, wildcards: boolean): void {
   const problem = topicProblem(topic, { wildcards });
   if (problem) throw BadRequest(ID, `invalid topic ${show(topic)}: ${problem}`);
 }
 
-function checkNamespace(namespace: string | undefined): string {
+export function checkNamespace(namespace: string | undefined): string {
   return namespace === undefined ? DEFAULT_NAMESPACE : checkName('namespace', namespace);
 }
 
 /** Namespaces and queue names: non-empty, bounded, no whitespace or control characters. */
-function checkName(what: string, value: unknown): string {
+export function checkName(what: string, value: unknown): string {
   if (typeof value !== 'string' || value.length === 0) throw BadRequest(ID, `${what} must be a non-empty string`);
   if (value.length > MAX_NAME_LENGTH) throw BadRequest(ID, `${what} is longer than ${MAX_NAME_LENGTH} characters`);
   if (/[\s\p{Cc}]/u.test(value)) throw BadRequest(ID, `invalid ${what} ${show(value)}: contains whitespace or a control character`);
   return value;
 }
 
-function checkHeader(header: Record<string, string> | undefined): Record<string, string> {
+export function checkHeader(header: Record<string, string> | undefined): Record<string, string> {
   if (header === undefined) return {};
   if (typeof header !== 'object' || header === null) throw BadRequest(ID, 'header must be an object of strings');
   for (const [key, value] of Object.entries(header)) {
@@ -293,7 +294,7 @@ function copy(body: unknown): unknown {
 }
 
 /** A bounded, quoted rendering of user input for error messages. */
-function show(value: unknown): string {
+export function show(value: unknown): string {
   const text = typeof value === 'string' ? value : String(value);
   return JSON.stringify(text.length > 64 ? `${text.slice(0, 64)}…` : text);
 }

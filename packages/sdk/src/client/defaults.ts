@@ -5,6 +5,8 @@ import { FileRegistry } from '../registry/file.js';
 import type { Registry } from '../registry/registry.js';
 import { Selector } from '../selector/selector.js';
 import { ConnectionPool } from '../transport/client.js';
+// NATS transport (issue 6): registers the `nats:` addresses with every ConnectionPool
+import '../transport/nats/client.js';
 import { RemoteRegistry } from '../registry/service.js';
 import { platformClient, serverAddress } from './platform.js';
 

@@ -219,7 +219,22 @@ interface Subscriber {
   segments: string[];
   path: string;
   queue: BoundedQueue<ConfigChange>;
+  /** the version the watcher last reflects (-1 before its first item): older changes are not news */
+  version: number;
+  /** the stored value at its path as last told: a change that leaves it equal is not news */
+  stored: ConfigValue | undefined;
+  /** changes that arrive while an asynchronous engine is still loading the first item */
+  early?: { op: 'set' | 'delete'; changed: string[]; after: StoredDocument }[];
 }
+
+/** What a set or delete asked for: engines shared by several processes store it with the document, so every process can tell its watchers. */
+export interface ChangeIntent {
+  op: 'set' | 'delete';
+  /** the path as given (joined), '' for the root */
+  path: string;
+}
+
+export type TransactResult = { before: StoredDocument; after?: StoredDocument };
 
 export interface DocumentConfigOptions {
   cipher: ConfigCipher;
@@ -243,16 +258,28 @@ export abstract class DocumentConfig implements Config {
     this.defaultNamespace = options.defaultNamespace ?? DEFAULT_NAMESPACE;
   }
 
-  /** The namespace's document ({} at version 0 when it was never written). Must not be changed by the caller. */
-  protected abstract load(namespace: string): StoredDocument;
+  /**
+   * Engines whose changes can come from other processes (NATS KV) set this: then set and
+   * delete do not tell the watchers themselves; the engine calls `changed` for every change
+   * it sees (its own included), in version order.
+   */
+  protected readonly reportsChanges: boolean = false;
+
+  /** The namespace's document ({} at version 0 when it was never written). Must not be changed by the caller. May be asynchronous (a network engine). */
+  protected abstract load(namespace: string): StoredDocument | Promise<StoredDocument>;
 
   /**
    * Atomically: reads the namespace's document, passes it to `change`, and when that
    * returns an update, stores it as version + 1 (durably, before returning). Whatever
    * `change` throws leaves the stored document as it was. Returns the document before
-   * and, when it changed, after.
+   * and, when it changed, after. `change` may be called more than once (an engine that
+   * retries after a concurrent write); `intent` says what the caller asked for.
    */
-  protected abstract transact(namespace: string, change: (current: StoredDocument) => DocumentUpdate | undefined): { before: StoredDocument; after?: StoredDocument };
+  protected abstract transact(
+    namespace: string,
+    change: (current: StoredDocument) => DocumentUpdate | undefined,
+    intent: ChangeIntent,
+  ): TransactResult | Promise<TransactResult>;
 
   /** Frees what the engine holds (databases); called once by close(). */
   protected abstract release(): Promise<void>;
@@ -261,7 +288,7 @@ export abstract class DocumentConfig implements Config {
     this.checkOpen();
     const segments = parsePath(path);
     const namespace = checkNamespace(options.namespace, this.defaultNamespace);
-    const { document } = this.load(namespace);
+    const { document } = await this.load(namespace);
     return new DocumentOps(this.cipher, namespace).read(document, segments, options.secrets === true);
   }
 
@@ -271,13 +298,17 @@ export abstract class DocumentConfig implements Config {
     const namespace = checkNamespace(options.namespace, this.defaultNamespace);
     const checked = checkValue(value).value;
     const ops = new DocumentOps(this.cipher, namespace);
-    const result = this.transact(namespace, (current) => {
-      const next = ops.write(current.document, segments, checked, options.secret === true);
-      // a set that changes nothing is not a change (a secret always is: new IV)
-      if (deepEqual(next, current.document)) return undefined;
-      return this.sized(namespace, next);
-    });
-    this.notify(namespace, 'set', segments, result);
+    const result = await this.transact(
+      namespace,
+      (current) => {
+        const next = ops.write(current.document, segments, checked, options.secret === true);
+        // a set that changes nothing is not a change (a secret always is: new IV)
+        if (deepEqual(next, current.document)) return undefined;
+        return this.sized(namespace, next);
+      },
+      { op: 'set', path: joinPath(segments) },
+    );
+    if (result.after && !this.reportsChanges) this.notify(namespace, 'set', segments, result.after);
   }
 
   async delete(path: string, options: ConfigOptions = {}): Promise<boolean> {
@@ -285,11 +316,15 @@ export abstract class DocumentConfig implements Config {
     const segments = parsePath(path);
     const namespace = checkNamespace(options.namespace, this.defaultNamespace);
     const ops = new DocumentOps(this.cipher, namespace);
-    const result = this.transact(namespace, (current) => {
-      const next = ops.remove(current.document, segments);
-      return next === undefined ? undefined : this.sized(namespace, next);
-    });
-    this.notify(namespace, 'delete', segments, result);
+    const result = await this.transact(
+      namespace,
+      (current) => {
+        const next = ops.remove(current.document, segments);
+        return next === undefined ? undefined : this.sized(namespace, next);
+      },
+      { op: 'delete', path: joinPath(segments) },
+    );
+    if (result.after && !this.reportsChanges) this.notify(namespace, 'delete', segments, result.after);
     return result.after !== undefined;
   }
 
@@ -311,24 +346,57 @@ export abstract class DocumentConfig implements Config {
       path: joinPath(segments),
       queue: new BoundedQueue<ConfigChange>(
         CONFIG_LIMITS.watchBuffer,
-        () => ServiceUnavailable(CONFIG_ERROR_ID, `config watcher dropped: its reader fell more than ${CONFIG_LIMITS.watchBuffer} changes behind; watch again (a watch starts with the current value)`),
+        dropped,
         () => this.subscribers.delete(sub),
       ),
+      version: -1,
+      stored: undefined,
     };
-    // the current value first, in the same turn as subscribing: no change can fall in between
-    const { document, version } = this.load(namespace);
-    const first: ConfigChange = { namespace, path: sub.path, op: 'current', changed: sub.path, version };
+    const loaded = this.load(namespace);
+    if (loaded instanceof Promise) {
+      // an asynchronous engine: subscribed first, changes that arrive meanwhile wait for the
+      // first item, and those not newer than it are dropped (the version tells)
+      sub.early = [];
+      this.subscribers.add(sub);
+      loaded.then(
+        (stored) => this.begin(sub, stored),
+        (err: unknown) => sub.queue.fail(err),
+      );
+    } else {
+      // the current value first, in the same turn as subscribing: no change can fall in between
+      this.subscribers.add(sub);
+      this.begin(sub, loaded);
+    }
+    return { stop: () => sub.queue.stop(), [Symbol.asyncIterator]: () => sub.queue };
+  }
+
+  /** An engine that reports changes (see `reportsChanges`) tells the watchers of one here. */
+  protected changed(namespace: string, op: 'set' | 'delete', path: string, after: StoredDocument): void {
+    this.notify(namespace, op, path === '' ? [] : path.split('.'), after);
+  }
+
+  /** Whether a watcher of the namespace is open (an engine need not decode changes nobody watches). */
+  protected isWatched(namespace: string): boolean {
+    for (const s of this.subscribers) if (s.namespace === namespace) return true;
+    return false;
+  }
+
+  private begin(sub: Subscriber, { document, version }: StoredDocument): void {
+    if (sub.queue.ended) return;
+    const first: ConfigChange = { namespace: sub.namespace, path: sub.path, op: 'current', changed: sub.path, version };
     try {
-      const value = new DocumentOps(this.cipher, namespace).read(document, segments, false);
+      const value = new DocumentOps(this.cipher, sub.namespace).read(document, sub.segments, false);
       if (value !== undefined) first.value = value;
     } catch (err) {
       sub.queue.fail(err);
+      return;
     }
-    if (!sub.queue.ended) {
-      this.subscribers.add(sub);
-      sub.queue.push(first);
-    }
-    return { stop: () => sub.queue.stop(), [Symbol.asyncIterator]: () => sub.queue };
+    sub.version = version;
+    sub.stored = storedAt(document, sub.segments);
+    sub.queue.push(first);
+    const early = sub.early ?? [];
+    sub.early = undefined;
+    for (const c of early) this.tell(sub, c.op, c.changed, c.after);
   }
 
   async close(): Promise<void> {
@@ -350,30 +418,45 @@ export abstract class DocumentConfig implements Config {
   }
 
   /** Tells the watchers whose value changed: those at, above or below the changed path. */
-  private notify(namespace: string, op: 'set' | 'delete', changed: string[], result: { before: StoredDocument; after?: StoredDocument }): void {
-    const after = result.after;
-    if (!after || this.subscribers.size === 0) return;
-    let ops: DocumentOps | undefined;
+  private notify(namespace: string, op: 'set' | 'delete', changed: string[], after: StoredDocument): void {
+    if (this.subscribers.size === 0) return;
     for (const sub of this.subscribers) {
       if (sub.namespace !== namespace || !related(sub.segments, changed)) continue;
-      if (deepEqual(storedAt(result.before.document, sub.segments), storedAt(after.document, sub.segments))) continue;
-      ops ??= new DocumentOps(this.cipher, namespace);
-      const change: ConfigChange = { namespace, path: sub.path, op, changed: joinPath(changed), version: after.version };
-      try {
-        const value = ops.read(after.document, sub.segments, false);
-        if (value !== undefined) change.value = value;
-      } catch (err) {
-        // the change is stored: a watcher that cannot be told (a secret that does not open) ends, the writer does not fail
-        sub.queue.fail(err);
+      if (sub.early) {
+        if (sub.early.length >= CONFIG_LIMITS.watchBuffer) sub.queue.fail(dropped());
+        else sub.early.push({ op, changed, after });
         continue;
       }
-      sub.queue.push(change);
+      this.tell(sub, op, changed, after);
     }
+  }
+
+  /** One change to one watcher, when it is newer than what the watcher reflects and changes its value. */
+  private tell(sub: Subscriber, op: 'set' | 'delete', changed: string[], after: StoredDocument): void {
+    if (after.version <= sub.version) return;
+    sub.version = after.version;
+    const stored = storedAt(after.document, sub.segments);
+    if (deepEqual(stored, sub.stored)) return;
+    sub.stored = stored;
+    const change: ConfigChange = { namespace: sub.namespace, path: sub.path, op, changed: joinPath(changed), version: after.version };
+    try {
+      const value = new DocumentOps(this.cipher, sub.namespace).read(after.document, sub.segments, false);
+      if (value !== undefined) change.value = value;
+    } catch (err) {
+      // the change is stored: a watcher that cannot be told (a secret that does not open) ends, the writer does not fail
+      sub.queue.fail(err);
+      return;
+    }
+    sub.queue.push(change);
   }
 
   private checkOpen(): void {
     if (this.closed) throw ServiceUnavailable(CONFIG_ERROR_ID, `config (${this.name}) is closed`);
   }
+}
+
+function dropped(): Error {
+  return ServiceUnavailable(CONFIG_ERROR_ID, `config watcher dropped: its reader fell more than ${CONFIG_LIMITS.watchBuffer} changes behind; watch again (a watch starts with the current value)`);
 }
 
 /** One path is a prefix of the other (or they are the same). */

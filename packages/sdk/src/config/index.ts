@@ -5,7 +5,7 @@ export { parsePath as parseConfigPath, checkValue as checkConfigValue } from './
 export { ConfigCipher, parseConfigKey, isSecretMarker, CONFIG_KEY_BYTES } from './cipher.js';
 export type { SecretMarker } from './cipher.js';
 export { DocumentConfig } from './document.js';
-export type { StoredDocument, DocumentUpdate, DocumentConfigOptions, ConfigObject } from './document.js';
+export type { StoredDocument, DocumentUpdate, DocumentConfigOptions, ConfigObject, ChangeIntent, TransactResult } from './document.js';
 export { MemoryConfig } from './memory.js';
 export type { MemoryConfigOptions } from './memory.js';
 export { configService } from './definition.js';

@@ -5,6 +5,8 @@ import { defaultNamespace, defaultServiceAddress } from '../config/env.js';
 import { defaultRegistry } from '../client/defaults.js';
 import type { Registry, ServiceRecord } from '../registry/registry.js';
 import { RpcServer } from '../transport/server.js';
+import { NatsRpcListener, type NatsTransportOptions } from '../transport/nats/server.js';
+import { profileFromEnv } from '../engines/profile.js';
 import { randomHex } from '../util/ids.js';
 import { endpoint, endpointRecord, type AnyEndpointDef, type ServiceDef } from './definition.js';
 import type { Handler, Handlers } from './handlers.js';
@@ -36,6 +38,13 @@ export interface ServiceOptions {
   drainTimeout?: number;
   /** largest frame accepted by this service's listener (default 4 MiB) */
   maxFrame?: number;
+  /**
+   * Serve over NATS (transport/nats): the default with MICRO_PROFILE=nats, which takes
+   * the URL and prefix from the profile; `false` turns it off. Served over NATS, the
+   * service registers its `nats:` address and listens on TCP only when `address` (or
+   * MICRO_SERVICE_ADDRESS) is given. [NATS transport, issue 6]
+   */
+  nats?: NatsTransportOptions | false;
   /**
    * Checks every call where it is served: the caller's token, the namespace, the access
    * rules of the namespace (see auth/enforce.ts). Default: on when the process runs
@@ -151,15 +160,20 @@ export class Service<D extends ServiceDef = ServiceDef> {
       // keys and rules before the first call can arrive (a failure is retried on that call)
       await this.auth?.start(this.namespace, this.logger);
       const address = this.options.address ?? defaultServiceAddress();
+      // NATS transport (issue 6): served over NATS in the nats profile
+      const nats = address === false ? undefined : natsOptions(this.options.nats);
       if (this.options.server) {
         this.server = this.options.server;
         this.boundAddress = this.server.address;
       } else if (address !== false) {
         this.server = new RpcServer({ logger: this.logger, maxFrame: this.options.maxFrame });
         this.ownsServer = true;
-        this.boundAddress = await this.server.listen(address);
+        if (!nats || this.options.address !== undefined || process.env.MICRO_SERVICE_ADDRESS) this.boundAddress = await this.server.listen(address);
+        if (nats) this.server.attach(new NatsRpcListener(this.server, { ...nats, logger: this.logger }));
       }
       this.server?.mount(this.namespace, this.router, this.logger);
+      // the address of the first listener attached (NATS), once callers can reach it there
+      if (this.server) this.boundAddress = await this.server.expose(this.namespace, this.def.name);
       this.local = {
         router: this.router,
         logger: this.logger,
@@ -254,6 +268,14 @@ function serviceAuth(option: ServiceOptions['auth'], logger: Logger): ServiceAut
   const fromEnv = ServiceAuth.fromEnv(logger, option === true);
   if (option === true && !fromEnv) throw new TypeError('auth: true needs MICRO_SERVER, the address of micro server (or pass a ServiceAuth)');
   return fromEnv;
+}
+
+/** The NATS transport of a service from its option and the profile (issue 6). */
+function natsOptions(option: ServiceOptions['nats']): NatsTransportOptions | undefined {
+  if (option === false) return undefined;
+  if (option) return option;
+  const profile = profileFromEnv();
+  return profile.name === 'nats' ? { url: profile.natsUrl, prefix: profile.prefix } : undefined;
 }
 
 /** What a node tells about its process: its pid and, under the runtime, its instance id. */

@@ -63,53 +63,42 @@ export interface ConnectionOptions {
   connectTimeout?: number;
 }
 
-export class ClientConnection {
+/**
+ * One multiplexed connection to a node, as the Client sees it: the calls in flight by id,
+ * their deadlines, cancellation and stream flow control. How frames travel is left to
+ * the subclass: TcpClientConnection (TCP and Unix sockets) and, for `nats:` addresses,
+ * NatsClientConnection (transport/nats/client.ts). [NATS transport, issue 6: split from
+ * the TCP connection so both share this logic.]
+ */
+export abstract class ClientConnection {
   readonly address: string;
-  private readonly socket: Socket;
-  private readonly reader: FrameReader;
-  private readonly writer: FrameWriter;
   private readonly pending = new CallTable<Pending>();
-  private readonly maxFrame: number;
+  /** largest frame sent or accepted; a transport may lower it once connected */
+  protected maxFrame: number;
   private nextId = 1;
-  private connected = false;
+  /** whether the transport was ever up: decides whether a lost call may have been sent */
+  protected connected = false;
   private referenced = true;
   /** the server asked us to go away (it drains): no new calls here */
   draining = false;
   closed = false;
   lastUsed = Date.now();
-  private readonly onGone: (conn: ClientConnection) => void;
+  protected readonly onGone: (conn: ClientConnection) => void;
 
-  constructor(address: string, options: ConnectionOptions, onGone: (conn: ClientConnection) => void) {
+  constructor(address: string, maxFrame: number, onGone: (conn: ClientConnection) => void) {
     this.address = address;
-    this.maxFrame = options.maxFrame ?? DEFAULT_MAX_FRAME;
+    this.maxFrame = maxFrame;
     this.onGone = onGone;
-    const parsed = parseAddress(address);
-    this.socket = parsed.kind === 'unix' ? connect(parsed.path) : connect({ host: parsed.host, port: parsed.port, noDelay: true });
-    // a peer that vanished without closing (power loss, cable) is noticed by TCP keep-alive,
-    // so a stream without a deadline does not wait on it for ever
-    this.socket.setKeepAlive(true, 15_000);
-    this.writer = new FrameWriter(this.socket);
-    this.reader = new FrameReader(
-      this.maxFrame,
-      (buf) => this.onFrame(buf),
-      (_type, id, length) => this.failOne(id, PayloadTooLarge('micro.transport', `response frame of ${length} bytes exceeds the limit of ${this.maxFrame} bytes`)),
-    );
-    const connectTimer = setTimeout(() => {
-      if (!this.connected) this.socket.destroy(new Error(`connect timeout after ${options.connectTimeout ?? 5000} ms`));
-    }, options.connectTimeout ?? 5000);
-    connectTimer.unref();
-    this.socket.once('connect', () => {
-      this.connected = true;
-      clearTimeout(connectTimer);
-    });
-    this.socket.on('data', (chunk: Buffer) => this.reader.push(chunk));
-    this.socket.on('error', (err: NodeJS.ErrnoException) => {
-      this.fail(err.code ?? err.message);
-    });
-    this.socket.on('close', () => this.fail('connection closed'));
-    this.socket.write(PREFACE);
-    this.unrefIfIdle();
   }
+
+  /** Writes one length-prefixed frame (see frame.ts). */
+  protected abstract send(buf: Buffer): void;
+  /** Calls are in flight: keep the process alive. */
+  protected abstract ref(): void;
+  /** No call in flight: an idle connection must not keep the process alive. */
+  protected abstract unref(): void;
+  /** Releases the transport (the calls have been failed already). */
+  protected abstract teardown(): void;
 
   get inflight(): number {
     return this.pending.size;
@@ -239,7 +228,7 @@ export class ClientConnection {
     this.pending.set(id, pending);
     if (!this.referenced) {
       this.referenced = true;
-      this.socket.ref();
+      this.ref();
     }
     this.lastUsed = Date.now();
     return pending;
@@ -247,25 +236,35 @@ export class ClientConnection {
 
   private settle(id: number, p: Pending): void {
     this.pending.delete(id);
+    this.callEnded(id);
     if (p.at !== NO_DEADLINE) cancelDeadline(p);
     if (p.onAbort) p.signal?.removeEventListener('abort', p.onAbort);
     this.unrefIfIdle();
   }
 
   /** An idle connection must not keep the process alive. */
-  private unrefIfIdle(): void {
+  protected unrefIfIdle(): void {
     if (this.pending.size === 0 && this.referenced) {
       this.referenced = false;
-      this.socket.unref();
+      this.unref();
     }
   }
 
-  private send(buf: Buffer): void {
-    if (this.closed) return;
-    this.writer.write(buf);
+  /** Told when a call is over (answered, failed or cancelled). */
+  protected callEnded(_id: number): void {}
+
+  /** Whether call `id` is in flight. */
+  protected hasCall(id: number): boolean {
+    return this.pending.has(id);
   }
 
-  private onFrame(buf: Buffer): void {
+  /** The service called by call `id`, when it is in flight. */
+  protected callService(id: number): string | undefined {
+    return this.pending.get(id)?.service;
+  }
+
+  /** Handles one frame (without its length prefix) from the server. */
+  protected onFrame(buf: Buffer): void {
     let frame: Frame;
     try {
       frame = decodeFrame(buf);
@@ -339,18 +338,29 @@ export class ClientConnection {
     }
   }
 
-  private failOne(id: number, err: MicroError): void {
-    if (this.pending.has(id)) this.cancel(id, err);
+  /** Fails one call; `notify` false when the server never saw it (nothing to cancel there). */
+  protected failOne(id: number, err: MicroError, notify = true): void {
+    const p = this.pending.get(id);
+    if (!p) return;
+    if (notify) {
+      this.cancel(id, err);
+      return;
+    }
+    this.settle(id, p);
+    p.inbox?.fail(err);
+    p.outbox?.close(err);
+    p.reject(err);
   }
 
   /** The connection is gone: every call on it fails with a ConnectionError. */
-  private fail(reason: string, destroy = false): void {
+  protected fail(reason: string, destroy = false): void {
     if (this.closed) return;
     this.closed = true;
-    if (destroy) this.socket.destroy();
+    if (destroy) this.teardown();
     this.onGone(this);
     const calls = this.pending.drain();
-    for (const [, p] of calls) {
+    for (const [id, p] of calls) {
+      this.callEnded(id);
       if (p.at !== NO_DEADLINE) cancelDeadline(p);
       if (p.onAbort) p.signal?.removeEventListener('abort', p.onAbort);
       const err = this.connected
@@ -364,6 +374,60 @@ export class ClientConnection {
 
   close(): void {
     this.fail('closed by the client');
+    this.teardown();
+  }
+}
+
+/** A connection over TCP or a Unix socket, frames length-prefixed (see frame.ts). */
+export class TcpClientConnection extends ClientConnection {
+  private readonly socket: Socket;
+  private readonly reader: FrameReader;
+  private readonly writer: FrameWriter;
+
+  constructor(address: string, options: ConnectionOptions, onGone: (conn: ClientConnection) => void) {
+    super(address, options.maxFrame ?? DEFAULT_MAX_FRAME, onGone);
+    const parsed = parseAddress(address);
+    this.socket = parsed.kind === 'unix' ? connect(parsed.path) : connect({ host: parsed.host, port: parsed.port, noDelay: true });
+    // a peer that vanished without closing (power loss, cable) is noticed by TCP keep-alive,
+    // so a stream without a deadline does not wait on it for ever
+    this.socket.setKeepAlive(true, 15_000);
+    this.writer = new FrameWriter(this.socket);
+    this.reader = new FrameReader(
+      this.maxFrame,
+      (buf) => this.onFrame(buf),
+      (_type, id, length) => this.failOne(id, PayloadTooLarge('micro.transport', `response frame of ${length} bytes exceeds the limit of ${this.maxFrame} bytes`)),
+    );
+    const connectTimer = setTimeout(() => {
+      if (!this.connected) this.socket.destroy(new Error(`connect timeout after ${options.connectTimeout ?? 5000} ms`));
+    }, options.connectTimeout ?? 5000);
+    connectTimer.unref();
+    this.socket.once('connect', () => {
+      this.connected = true;
+      clearTimeout(connectTimer);
+    });
+    this.socket.on('data', (chunk: Buffer) => this.reader.push(chunk));
+    this.socket.on('error', (err: NodeJS.ErrnoException) => {
+      this.fail(err.code ?? err.message);
+    });
+    this.socket.on('close', () => this.fail('connection closed'));
+    this.socket.write(PREFACE);
+    this.unrefIfIdle();
+  }
+
+  protected send(buf: Buffer): void {
+    if (this.closed) return;
+    this.writer.write(buf);
+  }
+
+  protected ref(): void {
+    this.socket.ref();
+  }
+
+  protected unref(): void {
+    this.socket.unref();
+  }
+
+  protected teardown(): void {
     this.socket.destroy();
   }
 }
@@ -371,7 +435,7 @@ export class ClientConnection {
 /** A client's view of one open stream on a connection. */
 export class StreamHandle {
   constructor(
-    private readonly conn: ClientConnection,
+    private readonly conn: Pick<ClientConnection, 'sendData' | 'sendEnd' | 'cancel'>,
     readonly id: number,
     readonly responses: Inbox,
     private readonly outbox: Outbox,
@@ -394,7 +458,26 @@ export class StreamHandle {
   }
 }
 
+/**
+ * Makes connections for addresses of another scheme, registered by their transport:
+ * `nats:` by transport/nats/client.ts. [NATS transport, issue 6]
+ */
+export type ConnectionFactory = (address: string, options: PoolOptions, onGone: (conn: ClientConnection) => void) => ClientConnection;
+const schemes = new Map<string, ConnectionFactory>();
+
+/** Registers the transport of addresses starting with `scheme` (e.g. `nats:`). */
+export function registerScheme(scheme: string, factory: ConnectionFactory): void {
+  schemes.set(scheme, factory);
+}
+
 export interface PoolOptions extends ConnectionOptions {
+  /** NATS server for `nats:` addresses (default MICRO_NATS_URL, nats://127.0.0.1:4222) */
+  natsUrl?: string;
+  /**
+   * ms a call over NATS waits for an answer before the caller checks that an instance still
+   * has it (default 2,000); one lost with its instance (kill -9) fails as a ConnectionError
+   */
+  natsProbeInterval?: number;
   /** connections per address (default 1: every call is multiplexed on it) */
   size?: number;
   /** close connections unused for this long, ms (default 60,000) */
@@ -429,7 +512,10 @@ export class ConnectionPool {
       list = [];
       this.conns.set(address, list);
     }
-    const conn = new ClientConnection(address, this.options, (c) => this.remove(c));
+    const colon = address.indexOf(':');
+    const factory = colon > 0 ? schemes.get(address.slice(0, colon + 1)) : undefined;
+    const onGone = (c: ClientConnection): void => this.remove(c);
+    const conn = factory ? factory(address, this.options, onGone) : new TcpClientConnection(address, this.options, onGone);
     list.push(conn);
     this.startSweeper();
     return conn;

@@ -30,6 +30,20 @@ interface Mounted {
   logger: Logger;
 }
 
+/**
+ * Another way in to the services mounted on an RpcServer, beside its socket: the NATS
+ * transport (transport/nats/server.ts). It is told of every service mounted, and drained
+ * and closed with the server. [NATS transport, issue 6]
+ */
+export interface RpcListener {
+  /** Starts serving a mounted service; resolves with its address once callers can reach it. */
+  mount(namespace: string, service: string): Promise<string>;
+  unmount(namespace: string, service: string): void;
+  /** Takes no new calls (callers go elsewhere); the calls in flight go on. */
+  stopAccepting(): Promise<void>;
+  close(): Promise<void>;
+}
+
 export class RpcServer {
   readonly maxFrame: number;
   readonly maxStreams: number;
@@ -44,6 +58,7 @@ export class RpcServer {
   private answering = 0;
   private idleWaiters: Array<() => void> = [];
   readonly logger: Logger | undefined;
+  private readonly listeners: RpcListener[] = [];
 
   constructor(options: RpcServerOptions = {}) {
     this.maxFrame = options.maxFrame ?? DEFAULT_MAX_FRAME;
@@ -70,6 +85,30 @@ export class RpcServer {
 
   unmount(namespace: string, service: string): void {
     this.mounted.delete(`${namespace}\n${service}`);
+    for (const l of this.listeners) l.unmount(namespace, service);
+  }
+
+  /** Serves the services mounted here through another listener too (NATS). */
+  attach(listener: RpcListener): void {
+    if (!this.listeners.includes(listener)) this.listeners.push(listener);
+  }
+
+  /** The listeners attached, e.g. to find the NATS one. */
+  get attached(): readonly RpcListener[] {
+    return this.listeners;
+  }
+
+  /**
+   * Starts serving a mounted service on the attached listeners; resolves with the address
+   * of the first (what the service registers), or the socket's address when none.
+   */
+  async expose(namespace: string, service: string): Promise<string | undefined> {
+    let address: string | undefined;
+    for (const l of this.listeners) {
+      const a = await l.mount(namespace, service);
+      address ??= a;
+    }
+    return address ?? this.boundAddress;
   }
 
   /** @internal */
@@ -152,6 +191,7 @@ export class RpcServer {
     this.draining = true;
     this.server?.close();
     for (const conn of this.connections) conn.goAway();
+    for (const l of this.listeners) await l.stopAccepting();
     if (this.answering > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, timeoutMs);
@@ -172,6 +212,7 @@ export class RpcServer {
     this.draining = true;
     for (const conn of this.connections) if (!conn.ending) conn.destroy();
     this.connections.clear();
+    for (const l of this.listeners) await l.close();
     const server = this.server;
     this.server = undefined;
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -186,7 +227,8 @@ export class RpcServer {
   }
 }
 
-interface ServerCall extends DeadlineEntry {
+/** @internal one call being served */
+export interface ServerCall extends DeadlineEntry {
   ctx: CallContext;
   codec: Codec;
   service: string;
@@ -199,68 +241,39 @@ interface ServerCall extends DeadlineEntry {
 
 const NO_DEADLINE = 0;
 
-class ServerConnection {
-  private readonly reader: FrameReader;
-  private readonly writer: FrameWriter;
-  private readonly calls = new CallTable<ServerCall>();
-  private preface = true;
-  private closed = false;
+/**
+ * The calls of one peer: decodes its frames, runs its calls and streams with their
+ * deadlines, cancellation and flow control, and answers through `send`. A TCP or Unix
+ * connection is one session (ServerConnection); over NATS each calling connection is
+ * one (transport/nats/server.ts). [NATS transport, issue 6: split from ServerConnection
+ * so both transports share it.]
+ */
+export abstract class FrameSession {
+  protected readonly calls = new CallTable<ServerCall>();
+  protected closed = false;
 
   constructor(
-    private readonly server: RpcServer,
-    private readonly socket: Socket,
-  ) {
-    this.writer = new FrameWriter(socket);
-    this.reader = new FrameReader(
-      server.maxFrame,
-      (buf) => this.onFrame(buf),
-      (type, id, length) => this.onOversize(type, id, length),
-    );
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', () => {
-      // 'close' follows; nothing to add
-    });
-    socket.on('close', () => this.onClose());
-    // a connection that never says who it is does not hold a socket for long
-    socket.setTimeout(10_000, () => {
-      if (this.preface) socket.destroy();
-    });
+    protected readonly server: RpcServer,
+    /** largest frame this session accepts and sends */
+    protected readonly maxFrame: number,
+  ) {}
+
+  /** Writes one length-prefixed frame (see frame.ts) to the peer. */
+  protected abstract send(buf: Buffer): void;
+  /** The peer broke the protocol beyond answering: drop it. */
+  abstract destroy(): void;
+
+  /** Calls and streams of this session in flight. */
+  get activeCalls(): number {
+    return this.calls.size;
   }
 
-  private onData(chunk: Buffer): void {
-    if (this.preface) {
-      if (chunk.length < PREFACE.length || !chunk.subarray(0, PREFACE.length).equals(PREFACE)) {
-        // not our protocol (an HTTP client, a port scanner): say so and hang up
-        const text = 'this port speaks the micro RPC protocol; call services through the API gateway or a micro client\n';
-        if (chunk.subarray(0, 4).toString('latin1').match(/^[A-Z]{3,}/)) {
-          this.socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: ${text.length}\r\nConnection: close\r\n\r\n${text}`);
-        } else {
-          this.socket.end(text);
-        }
-        this.socket.destroySoon();
-        this.closed = true;
-        return;
-      }
-      this.preface = false;
-      this.socket.setTimeout(0);
-      chunk = chunk.subarray(PREFACE.length);
-      if (chunk.length === 0) return;
-    }
-    if (this.closed) return;
-    this.reader.push(chunk);
-  }
-
-  private send(buf: Buffer): void {
-    if (this.closed) return;
-    this.writer.write(buf);
-  }
-
-  private sendError(id: number, err: MicroError): void {
+  protected sendError(id: number, err: MicroError): void {
     this.send(encodeFrame(FrameType.Error, id, 0, JSON.stringify(err.toJSON())));
   }
 
-  private onOversize(type: number, id: number, length: number): void {
-    const err = PayloadTooLarge('micro.transport', `frame of ${length} bytes exceeds the limit of ${this.server.maxFrame} bytes`);
+  protected onOversize(type: number, id: number, length: number): void {
+    const err = PayloadTooLarge('micro.transport', `frame of ${length} bytes exceeds the limit of ${this.maxFrame} bytes`);
     const call = this.calls.get(id);
     if (call) {
       this.failCall(call, id, err);
@@ -269,7 +282,8 @@ class ServerConnection {
     }
   }
 
-  private onFrame(buf: Buffer): void {
+  /** Handles one frame (without its length prefix) from the peer. */
+  onFrame(buf: Buffer): void {
     let frame: Frame;
     try {
       frame = decodeFrame(buf);
@@ -395,7 +409,7 @@ class ServerConnection {
       else this.serveStream(call, id, ep, request);
     } else {
       call.inbox = new Inbox(
-        this.server.maxFrame,
+        this.maxFrame,
         (bytes) => this.send(encodeWindow(id, bytes)),
         () => undefined,
       );
@@ -416,8 +430,8 @@ class ServerConnection {
           this.finish(call, id, toMicroError(err, call.service));
           return;
         }
-        if (byteLength(body) + 6 > this.server.maxFrame) {
-          this.finish(call, id, PayloadTooLarge(call.service, `response exceeds the frame limit of ${this.server.maxFrame} bytes`));
+        if (byteLength(body) + 6 > this.maxFrame) {
+          this.finish(call, id, PayloadTooLarge(call.service, `response exceeds the frame limit of ${this.maxFrame} bytes`));
           return;
         }
         this.send(encodeFrame(FrameType.Response, id, call.codec.id, body));
@@ -448,7 +462,7 @@ class ServerConnection {
           const value = ep.checkResponse(next.value);
           const body = call.codec.id === 0 ? (value === undefined ? 'null' : JSON.stringify(value)) : call.codec.encode(value);
           const size = byteLength(body);
-          if (size + 6 > this.server.maxFrame) throw PayloadTooLarge(call.service, `stream message exceeds the frame limit of ${this.server.maxFrame} bytes`);
+          if (size + 6 > this.maxFrame) throw PayloadTooLarge(call.service, `stream message exceeds the frame limit of ${this.maxFrame} bytes`);
           const wait = outbox.reserve(size);
           if (wait) await wait;
           if (call.done) break;
@@ -502,6 +516,74 @@ class ServerConnection {
     this.finish(call, id, err);
   }
 
+  /** Every call in flight ends: the peer is gone. */
+  protected loseCalls(): void {
+    if (this.calls.size === 0) return;
+    const lost = Cancelled('micro.transport', 'connection to the caller was lost');
+    for (const [id, call] of this.calls.drain()) {
+      // drained already: put it back for finish() to take out and count
+      this.calls.set(id, call);
+      this.finish(call, id, lost);
+    }
+  }
+}
+
+/** One TCP or Unix socket connection from a client. */
+class ServerConnection extends FrameSession {
+  private readonly reader: FrameReader;
+  private readonly writer: FrameWriter;
+  private preface = true;
+
+  constructor(
+    server: RpcServer,
+    private readonly socket: Socket,
+  ) {
+    super(server, server.maxFrame);
+    this.writer = new FrameWriter(socket);
+    this.reader = new FrameReader(
+      server.maxFrame,
+      (buf) => this.onFrame(buf),
+      (type, id, length) => this.onOversize(type, id, length),
+    );
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', () => {
+      // 'close' follows; nothing to add
+    });
+    socket.on('close', () => this.onClose());
+    // a connection that never says who it is does not hold a socket for long
+    socket.setTimeout(10_000, () => {
+      if (this.preface) socket.destroy();
+    });
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.preface) {
+      if (chunk.length < PREFACE.length || !chunk.subarray(0, PREFACE.length).equals(PREFACE)) {
+        // not our protocol (an HTTP client, a port scanner): say so and hang up
+        const text = 'this port speaks the micro RPC protocol; call services through the API gateway or a micro client\n';
+        if (chunk.subarray(0, 4).toString('latin1').match(/^[A-Z]{3,}/)) {
+          this.socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: ${text.length}\r\nConnection: close\r\n\r\n${text}`);
+        } else {
+          this.socket.end(text);
+        }
+        this.socket.destroySoon();
+        this.closed = true;
+        return;
+      }
+      this.preface = false;
+      this.socket.setTimeout(0);
+      chunk = chunk.subarray(PREFACE.length);
+      if (chunk.length === 0) return;
+    }
+    if (this.closed) return;
+    this.reader.push(chunk);
+  }
+
+  protected send(buf: Buffer): void {
+    if (this.closed) return;
+    this.writer.write(buf);
+  }
+
   /** Flushes what was written and closes; destroyed after a grace period if the peer lingers. */
   get ending(): boolean {
     return this.closed;
@@ -527,13 +609,7 @@ class ServerConnection {
 
   private onClose(): void {
     this.closed = true;
-    if (this.calls.size === 0) return;
-    const lost = Cancelled('micro.transport', 'connection to the caller was lost');
-    for (const [id, call] of this.calls.drain()) {
-      // drained already: put it back for finish() to take out and count
-      this.calls.set(id, call);
-      this.finish(call, id, lost);
-    }
+    this.loseCalls();
   }
 }
 

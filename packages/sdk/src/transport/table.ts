@@ -35,6 +35,13 @@ export class CallTable<T> {
     return true;
   }
 
+  /** Every entry, left in the table (a copy: the table may change while it is read). */
+  entries(): Array<[number, T]> {
+    const entries: Array<[number, T]> = [];
+    for (const key of Object.keys(this.table)) entries.push([Number(key), this.table[Number(key)] as T]);
+    return entries;
+  }
+
   /** Every entry, taken out of the table at once (when a connection is lost). */
   drain(): Array<[number, T]> {
     const entries: Array<[number, T]> = [];
