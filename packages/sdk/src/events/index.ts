@@ -19,6 +19,8 @@ export type {
   TopicInfo,
 } from './events.js';
 export { DEAD_LETTER, DEFAULTS as EVENTS_DEFAULTS, EVENTS_ERROR_ID, LIMITS as EVENTS_LIMITS, deadLetterTopic } from './events.js';
+// the input checks every engine shares, for the engines of micro server (JetStream)
+export * as eventChecks from './checks.js';
 export { EventsEngine } from './engine.js';
 export type { EngineConsumer, EngineOptions as EventsEngineOptions } from './engine.js';
 export type { EventStorage, GroupRecord, InflightRecord, StoredEvent, TopicRecord } from './storage.js';

@@ -8,6 +8,9 @@ import { SqliteEvents } from './sqlite.js';
 export { SqliteEvents, SqliteStorage, EVENTS_SCHEMA_VERSION } from './sqlite.js';
 export type { SqliteEventsOptions } from './sqlite.js';
 export { eventsHandlers } from './handlers.js';
+// the nats profile: events on JetStream streams (jetstream.ts)
+export { JetStreamEvents, connectJetStreamEvents, eventsCoreServiceFor, jetstreamEventsCoreService } from './jetstream.js';
+export type { JetStreamEventsOptions } from './jetstream.js';
 export type { EventsHandlerOptions, ServedEvents } from './handlers.js';
 
 /**
