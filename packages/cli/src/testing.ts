@@ -48,22 +48,28 @@ export function micro(home: string, args: string[], options: { input?: string; e
 export interface RunningServer {
   proc: ChildProcessWithoutNullStreams;
   address: string;
+  /** the API gateway's http:// URL */
+  gateway: string;
   output: () => string;
 }
 
-/** `micro server --address tcp://127.0.0.1:0`, once it says where it listens. */
-export function startServer(home: string): Promise<RunningServer> {
-  const proc = spawn(process.execPath, [bin, 'server', '--address', 'tcp://127.0.0.1:0'], { env: { ...process.env, MICRO_HOME: home, MICRO_LOG_LEVEL: 'silent' } });
+/**
+ * `micro server --address tcp://127.0.0.1:0` (its gateway on a free port too), once it
+ * says where it listens. `env` adds to the environment (a profile, its engines).
+ */
+export function startServer(home: string, options: { env?: Record<string, string>; timeout?: number } = {}): Promise<RunningServer> {
+  const proc = spawn(process.execPath, [bin, 'server', '--address', 'tcp://127.0.0.1:0'], { env: { ...process.env, MICRO_HOME: home, MICRO_LOG_LEVEL: 'silent', ...options.env } });
   started.add(proc);
   let out = '';
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`micro server did not start:\n${out}`)), 20_000);
+    const timer = setTimeout(() => reject(new Error(`micro server did not start:\n${out}`)), options.timeout ?? 20_000);
     const onData = (d: Buffer) => {
       out += d.toString();
       const m = /listening on (tcp:\/\/\S+)/.exec(out);
-      if (m) {
+      const g = /API gateway on (http:\/\/\S+)/.exec(out);
+      if (m && g) {
         clearTimeout(timer);
-        resolve({ proc, address: m[1] as string, output: () => out });
+        resolve({ proc, address: m[1] as string, gateway: g[1] as string, output: () => out });
       }
     };
     proc.stdout.on('data', onData);

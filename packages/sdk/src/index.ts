@@ -60,10 +60,6 @@ export { MemoryRegistry } from './registry/memory.js';
 export { FileRegistry } from './registry/file.js';
 // the registry on a NATS JetStream KV bucket and the KV helpers: `@micro/sdk/nats` (nats.ts),
 // so that services which never use NATS do not load nats.js
-// TEMPORARY until the events engine moves to @micro/sdk/nats:
-export { KvRegistry, openRegistry } from './registry/nats-kv.js';
-export type { KvRegistryOptions } from './registry/nats-kv.js';
-export { acquireNats, encodeKeySegment, decodeKeySegment, packValue, unpackValue, checkValueSize, openBucket, isStaleWrite, trackConnection, checkConnected, natsError } from './engines/nats-kv.js';
 export { Selector } from './selector/selector.js';
 
 // pub/sub

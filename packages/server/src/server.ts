@@ -7,24 +7,31 @@ import {
   errors,
   MemoryBroker,
   MemoryRegistry,
+  NatsBroker,
+  NatsRpcListener,
   microHome,
   processAlive,
   privateDir,
   profileFromEnv,
+  redactUrl,
   readJson,
   registryService,
   runtime as runtimeService,
   RpcServer,
   Service,
   writeJsonDurable,
+  type Broker,
   type Logger,
+  type Profile,
+  type Registry,
 } from '@micro/sdk';
+import { openRegistry } from '@micro/sdk/nats';
 import { openAuthStorage } from './auth/open.js';
 import type { AuthAccounts, AuthTokens } from './auth/storage.js';
 import { authenticate } from './auth/guard.js';
 import { authCoreService } from './auth/index.js';
 import { guardedBroker, guardedRegistry, type CoreContext, type CoreService, type CoreServiceFactory } from './core.js';
-import { CORE_SERVICES } from './core-services.js';
+import { coreServicesFor } from './core-services.js';
 import { ensureServerDirs, serverPaths, type ServerPaths } from './home.js';
 import { LocalRuntime, runtimeHandlers, type RuntimeOptions } from './runtime/index.js';
 import { DEFAULT_GATEWAY_ADDRESS, Gateway } from './gateway/index.js';
@@ -64,8 +71,12 @@ export const DEFAULT_SERVER_ADDRESS = 'tcp://127.0.0.1:8081';
 export class MicroServer {
   readonly paths: ServerPaths;
   readonly logger: Logger;
-  readonly registry = new MemoryRegistry();
-  readonly broker = new MemoryBroker();
+  /** where services are found: in memory, or (nats profile) a JetStream KV bucket the nodes share */
+  registry: Registry = new MemoryRegistry();
+  /** pub/sub: in memory, or (nats profile) NATS subjects */
+  broker: Broker = new MemoryBroker();
+  /** the engines this server runs on (MICRO_PROFILE), read at start */
+  profile: Profile = { name: 'local' };
   private readonly requestedAddress: string;
   private rpc: RpcServer | undefined;
   private services: Service[] = [];
@@ -107,6 +118,14 @@ export class MicroServer {
       // accounts, rules, API keys, sessions and signing keys: <home>/data/auth.db and
       // server/jwt-keys.json (local profile), or Postgres shared by the nodes (nats)
       const profile = profileFromEnv();
+      this.profile = profile;
+      if (profile.name === 'nats') {
+        // the registry and pub/sub every node shares; connecting waits (with backoff) for NATS
+        const onRetry = (message: string) => this.logger.warn(message);
+        this.registry = await openRegistry(profile, { onRetry });
+        this.broker = await new NatsBroker({ url: profile.natsUrl, prefix: profile.prefix }).connect();
+        this.logger.info({ nats: redactUrl(profile.natsUrl), postgres: redactUrl(profile.postgresUrl), redis: redactUrl(profile.redisUrl), prefix: profile.prefix }, 'nats profile: engines connected');
+      }
       const auth = await openAuthStorage(profile, { home: this.paths.home, serverDir: this.paths.dir, keysPath: this.paths.keys }, { logger: this.logger });
       this.accounts = auth.accounts;
       this.tokens = auth.tokens;
@@ -118,13 +137,18 @@ export class MicroServer {
       }
       this.rpc = new RpcServer({ logger: this.logger });
       this.boundAddress = await this.rpc.listen(this.requestedAddress);
-      const common = { namespace: 'micro', server: this.rpc, registry: this.registry, logger: this.logger, registerTTL: 0, auth: false as const };
+      // nats profile: the core services are served over NATS too (and registered with their
+      // nats: address, so the services and gateways of every node reach them); they leave the
+      // shared registry within 30 s of a node's death
+      if (profile.name === 'nats') this.rpc.attach(new NatsRpcListener(this.rpc, { url: profile.natsUrl, prefix: profile.prefix, logger: this.logger }));
+      const common = { namespace: 'micro', server: this.rpc, registry: this.registry, logger: this.logger, registerTTL: profile.name === 'nats' ? 30 : 0, auth: false as const };
       this.runtime = new LocalRuntime({
         ...this.runtimeOptions,
         home: this.paths.home,
         // services run on this machine: they reach a server bound to every interface on loopback
         serverAddress: this.boundAddress.replace('//0.0.0.0:', '//127.0.0.1:').replace('//[::]:', '//[::1]:'),
         registry: this.registry,
+        profile,
         credentials: (service, namespace) => this.serviceCredentials(service, namespace),
         logger: this.logger.child({ component: 'runtime' }),
       });
@@ -144,7 +168,7 @@ export class MicroServer {
         (c) => ({ def: brokerService, handlers: guardedBroker(c.broker) }),
         () => ({ def: runtimeService, handlers: runtimeHandlers(runtime) }),
       ];
-      for (const factory of [...builtIn, ...CORE_SERVICES]) {
+      for (const factory of [...builtIn, ...coreServicesFor(profile)]) {
         const cs = await factory(core);
         this.cores.push(cs);
         await cs.start?.();
@@ -205,8 +229,11 @@ export class MicroServer {
     this.cores = [];
     await this.rpc?.drain(5_000);
     this.rpc = undefined;
-    await this.registry.close();
+    await this.registry.close?.();
     await this.broker.close?.();
+    // the NATS connection is shared in the process and closes itself after its last user
+    this.registry = new MemoryRegistry();
+    this.broker = new MemoryBroker();
     if (this.locked) {
       rmSync(this.paths.info, { force: true });
       rmSync(this.paths.lock, { force: true });

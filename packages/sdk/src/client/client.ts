@@ -132,7 +132,7 @@ export class Client {
 
   /** Compiles a call to an endpoint once; reuse the result for every call. */
   prepare(service: string, endpoint: string, kind: StreamKind = 'unary', idempotent = false): PreparedCall {
-    const key = `${service}\n${endpoint}\n${kind}`;
+    const key = `${service}\n${endpoint}\n${kind}${idempotent ? '\ni' : ''}`;
     let p = this.prepared.get(key);
     if (!p) {
       p = {

@@ -25,7 +25,7 @@ export interface ServiceOptions {
   /** share one listener between the services of a process */
   server?: RpcServer;
   registry?: Registry;
-  /** seconds a registration lives without a heart-beat (default 30; 0 = until deregistered) */
+  /** seconds a registration lives without a heart-beat (default MICRO_REGISTER_TTL, else 30; 0 = until deregistered) */
   registerTTL?: number;
   /** seconds between heart-beats (default a third of the TTL) */
   registerInterval?: number;
@@ -199,7 +199,7 @@ export class Service<D extends ServiceDef = ServiceDef> {
   }
 
   private async register(): Promise<void> {
-    const ttl = this.options.registerTTL ?? 30;
+    const ttl = this.options.registerTTL ?? registerTtlFromEnv();
     const interval = (this.options.registerInterval ?? ttl / 3) * 1000;
     await this.registry.register(this.record(), { ttl, namespace: this.namespace });
     // a registration without a TTL never expires, so it needs no heart-beat
@@ -320,4 +320,16 @@ export async function run<D extends ServiceDef>(def: D, handlers: Handlers<D>, o
     watch.unref();
   }
   return svc;
+}
+
+/**
+ * MICRO_REGISTER_TTL: seconds an instance stays in the registry after its last heart-beat
+ * (how long a killed instance can still be picked). Default 30; 1 to 3600.
+ */
+function registerTtlFromEnv(): number {
+  const raw = process.env.MICRO_REGISTER_TTL;
+  if (raw === undefined || raw.trim() === '') return 30;
+  const ttl = Number(raw);
+  if (!Number.isInteger(ttl) || ttl < 1 || ttl > 3600) throw new Error(`MICRO_REGISTER_TTL must be a whole number of seconds from 1 to 3600, not "${raw}"`);
+  return ttl;
 }

@@ -1,5 +1,5 @@
 import { chmodSync, closeSync, existsSync, fsyncSync, linkSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { hkdfSync, randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { privateDir } from '@micro/sdk';
 import { serverPaths } from '../home.js';
@@ -70,4 +70,20 @@ function createOnce(path: string, text: string): void {
   } finally {
     closeSync(dir);
   }
+}
+
+/**
+ * The key of config secrets for nodes that share engines (nats profile): MICRO_CONFIG_SECRET_KEY
+ * when set; else derived (HKDF-SHA256) from MICRO_AUTH_KEY, the secret every node of the
+ * nats profile has already, so one shared secret is enough; else the node's own key file
+ * (`generated` then tells the caller to warn: other nodes will not share it).
+ */
+export function loadSharedConfigKey(home: string, env: NodeJS.ProcessEnv = process.env): ConfigKey {
+  const fromEnv = env[CONFIG_KEY_ENV];
+  const authKey = env.MICRO_AUTH_KEY;
+  if ((fromEnv === undefined || fromEnv.trim() === '') && authKey) {
+    const key = Buffer.from(hkdfSync('sha256', authKey, 'micro', 'config secrets', CONFIG_KEY_BYTES));
+    return { key, source: 'MICRO_AUTH_KEY (a key derived from it)', generated: false };
+  }
+  return loadConfigKey(home, env);
 }

@@ -3,21 +3,10 @@ import type { KV, KvEntry } from '@nats-io/kv';
 import {
   CONFIG_ERROR_ID,
   ConfigCipher,
-  acquireNats,
   DocumentConfig,
-  checkConnected,
   checkPrefix,
-  checkValueSize,
   configService,
-  decodeKeySegment,
-  encodeKeySegment,
   errors,
-  isStaleWrite,
-  natsError,
-  openBucket,
-  packValue,
-  trackConnection,
-  unpackValue,
   type ChangeIntent,
   type ConfigObject,
   type DocumentUpdate,
@@ -25,9 +14,10 @@ import {
   type Profile,
   type TransactResult,
 } from '@micro/sdk';
+import { acquireNats, checkConnected, checkValueSize, decodeKeySegment, encodeKeySegment, isStaleWrite, natsError, openBucket, packValue, trackConnection, unpackValue } from '@micro/sdk/nats';
 import type { CoreServiceFactory } from '../core.js';
 import { configHandlers } from './handlers.js';
-import { CONFIG_KEY_ENV, loadConfigKey } from './key.js';
+import { CONFIG_KEY_ENV, loadSharedConfigKey } from './key.js';
 import { configCoreService } from './index.js';
 
 /**
@@ -45,7 +35,8 @@ import { configCoreService } from './index.js';
  * - Watchers: one KV watch of the bucket's new writes per node feeds the watchers of that
  *   node; each starts with the current document read directly, and hears of every later
  *   version (older ones are dropped by version number).
- * - Secrets are sealed with the node's key (MICRO_CONFIG_SECRET_KEY): the bucket keeps its
+ * - Secrets are sealed with the node's key (MICRO_CONFIG_SECRET_KEY, else derived from
+ *   MICRO_AUTH_KEY, which every node has — see loadSharedConfigKey): the bucket keeps its
  *   fingerprint, written once by the first node, and a node with another key does not start.
  * - NATS away: calls fail at once with a 503; they work again when NATS is back.
  */
@@ -278,7 +269,7 @@ async function checkKey(kv: KV, bucket: string, cipher: ConfigCipher): Promise<v
  */
 export function kvConfigCoreService(nc: NatsConnection, prefix: string): CoreServiceFactory {
   return async (ctx) => {
-    const { key, source, generated } = loadConfigKey(ctx.home);
+    const { key, source, generated } = loadSharedConfigKey(ctx.home);
     if (generated) {
       ctx.logger.warn(`made the key of config secrets in ${source}: with several micro server nodes, give every node the same key in ${CONFIG_KEY_ENV}`);
     }

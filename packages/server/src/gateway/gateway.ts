@@ -269,7 +269,10 @@ export class Gateway {
       if (request instanceof Promise) request = await request;
     }
 
-    const result = await call.client.call(service, ep.name, request, { timeout: this.timeout, metadata: call.metadata });
+    // prepared with the endpoint's idempotency (from the registry): a call lost with an
+    // instance that died is retried on another only when running it twice is harmless
+    const prepared = call.client.prepare(service, ep.name, 'unary', ep.idempotent === true);
+    const result = await call.client.invoke(prepared, request, { timeout: this.timeout, metadata: call.metadata });
     send(res, 200, result === undefined ? null : result);
   }
 

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { errors, type Logger, type Registry, type RuntimeInstance, type RuntimeProgress, type RuntimeService, type RuntimeState } from '@micro/sdk';
+import { errors, type Logger, type Profile, type Registry, type RuntimeInstance, type RuntimeProgress, type RuntimeService, type RuntimeState } from '@micro/sdk';
 import { buildOutput, buildPath, buildService, checkServiceName, defaultSdkPath, readPackage, serviceName, type PackageJson } from './build.js';
 import { Instance, StartError, type InstanceHost, type Timing } from './instance.js';
 import { LogFile, type LogLine } from './logs.js';
@@ -16,6 +16,12 @@ export interface RuntimeOptions {
   serverAddress: string;
   /** the server's registry: a new instance is ready once its node is in it */
   registry: Registry;
+  /**
+   * The server's profile: with `nats`, services get MICRO_PROFILE, MICRO_NATS_URL and
+   * MICRO_PREFIX, so they serve and call over NATS (never the Postgres or Redis URLs, nor
+   * MICRO_AUTH_KEY: services reach those engines only through the server)
+   */
+  profile?: Profile;
   /** the account a service acts as, given to it as MICRO_AUTH_ID / MICRO_AUTH_SECRET */
   credentials(service: string, namespace: string): Promise<{ id: string; secret: string }>;
   logger: Logger;
@@ -64,6 +70,9 @@ const RESERVED_ENV = new Set([
   'MICRO_AUTH_NAMESPACE',
   'MICRO_RUNTIME_INSTANCE',
   'MICRO_SERVICE_NAME',
+  'MICRO_PROFILE',
+  'MICRO_NATS_URL',
+  'MICRO_PREFIX',
 ]);
 /** What services inherit from the server's environment; the rest of it stays with the server. */
 const INHERITED_ENV = ['PATH', 'HOME', 'USER', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'MICRO_LOG_LEVEL', 'NODE_EXTRA_CA_CERTS'];
@@ -557,6 +566,7 @@ export class LocalRuntime {
       MICRO_AUTH_NAMESPACE: svc.namespace,
       MICRO_RUNTIME_INSTANCE: instanceId,
       MICRO_SERVICE_NAME: svc.name,
+      ...profileEnv(this.options.profile),
     };
   }
 
@@ -761,4 +771,10 @@ function isOurs(pid: number, id: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** What a service needs to know of the server's profile (see RuntimeOptions.profile). */
+function profileEnv(profile: Profile | undefined): Record<string, string> {
+  if (profile?.name !== 'nats') return {};
+  return { MICRO_PROFILE: 'nats', MICRO_NATS_URL: profile.natsUrl, MICRO_PREFIX: profile.prefix };
 }
