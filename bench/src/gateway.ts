@@ -105,7 +105,12 @@ async function fastify(env: BenchEnv, prefix: string): Promise<Contestant> {
   return contestant('fastify', prefix, server.info.url, [server]);
 }
 
-function figures(prefix: string, what: string, target: number): FigureSpec[] {
+async function nodeHttp(env: BenchEnv, prefix: string): Promise<Contestant> {
+  const server = await startChild<Url>(script('nodehttp-greeter'), { cpus: env.serverCpus });
+  return contestant('node:http', prefix, server.info.url, [server]);
+}
+
+function figures(prefix: string, what: string, target?: number): FigureSpec[] {
   return [
     { id: `${prefix}.rate`, label: `${what}: requests/s, ${CONNECTIONS} connections`, unit: 'calls/s', better: 'higher', target },
     { id: `${prefix}.p50`, label: `${what}: latency p50 under that load`, unit: 'µs', better: 'lower' },
@@ -140,6 +145,20 @@ export const gatewayFastify: Benchmark = {
   figures: figures('gateway-fastify', 'gateway → in-process service', 0.9),
   usesChildren: true,
   setup: (env) => pair(() => microInProcess(env, 'gateway-fastify'), () => fastify(env, 'gateway-fastify')),
+};
+
+/**
+ * The floor: the same Micro side against bare node:http (no framework, a hand-written
+ * check of the one field). No target: it shows how far any Node.js HTTP/1.1 server can
+ * go on this machine, which bounds what the ratios to the other peers can be.
+ */
+export const gatewayNodeHttp: Benchmark = {
+  name: 'gateway-nodehttp',
+  title: 'HTTP gateway → service in the same process, vs bare node:http',
+  peerName: `bare node:http ${process.version}`,
+  figures: figures('gateway-nodehttp', 'gateway → in-process service'),
+  usesChildren: true,
+  setup: (env) => pair(() => microInProcess(env, 'gateway-nodehttp'), () => nodeHttp(env, 'gateway-nodehttp')),
 };
 
 export const gatewayRemote: Benchmark = {

@@ -23,11 +23,13 @@ import { inprocess } from './calls-inprocess.js';
 import { remote } from './calls-remote.js';
 import { coldStart } from './cold-start.js';
 import { coreServices } from './core-services.js';
-import { gateway, gatewayFastify, gatewayRemote } from './gateway.js';
+import { gateway, gatewayFastify, gatewayNodeHttp, gatewayRemote } from './gateway.js';
+import { remoteNats } from './calls-nats.js';
+import { eventsJetStream } from './events-jetstream.js';
 import { killChildren, machineInfo, markdownTable, NOISY, runBenchmark, type Benchmark, type BenchmarkResult, type PinMode } from './harness.js';
 
 /** Every benchmark, in the order they run. Later issues add theirs here. */
-const BENCHMARKS: readonly Benchmark[] = [inprocess, remote, coldStart, coreServices, gateway, gatewayFastify, gatewayRemote];
+const BENCHMARKS: readonly Benchmark[] = [inprocess, remote, coldStart, coreServices, gateway, gatewayFastify, gatewayNodeHttp, gatewayRemote, remoteNats, eventsJetStream];
 const PEER = `moleculer ${MOLECULER_VERSION}`;
 
 function usage(): string {

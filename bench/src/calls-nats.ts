@@ -1,0 +1,111 @@
+/**
+ * Remote calls over NATS between two processes on this machine, through the same
+ * nats-server (MICRO_BENCH_NATS_URL, default nats://127.0.0.1:4222): the greeter runs in a
+ * child process, this process calls it.
+ * Micro: the SDK's NATS transport (MICRO_PROFILE=nats), the client dialling the
+ * instance's `nats:` address, under a prefix of its own.
+ * Moleculer: two ServiceBrokers with Moleculer's NATS transporter (the `nats` v2 client),
+ * in a Moleculer namespace of their own (JSON serializer, its default).
+ * Figures: throughput with exactly 100 calls outstanding, and the round-trip time of
+ * calls made one after another (p50, p99). Target (issue 6): ≥ 1.5x Moleculer's throughput.
+ */
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { ConnectionPool, createClient } from '@micro/sdk';
+import { ServiceBroker } from 'moleculer';
+import { checkGreeter, greeter, REQUEST } from './greeter.js';
+import {
+  closedLoopThroughput,
+  percentile,
+  sequentialLatencies,
+  startChild,
+  warm,
+  type BenchEnv,
+  type Benchmark,
+  type Call,
+  type ChildServer,
+  type Contestant,
+} from './harness.js';
+
+const INFLIGHT = 100;
+const THROUGHPUT_MS = 3_000;
+const LATENCY_CALLS = 3_000;
+const WARMUP_MS = 1_000;
+const natsUrl = () => process.env.MICRO_BENCH_NATS_URL || 'nats://127.0.0.1:4222';
+
+const script = (name: string) => fileURLToPath(new URL(`./servers/${name}.js`, import.meta.url));
+
+function contestant(side: string, send: (request: unknown) => Promise<unknown>, close: () => Promise<void>): Contestant {
+  const call: Call = () => send(REQUEST);
+  return {
+    async warmUp() {
+      await checkGreeter(side, send);
+      await warm(call, WARMUP_MS / 2, INFLIGHT);
+      await warm(call, WARMUP_MS / 2);
+    },
+    async round() {
+      const throughput = await closedLoopThroughput(call, INFLIGHT, THROUGHPUT_MS);
+      const rtt = await sequentialLatencies(call, LATENCY_CALLS);
+      return { 'nats.throughput': throughput, 'nats.p50': percentile(rtt, 50), 'nats.p99': percentile(rtt, 99) };
+    },
+    close,
+  };
+}
+
+async function micro(env: BenchEnv): Promise<Contestant> {
+  const prefix = `bench_${randomBytes(4).toString('hex')}`;
+  const server: ChildServer<{ address: string }> = await startChild(script('micro-greeter-nats'), { cpus: env.serverCpus, args: [natsUrl(), prefix] });
+  const pool = new ConnectionPool({ natsUrl: natsUrl() });
+  const client = createClient(greeter, { address: server.info.address, pool, preferLocal: false });
+  return contestant(
+    'micro (NATS)',
+    (request) => client.Hello(request as { name: string }),
+    async () => {
+      pool.close();
+      await server.stop();
+    },
+  );
+}
+
+async function moleculer(env: BenchEnv): Promise<Contestant> {
+  const namespace = `bench-${randomBytes(4).toString('hex')}`;
+  const server: ChildServer<{ nodeID: string }> = await startChild(script('moleculer-greeter'), { cpus: env.serverCpus, args: ['--nats', natsUrl(), namespace] });
+  const broker = new ServiceBroker({ nodeID: `bench-caller-${process.pid}`, namespace, logger: false, transporter: { type: 'NATS', options: { url: natsUrl() } } });
+  try {
+    broker.createService({ name: 'caller' });
+    await broker.start();
+    await broker.waitForServices(['greeter'], 15_000);
+  } catch (err) {
+    await broker.stop().catch(() => undefined);
+    await server.stop();
+    throw err;
+  }
+  return contestant(
+    'moleculer (NATS)',
+    (request) => broker.call('greeter.hello', request),
+    async () => {
+      await broker.stop().catch(() => undefined);
+      await server.stop();
+    },
+  );
+}
+
+export const remoteNats: Benchmark = {
+  name: 'remote-nats',
+  title: 'Remote calls over NATS (two processes, one nats-server)',
+  figures: [
+    { id: 'nats.throughput', label: `remote calls over NATS/s, ${INFLIGHT} in flight`, unit: 'calls/s', better: 'higher', target: 1.5 },
+    { id: 'nats.p50', label: 'remote sequential round trip over NATS p50', unit: 'µs', better: 'lower' },
+    { id: 'nats.p99', label: 'remote sequential round trip over NATS p99', unit: 'µs', better: 'lower' },
+  ],
+  usesChildren: true,
+  async setup(env) {
+    const m = await micro(env);
+    try {
+      return { micro: m, peer: await moleculer(env) };
+    } catch (err) {
+      await m.close();
+      throw err;
+    }
+  },
+};
