@@ -16,7 +16,9 @@ import { micro, startServer, stopProcess, tempDir, type RunningServer } from './
  * - its instances are balanced (both answer);
  * - kill -9 of an instance, then of node A itself: calls through node B keep succeeding
  *   (the gateway's client retries at most once);
- * - a killed instance leaves the shared registry (its TTL, or at once when it deregisters).
+ * - a killed instance leaves the shared registry (its TTL, or at once when it deregisters);
+ * - `micro status` on node B lists what node A runs (runtime state in PostgreSQL), and
+ *   `micro kill` there says which node to ask.
  * Every name this test makes starts with its own prefix, removed at the end.
  */
 
@@ -111,6 +113,21 @@ test('two micro server nodes on NATS, PostgreSQL and Redis act as one platform',
     return nodes.length === 2 ? nodes : undefined;
   });
   assert.ok(listed.every((n) => n.address.startsWith('nats:')), JSON.stringify(listed));
+
+  // micro status on node B shows the service node A runs (runtime state in PostgreSQL) ...
+  const nodeA = (JSON.parse(readFileSync(join(homeA, 'server', 'node.json'), 'utf8')) as { id: string }).id;
+  const statusB = await until('demo in the status of node B', 15_000, async () => {
+    const r = await micro(homeB, ['status', '--output', 'json'], { env });
+    const list = r.code === 0 ? (JSON.parse(r.stdout) as { name: string; node?: string; instances: unknown[] }[]) : [];
+    return list.find((x) => x.name === 'demo' && x.instances.length === 2);
+  });
+  assert.equal(statusB.node, nodeA);
+  const table = await micro(homeB, ['status'], { env });
+  assert.match(table.stdout, /^NODE +NAME +VERSION/m);
+  // ... and refuses to kill it there: node A runs it
+  const wrongNode = await micro(homeB, ['kill', 'demo'], { env });
+  assert.notEqual(wrongNode.code, 0);
+  assert.match(wrongNode.stderr, new RegExp(`demo runs on node ${nodeA}, not on this one`));
 
   const callsSucceed = async (n: number, label: string) => {
     for (let i = 0; i < n; i++) {

@@ -32,7 +32,8 @@ import { authenticate } from './auth/guard.js';
 import { authCoreService } from './auth/index.js';
 import { guardedBroker, guardedRegistry, type CoreContext, type CoreService, type CoreServiceFactory } from './core.js';
 import { coreServicesFor } from './core-services.js';
-import { ensureServerDirs, serverPaths, type ServerPaths } from './home.js';
+import { ensureServerDirs, nodeId, serverPaths, type ServerPaths } from './home.js';
+import { PostgresRuntimeDirectory } from './runtime/directory.js';
 import { LocalRuntime, runtimeHandlers, type RuntimeOptions } from './runtime/index.js';
 import { DEFAULT_GATEWAY_ADDRESS, Gateway } from './gateway/index.js';
 import { openRateLimiter, type RedisRateLimiter } from './gateway/ratelimit-redis.js';
@@ -87,6 +88,7 @@ export class MicroServer {
   private locked = false;
   private boundAddress: string | undefined;
   private runtime: LocalRuntime | undefined;
+  private directory: PostgresRuntimeDirectory | undefined;
   private readonly runtimeOptions: MicroServerOptions['runtime'];
   private readonly gatewayAddress: string | false;
   private gateway: Gateway | undefined;
@@ -142,6 +144,10 @@ export class MicroServer {
       // shared registry within 30 s of a node's death
       if (profile.name === 'nats') this.rpc.attach(new NatsRpcListener(this.rpc, { url: profile.natsUrl, prefix: profile.prefix, logger: this.logger }));
       const common = { namespace: 'micro', server: this.rpc, registry: this.registry, logger: this.logger, registerTTL: profile.name === 'nats' ? 30 : 0, auth: false as const };
+      // nats profile: what every node's runtime runs, in PostgreSQL (runtime/directory.ts)
+      if (profile.name === 'nats') {
+        this.directory = await PostgresRuntimeDirectory.open({ url: profile.postgresUrl, prefix: profile.prefix, node: nodeId(this.paths.dir), logger: this.logger.child({ component: 'runtime' }) });
+      }
       this.runtime = new LocalRuntime({
         ...this.runtimeOptions,
         home: this.paths.home,
@@ -149,6 +155,7 @@ export class MicroServer {
         serverAddress: this.boundAddress.replace('//0.0.0.0:', '//127.0.0.1:').replace('//[::]:', '//[::1]:'),
         registry: this.registry,
         profile,
+        ...(this.directory ? { directory: { node: nodeId(this.paths.dir), store: this.directory } } : {}),
         credentials: (service, namespace) => this.serviceCredentials(service, namespace),
         logger: this.logger.child({ component: 'runtime' }),
       });
@@ -223,6 +230,8 @@ export class MicroServer {
     // --- end API gateway
     await this.runtime?.stop().catch((err: unknown) => this.logger.error({ err }, 'runtime stop failed'));
     this.runtime = undefined;
+    await this.directory?.close().catch((err: unknown) => this.logger.error({ err }, 'runtime directory close failed'));
+    this.directory = undefined;
     for (const svc of this.services.reverse()) await svc.stop().catch(() => undefined);
     this.services = [];
     for (const cs of this.cores.reverse()) await cs.stop?.().catch((err: unknown) => this.logger.error({ err, service: cs.def.name }, 'stop failed'));

@@ -70,7 +70,9 @@ export function registerRuntimeCommands(program: Command, ctx: CliContext): void
         out.info(`the runtime runs no services in namespace ${conn.namespace} — start one with \`micro run ./<folder>\``);
         return;
       }
-      out.table(STATUS_HEADERS, services.map((s) => statusRow(s)), services);
+      // nats profile: services of every node, with the node that runs each
+      if (services.some((s) => s.node)) out.table(['NODE', ...STATUS_HEADERS], services.map((s) => [nodeLabel(s), ...statusRow(s)]), services);
+      else out.table(STATUS_HEADERS, services.map((s) => statusRow(s)), services);
     });
 
   program
@@ -120,6 +122,12 @@ export function registerRuntimeCommands(program: Command, ctx: CliContext): void
 }
 
 export const STATUS_HEADERS = ['NAME', 'VERSION', 'SOURCE', 'STATE', 'INSTANCES', 'PID', 'UPTIME', 'RESTARTS', 'LAST ERROR'];
+
+/** The node of a service (its first 8 characters), with how long ago another node last reported. */
+export function nodeLabel(s: RuntimeService, now = Date.now()): string {
+  const id = (s.node ?? '-').slice(0, 8);
+  return s.nodeSeenAt ? `${id} (${formatDuration(Math.max(0, now - Date.parse(s.nodeSeenAt)))} ago)` : id;
+}
 
 /** One row of `micro status`. */
 export function statusRow(s: RuntimeService, now = Date.now()): string[] {

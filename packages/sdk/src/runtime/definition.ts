@@ -35,6 +35,8 @@ export const RuntimeService = z.object({
   env: z.record(z.string(), z.string()).describe('environment given with --env; secret values are masked'),
   createdAt: z.string(),
   updatedAt: z.string(),
+  node: z.string().optional().describe('the server node that runs it (nats profile: every node shows the services of all)'),
+  nodeSeenAt: z.string().optional().describe("ISO time of that node's last report, for services of other nodes"),
   build: z
     .object({
       id: z.string(),

@@ -228,7 +228,7 @@ async function lines(rt: LocalRuntime, name: string, n = 200): Promise<LogLine[]
   return out;
 }
 
-const one = (rt: LocalRuntime, name: string): RuntimeService => track(rt.read({ name }).services[0] as RuntimeService);
+const one = (rt: LocalRuntime, name: string): RuntimeService => track(rt.readLocal({ name }).services[0] as RuntimeService);
 const pidsOf = (svc: RuntimeService) => svc.instances.map((i) => i.pid).sort();
 
 // ---- the tests -----------------------------------------------------------------------------
@@ -290,7 +290,7 @@ describe('local runtime', () => {
     assert.equal(statSync(state).mode & 0o777, 0o600);
     assert.equal(statSync(join(home, 'runtime')).mode & 0o777, 0o700);
     assert.match(readFileSync(state, 'utf8'), /shh-secret/);
-    assert.equal(JSON.stringify(rt.read({})).includes('shh-secret'), false);
+    assert.equal(JSON.stringify(rt.readLocal({})).includes('shh-secret'), false);
   });
 
   it('refuses bad requests with clear errors and leaves running services alone', async () => {
@@ -307,7 +307,7 @@ describe('local runtime', () => {
     assert.equal((await rejection(rt.create({ source: flakyDir, namespace: '../etc' }))).code, 400);
     assert.equal((await rejection(rt.update({ name: 'nosuch' }))).code, 404);
     assert.equal((await rejection(rt.delete({ name: 'nosuch' }))).code, 404);
-    assert.throws(() => rt.read({ name: 'nosuch' }), (err: MicroError) => err.code === 404);
+    assert.throws(() => rt.readLocal({ name: 'nosuch' }), (err: MicroError) => err.code === 404);
     assert.throws(() => rt.logs({ name: 'nosuch' }), (err: MicroError) => err.code === 404);
     assert.throws(() => rt.logs({ name: 'greeter', since: 'yesterday' }), (err: MicroError) => err.code === 400);
     assert.deepEqual(pidsOf(one(rt, 'greeter')), before);
@@ -353,8 +353,8 @@ describe('local runtime', () => {
     const delays = log.filter((l) => l.stream === 'runtime' && l.line.startsWith('restarting in')).map((l) => Number(/(\d+) ms/.exec(l.line)?.[1]));
     assert.deepEqual(delays.slice(0, 3), [100, 200, 400].slice(0, Math.min(3, delays.length)), 'the delay doubles');
     await rt.delete({ name: 'flaky' });
-    assert.equal(rt.read({}).services.some((s) => s.name === 'flaky'), false);
-    assert.throws(() => rt.read({ name: 'flaky' }), (err: MicroError) => err.code === 404);
+    assert.equal(rt.readLocal({}).services.some((s) => s.name === 'flaky'), false);
+    assert.throws(() => rt.readLocal({ name: 'flaky' }), (err: MicroError) => err.code === 404);
     assert.ok((await lines(rt, 'flaky')).length > 0, 'the log of a killed service stays');
   });
 
@@ -514,7 +514,7 @@ setInterval(() => {}, 1000);
     runtimes.push(revived);
     await revived.start();
     const svc = await waitFor('survivor running again', () => {
-      const s = track(revived.read({ name: 'survivor' }).services[0] as RuntimeService);
+      const s = track(revived.readLocal({ name: 'survivor' }).services[0] as RuntimeService);
       return s.state === 'running' && s;
     });
     for (const p of oldPids) {
@@ -583,7 +583,7 @@ setInterval(() => {}, 1000);
     await rt.delete({ name: 'greeter' });
     for (const pid of pidsOf(svc)) assert.equal(alive(pid as number), false);
     assert.equal(existsSync(join(home, 'runtime', 'builds', 'micro', 'greeter')), false);
-    assert.equal(rt.read({}).services.some((s) => s.name === 'greeter'), false);
+    assert.equal(rt.readLocal({}).services.some((s) => s.name === 'greeter'), false);
     assert.ok((await lines(rt, 'greeter')).some((l) => /micro kill greeter/.test(l.line)));
     assert.equal(JSON.parse(readFileSync(join(home, 'runtime', 'state.json'), 'utf8')).services.some((s: { name: string }) => s.name === 'greeter'), false);
   });

@@ -7,6 +7,7 @@ import { buildOutput, buildPath, buildService, checkServiceName, defaultSdkPath,
 import { Instance, StartError, type InstanceHost, type Timing } from './instance.js';
 import { LogFile, type LogLine } from './logs.js';
 import { fetchSource, parseSource, type SourceSpec } from './source.js';
+import type { RuntimeDirectory } from './directory.js';
 import { StateStore, type BuildRecord, type InstanceRecord, type ServiceRecordState } from './state.js';
 
 export interface RuntimeOptions {
@@ -22,6 +23,11 @@ export interface RuntimeOptions {
    * MICRO_AUTH_KEY: services reach those engines only through the server)
    */
   profile?: Profile;
+  /**
+   * Where the runtimes of all nodes publish what they run (nats profile: PostgreSQL), so
+   * that `micro status` on any node shows the whole platform; this node's id marks its own
+   */
+  directory?: { node: string; store: RuntimeDirectory };
   /** the account a service acts as, given to it as MICRO_AUTH_ID / MICRO_AUTH_SECRET */
   credentials(service: string, namespace: string): Promise<{ id: string; secret: string }>;
   logger: Logger;
@@ -241,11 +247,35 @@ export class LocalRuntime {
   }
 
   /** `micro status`: the services of a namespace, or one of them. */
-  read(req: { name?: string | undefined; namespace?: string | undefined }): { services: RuntimeService[] } {
+  /** `micro status` of this node's own services (the local profile's whole answer). */
+  readLocal(req: { name?: string | undefined; namespace?: string | undefined }): { services: RuntimeService[] } {
     const namespace = checkNamespace(req.namespace);
     if (req.name) return { services: [this.view(this.find(namespace, req.name))] };
     const services = [...this.services.values()].filter((s) => s.namespace === namespace).sort((a, b) => a.name.localeCompare(b.name));
     return { services: services.map((s) => this.view(s)) };
+  }
+
+  /**
+   * `micro status`: this node's services, and with a directory (nats profile) what every
+   * other node published, each marked with its node.
+   */
+  async read(req: { name?: string | undefined; namespace?: string | undefined }): Promise<{ services: RuntimeService[] }> {
+    const directory = this.options.directory;
+    if (!directory) return this.readLocal(req);
+    const namespace = checkNamespace(req.namespace);
+    const name = req.name === undefined ? undefined : checkServiceName(req.name);
+    const mine = (name === undefined || this.services.has(key(namespace, name)) ? this.readLocal({ name, namespace }).services : []).map((s) => ({ ...s, node: directory.node }));
+    const others = await directory.store.others({ namespace, name });
+    const services = [...mine, ...others.map((o) => ({ ...o.service, node: o.node, nodeSeenAt: new Date(o.seenAt).toISOString() }))];
+    if (name !== undefined && services.length === 0) throw notFound(namespace, name);
+    return { services: services.sort((a, b) => a.name.localeCompare(b.name) || a.node.localeCompare(b.node)) };
+  }
+
+  /** For kill and update of a service this node does not run: which node does (nats profile), else not found. */
+  private async elsewhere(namespace: string, name: string, verb: string): Promise<never> {
+    const others = (await this.options.directory?.store.others({ namespace, name })) ?? [];
+    if (others.length === 0) throw notFound(namespace, name);
+    throw errors.Conflict('runtime', `${name} runs on node ${others.map((o) => o.node).join(', ')}, not on this one: run micro ${verb} ${name} against that node (its MICRO_SERVER)`);
   }
 
   /**
@@ -256,7 +286,9 @@ export class LocalRuntime {
    */
   async update(req: Request<'update'>, onProgress: ProgressFn = () => undefined): Promise<RuntimeService> {
     this.checkOpen();
-    const svc = this.find(checkNamespace(req.namespace), req.name);
+    const namespace = checkNamespace(req.namespace);
+    if (this.options.directory && !this.services.has(key(namespace, checkServiceName(req.name)))) await this.elsewhere(namespace, req.name, 'update');
+    const svc = this.find(namespace, req.name);
     this.claim(svc, 'update');
     const progress = limitedProgress(onProgress);
     return this.track(
@@ -294,7 +326,9 @@ export class LocalRuntime {
   /** `micro kill`: stops every instance gracefully and forgets the service (its log stays). */
   async delete(req: Request<'delete'>): Promise<void> {
     this.checkOpen();
-    const svc = this.find(checkNamespace(req.namespace), req.name);
+    const namespace = checkNamespace(req.namespace);
+    if (this.options.directory && !this.services.has(key(namespace, checkServiceName(req.name)))) await this.elsewhere(namespace, req.name, 'kill');
+    const svc = this.find(namespace, req.name);
     this.claim(svc, 'delete');
     svc.log.append('', 'runtime', `micro kill ${svc.name}`);
     try {
@@ -643,6 +677,7 @@ export class LocalRuntime {
     } catch (err) {
       this.options.logger.error({ err }, 'could not write the runtime state');
     }
+    this.options.directory?.store.publish([...this.services.values()].map((svc) => this.view(svc)));
   }
 
   private view(svc: Managed): RuntimeService {

@@ -1,7 +1,5 @@
-import { randomBytes, randomUUID } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { writeJsonDurable, type BackoffOptions, type Logger } from '@micro/sdk';
+import { randomBytes } from 'node:crypto';
+import type { BackoffOptions, Logger } from '@micro/sdk';
 import { migrate, openPostgres, type Postgres } from '../../postgres/index.js';
 import { Sealer, SecretHasher } from '../crypto.js';
 import type { TokensOptions } from '../tokens.js';
@@ -145,21 +143,4 @@ async function sealedMeta(db: Postgres, table: string, sealer: Sealer, key: stri
   }
 }
 
-/**
- * This node's id, kept in `<dir>/node.json` (made on first use): what marks the instance
- * and admin secrets it hands out, so that its restart drops its own and no other node's.
- */
-export function nodeId(dir: string): string {
-  const path = join(dir, 'node.json');
-  if (existsSync(path)) {
-    try {
-      const { id } = JSON.parse(readFileSync(path, 'utf8')) as { id?: unknown };
-      if (typeof id === 'string' && /^[A-Za-z0-9-]{1,64}$/.test(id)) return id;
-    } catch {
-      // unreadable: a new id (the secrets of the old one stay until they are trimmed)
-    }
-  }
-  const id = randomUUID();
-  writeJsonDurable(path, { id });
-  return id;
-}
+export { nodeId } from '../../home.js';
