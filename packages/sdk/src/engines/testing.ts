@@ -1,5 +1,9 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { connect as tcpConnect } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect as tcpConnect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { DEFAULT_NATS_URL, DEFAULT_REDIS_URL } from './profile.js';
 
 /**
@@ -74,4 +78,70 @@ export async function engineUrl(t: Skippable, engine: EngineName): Promise<strin
 export function testPrefix(label = 't'): string {
   const clean = label.toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_+|_+$/g, '').slice(0, 12) || 't';
   return `t_${clean}_${randomBytes(4).toString('hex')}`;
+}
+
+/** A free TCP port of 127.0.0.1 (closed again at once: the caller binds it). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface PrivateNats {
+  url: string;
+  /** kill -9 of the server (its store stays in its folder); resolves once it has exited */
+  kill(): Promise<void>;
+  /** starts it again on the same port and store, once it accepts connections */
+  start(): Promise<void>;
+}
+
+/**
+ * A nats-server with JetStream of the test's own — on a free port, its store in a
+ * temporary folder — for tests that must stop or restart NATS (the shared one must not
+ * be). Killed and removed after the test. Needs `nats-server` (/usr/sbin/nats-server, as
+ * on a machine with the NATS engine; MICRO_TEST_NATS_SERVER names another).
+ */
+export async function privateNats(t: { after(fn: () => unknown): void }): Promise<PrivateNats> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'micro-nats-'));
+  const bin = process.env.MICRO_TEST_NATS_SERVER || '/usr/sbin/nats-server';
+  let child: ChildProcess | undefined;
+  const start = async (): Promise<void> => {
+    child = spawn(bin, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], { stdio: 'ignore' });
+    const deadline = Date.now() + 15_000;
+    // ready once it accepts TCP connections (JetStream answers from then on)
+    for (;;) {
+      const why = await new Promise<string | undefined>((resolve) => {
+        const socket = tcpConnect({ host: '127.0.0.1', port });
+        socket.once('connect', () => {
+          socket.destroy();
+          resolve(undefined);
+        });
+        socket.once('error', (err) => resolve(err.message));
+      });
+      if (why === undefined) return;
+      if (child.exitCode !== null) throw new Error(`${bin} exited with ${child.exitCode} on port ${port}`);
+      if (Date.now() > deadline) throw new Error(`${bin} did not accept connections on port ${port} within 15 s (${why})`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  t.after(() => {
+    child?.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await start();
+  const kill = (): Promise<void> => {
+    const c = child;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return Promise.resolve();
+    return new Promise((resolve) => {
+      c.once('exit', () => resolve());
+      c.kill('SIGKILL');
+    });
+  };
+  return { url: `nats://127.0.0.1:${port}`, kill, start };
 }

@@ -1,15 +1,13 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
 import { MicroError } from '../errors/errors.js';
-import { engineUrl, testPrefix } from '../engines/testing.js';
+import { engineUrl, freePort, privateNats, testPrefix } from '../engines/testing.js';
 import { decodeKeySegment, encodeKeySegment, packValue, unpackValue } from '../engines/nats-kv.js';
 import { acquireLink } from '../transport/nats/link.js';
 import { FileRegistry } from './file.js';
@@ -247,14 +245,8 @@ describe('KvRegistry on NATS', () => {
   test('NATS lost while running: writes fail fast with a 503, reads answer from the mirror, and all recovers when NATS is back', async (t) => {
     const url = await engineUrl(t, 'nats'); // the machine has NATS: so it has nats-server to start our own
     if (!url) return;
-    const port = await freePort();
-    const dir = mkdtempSync(join(tmpdir(), 'micro-nats-'));
-    let server = await startNats(port, dir);
-    t.after(() => {
-      server.kill('SIGKILL');
-      rmSync(dir, { recursive: true, force: true });
-    });
-    const ownUrl = `nats://127.0.0.1:${port}`;
+    const server = await privateNats(t);
+    const ownUrl = server.url;
     // two nodes: two connections that reconnect for ever, as the shared connection of each process does
     const ncA = await connect({ servers: ownUrl, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
     const ncB = await connect({ servers: ownUrl, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
@@ -265,8 +257,7 @@ describe('KvRegistry on NATS', () => {
     await a.register(svc('greeter', '1', ['a']), { ttl: 60 });
     await eventually(async () => ids(await b.getService('greeter')).join() === 'a', 'b sees a');
 
-    server.kill('SIGKILL');
-    await new Promise((resolve) => server.once('exit', resolve));
+    await server.kill();
     // the client notices the lost connection; from then on a write fails at once
     await eventually(async () => {
       try {
@@ -283,7 +274,7 @@ describe('KvRegistry on NATS', () => {
     assert.ok(Date.now() - started < 1_000, 'fails fast, without waiting for a timeout');
     assert.deepEqual(ids(await b.getService('greeter')), ['a'], 'reads answer from the mirror');
 
-    server = await startNats(port, dir);
+    await server.start();
     const watchB = b.watch({ service: 'greeter' });
     await eventually(async () => {
       try {
@@ -298,32 +289,3 @@ describe('KvRegistry on NATS', () => {
   });
 });
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** A nats-server with JetStream of our own (the shared one must not be restarted), ready when it accepts connections. */
-async function startNats(port: number, dir: string): Promise<ChildProcess> {
-  const child = spawn('/usr/sbin/nats-server', ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], { stdio: 'ignore' });
-  await eventually(
-    async () => {
-      try {
-        const nc = await connect({ servers: `nats://127.0.0.1:${port}`, reconnect: false });
-        await nc.close();
-        return true;
-      } catch {
-        return false;
-      }
-    },
-    'nats-server accepts connections',
-    15_000,
-  );
-  return child;
-}

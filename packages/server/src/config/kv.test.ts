@@ -1,14 +1,10 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
 import { ConfigCipher, MicroError, RemoteConfig, SECRET_MASK, configService, type ConfigChange, type ConfigWatcher } from '@micro/sdk';
-import { configContract, engineUrl, testPrefix } from '@micro/sdk/testing';
+import { configContract, engineUrl, freePort, privateNats, testPrefix } from '@micro/sdk/testing';
 import { KvConfig, configCoreServiceFor } from './kv.js';
 import { configCoreService } from './index.js';
 import { ADMIN, silent, startPlatform, tempDir } from './testing.js';
@@ -220,14 +216,8 @@ describe('KvConfig on NATS', () => {
   test('NATS lost while running: calls fail fast with a 503, and work again (watchers too) when NATS is back', async (t) => {
     const url = await engineUrl(t, 'nats'); // the machine has NATS: so it has nats-server to start our own
     if (!url) return;
-    const port = await freePort();
-    const dir = mkdtempSync(join(tmpdir(), 'micro-nats-'));
-    let server = await startNats(port, dir);
-    t.after(() => {
-      server.kill('SIGKILL');
-      rmSync(dir, { recursive: true, force: true });
-    });
-    const own = `nats://127.0.0.1:${port}`;
+    const server = await privateNats(t);
+    const own = server.url;
     const ncA = await connect({ servers: own, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
     const ncB = await connect({ servers: own, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
     t.after(() => Promise.all([ncA.close(), ncB.close()]));
@@ -239,8 +229,7 @@ describe('KvConfig on NATS', () => {
     const w = b.watch('x');
     assert.equal((await next(w)).value, 1);
 
-    server.kill('SIGKILL');
-    await new Promise((resolve) => server.once('exit', resolve));
+    await server.kill();
     await eventually(async () => {
       try {
         await a.set('x', 2);
@@ -255,7 +244,7 @@ describe('KvConfig on NATS', () => {
     await assert.rejects(a.get('x'), (err: unknown) => err instanceof MicroError && err.code === 503 && /unreachable/.test(err.detail));
     assert.ok(Date.now() - started < 1_000, 'fails fast, without waiting for a timeout');
 
-    server = await startNats(port, dir);
+    await server.start();
     // what was acknowledged before the kill -9 of nats-server is there
     await eventually(async () => {
       try {
@@ -288,28 +277,3 @@ describe('KvConfig on NATS', () => {
   });
 });
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** A nats-server with JetStream of our own (the shared one must not be restarted), ready when it accepts connections. */
-async function startNats(port: number, dir: string): Promise<ChildProcess> {
-  const child = spawn('/usr/sbin/nats-server', ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], { stdio: 'ignore' });
-  await eventually(async () => {
-    try {
-      const probe = await connect({ servers: `nats://127.0.0.1:${port}`, reconnect: false });
-      await probe.close();
-      return true;
-    } catch {
-      return false;
-    }
-  }, 'nats-server accepts connections');
-  return child;
-}
