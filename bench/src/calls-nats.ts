@@ -13,80 +13,37 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { ConnectionPool, createClient } from '@micro/sdk';
 import { ServiceBroker } from 'moleculer';
-import { checkGreeter, greeter, REQUEST } from './greeter.js';
-import {
-  closedLoopThroughput,
-  percentile,
-  sequentialLatencies,
-  startChild,
-  warm,
-  type BenchEnv,
-  type Benchmark,
-  type Call,
-  type ChildServer,
-  type Contestant,
-} from './harness.js';
+import { greeter } from './greeter.js';
+import { startChild, type BenchEnv, type Benchmark, type ChildServer, type Contestant } from './harness.js';
+import { callContestant, moleculerContestant } from './calls-remote.js';
 
 const INFLIGHT = 100;
-const THROUGHPUT_MS = 3_000;
 const LATENCY_CALLS = 3_000;
-const WARMUP_MS = 1_000;
 const natsUrl = () => process.env.MICRO_BENCH_NATS_URL || 'nats://127.0.0.1:4222';
 
 const script = (name: string) => fileURLToPath(new URL(`./servers/${name}.js`, import.meta.url));
-
-function contestant(side: string, send: (request: unknown) => Promise<unknown>, close: () => Promise<void>): Contestant {
-  const call: Call = () => send(REQUEST);
-  return {
-    async warmUp() {
-      await checkGreeter(side, send);
-      await warm(call, WARMUP_MS / 2, INFLIGHT);
-      await warm(call, WARMUP_MS / 2);
-    },
-    async round() {
-      const throughput = await closedLoopThroughput(call, INFLIGHT, THROUGHPUT_MS);
-      const rtt = await sequentialLatencies(call, LATENCY_CALLS);
-      return { 'nats.throughput': throughput, 'nats.p50': percentile(rtt, 50), 'nats.p99': percentile(rtt, 99) };
-    },
-    close,
-  };
-}
 
 async function micro(env: BenchEnv): Promise<Contestant> {
   const prefix = `bench_${randomBytes(4).toString('hex')}`;
   const server: ChildServer<{ address: string }> = await startChild(script('micro-greeter-nats'), { cpus: env.serverCpus, args: [natsUrl(), prefix] });
   const pool = new ConnectionPool({ natsUrl: natsUrl() });
   const client = createClient(greeter, { address: server.info.address, pool, preferLocal: false });
-  return contestant(
+  return callContestant(
+    'nats',
     'micro (NATS)',
     (request) => client.Hello(request as { name: string }),
     async () => {
       pool.close();
       await server.stop();
     },
+    LATENCY_CALLS,
   );
 }
 
-async function moleculer(env: BenchEnv): Promise<Contestant> {
+function moleculer(env: BenchEnv): Promise<Contestant> {
   const namespace = `bench-${randomBytes(4).toString('hex')}`;
-  const server: ChildServer<{ nodeID: string }> = await startChild(script('moleculer-greeter'), { cpus: env.serverCpus, args: ['--nats', natsUrl(), namespace] });
-  const broker = new ServiceBroker({ nodeID: `bench-caller-${process.pid}`, namespace, logger: false, transporter: { type: 'NATS', options: { url: natsUrl() } } });
-  try {
-    broker.createService({ name: 'caller' });
-    await broker.start();
-    await broker.waitForServices(['greeter'], 15_000);
-  } catch (err) {
-    await broker.stop().catch(() => undefined);
-    await server.stop();
-    throw err;
-  }
-  return contestant(
-    'moleculer (NATS)',
-    (request) => broker.call('greeter.hello', request),
-    async () => {
-      await broker.stop().catch(() => undefined);
-      await server.stop();
-    },
+  return moleculerContestant('nats', 'moleculer (NATS)', env, ['--nats', natsUrl(), namespace], () =>
+    new ServiceBroker({ nodeID: `bench-caller-${process.pid}`, namespace, logger: false, transporter: { type: 'NATS', options: { url: natsUrl() } } }),
   );
 }
 

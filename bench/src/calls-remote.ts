@@ -32,7 +32,11 @@ const WARMUP_MS = 1_000;
 
 const script = (name: string) => fileURLToPath(new URL(`./servers/${name}.js`, import.meta.url));
 
-function contestant(side: string, send: (request: unknown) => Promise<unknown>, close: () => Promise<void>): Contestant {
+/**
+ * One side of a remote-call benchmark: the greeter called through `send`, figures under
+ * `<prefix>.throughput`, `<prefix>.p50` and `<prefix>.p99` (calls-nats.ts uses it too).
+ */
+export function callContestant(prefix: string, side: string, send: (request: unknown) => Promise<unknown>, close: () => Promise<void>, latencyCalls = LATENCY_CALLS): Contestant {
   const call: Call = () => send(REQUEST);
   return {
     async warmUp() {
@@ -42,18 +46,48 @@ function contestant(side: string, send: (request: unknown) => Promise<unknown>, 
     },
     async round() {
       const throughput = await closedLoopThroughput(call, INFLIGHT, THROUGHPUT_MS);
-      const rtt = await sequentialLatencies(call, LATENCY_CALLS);
-      return { 'remote.throughput': throughput, 'remote.p50': percentile(rtt, 50), 'remote.p99': percentile(rtt, 99) };
+      const rtt = await sequentialLatencies(call, latencyCalls);
+      return { [`${prefix}.throughput`]: throughput, [`${prefix}.p50`]: percentile(rtt, 50), [`${prefix}.p99`]: percentile(rtt, 99) };
     },
     close,
   };
+}
+
+/**
+ * Moleculer's side: a caller broker in this process and the greeter broker in a child
+ * (servers/moleculer-greeter.ts started with `args`), on the given transporter.
+ */
+export async function moleculerContestant(
+  prefix: string,
+  side: string,
+  env: BenchEnv,
+  args: string[],
+  broker: (server: { nodeID: string; port: number }) => ServiceBroker,
+): Promise<Contestant> {
+  const server: ChildServer<{ nodeID: string; port: number }> = await startChild(script('moleculer-greeter'), { cpus: env.serverCpus, args });
+  const caller = broker(server.info);
+  try {
+    caller.createService({ name: 'caller' });
+    await caller.start();
+    // the nodes must have discovered each other before a call can go both ways
+    await caller.waitForServices(['greeter'], 15_000);
+  } catch (err) {
+    await caller.stop().catch(() => undefined);
+    await server.stop();
+    throw err;
+  }
+  return callContestant(prefix, side, (request) => caller.call('greeter.hello', request), async () => {
+    await caller.stop().catch(() => undefined);
+    await server.stop();
+  });
 }
 
 async function micro(env: BenchEnv): Promise<Contestant> {
   const server: ChildServer<{ address: string }> = await startChild(script('micro-greeter'), { cpus: env.serverCpus });
   const pool = new ConnectionPool();
   const client = createClient(greeter, { address: server.info.address, pool, preferLocal: false });
-  return contestant(
+  return callContestant(
+    'remote',
     'micro',
     (request) => client.Hello(request as { name: string }),
     async () => {
@@ -63,30 +97,13 @@ async function micro(env: BenchEnv): Promise<Contestant> {
   );
 }
 
-async function moleculer(env: BenchEnv): Promise<Contestant> {
-  const server: ChildServer<{ nodeID: string; port: number }> = await startChild(script('moleculer-greeter'), { cpus: env.serverCpus });
-  const broker = new ServiceBroker({
-    nodeID: `bench-caller-${process.pid}`,
-    logger: false,
-    transporter: { type: 'TCP', options: { udpDiscovery: false, port: 0, urls: `127.0.0.1:${server.info.port}/${server.info.nodeID}` } },
-  });
-  try {
-    broker.createService({ name: 'caller' });
-    await broker.start();
-    // gossip must have told each node about the other before a call can go both ways
-    await broker.waitForServices(['greeter'], 15_000);
-  } catch (err) {
-    await broker.stop().catch(() => undefined);
-    await server.stop();
-    throw err;
-  }
-  return contestant(
-    'moleculer',
-    (request) => broker.call('greeter.hello', request),
-    async () => {
-      await broker.stop().catch(() => undefined);
-      await server.stop();
-    },
+function moleculer(env: BenchEnv): Promise<Contestant> {
+  return moleculerContestant('remote', 'moleculer', env, [], (server) =>
+    new ServiceBroker({
+      nodeID: `bench-caller-${process.pid}`,
+      logger: false,
+      transporter: { type: 'TCP', options: { udpDiscovery: false, port: 0, urls: `127.0.0.1:${server.port}/${server.nodeID}` } },
+    }),
   );
 }
 
