@@ -4,6 +4,7 @@ import { redactUrl } from '../../engines/profile.js';
 import { CallTable } from '../table.js';
 import { ClientConnection, ConnectionError, registerScheme, type PoolOptions } from '../client.js';
 import { DEFAULT_MAX_FRAME, encodeFrame, FrameType } from '../frame.js';
+import { Batch, BATCH_BYTES, BATCH_FRAMES, forEachFrame, isBatch } from './batch.js';
 import { acquireLink, natsUrlFromEnv, newInbox, type LinkEvent, type NatsLink } from './link.js';
 import { cancelSubject, isInstanceSubject, NATS_SCHEME, parseNatsAddress } from './subjects.js';
 
@@ -19,7 +20,9 @@ import { cancelSubject, isInstanceSubject, NATS_SCHEME, parseNatsAddress } from 
  * - every answer comes to `<inbox>.<call id>`; those of a stream carry the subject of the
  *   instance serving it as their reply subject, where the rest of the stream's frames go;
  * - a unary call sent to a queue group is cancelled on `<subject>.cancel`, heard by every
- *   instance of the service.
+ *   instance of the service;
+ * - the frames written to one subject in one turn of the event loop go as one message
+ *   (batch.ts), with reply subject `<inbox>.<id>-<id>-…` naming their calls.
  */
 export class NatsClientConnection extends ClientConnection {
   private readonly subject: string;
@@ -47,6 +50,9 @@ export class NatsClientConnection extends ClientConnection {
   /** the call that just ended and its instance: its CANCEL frame is written right after */
   private endedId = 0;
   private endedInstance: string | undefined;
+  /** frames to publish at the end of this turn, by subject */
+  private readonly out = new Map<string, Batch>();
+  private flushing = false;
 
   constructor(address: string, options: PoolOptions, onGone: (conn: ClientConnection) => void) {
     super(address, options.maxFrame ?? DEFAULT_MAX_FRAME, onGone);
@@ -110,19 +116,17 @@ export class NatsClientConnection extends ClientConnection {
   private route(buf: Buffer): void {
     const type = buf[4] as FrameType;
     const id = buf.readUInt32BE(6);
-    const payload = buf.subarray(4);
-    const reply = `${this.inbox}.${id}`;
     if (type === FrameType.Request || type === FrameType.Open) {
       const max = this.link!.maxPayload;
-      if (payload.length > max) {
+      if (buf.length - 4 > max) {
         this.failOne(
           id,
-          PayloadTooLarge(this.callService(id) ?? 'micro.transport', `request of ${payload.length} bytes exceeds the NATS max_payload of ${max} bytes (raise max_payload in the NATS server's configuration)`),
+          PayloadTooLarge(this.callService(id) ?? 'micro.transport', `request of ${buf.length - 4} bytes exceeds the NATS max_payload of ${max} bytes (raise max_payload in the NATS server's configuration)`),
           false,
         );
         return;
       }
-      this.publish(id, this.subject, payload, reply);
+      this.post(id, this.subject, buf);
       this.sentAt.set(id, Date.now());
       if (!this.prober) {
         this.prober = setInterval(() => this.probe(), this.probeInterval);
@@ -133,11 +137,11 @@ export class NatsClientConnection extends ClientConnection {
     }
     const instance = this.direct ? this.subject : (this.instances.get(id) ?? (id === this.endedId ? this.endedInstance : undefined));
     if (type === FrameType.Cancel) {
-      this.publish(0, instance ?? cancelSubject(this.subject), payload, reply);
+      this.post(id, instance ?? cancelSubject(this.subject), buf);
       return;
     }
     if (instance) {
-      this.publish(id, instance, payload, reply);
+      this.post(id, instance, buf);
       return;
     }
     // the stream's first answer, which names its instance, has not come yet
@@ -147,26 +151,91 @@ export class NatsClientConnection extends ClientConnection {
     else this.early.set(id, [buf]);
   }
 
-  private publish(id: number, subject: string, payload: Buffer, reply: string): void {
+  /** Queues a frame (length-prefixed) of call `id` for `subject`, sent at the end of this turn. */
+  private post(id: number, subject: string, buf: Buffer): void {
+    const limit = Math.min(BATCH_BYTES, this.link!.maxPayload);
+    let batch = this.out.get(subject);
+    if (buf.length >= limit) {
+      // large frames go alone, after what was queued for the subject before them
+      if (batch && batch.frames.length > 0) this.flushBatch(batch);
+      this.publish([id], subject, buf.subarray(4), `${this.inbox}.${id}`);
+      return;
+    }
+    if (!batch) {
+      batch = new Batch(subject);
+      this.out.set(subject, batch);
+    } else if (batch.bytes + buf.length > limit) {
+      this.flushBatch(batch);
+    }
+    batch.push(buf, id);
+    if (batch.frames.length >= BATCH_FRAMES) {
+      // the instance starts on these while the rest of the turn is encoded
+      this.flushBatch(batch);
+      return;
+    }
+    if (!this.flushing) {
+      this.flushing = true;
+      setImmediate(this.flushAll);
+    }
+  }
+
+  private readonly flushAll = (): void => {
+    this.flushing = false;
+    if (this.closed || !this.link) return;
+    for (const batch of this.out.values()) if (batch.frames.length > 0) this.flushBatch(batch);
+    this.out.clear();
+  };
+
+  private flushBatch(batch: Batch): void {
+    const { frames, ids, bytes } = batch.take();
+    if (frames.length === 1) {
+      const frame = frames[0] as Buffer;
+      this.publish(ids, batch.subject, frame.subarray(4), `${this.inbox}.${ids[0]}`);
+      return;
+    }
+    // the reply subject names every call in the batch: NATS's "no responders" comes back
+    // on it, and then none of them was delivered
+    this.publish(ids, batch.subject, Buffer.concat(frames, bytes), `${this.inbox}.${ids.join('-')}`);
+  }
+
+  private publish(ids: number[], subject: string, payload: Buffer, reply: string): void {
     try {
       this.link!.nc.publish(subject, payload, { reply });
     } catch (err) {
-      if (id !== 0) this.failOne(id, new ConnectionError(this.callService(id) ?? 'micro.transport', `cannot publish to NATS: ${(err as Error).message}`, false), false);
+      // calls already over (a CANCEL's) are not in flight any more: failOne skips them
+      for (const id of ids) this.failOne(id, new ConnectionError(this.callService(id) ?? 'micro.transport', `cannot publish to NATS: ${(err as Error).message}`, false), false);
     }
   }
 
   private onMessage(msg: Msg): void {
-    const id = Number(msg.subject.slice(this.inbox.length + 1));
     const data = msg.data;
     if (data.length === 0) {
-      // a status message: 503 is NATS saying that no instance listens on the subject
-      if (msg.headers?.code === 503 && this.hasCall(id)) {
-        const service = this.callService(id) ?? 'micro.transport';
-        this.failOne(id, new ConnectionError(service, `no instance of ${service} is listening on NATS subject ${this.subject}`, false), false);
+      // a status message: 503 is NATS saying that no instance listens on the subject; the
+      // subject names the call, or every call of a batch
+      if (msg.headers?.code === 503) {
+        for (const token of msg.subject.slice(this.inbox.length + 1).split('-')) {
+          const id = Number(token);
+          if (!this.hasCall(id)) continue;
+          const service = this.callService(id) ?? 'micro.transport';
+          this.failOne(id, new ConnectionError(service, `no instance of ${service} is listening on NATS subject ${this.subject}`, false), false);
+        }
       }
       return;
     }
     const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    if (isBatch(buf)) {
+      // frames of several calls from one instance: those of a stream learn the instance
+      // from the reply subject, as when they come alone
+      const reply = msg.reply;
+      const whole = forEachFrame(buf, (frame) => {
+        const type = frame[0] as FrameType;
+        if (reply && (type === FrameType.Data || type === FrameType.Window || type === FrameType.End)) this.learnInstance(frame.readUInt32BE(2), reply);
+        this.onFrame(frame);
+      });
+      if (!whole && !this.closed) this.fail('protocol error: malformed batch of frames', true);
+      return;
+    }
+    const id = Number(msg.subject.slice(this.inbox.length + 1));
     if (buf.length >= 6) {
       const type = buf[0] as FrameType;
       if (type === FrameType.Ping) {
@@ -174,16 +243,20 @@ export class NatsClientConnection extends ClientConnection {
         if (msg.reply) msg.respond(encodeFrame(FrameType.Pong, buf.readUInt32BE(2), 0, undefined).subarray(4));
         return;
       }
-      if (msg.reply && !this.instances.has(id) && this.hasCall(id)) {
-        this.instances.set(id, msg.reply);
-        const early = this.early.get(id);
-        if (early) {
-          this.early.delete(id);
-          for (const b of early) this.publish(id, msg.reply, b.subarray(4), `${this.inbox}.${id}`);
-        }
-      }
+      if (msg.reply) this.learnInstance(id, msg.reply);
     }
     this.onFrame(buf);
+  }
+
+  /** The instance serving stream `id` answered from `instance`: the rest of the stream goes there. */
+  private learnInstance(id: number, instance: string): void {
+    if (this.instances.has(id) || !this.hasCall(id)) return;
+    this.instances.set(id, instance);
+    const early = this.early.get(id);
+    if (early) {
+      this.early.delete(id);
+      for (const b of early) this.post(id, instance, b);
+    }
   }
 
   /**
@@ -252,6 +325,7 @@ export class NatsClientConnection extends ClientConnection {
   protected teardown(): void {
     if (this.prober) clearInterval(this.prober);
     this.prober = undefined;
+    this.out.clear();
     this.offLink?.();
     this.offLink = undefined;
     if (this.sub) {

@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createConnection, createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { connect } from '@nats-io/transport-node';
+import { connect, type Msg } from '@nats-io/transport-node';
 import { Client } from '../../client/client.js';
 import { createClient } from '../../client/typed.js';
 import { MicroError } from '../../errors/errors.js';
@@ -19,6 +19,7 @@ import { echo, echoHandlers, silent, sleep, type Probe } from '../../test/fixtur
 import { encodeFrame, encodeRequest, encodeRoute, FrameType } from '../frame.js';
 import { ConnectionPool } from '../client.js';
 import { closeLinks } from './link.js';
+import { forEachFrame, isBatch } from './batch.js';
 import { NatsBroker } from '../../broker/nats.js';
 import { existsSync } from 'node:fs';
 import { parseNatsAddress, rpcSubject, subjectToken } from './subjects.js';
@@ -345,6 +346,130 @@ test('hostile input: oversized payloads get a 413, garbage on the subject is ans
   );
   nc.publish(`${subject}.cancel`, encodeFrame(FrameType.Cancel, 1, 0, undefined).subarray(4), { reply: 'x' });
   await nc.flush();
+  assert.deepEqual(await s.typed.Call({ name: 'still here' }), { message: 'Hello still here', metadata: {} });
+});
+
+/** The frames of a NATS message: one, or those of a batch (batch.ts). */
+function framesOf(msg: Msg): Buffer[] {
+  const buf = Buffer.from(msg.data);
+  if (!isBatch(buf)) return [buf];
+  const out: Buffer[] = [];
+  assert.ok(forEachFrame(buf, (f) => out.push(f)), 'a well-formed batch');
+  return out;
+}
+
+test('frames written in one turn travel as one NATS message each way, for every kind of call', async (t) => {
+  const s = await setup(t);
+  if (!s) return;
+  const instance = s.services[0]!.address!.slice('nats:'.length);
+  const rpc = rpcSubject(s.prefix, s.namespace, 'echo');
+  // a second connection watches the subjects (plain subscribers get a copy of each message)
+  const nc = await connect({ servers: s.url.replace('nats://', '') });
+  t.after(() => nc.close());
+  const seen = { requests: 0, cancels: 0, answers: 0 };
+  nc.subscribe(instance, { callback: (_e, m) => void (isBatch(m.data) && seen.requests++) });
+  nc.subscribe(`${rpc}.cancel`, { callback: (_e, m) => void (isBatch(m.data) && seen.cancels++) });
+  // answers from this instance name it as their reply subject
+  nc.subscribe('_INBOX.>', { callback: (_e, m) => void (m.reply === instance && isBatch(m.data) && seen.answers++) });
+  await nc.flush();
+
+  // 200 unary calls made in one turn, to the instance
+  const names = Array.from({ length: 200 }, (_, i) => `n${i}`);
+  const answers = await Promise.all(names.map((name) => s.typed.Call({ name })));
+  assert.deepEqual(
+    answers.map((a) => a.message),
+    names.map((n) => `Hello ${n}`),
+  );
+  // 20 client streams opened in one turn through the queue group: their frames wait for
+  // the instance's first answer, which comes in a batch, then follow it
+  const group = new Client({ namespace: s.namespace, pool: s.pool, address: `nats:${rpc}` });
+  async function* numbers(to: number) {
+    for (let n = 1; n <= to; n++) yield { n };
+  }
+  const sums = await Promise.all(Array.from({ length: 20 }, (_, i) => group.stream('echo', 'Sum', 'client', numbers(10 + i))));
+  assert.deepEqual(
+    sums,
+    Array.from({ length: 20 }, (_, i) => ({ sum: ((10 + i) * (11 + i)) / 2, count: 10 + i })),
+  );
+  // 30 slow calls through the queue group cancelled in one turn: one batch of CANCELs on
+  // the cancel subject stops every handler
+  const ac = new AbortController();
+  const slow = Array.from({ length: 30 }, () => group.call('echo', 'Slow', { ms: 60_000 }, { signal: ac.signal }));
+  // the instance holds them all (its health counts the calls in flight, itself included)
+  for (let i = 0; i < 500; i++) {
+    if (((await s.client.call('echo', 'Debug.Health', {})) as { inflight: number }).inflight > 30) break;
+    await sleep(10);
+  }
+  ac.abort();
+  for (const r of await Promise.allSettled(slow)) assert.ok(r.status === 'rejected' && micro(499)(r.reason));
+  await until('every slow handler to be aborted', () => s.probes[0]!.aborted === 30);
+  await nc.flush();
+  assert.ok(seen.requests > 0, 'requests were batched');
+  assert.ok(seen.cancels > 0, 'cancels were batched');
+  assert.ok(seen.answers > 0, 'answers were batched');
+});
+
+test('a batch that reaches nobody fails every call in it at once, as not sent', async (t) => {
+  const s = await setup(t);
+  if (!s) return;
+  const gone = new Client({ namespace: s.namespace, pool: s.pool, address: `nats:${s.prefix}.rpcs.nobody`, retries: 0 });
+  const results = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => gone.call('echo', 'Call', { name: `x${i}` })));
+  for (const r of results) {
+    assert.equal(r.status, 'rejected');
+    const err = (r as PromiseRejectedResult).reason as unknown;
+    assert.ok(micro(503, /no instance of echo is listening/)(err));
+    assert.equal((err as { sent?: boolean }).sent, false);
+  }
+});
+
+test('hostile batches: each frame is answered on its own id, a malformed one is refused, the service serves on', async (t) => {
+  const s = await setup(t);
+  if (!s) return;
+  const nc = await connect({ servers: s.url.replace('nats://', '') });
+  t.after(() => nc.close());
+  const subject = rpcSubject(s.prefix, s.namespace, 'echo');
+  const inbox = `_INBOX.${s.prefix}`;
+  const got = new Map<number, Buffer>();
+  const ever = new Map<number, Buffer>();
+  nc.subscribe(`${inbox}.*`, {
+    callback: (_e, m) =>
+      framesOf(m).forEach((f) => {
+        got.set(f.readUInt32BE(2), Buffer.from(f));
+        ever.set(f.readUInt32BE(2), Buffer.from(f));
+      }),
+  });
+  await nc.flush();
+  const call = (id: number, ns: string) => encodeRequest(FrameType.Request, id, 0, 'unary', 0, encodeRoute(ns, 'echo', 'Call'), undefined, JSON.stringify({ name: `b${id}` }));
+  // a good call, a frame of an unknown type, a route that lies, a late CANCEL of no call
+  const unknown = encodeFrame(FrameType.End, 2, 0, undefined);
+  unknown[4] = 99;
+  nc.publish(subject, Buffer.concat([call(1, s.namespace), unknown, call(3, 'other'), encodeFrame(FrameType.Cancel, 4, 0, undefined)]), { reply: `${inbox}.1-2-3-4` });
+  await until('the answers to the batch', () => got.has(1) && got.has(2) && got.has(3));
+  assert.equal(got.get(1)![0], FrameType.Response);
+  assert.match(got.get(1)!.toString(), /Hello b1/);
+  assert.equal(got.get(2)![0], FrameType.Error);
+  assert.match(got.get(2)!.toString(), /unknown frame type 99/);
+  assert.equal(got.get(3)![0], FrameType.Error);
+  assert.equal(got.has(4), false);
+  // batches that cannot be framed: what came before the bad length is served, the rest is
+  // refused on the reply subject with an error that names no call
+  const malformed = [
+    Buffer.from([0, 0, 0, 200, 1, 0, 0, 0, 0, 9]),
+    Buffer.from([0, 0, 0, 2, 1, 2]),
+    Buffer.concat([call(5, s.namespace), Buffer.from([0, 0, 0])]),
+    Buffer.concat([Buffer.from([0, 0xff, 0xff, 0xff]), Buffer.alloc(64)]),
+  ];
+  for (const bad of malformed) {
+    got.clear();
+    // without a reply subject: dropped
+    nc.publish(subject, bad);
+    nc.publish(subject, bad, { reply: `${inbox}.9` });
+    await until('the refusal', () => got.has(0));
+    assert.equal(got.get(0)![0], FrameType.Error);
+    assert.match(got.get(0)!.toString(), /malformed batch/);
+  }
+  await until('the call before the bad length', () => ever.has(5));
+  assert.equal(ever.get(5)![0], FrameType.Response);
   assert.deepEqual(await s.typed.Call({ name: 'still here' }), { message: 'Hello still here', metadata: {} });
 });
 

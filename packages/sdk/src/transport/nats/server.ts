@@ -5,6 +5,7 @@ import { DEFAULT_PREFIX, checkPrefix } from '../../engines/profile.js';
 import type { Logger } from '../../logger/logger.js';
 import { decodeFrame, encodeFrame, encodeWindow, FrameType } from '../frame.js';
 import { FrameSession, type RpcListener, type RpcServer } from '../server.js';
+import { Batch, BATCH_BYTES, BATCH_FRAMES, forEachFrame, isBatch } from './batch.js';
 import { acquireLink, natsUrlFromEnv, type NatsLink } from './link.js';
 import { cancelSubject, instanceSubject, rpcSubject, subjectToken } from './subjects.js';
 
@@ -167,27 +168,44 @@ export class NatsRpcListener implements RpcListener {
     // nothing to answer to (a stray publish): dropped
     if (!reply || dot <= 0) return;
     const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    if (isBatch(buf)) {
+      // several frames of one caller (batch.ts); each is handled as if it came alone, with
+      // reply subject <inbox>.<its id>, made only when it is needed
+      const inbox = reply.slice(0, dot);
+      const whole = forEachFrame(buf, (frame) => this.onFrame(link, frame, inbox, undefined, fromQueue, fromInstance, true));
+      if (!whole) respond(link, reply, encodeFrame(FrameType.Error, 0, 0, JSON.stringify(BadRequest('micro.transport', 'malformed batch of frames').toJSON())));
+      return;
+    }
+    this.onFrame(link, buf, reply.slice(0, dot), reply, fromQueue, fromInstance, false);
+  }
+
+  /**
+   * One frame from the caller at `inbox`, to be answered on `reply` (`<inbox>.<id>`; made
+   * from the frame's id when not given); `batched` when it came in a batch.
+   */
+  private onFrame(link: NatsLink, buf: Buffer, inbox: string, reply: string | undefined, fromQueue: boolean, fromInstance: boolean, batched: boolean): void {
     if (buf.length < 6) {
+      reply ??= `${inbox}.0`;
       // too short to name a call: answered where it asked, without touching any call
       respond(link, reply, encodeFrame(FrameType.Error, 0, 0, JSON.stringify(BadRequest('micro.transport', `frame of ${buf.length} bytes is shorter than its header`).toJSON())));
       return;
     }
     const type = buf[0] as FrameType;
-    const inbox = reply.slice(0, dot);
     if (type === FrameType.Ping) {
       // a caller checks that its call is still held: on the instance subject this instance
       // is alive; on the cancel subject (heard by all), only the instance holding it answers
       const id = buf.readUInt32BE(2);
-      if (fromInstance || this.peers.get(inbox)?.serving(id)) respond(link, reply, encodeFrame(FrameType.Pong, id, 0, undefined));
+      if (fromInstance || this.peers.get(inbox)?.serving(id)) respond(link, reply ?? `${inbox}.${id}`, encodeFrame(FrameType.Pong, id, 0, undefined));
       return;
     }
     const opening = type === FrameType.Request || type === FrameType.Open;
     if (opening && !fromQueue && !fromInstance) {
-      respond(link, reply, encodeFrame(FrameType.Error, buf.readUInt32BE(2), 0, JSON.stringify(BadRequest('micro.transport', 'calls go to the subject of the service or of an instance').toJSON())));
+      const id = buf.readUInt32BE(2);
+      respond(link, reply ?? `${inbox}.${id}`, encodeFrame(FrameType.Error, id, 0, JSON.stringify(BadRequest('micro.transport', 'calls go to the subject of the service or of an instance').toJSON())));
       return;
     }
     if (opening && (!this.accepting || this.server.isDraining)) {
-      this.handOver(link, buf, reply);
+      this.handOver(link, buf, reply ?? `${inbox}.${buf.readUInt32BE(2)}`);
       return;
     }
     let peer = this.peers.get(inbox);
@@ -197,6 +215,8 @@ export class NatsRpcListener implements RpcListener {
       peer = new NatsPeer(this.server, this, link, inbox);
       this.peers.set(inbox, peer);
     }
+    // a caller that batches reads batches: its answers are batched too
+    if (batched) peer.batching = true;
     peer.lastHeard = Date.now();
     peer.onFrame(buf);
     if (type === FrameType.Open && peer.serving(buf.readUInt32BE(2))) {
@@ -263,7 +283,12 @@ export class NatsRpcListener implements RpcListener {
 class NatsPeer extends FrameSession {
   lastHeard = Date.now();
   probing = false;
+  /** the caller sent a batch: it reads them, and gets its answers batched too */
+  batching = false;
   private readonly opts: { reply: string };
+  /** frames to send at the end of this turn, when batching */
+  private readonly out: Batch;
+  private flushing = false;
 
   constructor(
     server: RpcServer,
@@ -273,6 +298,7 @@ class NatsPeer extends FrameSession {
   ) {
     super(server, Math.min(server.maxFrame, link.maxPayload));
     this.opts = { reply: listener.instance };
+    this.out = new Batch(`${inbox}.0`);
   }
 
   serving(id: number): boolean {
@@ -285,6 +311,56 @@ class NatsPeer extends FrameSession {
 
   protected send(buf: Buffer): void {
     if (this.closed) return;
+    if (!this.batching) {
+      this.publishOne(buf);
+      return;
+    }
+    const out = this.out;
+    const limit = Math.min(BATCH_BYTES, this.link.maxPayload);
+    if (buf.length >= limit) {
+      // large frames go alone, after what was queued before them
+      this.flush();
+      this.publishOne(buf);
+      return;
+    }
+    if (out.bytes + buf.length > limit) this.flush();
+    out.push(buf, 0);
+    if (out.frames.length >= BATCH_FRAMES) {
+      // the caller starts on these while the rest of the turn is answered
+      this.flush();
+      return;
+    }
+    if (!this.flushing) {
+      this.flushing = true;
+      setImmediate(this.onTick);
+    }
+  }
+
+  private readonly onTick = (): void => {
+    this.flushing = false;
+    this.flush();
+  };
+
+  private flush(): void {
+    const out = this.out;
+    if (out.frames.length === 0) return;
+    const { frames, bytes } = out.take();
+    if (this.closed) return;
+    if (frames.length === 1) {
+      this.publishOne(frames[0] as Buffer);
+      return;
+    }
+    try {
+      // every frame from here comes from this instance: the reply subject names it, for
+      // the frames of streams
+      this.link.nc.publish(out.subject, Buffer.concat(frames, bytes), this.opts);
+    } catch {
+      // NATS is closed: the callers' calls fail on their side (timeout or lost connection)
+    }
+  }
+
+  /** One frame alone, to `<inbox>.<its id>`. */
+  private publishOne(buf: Buffer): void {
     const type = buf[4] as FrameType;
     const subject = `${this.inbox}.${buf.readUInt32BE(6)}`;
     try {
