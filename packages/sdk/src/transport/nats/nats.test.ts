@@ -1,14 +1,14 @@
 import { after, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createConnection, createServer } from 'node:net';
+import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect, type Msg } from '@nats-io/transport-node';
 import { Client } from '../../client/client.js';
 import { createClient } from '../../client/typed.js';
 import { MicroError } from '../../errors/errors.js';
-import { engineUrl, testPrefix } from '../../engines/testing.js';
+import { engineUrl, privateNats, testPrefix } from '../../engines/testing.js';
 import { MemoryRegistry } from '../../registry/memory.js';
 import { FileRegistry } from '../../registry/file.js';
 import type { Registry } from '../../registry/registry.js';
@@ -21,7 +21,6 @@ import { ConnectionPool } from '../client.js';
 import { closeLinks } from './link.js';
 import { forEachFrame, isBatch } from './batch.js';
 import { NatsBroker } from '../../broker/nats.js';
-import { existsSync } from 'node:fs';
 import { parseNatsAddress, rpcSubject, subjectToken } from './subjects.js';
 import './client.js';
 
@@ -473,48 +472,9 @@ test('hostile batches: each frame is answered on its own id, a malformed one is 
   assert.deepEqual(await s.typed.Call({ name: 'still here' }), { message: 'Hello still here', metadata: {} });
 });
 
-/** A nats-server of this test's own on a free port, to stop and start again. */
-async function privateNats(t: TestContext): Promise<{ url: string; start(): Promise<void>; stop(): Promise<void> } | undefined> {
-  const bin = '/usr/sbin/nats-server';
-  if (!existsSync(bin)) {
-    t.skip(`${bin} is not installed`);
-    return undefined;
-  }
-  const probe = createServer();
-  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
-  const port = (probe.address() as { port: number }).port;
-  await new Promise<void>((r) => probe.close(() => r()));
-  let proc: ChildProcess | undefined;
-  const start = async (): Promise<void> => {
-    proc = spawn(bin, ['-a', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
-    for (let i = 0; i < 200; i++) {
-      const up = await new Promise<boolean>((resolve) => {
-        const c = createConnection(port, '127.0.0.1');
-        c.once('connect', () => (c.destroy(), resolve(true)));
-        c.once('error', () => resolve(false));
-      });
-      if (up) return;
-      await sleep(25);
-    }
-    throw new Error('nats-server did not start');
-  };
-  const stop = async (): Promise<void> => {
-    const p = proc;
-    proc = undefined;
-    if (!p || p.exitCode !== null) return;
-    const exited = new Promise((r) => p.once('exit', r));
-    p.kill('SIGKILL');
-    await exited;
-  };
-  t.after(stop);
-  await start();
-  return { url: `nats://127.0.0.1:${port}`, start, stop };
-}
-
 test('NATS lost while running: calls and publishes fail fast with a 503, and work again when it is back', async (t) => {
   if (!(await engineUrl(t, 'nats'))) return;
   const nats = await privateNats(t);
-  if (!nats) return;
   const prefix = testPrefix('restart');
   const registry = new MemoryRegistry();
   const svc = new Service(echo, echoHandlers(), { registry, namespace: 'ns', logger: silent, nats: { url: nats.url, prefix }, drainTimeout: 500 });
@@ -531,7 +491,7 @@ test('NATS lost while running: calls and publishes fail fast with a 503, and wor
   await broker.subscribe('t', (m) => void got.push(m.body));
   assert.equal((await typed.Call({ name: 'a' })).message, 'Hello a');
 
-  await nats.stop();
+  await nats.kill();
   // once the client library has seen the socket close (at once on this machine), both fail
   // with a 503 rather than waiting: a call with 5 s to go would otherwise end in a 504
   let published: unknown;
