@@ -1,6 +1,6 @@
 /** What the gateway takes from the SDK, in one place. */
 export { bearerToken, Client, errors, isMicroError, isPlatformAdmin, MicroError, RuleSet, serviceResource } from '@micro/sdk';
-export type { Account, EndpointRecord, Logger, Registry, ServiceRecord } from '@micro/sdk';
+export type { Account, EndpointRecord, Logger, PreparedCall, Registry, ServiceRecord } from '@micro/sdk';
 import { errors, isMicroError, type MicroError } from '@micro/sdk';
 
 /** Anything thrown as the caller sees it: typed errors pass, anything else is a 500 without details. */

@@ -1,5 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { defineService, endpoint, serverStream, Service, ServiceAuth, z, type Account, type Registry } from '@micro/sdk';
@@ -184,6 +185,32 @@ describe('API gateway', () => {
     assertError(await http(url, 'POST', '/v1/greeter/Call', { headers: { ...bearer(aliceToken), 'content-type': 'application/json' }, body: deep }), 400, /nests deeper than 64/);
     assertError(await http(url, 'POST', '/v1/greeter/Call', { headers: bearer(aliceToken) }), 400, /name/);
     assert.equal((await http(url, 'POST', '/v1/greeter/Public', { headers: { 'micro-namespace': 'tenant-a' } })).status, 200);
+  });
+
+  test('a refused request whose body was read keeps the connection: the next request on it is served', async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const once = (body: string) =>
+        new Promise<{ status: number; reused: boolean; connection: string | undefined }>((resolve, reject) => {
+          const req = request(`${url}/v1/greeter/Call`, { method: 'POST', agent, headers: { 'content-type': 'application/json', ...bearer(aliceToken) } }, (res) => {
+            res.resume();
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, reused: req.reusedSocket, connection: res.headers.connection }));
+          });
+          req.on('error', reject);
+          req.end(body);
+        });
+      const bad = await once('{"name":42}');
+      assert.equal(bad.status, 400);
+      assert.equal(bad.connection, 'keep-alive');
+      const malformed = await once('{"name":');
+      assert.equal(malformed.status, 400);
+      assert.equal(malformed.reused, true);
+      const good = await once('{"name":"Ann"}');
+      assert.equal(good.status, 200);
+      assert.equal(good.reused, true, 'the same connection served all three');
+    } finally {
+      agent.destroy();
+    }
   });
 
   test('huge bodies: 413 at once when announced, 413 when a chunked body passes the bound', async () => {
