@@ -232,3 +232,48 @@ test('kill -9 of nats-server while publishing: every publish that returned is th
   assert.equal((first.value as Delivery).event.payload, 'after the restart');
   await consumer.close();
 });
+
+test('NATS away while a consumer settles: its ack fails with a 503 after apiTimeout; once NATS is back, settles are answered again', async (t) => {
+  if (!(await engineUrl(t, 'nats'))) return;
+  const { existsSync, mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { createServer } = await import('node:net');
+  if (!existsSync('/usr/sbin/nats-server')) {
+    t.skip('no /usr/sbin/nats-server to start');
+    return;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'micro-events-nats-'));
+  const port = await new Promise<number>((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+  let nats = await startNats(port, dir);
+  const url = `nats://127.0.0.1:${port}`;
+  const { events, close } = await connectJetStreamEvents(url, { prefix: 'micro', logger: silent, apiTimeout: 500 });
+  t.after(async () => {
+    await close();
+    nats.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await events.publish('jobs', 'a');
+  const consumer = await events.consume('jobs', { group: 'g', offset: 'earliest', ackWait: 60_000 });
+  const first = await within(consumer.next(), 10_000, 'no delivery');
+  const d = first.value as Delivery;
+  const exited = new Promise((resolve) => nats.once('exit', resolve));
+  nats.kill('SIGKILL');
+  await exited;
+  // its answer cannot come: the ack fails as a request would, with a 503 that says why
+  await assert.rejects(d.ack(), (err: { code?: number; detail?: string }) => err.code === 503 && /cannot acknowledge delivery .*NATS failed/.test(err.detail ?? ''));
+  await assert.rejects(d.ack(), (err: { code?: number }) => err.code === 409, 'it was sent: a second ack is a conflict');
+
+  nats = await startNats(port, dir);
+  await until(() => events.publish('jobs', 'b').then(() => true, () => false), 'NATS back');
+  const next = await within(consumer.next(), 20_000, 'no delivery after the restart');
+  assert.equal(next.done, false);
+  const e = next.value as Delivery;
+  assert.equal(e.event.payload, 'b');
+  await e.ack();
+  await consumer.close();
+});

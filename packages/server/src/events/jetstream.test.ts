@@ -8,6 +8,7 @@ import type { CoreContext } from '../core.js';
 import { eventsCoreService } from './index.js';
 import { engineUrl, eventsContract, testPrefix } from '@micro/sdk/testing';
 import { JetStreamEvents, MIN_MAX_AGE, connectJetStreamEvents, durableOf, eventsCoreServiceFor } from './jetstream.js';
+import { parseAckSubject, type JetStreamConsumer } from './jetstream-consumer.js';
 import { ADMIN, silent, startEventsService } from './testing.js';
 
 /*
@@ -248,6 +249,79 @@ describe('events on JetStream', () => {
     );
     for (const d of got) await d.ack();
     assert.deepEqual((await b.groups('jobs')).map((g) => [g.committed, g.inflight]), [[4, 0]]);
+  });
+
+  test('the ack subject of a delivery: its attempt, offset and the events waiting after it; anything else is not a delivery', () => {
+    assert.deepEqual(parseAckSubject('$JS.ACK.s.c.2.17.40.1700000000000000000.5'), { attempt: 2, seq: 17, pending: 5 });
+    assert.deepEqual(parseAckSubject('$JS.ACK.dom.acchash.s.c.1.3.3.1700000000000000000.0.tok'), { attempt: 1, seq: 3, pending: 0 });
+    // a pending count that is no count only asks ahead for nothing
+    for (const pending of ['x', '-4', '1e400', '', '9007199254740993']) assert.equal(parseAckSubject(`$JS.ACK.s.c.1.3.3.1.${pending}`)?.pending, 0, pending);
+    for (const bad of ['', 'x', '$JS.ACK', '$JS.API.s.c.1.3.3.1.0', '$JS.ACK.s.c.0.3.3.1.0', '$JS.ACK.s.c.1.0.3.1.0', '$JS.ACK.s.c.1.x.3.1.0', '$JS.ACK.s.c.1.3.3.1', '$JS.ACK.s.c.1.3.3.1.0.x', 'a.'.repeat(10_000)]) {
+      assert.equal(parseAckSubject(bad), undefined, bad.slice(0, 40));
+    }
+  });
+
+  test('a member whose user reads on asks ahead, within maxInFlight; what it got ahead goes back uncounted (close, idle, release)', async (t) => {
+    if (!(await engineUrl(t, 'nats'))) return;
+    const { events, nc, prefix, close } = await engine('ahead');
+    t.after(close);
+    for (let i = 1; i <= 20; i++) await events.publish('work', i);
+    const jsm = await jetstreamManager(nc);
+    const stream = await jsm.streams.find(`${prefix}.events.micro.work`);
+    const ackPending = async () => (await jsm.consumers.info(stream, 'g')).num_ack_pending;
+    const until = async (check: () => boolean | Promise<boolean>, what: string) => {
+      const end = Date.now() + 10_000;
+      while (!(await check())) {
+        if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    };
+    const member = async (options: { maxInFlight: number; maxRetries?: number; offset?: 'earliest' }) => (await events.consume('work', { group: 'g', ...options })) as JetStreamConsumer;
+
+    // two settled deliveries make a loop that reads on: its member asks ahead for the rest of its window, no more
+    const a = await member({ offset: 'earliest', maxInFlight: 5 });
+    await (await take(a)).ack();
+    await (await take(a)).ack();
+    const held = await take(a);
+    assert.equal(held.event.offset, 3);
+    await until(() => a.aheadCount === 4, 'the rest of the window');
+    assert.equal(await ackPending(), 5, 'what its user holds and what it got ahead: maxInFlight');
+    assert.deepEqual((await events.groups('work')).map((g) => [g.committed, g.inflight]), [[2, 1]], 'what no user holds is not in flight');
+    // closed: what its user held counts as an attempt, what it got ahead does not
+    await a.close();
+    const b = await member({ maxInFlight: 1 });
+    const got: number[][] = [];
+    for (let i = 0; i < 5; i++) {
+      const d = await take(b);
+      got.push([d.event.offset, d.attempt]);
+      await d.ack();
+    }
+    assert.deepEqual(got.sort((x, y) => (x[0] as number) - (y[0] as number)), [[3, 2], [4, 1], [5, 1], [6, 1], [7, 1]]);
+    assert.ok(b.aheadCount <= 1, 'maxInFlight 1: one event ahead at most, and then the user holds none');
+    await b.close();
+
+    // a user that stops reading: what its member got ahead goes to the group's other members, uncounted
+    // (maxRetries 0: one counted attempt too many would send it to the dead letters)
+    const c = await member({ maxInFlight: 20, maxRetries: 0 });
+    const first = [await take(c), await take(c)];
+    for (const d of first) await d.ack();
+    const kept = await take(c);
+    // the rest of the topic
+    const ahead = Array.from({ length: 20 - kept.event.offset }, (_, i) => kept.event.offset + 1 + i);
+    await until(() => c.aheadCount === ahead.length, 'the rest of the topic, ahead');
+    const d = await member({ maxInFlight: 20, maxRetries: 0 });
+    const taken: Delivery[] = [];
+    for (let i = 0; i < ahead.length; i++) taken.push(await take(d));
+    assert.deepEqual(taken.map((x) => [x.event.offset, x.attempt]).sort((x, y) => (x[0] as number) - (y[0] as number)), ahead.map((o) => [o, 1]));
+    assert.equal(c.aheadCount, 0);
+    // a release (a remote user never saw it) is no attempt either
+    await d.release((taken[0] as Delivery).id);
+    const again = await take(d);
+    assert.deepEqual([again.event.offset, again.attempt], [(taken[0] as Delivery).event.offset, 1]);
+    for (const x of [kept, again, ...taken.slice(1)]) await x.ack();
+    assert.equal((await events.topics()).find((x) => x.name === 'work.dead')?.count ?? 0, 0, 'no dead letters');
+    await c.close();
+    await d.close();
   });
 
   test('engine closed, or NATS connection closed: calls fail at once with a 503', async (t) => {

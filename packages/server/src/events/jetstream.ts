@@ -57,8 +57,9 @@ import { eventsService } from '@micro/sdk';
  *   de-duplication within the stream's duplicate window), Micro-Time (epoch ms from the
  *   publishing node's clock, never decreasing within a node) and Micro-Metadata (JSON).
  * - Publish answers once JetStream acknowledged the message (stored by the stream).
- * - A group is a durable pull consumer with explicit acks; its members pull only when
- *   their user asks (maxInFlight is kept by each member). Ack waits are timed here; the
+ * - A group is a durable pull consumer with explicit acks; its members pull when their
+ *   user asks, and ahead of a user that settles and reads on (never past maxInFlight,
+ *   which each member keeps; see jetstream-consumer.ts). Ack waits are timed here; the
  *   consumer's own ack_wait (longer by `ackGrace`) only hands out again what a node that
  *   died held. Dead letters are published here, on the last failed attempt.
  * - Retention is the stream's limits: maxEvents = max_msgs, maxBytes = max_bytes,
@@ -236,7 +237,9 @@ export class JetStreamEvents implements ServedEvents, ConsumerHost {
   private readonly duplicateWindow: number;
   private readonly replicas: number;
   private readonly storage: StorageType;
-  private readonly ackGrace: number;
+  readonly ackGrace: number;
+  /** deliveries this node gave back unseen, by `<stream>.<durable>.<offset>`: JetStream counted them, a member subtracts them */
+  readonly unseen = new Map<string, number>();
   private readonly streams = new Map<string, TopicStream>();
   private readonly opening = new Map<string, Promise<TopicStream>>();
   private readonly members = new Set<JetStreamConsumer>();
@@ -614,6 +617,13 @@ export class JetStreamEvents implements ServedEvents, ConsumerHost {
     return n;
   }
 
+  /** Deliveries this node's members of the group received ahead of their reads: JetStream counts them as pending acks, no user holds them. */
+  private aheadOf(ts: TopicStream, group: string): number {
+    let n = 0;
+    for (const m of this.members) if (m.stream.name === ts.name && m.group === group) n += m.aheadCount;
+    return n;
+  }
+
   async groups(topic: string, options: EventsNamespaceOptions = {}): Promise<GroupInfo[]> {
     const namespace = eventChecks.checkNamespace(options.namespace);
     const name = eventChecks.checkTopic(topic);
@@ -627,7 +637,7 @@ export class JetStreamEvents implements ServedEvents, ConsumerHost {
       if (!group) continue;
       // what retention removed is done for every group
       const committed = Math.min(Math.max(info.ack_floor.stream_seq, first - 1), last);
-      out.push({ name: group, committed, pending: Math.max(0, last - committed), inflight: info.num_ack_pending, members: this.membersOf(ts, group) });
+      out.push({ name: group, committed, pending: Math.max(0, last - committed), inflight: Math.max(0, info.num_ack_pending - this.aheadOf(ts, group)), members: this.membersOf(ts, group) });
     }
     return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
@@ -647,6 +657,9 @@ export class JetStreamEvents implements ServedEvents, ConsumerHost {
     } catch (err) {
       if (apiCode(err) !== CONSUMER_NOT_FOUND) throw natsError(err, EVENTS_ERROR_ID, `cannot delete group ${groupName}`);
     }
+    // a group made again under the name counts its deliveries afresh
+    const unseen = `${ts.name}.${durable}.`;
+    for (const key of this.unseen.keys()) if (key.startsWith(unseen)) this.unseen.delete(key);
   }
 
   async setRetention(topic: string, policy: RetentionPolicy, options: EventsNamespaceOptions = {}): Promise<TopicInfo> {
