@@ -8,9 +8,9 @@ import { micro, startServer, stopProcess, tempDir, type RunningServer } from './
 
 /*
  * Several `micro server` nodes on the distributed profile (MICRO_PROFILE=nats): two nodes
- * share NATS (registry, RPC, events, config), PostgreSQL (store, sync, auth) and Redis
- * (rate limits), each with a home of its own. What the issue asks for, end to end, as a
- * user does it with the `micro` command and curl-like HTTP calls:
+ * share NATS (registry, RPC, events, config), PostgreSQL (store, sync, auth, runtime
+ * state) and Redis (cache, rate limits), each with a home of its own. What the issue
+ * asks for, end to end, as a user does it with the `micro` command and HTTP calls:
  * - a service run on node A is callable through the gateway of node B, with a token node
  *   B issued for node A's admin (one platform: shared accounts and keys);
  * - its instances are balanced (both answer);
@@ -113,6 +113,16 @@ test('two micro server nodes on NATS, PostgreSQL and Redis act as one platform',
     return nodes.length === 2 ? nodes : undefined;
   });
   assert.ok(listed.every((n) => n.address.startsWith('nats:')), JSON.stringify(listed));
+
+  // data written through one node is read through the other: cache (Redis), store (PostgreSQL)
+  assert.equal((await post(b.gateway, '/v1/cache/Set', { key: 'visits', value: 41 }, token)).status, 200);
+  const inc = await post(a.gateway, '/v1/cache/Increment', { key: 'visits' }, token);
+  assert.equal(inc.status, 200, inc.body);
+  assert.equal((JSON.parse(inc.body) as { value: number }).value, 42);
+  assert.equal((await post(a.gateway, '/v1/store/Write', { record: { key: 'shared', value: 'from A' } }, token)).status, 200);
+  const read = await post(b.gateway, '/v1/store/Read', { key: 'shared' }, token);
+  assert.equal(read.status, 200, read.body);
+  assert.match(read.body, /from A/);
 
   // micro status on node B shows the service node A runs (runtime state in PostgreSQL) ...
   const nodeA = (JSON.parse(readFileSync(join(homeA, 'server', 'node.json'), 'utf8')) as { id: string }).id;

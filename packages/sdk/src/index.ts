@@ -90,9 +90,10 @@ export * from './auth/index.js';
 export * from './store/index.js';
 export * from './config/index.js';
 export * from './sync/index.js';
+export * from './cache/index.js';
 export * from './events/index.js';
 // the default engines of a service: the server's with MICRO_SERVER, else in memory
-export { store, blobs, config, events, sync, broker } from './client/engines.js';
+export { store, blobs, config, events, sync, broker, cache } from './client/engines.js';
 
 // profiles: embedded engines, or NATS, PostgreSQL and Redis shared by several nodes
 export { profileFromEnv, checkPrefix, redactUrl, DEFAULT_NATS_URL, DEFAULT_POSTGRES_URL, DEFAULT_REDIS_URL, DEFAULT_PREFIX } from './engines/profile.js';

@@ -10,6 +10,8 @@ export { configContract } from './config/contract.js';
 export { registryContract } from './registry/contract.js';
 export { syncContract } from './sync/contract.js';
 export { eventsContract } from './events/contract.js';
+export { cacheContract } from './cache/contract.js';
+export type { MadeCache as CacheContractImpl } from './cache/contract.js';
 export type { EventsGaps, EventsHarness } from './events/contract.js';
 export { engineUrl, testPrefix, TEST_ENGINE_URLS, freePort, privateNats } from './engines/testing.js';
 export type { EngineName, PrivateNats } from './engines/testing.js';

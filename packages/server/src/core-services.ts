@@ -7,20 +7,23 @@ import { configCoreServiceFor } from './config/kv.js';
 import { syncCoreService } from './sync/index.js';
 import { postgresSyncCoreService } from './sync/postgres.js';
 import { eventsCoreService, eventsCoreServiceFor } from './events/index.js';
+import { cacheFactory } from './cache/index.js';
+import { redisCacheCoreService } from './cache/redis.js';
 
 /**
  * The core services micro server hosts beside auth, registry, broker and runtime, in
  * the order they start, with the embedded engines (MICRO_PROFILE=local). Each folder
  * exports its factory (see CoreService in core.ts).
  */
-export const CORE_SERVICES: readonly CoreServiceFactory[] = [storeFactory, configCoreService, syncCoreService, eventsCoreService];
+export const CORE_SERVICES: readonly CoreServiceFactory[] = [storeFactory, configCoreService, syncCoreService, eventsCoreService, cacheFactory];
 
 /**
  * The same services on the engines of a profile: embedded (SQLite files in MICRO_HOME),
  * or with MICRO_PROFILE=nats the engines several nodes share — the store and sync on
- * PostgreSQL, config on a JetStream KV bucket, events on JetStream streams.
+ * PostgreSQL, config on a JetStream KV bucket, events on JetStream streams, the cache in
+ * Redis.
  */
 export function coreServicesFor(profile: Profile): readonly CoreServiceFactory[] {
   if (profile.name !== 'nats') return CORE_SERVICES;
-  return [postgresStoreCoreService(profile), configCoreServiceFor(profile), postgresSyncCoreService(profile), eventsCoreServiceFor(profile)];
+  return [postgresStoreCoreService(profile), configCoreServiceFor(profile), postgresSyncCoreService(profile), eventsCoreServiceFor(profile), redisCacheCoreService(profile)];
 }

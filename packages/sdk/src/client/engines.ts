@@ -2,6 +2,9 @@ import { rootLogger } from '../logger/logger.js';
 import type { Broker } from '../broker/broker.js';
 import { MemoryBroker } from '../broker/memory.js';
 import { RemoteBroker } from '../broker/service.js';
+import type { Cache } from '../cache/cache.js';
+import { MemoryCache } from '../cache/memory.js';
+import { RemoteCache } from '../cache/remote.js';
 import type { Config } from '../config/config.js';
 import { MemoryConfig } from '../config/memory.js';
 import { RemoteConfig } from '../config/remote.js';
@@ -53,4 +56,5 @@ export const blobs = (): BlobStore => engine<BlobStore>('blob store', (c) => new
 export const config = (): Config => engine<Config>('config', (c) => new RemoteConfig(c), () => new MemoryConfig());
 export const events = (): Events => engine<Events>('events', (c) => new RemoteEvents(c), () => new MemoryEvents());
 export const sync = (): Sync => engine<Sync>('sync', (c) => new RemoteSync(c), () => new MemorySync());
+export const cache = (): Cache => engine<Cache>('cache', (c) => new RemoteCache(c), () => new MemoryCache());
 export const broker = (): Broker => engine<Broker>('broker', (c) => new RemoteBroker(c), () => new MemoryBroker());

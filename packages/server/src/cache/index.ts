@@ -1,0 +1,36 @@
+import { cacheService, MemoryCache, type MemoryCacheOptions } from '@micro/sdk';
+import type { CoreServiceFactory } from '../core.js';
+import { cacheServiceHandlers } from './handlers.js';
+
+export { cacheServiceHandlers } from './handlers.js';
+export { RedisCache, redisCacheCoreService, globEscape, MAX_SCAN_CALLS } from './redis.js';
+export type { RedisCacheOptions, RedisCacheServiceOptions } from './redis.js';
+
+export type CacheServiceOptions = Pick<MemoryCacheOptions, 'maxKeys' | 'maxBytes'>;
+
+/**
+ * The cache core service of the local profile: in this process's memory (a restart
+ * empties it), bounded per namespace — MICRO_CACHE_MAX_KEYS keys (default 100,000) and
+ * MICRO_CACHE_MAX_BYTES bytes of keys and values (default 64 MiB) — past which the least
+ * recently used keys of that namespace are evicted.
+ */
+export function cacheCoreService(options: CacheServiceOptions = {}): CoreServiceFactory {
+  return () => {
+    const cache = new MemoryCache({
+      maxKeys: options.maxKeys ?? positiveFromEnv('MICRO_CACHE_MAX_KEYS'),
+      maxBytes: options.maxBytes ?? positiveFromEnv('MICRO_CACHE_MAX_BYTES'),
+    });
+    return { def: cacheService, handlers: cacheServiceHandlers(cache), stop: () => cache.close() };
+  };
+}
+
+/** The factory micro server hosts (see CORE_SERVICES). */
+export const cacheFactory: CoreServiceFactory = cacheCoreService();
+
+function positiveFromEnv(name: string): number | undefined {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, not "${raw}"`);
+  return n;
+}

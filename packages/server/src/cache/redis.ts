@@ -1,0 +1,281 @@
+import { Redis, ReplyError } from 'ioredis';
+import {
+  CACHE_ERROR_ID,
+  cacheEngine as C,
+  cacheService,
+  connectWithBackoff,
+  errors,
+  redactUrl,
+  storeEngine,
+  type BackoffOptions,
+  type Cache,
+  type CacheItem,
+  type CacheListOptions,
+  type CacheOptions,
+  type CacheSetOptions,
+  type Logger,
+  type NatsProfile,
+} from '@micro/sdk';
+import type { CoreServiceFactory } from '../core.js';
+import { cacheServiceHandlers } from './handlers.js';
+
+/**
+ * The cache in Redis, shared by every micro server node of a platform (MICRO_PROFILE=nats,
+ * MICRO_REDIS_URL). The same behaviour as the memory cache (cacheContract):
+ *
+ * - A key is the string `<prefix>:cache:<namespace>:<key>`, its value the JSON text. The
+ *   namespace has `%` and `:` percent-encoded, so no two (namespace, key) pairs share a
+ *   Redis key; the key goes as it is (it is the rest of the name).
+ * - Set is `SET … PX <ms>` (or no PX: a set replaces the TTL); Get reads the value and
+ *   its PTTL in one script; Delete is `DEL`.
+ * - Increment/Decrement: one script checks that the key holds a safe integer and that the
+ *   result stays one, then `INCRBY` (atomic, keeps the TTL). Redis runs one script at a
+ *   time, so concurrent counters on several nodes lose nothing.
+ * - ListKeys: `SCAN … MATCH <escaped prefix>* COUNT 1000`, the prefix's glob characters
+ *   (`* ? [ ] \`) escaped so they match only themselves; the scan stops once it has
+ *   `limit` keys or after `MAX_SCAN_CALLS` calls (~1M keys examined), then sorts. On a
+ *   huge Redis it may thus see only part of the keys.
+ * - Redis away at start: connectWithBackoff, then a clear error naming the URL. Redis
+ *   lost while running: every call fails at once with a 503 naming the URL (no queue of
+ *   calls waiting for it; a warning is logged once per outage); ioredis reconnects by
+ *   itself and calls succeed again as soon as Redis answers. What the cache held is as
+ *   durable as Redis makes it (a cache may forget).
+ * - Bounds: Redis's own (`maxmemory` and `maxmemory-policy`, e.g. allkeys-lru for a Redis
+ *   that only caches). A full Redis that refuses writes (OOM) is a 503 too.
+ */
+
+export interface RedisCacheOptions {
+  /** MICRO_REDIS_URL */
+  url: string;
+  /** MICRO_PREFIX */
+  prefix: string;
+  logger?: Logger;
+  /** ms a Redis call may take before it fails with a 503 (default 2,000) */
+  timeout?: number;
+  /** how long to wait for Redis at start (connectWithBackoff) */
+  backoff?: BackoffOptions;
+  /** the namespace of calls that name none (default `micro`) */
+  namespace?: string;
+}
+
+/** SCAN calls per ListKeys, at COUNT 1000 each: the bound on its work. */
+export const MAX_SCAN_CALLS = 1000;
+const SCAN_COUNT = 1000;
+
+// KEYS[1]: the value and its PTTL (-1: none), or nil
+const GET = `
+local v = redis.call('GET', KEYS[1])
+if not v then return false end
+return {v, redis.call('PTTL', KEYS[1])}
+`;
+
+// KEYS[1], ARGV[1] the delta: INCRBY when the key holds a safe integer (or nothing) and
+// the result stays one. Lua numbers are doubles: exact up to 2^53, and a sum past the
+// bound compares past it. The result goes back as the stored text: ioredis parses integer
+// replies near 2^53 inexactly.
+const ADD = `
+local MAX = 9007199254740991
+local v = redis.call('GET', KEYS[1])
+local n = 0
+if v then
+  if v ~= '0' and not string.match(v, '^%-?[1-9]%d*$') then return redis.error_reply('NOTINT') end
+  n = tonumber(v)
+  if n > MAX or n < -MAX then return redis.error_reply('NOTINT') end
+end
+local r = n + tonumber(ARGV[1])
+if r > MAX or r < -MAX then return redis.error_reply('OVERFLOW') end
+redis.call('INCRBY', KEYS[1], ARGV[1])
+return redis.call('GET', KEYS[1])
+`;
+
+type Scripted = Redis & {
+  microCacheGet(key: string): Promise<[string, number] | null>;
+  microCacheAdd(key: string, delta: string): Promise<string>;
+};
+
+/** Redis answers that mean it cannot serve now (full, a replica, loading, busy): 503s. */
+const UNAVAILABLE_REPLY = /^(OOM|READONLY|LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|NOREPLICAS)\b/;
+
+export class RedisCache implements Cache {
+  readonly name = 'redis';
+  private readonly base: string;
+  private readonly url: string;
+  private readonly namespace: string;
+  private degraded = false;
+  private closed = false;
+
+  private constructor(
+    private readonly redis: Scripted,
+    private readonly options: RedisCacheOptions,
+  ) {
+    this.base = `${options.prefix}:cache:`;
+    this.url = redactUrl(options.url);
+    this.namespace = C.checkNamespace(options.namespace);
+  }
+
+  /** Connects (with backoff; a clear error naming the URL in the end). */
+  static async connect(options: RedisCacheOptions): Promise<RedisCache> {
+    const redis = await connectWithBackoff(
+      'redis',
+      options.url,
+      async () => {
+        const r = new Redis(options.url, {
+          lazyConnect: true,
+          // a call while Redis is away fails at once (a 503) rather than queueing
+          enableOfflineQueue: false,
+          maxRetriesPerRequest: 0,
+          commandTimeout: options.timeout ?? 2_000,
+          connectTimeout: 5_000,
+          retryStrategy: (times) => Math.min(times * 250, 5_000),
+        });
+        // connection errors surface as failed calls; ioredis keeps reconnecting
+        r.on('error', () => undefined);
+        try {
+          await r.connect();
+          await r.ping();
+        } catch (err) {
+          r.disconnect();
+          throw err;
+        }
+        return r;
+      },
+      options.backoff,
+    );
+    redis.defineCommand('microCacheGet', { numberOfKeys: 1, lua: GET });
+    redis.defineCommand('microCacheAdd', { numberOfKeys: 1, lua: ADD });
+    return new RedisCache(redis as Scripted, options);
+  }
+
+  async set(key: string, value: unknown, options: CacheSetOptions = {}): Promise<void> {
+    const k = C.checkKey(key);
+    const json = C.checkValue(value);
+    const ms = C.ttlMillis(C.checkTtl(options.ttl));
+    const rk = this.redisKey(options.namespace, k);
+    await this.call(k, () => (ms === 0 ? this.redis.set(rk, json) : this.redis.set(rk, json, 'PX', ms)));
+  }
+
+  async get(key: string, options: CacheOptions = {}): Promise<CacheItem | undefined> {
+    const k = C.checkKey(key);
+    const rk = this.redisKey(options.namespace, k);
+    const found = await this.call(k, () => this.redis.microCacheGet(rk));
+    if (!found) return undefined;
+    const [json, pttl] = found;
+    return { key: k, value: JSON.parse(json), ttl: pttl < 0 ? 0 : C.secondsLeft(pttl) };
+  }
+
+  async delete(key: string, options: CacheOptions = {}): Promise<void> {
+    const k = C.checkKey(key);
+    const rk = this.redisKey(options.namespace, k);
+    await this.call(k, () => this.redis.del(rk));
+  }
+
+  async increment(key: string, delta?: number, options: CacheOptions = {}): Promise<number> {
+    return this.add(key, C.checkDelta(delta), options);
+  }
+
+  async decrement(key: string, delta?: number, options: CacheOptions = {}): Promise<number> {
+    return this.add(key, -C.checkDelta(delta), options);
+  }
+
+  async listKeys(options: CacheListOptions = {}): Promise<string[]> {
+    const prefix = options.prefix === undefined ? '' : C.checkKey(options.prefix, 'prefix', true);
+    const limit = C.checkLimit(options.limit);
+    const space = this.space(options.namespace);
+    const match = `${globEscape(space + prefix)}*`;
+    const found = new Set<string>();
+    await this.call(prefix, async () => {
+      let cursor = '0';
+      for (let calls = 0; calls < MAX_SCAN_CALLS && found.size < limit; calls++) {
+        const [next, keys] = await this.redis.scan(cursor, 'MATCH', match, 'COUNT', SCAN_COUNT);
+        // SCAN may return a key twice
+        for (const rk of keys) if (rk.startsWith(space)) found.add(rk.slice(space.length));
+        cursor = next;
+        if (cursor === '0') break;
+      }
+    });
+    return [...found].sort(storeEngine.compareKeys).slice(0, limit);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+
+  private async add(key: string, delta: number, options: CacheOptions): Promise<number> {
+    const k = C.checkKey(key);
+    const rk = this.redisKey(options.namespace, k);
+    const next = Number(await this.call(k, () => this.redis.microCacheAdd(rk, String(delta)), delta));
+    return next === 0 ? 0 : next;
+  }
+
+  /** `<prefix>:cache:<namespace>:` with `%` and `:` of the namespace percent-encoded. */
+  private space(namespace: string | undefined): string {
+    const ns = C.checkNamespace(namespace, this.namespace);
+    return `${this.base}${ns.replace(/%/g, '%25').replace(/:/g, '%3A')}:`;
+  }
+
+  private redisKey(namespace: string | undefined, key: string): string {
+    return this.space(namespace) + key;
+  }
+
+  /** Runs one Redis call; what fails becomes a typed error (409, 503) naming the key or URL. */
+  private async call<T>(key: string, fn: () => Promise<T>, delta = 0): Promise<T> {
+    if (this.closed) throw errors.ServiceUnavailable(CACHE_ERROR_ID, 'cache is closed');
+    let result: T;
+    try {
+      result = await fn();
+    } catch (err) {
+      throw this.failure(err, key, delta);
+    }
+    if (this.degraded) {
+      this.degraded = false;
+      this.options.logger?.info({ url: this.url }, 'cache: redis is back');
+    }
+    return result;
+  }
+
+  private failure(err: unknown, key: string, delta: number): Error {
+    const message = err instanceof Error ? err.message : String(err);
+    if (err instanceof ReplyError) {
+      if (message.includes('NOTINT')) return C.notAnInteger(key);
+      if (message.includes('OVERFLOW')) return C.overflow(key, delta);
+      if (!UNAVAILABLE_REPLY.test(message)) return errors.InternalServerError(CACHE_ERROR_ID, `redis at ${this.url} refused a call: ${message}`);
+    }
+    if (!this.degraded) {
+      this.degraded = true;
+      this.options.logger?.warn({ err: message, url: this.url }, 'cache: redis does not answer; cache calls fail with 503 until it is back');
+    }
+    return errors.ServiceUnavailable(CACHE_ERROR_ID, `redis at ${this.url} is unavailable: ${message}`);
+  }
+}
+
+/** A glob (SCAN MATCH) that matches exactly `text`: its special characters escaped. */
+export function globEscape(text: string): string {
+  return text.replace(/[\\*?[\]]/g, (c) => `\\${c}`);
+}
+
+export interface RedisCacheServiceOptions {
+  logger?: Logger;
+  /** ms a Redis call may take (default 2,000) */
+  timeout?: number;
+  backoff?: BackoffOptions;
+}
+
+/**
+ * The cache core service on Redis (the nats profile): keys under `<prefix>:cache:`.
+ * `redisCacheCoreService(profile)`.
+ */
+export function redisCacheCoreService(profile: Pick<NatsProfile, 'redisUrl' | 'prefix'>, options: RedisCacheServiceOptions = {}): CoreServiceFactory {
+  return async (ctx) => {
+    const logger = (options.logger ?? ctx.logger).child({ component: 'cache' });
+    const cache = await RedisCache.connect({
+      url: profile.redisUrl,
+      prefix: profile.prefix,
+      logger,
+      timeout: options.timeout,
+      backoff: { onRetry: (message) => logger.warn(message), ...options.backoff },
+    });
+    return { def: cacheService, handlers: cacheServiceHandlers(cache), stop: () => cache.close() };
+  };
+}
