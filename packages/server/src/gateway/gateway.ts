@@ -122,6 +122,8 @@ export class Gateway {
   private readonly routes = new Map<string, [string, string]>();
   /** the SDK's compiled call of each endpoint read from the registry (they live as long as the endpoints cache holds them) */
   private readonly prepared = new WeakMap<EndpointRecord, PreparedCall>();
+  private readonly resources = new WeakMap<EndpointRecord, string>();
+  private readonly ipKeys = new WeakMap<Socket, string>();
   private readonly sockets = new Set<Socket>();
   private readonly wss: WebSocketServer;
   private readonly maxStreams: number;
@@ -308,7 +310,7 @@ export class Gateway {
     const ep = findEndpoint(this.cachedEndpoints(service, namespace) ?? (await this.endpointsOf(service, namespace)), endpoint);
     if (!ep) throw errors.NotFound(service, `endpoint ${endpoint} of service ${service} not found`);
     if (!this.rulesFresh(namespace)) await this.loadRules(namespace);
-    this.authorize(service, ep.name, namespace, account);
+    this.authorize(service, ep.name, namespace, account, ep);
     const token = account ? await this.forwardToken(req, account) : undefined;
     const metadata: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
     return { call: { service, endpoint: ep, client: this.client(namespace), metadata, timeout: this.timeout }, key };
@@ -472,7 +474,24 @@ export class Gateway {
   }
 
   private limitKey(req: IncomingMessage, account: Account | undefined): string {
-    return account ? `acct:${account.issuer}/${account.id}` : `ip:${req.socket.remoteAddress ?? ''}`;
+    if (account) return `acct:${account.issuer}/${account.id}`;
+    // the key of an anonymous caller is its socket's address: made once per connection
+    let key = this.ipKeys.get(req.socket);
+    if (key === undefined) {
+      key = `ip:${req.socket.remoteAddress ?? ''}`;
+      this.ipKeys.set(req.socket, key);
+    }
+    return key;
+  }
+
+  /** `service:<service>:<endpoint>` of an endpoint read from the registry, made once. */
+  private resourceOf(service: string, ep: EndpointRecord): string {
+    let r = this.resources.get(ep);
+    if (r === undefined) {
+      r = serviceResource(service, ep.name);
+      this.resources.set(ep, r);
+    }
+    return r;
   }
 
   /** The namespace of the call: the account's, or the Micro-Namespace header (admins of micro; anonymous callers reach public endpoints only). */
@@ -509,10 +528,10 @@ export class Gateway {
   }
 
   /** The namespace's rules, as the service will apply them (core services guard themselves). */
-  private authorize(service: string, endpoint: string, namespace: string, account: Account | undefined): void {
+  private authorize(service: string, endpoint: string, namespace: string, account: Account | undefined, ep?: EndpointRecord): void {
     if (isPlatformAdmin(account)) return;
     if (namespace === 'micro' && this.selfGuarded.has(service)) return;
-    const resource = serviceResource(service, endpoint);
+    const resource = ep ? this.resourceOf(service, ep) : serviceResource(service, endpoint);
     const decision = this.ruleSet(namespace).evaluate(resource, account);
     if (decision.access === 'granted') return;
     if (!account) throw errors.Unauthorized(service, `credentials required to call ${resource} (no rule grants it)`);
@@ -570,11 +589,12 @@ export class Gateway {
   }
 
   private parseBody(text: string, service: string): unknown {
-    if (text.trim() === '') return {};
     let value: unknown;
     try {
       value = JSON.parse(text);
     } catch (err) {
+      // a body of only white space is no body: checked here, off the path of good bodies
+      if (text.trim() === '') return {};
       throw errors.BadRequest(service, `malformed JSON body: ${(err as Error).message.slice(0, 200)}`);
     }
     // a text of n characters nests at most n / 2 deep: short bodies need no walk
