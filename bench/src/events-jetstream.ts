@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { AckPolicy, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { Delivery } from '@micro/sdk';
-import { connectJetStreamEvents } from '@micro/server';
+import { connectJetStreamEvents } from '@micro/server/nats';
 import { closedLoopThroughput, type Benchmark, type Contestant } from './harness.js';
 
 const INFLIGHT = 50;

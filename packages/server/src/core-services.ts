@@ -1,14 +1,10 @@
 import type { Profile } from '@micro/sdk';
 import type { CoreServiceFactory } from './core.js';
 import { storeFactory } from './store/index.js';
-import { postgresStoreCoreService } from './store/postgres.js';
 import { configCoreService } from './config/index.js';
-import { configCoreServiceFor } from './config/kv.js';
 import { syncCoreService } from './sync/index.js';
-import { postgresSyncCoreService } from './sync/postgres.js';
-import { eventsCoreService, eventsCoreServiceFor } from './events/index.js';
+import { eventsCoreService } from './events/index.js';
 import { cacheFactory } from './cache/index.js';
-import { redisCacheCoreService } from './cache/redis.js';
 
 /**
  * The core services micro server hosts beside auth, registry, broker and runtime, in
@@ -23,7 +19,8 @@ export const CORE_SERVICES: readonly CoreServiceFactory[] = [storeFactory, confi
  * PostgreSQL, config on a JetStream KV bucket, events on JetStream streams, the cache in
  * Redis.
  */
-export function coreServicesFor(profile: Profile): readonly CoreServiceFactory[] {
+export async function coreServicesFor(profile: Profile): Promise<readonly CoreServiceFactory[]> {
   if (profile.name !== 'nats') return CORE_SERVICES;
-  return [postgresStoreCoreService(profile), configCoreServiceFor(profile), postgresSyncCoreService(profile), eventsCoreServiceFor(profile), redisCacheCoreService(profile)];
+  // loaded only for this profile: pg, ioredis and nats.js cost the embedded one start time
+  return (await import('./nats.js')).natsCoreServices(profile);
 }

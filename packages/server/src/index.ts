@@ -5,6 +5,6 @@ export type { ServerPaths } from './home.js';
 export { storeFactory, storeCoreService, SqliteStore, FileBlobStore } from './store/index.js';
 export { configCoreService } from './config/index.js';
 export { syncCoreService } from './sync/index.js';
-export { eventsCoreService, SqliteEvents, JetStreamEvents, connectJetStreamEvents } from './events/index.js';
+export { eventsCoreService, SqliteEvents } from './events/index.js';
 export { Gateway, DEFAULT_GATEWAY_ADDRESS } from './gateway/index.js';
 export type { GatewayOptions } from './gateway/index.js';

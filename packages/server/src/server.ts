@@ -25,7 +25,6 @@ import {
   type Profile,
   type Registry,
 } from '@micro/sdk';
-import { openRegistry } from '@micro/sdk/nats';
 import { openAuthStorage } from './auth/open.js';
 import type { AuthAccounts, AuthTokens } from './auth/storage.js';
 import { authenticate } from './auth/guard.js';
@@ -33,10 +32,10 @@ import { authCoreService } from './auth/index.js';
 import { guardedBroker, guardedRegistry, type CoreContext, type CoreService, type CoreServiceFactory } from './core.js';
 import { coreServicesFor } from './core-services.js';
 import { ensureServerDirs, nodeId, serverPaths, type ServerPaths } from './home.js';
-import { PostgresRuntimeDirectory } from './runtime/directory.js';
+import type { PostgresRuntimeDirectory } from './runtime/directory.js';
 import { LocalRuntime, runtimeHandlers, type RuntimeOptions } from './runtime/index.js';
 import { DEFAULT_GATEWAY_ADDRESS, Gateway } from './gateway/index.js';
-import { openRateLimiter, type RedisRateLimiter } from './gateway/ratelimit-redis.js';
+import type { RedisRateLimiter } from './gateway/ratelimit-redis.js';
 
 export interface MicroServerOptions {
   /** MICRO_HOME (default: the environment's, or ~/.micro) */
@@ -124,6 +123,8 @@ export class MicroServer {
       if (profile.name === 'nats') {
         // the registry and pub/sub every node shares; connecting waits (with backoff) for NATS
         const onRetry = (message: string) => this.logger.warn(message);
+        // the engines of this profile are loaded only here (see nats.ts)
+        const { openRegistry } = await import('./nats.js');
         this.registry = await openRegistry(profile, { onRetry });
         this.broker = await new NatsBroker({ url: profile.natsUrl, prefix: profile.prefix }).connect();
         this.logger.info({ nats: redactUrl(profile.natsUrl), postgres: redactUrl(profile.postgresUrl), redis: redactUrl(profile.redisUrl), prefix: profile.prefix }, 'nats profile: engines connected');
@@ -146,6 +147,7 @@ export class MicroServer {
       const common = { namespace: 'micro', server: this.rpc, registry: this.registry, logger: this.logger, registerTTL: profile.name === 'nats' ? 30 : 0, auth: false as const };
       // nats profile: what every node's runtime runs, in PostgreSQL (runtime/directory.ts)
       if (profile.name === 'nats') {
+        const { PostgresRuntimeDirectory } = await import('./nats.js');
         this.directory = await PostgresRuntimeDirectory.open({ url: profile.postgresUrl, prefix: profile.prefix, node: nodeId(this.paths.dir), logger: this.logger.child({ component: 'runtime' }) });
       }
       this.runtime = new LocalRuntime({
@@ -175,7 +177,7 @@ export class MicroServer {
         (c) => ({ def: brokerService, handlers: guardedBroker(c.broker) }),
         () => ({ def: runtimeService, handlers: runtimeHandlers(runtime) }),
       ];
-      for (const factory of [...builtIn, ...coreServicesFor(profile)]) {
+      for (const factory of [...builtIn, ...(await coreServicesFor(profile))]) {
         const cs = await factory(core);
         this.cores.push(cs);
         await cs.start?.();
@@ -186,7 +188,7 @@ export class MicroServer {
       // --- API gateway (packages/server/src/gateway): HTTP/JSON in front of the services of every namespace
       if (this.gatewayAddress !== false) {
         // rate limits shared by the nodes in Redis (nats profile); in memory otherwise
-        this.limiter = await openRateLimiter(profile, { logger: this.logger.child({ component: 'gateway' }) });
+        this.limiter = profile.name === 'nats' ? await (await import('./nats.js')).openRateLimiter(profile, { logger: this.logger.child({ component: 'gateway' }) }) : undefined;
         this.gateway = new Gateway({
           limiter: this.limiter,
           address: this.gatewayAddress,

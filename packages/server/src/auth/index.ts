@@ -10,8 +10,8 @@ export { authenticate, namespaceFor, isAdmin, requireAdmin, isNamespaceAdmin, ad
 export { authHandlers } from './service.js';
 export type { AuthAccounts, AuthTokens, ApiKeyStorage, SessionStorage, RuleStorage, MaybePromise } from './storage.js';
 export { openAuthStorage, authKeyFromEnv } from './open.js';
-export { openPgAuth, nodeId, PgAccounts, PgTokens } from './pg/index.js';
-export type { PgAuth, PgAuthOptions } from './pg/index.js';
+export { nodeId } from '../home.js';
+// the PostgreSQL storage (nats profile) is in ../nats.ts, so that the local profile never loads pg
 
 /** The auth core service: its handlers over the server's accounts and tokens; closes the database on stop. */
 export const authCoreService: CoreServiceFactory = (c) => ({

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { privateDir, type Logger, type Profile } from '@micro/sdk';
 import { Accounts } from './accounts.js';
 import { MIN_AUTH_KEY_LENGTH } from './crypto.js';
-import { nodeId, openPgAuth } from './pg/index.js';
+import { nodeId } from '../home.js';
 import type { AuthAccounts, AuthTokens } from './storage.js';
 import { Tokens } from './tokens.js';
 
@@ -25,6 +25,8 @@ export async function openAuthStorage(
       throw err;
     }
   }
+  // loaded only for this profile: the local one never loads pg
+  const { openPgAuth } = await import('./pg/index.js');
   const auth = await openPgAuth({
     url: profile.postgresUrl,
     prefix: profile.prefix,

@@ -3,8 +3,7 @@ import type { CoreServiceFactory } from '../core.js';
 import { cacheServiceHandlers } from './handlers.js';
 
 export { cacheServiceHandlers } from './handlers.js';
-export { RedisCache, redisCacheCoreService, globEscape, MAX_SCAN_CALLS } from './redis.js';
-export type { RedisCacheOptions, RedisCacheServiceOptions } from './redis.js';
+// the Redis engine (nats profile) is in ../nats.ts, so that the local profile never loads ioredis
 
 export type CacheServiceOptions = Pick<MemoryCacheOptions, 'maxKeys' | 'maxBytes'>;
 

@@ -9,8 +9,7 @@ export { SqliteEvents, SqliteStorage, EVENTS_SCHEMA_VERSION } from './sqlite.js'
 export type { SqliteEventsOptions } from './sqlite.js';
 export { eventsHandlers } from './handlers.js';
 // the nats profile: events on JetStream streams (jetstream.ts)
-export { JetStreamEvents, connectJetStreamEvents, eventsCoreServiceFor, jetstreamEventsCoreService } from './jetstream.js';
-export type { JetStreamEventsOptions } from './jetstream.js';
+// the JetStream engine (nats profile) is in ../nats.ts, so that the local profile never loads nats.js
 export type { EventsHandlerOptions, ServedEvents } from './handlers.js';
 
 /**

@@ -1,4 +1,4 @@
 export { Gateway, DEFAULT_GATEWAY_ADDRESS, parseGatewayAddress, type GatewayOptions } from './gateway.js';
 export { RateLimiter, type Limiter, type RateLimitOptions } from './ratelimit.js';
-export { RedisRateLimiter, openRateLimiter, type RedisRateLimitOptions } from './ratelimit-redis.js';
+// the Redis rate limiter (nats profile) is in ../nats.ts, so that the local profile never loads ioredis
 export { openApiDocument } from './openapi.js';
