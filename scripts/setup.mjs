@@ -3,7 +3,7 @@
 // `npm start`, `npm test` and `npm run bench` all run this first, so a fresh clone needs
 // nothing else. It is quick when everything is already in place.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync, utimesSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, utimesSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -37,6 +37,27 @@ if (stale) {
 }
 
 run(join(root, 'node_modules', '.bin', 'tsc'), ['-b', 'tsconfig.build.json'], 'building TypeScript');
+
+// The dashboard (packages/web): type-checked and bundled by vite into packages/web/dist,
+// which the gateway serves at /dashboard/. Skipped when that is newer than every source.
+const web = join(root, 'packages', 'web');
+const built = join(web, 'dist', 'index.html');
+if (!existsSync(built) || newest(['src', 'index.html', 'vite.config.ts', 'tsconfig.json', 'package.json'].map((f) => join(web, f))) > statSync(built).mtimeMs) {
+  run(join(root, 'node_modules', '.bin', 'tsc'), ['-p', join(web, 'tsconfig.json')], 'type-checking the dashboard');
+  run(join(root, 'node_modules', '.bin', 'vite'), ['build', web, '--logLevel', 'warn'], 'building the dashboard');
+}
+
+/** The latest mtime of the files (folders: of every file under them). */
+function newest(paths) {
+  let max = 0;
+  for (const p of paths) {
+    if (!existsSync(p)) continue;
+    const s = statSync(p);
+    if (s.isDirectory()) max = Math.max(max, newest(readdirSync(p).map((n) => join(p, n))));
+    else max = Math.max(max, s.mtimeMs);
+  }
+  return max;
+}
 
 function workspaceManifests() {
   const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
