@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { errors, type Logger, type Profile, type Registry, type RuntimeInstance, type RuntimeProgress, type RuntimeService, type RuntimeState } from '@micro/sdk';
 import { buildOutput, buildPath, buildService, checkServiceName, defaultSdkPath, readPackage, serviceName, type PackageJson } from './build.js';
 import { Instance, StartError, type InstanceHost, type Timing } from './instance.js';
-import { LogFile, type LogLine } from './logs.js';
+import { LogFiles, logsOptions, type LogFile, type LogLine, type LogsRequest } from './logs.js';
 import { fetchSource, parseSource, type SourceSpec } from './source.js';
 import type { RuntimeDirectory } from './directory.js';
 import { StateStore, type BuildRecord, type InstanceRecord, type ServiceRecordState } from './state.js';
@@ -49,11 +49,7 @@ export interface CreateRequest {
   env?: Record<string, string> | undefined;
   instances?: number | undefined;
 }
-export interface LogsRequest extends Request<'logs'> {
-  lines?: number | undefined;
-  since?: string | undefined;
-  follow?: boolean | undefined;
-}
+export type { LogsRequest } from './logs.js';
 export type ProgressFn = (progress: RuntimeProgress) => void;
 
 const ERROR_ID = 'runtime';
@@ -81,7 +77,7 @@ const RESERVED_ENV = new Set([
   'MICRO_PREFIX',
 ]);
 /** What services inherit from the server's environment; the rest of it stays with the server. */
-const INHERITED_ENV = ['PATH', 'HOME', 'USER', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'MICRO_LOG_LEVEL', 'NODE_EXTRA_CA_CERTS'];
+const INHERITED_ENV = ['PATH', 'HOME', 'USER', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'MICRO_LOG_LEVEL', 'MICRO_TRACING', 'NODE_EXTRA_CA_CERTS'];
 
 /** A service the runtime runs (or failed to). */
 interface Managed {
@@ -118,7 +114,7 @@ export class LocalRuntime {
   private readonly buildsDir: string;
   private readonly logsDir: string;
   private readonly services = new Map<string, Managed>();
-  private readonly logFiles = new Map<string, LogFile>();
+  private readonly logFiles: LogFiles;
   /** operations in progress, awaited by stop() */
   private readonly operations = new Set<Promise<unknown>>();
   /** kills build steps when the runtime stops */
@@ -141,6 +137,7 @@ export class LocalRuntime {
     this.store = new StateStore(join(options.home, 'runtime'));
     this.buildsDir = join(options.home, 'runtime', 'builds');
     this.logsDir = join(options.home, 'logs');
+    this.logFiles = new LogFiles(this.logsDir);
   }
 
   private get sdkPath(): string {
@@ -180,7 +177,7 @@ export class LocalRuntime {
     await Promise.all([...this.services.values()].flatMap((svc) => svc.live.map((i) => i.stop({ drain: false }))));
     for (const svc of this.services.values()) svc.live = [];
     this.persist();
-    await Promise.all([...this.logFiles.values()].map((f) => f.flushed()));
+    await this.logFiles.flushed();
   }
 
   // ---- the endpoints ---------------------------------------------------------------
@@ -341,14 +338,13 @@ export class LocalRuntime {
   /** `micro logs`: the last lines of a service's log, then with follow new ones until signal aborts. */
   logs(req: LogsRequest, signal?: AbortSignal): AsyncGenerator<LogLine> {
     const namespace = checkNamespace(req.namespace);
-    const since = req.since === undefined ? undefined : Date.parse(req.since);
-    if (since !== undefined && Number.isNaN(since)) throw errors.BadRequest(ERROR_ID, `since "${req.since}" is not an ISO time (e.g. 2024-05-01T10:00:00Z)`);
-    const lines = req.lines ?? 100;
-    if (!Number.isInteger(lines) || lines < 0 || lines > 100_000) throw errors.BadRequest(ERROR_ID, 'lines must be between 0 and 100000');
+    const options = logsOptions(req, signal);
+    // without a name: every service of the namespace, merged by time
+    if (req.name === undefined) return this.logFiles.readNamespace(namespace, options);
     const file = this.logFile(namespace, checkServiceName(req.name));
     // a killed service's log can still be read
     if (!this.services.has(key(namespace, req.name)) && !existsSync(file.path)) throw notFound(namespace, req.name);
-    return file.read({ lines, since, follow: req.follow ?? false, signal });
+    return file.read(options);
   }
 
   // ---- building ---------------------------------------------------------------------
@@ -605,13 +601,7 @@ export class LocalRuntime {
   }
 
   private logFile(namespace: string, name: string): LogFile {
-    const k = key(namespace, name);
-    let file = this.logFiles.get(k);
-    if (!file) {
-      file = new LogFile(join(this.logsDir, namespace, `${name}.log`));
-      this.logFiles.set(k, file);
-    }
-    return file;
+    return this.logFiles.get(namespace, name);
   }
 
   private serviceBuilds(namespace: string, name: string): string {
