@@ -12,6 +12,8 @@ import { registerSyncCommands } from './commands/sync.js';
 import { registerEventsCommands } from './commands/events.js';
 import { registerAuthCommands } from './commands/auth.js';
 import { registerUserCommands } from './commands/user.js';
+import { registerStatsCommand } from './commands/stats.js';
+import { registerTraceCommand } from './commands/trace.js';
 import { CliContext } from './context.js';
 import { explainError } from './connect.js';
 import { CliError } from './output.js';
@@ -49,6 +51,8 @@ export function buildProgram(ctx: CliContext): Command {
   registerEventsCommands(program, ctx);
   registerAuthCommands(program, ctx);
   registerUserCommands(program, ctx);
+  registerStatsCommand(program, ctx);
+  registerTraceCommand(program, ctx);
   program.addHelpText(
     'after',
     `

@@ -26,6 +26,10 @@ export type { ServiceOptions, ServiceState } from './service/service.js';
 export type { HandlerMiddleware } from './service/router.js';
 export { formatIssues } from './service/validate.js';
 
+// metrics (issue 7): per-service registry, call counters, the Prometheus text format
+export { ServiceMetrics, METRICS_ENDPOINT, formatPrometheus, mergeFamilies, sanitizeFamilies, statsService, StatsReadResponse, CallStats, Series } from './metrics/index.js';
+export type { MetricFamily, MetricSample, Sanitized, StatsService } from './metrics/index.js';
+
 // calling services
 export { Client } from './client/client.js';
 export type { CallOptions, ClientOptions, ClientMiddleware, ClientRequest, PreparedCall } from './client/client.js';
@@ -71,8 +75,10 @@ export { topic, publish, subscribe } from './broker/topic.js';
 export type { Topic, TypedSubscription, TypedSubscribeOptions } from './broker/topic.js';
 
 // logging and environment
-export { createLogger, rootLogger, setRootLogger } from './logger/logger.js';
-export type { Logger } from './logger/logger.js';
+export { createLogger, rootLogger, setRootLogger, serviceLogger } from './logger/logger.js';
+export type { Logger, ServiceLogFields } from './logger/logger.js';
+export { LOG_LEVELS, TRACE_ID, effectiveLevel, isLogLevel, levelName, levelNumber, lineFields, parseSince } from './logger/fields.js';
+export type { LineFields, LineFilter, LogLevel } from './logger/fields.js';
 export { microHome, defaultNamespace } from './config/env.js';
 export { writeFileDurable, writeJsonDurable, readJson, privateDir, syncDir } from './util/files.js';
 
@@ -92,6 +98,8 @@ export * from './config/index.js';
 export * from './sync/index.js';
 export * from './cache/index.js';
 export * from './events/index.js';
+// traces: OpenTelemetry spans of calls, exported to micro server (tracing/index.ts)
+export * from './tracing/index.js';
 // the default engines of a service: the server's with MICRO_SERVER, else in memory
 export { store, blobs, config, events, sync, broker, cache } from './client/engines.js';
 

@@ -5,13 +5,14 @@ import { configCoreService } from './config/index.js';
 import { syncCoreService } from './sync/index.js';
 import { eventsCoreService } from './events/index.js';
 import { cacheFactory } from './cache/index.js';
+import { traceFactory } from './trace/index.js';
 
 /**
  * The core services micro server hosts beside auth, registry, broker and runtime, in
  * the order they start, with the embedded engines (MICRO_PROFILE=local). Each folder
  * exports its factory (see CoreService in core.ts).
  */
-export const CORE_SERVICES: readonly CoreServiceFactory[] = [storeFactory, configCoreService, syncCoreService, eventsCoreService, cacheFactory];
+export const CORE_SERVICES: readonly CoreServiceFactory[] = [traceFactory, storeFactory, configCoreService, syncCoreService, eventsCoreService, cacheFactory];
 
 /**
  * The same services on the engines of a profile: embedded (SQLite files in MICRO_HOME),

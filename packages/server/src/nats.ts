@@ -11,6 +11,7 @@ import { configCoreServiceFor } from './config/kv.js';
 import { postgresSyncCoreService } from './sync/postgres.js';
 import { eventsCoreServiceFor } from './events/jetstream.js';
 import { redisCacheCoreService } from './cache/redis.js';
+import { traceFactory } from './trace/index.js';
 
 export { openRegistry, KvRegistry } from '@micro/sdk/nats';
 export { openPostgres, migrate, SchemaVersionError } from './postgres/index.js';
@@ -30,5 +31,6 @@ export { PostgresRuntimeDirectory } from './runtime/directory.js';
 
 /** The core services on the shared engines, in the order micro server starts them (see core-services.ts). */
 export function natsCoreServices(profile: NatsProfile): CoreServiceFactory[] {
-  return [postgresStoreCoreService(profile), configCoreServiceFor(profile), postgresSyncCoreService(profile), eventsCoreServiceFor(profile), redisCacheCoreService(profile)];
+  // traces stay in each node's memory (see trace/README.md)
+  return [traceFactory, postgresStoreCoreService(profile), configCoreServiceFor(profile), postgresSyncCoreService(profile), eventsCoreServiceFor(profile), redisCacheCoreService(profile)];
 }

@@ -60,7 +60,7 @@ test('first start creates a private home with an admin account, and tokens work'
 
     const registry = new RemoteRegistry(clientAs(server.address, admin));
     const names = (await registry.listServices({ namespace: 'micro' })).map((s) => s.name).sort();
-    assert.deepEqual(names, ['auth', 'broker', 'cache', 'config', 'events', 'registry', 'runtime', 'store', 'sync']);
+    assert.deepEqual(names, ['auth', 'broker', 'cache', 'config', 'events', 'registry', 'runtime', 'stats', 'store', 'sync', 'trace']);
   });
 });
 

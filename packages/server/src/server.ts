@@ -31,6 +31,7 @@ import { authenticate } from './auth/guard.js';
 import { authCoreService } from './auth/index.js';
 import { guardedBroker, guardedRegistry, type CoreContext, type CoreService, type CoreServiceFactory } from './core.js';
 import { coreServicesFor } from './core-services.js';
+import { StatsCollector, statsCoreService } from './stats/index.js';
 import { ensureServerDirs, nodeId, serverPaths, type ServerPaths } from './home.js';
 import type { PostgresRuntimeDirectory } from './runtime/directory.js';
 import { LocalRuntime, runtimeHandlers, type RuntimeOptions } from './runtime/index.js';
@@ -171,20 +172,26 @@ export class MicroServer {
         tokens: this.tokens,
       };
       const runtime = this.runtime;
+      // metrics (issue 7, stats/): collected from every instance, the runtime and the gateway
+      const stats = new StatsCollector({ registry: this.registry, logger: this.logger.child({ component: 'stats' }) });
+      stats.setRuntime(runtime);
       const builtIn: CoreServiceFactory[] = [
         authCoreService,
         (c) => ({ def: registryService, handlers: guardedRegistry(c.registry) }),
         (c) => ({ def: brokerService, handlers: guardedBroker(c.broker) }),
         () => ({ def: runtimeService, handlers: runtimeHandlers(runtime) }),
+        statsCoreService(stats),
       ];
       for (const factory of [...builtIn, ...(await coreServicesFor(profile))]) {
         const cs = await factory(core);
         this.cores.push(cs);
+        if (cs.events) stats.setEvents(cs.events);
         await cs.start?.();
         const guard = authenticate(this.tokens, new Set(['Debug.Health', ...(cs.publicEndpoints ?? [])]));
         this.services.push(new Service(cs.def, cs.handlers, { ...common, middleware: [guard] }));
       }
       for (const svc of this.services) await svc.start();
+      for (const svc of this.services) stats.addLocal(svc);
       // --- API gateway (packages/server/src/gateway): HTTP/JSON in front of the services of every namespace
       if (this.gatewayAddress !== false) {
         // rate limits shared by the nodes in Redis (nats profile); in memory otherwise
@@ -199,6 +206,7 @@ export class MicroServer {
           selfGuarded: this.cores.map((cs) => cs.def.name),
           publicEndpoints: Object.fromEntries(this.cores.map((cs) => [cs.def.name, ['Debug.Health', ...(cs.publicEndpoints ?? [])]])),
           corsOrigins: process.env.MICRO_GATEWAY_CORS_ORIGINS?.split(',').map((o) => o.trim()).filter(Boolean),
+          stats,
         });
         await this.gateway.listen();
       }

@@ -1,10 +1,10 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import { MicroError, type ResponseStream, type RuntimeProgress, type RuntimeService } from '@micro/sdk';
+import { LOG_LEVELS, MicroError, TRACE_ID, isLogLevel, parseSince as parseLogSince, type ResponseStream, type RuntimeProgress, type RuntimeService } from '@micro/sdk';
 import { connect, type Connection } from '../connect.js';
 import type { CliContext } from '../context.js';
-import { CliError, UsageError, formatDuration, parseSince, type Printer } from '../output.js';
+import { CliError, UsageError, formatDuration, type Printer } from '../output.js';
 
 /**
  * The runtime's commands, thin wrappers over the runtime service of `micro server`:
@@ -76,19 +76,20 @@ export function registerRuntimeCommands(program: Command, ctx: CliContext): void
     });
 
   program
-    .command('logs <service>')
-    .description('the log lines of a service, oldest first')
+    .command('logs [service]')
+    .description('the log lines of a service (of every service of the namespace without one), oldest first')
     .option('-f, --follow', 'keep printing new lines until Ctrl-C')
     .option('-n, --lines <n>', 'how many of the last lines (default 100)')
     .option('--since <time>', 'only lines since an ISO time or a duration back (30s, 10m, 2h, 1d)')
+    .option('--level <level>', 'only lines at or above a level: trace, debug, info, warn, error, fatal')
+    .option('--trace <id>', 'only lines logged within a trace (32 hex digits)')
     .option('--namespace <namespace>', 'another namespace than the account\'s (admins)')
     .option('-o, --output <format>', 'text or json (one JSON line per log line)')
-    .action(async (name: string, opts: RunFlags & { follow?: boolean; lines?: string; since?: string }) => {
+    .action(async (name: string | undefined, opts: RunFlags & LogsFlags) => {
       const out = ctx.printer(opts.output);
-      const lines = opts.lines === undefined ? undefined : parseCount('--lines', opts.lines, 0, 100_000);
-      const since = opts.since === undefined ? undefined : parseSince(opts.since);
+      const request = logsRequest(name, opts);
       const conn = connect(ctx.home, opts.namespace);
-      const stream = conn.runtime.Logs({ name, namespace: opts.namespace, lines, since, follow: opts.follow ?? false });
+      const stream = conn.runtime.Logs(request);
       // Ctrl-C is how a follow ends: stop the stream and exit 0
       let interrupted = false;
       const onInterrupt = () => {
@@ -99,7 +100,7 @@ export function registerRuntimeCommands(program: Command, ctx: CliContext): void
       try {
         for await (const entry of stream) {
           if (out.json) out.value(entry);
-          else out.line(entry.stream === 'runtime' ? `[runtime] ${entry.line}` : entry.line);
+          else out.line(`${name === undefined && entry.service ? `${entry.service} ` : ''}${entry.stream === 'runtime' ? `[runtime] ${entry.line}` : entry.line}`);
         }
       } catch (err) {
         if (!interrupted) throw explainRuntime(conn, err, name);
@@ -119,6 +120,32 @@ export function registerRuntimeCommands(program: Command, ctx: CliContext): void
       });
       ctx.printer().info(`stopped ${name} (namespace ${conn.namespace})`);
     });
+}
+
+export interface LogsFlags {
+  follow?: boolean;
+  lines?: string;
+  since?: string;
+  level?: string;
+  trace?: string;
+}
+
+/** The runtime.Logs request of `micro logs`, or a UsageError naming the flag that is wrong. */
+export function logsRequest(name: string | undefined, opts: LogsFlags & { namespace?: string }, now = Date.now()) {
+  const lines = opts.lines === undefined ? undefined : parseCount('--lines', opts.lines, 0, 100_000);
+  let since: string | undefined;
+  if (opts.since !== undefined) {
+    try {
+      since = new Date(parseLogSince(opts.since, now)).toISOString();
+    } catch (err) {
+      throw new UsageError(`--${(err as Error).message}`);
+    }
+  }
+  const level = opts.level?.toLowerCase();
+  if (level !== undefined && !isLogLevel(level)) throw new UsageError(`--level must be one of ${LOG_LEVELS.join(', ')}, not "${opts.level?.slice(0, 32)}"`);
+  const traceId = opts.trace?.toLowerCase();
+  if (traceId !== undefined && !TRACE_ID.test(traceId)) throw new UsageError(`--trace must be a trace id of 32 hex digits (as \`micro trace\` prints it), not "${opts.trace?.slice(0, 64)}"`);
+  return { name, namespace: opts.namespace, lines, since, follow: opts.follow ?? false, level, traceId };
 }
 
 export const STATUS_HEADERS = ['NAME', 'VERSION', 'SOURCE', 'STATE', 'INSTANCES', 'PID', 'UPTIME', 'RESTARTS', 'LAST ERROR'];

@@ -25,7 +25,7 @@ import { TokenSource, bearer } from './token.js';
  *   calls made with `{ parent: ctx }` carry the service's own token instead, so the
  *   callee sees which service calls it (and a user's token never leaves the first hop).
  *
- * `Debug.Health` is always public.
+ * `Debug.Health` and `Debug.Metrics` are always public.
  */
 
 export interface ServiceAuthOptions {
@@ -47,6 +47,8 @@ export interface ServiceAuthOptions {
 type State = 'unknown' | 'on' | 'off';
 
 const HEALTH = 'Debug.Health';
+/** metrics (issue 7): scraped by micro server without a token, like the health check */
+const METRICS = 'Debug.Metrics';
 /** one retry of a failed fetch per this many ms, so that a down server is not hammered by every call */
 const RETRY_AFTER = 1_000;
 const CACHE_LIMIT = 10_000;
@@ -230,7 +232,7 @@ export class ServiceAuth {
   /** The middleware a Service puts first. */
   middleware(): HandlerMiddleware {
     return async (ctx, req, next) => {
-      if (this.state === 'off' || ctx.endpoint === HEALTH) return next(req);
+      if (this.state === 'off' || ctx.endpoint === HEALTH || ctx.endpoint === METRICS) return next(req);
       if (this.state !== 'on' || !this.rules) {
         await this.ready(ctx.service);
         if (this.currentState() === 'off') return next(req);

@@ -12,6 +12,7 @@ import { defaultNamespace } from '../config/env.js';
 import { sharedPool, sharedSelector, defaultRegistry } from './defaults.js';
 import { LazyResponseStream, type ResponseStream } from './stream.js';
 import { defaultClientMiddleware } from '../auth/process.js';
+import { activeTracing } from '../tracing/tracing.js';
 
 /** Options of one call. */
 export interface CallOptions {
@@ -111,7 +112,10 @@ export class Client {
     // middleware is composed once, here, not per call
     let chain = (req: ClientRequest, prepared: PreparedCall) => this.perform(req, prepared);
     // without middleware of its own, a client in a service started against a server carries the process's token
-    const middleware = options.middleware ?? defaultClientMiddleware();
+    let middleware = options.middleware ?? defaultClientMiddleware();
+    // tracing (issue 7): a CLIENT span around each call, when the process traces
+    const tracing = activeTracing();
+    if (tracing) middleware = [tracing.clientMiddleware(process.env.MICRO_SERVICE_NAME || 'client'), ...middleware];
     for (let i = middleware.length - 1; i >= 0; i--) {
       const mw = middleware[i] as ClientMiddleware;
       const next = chain;
@@ -225,7 +229,7 @@ export class Client {
     const input = ep.kind === 'client' ? validatedLocal(req.request, ep) : req.request;
     let out: unknown;
     try {
-      out = ep.call(ctx, input);
+      out = ep.callLocal(ctx, input);
     } catch (err) {
       local.callEnded();
       return Promise.reject(handlerError(err, ctx));

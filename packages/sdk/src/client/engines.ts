@@ -20,6 +20,7 @@ import type { Sync } from '../sync/sync.js';
 import { MemorySync } from '../sync/memory.js';
 import { RemoteSync } from '../sync/remote.js';
 import type { Client } from './client.js';
+import { tracedBroker, tracedEvents } from '../tracing/messages.js';
 import { platformClient, serverAddress } from './platform.js';
 
 /**
@@ -54,7 +55,8 @@ function engine<T>(name: string, remote: (client: Client) => T, memory: () => T)
 export const store = (): Store => engine<Store>('store', (c) => new RemoteStore(c), () => new MemoryStore());
 export const blobs = (): BlobStore => engine<BlobStore>('blob store', (c) => new RemoteBlobStore(c), () => new MemoryBlobStore());
 export const config = (): Config => engine<Config>('config', (c) => new RemoteConfig(c), () => new MemoryConfig());
-export const events = (): Events => engine<Events>('events', (c) => new RemoteEvents(c), () => new MemoryEvents());
+// traced (issue 7): publishes carry the trace, deliveries continue it, when the process traces
+export const events = (): Events => engine<Events>('events', (c) => tracedEvents(new RemoteEvents(c)), () => tracedEvents(new MemoryEvents()));
 export const sync = (): Sync => engine<Sync>('sync', (c) => new RemoteSync(c), () => new MemorySync());
 export const cache = (): Cache => engine<Cache>('cache', (c) => new RemoteCache(c), () => new MemoryCache());
-export const broker = (): Broker => engine<Broker>('broker', (c) => new RemoteBroker(c), () => new MemoryBroker());
+export const broker = (): Broker => engine<Broker>('broker', (c) => tracedBroker(new RemoteBroker(c)), () => tracedBroker(new MemoryBroker()));

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { defineService, endpoint, serverStream } from '../service/definition.js';
+import { LOG_LEVELS, TRACE_ID } from '../logger/fields.js';
 
 /**
  * The contract of the runtime, the core service of `micro server` that builds and runs
@@ -92,19 +93,24 @@ export const runtime = defineService({
       response: z.object({}),
     }),
     Logs: serverStream({
-      description: 'Log lines of a service, oldest first; with follow, new lines as they come (micro logs)',
+      description: 'Log lines of a service (or of every service of the namespace without a name), oldest first; with follow, new lines as they come (micro logs)',
       request: z.object({
-        name: NAME,
+        name: NAME.optional().describe('the service; without it, every service of the namespace'),
         namespace: z.string().max(255).optional(),
         lines: z.number().int().min(0).max(100_000).optional().describe('how many of the last lines (default 100)'),
-        since: z.string().max(64).optional().describe('only lines at or after this ISO time'),
+        since: z.string().max(64).optional().describe('only lines at or after this ISO time, or this long ago (30s, 10m, 2h, 1d)'),
         follow: z.boolean().optional(),
+        level: z.enum(LOG_LEVELS).optional().describe('only lines at or above this level (lines that are not JSON: stderr counts as error, runtime notes as warn, stdout as info)'),
+        traceId: z.string().regex(TRACE_ID, '32 lower-case hex digits').optional().describe('only lines logged within this trace'),
       }),
       response: z.object({
         time: z.string(),
         instance: z.string(),
         stream: z.enum(['stdout', 'stderr', 'runtime']),
         line: z.string(),
+        service: z.string().optional().describe('the service the line is of'),
+        level: z.enum(LOG_LEVELS).optional().describe('the level of a JSON log line'),
+        traceId: z.string().optional().describe('the trace of a line logged within a call'),
       }),
     }),
   },

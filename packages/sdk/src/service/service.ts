@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Logger } from '../logger/logger.js';
-import { rootLogger } from '../logger/logger.js';
+import { rootLogger, serviceLogger } from '../logger/logger.js';
 import { defaultNamespace, defaultServiceAddress } from '../config/env.js';
 import { defaultRegistry } from '../client/defaults.js';
 import type { Registry, ServiceRecord } from '../registry/registry.js';
@@ -13,6 +13,8 @@ import type { Handler, Handlers } from './handlers.js';
 import { addLocal, removeLocal, type LocalInstance } from './local.js';
 import { Router, type HandlerMiddleware } from './router.js';
 import { ServiceAuth } from '../auth/enforce.js';
+import { activeTracing } from '../tracing/tracing.js';
+import { METRICS_ENDPOINT, metricsResponseSchema, ServiceMetrics } from '../metrics/metrics.js';
 
 export interface ServiceOptions {
   /** default MICRO_NAMESPACE or `micro` */
@@ -71,6 +73,14 @@ const healthEndpoint = endpoint({
   idempotent: true,
 });
 
+// metrics (issue 7): every service answers Debug.Metrics with its families (metrics/)
+const metricsEndpoint = endpoint({
+  request: z.object({}),
+  response: metricsResponseSchema,
+  description: 'calls, errors and latency per endpoint, and process figures, of this instance',
+  idempotent: true,
+});
+
 export type ServiceState = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
 
 /**
@@ -98,31 +108,40 @@ export class Service<D extends ServiceDef = ServiceDef> {
   private boundAddress: string | undefined;
   private currentState: ServiceState = 'new';
   private readonly auth: ServiceAuth | undefined;
+  /** calls, errors and latency per endpoint (metrics/, issue 7) */
+  readonly metrics: ServiceMetrics;
 
   constructor(def: D, handlers: Handlers<D>, options: ServiceOptions = {}) {
     this.def = def;
     this.options = options;
     this.namespace = options.namespace ?? defaultNamespace();
     this.nodeId = `${def.name}-${randomHex(8)}`;
-    this.logger = (options.logger ?? rootLogger()).child({ service: def.name, node: this.nodeId });
+    this.logger = serviceLogger(options.logger ?? rootLogger(), { service: def.name, namespace: this.namespace, node: this.nodeId });
     this.registry = options.registry ?? defaultRegistry();
-    const endpoints: Record<string, AnyEndpointDef> = { ...def.endpoints, [HEALTH_ENDPOINT]: healthEndpoint };
+    this.metrics = new ServiceMetrics(def.name);
+    const endpoints: Record<string, AnyEndpointDef> = { ...def.endpoints, [HEALTH_ENDPOINT]: healthEndpoint, [METRICS_ENDPOINT]: metricsEndpoint };
     const allHandlers: Record<string, Handler> = {
       ...(handlers as Record<string, Handler>),
       [HEALTH_ENDPOINT]: () => this.health(),
+      [METRICS_ENDPOINT]: async () => ({ metrics: await this.metrics.snapshot() }),
     };
     for (const name of Object.keys(handlers)) {
       if (!(name in def.endpoints)) throw new TypeError(`service ${def.name}: handler ${name} has no endpoint in the definition`);
     }
     this.auth = serviceAuth(options.auth, this.logger);
-    // auth runs first: no other middleware sees a call that is not allowed
-    const middleware = this.auth ? [this.auth.middleware(), ...(options.middleware ?? [])] : (options.middleware ?? []);
+    // auth runs first: no other middleware sees a call that is not allowed; the router's
+    // `observe` (metrics) wraps it all, so that denied calls are counted (as 401/403)
+    // tracing (issue 7): a SERVER span around each call served, when the process traces
+    const tracing = activeTracing();
+    const traced = tracing ? [tracing.serverMiddleware(this.namespace)] : [];
+    const middleware = [...(this.auth ? [this.auth.middleware()] : []), ...traced, ...(options.middleware ?? [])];
     this.router = new Router({
       service: def.name,
       endpoints,
       handlers: allHandlers,
       middleware,
       validateResponses: options.validateResponses ?? false,
+      observe: (endpoint, code, seconds) => this.metrics.observe(endpoint, code, seconds),
     });
   }
 
@@ -138,7 +157,7 @@ export class Service<D extends ServiceDef = ServiceDef> {
   /** The registry record of this instance. */
   record(): ServiceRecord {
     const endpoints = Object.entries(this.def.endpoints).map(([name, ep]) => endpointRecord(name, ep));
-    endpoints.push(endpointRecord(HEALTH_ENDPOINT, healthEndpoint));
+    endpoints.push(endpointRecord(HEALTH_ENDPOINT, healthEndpoint), endpointRecord(METRICS_ENDPOINT, metricsEndpoint));
     const record: ServiceRecord = {
       name: this.def.name,
       version: this.def.version,

@@ -851,7 +851,7 @@ export async function connectJetStreamEvents(
 export function jetstreamEventsCoreService(nc: NatsConnection, prefix: string, options: Omit<JetStreamEventsOptions, 'prefix' | 'logger'> = {}): CoreServiceFactory {
   return async (ctx) => {
     const events = await JetStreamEvents.open(nc, { retention: retentionFromEnv(process.env), ...options, prefix, logger: ctx.logger.child({ component: 'events' }) });
-    return { def: eventsService, handlers: eventsHandlers(events), stop: () => events.close() };
+    return { def: eventsService, handlers: eventsHandlers(events), stop: () => events.close(), events };
   };
 }
 

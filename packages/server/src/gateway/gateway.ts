@@ -21,7 +21,10 @@ import { WebSocketServer } from 'ws';
 import { flatFields, openApiDocument, type EndpointAccess } from './openapi.js';
 import { RateLimiter, type Limiter, type RateLimitOptions } from './ratelimit.js';
 import { SECURITY_HEADERS, SECURITY_PAIRS, tooDeep } from './json.js';
+import { defaultDashboardDir, isDashboardPath, serveDashboard } from './dashboard.js';
+import type { StatsCollector } from '../stats/collector.js';
 import { DEFAULT_STREAM_LIMITS, serveEventStream, serveWebSocket, wantsEventStream, type StreamCall, type StreamLimits } from './streams.js';
+import { activeTracing, remoteParent } from '@micro/sdk';
 
 export interface GatewayOptions {
   /** where to listen: `tcp://127.0.0.1:8080` (default), `127.0.0.1:0`, `http://host:port` */
@@ -58,6 +61,10 @@ export interface GatewayOptions {
   streamLimits?: Partial<StreamLimits>;
   /** call services running in this process directly (default true; tests turn it off to go over the network) */
   preferLocal?: boolean;
+  /** metrics (issue 7): serves `GET /metrics` from it and counts the gateway's calls into `stats.gateway` */
+  stats?: StatsCollector;
+  /** the built web dashboard served at /dashboard/ (default packages/web/dist); false: none */
+  dashboardDir?: string | false;
 }
 
 export const DEFAULT_GATEWAY_ADDRESS = 'tcp://127.0.0.1:8080';
@@ -132,6 +139,7 @@ export class Gateway {
   /** what ends each open stream when the gateway closes */
   private readonly streamClosers = new Set<() => void>();
   private boundUrl: string | undefined;
+  private dashboardDir: string | undefined;
 
   constructor(private readonly options: GatewayOptions) {
     this.logger = options.logger;
@@ -247,14 +255,24 @@ export class Gateway {
       if (req.method !== 'GET' && req.method !== 'HEAD') return this.notAllowed(req, res, 'GET');
       return this.openapi(req, res);
     }
-    if (!path.startsWith('/v1/')) throw errors.NotFound(ID, 'not found: the API is under /v1/{service}/{endpoint}; see /openapi.json');
+    if (path === '/metrics' && this.options.stats) {
+      if (req.method !== 'GET' && req.method !== 'HEAD') return this.notAllowed(req, res, 'GET');
+      return this.metrics(req, res, query, this.options.stats);
+    }
+    if (!path.startsWith('/v1/')) {
+      // the dashboard's static files: off the API's path (a call never reaches this)
+      if (this.options.dashboardDir !== false && isDashboardPath(path)) return serveDashboard(req, res, path, (this.dashboardDir ??= this.options.dashboardDir ?? defaultDashboardDir()));
+      throw errors.NotFound(ID, 'not found: the API is under /v1/{service}/{endpoint}; see /openapi.json');
+    }
     const [service, endpoint] = this.route(path);
     if (req.method !== 'POST' && req.method !== 'GET') return this.notAllowed(req, res, 'GET, POST');
     // a body announced too large is refused before a byte of it is read
     const length = req.headers['content-length'];
     if (length !== undefined && Number(length) > this.maxBody) throw errors.PayloadTooLarge(ID, `the request body is ${length} bytes; the most is ${this.maxBody}`);
 
-    const { call, key } = await this.resolve(req, service, endpoint);
+    const stats = this.options.stats?.gateway;
+    const started = stats ? performance.now() : 0;
+    const { call, key, namespace } = await this.resolve(req, service, endpoint);
     const ep = call.endpoint;
     if (ep.kind !== 'unary') {
       if (req.method === 'GET' && ep.kind === 'server' && wantsEventStream(req)) {
@@ -286,8 +304,29 @@ export class Gateway {
       prepared = call.client.prepare(service, ep.name, 'unary', ep.idempotent === true);
       this.prepared.set(ep, prepared);
     }
-    const result = await call.client.invoke(prepared, request, { timeout: this.timeout, metadata: call.metadata });
+    // traces (issue 7): a span of the request when the server traces; otherwise an
+    // incoming traceparent is only handed on (no span object, one header read)
+    const tracing = activeTracing();
+    const tp = req.headers.traceparent;
+    if (!tracing) {
+      const parent = tp === undefined ? undefined : remoteParent(tp);
+      const result = await call.client.invoke(prepared, request, { timeout: this.timeout, metadata: call.metadata, parent });
+      send(res, 200, result === undefined ? null : result);
+      stats?.observe(namespace, service, ep.name, 200, started);
+      return;
+    }
+    const span = tracing.span(`${req.method} /v1/${service}/${endpoint}`, 'server', tp, { 'micro.service': 'gateway', 'micro.namespace': call.client.namespace, 'micro.endpoint': `${service}.${ep.name}` });
+    res.setHeader('traceresponse', span.traceparent());
+    let result: unknown;
+    try {
+      result = await call.client.invoke(prepared, request, { timeout: this.timeout, metadata: call.metadata, parent: span.parent() });
+    } catch (err) {
+      span.end(err);
+      throw err;
+    }
+    span.end();
     send(res, 200, result === undefined ? null : result);
+    stats?.observe(namespace, service, ep.name, 200, started);
   }
 
   /**
@@ -297,7 +336,7 @@ export class Gateway {
    * or a call with a cached key token makes none, which was 5 % of the gateway's CPU
    * (--cpu-prof) when every step was an async function.
    */
-  private async resolve(req: IncomingMessage, service: string, endpoint: string): Promise<{ call: StreamCall; key: string }> {
+  private async resolve(req: IncomingMessage, service: string, endpoint: string): Promise<{ call: StreamCall; key: string; namespace: string }> {
     const account = this.credential(req) === undefined ? undefined : await this.authenticate(req);
     const key = this.limitKey(req, account);
     if (this.limiter) {
@@ -307,13 +346,17 @@ export class Gateway {
     }
     const namespace = this.namespaceOf(req, account);
 
-    const ep = findEndpoint(this.cachedEndpoints(service, namespace) ?? (await this.endpointsOf(service, namespace)), endpoint);
+    // the core services (registry, store, auth, runtime, …) run in namespace micro and serve
+    // every namespace themselves (they act in the caller's, from its token): a tenant's
+    // call of one is routed there; their names are reserved for that
+    const home = this.selfGuarded.has(service) ? 'micro' : namespace;
+    const ep = findEndpoint(this.cachedEndpoints(service, home) ?? (await this.endpointsOf(service, home)), endpoint);
     if (!ep) throw errors.NotFound(service, `endpoint ${endpoint} of service ${service} not found`);
-    if (!this.rulesFresh(namespace)) await this.loadRules(namespace);
-    this.authorize(service, ep.name, namespace, account, ep);
+    if (!this.rulesFresh(home)) await this.loadRules(home);
+    this.authorize(service, ep.name, home, account, ep);
     const token = account ? await this.forwardToken(req, account) : undefined;
     const metadata: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
-    return { call: { service, endpoint: ep, client: this.client(namespace), metadata, timeout: this.timeout }, key };
+    return { call: { service, endpoint: ep, client: this.client(home), metadata, timeout: this.timeout }, key, namespace };
   }
 
   /** parsePath, remembered for up to 10,000 valid paths */
@@ -626,8 +669,29 @@ export class Gateway {
     send(res, 200, openApiDocument(namespace, services, access), req.method === 'HEAD');
   }
 
+  /**
+   * `GET /metrics` (issue 7): the Prometheus text of the caller's namespace; credentials
+   * required; an admin of micro names another with `?namespace=` (or micro-namespace).
+   */
+  private async metrics(req: IncomingMessage, res: ServerResponse, query: string, stats: StatsCollector): Promise<void> {
+    const account = await this.authenticate(req);
+    if (!account) throw errors.Unauthorized(ID, 'credentials required: send a token as Authorization: Bearer <token>');
+    await this.limit(req, account);
+    let namespace = this.namespaceOf(req, account);
+    const asked = query === '' ? null : new URLSearchParams(query).get('namespace');
+    if (asked !== null) {
+      if (!NAMESPACE.test(asked)) throw errors.BadRequest(ID, 'namespace: not a valid namespace name');
+      if (asked !== account.issuer && !isPlatformAdmin(account)) throw errors.Forbidden(ID, `account ${account.id} of namespace ${account.issuer} may not read the metrics of namespace ${asked}`);
+      namespace = asked;
+    }
+    const body = await stats.prometheus(namespace);
+    res.writeHead(200, [...SECURITY_PAIRS, 'content-type', 'text/plain; version=0.0.4; charset=utf-8', 'content-length', String(Buffer.byteLength(body))]);
+    res.end(req.method === 'HEAD' ? undefined : body);
+  }
+
   private fail(req: IncomingMessage, res: ServerResponse, err: unknown, id: string): void {
     const e = toMicroErrorPublic(err, id);
+    this.options.stats?.gateway.failed(e.code);
     if (e.code >= 500 && e.code !== 504 && e.code !== 501) this.logger?.error({ err, url: req.url?.slice(0, 200) }, 'gateway call failed');
     if (res.headersSent) {
       res.destroy();
