@@ -121,8 +121,10 @@ export class PostgresLocks extends LocalLockEngine {
     if (owner !== undefined) wellFormed(owner, 'owner');
     this.sweep(now);
     let current = await this.row(namespace, name);
-    // a few rounds at most: each lost round means another caller changed the lock meanwhile
-    for (let round = 0; round < 5; round++) {
+    // bounded rounds: each lost round means another caller took and released the lock
+    // between our insert and our read (20 workers on one hot lock lost 5 rounds in a row
+    // on a loaded CI machine); each round is two short statements
+    for (let round = 0; round < 50; round++) {
       if (current && current.expiresAt > now) return { held: lockInfo(namespace, name, current) };
       if (!current) {
         const { rows } = await this.db.query<{ n: number }>(this.sql.count, [namespace, now]);
