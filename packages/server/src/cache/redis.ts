@@ -3,7 +3,6 @@ import {
   CACHE_ERROR_ID,
   cacheEngine as C,
   cacheService,
-  connectWithBackoff,
   errors,
   redactUrl,
   storeEngine,
@@ -18,6 +17,7 @@ import {
 } from '@micro/sdk';
 import type { CoreServiceFactory } from '../core.js';
 import { cacheServiceHandlers } from './handlers.js';
+import { connectRedis } from '../redis/connect.js';
 
 /**
  * The cache in Redis, shared by every micro server node of a platform (MICRO_PROFILE=nats,
@@ -115,32 +115,7 @@ export class RedisCache implements Cache {
 
   /** Connects (with backoff; a clear error naming the URL in the end). */
   static async connect(options: RedisCacheOptions): Promise<RedisCache> {
-    const redis = await connectWithBackoff(
-      'redis',
-      options.url,
-      async () => {
-        const r = new Redis(options.url, {
-          lazyConnect: true,
-          // a call while Redis is away fails at once (a 503) rather than queueing
-          enableOfflineQueue: false,
-          maxRetriesPerRequest: 0,
-          commandTimeout: options.timeout ?? 2_000,
-          connectTimeout: 5_000,
-          retryStrategy: (times) => Math.min(times * 250, 5_000),
-        });
-        // connection errors surface as failed calls; ioredis keeps reconnecting
-        r.on('error', () => undefined);
-        try {
-          await r.connect();
-          await r.ping();
-        } catch (err) {
-          r.disconnect();
-          throw err;
-        }
-        return r;
-      },
-      options.backoff,
-    );
+    const redis = await connectRedis(options.url, { timeout: options.timeout ?? 2_000, backoff: options.backoff });
     redis.defineCommand('microCacheGet', { numberOfKeys: 1, lua: GET });
     redis.defineCommand('microCacheAdd', { numberOfKeys: 1, lua: ADD });
     return new RedisCache(redis as Scripted, options);

@@ -14,8 +14,9 @@ import {
   type Profile,
   type TransactResult,
 } from '@micro/sdk';
-import { acquireNats, checkConnected, checkValueSize, decodeKeySegment, encodeKeySegment, isStaleWrite, natsError, openBucket, packValue, trackConnection, unpackValue } from '@micro/sdk/nats';
+import { checkConnected, checkValueSize, decodeKeySegment, encodeKeySegment, isStaleWrite, natsError, openBucket, packValue, trackConnection, unpackValue } from '@micro/sdk/nats';
 import type { CoreServiceFactory } from '../core.js';
+import { onSharedNats } from '../shared-nats.js';
 import { configHandlers } from './handlers.js';
 import { CONFIG_KEY_ENV, loadSharedConfigKey } from './key.js';
 import { configCoreService } from './index.js';
@@ -284,20 +285,5 @@ export function kvConfigCoreService(nc: NatsConnection, prefix: string): CoreSer
  */
 export function configCoreServiceFor(profile: Profile, options: { maxWait?: number } = {}): CoreServiceFactory {
   if (profile.name !== 'nats') return configCoreService;
-  return async (ctx) => {
-    const link = await acquireNats(profile.natsUrl, { maxWait: options.maxWait, onRetry: (message) => ctx.logger.warn(message) });
-    try {
-      const core = await kvConfigCoreService(link.nc, profile.prefix)(ctx);
-      return {
-        ...core,
-        stop: async () => {
-          await core.stop?.();
-          link.release();
-        },
-      };
-    } catch (err) {
-      link.release();
-      throw err;
-    }
-  };
+  return onSharedNats(profile.natsUrl, options, (nc) => kvConfigCoreService(nc, profile.prefix));
 }

@@ -40,6 +40,7 @@ import {
 } from '@micro/sdk';
 import { acquireNats, checkConnected, encodeKeySegment, natsError, trackConnection } from '@micro/sdk/nats';
 import type { CoreServiceFactory } from '../core.js';
+import { onSharedNats } from '../shared-nats.js';
 import { eventsHandlers, type ServedEvents } from './handlers.js';
 import { eventsCoreService, retentionFromEnv } from './index.js';
 import { JetStreamConsumer, type ConsumerHost, type Held } from './jetstream-consumer.js';
@@ -862,20 +863,5 @@ export function jetstreamEventsCoreService(nc: NatsConnection, prefix: string, o
  */
 export function eventsCoreServiceFor(profile: Profile, options: { maxWait?: number } = {}): CoreServiceFactory {
   if (profile.name !== 'nats') return eventsCoreService;
-  return async (ctx) => {
-    const link = await acquireNats(profile.natsUrl, { maxWait: options.maxWait, onRetry: (message) => ctx.logger.warn(message) });
-    try {
-      const core = await jetstreamEventsCoreService(link.nc, profile.prefix)(ctx);
-      return {
-        ...core,
-        stop: async () => {
-          await core.stop?.();
-          link.release();
-        },
-      };
-    } catch (err) {
-      link.release();
-      throw err;
-    }
-  };
+  return onSharedNats(profile.natsUrl, options, (nc) => jetstreamEventsCoreService(nc, profile.prefix));
 }

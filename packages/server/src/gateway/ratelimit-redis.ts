@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { connectWithBackoff, redactUrl, type BackoffOptions, type Logger, type Profile } from '@micro/sdk';
+import { redactUrl, type BackoffOptions, type Logger, type Profile } from '@micro/sdk';
 import { RateLimiter, type Limiter, type RateLimitOptions } from './ratelimit.js';
+import { connectRedis } from '../redis/connect.js';
 
 /**
  * The gateway's token buckets in Redis, shared by every node of a platform: the same
@@ -87,31 +88,8 @@ export class RedisRateLimiter implements Limiter {
 
   /** Connects (with backoff; a clear error naming the URL in the end) and loads the script. */
   static async connect(options: RedisRateLimitOptions): Promise<RedisRateLimiter> {
-    const redis = await connectWithBackoff(
-      'redis',
-      options.url,
-      async () => {
-        const r = new Redis(options.url, {
-          lazyConnect: true,
-          // a call while Redis is away fails at once (and falls back) rather than queueing
-          enableOfflineQueue: false,
-          maxRetriesPerRequest: 0,
-          commandTimeout: options.timeout ?? 500,
-          connectTimeout: 5_000,
-          retryStrategy: (times) => Math.min(times * 250, 5_000),
-        });
-        r.on('error', () => undefined);
-        try {
-          await r.connect();
-          await r.ping();
-        } catch (err) {
-          r.disconnect();
-          throw err;
-        }
-        return r;
-      },
-      options.backoff,
-    );
+    // a call while Redis is away fails at once and falls back to this node's limiter
+    const redis = await connectRedis(options.url, { timeout: options.timeout ?? 500, backoff: options.backoff });
     redis.defineCommand('microRateTake', { numberOfKeys: 1, lua: TAKE });
     return new RedisRateLimiter(redis as WithTake, options);
   }
