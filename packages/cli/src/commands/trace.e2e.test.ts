@@ -137,7 +137,8 @@ describe('micro trace against a running server', () => {
       for (let i = 0; i < 50; i++) {
         const out = await micro(home, ['trace', traceId]);
         lines = out.stdout.trim().split('\n');
-        if (lines.some((l) => /demo\.Call \[server\] demo /.test(l))) break;
+        // the service's span and the gateway's come from two processes, each exporting in batches
+        if (lines.some((l) => /demo\.Call \[server\] demo /.test(l)) && lines.some((l) => /demo\.Call \[client\] gateway /.test(l))) break;
         await new Promise((r) => setTimeout(r, 200));
       }
       // the service's span (exported by its process) sits under the gateway's client span

@@ -7,7 +7,7 @@ import { findLocal, localKey, type LocalInstance } from '../service/local.js';
 import { isPromise, type CompiledEndpoint } from '../service/router.js';
 import { cancelDeadline, scheduleDeadline } from '../util/deadlines.js';
 import { ConnectionError, type ClientConnection, type ConnectionPool, type OutboundCall, type StreamHandle } from '../transport/client.js';
-import { encodeRoute } from '../transport/frame.js';
+import { encodeRoute, REFUSED } from '../transport/frame.js';
 import { defaultNamespace } from '../config/env.js';
 import { sharedPool, sharedSelector, defaultRegistry } from './defaults.js';
 import { LazyResponseStream, type ResponseStream } from './stream.js';
@@ -366,6 +366,11 @@ export class Client {
         if (nodeId) this.selector.mark(nodeId, true);
         return result;
       } catch (err) {
+        // refused by the server before it ran anything (draining, too busy): another node may take it
+        if (err instanceof MicroError && err.id === REFUSED && attempt < retries && !req.options.signal?.aborted) {
+          if (nodeId) (exclude ??= new Set()).add(nodeId);
+          continue;
+        }
         if (err instanceof ConnectionError) {
           if (nodeId) this.selector.mark(nodeId, false);
           const retryable = !err.sent || prepared.idempotent;

@@ -302,3 +302,9 @@ export class FrameReader {
     }
   }
 }
+
+/**
+ * The id of the errors a server answers before it runs anything (draining, too many
+ * calls): the client retries such a call on another node, whatever the endpoint.
+ */
+export const REFUSED = 'micro.transport.refused';

@@ -7,7 +7,7 @@ import type { Logger } from '../logger/logger.js';
 import type { CompiledEndpoint, Router } from '../service/router.js';
 import { cancelDeadline, scheduleDeadline, type DeadlineEntry } from '../util/deadlines.js';
 import { parseAddress, formatAddress } from './address.js';
-import { decodeFrame, encodeFrame, encodeWindow, FrameReader, FrameType, PREFACE, DEFAULT_MAX_FRAME, type Frame } from './frame.js';
+import { decodeFrame, encodeFrame, encodeWindow, FrameReader, FrameType, PREFACE, DEFAULT_MAX_FRAME, REFUSED, type Frame } from './frame.js';
 import { Inbox, Outbox } from './flow.js';
 import { FrameWriter } from './writer.js';
 import { CallTable } from './table.js';
@@ -16,6 +16,10 @@ import { CallTable } from './table.js';
  * The server side of the wire protocol. One RpcServer listens on one address and serves
  * every service mounted on it (a process hosting several services needs one port).
  */
+
+
+/** ms a draining server keeps reading after its GoAway, for requests already on the way */
+const DRAIN_GRACE = 100;
 
 export interface RpcServerOptions {
   /** largest frame accepted, in bytes (default 4 MiB) */
@@ -192,6 +196,9 @@ export class RpcServer {
     this.server?.close();
     for (const conn of this.connections) conn.goAway();
     for (const l of this.listeners) await l.stopAccepting();
+    // requests already on their way when the GoAway left get a REFUSED answer (the client
+    // tries another node) rather than a connection that closes under them
+    await new Promise((resolve) => setTimeout(resolve, Math.min(DRAIN_GRACE, timeoutMs)));
     if (this.answering > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, timeoutMs);
@@ -350,11 +357,11 @@ export abstract class FrameSession {
       return;
     }
     if (this.server.isDraining) {
-      this.sendError(id, ServiceUnavailable(head.service, 'server is shutting down; try another node'));
+      this.sendError(id, ServiceUnavailable(REFUSED, `server is shutting down; ${head.service} was not called: try another node`));
       return;
     }
     if (this.calls.size >= this.server.maxStreams) {
-      this.sendError(id, ServiceUnavailable(head.service, `too many concurrent calls on one connection (limit ${this.server.maxStreams})`));
+      this.sendError(id, ServiceUnavailable(REFUSED, `too many concurrent calls on one connection (limit ${this.server.maxStreams}); ${head.service} was not called`));
       return;
     }
     const mounted = this.server.lookup(head.serviceKey);

@@ -228,19 +228,17 @@ test('two instances share the calls (selector, or queue group), and a graceful s
 
   // 20 calls in flight all the time; one instance stops in the middle
   let ok = 0;
-  let stopped = false;
+  let stopping: Promise<unknown> | undefined;
   const worker = async () => {
     for (let i = 0; i < 60; i++) {
       await s.typed.Call({ name: 'x' });
       ok++;
-      if (ok === 400 && !stopped) {
-        stopped = true;
-        void s.services[0]!.stop();
-      }
+      if (ok === 400 && !stopping) stopping = s.services[0]!.stop();
     }
   };
   await Promise.all(Array.from({ length: 20 }, worker));
   assert.equal(ok, 1_200);
+  await stopping;
   assert.equal(s.services[0]!.state, 'stopped');
 });
 
