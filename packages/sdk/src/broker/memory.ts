@@ -221,29 +221,7 @@ export class MemoryBroker implements Broker {
       return;
     }
     this.counts.delivered++;
-    let result: void | Promise<void>;
-    try {
-      result = sub.handler(message);
-    } catch (err) {
-      sub.pending--;
-      this.fail(err, message);
-      return;
-    }
-    if (result === undefined) {
-      sub.pending--;
-      return;
-    }
-    // Promise.resolve also absorbs odd thenables; both paths are handled, so a rejecting
-    // handler never becomes an unhandled rejection.
-    Promise.resolve(result).then(
-      () => {
-        sub.pending--;
-      },
-      (err: unknown) => {
-        sub.pending--;
-        this.fail(err, message);
-      },
-    );
+    runHandler(sub, message, (err) => this.fail(err, message));
   }
 
   private fail(err: unknown, message: Message): void {
@@ -297,4 +275,35 @@ function copy(body: unknown): unknown {
 export function show(value: unknown): string {
   const text = typeof value === 'string' ? value : String(value);
   return JSON.stringify(text.length > 64 ? `${text.slice(0, 64)}…` : text);
+}
+
+/**
+ * Runs a subscription's handler for one message whose delivery was counted in
+ * `sub.pending`: the count goes down when the handler is done (at once for a synchronous
+ * one), and a throw or a rejection goes to `fail`. Shared by the memory and NATS brokers.
+ */
+export function runHandler(sub: { handler: MessageHandler; pending: number }, message: Message, fail: (err: unknown) => void): void {
+  let result: void | Promise<void>;
+  try {
+    result = sub.handler(message);
+  } catch (err) {
+    sub.pending--;
+    fail(err);
+    return;
+  }
+  if (result === undefined) {
+    sub.pending--;
+    return;
+  }
+  // Promise.resolve also absorbs odd thenables; both paths are handled, so a rejecting
+  // handler never becomes an unhandled rejection.
+  Promise.resolve(result).then(
+    () => {
+      sub.pending--;
+    },
+    (err: unknown) => {
+      sub.pending--;
+      fail(err);
+    },
+  );
 }

@@ -4,7 +4,7 @@ import { checkPrefix, DEFAULT_PREFIX, redactUrl } from '../engines/profile.js';
 import { acquireLink, natsUrlFromEnv, type NatsLink } from '../transport/nats/link.js';
 import { brokerSubject, subjectToken } from '../transport/nats/subjects.js';
 import type { Broker, Message, MessageHandler, PublishOptions, SubscribeOptions, Subscription } from './broker.js';
-import { checkHeader, checkName, checkNamespace, checkTopic, show } from './memory.js';
+import { checkHeader, checkName, checkNamespace, checkTopic, runHandler, show } from './memory.js';
 
 /**
  * The broker on NATS core subjects: the distributed engine of `micro server` (and of any
@@ -214,27 +214,7 @@ export class NatsBroker implements Broker {
     const message: Message = { topic: msg.subject.slice(cut), header, body };
     this.counts.delivered++;
     sub.pending++;
-    let result: void | Promise<void>;
-    try {
-      result = sub.handler(message);
-    } catch (err) {
-      sub.pending--;
-      this.fail(err, message);
-      return;
-    }
-    if (result === undefined) {
-      sub.pending--;
-      return;
-    }
-    Promise.resolve(result).then(
-      () => {
-        sub.pending--;
-      },
-      (err: unknown) => {
-        sub.pending--;
-        this.fail(err, message);
-      },
-    );
+    runHandler(sub, message, (err) => this.fail(err, message));
   }
 
   private fail(err: unknown, message: Message): void {
