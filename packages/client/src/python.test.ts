@@ -205,6 +205,7 @@ describe('the generated Python client: streams against micro server', { skip: no
     }
     is('peer_close', [null, 1001, 'bye', 8, 1001]);
     is('dropped', [{ i: 1 }, 'MicroConnectionError']);
+    is('reset_while_sending', ['MicroConnectionError', 'MicroProtocolError', 1009]);
   });
 
   test('the gateway going away mid-stream: MicroProtocolError 1001', async () => {

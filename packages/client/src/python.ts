@@ -353,7 +353,10 @@ class MicroStream:
             raise MicroConnectionError(self.url, e) from None
 
     def send(self, request: Any) -> None:
-        """One request (a dict): one JSON text message."""
+        """One request (a dict): one JSON text message.
+
+        MicroConnectionError when the connection drops while sending; the gateway may have closed
+        the stream first (1009 for a message over its limit) and recv() then raises what it said."""
         if self._ended:
             raise StreamClosedError(f"{self.url}: send after end()")
         self._check()
