@@ -101,6 +101,25 @@ for (const storage of ['sqlite', 'postgres'] as const) {
       assert.equal((await anon.Token({ ...svc, namespace: 'tenant-a' })).account.type, 'service');
     });
 
+    test('wrong secrets: five in a row are 401s, then 429s that say how long, before the secret is checked; other accounts and API keys go on', async () => {
+      const admin = h.authAs(h.admin);
+      await admin.CreateAccount({ id: 'gus', namespace: 'tenant-a', secret: 'gus-password-1' });
+      const key = await h.authAs({ id: 'gus', secret: 'gus-password-1', namespace: 'tenant-a' }).CreateKey({ name: 'ci' });
+      const anon = h.authAs();
+      for (let i = 0; i < 5; i++) await assert.rejects(anon.Token({ id: 'gus', secret: `guess-${i}`, namespace: 'tenant-a' }), code(401, /wrong id or secret/));
+      // the right secret too has to wait now (what a guesser would learn otherwise)
+      await assert.rejects(anon.Token({ id: 'gus', secret: 'gus-password-1', namespace: 'tenant-a' }), code(429, /too many wrong secrets for gus in namespace tenant-a: try again in 1 s/));
+      await assert.rejects(anon.Login({ id: 'gus', password: 'gus-password-1', namespace: 'tenant-a' }), code(429, /try again in \d+ s/));
+      // the same id in another namespace is another account; API keys are not throttled
+      await assert.rejects(anon.Token({ id: 'gus', secret: 'x', namespace: 'tenant-b' }), code(401));
+      assert.equal((await anon.Token({ apiKey: key.key })).account.id, 'gus');
+      assert.equal((await anon.Token(alice)).account.id, 'alice');
+      // after the wait the right secret works and ends the run
+      await new Promise((r) => setTimeout(r, 1_100));
+      assert.equal((await anon.Token({ id: 'gus', secret: 'gus-password-1', namespace: 'tenant-a' })).account.id, 'gus');
+      await assert.rejects(anon.Token({ id: 'gus', secret: 'wrong-again', namespace: 'tenant-a' }), code(401));
+    });
+
     test('Refresh: each refresh token works once; a reused one revokes the whole session', async () => {
       const anon = h.authAs();
       const first = await anon.Token(alice);

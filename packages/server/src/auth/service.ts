@@ -1,5 +1,6 @@
 import { errors, type Account, type authApi, type Context, type Handlers } from '@micro/sdk';
 import { adminNamespaceFor, isNamespaceAdmin, namespaceFor, requireAdmin } from './guard.js';
+import { LoginThrottle } from './throttle.js';
 import type { AuthAccounts, AuthTokens } from './storage.js';
 
 /**
@@ -11,8 +12,11 @@ import type { AuthAccounts, AuthTokens } from './storage.js';
  *   CreateKey / ListKeys / RevokeKey for one's own keys, SetPassword for one's own.
  * - Scope `admin` of the namespace (or an admin of micro): accounts, rules, everyone's keys.
  * - Admins of micro: RotateKeys.
+ *
+ * Wrong secrets and passwords (Token, Login, SetPassword's current one) are throttled per
+ * account: see LoginThrottle.
  */
-export function authHandlers(accounts: AuthAccounts, tokens: AuthTokens): Handlers<typeof authApi> {
+export function authHandlers(accounts: AuthAccounts, tokens: AuthTokens, throttle = new LoginThrottle()): Handlers<typeof authApi> {
   /**
    * An access token, and for people (user accounts) a refresh token: services and API
    * keys hold their credentials and simply exchange them again.
@@ -45,14 +49,14 @@ export function authHandlers(accounts: AuthAccounts, tokens: AuthTokens): Handle
       if (refreshToken !== undefined) return refresh(refreshToken);
       if (apiKey !== undefined) return apiKeyGrant(apiKey);
       const ns = namespace ?? 'micro';
-      const account = await accounts.verify(id as string, ns, secret as string);
+      const account = await throttle.attempt(ns, id as string, 'secret', () => accounts.verify(id as string, ns, secret as string));
       if (!account) throw errors.Unauthorized('auth', `wrong id or secret for ${id} in namespace ${ns}`);
       return grant(account);
     },
 
     Login: async ({ id, password, namespace }) => {
       const ns = namespace ?? 'micro';
-      const account = await accounts.verify(id, ns, password);
+      const account = await throttle.attempt(ns, id, 'password', () => accounts.verify(id, ns, password));
       if (!account) throw errors.Unauthorized('auth', `wrong id or password for ${id} in namespace ${ns}`);
       if (account.type !== 'user') throw errors.Unauthorized('auth', `${id} is a ${account.type} account: it gets tokens with Token (id and secret), not Login`);
       return grant(account);
@@ -100,7 +104,7 @@ export function authHandlers(accounts: AuthAccounts, tokens: AuthTokens): Handle
       const own = target === me.id && ns === me.issuer;
       if (own) {
         if (current === undefined) throw errors.BadRequest('auth', 'current: required to change your own password');
-        if (!(await accounts.verify(me.id, ns, current))) throw errors.Forbidden('auth', 'current: the current password is wrong');
+        if (!(await throttle.attempt(ns, me.id, 'password', () => accounts.verify(me.id, ns, current)))) throw errors.Forbidden('auth', 'current: the current password is wrong');
       } else if (!isNamespaceAdmin(me, ns)) {
         throw errors.Forbidden('auth', `only an admin of namespace ${ns} may set the password of another account`);
       }
