@@ -32,7 +32,13 @@ export interface Context {
   readonly logger: Logger;
   /** milliseconds left until the deadline (Infinity without one) */
   remaining(): number;
-  /** `00-<trace>-<span>-01`, to hand on to nested calls and messages */
+  /**
+   * Whether the trace is recorded (the W3C sampled flag): what the caller's traceparent
+   * said, or for a new trace the process's sampler. Undefined (a context made by hand)
+   * counts as sampled.
+   */
+  readonly sampled?: boolean;
+  /** `00-<trace>-<span>-<01 sampled | 00>`, to hand on to nested calls and messages */
   traceparent(): string;
 }
 
@@ -47,7 +53,28 @@ export interface CallContextInit {
   logger: Logger;
 }
 
-const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$/;
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+
+/**
+ * Whether a new trace (a call that came without traceparent) is recorded: every one until
+ * tracing sets its sampler (setRootSampler), which is only consulted while tracing is on.
+ */
+let rootSampler: () => boolean = () => true;
+
+/** @internal tracing sets how new traces are sampled (MICRO_TRACING's ratio) */
+export function setRootSampler(sampler: () => boolean): void {
+  rootSampler = sampler;
+}
+
+/** Whether a new trace is recorded, by the process's sampler. */
+export function sampleRoot(): boolean {
+  return rootSampler();
+}
+
+/** The sampled bit of a traceparent's flags (two hex digits). */
+export function sampledFlag(flags: string): boolean {
+  return (parseInt(flags, 16) & 1) === 1;
+}
 const EMPTY: Metadata = Object.freeze({}) as Metadata;
 
 /**
@@ -67,7 +94,7 @@ export class CallContext implements Context {
   private controller: AbortController | undefined;
   private abortReason: unknown = undefined;
   private aborted = false;
-  private ids: { traceId: string; spanId: string; parentSpanId: string | undefined } | undefined;
+  private ids: { traceId: string; spanId: string; parentSpanId: string | undefined; sampled: boolean } | undefined;
   private childLogger: Logger | undefined;
 
   constructor(init: CallContextInit) {
@@ -101,14 +128,18 @@ export class CallContext implements Context {
     return this.aborted;
   }
 
-  private get traceIds(): { traceId: string; spanId: string; parentSpanId: string | undefined } {
+  private get traceIds(): { traceId: string; spanId: string; parentSpanId: string | undefined; sampled: boolean } {
     if (!this.ids) {
       const m = this.incomingTraceparent ? TRACEPARENT.exec(this.incomingTraceparent) : null;
       this.ids = m
-        ? { traceId: m[1] as string, spanId: newSpanId(), parentSpanId: m[2] as string }
-        : { traceId: newTraceId(), spanId: newSpanId(), parentSpanId: undefined };
+        ? { traceId: m[1] as string, spanId: newSpanId(), parentSpanId: m[2] as string, sampled: sampledFlag(m[3] as string) }
+        : { traceId: newTraceId(), spanId: newSpanId(), parentSpanId: undefined, sampled: rootSampler() };
     }
     return this.ids;
+  }
+
+  get sampled(): boolean {
+    return this.traceIds.sampled;
   }
 
   get traceId(): string {
@@ -133,7 +164,8 @@ export class CallContext implements Context {
   }
 
   traceparent(): string {
-    return `00-${this.traceId}-${this.spanId}-01`;
+    const ids = this.traceIds;
+    return `00-${ids.traceId}-${ids.spanId}-${ids.sampled ? '01' : '00'}`;
   }
 }
 

@@ -5,7 +5,7 @@ import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { Client } from '../client/client.js';
 import { platformClient, serverAddress } from '../client/platform.js';
 import { TRACE_LIMITS, type SpanRecord } from './definition.js';
-import { enableTracing, setTracingFromEnv, spanNamespace, toSpanRecord } from './tracing.js';
+import { enableTracing, setTracingFromEnv, spanNamespace, toSpanRecord, tracingRatioFromEnv } from './tracing.js';
 
 /**
  * Sends finished spans to micro server's trace service (trace.Record), grouped by the
@@ -50,14 +50,16 @@ export class RemoteSpanExporter implements SpanExporter {
 
 /**
  * A service run against a micro server (MICRO_SERVER set) traces its calls and exports
- * to the server, with MICRO_TRACING=on (which micro server hands on to the services it runs). Installed when the SDK loads; it takes effect
- * the first time a service or client asks for the process's tracing.
+ * to the server, with MICRO_TRACING set to on or a ratio (micro server hands its own on
+ * to the services it runs). Installed when the SDK loads; it takes effect the first time
+ * a service or client asks for the process's tracing.
  */
 setTracingFromEnv((current) => {
   if (current) return current;
   const address = serverAddress();
-  if (!address || process.env.MICRO_TRACING !== 'on') return undefined;
-  return enableTracing({ exporter: new RemoteSpanExporter(platformClient(address)), serviceName: process.env.MICRO_SERVICE_NAME || 'service' });
+  const ratio = address ? tracingRatioFromEnv() : undefined;
+  if (ratio === undefined) return undefined;
+  return enableTracing({ exporter: new RemoteSpanExporter(platformClient(address as string)), serviceName: process.env.MICRO_SERVICE_NAME || 'service', ratio });
 });
 
 const KINDS: Record<SpanRecord['kind'], SpanKind> = {

@@ -3,7 +3,7 @@ import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, trace, type Attribu
 import { BasicTracerProvider, BatchSpanProcessor, SimpleSpanProcessor, type IdGenerator, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import type { Context, Metadata } from '../context/context.js';
-import { validTraceparent } from '../context/context.js';
+import { sampledFlag, sampleRoot, setRootSampler, validTraceparent } from '../context/context.js';
 import type { ClientMiddleware } from '../client/client.js';
 import type { HandlerMiddleware } from '../service/router.js';
 import { newSpanId, newTraceId } from '../util/ids.js';
@@ -25,6 +25,24 @@ export interface TracingOptions {
   immediate?: boolean;
   /** batch delay, ms (default 1,000) */
   delay?: number;
+  /**
+   * The share of new traces recorded, from 0 to 1 (default 1: all). A trace that comes
+   * with a traceparent follows its sampled flag, so a trace is whole or not at all.
+   */
+  ratio?: number;
+}
+
+/**
+ * MICRO_TRACING: `off` or unset → undefined (tracing off); `on` → 1 (every trace); a
+ * number from 0 to 1 → that share of new traces (0: only those whose caller sets the
+ * sampled flag of its traceparent). Anything else is an error that says what to write.
+ */
+export function tracingRatioFromEnv(value: string | undefined = process.env.MICRO_TRACING): number | undefined {
+  if (value === undefined || value === '' || value === 'off') return undefined;
+  if (value === 'on') return 1;
+  const ratio = Number(value);
+  if (/^\d*\.?\d+$/.test(value) && ratio >= 0 && ratio <= 1) return ratio;
+  throw new Error(`MICRO_TRACING is "${value.slice(0, 40)}": use on, off or the share of new traces to record, from 0 to 1 (e.g. 0.1)`);
 }
 
 /** The ids of the next span, set just before the tracer asks for them (synchronously). */
@@ -87,6 +105,8 @@ export class Tracing {
     return async (ctx, req, next) => {
       // the trace service's own calls would trace the export of traces, forever
       if (ctx.service === 'trace') return next(req);
+      // not recorded: still the call being served, so that what it calls keeps the trace
+      if (ctx.sampled === false) return current.run(ctx, () => next(req));
       const span = this.startSpan(`${ctx.service}.${ctx.endpoint}`, SpanKind.SERVER, ctx.traceId, ctx.spanId, ctx.parentSpanId, {
         [ATTR.service]: ctx.service,
         [ATTR.endpoint]: ctx.endpoint,
@@ -119,6 +139,11 @@ export class Tracing {
       if (req.service === 'trace') return next(req);
       // the parent given, else the call (or delivery) this one is made in
       const parent = req.options.parent ?? current.getStore();
+      if (parent ? parent.sampled === false : !sampleRoot()) {
+        // not recorded: the trace and its flag (00) still travel
+        const unsampled = parent ?? childOf(undefined, newTraceId(), newSpanId(), caller, false);
+        return next(req.options.parent === unsampled ? req : { ...req, options: { ...req.options, parent: unsampled } });
+      }
       const traceId = parent?.traceId ?? newTraceId();
       const spanId = newSpanId();
       const span = this.startSpan(`${req.service}.${req.endpoint}`, SpanKind.CLIENT, traceId, spanId, parent?.spanId, {
@@ -148,8 +173,17 @@ export class Tracing {
     const tp = parseTraceparent(traceparent);
     const traceId = tp?.traceId ?? newTraceId();
     const spanId = newSpanId();
-    const span = this.startSpan(name, OTEL_KINDS[kind], traceId, spanId, tp?.spanId, attributes);
     const service = attributes[ATTR.service];
+    if (!(tp ? tp.sampled : sampleRoot())) {
+      return {
+        traceId,
+        spanId,
+        traceparent: () => `00-${traceId}-${spanId}-00`,
+        parent: () => childOf(undefined, traceId, spanId, typeof service === 'string' ? service : undefined, false),
+        end: () => undefined,
+      };
+    }
+    const span = this.startSpan(name, OTEL_KINDS[kind], traceId, spanId, tp?.spanId, attributes);
     return {
       traceId,
       spanId,
@@ -203,7 +237,7 @@ const NEVER = new AbortController().signal;
  * What the client sees as the parent of a call made under a span: the parent call's
  * deadline, metadata and signal, with the span's ids as the trace to hand on.
  */
-export function childOf(parent: Context | undefined, traceId: string, spanId: string, service?: string): Context {
+export function childOf(parent: Context | undefined, traceId: string, spanId: string, service?: string, sampled = parent?.sampled ?? true): Context {
   return {
     service: parent?.service ?? service ?? '',
     endpoint: parent?.endpoint ?? '',
@@ -222,18 +256,19 @@ export function childOf(parent: Context | undefined, traceId: string, spanId: st
       return parent.logger;
     },
     remaining: () => parent?.remaining() ?? Infinity,
-    traceparent: () => `00-${traceId}-${spanId}-01`,
+    sampled,
+    traceparent: () => `00-${traceId}-${spanId}-${sampled ? '01' : '00'}`,
   };
 }
 
-/** The ids of a well-formed W3C traceparent (all-zero ids are invalid), else undefined. */
-export function parseTraceparent(value: unknown): { traceId: string; spanId: string } | undefined {
+/** The ids and sampled flag of a well-formed W3C traceparent (all-zero ids are invalid), else undefined. */
+export function parseTraceparent(value: unknown): { traceId: string; spanId: string; sampled: boolean } | undefined {
   const tp = validTraceparent(value);
   if (!tp) return undefined;
   const traceId = tp.slice(3, 35);
   const spanId = tp.slice(36, 52);
   if (/^0+$/.test(traceId) || /^0+$/.test(spanId)) return undefined;
-  return { traceId, spanId };
+  return { traceId, spanId, sampled: sampledFlag(tp.slice(53, 55)) };
 }
 
 /**
@@ -242,7 +277,7 @@ export function parseTraceparent(value: unknown): { traceId: string; spanId: str
  */
 export function remoteParent(traceparent: unknown): Context | undefined {
   const tp = parseTraceparent(traceparent);
-  return tp ? childOf(undefined, tp.traceId, tp.spanId) : undefined;
+  return tp ? childOf(undefined, tp.traceId, tp.spanId, undefined, tp.sampled) : undefined;
 }
 
 /**
@@ -271,6 +306,8 @@ export function enableTracing(options: TracingOptions): Tracing {
   const t = new Tracing(options);
   const old = active;
   active = t;
+  const ratio = options.ratio ?? 1;
+  setRootSampler(ratio >= 1 ? () => true : ratio <= 0 ? () => false : () => Math.random() < ratio);
   if (old) void old.shutdown();
   return t;
 }
@@ -279,6 +316,7 @@ export function enableTracing(options: TracingOptions): Tracing {
 export async function disableTracing(): Promise<void> {
   const t = active;
   active = undefined;
+  setRootSampler(() => true);
   await t?.shutdown();
 }
 

@@ -7,6 +7,7 @@ import {
   toReadableSpan,
   toSpanRecord,
   traceService,
+  tracingRatioFromEnv,
   TRACE_LIMITS,
   type Context,
   type Handlers,
@@ -38,8 +39,11 @@ export function traceHandlers(store: TraceStore, sink: SpanSink): Handlers<Trace
 }
 
 export interface TraceServiceOptions extends TraceStoreOptions {
-  /** trace the server's own calls (gateway, core services) into the store (default: on with MICRO_TRACING=on) */
-  tracing?: boolean;
+  /**
+   * trace the server's own calls (gateway, core services) into the store: true (every
+   * new trace), a share of new traces from 0 to 1, or false (default: MICRO_TRACING)
+   */
+  tracing?: boolean | number;
   /** OTLP/HTTP traces URL base (default OTEL_EXPORTER_OTLP_ENDPOINT; unset: no export) */
   otlpEndpoint?: string;
 }
@@ -67,12 +71,14 @@ export function traceCoreService(options: TraceServiceOptions = {}): CoreService
       }
       return kept;
     };
-    // opt-in for now: every call is recorded (no sampling yet), which costs the hot path
-    // a few µs per call (two spans per gateway request)
-    const traced = options.tracing ?? process.env.MICRO_TRACING === 'on';
+    // opt-in: a recorded call costs the hot path a few µs (two spans per gateway request);
+    // a ratio records that share of new traces, and traces that come sampled
+    const ratio = options.tracing === undefined ? tracingRatioFromEnv() : options.tracing === false ? undefined : options.tracing === true ? 1 : options.tracing;
+    const traced = ratio !== undefined;
     if (traced) {
       enableTracing({
         serviceName: 'micro-server',
+        ratio,
         exporter: {
           export: (spans, done) => {
             const groups = new Map<string, SpanRecord[]>();

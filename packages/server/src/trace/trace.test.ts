@@ -150,6 +150,31 @@ describe('trace service', () => {
     assert.equal(spans.find((s) => s.name === 'POST /v1/front/Call')?.parentSpanId, undefined);
   });
 
+  test('a traceparent whose sampled flag is off is handed on, and nothing of its trace is recorded', async () => {
+    const traceId = hex(0xdef, 32);
+    const res = await http(gw.url, 'POST', '/v1/front/Call', {
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${aliceToken}`, traceparent: `00-${traceId}-${hex(5, 16)}-00` },
+      body: '{}',
+    });
+    assert.equal(res.status, 200, res.body);
+    assert.match(String(res.headers.traceresponse), new RegExp(`^00-${traceId}-[0-9a-f]{16}-00$`));
+    // the nested call, the event and the message all went out under the same unsampled trace
+    const consumer = await events.consume('orders', { group: 'unsampled', offset: 'earliest', namespace: 'tenant-a' });
+    const metadata: string[] = [];
+    // the events of the three calls made so far (the tests before this one made one each)
+    for (let i = 0; i < 3; i++) {
+      const next = await consumer.next();
+      if (next.done) break;
+      metadata.push(String(next.value.event.metadata?.traceparent));
+      await next.value.ack();
+    }
+    await consumer.close();
+    assert.ok(metadata.some((tp) => new RegExp(`^00-${traceId}-[0-9a-f]{16}-00$`).test(tp)), JSON.stringify(metadata));
+    await activeTracing()?.flush();
+    const read = core.handlers as { Read: (req: unknown, ctx: Context) => unknown };
+    assert.throws(() => read.Read({ traceId }, ctxOf(account('alice', 'tenant-a'))), (e: { code: number }) => e.code === 404);
+  });
+
   test('a tenant cannot read or list another namespace\'s traces', () => {
     const store = new TraceStore();
     const handlers = core.handlers as {
