@@ -11,7 +11,7 @@ import { configCoreServiceFor } from './config/kv.js';
 import { postgresSyncCoreService } from './sync/postgres.js';
 import { eventsCoreServiceFor } from './events/jetstream.js';
 import { redisCacheCoreService } from './cache/redis.js';
-import { traceFactory } from './trace/index.js';
+import { natsTraceCoreService } from './trace/nats.js';
 
 export { openRegistry, KvRegistry } from '@micro/sdk/nats';
 export { openPostgres, migrate, SchemaVersionError } from './postgres/index.js';
@@ -28,9 +28,9 @@ export type { RedisRateLimitOptions } from './gateway/ratelimit-redis.js';
 export { openPgAuth, PgAccounts, PgTokens } from './auth/pg/index.js';
 export type { PgAuth, PgAuthOptions } from './auth/pg/index.js';
 export { PostgresRuntimeDirectory } from './runtime/directory.js';
+export { natsTraceShare, natsTraceCoreService } from './trace/nats.js';
 
 /** The core services on the shared engines, in the order micro server starts them (see core-services.ts). */
 export function natsCoreServices(profile: NatsProfile): CoreServiceFactory[] {
-  // traces stay in each node's memory (see trace/README.md)
-  return [traceFactory, postgresStoreCoreService(profile), configCoreServiceFor(profile), postgresSyncCoreService(profile), eventsCoreServiceFor(profile), redisCacheCoreService(profile)];
+  return [natsTraceCoreService(profile), postgresStoreCoreService(profile), configCoreServiceFor(profile), postgresSyncCoreService(profile), eventsCoreServiceFor(profile), redisCacheCoreService(profile)];
 }

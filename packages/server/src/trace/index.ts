@@ -46,6 +46,19 @@ export interface TraceServiceOptions extends TraceStoreOptions {
   tracing?: boolean | number;
   /** OTLP/HTTP traces URL base (default OTEL_EXPORTER_OTLP_ENDPOINT; unset: no export) */
   otlpEndpoint?: string;
+  /** the other nodes of the platform (nats profile): what one records, every one keeps */
+  share?: TraceShare;
+}
+
+/**
+ * How the nodes of a platform keep the same traces: each hands on the spans recorded on it
+ * (by its gateway, its core services and the services that export to it) and keeps what
+ * the others hand on, so a trace that crossed nodes reads whole on any of them.
+ */
+export interface TraceShare {
+  publish(namespace: string, spans: readonly SpanRecord[]): void;
+  /** spans recorded on the other nodes (already exported over OTLP there); returns how to stop */
+  subscribe(onSpans: (namespace: string, spans: SpanRecord[]) => void): () => Promise<void>;
 }
 
 /**
@@ -61,6 +74,7 @@ export function traceCoreService(options: TraceServiceOptions = {}): CoreService
     const otlp = endpoint ? new OTLPTraceExporter({ url: `${endpoint.replace(/\/+$/, '')}/v1/traces` }) : undefined;
     const sink: SpanSink = (namespace, spans) => {
       const kept = store.record(namespace, spans);
+      if (spans.length > 0) options.share?.publish(namespace, spans);
       if (otlp && spans.length > 0) {
         otlp.export(
           spans.map((s) => toReadableSpan(s, namespace)),
@@ -95,11 +109,13 @@ export function traceCoreService(options: TraceServiceOptions = {}): CoreService
         },
       });
     }
+    const unsubscribe = options.share?.subscribe((namespace, spans) => store.record(namespace, spans));
     return {
       def: traceService,
       handlers: traceHandlers(store, sink),
       stop: async () => {
         if (traced) await disableTracing();
+        await unsubscribe?.();
         await otlp?.shutdown();
       },
     };
