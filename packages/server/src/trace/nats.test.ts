@@ -22,7 +22,7 @@ async function eventually<T>(fn: () => T, what: string, ms = 5_000): Promise<T> 
     try {
       return fn();
     } catch (err) {
-      if (Date.now() > until) throw new Error(`${what}: ${String(err)}`);
+      if (Date.now() > until) throw new Error(`${what}: ${String(err)}`, { cause: err });
       await new Promise((r) => setTimeout(r, 20));
     }
   }
