@@ -138,6 +138,10 @@ test('two micro server nodes on NATS, PostgreSQL and Redis act as one platform',
   const wrongNode = await micro(homeB, ['kill', 'demo'], { env });
   assert.notEqual(wrongNode.code, 0);
   assert.match(wrongNode.stderr, new RegExp(`demo runs on node ${nodeA}, not on this one`));
+  // its logs are kept by node A, which node B names
+  const logsB = await micro(homeB, ['logs', 'demo'], { env });
+  assert.notEqual(logsB.code, 0);
+  assert.match(logsB.stderr, new RegExp(`demo runs on node ${nodeA}, not on this one: run micro logs demo against that node`));
 
   const callsSucceed = async (n: number, label: string) => {
     for (let i = 0; i < n; i++) {

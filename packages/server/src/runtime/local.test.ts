@@ -308,8 +308,8 @@ describe('local runtime', () => {
     assert.equal((await rejection(rt.update({ name: 'nosuch' }))).code, 404);
     assert.equal((await rejection(rt.delete({ name: 'nosuch' }))).code, 404);
     assert.throws(() => rt.readLocal({ name: 'nosuch' }), (err: MicroError) => err.code === 404);
-    assert.throws(() => rt.logs({ name: 'nosuch' }), (err: MicroError) => err.code === 404);
-    assert.throws(() => rt.logs({ name: 'greeter', since: 'yesterday' }), (err: MicroError) => err.code === 400);
+    await assert.rejects(rt.logs({ name: 'nosuch' }).next(), (err: MicroError) => err.code === 404);
+    await assert.rejects(rt.logs({ name: 'greeter', since: 'yesterday' }).next(), (err: MicroError) => err.code === 400);
     assert.deepEqual(pidsOf(one(rt, 'greeter')), before);
   });
 

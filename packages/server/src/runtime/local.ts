@@ -335,16 +335,20 @@ export class LocalRuntime {
     }
   }
 
-  /** `micro logs`: the last lines of a service's log, then with follow new ones until signal aborts. */
-  logs(req: LogsRequest, signal?: AbortSignal): AsyncGenerator<LogLine> {
+  /**
+   * `micro logs`: the last lines of a service's log, then with follow new ones until
+   * signal aborts. Logs are kept by the node that runs the service: for a service of
+   * another node (nats profile) the answer names that node.
+   */
+  async *logs(req: LogsRequest, signal?: AbortSignal): AsyncGenerator<LogLine> {
     const namespace = checkNamespace(req.namespace);
     const options = logsOptions(req, signal);
-    // without a name: every service of the namespace, merged by time
-    if (req.name === undefined) return this.logFiles.readNamespace(namespace, options);
+    // without a name: every service of the namespace (on this node), merged by time
+    if (req.name === undefined) return yield* this.logFiles.readNamespace(namespace, options);
     const file = this.logFile(namespace, checkServiceName(req.name));
     // a killed service's log can still be read
-    if (!this.services.has(key(namespace, req.name)) && !existsSync(file.path)) throw notFound(namespace, req.name);
-    return file.read(options);
+    if (!this.services.has(key(namespace, req.name)) && !existsSync(file.path)) await this.elsewhere(namespace, req.name, 'logs');
+    yield* file.read(options);
   }
 
   // ---- building ---------------------------------------------------------------------
