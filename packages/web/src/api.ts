@@ -87,33 +87,56 @@ export async function call<T = unknown>(service: string, endpoint: string, reque
 
 /**
  * A server stream read as server-sent events (GET with Accept: text/event-stream, the
- * request as query parameters): each message to onMessage until the stream ends.
+ * request as query parameters): each message to onMessage until the stream ends. onOpen
+ * once the gateway has answered (the stream is open); aborting `signal` closes the
+ * connection (the gateway then cancels the stream) and resolves.
  */
-export async function stream(service: string, endpoint: string, request: Record<string, string>, onMessage: (m: unknown) => void): Promise<void> {
+export async function stream(
+  service: string,
+  endpoint: string,
+  request: Record<string, string>,
+  onMessage: (m: unknown) => void,
+  { signal, onOpen }: { signal?: AbortSignal; onOpen?: () => void } = {},
+): Promise<void> {
   const headers: Record<string, string> = { accept: 'text/event-stream' };
   if (session) headers.authorization = `Bearer ${session.token}`;
-  const res = await fetch(`${endpointPath(service, endpoint)}?${new URLSearchParams(request).toString()}`, { headers });
-  if (!res.ok || !res.body) throw await errorOf(res);
-  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buf = '';
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    buf += value;
-    let i: number;
-    while ((i = buf.indexOf('\n\n')) >= 0) {
-      const block = buf.slice(0, i);
-      buf = buf.slice(i + 2);
-      let event = 'message';
-      let data = '';
-      for (const line of block.split('\n')) {
-        if (line.startsWith('event: ')) event = line.slice(7);
-        else if (line.startsWith('data: ')) data += line.slice(6);
-      }
-      if (event === 'end') return;
-      if (event === 'error') throw new CallError(JSON.parse(data) as ApiError);
-      if (data) onMessage(JSON.parse(data));
+  let reader: ReadableStreamDefaultReader<string> | undefined;
+  try {
+    const res = await fetch(`${endpointPath(service, endpoint)}?${new URLSearchParams(request).toString()}`, { headers, signal: signal ?? null });
+    if (!res.ok || !res.body) {
+      const err = await errorOf(res);
+      if (res.status === 401 && session) setSession(undefined);
+      throw err;
     }
+    reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    onOpen?.();
+    let buf = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buf += value;
+      let i: number;
+      while ((i = buf.indexOf('\n\n')) >= 0) {
+        const block = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        let event = 'message';
+        let data = '';
+        for (const line of block.split('\n')) {
+          if (line.startsWith('event: ')) event = line.slice(7);
+          else if (line.startsWith('data: ')) data += line.slice(6);
+        }
+        if (event === 'end') return;
+        if (event === 'error') throw new CallError(JSON.parse(data) as ApiError);
+        if (data) onMessage(JSON.parse(data));
+        if (signal?.aborted) return;
+      }
+    }
+  } catch (err) {
+    // closed on purpose: not an error
+    if (signal?.aborted) return;
+    throw err;
+  } finally {
+    if (reader) void reader.cancel().catch(() => undefined);
   }
 }
 

@@ -1,5 +1,5 @@
 import type { ComponentChildren } from 'preact';
-import { useCallback, useEffect, useState } from 'preact/hooks';
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { CallError } from './api';
 
 /** What a load gives: the value, the error, and reload. */
@@ -19,6 +19,66 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[] = []): { valu
   }, [n, ...deps]);
   const reload = useCallback(() => setN((x) => x + 1), []);
   return { ...state, reload };
+}
+
+/**
+ * useLoad, again every `everyMs` while the page is open (the next load starts when the last
+ * one ended: a slow server is never asked twice at once). The last value stays while a
+ * load runs; an error shows until a load succeeds.
+ */
+export function usePoll<T>(load: () => Promise<T>, everyMs: number, deps: unknown[] = []): { value?: T; error?: string; at?: number; reload: () => void } {
+  const [state, setState] = useState<{ value?: T; error?: string; at?: number }>({});
+  const [n, setN] = useState(0);
+  const loadRef = useRef(load);
+  loadRef.current = load;
+  useEffect(() => {
+    let live = true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const tick = () => {
+      loadRef.current().then(
+        (value) => live && setState({ value, at: Date.now() }),
+        (err: unknown) => live && setState((s) => ({ ...s, error: messageOf(err) })),
+      ).finally(() => {
+        if (live) timer = setTimeout(tick, everyMs);
+      });
+    };
+    tick();
+    return () => {
+      live = false;
+      clearTimeout(timer);
+    };
+  }, [n, everyMs, ...deps]);
+  const reload = useCallback(() => setN((x) => x + 1), []);
+  return { ...state, reload };
+}
+
+/** 1234567 → "1.2 MB" */
+export function bytes(n: number | undefined): string {
+  if (n === undefined) return '—';
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let i = 0;
+  while (n >= 1000 && i < units.length - 1) {
+    n /= 1000;
+    i++;
+  }
+  return `${i === 0 ? n : n.toFixed(1)} ${units[i] as string}`;
+}
+
+/** milliseconds, to a readable precision: 0.042 ms, 3.1 ms, 120 ms, 2.3 s */
+export function ms(n: number): string {
+  if (n === 0) return '0 ms';
+  if (n >= 10_000) return `${(n / 1000).toFixed(1)} s`;
+  if (n >= 100) return `${Math.round(n)} ms`;
+  if (n >= 1) return `${n.toFixed(1)} ms`;
+  return `${n.toFixed(3)} ms`;
+}
+
+/** epoch ms → "2026-11-26 16:30:01.123" (local time) */
+export function time(t: number | string): string {
+  const d = new Date(t);
+  if (Number.isNaN(d.getTime())) return String(t);
+  const p = (x: number, w = 2) => String(x).padStart(w, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
 }
 
 export function messageOf(err: unknown): string {

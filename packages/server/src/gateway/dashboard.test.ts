@@ -159,9 +159,33 @@ function microRun(url: string, token: string, source: string): Promise<{ step: s
   });
 }
 
+/**
+ * events.Consume over the gateway's WebSocket: joins `group` at the earliest event with no
+ * credit, then leaves: the group stays, with every event of the topic pending (its lag).
+ */
+function laggingGroup(url: string, token: string, topic: string, group: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`${url.replace('http', 'ws')}/v1/events/Consume`, 'micro', { headers: { authorization: `Bearer ${token}` } });
+    let subscribed = false;
+    ws.on('open', () => ws.send(JSON.stringify({ subscribe: { topic, group, offset: 'earliest' }, credit: 0 })));
+    ws.on('message', (data) => {
+      if ((JSON.parse(String(data)) as { subscribed?: unknown }).subscribed) {
+        subscribed = true;
+        ws.close();
+      }
+    });
+    ws.on('close', (code, why) => (subscribed ? resolve() : reject(new Error(`events.Consume ended with ${code} ${String(why)}`))));
+    ws.on('error', reject);
+  });
+}
+
 test('the dashboard in chromium: log in as the admin, browse, call a service from its generated form', { timeout: 120_000 }, async (t) => {
   if (!browserReady(t)) return;
   const home = mkdtempSync(join(tmpdir(), 'micro-dashboard-e2e-'));
+  // traces for the traces page: opt-in by the environment only (the trace service reads it at
+  // start, the services micro run starts inherit it); this file runs in its own process
+  const tracing = process.env.MICRO_TRACING;
+  process.env.MICRO_TRACING = 'on';
   const server = await new MicroServer({ home, address: 'tcp://127.0.0.1:0', logger: silent }).start();
   let browser: Browser | undefined;
   const svc = new Service(
@@ -187,7 +211,12 @@ test('the dashboard in chromium: log in as the admin, browse, call a service fro
     writeFileSync(
       join(source, 'main.js'),
       `import { defineService, endpoint, run, z } from '@micro/sdk';
-await run(defineService({ name: 'pinger', version: '1.0.0', endpoints: { Ping: endpoint({ request: z.object({}), response: z.object({ pong: z.boolean() }) }) } }), { Ping: () => ({ pong: true }) });`,
+await run(defineService({ name: 'pinger', version: '1.0.0', endpoints: { Ping: endpoint({ request: z.object({}), response: z.object({ pong: z.boolean() }) }) } }), {
+  Ping: (_req, ctx) => {
+    ctx.logger.info('ping from the dashboard test');
+    return { pong: true };
+  },
+});`,
     );
     await microRun(url, (tok.json as { token: string }).token, source);
 
@@ -201,12 +230,16 @@ await run(defineService({ name: 'pinger', version: '1.0.0', endpoints: { Ping: e
     // a CSP violation or a script error shows in the console: none is allowed
     const problems: string[] = [];
     page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+    // a trace is a 404 until its spans are recorded (the page looks again), or when it is unknown (the test opens one)
+    const traceRead = (u: string) => u.endsWith('/v1/trace/Read');
     page.on('console', (m) => {
       // the failed calls the test makes on purpose (a wrong secret, a bad request) log their status
-      if (m.type() === 'error' && !/Failed to load resource: the server responded with a status of 40[01]/.test(m.text())) problems.push(`console: ${m.text()}`);
+      if (m.type() !== 'error' || /Failed to load resource: the server responded with a status of (40[01]|429)/.test(m.text())) return;
+      if (/status of 404/.test(m.text()) && traceRead(m.location().url)) return;
+      problems.push(`console: ${m.text()}`);
     });
     page.on('response', (r) => {
-      if (r.status() === 404) problems.push(`404: ${r.url()}`);
+      if (r.status() === 404 && !traceRead(r.url())) problems.push(`404: ${r.url()}`);
     });
     const shot = (name: string) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
 
@@ -257,6 +290,84 @@ await run(defineService({ name: 'pinger', version: '1.0.0', endpoints: { Ping: e
     await form.getByText('HELLO ADA! HELLO ADA!').waitFor();
     await shot('services');
 
+    // logs: follow pinger (micro run started it), call it, watch its line come
+    const ping = async () => {
+      const r = await http(url, 'POST', '/v1/pinger/Ping', { headers, body: '{}' });
+      assert.equal(r.status, 200, r.body);
+      return /^00-([0-9a-f]{32})-/.exec(String(r.headers.traceresponse))?.[1] as string;
+    };
+    await page.getByRole('link', { name: 'Logs' }).click();
+    await page.locator('select[name="service"] option[value="pinger"]').waitFor({ state: 'attached' });
+    await page.locator('select[name="service"]').selectOption('pinger');
+    const logBox = page.getByRole('log', { name: 'log lines' });
+    // its start-up lines first: the stream is open
+    await logBox.locator('.log-line').first().waitFor();
+    await page.getByLabel('stream state').getByText('following').waitFor();
+    const pingLine = logBox.locator('.log-line', { hasText: 'ping from the dashboard test' });
+    assert.equal(await pingLine.count(), 0);
+    const traceId = await ping();
+    assert.match(traceId, /^[0-9a-f]{32}$/);
+    await pingLine.waitFor();
+    assert.equal(await pingLine.locator('.log-level').innerText(), 'INFO');
+    assert.equal(await pingLine.getByRole('link', { name: 'trace' }).getAttribute('href'), `#/traces/${traceId}`);
+    assert.match(await page.locator('main').innerText(), /keeps the newest 1,000 lines/);
+    await shot('logs');
+    // the trace id filter opens a new stream: only the line of that trace is left
+    await page.getByRole('form', { name: 'log filters' }).locator('input[name="traceId"]').fill(traceId);
+    await page.getByRole('form', { name: 'log filters' }).getByRole('button', { name: 'Apply' }).click();
+    await logBox.locator('.log-line').nth(1).waitFor({ state: 'detached' });
+    await pingLine.waitFor();
+
+    // traces: the line's trace as a waterfall, the gateway's span over pinger's, a span's attributes
+    await pingLine.getByRole('link', { name: 'trace' }).click();
+    const waterfall = page.getByRole('tree', { name: 'waterfall' });
+    await waterfall.locator('[data-service="gateway"]').first().waitFor();
+    const pingerSpan = waterfall.locator('[data-service="pinger"]', { hasText: 'Ping' }).first();
+    await pingerSpan.waitFor({ timeout: 30_000 });
+    assert.equal(await page.getByRole('heading', { name: `Trace ${traceId}` }).count(), 1);
+    const rootLevel = await waterfall.locator('[data-service="gateway"]').first().getAttribute('aria-level');
+    assert.equal(rootLevel, '1');
+    assert.ok(Number(await pingerSpan.getAttribute('aria-level')) > 1, 'pinger\'s span is under the gateway\'s');
+    await pingerSpan.click();
+    const attributes = page.getByLabel('span attributes');
+    await attributes.waitFor();
+    assert.match(await attributes.innerText(), /micro\.service\s+pinger/);
+    await shot('trace');
+    // the list has it; an unknown trace is a clear 404
+    await page.getByRole('link', { name: 'All traces' }).click();
+    await page.locator('table.list tbody tr', { hasText: traceId }).waitFor();
+    await shot('traces');
+    const unknown = '0'.repeat(31) + '1';
+    await page.getByRole('form', { name: 'open a trace' }).locator('input').fill(unknown);
+    await page.getByRole('form', { name: 'open a trace' }).getByRole('button', { name: 'Open' }).click();
+    await page.getByRole('alert').getByText(`No trace ${unknown} in this namespace`).waitFor();
+
+    // events: a topic with three events, a group that has done none of them (its lag)
+    for (const n of [1, 2, 3]) await post('/v1/events/Publish', { topic: 'orders.created', payload: { order: n, note: '<b>not markup</b>' } });
+    await laggingGroup(url, (tok.json as { token: string }).token, 'orders.created', 'billing');
+    await page.getByRole('link', { name: 'Events' }).click();
+    const topicRow = page.getByRole('table', { name: 'topics' }).locator('tbody tr', { hasText: 'orders.created' });
+    await topicRow.waitFor();
+    assert.equal(await topicRow.locator('td').nth(1).innerText(), '3');
+    await page.getByRole('table', { name: 'consumer groups' }).first().locator('tbody tr', { hasText: 'billing' }).getByText('3', { exact: true }).waitFor();
+    await topicRow.getByRole('button', { name: 'orders.created' }).click();
+    const topicEvents = page.getByRole('table', { name: 'events' });
+    await topicEvents.locator('tbody tr').nth(2).waitFor();
+    assert.match(await topicEvents.locator('tbody tr').first().innerText(), /"order": 3/);
+    assert.equal(await page.locator('main b').count(), 0);
+    await shot('events');
+
+    // metrics: pinger's calls, drawn from the change between two reads of stats.Read
+    await page.getByRole('link', { name: 'Metrics' }).click();
+    await page.getByRole('table', { name: 'gateway endpoints' }).locator('tr[data-endpoint="pinger.Ping"]').waitFor();
+    for (let i = 0; i < 5; i++) await ping();
+    await page.locator('svg[data-chart="calls/s pinger.Ping"]:not([data-last=""]):not([data-last="0"])').first().waitFor();
+    assert.match(await page.getByText('history starts when this page opens').innerText(), /GET \/metrics keeps the real history/);
+    await page.getByRole('table', { name: 'instances' }).locator('tbody tr', { hasText: 'pinger' }).first().waitFor();
+    // a few reads more, for lines that show in the screenshot
+    await page.getByLabel('samples').filter({ hasText: /: ([5-9]|\d{2,}) reads/ }).waitFor();
+    await shot('metrics');
+
     // runtime: the service micro run started, updated (progress streamed), then killed
     await page.getByRole('link', { name: 'Runtime' }).click();
     const row = page.locator('table.list tbody tr', { hasText: 'pinger' });
@@ -298,6 +409,32 @@ await run(defineService({ name: 'pinger', version: '1.0.0', endpoints: { Ping: e
     await page.getByLabel('Account id').waitFor();
     assert.equal(await page.evaluate('sessionStorage.length'), 0);
 
+    // an expired session is not used: the login form; a token the gateway refuses (forged,
+    // or from a rotated key) ends the session at its first 401
+    const stale = (token: string, expiresAt: number) =>
+      page.evaluate(`sessionStorage.setItem('micro.session', ${JSON.stringify(JSON.stringify({ token, account: { id: admin.id, issuer: 'micro' }, expiresAt }))})`);
+    await stale((tok.json as { token: string }).token, Math.floor(Date.now() / 1000) - 60);
+    await page.reload();
+    await page.getByLabel('Account id').waitFor();
+    await stale('eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhZG1pbiJ9.Zm9yZ2Vk', Math.floor(Date.now() / 1000) + 600);
+    const refused = page.waitForResponse((r) => r.status() === 401);
+    await page.reload();
+    await refused;
+    await page.getByLabel('Account id').waitFor();
+    assert.equal(await page.evaluate('sessionStorage.length'), 0);
+
+    // wrong secrets: 401s, then after five in a row a 429 that says how long to wait
+    await page.getByLabel('Account id').fill('mallory');
+    for (let i = 0; i < 5; i++) {
+      await page.getByLabel('Secret').fill(`guess-${i}`);
+      const answered = page.waitForResponse((r) => r.url().endsWith('/v1/auth/Token'));
+      await page.getByRole('button', { name: 'Log in' }).click();
+      assert.equal((await answered).status(), 401);
+    }
+    await page.getByLabel('Secret').fill('guess-5');
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.getByRole('alert').getByText(/^429 .*too many wrong secrets for mallory in namespace micro: try again in \d+ s/).waitFor();
+
     assert.deepEqual(problems, []);
 
     // a tenant logs in to its namespace and never sees micro's: the gateway routes its token
@@ -317,11 +454,19 @@ await run(defineService({ name: 'pinger', version: '1.0.0', endpoints: { Ping: e
     assert.equal(await page.locator('nav .who').innerText().then((t) => t.split('\n').slice(0, 2).join(' ')), 'alice acme');
     assert.doesNotMatch(await page.locator('main').innerText(), /dashtest/);
     await shot('tenant-services');
+    // nor micro's logs: the same API, with the tenant's token
+    await page.getByRole('link', { name: 'Logs' }).click();
+    await page.getByRole('log', { name: 'log lines' }).waitFor();
+    await page.getByLabel('stream state').getByText(/following|stopped/).waitFor();
+    await shot('tenant-logs');
+    assert.doesNotMatch(await page.locator('main').innerText(), /pinger|ping from/);
     assert.deepEqual((problems as string[]).filter((p) => p.startsWith('pageerror')), []);
   } finally {
     await browser?.close();
     await svc.stop();
     await server.stop();
+    if (tracing === undefined) delete process.env.MICRO_TRACING;
+    else process.env.MICRO_TRACING = tracing;
     rmSync(home, { recursive: true, force: true });
   }
 });
