@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { authService, bearer, Client, createClient, RemoteRegistry, TokenSource, platformClient } from '@micro/sdk';
 import { ServiceBroker } from 'moleculer';
 import { startChild, type Benchmark, type Contestant } from './harness.js';
+import { waitForLine } from './procs.js';
 
 const cli = fileURLToPath(new URL('../../packages/cli/bin/micro.js', import.meta.url));
 const moleculerGreeter = fileURLToPath(new URL('./servers/moleculer-greeter.js', import.meta.url));
@@ -34,24 +35,6 @@ async function until<T>(what: string, fn: () => Promise<T>, ms = 60_000): Promis
       await new Promise((r) => setTimeout(r, 5));
     }
   }
-}
-
-function waitForLine(child: ChildProcess, pattern: RegExp, ms = 30_000): Promise<RegExpExecArray> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`no line matching ${pattern} within ${ms} ms:\n${out}`)), ms);
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      const m = pattern.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m);
-      }
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`exited with ${code}:\n${out}`)));
-  });
 }
 
 function stop(child: ChildProcess): Promise<void> {

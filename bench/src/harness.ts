@@ -51,6 +51,8 @@ export interface Benchmark {
    * and the servers to CPUs (see `PinMode`) and passes the server's CPU to `setup`.
    */
   readonly usesChildren?: boolean;
+  /** at most this many timed rounds, whatever `--rounds` says (for heavy benchmarks) */
+  readonly rounds?: number;
   /** starts both contestants; the harness closes them, also after a failure */
   setup(env: BenchEnv): Promise<{ micro: Contestant; peer: Contestant }>;
 }
@@ -99,6 +101,8 @@ export interface BenchmarkResult {
   /** set when the peer is not the run's peer framework */
   peerName?: string;
   seconds: number;
+  /** timed rounds per side, when fewer than the run's (the benchmark's own `rounds`) */
+  rounds?: number;
   /** for benchmarks with child processes: where caller and servers ran */
   placement?: { mode: PinMode; caller: string; servers: string };
   /**
@@ -168,9 +172,11 @@ export async function runBenchmark(bench: Benchmark, options: HarnessOptions): P
   const placement = bench.usesChildren ? place(options.pin, options.log) : undefined;
   const env: BenchEnv = { serverCpus: placement?.servers };
   const others: number[] = [];
+  const rounds = Math.min(options.rounds, bench.rounds ?? options.rounds);
   const result = (figures: FigureResult[], error?: string): BenchmarkResult => {
     const r: BenchmarkResult = { name: bench.name, title: bench.title, seconds: (performance.now() - started) / 1000, figures };
     if (bench.peerName) r.peerName = bench.peerName;
+    if (rounds < options.rounds) r.rounds = rounds;
     if (others.length > 0) r.otherLoad = { mean: others.reduce((a, b) => a + b, 0) / others.length, max: Math.max(...others) };
     if (placement) r.placement = { mode: placement.mode, caller: placement.caller ?? 'any', servers: placement.servers ?? 'any' };
     if (error) r.error = error;
@@ -183,7 +189,7 @@ export async function runBenchmark(bench: Benchmark, options: HarnessOptions): P
     options.log(`[${bench.name}] warming up`);
     await pair.micro.warmUp();
     await pair.peer.warmUp();
-    for (let r = 0; r < options.rounds; r++) {
+    for (let r = 0; r < rounds; r++) {
       const waited = await settle(options.settle * 1000);
       if (waited === undefined) options.log(`[${bench.name}] other processes stayed busy for ${options.settle} s; measuring anyway`);
       else if (waited >= 100) options.log(`[${bench.name}] waited ${(waited / 1000).toFixed(1)} s for other processes to go quiet`);
@@ -203,7 +209,7 @@ export async function runBenchmark(bench: Benchmark, options: HarnessOptions): P
       }
       const busy = others.slice(-2).reduce((a, b) => Math.max(a, b), 0);
       options.log(
-        `[${bench.name}] round ${r + 1}/${options.rounds}: ${bench.figures.map((f) => `${f.id} ${fmt(micro[f.id]?.at(-1) ?? NaN, f.unit)} vs ${fmt(peer[f.id]?.at(-1) ?? NaN, f.unit)}`).join(', ')}${busy >= NOISY ? ` (other processes busy: ${busy.toFixed(2)} CPUs)` : ''}`,
+        `[${bench.name}] round ${r + 1}/${rounds}: ${bench.figures.map((f) => `${f.id} ${fmt(micro[f.id]?.at(-1) ?? NaN, f.unit)} vs ${fmt(peer[f.id]?.at(-1) ?? NaN, f.unit)}`).join(', ')}${busy >= NOISY ? ` (other processes busy: ${busy.toFixed(2)} CPUs)` : ''}`,
       );
     }
   } catch (err) {
@@ -394,6 +400,16 @@ export function killChildren(): void {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   }
   children.clear();
+}
+
+/**
+ * Adds a child started without `startChild` (e.g. `micro server` through the CLI) to the
+ * children killed when the bench exits or fails.
+ */
+export function adopt(child: ChildProcess): void {
+  hookExit();
+  children.add(child);
+  child.once('exit', () => children.delete(child));
 }
 
 function hookExit(): void {

@@ -13,6 +13,8 @@ export interface HttpResponse {
 }
 
 const HEADER_END = Buffer.from('\r\n\r\n');
+/** connections opened at once */
+const OPEN_BATCH = 200;
 
 /** One keep-alive connection; one request at a time. */
 class Connection {
@@ -126,8 +128,19 @@ export class HttpLoad {
 
   static async open(url: string, connections: number): Promise<HttpLoad> {
     const { hostname, port } = new URL(url);
-    const conns = Array.from({ length: connections }, () => new Connection(hostname, Number(port)));
-    await Promise.all(conns.map((c) => c.ready()));
+    const conns: Connection[] = [];
+    try {
+      // at most OPEN_BATCH connects at a time: a burst larger than the server's accept
+      // backlog (511 in Node.js) would leave SYNs to be retried a second later
+      for (let i = 0; i < connections; i += OPEN_BATCH) {
+        const batch = Array.from({ length: Math.min(OPEN_BATCH, connections - i) }, () => new Connection(hostname, Number(port)));
+        conns.push(...batch);
+        await Promise.all(batch.map((c) => c.ready()));
+      }
+    } catch (err) {
+      for (const c of conns) c.close();
+      throw err;
+    }
     return new HttpLoad(hostname, Number(port), conns);
   }
 

@@ -10,9 +10,11 @@
  * caller and the server processes run (split: CPU 0 and CPU 1); `--settle S` seconds to
  * wait, before each round, for other processes to go quiet (10; 0 to not wait).
  *
- * Prints a Markdown table on stdout (progress goes to stderr) and writes
- * bench/results/latest.json. Exits 0 whatever the timings: a missed target is marked in
- * the table, not a failure. Exits 1 only when a benchmark could not run at all.
+ * Prints a Markdown table on stdout (progress goes to stderr) and writes it to
+ * bench/results/latest.md, every figure with its samples to bench/results/latest.json,
+ * and, when gateway-concurrency ran, its chart to bench/results/gateway-concurrency.svg.
+ * Exits 0 whatever the timings: a missed target is marked in the table, not a failure.
+ * Exits 1 only when a benchmark could not run at all.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -26,10 +28,30 @@ import { coreServices } from './core-services.js';
 import { gateway, gatewayFastify, gatewayNodeHttp, gatewayRemote } from './gateway.js';
 import { remoteNats } from './calls-nats.js';
 import { eventsJetStream } from './events-jetstream.js';
+import { memory } from './memory.js';
+import { scaleRegistry } from './scale-registry.js';
+import { scaleRuntime } from './scale-runtime.js';
+import { gatewayConcurrency } from './gateway-concurrency.js';
+import { writeConcurrencyPlot } from './plot.js';
 import { killChildren, machineInfo, markdownTable, NOISY, runBenchmark, type Benchmark, type BenchmarkResult, type PinMode } from './harness.js';
 
 /** Every benchmark, in the order they run. Later issues add theirs here. */
-const BENCHMARKS: readonly Benchmark[] = [inprocess, remote, coldStart, coreServices, gateway, gatewayFastify, gatewayNodeHttp, gatewayRemote, remoteNats, eventsJetStream];
+const BENCHMARKS: readonly Benchmark[] = [
+  inprocess,
+  remote,
+  coldStart,
+  coreServices,
+  gateway,
+  gatewayFastify,
+  gatewayNodeHttp,
+  gatewayRemote,
+  remoteNats,
+  eventsJetStream,
+  memory,
+  scaleRegistry,
+  scaleRuntime,
+  gatewayConcurrency,
+];
 const PEER = `moleculer ${MOLECULER_VERSION}`;
 
 function usage(): string {
@@ -147,14 +169,30 @@ async function main(): Promise<number> {
   const placements = results
     .filter((r) => r.placement)
     .map((r) => `${r.name}: caller on CPU ${r.placement?.caller}, servers on CPU ${r.placement?.servers} (--pin ${r.placement?.mode})`);
-  console.log(`
+  const fewer = results.filter((r) => r.rounds !== undefined).map((r) => `${r.name}: ${r.rounds} round${r.rounds === 1 ? '' : 's'}`);
+  const markdown = `
 ## Micro vs ${PEER}
 
-${machine.cpuCount} x ${machine.cpuModel}, ${machine.memoryGiB} GiB RAM, Node.js ${machine.node}, ${machine.os} (${machine.arch}); ${rounds} rounds, median (min–max); ratio = micro / ${PEER.split(' ')[0]}.${placements.length ? `\n${placements.join('; ')}.` : ''}
+${machine.cpuCount} x ${machine.cpuModel}, ${machine.memoryGiB} GiB RAM, Node.js ${machine.node}, ${machine.os} (${machine.arch}); ${rounds} rounds${fewer.length ? ` (${fewer.join('; ')})` : ''}, median (min–max); ratio = micro / ${PEER.split(' ')[0]}.${placements.length ? `\n${placements.join('; ')}.` : ''}
 
 ${table}
-${warning}`);
-  log(`results written to ${relative(process.cwd(), file) || file} (${report.seconds} s in all)`);
+${warning}`;
+  console.log(markdown);
+  const md = join(dir, 'latest.md');
+  writeFileSync(`${md}.tmp`, `${markdown.trim()}\n\n_${report.date}${report.revision ? `, revision ${report.revision}` : ''}_\n`);
+  renameSync(`${md}.tmp`, md);
+
+  const concurrency = results.find((r) => r.name === gatewayConcurrency.name && !r.error);
+  if (concurrency) {
+    const svg = join(dir, 'gateway-concurrency.svg');
+    try {
+      writeConcurrencyPlot(concurrency, { machine, date: new Date(report.date), microName: `micro ${sdkVersion()}`, file: svg, rounds: concurrency.rounds ?? rounds });
+      log(`plot written to ${relative(process.cwd(), svg) || svg}`);
+    } catch (err) {
+      log(`could not write ${svg}: ${(err as Error).message}`);
+    }
+  }
+  log(`results written to ${relative(process.cwd(), file) || file} and latest.md (${report.seconds} s in all)`);
   return results.some((r) => r.error) ? 1 : 0;
 }
 
