@@ -148,11 +148,11 @@ const echo = defineService({
 });
 
 /** runtime.Create (micro run) of a folder over the gateway's WebSocket: resolves with the last progress message. */
-function microRun(url: string, token: string, source: string): Promise<{ step: string; message: string }> {
+function microRun(url: string, token: string, source: string, env: Record<string, string> = {}): Promise<{ step: string; message: string }> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(`${url.replace('http', 'ws')}/v1/runtime/Create`, 'micro', { headers: { authorization: `Bearer ${token}` } });
     let last: { step: string; message: string } | undefined;
-    ws.on('open', () => ws.send(JSON.stringify({ source })));
+    ws.on('open', () => ws.send(JSON.stringify({ source, env })));
     ws.on('message', (data) => (last = JSON.parse(String(data)) as { step: string; message: string }));
     ws.on('close', (code, why) => (last?.step === 'done' ? resolve(last) : reject(new Error(`runtime.Create ended with ${code} ${String(why)}: ${JSON.stringify(last)}`))));
     ws.on('error', reject);
@@ -218,7 +218,9 @@ await run(defineService({ name: 'pinger', version: '1.0.0', endpoints: { Ping: e
   },
 });`,
     );
-    await microRun(url, (tok.json as { token: string }).token, source);
+    // its logs at info whatever the suite's MICRO_LOG_LEVEL (npm test sets silent, which the
+    // runtime hands on to the services it runs): the Logs page has to show its lines
+    await microRun(url, (tok.json as { token: string }).token, source, { MICRO_LOG_LEVEL: 'info' });
 
     mkdirSync(ARTIFACTS, { recursive: true });
     browser = await chromium.launch({
