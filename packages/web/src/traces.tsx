@@ -66,9 +66,9 @@ function TraceList() {
       <Problem error={list.error} />
       <p class="muted">
         The newest {LIST} traces of the namespace, newest first, refreshed every 5 s. The server keeps the recent traces in memory (1,000 per namespace by default
-        {list.value?.dropped ? `; ${list.value.dropped.toLocaleString('en')} older ones dropped so far` : ''}); tracing is on with MICRO_TRACING=on.
+        {list.value?.dropped ? `; ${list.value.dropped.toLocaleString('en')} older ones dropped so far` : ''}); recorded when the server runs with MICRO_TRACING=on (every trace) or a share such as 0.1.
       </p>
-      {list.value && traces.length === 0 ? <p class="muted">No traces yet: is the server started with MICRO_TRACING=on?</p> : null}
+      {list.value && traces.length === 0 ? <p class="muted">No traces yet: is the server started with MICRO_TRACING=on (or a share such as 0.1)?</p> : null}
       {traces.length > 0 ? (
         <table class="list">
           <thead>
