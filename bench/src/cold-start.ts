@@ -12,42 +12,18 @@
  * No targets: the figures say what a user waits. Micro's `run` includes a TypeScript
  * compile that Moleculer's plain JavaScript node does not have.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { authService, bearer, Client, createClient, RemoteRegistry, TokenSource, platformClient } from '@micro/sdk';
+import { Client, RemoteRegistry, platformClient } from '@micro/sdk';
 import { ServiceBroker } from 'moleculer';
 import { startChild, type Benchmark, type Contestant } from './harness.js';
-import { waitForLine } from './procs.js';
+import { startMicroServer, until } from './procs.js';
 
 const cli = fileURLToPath(new URL('../../packages/cli/bin/micro.js', import.meta.url));
 const moleculerGreeter = fileURLToPath(new URL('./servers/moleculer-greeter.js', import.meta.url));
-
-async function until<T>(what: string, fn: () => Promise<T>, ms = 60_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (Date.now() > end) throw new Error(`${what}: ${(err as Error).message}`, { cause: err });
-      await new Promise((r) => setTimeout(r, 5));
-    }
-  }
-}
-
-function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
-}
 
 function micro(): Contestant {
   const work = mkdtempSync(join(tmpdir(), 'micro-bench-cold-'));
@@ -55,30 +31,24 @@ function micro(): Contestant {
   if (scaffold.status !== 0) throw new Error(`micro new failed: ${scaffold.stderr}`);
 
   async function round(): Promise<Record<string, number>> {
-    const home = mkdtempSync(join(tmpdir(), 'micro-bench-home-'));
-    const env = { ...process.env, MICRO_HOME: home, MICRO_LOG_LEVEL: 'silent' };
     const t0 = performance.now();
-    const server = spawn(process.execPath, [cli, 'server', '--address', 'tcp://127.0.0.1:0'], { env });
+    // micro server in a new home, until it hands the admin a token
+    const server = await startMicroServer();
     try {
-      const address = (await waitForLine(server, /listening on (tcp:\/\/\S+)/))[1] as string;
-      const admin = JSON.parse(readFileSync(join(home, 'server', 'admin.json'), 'utf8')) as { id: string; secret: string };
-      const auth = createClient(authService, new Client({ address, namespace: 'micro', preferLocal: false }));
-      await until('micro server answers', () => auth.Token(admin));
       const serverMs = performance.now() - t0;
 
       const t1 = performance.now();
+      const env = { ...process.env, MICRO_HOME: server.home, MICRO_LOG_LEVEL: 'silent' };
       const run = spawnSync(process.execPath, [cli, 'run', join(work, 'demo')], { env, encoding: 'utf8' });
       if (run.status !== 0) throw new Error(`micro run failed:\n${run.stdout}\n${run.stderr}`);
-      const asAdmin = bearer(new TokenSource(admin, new Client({ address, namespace: 'micro', preferLocal: false })));
-      const registry = new RemoteRegistry(platformClient(address, [asAdmin]));
+      const registry = new RemoteRegistry(platformClient(server.address, [server.asAdmin]));
       // services check their callers: call as the admin
-      const client = new Client({ registry, namespace: 'micro', preferLocal: false, middleware: [asAdmin] });
+      const client = new Client({ registry, namespace: 'micro', preferLocal: false, middleware: [server.asAdmin] });
       await until('demo answers', () => client.call('demo', 'Call', { name: 'bench' }));
       const runMs = performance.now() - t1;
       return { 'cold.server': serverMs, 'cold.run': runMs };
     } finally {
-      await stop(server);
-      rmSync(home, { recursive: true, force: true });
+      await server.stop();
     }
   }
 

@@ -50,7 +50,7 @@ export function procReadable(): boolean {
 }
 
 /** The first match of `pattern` in what the child prints (stdout and stderr), or an error with what it printed. */
-export function waitForLine(child: ChildProcess, pattern: RegExp, ms = 30_000): Promise<RegExpExecArray> {
+function waitForLine(child: ChildProcess, pattern: RegExp, ms: number): Promise<RegExpExecArray> {
   return new Promise((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => reject(new Error(`no line matching ${pattern} within ${ms} ms:\n${out}`)), ms);
