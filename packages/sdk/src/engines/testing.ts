@@ -92,29 +92,24 @@ export function freePort(): Promise<number> {
   });
 }
 
-export interface PrivateNats {
+/** An engine server of a test's own (see privateNats, privateRedis). */
+export interface PrivateServer {
   url: string;
-  /** kill -9 of the server (its store stays in its folder); resolves once it has exited */
+  /** kill -9 of the server (what it stores on disk stays); resolves once it has exited */
   kill(): Promise<void>;
-  /** starts it again on the same port and store, once it accepts connections */
+  /** starts it again on the same port (and store), once it accepts connections */
   start(): Promise<void>;
 }
 
 /**
- * A nats-server with JetStream of the test's own — on a free port, its store in a
- * temporary folder — for tests that must stop or restart NATS (the shared one must not
- * be). Killed and removed after the test. Needs `nats-server` (/usr/sbin/nats-server, as
- * on a machine with the NATS engine; MICRO_TEST_NATS_SERVER names another).
+ * Runs `bin args` on `port` of 127.0.0.1 for one test: started at once, ready when it
+ * accepts TCP connections (15 s at most), killed after the test (then `cleanup`).
  */
-export async function privateNats(t: { after(fn: () => unknown): void }): Promise<PrivateNats> {
-  const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), 'micro-nats-'));
-  const bin = process.env.MICRO_TEST_NATS_SERVER || '/usr/sbin/nats-server';
+async function privateServer(t: { after(fn: () => unknown): void }, bin: string, args: string[], port: number, url: string, cleanup: () => void = () => undefined): Promise<PrivateServer> {
   let child: ChildProcess | undefined;
   const start = async (): Promise<void> => {
-    child = spawn(bin, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], { stdio: 'ignore' });
+    child = spawn(bin, args, { stdio: 'ignore' });
     const deadline = Date.now() + 15_000;
-    // ready once it accepts TCP connections (JetStream answers from then on)
     for (;;) {
       const why = await new Promise<string | undefined>((resolve) => {
         const socket = tcpConnect({ host: '127.0.0.1', port });
@@ -132,7 +127,7 @@ export async function privateNats(t: { after(fn: () => unknown): void }): Promis
   };
   t.after(() => {
     child?.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
+    cleanup();
   });
   await start();
   const kill = (): Promise<void> => {
@@ -143,5 +138,30 @@ export async function privateNats(t: { after(fn: () => unknown): void }): Promis
       c.kill('SIGKILL');
     });
   };
-  return { url: `nats://127.0.0.1:${port}`, kill, start };
+  return { url, kill, start };
+}
+
+/**
+ * A nats-server with JetStream of the test's own — on a free port, its store in a
+ * temporary folder — for tests that must stop or restart NATS (the shared one must not
+ * be). Killed and removed after the test. Needs `nats-server` (/usr/sbin/nats-server, as
+ * on a machine with the NATS engine; MICRO_TEST_NATS_SERVER names another).
+ */
+export async function privateNats(t: { after(fn: () => unknown): void }): Promise<PrivateServer> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'micro-nats-'));
+  const bin = process.env.MICRO_TEST_NATS_SERVER || '/usr/sbin/nats-server';
+  return privateServer(t, bin, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], port, `nats://127.0.0.1:${port}`, () => rmSync(dir, { recursive: true, force: true }));
+}
+
+/** Where privateRedis finds redis-server (MICRO_TEST_REDIS_SERVER names another). */
+export const REDIS_SERVER_BIN = process.env.MICRO_TEST_REDIS_SERVER || '/usr/bin/redis-server';
+
+/**
+ * A redis-server of the test's own, on a free port, keeping nothing on disk, for tests
+ * that must stop or restart Redis. Killed after the test. Needs REDIS_SERVER_BIN.
+ */
+export async function privateRedis(t: { after(fn: () => unknown): void }): Promise<PrivateServer> {
+  const port = await freePort();
+  return privateServer(t, REDIS_SERVER_BIN, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], port, `redis://127.0.0.1:${port}`);
 }

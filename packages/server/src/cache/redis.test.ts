@@ -1,10 +1,9 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { MicroError, RemoteCache } from '@micro/sdk';
-import { cacheContract, engineUrl, freePort, testPrefix } from '@micro/sdk/testing';
+import { cacheContract, engineUrl, freePort, privateRedis, REDIS_SERVER_BIN, testPrefix } from '@micro/sdk/testing';
 import { ADMIN, silent, startPlatform } from '../config/testing.js';
 import type { CoreContext } from '../core.js';
 import { globEscape, RedisCache, redisCacheCoreService } from './redis.js';
@@ -150,14 +149,11 @@ describe('the redis cache', () => {
     );
   });
 
-  const REDIS_SERVER = '/usr/bin/redis-server';
-
-  test('redis lost while running: every call is a 503 naming the URL, over RPC too; calls succeed again once it is back', { skip: !existsSync(REDIS_SERVER) && 'no redis-server binary' }, async (t) => {
+  test('redis lost while running: every call is a 503 naming the URL, over RPC too; calls succeed again once it is back', { skip: !existsSync(REDIS_SERVER_BIN) && `no redis-server binary (${REDIS_SERVER_BIN})` }, async (t) => {
     // a redis-server of this test's own, to kill and restart
-    const port = await freePort();
-    const url = `redis://127.0.0.1:${port}`;
-    let server = await startRedis(port);
-    t.after(() => server.kill('SIGKILL'));
+    const server = await privateRedis(t);
+    const url = server.url;
+    const port = new URL(url).port;
     const core = await redisCacheCoreService({ redisUrl: url, prefix: 'micro' })(context);
     t.after(() => core.stop?.());
     const platform = await startPlatform([{ def: core.def, handlers: core.handlers }]);
@@ -165,8 +161,7 @@ describe('the redis cache', () => {
     const cache = new RemoteCache(await platform.clientFor(ADMIN));
     await cache.set('k', 'v');
     assert.equal(await cache.increment('n'), 1);
-    server.kill('SIGKILL');
-    await new Promise((r) => server.once('exit', r));
+    await server.kill();
     const unavailable = (err: unknown) => {
       assert.ok(err instanceof MicroError, String(err));
       assert.equal(err.code, 503, err.detail);
@@ -179,7 +174,7 @@ describe('the redis cache', () => {
     }
     // bad input is still a 400 (checked before Redis is asked)
     await assert.rejects(cache.set('', 1), (err) => err instanceof MicroError && err.code === 400);
-    server = await startRedis(port);
+    await server.start();
     // ioredis reconnects by itself; the cache serves again (a new server: empty, --save "")
     for (let i = 0; ; i++) {
       try {
@@ -194,22 +189,4 @@ describe('the redis cache', () => {
     assert.equal((await cache.get('k'))?.value, 'back');
     assert.equal(await cache.increment('n'), 1, 'scripts are loaded again on the new server');
   });
-
-  async function startRedis(port: number): Promise<ChildProcess> {
-    const child = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-    for (let i = 0; ; i++) {
-      const r = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
-      r.on('error', () => undefined);
-      try {
-        await r.connect();
-        await r.ping();
-        return child;
-      } catch {
-        if (i >= 100) throw new Error(`redis-server did not start on port ${port}`);
-        await new Promise((res) => setTimeout(res, 50));
-      } finally {
-        r.disconnect();
-      }
-    }
-  }
 });

@@ -1,12 +1,11 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { MicroError, RemoteEvents, eventsService, type Delivery, type EngineConsumer } from '@micro/sdk';
 import type { CoreContext } from '../core.js';
 import { eventsCoreService } from './index.js';
-import { engineUrl, eventsContract, testPrefix } from '@micro/sdk/testing';
+import { engineUrl, eventsContract, freePort, testPrefix } from '@micro/sdk/testing';
 import { JetStreamEvents, MIN_MAX_AGE, connectJetStreamEvents, durableOf, eventsCoreServiceFor } from './jetstream.js';
 import { parseAckSubject, type JetStreamConsumer } from './jetstream-consumer.js';
 import { ADMIN, silent, startEventsService } from './testing.js';
@@ -105,14 +104,6 @@ async function take(c: EngineConsumer): Promise<Delivery> {
   const r = await c.next();
   assert.equal(r.done, false);
   return r.value as Delivery;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 describe('events on JetStream', () => {

@@ -1,11 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
 import { createLogger, MemoryRegistry, type Account } from '@micro/sdk';
-import { engineUrl, testPrefix } from '@micro/sdk/testing';
+import { engineUrl, freePort, privateRedis, REDIS_SERVER_BIN, testPrefix } from '@micro/sdk/testing';
 import { openPgAuth } from '../auth/pg/index.js';
 import { relay } from '../postgres/testing.js';
 import { dropSchema, TEST_AUTH_KEY } from '../auth/testing.js';
@@ -102,24 +100,19 @@ test('redis down at start: a clear error naming the URL', async () => {
   );
 });
 
-const REDIS_SERVER = '/usr/bin/redis-server';
-
-test('redis lost while running: calls fall back to the node\'s own limits, counted; back to redis when it returns', { skip: !existsSync(REDIS_SERVER) && 'no redis-server binary' }, async (t) => {
+test('redis lost while running: calls fall back to the node\'s own limits, counted; back to redis when it returns', { skip: !existsSync(REDIS_SERVER_BIN) && `no redis-server binary (${REDIS_SERVER_BIN})` }, async (t) => {
   // a redis-server of this test's own, to kill and restart
-  const port = await freePort();
-  const url = `redis://127.0.0.1:${port}`;
-  let server = await startRedis(port);
-  t.after(() => server.kill('SIGKILL'));
+  const server = await privateRedis(t);
+  const url = server.url;
   const limiter = await RedisRateLimiter.connect({ url, prefix: 'micro', rate: 0.001, burst: 3 });
   t.after(() => limiter.close());
   assert.equal(await limiter.take('acct:a/x'), 0);
-  server.kill('SIGKILL');
-  await new Promise((r) => server.once('exit', r));
+  await server.kill();
   // no throw, no wait for a dead Redis: the node's own bucket (full, a new one) answers
   const during = [await limiter.take('acct:a/x'), await limiter.take('acct:a/x'), await limiter.take('acct:a/x'), await limiter.take('acct:a/x')];
   assert.deepEqual(during, [0, 0, 0, 1000]);
   assert.equal(limiter.fallbacks, 4);
-  server = await startRedis(port);
+  await server.start();
   // ioredis reconnects by itself; the limiter uses Redis again (a new server: a full bucket)
   for (let i = 0; ; i++) {
     const before: number = limiter.fallbacks;
@@ -138,35 +131,6 @@ test('redis lost while running: calls fall back to the node\'s own limits, count
     r.disconnect();
   }
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function startRedis(port: number): Promise<ChildProcess> {
-  const child = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  for (let i = 0; ; i++) {
-    const r = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
-    r.on('error', () => undefined);
-    try {
-      await r.connect();
-      await r.ping();
-      return child;
-    } catch {
-      if (i >= 100) throw new Error(`redis-server did not start on port ${port}`);
-      await new Promise((res) => setTimeout(res, 50));
-    } finally {
-      r.disconnect();
-    }
-  }
-}
 
 test('two gateways (two nodes): an API key made at one works at the other, and the rate limit is the platform\'s', async (t) => {
   const pgUrl = await engineUrl(t, 'postgres');

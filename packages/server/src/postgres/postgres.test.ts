@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
-import { createServer, type AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { MicroError } from '@micro/sdk';
-import { engineUrl, testPrefix } from '@micro/sdk/testing';
+import { engineUrl, freePort, testPrefix } from '@micro/sdk/testing';
 import { isConnectionError, latestVersion, migrate, openPostgres, SchemaVersionError, type Migration } from './index.js';
 import { relay, testPostgres } from './testing.js';
 
@@ -24,14 +23,6 @@ function otherPool(url: string, name: string): string {
   const u = new URL(url);
   u.searchParams.set('application_name', name);
   return u.toString();
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 test('migrate: creates the schema and the tables, records the version, runs each migration once', async (t) => {
