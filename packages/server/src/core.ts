@@ -61,3 +61,15 @@ export function guardedBroker(broker: Broker): Handlers<typeof brokerService> {
     Subscribe: (req, ctx) => h.Subscribe({ ...req, namespace: namespaceFor(ctx, req.namespace) }, ctx),
   };
 }
+
+/**
+ * A positive whole number from the environment (a core service's bound), or undefined when
+ * the variable is unset or empty; anything else stops the server with what to write.
+ */
+export function positiveFromEnv(name: string, what = 'integer'): number | undefined {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`${name} must be a positive ${what}, not "${raw}"`);
+  return n;
+}

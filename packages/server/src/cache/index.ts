@@ -1,5 +1,5 @@
 import { cacheService, MemoryCache, type MemoryCacheOptions } from '@micro/sdk';
-import type { CoreServiceFactory } from '../core.js';
+import { positiveFromEnv, type CoreServiceFactory } from '../core.js';
 import { cacheServiceHandlers } from './handlers.js';
 
 export { cacheServiceHandlers } from './handlers.js';
@@ -25,11 +25,3 @@ export function cacheCoreService(options: CacheServiceOptions = {}): CoreService
 
 /** The factory micro server hosts (see CORE_SERVICES). */
 export const cacheFactory: CoreServiceFactory = cacheCoreService();
-
-function positiveFromEnv(name: string): number | undefined {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return undefined;
-  const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, not "${raw}"`);
-  return n;
-}

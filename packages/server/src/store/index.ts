@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { privateDir } from '@micro/sdk';
-import type { CoreServiceFactory } from '../core.js';
+import { positiveFromEnv, type CoreServiceFactory } from '../core.js';
 import { FileBlobStore } from './blobs.js';
 import { storeServiceHandlers } from './handlers.js';
 import { storeService } from '@micro/sdk';
@@ -25,7 +25,7 @@ export interface StoreServiceOptions {
  */
 export function storeCoreService(options: StoreServiceOptions = {}): CoreServiceFactory {
   return (ctx) => {
-    const blobMaxSize = options.blobMaxSize ?? blobMaxSizeFromEnv();
+    const blobMaxSize = options.blobMaxSize ?? positiveFromEnv('MICRO_STORE_BLOB_MAX_SIZE', 'number of bytes');
     const store = new SqliteStore({ path: join(ctx.dataDir, 'store.db'), purgeInterval: options.purgeInterval });
     let blobs: FileBlobStore;
     try {
@@ -47,11 +47,3 @@ export function storeCoreService(options: StoreServiceOptions = {}): CoreService
 
 /** The factory micro server hosts (see CORE_SERVICES). */
 export const storeFactory: CoreServiceFactory = storeCoreService();
-
-function blobMaxSizeFromEnv(): number | undefined {
-  const raw = process.env.MICRO_STORE_BLOB_MAX_SIZE;
-  if (raw === undefined || raw === '') return undefined;
-  const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`MICRO_STORE_BLOB_MAX_SIZE must be a positive number of bytes, not "${raw}"`);
-  return n;
-}

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { BLOB_CHUNK_SIZE, errors, storeEngine as E, storeService, type BlobData, type BlobInfo, type BlobListOptions, type BlobOptions, type BlobStore, type Logger, type NatsProfile, type Store, type StoreDefaults, type StoreDeleteOptions as DeleteOptions, type StoreListOptions as ListOptions, type StoreMetadataValue as MetadataValue, type StoreNamesOptions as NamesOptions, type StoreReadOptions as ReadOptions, type StoreRecord, type StoreTablesOptions as TablesOptions, type StoreWriteOptions as WriteOptions } from '@micro/sdk';
-import type { CoreServiceFactory } from '../core.js';
+import { positiveFromEnv, type CoreServiceFactory } from '../core.js';
 import { migrate, openPostgres, statement, type Migration, type Postgres, type PostgresOptions } from '../postgres/index.js';
 import { storeServiceHandlers } from './handlers.js';
 
@@ -494,16 +494,8 @@ export function postgresStoreCoreService(profile: Pick<NatsProfile, 'postgresUrl
       prefix: profile.prefix,
       logger: options.logger ?? ctx.logger,
       purgeInterval: options.purgeInterval,
-      blobMaxSize: options.blobMaxSize ?? blobMaxSizeFromEnv(),
+      blobMaxSize: options.blobMaxSize ?? positiveFromEnv('MICRO_STORE_BLOB_MAX_SIZE', 'number of bytes'),
     });
     return { def: storeService, handlers: storeServiceHandlers(store, store.blobs), stop: () => store.close() };
   };
-}
-
-function blobMaxSizeFromEnv(): number | undefined {
-  const raw = process.env.MICRO_STORE_BLOB_MAX_SIZE;
-  if (raw === undefined || raw === '') return undefined;
-  const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`MICRO_STORE_BLOB_MAX_SIZE must be a positive number of bytes, not "${raw}"`);
-  return n;
 }

@@ -15,7 +15,7 @@ import {
   type TraceService,
 } from '@micro/sdk';
 import { namespaceFor } from '../auth/guard.js';
-import type { CoreServiceFactory } from '../core.js';
+import { positiveFromEnv, type CoreServiceFactory } from '../core.js';
 import { TraceStore, type TraceStoreOptions } from './store.js';
 
 export { TraceStore } from './store.js';
@@ -124,11 +124,3 @@ export function traceCoreService(options: TraceServiceOptions = {}): CoreService
 
 /** The factory micro server hosts (see CORE_SERVICES). */
 export const traceFactory: CoreServiceFactory = traceCoreService();
-
-function positiveFromEnv(name: string): number | undefined {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return undefined;
-  const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, not "${raw}"`);
-  return n;
-}
