@@ -75,6 +75,11 @@ export function sampleRoot(): boolean {
 export function sampledFlag(flags: string): boolean {
   return (parseInt(flags, 16) & 1) === 1;
 }
+
+/** The W3C traceparent of a span: version 00, its ids, flags 01 when sampled, else 00. */
+export function formatTraceparent(traceId: string, spanId: string, sampled: boolean): string {
+  return `00-${traceId}-${spanId}-${sampled ? '01' : '00'}`;
+}
 const EMPTY: Metadata = Object.freeze({}) as Metadata;
 
 /**
@@ -165,7 +170,7 @@ export class CallContext implements Context {
 
   traceparent(): string {
     const ids = this.traceIds;
-    return `00-${ids.traceId}-${ids.spanId}-${ids.sampled ? '01' : '00'}`;
+    return formatTraceparent(ids.traceId, ids.spanId, ids.sampled);
   }
 }
 

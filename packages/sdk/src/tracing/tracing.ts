@@ -3,7 +3,7 @@ import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, trace, type Attribu
 import { BasicTracerProvider, BatchSpanProcessor, SimpleSpanProcessor, type IdGenerator, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import type { Context, Metadata } from '../context/context.js';
-import { sampledFlag, sampleRoot, setRootSampler, validTraceparent } from '../context/context.js';
+import { formatTraceparent, sampledFlag, sampleRoot, setRootSampler, validTraceparent } from '../context/context.js';
 import type { ClientMiddleware } from '../client/client.js';
 import type { HandlerMiddleware } from '../service/router.js';
 import { newSpanId, newTraceId } from '../util/ids.js';
@@ -178,7 +178,7 @@ export class Tracing {
       return {
         traceId,
         spanId,
-        traceparent: () => `00-${traceId}-${spanId}-00`,
+        traceparent: () => formatTraceparent(traceId, spanId, false),
         parent: () => childOf(undefined, traceId, spanId, typeof service === 'string' ? service : undefined, false),
         end: () => undefined,
       };
@@ -187,7 +187,7 @@ export class Tracing {
     return {
       traceId,
       spanId,
-      traceparent: () => `00-${traceId}-${spanId}-01`,
+      traceparent: () => formatTraceparent(traceId, spanId, true),
       parent: () => childOf(undefined, traceId, spanId, typeof service === 'string' ? service : undefined),
       end: (err?: unknown) => {
         if (err === undefined) span.setStatus({ code: SpanStatusCode.OK });
@@ -257,7 +257,7 @@ export function childOf(parent: Context | undefined, traceId: string, spanId: st
     },
     remaining: () => parent?.remaining() ?? Infinity,
     sampled,
-    traceparent: () => `00-${traceId}-${spanId}-${sampled ? '01' : '00'}`,
+    traceparent: () => formatTraceparent(traceId, spanId, sampled),
   };
 }
 
