@@ -74,8 +74,9 @@ export function traceCoreService(options: TraceServiceOptions = {}): CoreService
     const otlp = endpoint ? new OTLPTraceExporter({ url: `${endpoint.replace(/\/+$/, '')}/v1/traces` }) : undefined;
     const sink: SpanSink = (namespace, spans) => {
       const kept = store.record(namespace, spans);
-      if (spans.length > 0) options.share?.publish(namespace, spans);
-      if (otlp && spans.length > 0) {
+      if (spans.length === 0) return kept;
+      options.share?.publish(namespace, spans);
+      if (otlp) {
         otlp.export(
           spans.map((s) => toReadableSpan(s, namespace)),
           (result) => {

@@ -14,7 +14,7 @@ const shared = z.object({ node: z.string().max(64), namespace: z.string().min(1)
  * Traces shared by the nodes of the nats profile on the subject `<prefix>.trace.spans`:
  * every node publishes what is recorded on it and keeps what the others publish (core
  * NATS, at most once: a node that was away misses those spans). Messages that are not
- * well-formed spans are dropped and counted.
+ * well-formed spans are dropped, each told to `onDropped` (micro server logs a warning).
  */
 export function natsTraceShare(nc: NatsConnection, prefix: string, onDropped: (why: string) => void = () => undefined): TraceShare {
   const subject = `${prefix}.trace.spans`;
@@ -29,15 +29,15 @@ export function natsTraceShare(nc: NatsConnection, prefix: string, onDropped: (w
       const sub = nc.subscribe(subject, {
         callback: (err, msg) => {
           if (err) return;
-          let parsed: z.infer<typeof shared>;
+          let data: unknown;
           try {
-            const result = shared.safeParse(msg.json());
-            if (!result.success) return onDropped(`malformed spans on ${subject}: ${result.error.issues[0]?.message ?? 'invalid'}`);
-            parsed = result.data;
+            data = msg.json();
           } catch {
             return onDropped(`a message on ${subject} that is not JSON`);
           }
-          if (parsed.node !== node) onSpans(parsed.namespace, parsed.spans as SpanRecord[]);
+          const result = shared.safeParse(data);
+          if (!result.success) return onDropped(`malformed spans on ${subject}: ${result.error.issues[0]?.message ?? 'invalid'}`);
+          if (result.data.node !== node) onSpans(result.data.namespace, result.data.spans as SpanRecord[]);
         },
       });
       return async () => {
