@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import { call } from './api';
-import { bytes, messageOf, ms, Problem, Section } from './ui';
+import { bytes, ms, Problem, Section, usePoll } from './ui';
 
 interface StatsEndpoint {
   service: string;
@@ -75,30 +75,13 @@ function seriesOf(history: Sample[], pick: (s: Stats) => StatsEndpoint[]): Map<s
 /** stats.Read every 2 s while the page is open, drawn as small charts per endpoint. */
 export function Metrics() {
   const [history, setHistory] = useState<Sample[]>([]);
-  const [error, setError] = useState<string>();
+  const read = usePoll(() => call<Stats>('stats', 'Read', {}), EVERY_MS);
+  // each new read joins the history (the last KEEP of them)
   useEffect(() => {
-    let live = true;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const tick = () => {
-      call<Stats>('stats', 'Read', {})
-        .then(
-          (stats) => {
-            if (!live) return;
-            setError(undefined);
-            setHistory((h) => [...h.slice(Math.max(0, h.length - KEEP + 1)), { t: Date.now(), stats }]);
-          },
-          (err: unknown) => live && setError(messageOf(err)),
-        )
-        .finally(() => {
-          if (live) timer = setTimeout(tick, EVERY_MS);
-        });
-    };
-    tick();
-    return () => {
-      live = false;
-      clearTimeout(timer);
-    };
-  }, []);
+    const { value: stats, at } = read;
+    if (stats && at !== undefined) setHistory((h) => [...h.slice(Math.max(0, h.length - KEEP + 1)), { t: at, stats }]);
+  }, [read.at]);
+  const error = read.error;
   const last = history[history.length - 1]?.stats;
   const from = history[0]?.t ?? 0;
   const to = history[history.length - 1]?.t ?? 0;
