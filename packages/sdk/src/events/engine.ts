@@ -865,9 +865,10 @@ class Member implements EngineConsumer {
   }
 }
 
-class EngineDelivery implements Delivery {
+/** A delivery of an engine's consumer (this engine's, or another's such as JetStream): acks and nacks go to it. */
+export class EngineDelivery implements Delivery {
   constructor(
-    private readonly member: Member,
+    private readonly member: Pick<EngineConsumer, 'ack' | 'nack'>,
     readonly id: string,
     readonly event: Event,
     readonly attempt: number,

@@ -21,7 +21,7 @@ export type {
 export { DEAD_LETTER, DEFAULTS as EVENTS_DEFAULTS, EVENTS_ERROR_ID, LIMITS as EVENTS_LIMITS, deadLetterTopic } from './events.js';
 // the input checks every engine shares, for the engines of micro server (JetStream)
 export * as eventChecks from './checks.js';
-export { EventsEngine } from './engine.js';
+export { EngineDelivery, EventsEngine } from './engine.js';
 export type { EngineConsumer, EngineOptions as EventsEngineOptions } from './engine.js';
 export type { EventStorage, GroupRecord, InflightRecord, StoredEvent, TopicRecord } from './storage.js';
 export { MemoryEvents, MemoryStorage } from './memory.js';

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createInbox, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
-import { EVENTS_ERROR_ID, EVENTS_LIMITS, MicroError, errors, eventChecks, type Delivery, type EngineConsumer, type Event, type Logger } from '@micro/sdk';
+import { EngineDelivery, EVENTS_ERROR_ID, EVENTS_LIMITS, MicroError, errors, eventChecks, type Delivery, type EngineConsumer, type Logger } from '@micro/sdk';
 import { natsError } from '@micro/sdk/nats';
 import type { StoredEvent, TopicStream } from './jetstream.js';
 import { storedOf, toEvent } from './jetstream.js';
@@ -325,7 +325,7 @@ export class JetStreamConsumer implements EngineConsumer {
   }
 
   /** The delivery for the user; none if its last attempt had failed already (then it goes to the dead letters). */
-  private handOut(a: Ahead): JetStreamDelivery | undefined {
+  private handOut(a: Ahead): EngineDelivery | undefined {
     const unseen = this.host.unseen.size > 0 ? (this.host.unseen.get(this.unseenKey(a.seq)) ?? 0) : 0;
     const attempt = Math.max(1, a.delivered - unseen);
     const now = Date.now();
@@ -352,7 +352,7 @@ export class JetStreamConsumer implements EngineConsumer {
     const deadline = now + this.settings.ackWait;
     const timer = setTimeout(() => this.expire(id), this.settings.ackWait);
     this.live.set(id, { id, reply: a.reply, attempt, deadline, stored, timer });
-    return new JetStreamDelivery(this, id, toEvent(this.topic, stored), attempt, deadline);
+    return new EngineDelivery(this, id, toEvent(this.topic, stored), attempt, deadline);
   }
 
   /** Gives back what waited too long for a read (an idle user): the group's other members may take it. */
@@ -614,23 +614,5 @@ export class JetStreamConsumer implements EngineConsumer {
     } catch {
       // the connection is closed already
     }
-  }
-}
-
-class JetStreamDelivery implements Delivery {
-  constructor(
-    private readonly member: JetStreamConsumer,
-    readonly id: string,
-    readonly event: Event,
-    readonly attempt: number,
-    readonly deadline: number,
-  ) {}
-
-  ack(): Promise<void> {
-    return this.member.ack(this.id);
-  }
-
-  nack(delay?: number, reason?: string): Promise<void> {
-    return this.member.nack(this.id, delay, reason);
   }
 }
