@@ -13,7 +13,9 @@ import {
   RpcServer,
   Service,
   TokenSource,
+  type Account,
   type Credentials,
+  type HandlerMiddleware,
   type TypedClient,
 } from '@micro/sdk';
 import { engineUrl, testPrefix } from '@micro/sdk/testing';
@@ -46,6 +48,17 @@ export interface AuthHarness<A extends AuthAccounts = Accounts, T extends AuthTo
 }
 
 export const silent = createLogger({ level: 'silent' });
+
+/**
+ * Handler middleware that makes every call come from `account`, as the server's guard does
+ * once auth has run: for tests of what a handler does for a caller, not of auth itself.
+ */
+export function actingAs(account: Account): HandlerMiddleware {
+  return (ctx, req, next) => {
+    (ctx as { account: Account | undefined }).account = account;
+    return next(req);
+  };
+}
 
 export async function startAuthHarness(options: { tokens?: TokensOptions } = {}): Promise<AuthHarness> {
   const home = mkdtempSync(join(tmpdir(), 'micro-auth-'));

@@ -20,11 +20,10 @@ import {
   runtime,
   type RuntimeProgress,
   type RuntimeService,
-  type Account,
-  type HandlerMiddleware,
 } from '@micro/sdk';
 import { LocalRuntime, type RuntimeOptions } from './local.js';
 import { runtimeHandlers } from './handlers.js';
+import { actingAs } from '../auth/testing.js';
 import type { LogLine } from './logs.js';
 
 /*
@@ -528,10 +527,7 @@ setInterval(() => {}, 1000);
 
   it('serves the runtime contract over RPC: progress streams, errors, logs', async () => {
     // served as micro server serves it, to an admin (the token check itself is tested with the server)
-    const asAdmin: HandlerMiddleware = (ctx, req, next) => {
-      (ctx as { account?: Account }).account = { id: 'admin', type: 'admin', issuer: 'micro', scopes: ['admin'] };
-      return next(req);
-    };
+    const asAdmin = actingAs({ id: 'admin', type: 'admin', issuer: 'micro', scopes: ['admin'] });
     const served = await new Service(runtime, runtimeHandlers(rt), { server: platform.server, namespace: 'micro', registry: new MemoryRegistry(), logger: silent, middleware: [asAdmin] }).start();
     const api = createClient(runtime, new Client({ address: platform.address, namespace: 'micro', preferLocal: false, timeout: 30_000 }));
     try {

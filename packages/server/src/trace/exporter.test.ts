@@ -8,14 +8,13 @@ import {
   endpoint,
   RemoteSpanExporter,
   Service,
-  toSpanRecord,
   traceService,
   z,
   type Account,
-  type SpanRecord,
   type Context,
 } from '@micro/sdk';
-import { silent } from '../auth/testing.js';
+import { actingAs, silent } from '../auth/testing.js';
+import { recordingExporter } from './testing.js';
 import { Gateway } from '../gateway/gateway.js';
 import { http } from '../gateway/testing.js';
 import { startAuthHarness } from '../auth/testing.js';
@@ -64,12 +63,7 @@ test('RemoteSpanExporter sends spans to the trace service, each in the namespace
     address: false,
     logger: silent,
     auth: false,
-    middleware: [
-      (ctx, req, next) => {
-        (ctx as { account: Account | undefined }).account = admin;
-        return next(req);
-      },
-    ],
+    middleware: [actingAs(admin)],
   });
   await trace.start();
   const tracing = enableTracing({ exporter: new RemoteSpanExporter(new Client({ namespace: 'micro' })), immediate: true });
@@ -101,17 +95,9 @@ test('RemoteSpanExporter sends spans to the trace service, each in the namespace
 });
 
 test("a core service's span (namespace micro) belongs to the caller's namespace", async () => {
-  const records: SpanRecord[] = [];
-  enableTracing({
-    immediate: true,
-    exporter: {
-      export: (spans, done) => {
-        records.push(...spans.map(toSpanRecord));
-        done({ code: 0 });
-      },
-      shutdown: () => Promise.resolve(),
-    },
-  });
+  const exporter = recordingExporter();
+  const records = exporter.records;
+  enableTracing({ immediate: true, exporter });
   try {
     const core = defineService({ name: 'corething', version: '1.0.0', endpoints: { Do: endpoint({ request: z.object({}), response: z.object({}) }) } });
     const tenant: Account = { id: 'alice', type: 'user', issuer: 'tenant-a', scopes: [] };
@@ -121,12 +107,7 @@ test("a core service's span (namespace micro) belongs to the caller's namespace"
       logger: silent,
       auth: false,
       // what the server's guard does: the account is known once auth has run
-      middleware: [
-        (ctx, req, next) => {
-          (ctx as { account: Account | undefined }).account = tenant;
-          return next(req);
-        },
-      ],
+      middleware: [actingAs(tenant)],
     });
     await svc.start();
     await new Client({ namespace: 'micro' }).call('corething', 'Do', {});

@@ -1,10 +1,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import { defineService, disableTracing, enableTracing, endpoint, Service, toSpanRecord, tracingRatioFromEnv, z, type SpanRecord } from '@micro/sdk';
+import { defineService, disableTracing, enableTracing, endpoint, Service, tracingRatioFromEnv, z } from '@micro/sdk';
 import { silent, startAuthHarness, type AuthHarness } from '../auth/testing.js';
 import { Gateway } from '../gateway/gateway.js';
 import { http } from '../gateway/testing.js';
+import { recordingExporter } from './testing.js';
 
 test('MICRO_TRACING: off, on, a share from 0 to 1; anything else says what to write', () => {
   assert.equal(tracingRatioFromEnv(undefined), undefined);
@@ -26,21 +26,12 @@ describe('sampling: a share of new traces, and what callers ask for', () => {
   let h: AuthHarness;
   let gw: Gateway;
   let svc: Service;
-  const spans: SpanRecord[] = [];
+  const exporter = recordingExporter();
+  const spans = exporter.records;
 
   before(async () => {
     // none of the new traces: only those whose caller sets the sampled flag
-    enableTracing({
-      ratio: 0,
-      immediate: true,
-      exporter: {
-        export: (batch: ReadableSpan[], done) => {
-          spans.push(...batch.map(toSpanRecord));
-          done({ code: 0 });
-        },
-        shutdown: () => Promise.resolve(),
-      },
-    });
+    enableTracing({ ratio: 0, immediate: true, exporter });
     h = await startAuthHarness();
     await h.authAs(h.admin).CreateRule({ id: 'public-sampled', namespace: 'micro', resource: 'service:sampled:*', scope: '', access: 'granted', priority: 1 });
     svc = new Service(greeter, { Hello: () => ({ ok: true }) }, { namespace: 'micro', registry: h.registry, logger: silent, auth: false });
