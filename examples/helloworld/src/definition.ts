@@ -14,6 +14,7 @@ export const helloworld = defineService({
       request: z.object({ name: z.string().min(1).max(256).describe('who to greet') }),
       response: z.object({ message: z.string() }),
       idempotent: true,
+      readonly: true,
     }),
     Stream: serverStream({
       description: 'Streams `messages` greetings',
@@ -22,6 +23,7 @@ export const helloworld = defineService({
         messages: z.number().int().min(1).max(10_000).describe('how many greetings to send'),
       }),
       response: z.object({ message: z.string() }),
+      readonly: true,
     }),
   },
 });

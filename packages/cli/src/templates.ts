@@ -73,6 +73,8 @@ export const ${v.ident} = defineService({
       request: z.object({ name: z.string().min(1).max(256).describe('who to greet') }),
       response: z.object({ message: z.string() }),
       idempotent: true,
+      // changes nothing: the API gateway lets GET reach it (other endpoints are POST only)
+      readonly: true,
     }),
     Stream: serverStream({
       description: 'Streams a greeting \`count\` times',
@@ -81,6 +83,7 @@ export const ${v.ident} = defineService({
         count: z.number().int().min(1).max(1000).describe('how many greetings'),
       }),
       response: z.object({ message: z.string(), index: z.number().int() }),
+      readonly: true,
     }),
   },
 });

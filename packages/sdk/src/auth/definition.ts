@@ -127,6 +127,7 @@ export const authApi = defineService({
       request: z.object({}),
       response: z.object({ keys: z.array(JwkSchema) }),
       idempotent: true,
+      readonly: true,
     }),
     RotateKeys: endpoint({
       description: 'Starts signing with a new key; the old one stays in the JWKS until its tokens expired (admins of micro)',
@@ -154,6 +155,7 @@ export const authApi = defineService({
       }),
       response: z.object({ accounts: z.array(AccountInfoSchema), next: z.string().optional() }),
       idempotent: true,
+      readonly: true,
     }),
     DeleteAccount: endpoint({
       description: 'Deletes an account with its secrets, API keys and sessions',
@@ -181,6 +183,7 @@ export const authApi = defineService({
       request: z.object({ namespace: Namespace }),
       response: z.object({ rules: z.array(RuleSchema.extend({ namespace: z.string() })) }),
       idempotent: true,
+      readonly: true,
     }),
     DeleteRule: endpoint({
       description: 'Deletes a rule',
@@ -203,6 +206,7 @@ export const authApi = defineService({
       request: z.object({ namespace: Namespace }),
       response: z.object({ keys: z.array(KeyInfoSchema) }),
       idempotent: true,
+      readonly: true,
     }),
     RevokeKey: endpoint({
       description: 'Revokes an API key (one\'s own, or any of the namespace for admins)',

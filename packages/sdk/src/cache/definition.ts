@@ -40,6 +40,7 @@ export const cacheService = defineService({
       request: z.object({ key: Key, namespace: Namespace }),
       response: z.object({ key: z.string(), value: z.unknown(), ttl: z.number().int().describe('whole seconds left (rounded up), 0 when it does not expire') }),
       idempotent: true,
+      readonly: true,
     }),
     Delete: endpoint({
       description: 'Deletes the key (deleting a missing one is not an error)',
@@ -66,6 +67,7 @@ export const cacheService = defineService({
       }),
       response: z.object({ keys: z.array(z.string()) }),
       idempotent: true,
+      readonly: true,
     }),
   },
 });

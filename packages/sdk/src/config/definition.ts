@@ -33,6 +33,7 @@ export const configService = defineService({
       }),
       response: z.object({ found: z.boolean().describe('whether anything is at the path'), value: z.unknown().optional() }),
       idempotent: true,
+      readonly: true,
     }),
     Set: endpoint({
       description: 'Merges a value in at a path (durable when it returns)',
@@ -58,6 +59,7 @@ export const configService = defineService({
         changed: z.string(),
         version: z.number().int(),
       }),
+      readonly: true,
     }),
   },
 });

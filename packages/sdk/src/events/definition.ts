@@ -143,18 +143,21 @@ export const eventsService = defineService({
         last: z.number().int(),
       }),
       idempotent: true,
+      readonly: true,
     }),
     Topics: endpoint({
       description: 'The topics of the namespace with their counts and offsets',
       request: z.object({ namespace: Namespace }),
       response: z.object({ topics: z.array(TopicInfoSchema) }),
       idempotent: true,
+      readonly: true,
     }),
     Groups: endpoint({
       description: 'The consumer groups of a topic with their positions',
       request: z.object({ topic: Topic, namespace: Namespace }),
       response: z.object({ groups: z.array(GroupInfoSchema) }),
       idempotent: true,
+      readonly: true,
     }),
     DeleteGroup: endpoint({
       description: 'Forgets a consumer group (refused while it has consumers)',

@@ -45,12 +45,14 @@ export const statsService = defineService({
       request: z.object({ namespace: Namespace }),
       response: StatsReadResponse,
       idempotent: true,
+      readonly: true,
     }),
     Prometheus: endpoint({
       description: 'The figures of a namespace in the Prometheus text format (as GET /metrics)',
       request: z.object({ namespace: Namespace }),
       response: z.object({ text: z.string() }),
       idempotent: true,
+      readonly: true,
     }),
   },
 });

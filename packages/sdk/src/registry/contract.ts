@@ -36,6 +36,17 @@ export function registryContract(name: string, make: () => Promise<{ registry: R
         ]);
       }));
 
+    test('keeps what an endpoint says of itself (the gateway lets GET reach read-only ones only)', () =>
+      withRegistry(async (r) => {
+        const endpoints = [
+          { name: 'Read', kind: 'unary' as const, request: { type: 'object' }, response: { type: 'object' }, idempotent: true, readonly: true, description: 'a read' },
+          { name: 'Write', kind: 'unary' as const, request: { type: 'object' }, response: { type: 'object' }, readonly: false },
+        ];
+        await r.register(svc('books', '1.0.0', ['a'], { endpoints }));
+        assert.deepEqual((await r.getService('books'))[0]?.endpoints, endpoints);
+        await assert.rejects(r.register(svc('books', '1.0.0', ['a'], { endpoints: [{ ...endpoints[1], readonly: 'yes' } as never] })), isBadRequest(/service\.endpoints\[0\]\.readonly must be a boolean/));
+      }));
+
     test('keeps versions apart and lists every version of every service', () =>
       withRegistry(async (r) => {
         await r.register(svc('greeter', '1', ['a']));

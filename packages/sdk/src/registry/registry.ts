@@ -23,6 +23,8 @@ export interface EndpointRecord {
   description?: string;
   /** safe to retry after the request reached the server */
   idempotent?: boolean;
+  /** changes nothing: the API gateway lets GET reach it (other endpoints are POST only) */
+  readonly?: boolean;
   metadata?: Record<string, string>;
 }
 

@@ -17,6 +17,7 @@ const Endpoint = z.object({
   response: z.record(z.string(), z.unknown()),
   description: z.string().optional(),
   idempotent: z.boolean().optional(),
+  readonly: z.boolean().optional(),
   metadata: Metadata.optional(),
 });
 const Node = z.object({ id: z.string(), address: z.string(), metadata: Metadata.optional() });
@@ -46,11 +47,13 @@ export const registryService = defineService({
       request: z.object({ name: z.string().min(1).max(255), namespace: Namespace }),
       response: z.object({ services: z.array(ServiceRecordSchema) }),
       idempotent: true,
+      readonly: true,
     }),
-    ListServices: endpoint({ request: z.object({ namespace: Namespace }), response: z.object({ services: z.array(ServiceRecordSchema) }), idempotent: true }),
+    ListServices: endpoint({ request: z.object({ namespace: Namespace }), response: z.object({ services: z.array(ServiceRecordSchema) }), idempotent: true, readonly: true }),
     Watch: serverStream({
       request: z.object({ namespace: Namespace, service: z.string().max(255).optional() }),
       response: z.object({ type: z.enum(['create', 'update', 'delete']), namespace: z.string(), service: ServiceRecordSchema }),
+      readonly: true,
     }),
   },
 });

@@ -121,6 +121,10 @@ function checkEndpoint(value: unknown, field: string): EndpointRecord {
     if (typeof value.idempotent !== 'boolean') throw bad(`${field}.idempotent must be a boolean`);
     out.idempotent = value.idempotent;
   }
+  if (value.readonly !== undefined) {
+    if (typeof value.readonly !== 'boolean') throw bad(`${field}.readonly must be a boolean`);
+    out.readonly = value.readonly;
+  }
   const metadata = checkMetadata(value.metadata, `${field}.metadata`);
   if (metadata) out.metadata = metadata;
   return out;

@@ -81,6 +81,7 @@ export const runtime = defineService({
       request: z.object({ name: NAME.optional(), namespace: z.string().max(255).optional() }),
       response: z.object({ services: z.array(RuntimeService) }),
       idempotent: true,
+      readonly: true,
     }),
     Update: serverStream({
       description: 'Rebuilds a service from its source and replaces its instances one by one (micro update), streaming progress',
@@ -112,6 +113,7 @@ export const runtime = defineService({
         level: z.enum(LOG_LEVELS).optional().describe('the level of a JSON log line'),
         traceId: z.string().optional().describe('the trace of a line logged within a call'),
       }),
+      readonly: true,
     }),
   },
 });

@@ -24,6 +24,12 @@ export interface EndpointOptions<Req extends z.ZodType, Res extends z.ZodType> {
   description?: string;
   /** the call may be retried after it reached the server (reads, upserts) */
   idempotent?: boolean;
+  /**
+   * the call changes nothing (a pure read): the API gateway lets `GET` (query parameters,
+   * server-sent events) reach it; every other endpoint is `POST` only, so that a link, an
+   * image or a form of another site cannot change anything (default false)
+   */
+  readonly?: boolean;
   metadata?: Record<string, string>;
 }
 
@@ -33,6 +39,7 @@ export interface EndpointDef<Req extends z.ZodType = z.ZodType, Res extends z.Zo
   readonly response: Res;
   readonly description?: string;
   readonly idempotent: boolean;
+  readonly readonly: boolean;
   readonly metadata?: Record<string, string>;
 }
 
@@ -49,6 +56,7 @@ function make<K extends StreamKind>(kind: K) {
       response: options.response,
       description: options.description,
       idempotent: options.idempotent ?? false,
+      readonly: options.readonly ?? false,
       metadata: options.metadata,
     });
   };
@@ -122,6 +130,7 @@ export function endpointRecord(name: string, def: AnyEndpointDef): EndpointRecor
   };
   if (def.description) record.description = def.description;
   if (def.idempotent) record.idempotent = true;
+  if (def.readonly) record.readonly = true;
   if (def.metadata) record.metadata = def.metadata;
   return record;
 }

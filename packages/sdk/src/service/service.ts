@@ -71,6 +71,7 @@ const healthEndpoint = endpoint({
   response: healthResponse,
   description: 'health of this instance',
   idempotent: true,
+  readonly: true,
 });
 
 // metrics (issue 7): every service answers Debug.Metrics with its families (metrics/)
@@ -79,6 +80,7 @@ const metricsEndpoint = endpoint({
   response: metricsResponseSchema,
   description: 'calls, errors and latency per endpoint, and process figures, of this instance',
   idempotent: true,
+  readonly: true,
 });
 
 export type ServiceState = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';

@@ -64,6 +64,7 @@ export const storeService = defineService({
       }),
       response: z.object({ records: z.array(StoreRecordSchema), more: z.boolean().optional().describe('cut to fit one answer: read again after the last key') }),
       idempotent: true,
+      readonly: true,
     }),
     Write: endpoint({
       description: 'Creates or replaces a record; durable once answered',
@@ -95,18 +96,21 @@ export const storeService = defineService({
       }),
       response: z.object({ keys: z.array(z.string()), more: z.boolean().optional().describe('cut to fit one answer: list again after the last key') }),
       idempotent: true,
+      readonly: true,
     }),
     Databases: endpoint({
       description: 'The databases of the namespace that hold records',
       request: z.object({ namespace: Namespace, limit: Limit, offset: Offset }),
       response: z.object({ databases: z.array(z.string()) }),
       idempotent: true,
+      readonly: true,
     }),
     Tables: endpoint({
       description: 'The tables of a database that hold records',
       request: z.object({ namespace: Namespace, database: Database, limit: Limit, offset: Offset }),
       response: z.object({ tables: z.array(z.string()) }),
       idempotent: true,
+      readonly: true,
     }),
     'Blob.Put': clientStream({
       description: 'Stores a blob sent as a stream: the first message names the key, every message may carry a base64 chunk of at most 64 KiB',
@@ -121,6 +125,7 @@ export const storeService = defineService({
       description: 'A blob as a stream of base64 chunks of at most 64 KiB',
       request: z.object({ key: Key, namespace: Namespace }),
       response: z.object({ data: z.string() }),
+      readonly: true,
     }),
     'Blob.Delete': endpoint({
       request: z.object({ key: Key, namespace: Namespace }),
@@ -131,6 +136,7 @@ export const storeService = defineService({
       request: z.object({ prefix: Key.optional(), after: Key.optional(), limit: Limit, offset: Offset, namespace: Namespace }),
       response: z.object({ blobs: z.array(BlobInfoSchema), more: z.boolean().optional() }),
       idempotent: true,
+      readonly: true,
     }),
   },
 });

@@ -54,6 +54,7 @@ export const syncService = defineService({
       request: z.object({ name: Name, namespace: Namespace }),
       response: z.object({ lock: LockInfo.optional().describe('absent when the lock is free') }),
       idempotent: true,
+      readonly: true,
     }),
     List: endpoint({
       description: 'The locks held now, by name',
@@ -64,6 +65,7 @@ export const syncService = defineService({
       }),
       response: z.object({ locks: z.array(LockInfo) }),
       idempotent: true,
+      readonly: true,
     }),
   },
 });

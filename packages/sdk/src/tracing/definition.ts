@@ -68,6 +68,7 @@ export const traceService = defineService({
       request: z.object({ traceId: TraceId, namespace: Namespace }),
       response: z.object({ traceId: z.string(), spans: z.array(spanRecord) }),
       idempotent: true,
+      readonly: true,
     }),
     List: endpoint({
       description: 'The most recent traces, newest first',
@@ -80,6 +81,7 @@ export const traceService = defineService({
         dropped: z.number().int().describe('traces dropped from this namespace (oldest first) since the server started'),
       }),
       idempotent: true,
+      readonly: true,
     }),
   },
 });
