@@ -109,10 +109,10 @@ describe('dashboard files at /dashboard/', () => {
     const off = await http(offUrl, 'GET', '/dashboard/');
     assert.equal(off.status, 404);
     assert.match((off.json as { detail: string }).detail, /the API is under \/v1/);
-    // the API is untouched beside it
+    // the API is untouched beside it (a caller without credentials learns nothing of what is there)
     const api = await http(url, 'POST', '/v1/nothing/Call', { headers: { 'content-type': 'application/json' }, body: '{}' });
-    assert.equal(api.status, 404, api.body);
-    assert.match((api.json as { detail: string }).detail, /service nothing not found/);
+    assert.equal(api.status, 401, api.body);
+    assert.match((api.json as { detail: string }).detail, /credentials required/);
   });
 
   test('the default folder is the built @micro/web package', () => {

@@ -13,13 +13,14 @@ const greeter = defineService({
   name: 'greeter',
   version: '1.0.0',
   endpoints: {
-    Call: endpoint({ request: z.object({ name: z.string(), times: z.number().int().optional(), loud: z.boolean().optional() }), response: z.object({ message: z.string(), who: z.string().nullable() }) }),
-    'Greeter.Hello': endpoint({ request: z.object({ name: z.string() }), response: z.object({ message: z.string() }) }),
+    Call: endpoint({ request: z.object({ name: z.string(), times: z.number().int().optional(), loud: z.boolean().optional() }), response: z.object({ message: z.string(), who: z.string().nullable() }), readonly: true }),
+    'Greeter.Hello': endpoint({ request: z.object({ name: z.string() }), response: z.object({ message: z.string() }), readonly: true }),
     Public: endpoint({ request: z.object({}), response: z.object({ ok: z.boolean(), who: z.string().nullable() }) }),
     Secret: endpoint({ request: z.object({}), response: z.object({ ok: z.boolean() }) }),
     Slow: endpoint({ request: z.object({ ms: z.number() }), response: z.object({ ok: z.boolean() }) }),
-    Nested: endpoint({ request: z.object({ a: z.object({ b: z.string() }) }), response: z.object({ b: z.string() }) }),
+    Nested: endpoint({ request: z.object({ a: z.object({ b: z.string() }) }), response: z.object({ b: z.string() }), readonly: true }),
     Stream: serverStream({ request: z.object({ n: z.number() }), response: z.object({ i: z.number() }) }),
+    Bump: endpoint({ request: z.object({}), response: z.object({ n: z.number() }) }),
   },
 });
 
@@ -45,6 +46,7 @@ describe('API gateway', () => {
   let adminToken: string;
   let aliceKey: string;
   let lookups = 0;
+  let bumps = 0;
   const gateways: Gateway[] = [];
 
   const start = async (options: Partial<GatewayOptions>): Promise<Gateway> => {
@@ -93,6 +95,7 @@ describe('API gateway', () => {
         async *Stream({ n }) {
           for (let i = 0; i < n; i++) yield { i };
         },
+        Bump: () => ({ n: ++bumps }),
       },
       { namespace: 'tenant-a', registry: h.registry, logger: silent, auth: new ServiceAuth({ address: h.address, credentials: creds, refreshInterval: 0 }) },
     );
@@ -295,8 +298,48 @@ describe('API gateway', () => {
     assert.deepEqual(Object.keys(doc.paths['/v1/greeter/Call']?.post?.requestBody.content['application/json']?.schema.properties ?? {}).sort(), ['loud', 'name', 'times']);
     assert.ok(doc.components.schemas.Error);
     assert.equal(doc.components.securitySchemes.bearer.scheme, 'bearer');
-    const anonymous = (await http(url, 'GET', '/openapi.json', { headers: { 'micro-namespace': 'tenant-a' } })).json as { paths: object };
-    assert.deepEqual(Object.keys(anonymous.paths), ['/v1/greeter/Public']);
+    // what a namespace holds, public endpoints included, is not for strangers
+    assertError(await http(url, 'GET', '/openapi.json', { headers: { 'micro-namespace': 'tenant-a' } }), 401, /credentials required/);
+  });
+
+  test('without credentials, an existing private endpoint, an unknown service and an unknown endpoint answer byte for byte the same', async () => {
+    const answer = async (method: string, path: string, body?: string, namespace = 'tenant-a') => {
+      const res = await raw(url, `${method} ${path} HTTP/1.1\r\nhost: gw\r\nmicro-namespace: ${namespace}\r\n${body === undefined ? '' : `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n`}\r\n${body ?? ''}`);
+      // the whole answer but its date
+      return res.text.replace(/\r\ndate: [^\r]*/i, '');
+    };
+    for (const [method, query, body] of [['POST', '', '{"name":"x"}'], ['POST', '', undefined], ['GET', '?name=x', undefined]] as const) {
+      const existing = await answer(method, `/v1/greeter/Call${query}`, body);
+      const denied = await answer(method, `/v1/greeter/Secret${query}`, body);
+      const noService = await answer(method, `/v1/nope/Call${query}`, body);
+      const noEndpoint = await answer(method, `/v1/greeter/Nope${query}`, body);
+      assert.match(existing, /^HTTP\/1\.1 401 Unauthorized\r\n/);
+      assert.match(existing, /\{"id":"gateway","code":401,"detail":"credentials required: send an access token or API key as Authorization: Bearer <token>","status":"Unauthorized"\}$/);
+      assert.equal(denied, existing, `${method} greeter/Secret`);
+      assert.equal(noService, existing, `${method} nope/Call`);
+      assert.equal(noEndpoint, existing, `${method} greeter/Nope`);
+      // nor does a namespace that does not exist
+      assert.equal(await answer(method, `/v1/greeter/Call${query}`, body, 'nobody-here'), existing);
+    }
+    // the same twice in a row: the second, served from the gateway's caches, says no more
+    assert.equal(await answer('POST', '/v1/nope/Call', '{}'), await answer('POST', '/v1/greeter/Call', '{}'));
+    // with credentials one may learn what is missing in one's own namespace
+    assertError(await post('/v1/nope/Call', {}, bearer(aliceToken)), 404);
+    // what public rules open still answers without credentials
+    assert.deepEqual((await post('/v1/greeter/Public', {}, { 'micro-namespace': 'tenant-a' })).json, { ok: true, who: null });
+  });
+
+  test('GET reaches read-only endpoints only: anything else is a 405 with Allow: POST, and the handler never runs', async () => {
+    const before = bumps;
+    const res = await http(url, 'GET', '/v1/greeter/Bump', { headers: bearer(aliceToken) });
+    assertError(res, 405, /^greeter\.Bump is not read-only: GET reaches only read-only endpoints; POST the request as JSON$/);
+    assert.equal(res.headers.allow, 'POST');
+    assertError(await http(url, 'GET', '/v1/greeter/Bump', { headers: { cookie: `micro-token=${aliceToken}`, 'sec-fetch-site': 'same-origin' } }), 405);
+    assertError(await http(url, 'GET', '/v1/greeter/Bump', { headers: { ...bearer(adminToken), 'micro-namespace': 'tenant-a' } }), 405);
+    assert.equal(bumps, before, 'Bump did not run');
+    assert.deepEqual((await post('/v1/greeter/Bump', {}, bearer(aliceToken))).json, { n: before + 1 });
+    assert.equal((await http(url, 'GET', '/v1/greeter/Call?name=r', { headers: bearer(aliceToken) })).status, 200);
+    assert.equal((await http(url, 'HEAD', '/v1/greeter/Call', { headers: bearer(aliceToken) })).status, 405);
   });
 
   test('fuzz: whatever the path, headers and body, a well-formed JSON answer, and it keeps serving', async () => {

@@ -35,7 +35,7 @@ export interface GatewayOptions {
   logger?: Logger;
   /** services of namespace `micro` that guard themselves (the core services): no rules at the gateway */
   selfGuarded?: Iterable<string>;
-  /** endpoints of those services that take no credentials (`{ auth: ['Token', …] }`): public in /openapi.json */
+  /** endpoints of those services that take no credentials (`{ auth: ['Token', …] }`): the only ones of them anonymous callers reach; public in /openapi.json */
   publicEndpoints?: Record<string, readonly string[]>;
   /** the largest request body, bytes (default 1 MiB) */
   maxBodyBytes?: number;
@@ -47,7 +47,7 @@ export interface GatewayOptions {
   rateLimit?: RateLimitOptions | false;
   /** the limiter to use instead of an in-memory one (e.g. RedisRateLimiter, shared by the nodes); rateLimit false still turns limits off */
   limiter?: Limiter;
-  /** origins allowed by CORS (`*` for any); default none: no CORS headers */
+  /** origins allowed by CORS (`*` for any); default none: no CORS headers. Listed origins (not `*`) may also use the micro-token cookie */
   corsOrigins?: string[];
   /** ms to receive the headers of a request (default 10,000) */
   headersTimeout?: number;
@@ -96,7 +96,8 @@ export function parseGatewayAddress(address: string): { host: string; port: numb
 /**
  * The HTTP/JSON API gateway: `POST /v1/{service}/{endpoint}` calls an endpoint of the
  * caller's namespace through the SDK client, with the caller's token; `GET` takes the
- * fields of flat requests as query parameters; `GET /openapi.json` describes the
+ * fields of flat requests of read-only endpoints as query parameters (no other endpoint
+ * answers a GET: a link of any site is a GET); `GET /openapi.json` describes the
  * namespace. Authentication, rules, limits and errors are applied here at the edge; the
  * service checks the token and its rules again where the call is served.
  */
@@ -265,7 +266,8 @@ export class Gateway {
       throw errors.NotFound(ID, 'not found: the API is under /v1/{service}/{endpoint}; see /openapi.json');
     }
     const [service, endpoint] = this.route(path);
-    if (req.method !== 'POST' && req.method !== 'GET') return this.notAllowed(req, res, 'GET, POST');
+    const get = req.method === 'GET';
+    if (req.method !== 'POST' && !get) return this.notAllowed(req, res, 'GET, POST');
     // a body announced too large is refused before a byte of it is read
     const length = req.headers['content-length'];
     if (length !== undefined && Number(length) > this.maxBody) throw errors.PayloadTooLarge(ID, `the request body is ${length} bytes; the most is ${this.maxBody}`);
@@ -274,9 +276,13 @@ export class Gateway {
     const started = stats ? performance.now() : 0;
     const { call, key, namespace } = await this.resolve(req, service, endpoint);
     const ep = call.endpoint;
-    if (ep.kind !== 'unary') {
-      if (req.method === 'GET' && ep.kind === 'server' && wantsEventStream(req)) {
-        const request = queryRequest(query, ep, service);
+    if (ep.kind === 'client' || ep.kind === 'bidi') throw errors.NotImplemented(service, `${service}.${ep.name} is a ${ep.kind} stream: open it as a WebSocket on this path`);
+    // a link, an image or a top-level navigation of any site is a GET: it reaches only what changes nothing
+    if (get && ep.readonly !== true) return this.notAllowed(req, res, 'POST', `${service}.${ep.name} is not read-only: GET reaches only read-only endpoints; ${ep.kind === 'server' ? 'POST the request as JSON with Accept: text/event-stream, or open a WebSocket' : 'POST the request as JSON'}`);
+    if (ep.kind === 'server') {
+      if (wantsEventStream(req)) {
+        let request: unknown = get ? queryRequest(query, ep, service) : this.body(req, service);
+        if (request instanceof Promise) request = await request;
         const release = this.acquire(key);
         const end = () => res.destroy();
         this.streamClosers.add(end);
@@ -286,12 +292,11 @@ export class Gateway {
         });
         return serveEventStream(req, res, call, request, this.streamLimits);
       }
-      const how = ep.kind === 'server' ? 'open it as a WebSocket on this path, or GET it with Accept: text/event-stream' : 'open it as a WebSocket on this path';
-      throw errors.NotImplemented(service, `${service}.${ep.name} is a ${ep.kind} stream: ${how}`);
+      throw errors.NotImplemented(service, `${service}.${ep.name} is a server stream: open it as a WebSocket on this path, or ${get ? 'GET' : 'POST'} it with Accept: text/event-stream`);
     }
 
     let request: unknown;
-    if (req.method === 'GET') request = queryRequest(query, ep, service);
+    if (get) request = queryRequest(query, ep, service);
     else {
       request = this.body(req, service);
       if (request instanceof Promise) request = await request;
@@ -350,10 +355,18 @@ export class Gateway {
     // every namespace themselves (they act in the caller's, from its token): a tenant's
     // call of one is routed there; their names are reserved for that
     const home = this.selfGuarded.has(service) ? 'micro' : namespace;
-    const ep = findEndpoint(this.cachedEndpoints(service, home) ?? (await this.endpointsOf(service, home)), endpoint);
-    if (!ep) throw errors.NotFound(service, `endpoint ${endpoint} of service ${service} not found`);
-    if (!this.rulesFresh(home)) await this.loadRules(home);
-    this.authorize(service, ep.name, home, account, ep);
+    let ep: EndpointRecord | undefined;
+    try {
+      ep = findEndpoint(this.cachedEndpoints(service, home) ?? (await this.endpointsOf(service, home)), endpoint);
+      if (!ep) throw errors.NotFound(service, `endpoint ${endpoint} of service ${service} not found`);
+      if (!this.rulesFresh(home)) await this.loadRules(home);
+      this.authorize(service, ep.name, home, account, ep);
+    } catch (err) {
+      // without credentials, a service that does not exist, an endpoint that does not and
+      // one no public rule opens get the same answer: a stranger learns nothing of the namespace
+      if (!account && isMicroError(err) && (err.code === 404 || err.code === 401)) throw credentialsRequired();
+      throw err;
+    }
     const token = account ? await this.forwardToken(req, account) : undefined;
     const metadata: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
     return { call: { service, endpoint: ep, client: this.client(home), metadata, timeout: this.timeout }, key, namespace };
@@ -421,11 +434,7 @@ export class Gateway {
     if (req.method !== 'GET') throw errors.MethodNotAllowed(ID, 'a WebSocket is opened with GET');
     if (String(req.headers.upgrade ?? '').toLowerCase() !== 'websocket') throw errors.BadRequest(ID, 'only Upgrade: websocket is supported');
     if (q >= 0 && q < url.length - 1) throw errors.BadRequest(service, 'a WebSocket stream takes its requests as messages, not query parameters');
-    // a page of another origin must not ride on the cookie (cross-site WebSocket hijacking)
-    const origin = req.headers.origin;
-    if (origin && !this.cors.has(origin) && !this.cors.has('*') && req.headers.authorization === undefined && protocolToken(req) === undefined && this.credential(req) !== undefined) {
-      throw errors.Forbidden(ID, 'the micro-token cookie is not accepted from this origin: send the token as the micro-token.<token> subprotocol');
-    }
+    // the cookie is checked for its origin in authenticate (cross-site WebSocket hijacking)
     const { call, key } = await this.resolve(req, service, endpoint);
     const release = this.acquire(key);
     socket.once('close', release);
@@ -466,9 +475,9 @@ export class Gateway {
     else socket.destroy();
   }
 
-  private notAllowed(req: IncomingMessage, res: ServerResponse, allow: string): void {
+  private notAllowed(req: IncomingMessage, res: ServerResponse, allow: string, detail?: string): void {
     res.setHeader('allow', allow);
-    this.fail(req, res, errors.MethodNotAllowed(ID, `method ${String(req.method).slice(0, 16)} is not allowed here; use ${allow}`), ID);
+    this.fail(req, res, errors.MethodNotAllowed(ID, detail ?? `method ${String(req.method).slice(0, 16)} is not allowed here; use ${allow}`), ID);
   }
 
   /** The caller's credentials: Authorization Bearer (token or API key) or the micro-token cookie; undefined without. */
@@ -477,16 +486,41 @@ export class Gateway {
     if (header !== undefined) return bearerToken(header, ID);
     const fromProtocol = protocolToken(req);
     if (fromProtocol !== undefined) return fromProtocol;
-    const cookie = req.headers.cookie;
-    if (!cookie) return undefined;
-    for (const part of cookie.split(';')) {
-      const eq = part.indexOf('=');
-      if (eq > 0 && part.slice(0, eq).trim() === 'micro-token') return decodeCookie(part.slice(eq + 1).trim());
+    return cookieToken(req);
+  }
+
+  /**
+   * Why the micro-token cookie of this request is refused, or undefined when it may be
+   * used. A browser sends the cookie with whatever any site makes it request, so it counts
+   * only on requests the gateway's own pages made: see "Cookies and CSRF" in the README.
+   */
+  private cookieRefusal(req: IncomingMessage): string | undefined {
+    const origin = req.headers.origin;
+    const site = req.headers['sec-fetch-site'];
+    const websocket = String(req.headers.upgrade ?? '').toLowerCase() === 'websocket';
+    const get = (req.method === 'GET' || req.method === 'HEAD') && !websocket;
+    const trusted = origin !== undefined && (origin === ownOrigin(req) || this.cors.has(origin));
+    if (origin !== undefined && !trusted) return `from origin ${JSON.stringify(origin.slice(0, 100))}`;
+    if (site !== undefined) {
+      if (site === 'same-origin' || trusted) return undefined;
+      // typed in the address bar or opened from a bookmark: a plain GET, which reaches read-only endpoints only
+      if (site === 'none' && get) return undefined;
+      return `on a request that Sec-Fetch-Site calls ${JSON.stringify(String(site).slice(0, 32))}`;
     }
-    return undefined;
+    if (trusted) return undefined;
+    // neither header: not a browser of today; what an old browser can be made to send
+    // without them is a GET (read-only endpoints only) or a form (never application/json)
+    if (websocket) return 'on a WebSocket without an Origin';
+    if (get) return undefined;
+    if (req.method === 'POST' && JSON_TYPE.test(String(req.headers['content-type'] ?? ''))) return undefined;
+    return 'on a request without Origin that is neither a GET nor a POST of application/json';
   }
 
   private async authenticate(req: IncomingMessage): Promise<Account | undefined> {
+    if (req.headers.authorization === undefined && protocolToken(req) === undefined && cookieToken(req) !== undefined) {
+      const why = this.cookieRefusal(req);
+      if (why !== undefined) throw errors.Forbidden(ID, `the micro-token cookie is not accepted ${why}: the gateway takes it only from its own pages; send the token as Authorization: Bearer <token>`);
+    }
     let credential: string | undefined;
     try {
       credential = this.credential(req);
@@ -573,7 +607,12 @@ export class Gateway {
   /** The namespace's rules, as the service will apply them (core services guard themselves). */
   private authorize(service: string, endpoint: string, namespace: string, account: Account | undefined, ep?: EndpointRecord): void {
     if (isPlatformAdmin(account)) return;
-    if (namespace === 'micro' && this.selfGuarded.has(service)) return;
+    if (namespace === 'micro' && this.selfGuarded.has(service)) {
+      // they check callers themselves; anonymous ones reach only their public endpoints,
+      // refused here so that they get the gateway's one answer to strangers
+      if (account || this.options.publicEndpoints?.[service]?.includes(endpoint)) return;
+      throw credentialsRequired();
+    }
     const resource = ep ? this.resourceOf(service, ep) : serviceResource(service, endpoint);
     const decision = this.ruleSet(namespace).evaluate(resource, account);
     if (decision.access === 'granted') return;
@@ -628,7 +667,10 @@ export class Gateway {
       const buffered = req.read() as Buffer | null;
       return this.parseBody(buffered === null ? '' : buffered.toString('utf8'), service);
     }
-    return readBody(req, this.maxBody).then((buf) => this.parseBody(buf.toString('utf8'), service));
+    return readBody(req, this.maxBody).then((buf) => {
+      bodyTaken.add(req);
+      return this.parseBody(buf.toString('utf8'), service);
+    });
   }
 
   private parseBody(text: string, service: string): unknown {
@@ -648,6 +690,8 @@ export class Gateway {
   private async openapi(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const account = await this.authenticate(req);
     await this.limit(req, account);
+    // what a namespace holds, public endpoints included, is for its callers only
+    if (!account) throw credentialsRequired();
     const namespace = this.namespaceOf(req, account);
     const services = await this.options.registry.listServices({ namespace });
     await this.loadRules(namespace);
@@ -658,7 +702,6 @@ export class Gateway {
       const open = namespace === 'micro' && this.selfGuarded.has(service)
         ? (this.options.publicEndpoints?.[service]?.includes(endpoint) ?? false)
         : rules.evaluate(serviceResource(service, endpoint), undefined).access === 'granted';
-      if (!account) return open ? 'public' : undefined;
       try {
         this.authorize(service, endpoint, namespace, account);
         return open ? 'public' : 'credentials';
@@ -697,12 +740,49 @@ export class Gateway {
       res.destroy();
       return;
     }
-    // a body still on its way is not read: the connection closes after the answer
-    if (!req.complete && !bodyTaken.has(req)) res.setHeader('connection', 'close');
+    // a body that was not read is not read: the connection closes after the answer. Decided
+    // from the request alone (not from how much of the body had arrived), so that the
+    // headers of an answer never tell how long the gateway took to give it
+    if (hasBody(req) && !bodyTaken.has(req)) res.setHeader('connection', 'close');
     if (e.code === 429) res.setHeader('retry-after', String(e instanceof RateLimited ? e.retryAfter : 1));
     const code = e.code >= 400 && e.code <= 599 ? e.code : 500;
     send(res, code, e.toJSON());
   }
+}
+
+/** The one answer to a caller without credentials who may not call what it asked for (or asked for what does not exist). */
+function credentialsRequired(): MicroError {
+  return errors.Unauthorized(ID, 'credentials required: send an access token or API key as Authorization: Bearer <token>');
+}
+
+/** Whether the request announced a body. */
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+/**
+ * `scheme://host` the request came to: the Host header, and https when a proxy in front
+ * says so in X-Forwarded-Proto (the gateway itself speaks plain HTTP). A page of another
+ * site cannot set either header on a request a browser sends for it.
+ */
+function ownOrigin(req: IncomingMessage): string | undefined {
+  const host = req.headers.host;
+  if (!host) return undefined;
+  const forwarded = req.headers['x-forwarded-proto'];
+  const proto = typeof forwarded === 'string' && forwarded.split(',')[0]?.trim().toLowerCase() === 'https' ? 'https' : 'http';
+  return `${proto}://${host.toLowerCase()}`;
+}
+
+/** The micro-token cookie, or undefined. */
+function cookieToken(req: IncomingMessage): string | undefined {
+  const cookie = req.headers.cookie;
+  if (!cookie) return undefined;
+  for (const part of cookie.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === 'micro-token') return decodeCookie(part.slice(eq + 1).trim());
+  }
+  return undefined;
 }
 
 /** A 429 that knows when to come back (Retry-After). */

@@ -19,6 +19,7 @@ type Op = {
   'x-micro-stream'?: string;
   'x-micro-public'?: boolean;
   'x-micro-sse'?: boolean;
+  'x-micro-readonly'?: boolean;
   'x-micro-messages'?: { request: { $schema?: string; properties: object }; response: object };
 };
 type Doc = { paths: Record<string, { get?: Op; post?: Op }>; components: { securitySchemes: Record<string, { type: string; in?: string; name?: string }> } };
@@ -33,9 +34,10 @@ const shop: ServiceRecord = {
   nodes: [{ id: 'shop-1', address: 'tcp://127.0.0.1:9' }],
   endpoints: [
     ep('Buy', 'unary', obj({ item: { type: 'string' }, count: { type: 'integer' } }, ['item'])),
-    ep('List', 'unary', obj({ page: { type: 'integer' } })),
+    { ...ep('List', 'unary', obj({ page: { type: 'integer' } })), readonly: true },
     ep('Empty', 'unary', { type: 'object', properties: {} }),
-    ep('Watch', 'server', obj({ item: { type: 'string', description: 'what to watch' }, mode: { type: 'string', enum: ['fast', 'slow'] }, n: { type: ['integer', 'null'] } }, ['item'])),
+    { ...ep('Watch', 'server', obj({ item: { type: 'string', description: 'what to watch' }, mode: { type: 'string', enum: ['fast', 'slow'] }, n: { type: ['integer', 'null'] } }, ['item'])), readonly: true },
+    ep('Follow', 'server', obj({ item: { type: 'string' } }, ['item'])),
     ep('Deep', 'server', obj({ filter: obj({ a: { type: 'string' } }) })),
     ep('Upload', 'client', obj({ chunk: { type: 'string' } }, ['chunk'])),
     ep('Chat', 'bidi', obj({ text: { type: 'string' } }, ['text'])),
@@ -99,6 +101,16 @@ describe('openApiDocument', () => {
     assert.match(op.description ?? '', /text\/event-stream/);
   });
 
+  test('GET only for read-only endpoints: server-sent events by GET, and x-micro-readonly, only where the registry says read-only', () => {
+    const follow = doc.paths['/v1/shop/Follow']?.get as Op;
+    assert.equal(follow['x-micro-sse'], false, 'not read-only: no GET with query parameters');
+    assert.ok(!follow.responses['200']);
+    assert.ok(!(follow.parameters ?? []).some((p) => p.in === 'query'));
+    assert.match(follow.description ?? '', /POST the request as JSON with `Accept: text\/event-stream`/);
+    assert.equal(doc.paths['/v1/shop/List']?.post?.['x-micro-readonly'], true);
+    assert.equal(doc.paths['/v1/shop/Buy']?.post?.['x-micro-readonly'], undefined);
+  });
+
   test('flatFields: what a GET takes as query parameters', () => {
     assert.deepEqual([...(flatFields(obj({ a: { type: 'string' }, b: { type: ['number', 'null'] }, c: { type: 'string', enum: ['x', 'y'] } })) ?? [])], [['a', 'string'], ['b', 'number'], ['c', 'string']]);
     assert.equal(flatFields(obj({ a: obj({}) })), undefined);
@@ -141,10 +153,12 @@ describe('GET /openapi.json: public endpoints and credentials at the gateway', (
   const ops = (doc: Doc) => Object.fromEntries(Object.entries(doc.paths).map(([p, item]) => [p, (item.get ?? item.post) as Op]));
   const isOpen = (op: Op) => op.security.some((s) => Object.keys(s).length === 0);
 
-  test('anonymous callers see what public rules open, every one with `{}` in security', async () => {
-    const anon = ops(await get({ 'micro-namespace': 'tenant-o' }));
-    assert.deepEqual(Object.keys(anon).sort(), ['/v1/shop/Chat', '/v1/shop/List']);
-    assert.ok(Object.values(anon).every(isOpen));
+  test('anonymous callers get the 401 of every call without credentials, even where public rules open endpoints', async () => {
+    for (const headers of [{ 'micro-namespace': 'tenant-o' }, { 'micro-namespace': 'no-such-namespace' }, {}] as Record<string, string>[]) {
+      const res = await http(gw.url, 'GET', '/openapi.json', { headers });
+      assert.equal(res.status, 401, res.body);
+      assert.deepEqual(res.json, { id: 'gateway', code: 401, detail: 'credentials required: send an access token or API key as Authorization: Bearer <token>', status: 'Unauthorized' });
+    }
   });
 
   test('an account sees what it may call; `{}` only on the public ones', async () => {
@@ -154,10 +168,7 @@ describe('GET /openapi.json: public endpoints and credentials at the gateway', (
     for (const [path, op] of Object.entries(mine)) assert.equal(isOpen(op), path === '/v1/shop/List' || path === '/v1/shop/Chat', path);
   });
 
-  test('core services: anonymous callers see their public endpoints; admins see all, `{}` on the public ones', async () => {
-    const anon = ops(await get({}));
-    assert.deepEqual(Object.keys(anon), ['/v1/auth/Token']);
-    assert.ok(isOpen(anon['/v1/auth/Token'] as Op));
+  test('core services: admins see all their endpoints, `{}` on the public ones', async () => {
     const adminToken = (await h.authAs().Token(h.admin)).token;
     const all = ops(await get({ authorization: `Bearer ${adminToken}` }));
     assert.ok(isOpen(all['/v1/auth/Token'] as Op));

@@ -55,7 +55,7 @@ const STREAM_KIND_TEXT = {
 
 const WEBSOCKET_TEXT = [
   'Open a WebSocket on this path (GET with `Upgrade: websocket`; no query string). Credentials: `Authorization: Bearer`,',
-  'the `micro-token` cookie (refused with an `Origin` the gateway\'s CORS does not allow), or (browsers) the subprotocols',
+  'the `micro-token` cookie (only with the gateway\'s own or a CORS-listed `Origin`, else 403), or (browsers) the subprotocols',
   '`micro, micro-token.<token or API key>` (security scheme `websocketProtocol`); offer `micro` too: the gateway answers `micro`',
   'and so never echoes the token. Everything a call is checked for is checked before the upgrade: a refusal is a plain',
   'HTTP error (400, 401, 403, 404, 429) and no upgrade. Messages are JSON text (at most the gateway\'s body limit, 1 MiB by default),',
@@ -76,12 +76,14 @@ const END_TEXT =
 function streamOperation(ep: EndpointRecord & { kind: 'server' | 'client' | 'bidi' }, base: Record<string, unknown>, isPublic: boolean): Record<string, unknown> {
   const request = schema(ep.request);
   const response = schema(ep.response);
-  const fields = ep.kind === 'server' ? flatFields(ep.request ?? {}) : undefined;
+  // server-sent events by GET: read-only server streams only (a GET reaches nothing else)
+  const fields = ep.kind === 'server' && ep.readonly === true ? flatFields(ep.request ?? {}) : undefined;
   const required = new Set(Array.isArray(request.required) ? (request.required as string[]) : []);
   const props = (request.properties ?? {}) as Record<string, Record<string, unknown>>;
   const sse = fields
     ? ' Or GET it with `Accept: text/event-stream` and the request as query parameters: server-sent events, `data: <response>` per response, then `event: end` (or `event: error` with the error as data).'
     : '';
+  const postSse = ep.kind === 'server' ? ' Or POST the request as JSON with `Accept: text/event-stream`: the same server-sent events.' : '';
   const parameters: unknown[] = [
     {
       name: 'Upgrade',
@@ -122,7 +124,7 @@ function streamOperation(ep: EndpointRecord & { kind: 'server' | 'client' | 'bid
   Object.assign(responses, ERRORS, { '501': ERROR_RESPONSE, default: ERROR_RESPONSE });
   return {
     ...base,
-    description: `${STREAM_KIND_TEXT[ep.kind]}. ${WEBSOCKET_TEXT} ${MESSAGES_TEXT[ep.kind]}${sse}`,
+    description: `${STREAM_KIND_TEXT[ep.kind]}. ${WEBSOCKET_TEXT} ${MESSAGES_TEXT[ep.kind]}${sse}${postSse}`,
     security: [{ bearer: [] }, { cookie: [] }, { websocketProtocol: [] }, ...(isPublic ? [{}] : [])],
     parameters,
     'x-micro-stream': ep.kind,
@@ -157,6 +159,8 @@ export function openApiDocument(namespace: string, services: ServiceRecord[], ac
         security: [{ bearer: [] }, { cookie: [] }, ...(isPublic ? [{}] : [])],
       };
       if (isPublic) op['x-micro-public'] = true;
+      // changes nothing: also answers GET with the request as query parameters (flat requests)
+      if (ep.readonly === true) op['x-micro-readonly'] = true;
       if (ep.kind !== 'unary') {
         paths[endpointPath(svc.name, ep.name)] = { get: streamOperation(ep as EndpointRecord & { kind: 'server' | 'client' | 'bidi' }, op, isPublic) };
         continue;

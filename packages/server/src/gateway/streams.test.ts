@@ -11,11 +11,11 @@ const streamer = defineService({
   name: 'streamer',
   version: '1.0.0',
   endpoints: {
-    Echo: endpoint({ request: z.object({ s: z.string() }), response: z.object({ s: z.string() }) }),
-    Count: serverStream({ request: z.object({ n: z.number() }), response: z.object({ i: z.number() }) }),
-    Forever: serverStream({ request: z.object({ tag: z.string() }), response: z.object({ i: z.number() }) }),
+    Echo: endpoint({ request: z.object({ s: z.string() }), response: z.object({ s: z.string() }), readonly: true }),
+    Count: serverStream({ request: z.object({ n: z.number() }), response: z.object({ i: z.number() }), readonly: true }),
+    Forever: serverStream({ request: z.object({ tag: z.string() }), response: z.object({ i: z.number() }), readonly: true }),
     Flood: serverStream({ request: z.object({}), response: z.object({ i: z.number(), pad: z.string() }) }),
-    Fail: serverStream({ request: z.object({}), response: z.object({ i: z.number() }) }),
+    Fail: serverStream({ request: z.object({}), response: z.object({ i: z.number() }), readonly: true }),
     Sum: clientStream({ request: z.object({ x: z.number() }), response: z.object({ sum: z.number(), count: z.number() }) }),
     Slow: clientStream({ request: z.object({ x: z.number() }), response: z.object({ count: z.number() }) }),
     Upper: bidiStream({ request: z.object({ s: z.string() }), response: z.object({ s: z.string() }) }),
@@ -154,6 +154,20 @@ for (const preferLocal of [true, false]) describe(`API gateway streams (${prefer
     assert.match(failed.body, /^data: \{"i":0\}\n\nevent: error\ndata: \{"id":"streamer","code":403,"detail":"no more for you","status":"Forbidden"\}\n\n$/);
     // without Accept: text/event-stream a stream is still refused over plain HTTP
     assert.equal((await http(url, 'GET', '/v1/streamer/Count?n=1', auth())).status, 501);
+  });
+
+  test('server-sent events of a POST: the request as the JSON body, for any server stream; GET only for read-only ones', async () => {
+    const sse = { ...auth().headers, accept: 'text/event-stream', 'content-type': 'application/json' };
+    const posted = await http(url, 'POST', '/v1/streamer/Count', { headers: sse, body: JSON.stringify({ n: 3 }) });
+    assert.equal(posted.status, 200, posted.body);
+    assert.equal(posted.body, 'data: {"i":0}\n\ndata: {"i":1}\n\ndata: {"i":2}\n\nevent: end\ndata: {}\n\n');
+    // Flood is not read-only: no GET reaches it, a POST does
+    const got = await http(url, 'GET', '/v1/streamer/Flood', { headers: { ...auth().headers, accept: 'text/event-stream' } });
+    assert.equal(got.status, 405, got.body);
+    assert.equal(got.headers.allow, 'POST');
+    assert.match((got.json as { detail: string }).detail, /streamer\.Flood is not read-only: .*POST the request as JSON with Accept: text\/event-stream/);
+    const bad = await http(url, 'POST', '/v1/streamer/Count', { headers: sse, body: JSON.stringify({ n: 'x' }) });
+    assert.match(bad.body, /event: error\ndata: \{"id":"streamer","code":400/);
   });
 
   test('client streams: every message a request, {"end": true} ends them; bidi: a response per request', async () => {
