@@ -518,7 +518,7 @@ class MicroClient:
         return self._ws_server_stream(self._path(service, endpoint), service, request or {})
 
     def stream_sse(self, service: str, endpoint: str, request: Optional[dict] = None) -> Iterator[Any]:
-        """A server stream as server-sent events: GET with the request as query parameters (flat requests only)."""
+        """A server stream as server-sent events: a POST of the request as JSON with Accept: text/event-stream (any server stream)."""
         return self._sse(self._path(service, endpoint), service, request or {})
 
     def _ws_server_stream(self, path: str, service: str, request: dict) -> Iterator[Any]:
@@ -610,18 +610,12 @@ class MicroClient:
             raise
 
     def _sse(self, path: str, service: str, request: dict) -> Iterator[Any]:
-        query = []
-        for k, v in request.items():
-            if v is None:
-                continue
-            if isinstance(v, bool):
-                query.append((k, "true" if v else "false"))
-            elif isinstance(v, (int, float, str)):
-                query.append((k, str(v)))
-            else:
-                raise ValueError(f"{k}: server-sent events take flat requests (strings, numbers, booleans): use stream() or open_stream()")
-        url = self.url + path + ("?" + urllib.parse.urlencode(query) if query else "")
-        req = urllib.request.Request(url, headers=self._headers("text/event-stream"), method="GET")
+        # a POST, not a GET with query parameters: the gateway answers GET for read-only
+        # endpoints only, and a JSON body takes any request, nested ones too
+        url = self.url + path
+        headers = self._headers("text/event-stream")
+        headers["Content-Type"] = "application/json"
+        req = urllib.request.Request(url, data=json.dumps(request).encode("utf-8"), headers=headers, method="POST")
         res = self._open(req, service, url)
         try:
             event, data = "message", []

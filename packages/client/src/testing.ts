@@ -17,6 +17,7 @@ export const greeter = defineService({
       description: 'Returns a greeting',
       request: z.object({ name: z.string().describe('who to greet'), times: z.number().int().min(1).max(10).optional(), from: z.string().optional() }),
       response: z.object({ message: z.string() }),
+      readonly: true,
     }),
     'Greeter.Hello': endpoint({ request: z.object({ name: z.string() }), response: z.object({ message: z.string() }) }),
     Nested: endpoint({
@@ -31,7 +32,7 @@ export const greeter = defineService({
       response: z.object({ city: z.string(), count: z.number().int(), echo: z.unknown() }),
     }),
     Slow: endpoint({ request: z.object({ ms: z.number().int() }), response: z.object({ ok: z.boolean() }) }),
-    Stream: serverStream({ request: z.object({ name: z.string(), count: z.number().int().min(0).max(1000) }), response: z.object({ message: z.string(), index: z.number().int() }) }),
+    Stream: serverStream({ request: z.object({ name: z.string(), count: z.number().int().min(0).max(1000) }), response: z.object({ message: z.string(), index: z.number().int() }), readonly: true }),
     Sum: clientStream({ description: 'Adds numbers up', request: z.object({ x: z.number() }), response: z.object({ sum: z.number(), count: z.number().int() }) }),
     Chat: bidiStream({
       description: 'Answers each message in capitals',

@@ -86,23 +86,24 @@ export async function call<T = unknown>(service: string, endpoint: string, reque
 }
 
 /**
- * A server stream read as server-sent events (GET with Accept: text/event-stream, the
- * request as query parameters): each message to onMessage until the stream ends. onOpen
- * once the gateway has answered (the stream is open); aborting `signal` closes the
- * connection (the gateway then cancels the stream) and resolves.
+ * A server stream read as server-sent events (POST of the request as JSON with Accept:
+ * text/event-stream: the gateway lets GET reach read-only endpoints only, and Update is
+ * not one): each message to onMessage until the stream ends. onOpen once the gateway has
+ * answered (the stream is open); aborting `signal` closes the connection (the gateway
+ * then cancels the stream) and resolves.
  */
 export async function stream(
   service: string,
   endpoint: string,
-  request: Record<string, string>,
+  request: Record<string, unknown>,
   onMessage: (m: unknown) => void,
   { signal, onOpen }: { signal?: AbortSignal; onOpen?: () => void } = {},
 ): Promise<void> {
-  const headers: Record<string, string> = { accept: 'text/event-stream' };
+  const headers: Record<string, string> = { accept: 'text/event-stream', 'content-type': 'application/json' };
   if (session) headers.authorization = `Bearer ${session.token}`;
   let reader: ReadableStreamDefaultReader<string> | undefined;
   try {
-    const res = await fetch(`${endpointPath(service, endpoint)}?${new URLSearchParams(request).toString()}`, { headers, signal: signal ?? null });
+    const res = await fetch(endpointPath(service, endpoint), { method: 'POST', headers, body: JSON.stringify(request), signal: signal ?? null });
     if (!res.ok || !res.body) {
       const err = await errorOf(res);
       if (res.status === 401 && session) setSession(undefined);

@@ -57,7 +57,7 @@ export function Logs() {
     };
     setLines([]);
     setState({ status: 'connecting' });
-    const request: Record<string, string> = { lines: String(FIRST_LINES), follow: 'true' };
+    const request: Record<string, unknown> = { lines: FIRST_LINES, follow: true };
     if (filter.name) request.name = filter.name;
     if (filter.level) request.level = filter.level;
     if (filter.traceId) request.traceId = filter.traceId;
