@@ -718,7 +718,7 @@ export class Gateway {
    */
   private async metrics(req: IncomingMessage, res: ServerResponse, query: string, stats: StatsCollector): Promise<void> {
     const account = await this.authenticate(req);
-    if (!account) throw errors.Unauthorized(ID, 'credentials required: send a token as Authorization: Bearer <token>');
+    if (!account) throw credentialsRequired();
     await this.limit(req, account);
     let namespace = this.namespaceOf(req, account);
     const asked = query === '' ? null : new URLSearchParams(query).get('namespace');
