@@ -95,7 +95,8 @@ export function parseGatewayAddress(address: string): { host: string; port: numb
 
 /**
  * The HTTP/JSON API gateway: `POST /v1/{service}/{endpoint}` calls an endpoint of the
- * caller's namespace through the SDK client, with the caller's token; `GET` takes the
+ * caller's namespace through the SDK client, with the caller's identity (to any service
+ * but the core ones, a token scoped to that service); `GET` takes the
  * fields of flat requests as query parameters; `GET /openapi.json` describes the
  * namespace. Authentication, rules, limits and errors are applied here at the edge; the
  * service checks the token and its rules again where the call is served.
