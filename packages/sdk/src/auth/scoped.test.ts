@@ -5,7 +5,7 @@ import { Service } from '../service/service.js';
 import { defineService } from '../service/definition.js';
 import { MemoryRegistry } from '../registry/memory.js';
 import { createLogger } from '../logger/logger.js';
-import { authApi } from './definition.js';
+import { authApi, authService } from './definition.js';
 import { audienceProblem, CORE_SERVICES, isCoreService, ScopedTokens } from './scoped.js';
 
 /*
@@ -60,6 +60,23 @@ test('without a server to mint at, other services get no token at all', async ()
   const tokens = new ScopedTokens(() => Promise.resolve('general'), undefined);
   assert.equal(await tokens.tokenFor('micro', 'auth'), 'general');
   assert.equal(await tokens.tokenFor('acme', 'greeter'), undefined);
+});
+
+test('a server that mints none (a stand-in without auth.Scope): other services get no token', async () => {
+  const stand = new Service(
+    defineService({ name: 'auth', version: '1.0.0', endpoints: { Token: authService.endpoints.Token } }),
+    { Token: () => ({ token: 't', expiresAt: 0, account: { id: 'x', type: 'user', issuer: 'micro', scopes: [] } }) },
+    { namespace: 'micro', address: 'tcp://127.0.0.1:0', registry: new MemoryRegistry(), logger: createLogger({ level: 'silent' }), auth: false },
+  );
+  await stand.start();
+  try {
+    const tokens = new ScopedTokens(() => Promise.resolve('general'), new Client({ address: stand.address as string, namespace: 'micro', preferLocal: false, middleware: [] }));
+    assert.equal(await tokens.tokenFor('acme', 'greeter'), undefined);
+    assert.equal(await tokens.tokenFor('acme', 'other'), undefined);
+    assert.equal(await tokens.tokenFor('micro', 'store'), 'general');
+  } finally {
+    await stand.stop();
+  }
 });
 
 test('audiences: <namespace>/<service>, never a core service', () => {
