@@ -71,6 +71,8 @@ export class ServiceAuth {
   private rulesVersion = '';
   /** verified tokens, with the audience they were checked against */
   private readonly verified = new Map<string, { account: Account; exp: number; aud: string }>();
+  /** the audience of each service name served (made once, not per call) */
+  private readonly audiences = new Map<string, string>();
   private keysPending: Promise<void> | undefined;
   private keysFailedAt = 0;
   private keysError: unknown;
@@ -255,7 +257,7 @@ export class ServiceAuth {
       let account: Account | undefined;
       if (header) {
         const token = bearerToken(header, ctx.service);
-        const aud = audienceOf(this.namespace || ctx.namespace, ctx.service);
+        const aud = this.audiences.get(ctx.service) ?? this.audienceOf(ctx);
         // the hot path: a token seen before costs one map lookup
         const hit = this.verified.get(token);
         account = hit && hit.exp > Date.now() / 1000 && hit.aud === aud ? hit.account : await this.verify(token, ctx.service, aud);
@@ -266,6 +268,12 @@ export class ServiceAuth {
       this.handOn(call);
       return next(req);
     };
+  }
+
+  private audienceOf(ctx: Context): string {
+    const aud = audienceOf(this.namespace || ctx.namespace, ctx.service);
+    if (this.namespace && this.audiences.size < 100) this.audiences.set(ctx.service, aud);
+    return aud;
   }
 
   /** The namespace rule, then the rules of the namespace. */
