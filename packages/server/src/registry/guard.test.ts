@@ -1,6 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -20,6 +21,8 @@ import {
   type Credentials,
   type ServiceRecord,
 } from '@micro/sdk';
+import { engineUrl, privateNats, privateRedis, REDIS_SERVER_BIN, testPrefix } from '@micro/sdk/testing';
+import { dropSchema } from '../auth/testing.js';
 import { MicroServer } from '../server.js';
 import { mayServe } from './guard.js';
 
@@ -27,7 +30,8 @@ import { mayServe } from './guard.js';
  * The registry trusts only the service itself, attacked for real against a running micro
  * server with two tenant namespaces (acme, globex): who may register, heart-beat and
  * deregister which nodes, from which addresses; and what a node that some account
- * registered receives of its callers (a token it can replay nowhere else).
+ * registered receives of its callers (a token it can replay nowhere else). On both
+ * profiles: the nats one with a NATS and a Redis of its own and a schema of its own.
  */
 
 const silent = createLogger({ level: 'silent' });
@@ -47,8 +51,16 @@ const evil = defineService({ name: 'evil', version: '1.0.0', endpoints: { Peek: 
 const record = (name: string, id: string, address = 'tcp://127.0.0.1:9'): ServiceRecord => ({ name, version: '1', endpoints: [], nodes: [{ id, address }] });
 const claimsOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64url').toString()) as { sub: string; iss: string; aud?: string; exp: number; scopes: string[] };
 
-describe('the registry trusts only the service itself (a running micro server)', () => {
+const pgSkip = { skip: (why?: string) => void why };
+const NATS_BIN = process.env.MICRO_TEST_NATS_SERVER || '/usr/sbin/nats-server';
+const pgUrl = await engineUrl(pgSkip, 'postgres');
+const natsWhy = !pgUrl ? 'postgres is not reachable' : !existsSync(NATS_BIN) ? `no ${NATS_BIN}` : !existsSync(REDIS_SERVER_BIN) ? `no ${REDIS_SERVER_BIN}` : undefined;
+if (natsWhy && process.env.MICRO_REQUIRE_ENGINES === '1') throw new Error(`the nats profile cannot run (${natsWhy}), and MICRO_REQUIRE_ENGINES=1 makes it mandatory`);
+
+for (const profile of ['local', 'nats'] as const) describe(`the registry trusts only the service itself (a running micro server, ${profile} profile)`, { skip: profile === 'nats' ? natsWhy : false }, () => {
   let home: string;
+  const cleanups: (() => unknown)[] = [];
+  const savedEnv: Record<string, string | undefined> = {};
   let server: MicroServer;
   let gateway: string;
   const creds: Record<string, Credentials> = {};
@@ -63,11 +75,26 @@ describe('the registry trusts only the service itself (a running micro server)',
   const gw = (path: string, token: string, body: unknown = {}) =>
     fetch(`${gateway}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify(body) }).then(async (r) => ({ status: r.status, json: (await r.json()) as { detail?: string } }));
 
+  /** the profile's engines: its own NATS and Redis, a schema of its own in Postgres */
+  const useNats = async () => {
+    const t = { after: (fn: () => unknown) => void cleanups.push(fn) };
+    const [nats, redis] = [await privateNats(t), await privateRedis(t)];
+    const prefix = testPrefix('guard');
+    cleanups.push(() => dropSchema(pgUrl as string, prefix));
+    const env = { MICRO_PROFILE: 'nats', MICRO_NATS_URL: nats.url, MICRO_POSTGRES_URL: pgUrl as string, MICRO_REDIS_URL: redis.url, MICRO_PREFIX: prefix, MICRO_AUTH_KEY: randomBytes(24).toString('hex') };
+    for (const [k, v] of Object.entries(env)) {
+      savedEnv[k] = process.env[k];
+      process.env[k] = v;
+    }
+  };
+
   before(async () => {
+    if (profile === 'nats') await useNats();
     home = mkdtempSync(join(tmpdir(), 'micro-registry-guard-'));
     // the sandbox's rule, injected: tenant nodes serve only from loopback TCP here
     server = new MicroServer({ home, address: 'tcp://127.0.0.1:0', gateway: 'tcp://127.0.0.1:0', logger: silent, addressAllowed: (ns, address) => ns === 'micro' || LOOPBACK.test(address) });
     await server.start();
+    assert.equal(server.registry.name, profile === 'nats' ? 'nats' : 'memory');
     gateway = server.gatewayUrl as string;
     creds.admin = { ...(JSON.parse(readFileSync(join(home, 'server', 'admin.json'), 'utf8')) as Credentials), namespace: 'micro' };
     const admin = createClient(authApi, new Client({ address: server.address, namespace: 'micro', preferLocal: false, middleware: [bearer(new TokenSource(creds.admin, tokenClient()))] }));
@@ -85,8 +112,13 @@ describe('the registry trusts only the service itself (a running micro server)',
 
   after(async () => {
     for (const s of services.reverse()) await s.stop().catch(() => undefined);
-    await server.stop();
+    await server?.stop();
     rmSync(home, { recursive: true, force: true });
+    for (const [k, v] of Object.entries(savedEnv)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+    for (const fn of cleanups.reverse()) await fn();
   });
 
   test('a plain user registers a node neither for a service of its namespace nor of another (403)', async () => {
@@ -151,6 +183,8 @@ describe('the registry trusts only the service itself (a running micro server)',
       registry: registryAs(creds.greeter as Credentials),
       logger: silent,
       auth: new ServiceAuth({ address: server.address, credentials: creds.greeter, refreshInterval: 0, required: true }),
+      // a TCP node (not NATS) in either profile: the injected address rule is about TCP
+      nats: false,
     });
     // legitimately registered by its own account, but it keeps what it is sent
     const evilSvc = new Service(evil, {
@@ -159,7 +193,7 @@ describe('the registry trusts only the service itself (a running micro server)',
         if (token) received.push(token);
         return { ok: true };
       },
-    }, { namespace: 'acme', address, registry: registryAs(creds.evil as Credentials), logger: silent, auth: false });
+    }, { namespace: 'acme', address, registry: registryAs(creds.evil as Credentials), logger: silent, auth: false, nats: false });
     for (const s of [greeterSvc, evilSvc]) services.push(await s.start());
 
     const { token: aliceToken } = await createClient(authApi, tokenClient()).Token(creds.alice as Credentials);
@@ -201,7 +235,7 @@ describe('the registry trusts only the service itself (a running micro server)',
     assert.deepEqual((await admin.getService('greeter', { namespace: 'acme' })).flatMap((s) => s.nodes.map((n) => n.id)), [greeterSvc.nodeId], 'no node was added by the replays');
   });
 
-  test('mayServe: the rule itself', () => {
+  test('mayServe: the rule itself', { skip: profile === 'nats' ? 'profile-independent' : false }, () => {
     const acc = (id: string, type: string, issuer: string, scopes: string[] = []) => ({ id, type, issuer, scopes });
     assert.equal(mayServe(acc('service:greeter', 'service', 'acme'), 'acme', 'greeter'), true);
     assert.equal(mayServe(acc('service:greeter', 'user', 'acme'), 'acme', 'greeter'), false, 'only an account of type service');
