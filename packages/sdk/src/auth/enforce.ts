@@ -7,7 +7,7 @@ import type { HandlerMiddleware } from '../service/router.js';
 import { authApi, type Credentials } from './definition.js';
 import { bearerToken, KeySet, tokenKid, accountOf, TokenError } from './jwt.js';
 import { identityTokens, processIdentity, type Identity } from './process.js';
-import { audienceOf, handOnIdentity } from './scoped.js';
+import { audienceOf, handOnIdentity, scopedBearer } from './scoped.js';
 import { isPlatformAdmin, RuleSet, serviceResource, type Rule } from './rules.js';
 import { TokenSource } from './token.js';
 
@@ -98,15 +98,7 @@ export class ServiceAuth {
       preferLocal: false,
       timeout: 10_000,
       retries: 2,
-      middleware: tokens
-        ? [
-            async (req, next) => {
-              const token = await tokens.tokenFor(req.namespace, req.service);
-              if (token !== undefined) req.metadata = { ...req.metadata, authorization: `Bearer ${token}` };
-              return next(req);
-            },
-          ]
-        : [],
+      middleware: tokens ? [scopedBearer(tokens)] : [],
     });
     this.auth = createClient(authApi, client);
   }

@@ -1,7 +1,7 @@
 import { Client, type ClientMiddleware } from '../client/client.js';
 import { TokenSource } from './token.js';
 import { AUTH_PUBLIC_ENDPOINTS } from './definition.js';
-import { ScopedTokens } from './scoped.js';
+import { ScopedTokens, scopedBearer } from './scoped.js';
 
 /**
  * The identity of this process towards its `micro server`, from the environment the
@@ -67,13 +67,6 @@ export function identityTokens(identity: Identity): ScopedTokens {
 export function defaultClientMiddleware(): ClientMiddleware[] {
   const identity = processIdentity();
   if (!identity) return [];
-  const tokens = identityTokens(identity);
-  return [
-    async (req, next) => {
-      if (req.service === 'auth' && AUTH_PUBLIC_ENDPOINTS.includes(req.endpoint)) return next(req);
-      const token = await tokens.tokenFor(req.namespace, req.service);
-      if (token !== undefined) req.metadata = { ...req.metadata, authorization: `Bearer ${token}` };
-      return next(req);
-    },
-  ];
+  const attach = scopedBearer(identityTokens(identity));
+  return [(req, next) => (req.service === 'auth' && AUTH_PUBLIC_ENDPOINTS.includes(req.endpoint) ? next(req) : attach(req, next))];
 }

@@ -1,4 +1,4 @@
-import type { Client } from '../client/client.js';
+import type { Client, ClientMiddleware } from '../client/client.js';
 import { createClient, type TypedClient } from '../client/typed.js';
 import type { Context } from '../context/context.js';
 import { isMicroError } from '../errors/errors.js';
@@ -105,6 +105,15 @@ export class ScopedTokens {
     this.cache.set(audience, { parent, token, renewAt: now + Math.max(0, expiresAt * 1000 - now) * RENEW_AT });
     return token;
   }
+}
+
+/** Client middleware: each call carries the token `tokens` has for its target (none when it has none). */
+export function scopedBearer(tokens: ScopedTokens): ClientMiddleware {
+  return async (req, next) => {
+    const token = await tokens.tokenFor(req.namespace, req.service);
+    if (token !== undefined) req.metadata = { ...req.metadata, authorization: `Bearer ${token}` };
+    return next(req);
+  };
 }
 
 /**

@@ -2,7 +2,7 @@ import { Unauthorized } from '../errors/errors.js';
 import type { Client, ClientMiddleware } from '../client/client.js';
 import { createClient } from '../client/typed.js';
 import { authService, type Credentials } from './definition.js';
-import { ScopedTokens } from './scoped.js';
+import { ScopedTokens, scopedBearer } from './scoped.js';
 
 /**
  * Keeps an access token for a set of credentials: fetched on first use, renewed when
@@ -60,10 +60,5 @@ export interface BearerOptions {
  */
 export function bearer(source: TokenSource | (() => Promise<string>) | string, options: BearerOptions = {}): ClientMiddleware {
   const get = typeof source === 'string' ? () => Promise.resolve(source) : source instanceof TokenSource ? () => source.get() : source;
-  const tokens = new ScopedTokens(get, options.server ?? (source instanceof TokenSource ? source.server : undefined));
-  return async (req, next) => {
-    const token = await tokens.tokenFor(req.namespace, req.service);
-    if (token !== undefined) req.metadata = { ...req.metadata, authorization: `Bearer ${token}` };
-    return next(req);
-  };
+  return scopedBearer(new ScopedTokens(get, options.server ?? (source instanceof TokenSource ? source.server : undefined)));
 }
