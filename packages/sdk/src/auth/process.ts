@@ -30,8 +30,7 @@ export function processIdentity(): Identity | undefined {
     if (e.MICRO_AUTH_TOKEN) {
       const server = new Client({ address: e.MICRO_SERVER, namespace: 'micro', preferLocal: false, timeout: 10_000, middleware: [] });
       identity = { kind: 'token', token: e.MICRO_AUTH_TOKEN, server };
-    }
-    else if (e.MICRO_AUTH_ID && e.MICRO_AUTH_SECRET) {
+    } else if (e.MICRO_AUTH_ID && e.MICRO_AUTH_SECRET) {
       // the token client itself must not authenticate: auth.Token is public
       const tokenClient = new Client({ address: e.MICRO_SERVER, namespace: 'micro', preferLocal: false, timeout: 10_000, middleware: [] });
       identity = { kind: 'source', source: new TokenSource({ id: e.MICRO_AUTH_ID, secret: e.MICRO_AUTH_SECRET, namespace: e.MICRO_AUTH_NAMESPACE || undefined }, tokenClient) };
