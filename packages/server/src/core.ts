@@ -1,4 +1,4 @@
-import { brokerHandlers, registryHandlers, type Broker, type Events, type brokerService, type Handlers, type Logger, type Registry, type registryService, type ServiceDef } from '@micro/sdk';
+import { brokerHandlers, type Broker, type Events, type brokerService, type Handlers, type Logger, type Registry, type ServiceDef } from '@micro/sdk';
 import { namespaceFor } from './auth/guard.js';
 import type { AuthAccounts, AuthTokens } from './auth/storage.js';
 
@@ -39,21 +39,14 @@ export interface CoreService {
 
 export type CoreServiceFactory = (ctx: CoreContext) => CoreService | Promise<CoreService>;
 
-/**
- * The registry and broker services with the namespace rule applied: each request acts in
- * the caller's namespace unless an admin of `micro` names another.
- */
-export function guardedRegistry(registry: Registry): Handlers<typeof registryService> {
-  const h = registryHandlers(registry);
-  return {
-    Register: (req, ctx) => h.Register({ ...req, namespace: namespaceFor(ctx, req.namespace ?? req.service.namespace) }),
-    Deregister: (req, ctx) => h.Deregister({ ...req, namespace: namespaceFor(ctx, req.namespace ?? req.service.namespace) }),
-    GetService: (req, ctx) => h.GetService({ ...req, namespace: namespaceFor(ctx, req.namespace) }),
-    ListServices: (req, ctx) => h.ListServices({ ...req, namespace: namespaceFor(ctx, req.namespace) }),
-    Watch: (req, ctx) => h.Watch({ ...req, namespace: namespaceFor(ctx, req.namespace) }, ctx),
-  };
-}
+// the registry service with who may register what: registry/guard.ts
+export { guardedRegistry } from './registry/guard.js';
+export type { RegistryGuardOptions } from './registry/guard.js';
 
+/**
+ * The broker service with the namespace rule applied: each request acts in the caller's
+ * namespace unless an admin of `micro` names another.
+ */
 export function guardedBroker(broker: Broker): Handlers<typeof brokerService> {
   const h = brokerHandlers(broker);
   return {

@@ -9,6 +9,7 @@ import {
   bearer,
   brokerService,
   Client,
+  CORE_SERVICES,
   createClient,
   createLogger,
   MicroError,
@@ -61,6 +62,8 @@ test('first start creates a private home with an admin account, and tokens work'
     const registry = new RemoteRegistry(clientAs(server.address, admin));
     const names = (await registry.listServices({ namespace: 'micro' })).map((s) => s.name).sort();
     assert.deepEqual(names, ['auth', 'broker', 'cache', 'config', 'events', 'registry', 'runtime', 'stats', 'store', 'sync', 'trace']);
+    // the SDK sends general tokens to exactly these (any other service gets a scoped one)
+    assert.deepEqual(names, [...CORE_SERVICES].sort());
   });
 });
 

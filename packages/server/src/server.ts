@@ -51,6 +51,11 @@ export interface MicroServerOptions {
    * free port of 127.0.0.1 when the RPC address asks for port 0); false: no gateway
    */
   gateway?: string | false;
+  /**
+   * Whether nodes of a namespace may register with an address (the registry guard,
+   * registry/guard.ts); default: every address. Admins of micro are not held to it.
+   */
+  addressAllowed?: (namespace: string, address: string) => boolean;
 }
 
 /** What `<home>/server/server.json` says about a running server. */
@@ -90,6 +95,7 @@ export class MicroServer {
   private runtime: LocalRuntime | undefined;
   private directory: PostgresRuntimeDirectory | undefined;
   private readonly runtimeOptions: MicroServerOptions['runtime'];
+  private readonly addressAllowed: MicroServerOptions['addressAllowed'];
   private readonly gatewayAddress: string | false;
   private gateway: Gateway | undefined;
 
@@ -98,6 +104,7 @@ export class MicroServer {
     this.requestedAddress = options.address ?? process.env.MICRO_SERVER_ADDRESS ?? DEFAULT_SERVER_ADDRESS;
     this.logger = options.logger ?? createLogger().child({ component: 'server' });
     this.runtimeOptions = options.runtime;
+    this.addressAllowed = options.addressAllowed;
     // --- API gateway: where it listens (a server on a free port gets a gateway on a free port)
     this.gatewayAddress =
       options.gateway ?? process.env.MICRO_GATEWAY_ADDRESS ?? (/:0$/.test(this.requestedAddress) ? 'tcp://127.0.0.1:0' : DEFAULT_GATEWAY_ADDRESS);
@@ -177,7 +184,7 @@ export class MicroServer {
       stats.setRuntime(runtime);
       const builtIn: CoreServiceFactory[] = [
         authCoreService,
-        (c) => ({ def: registryService, handlers: guardedRegistry(c.registry) }),
+        (c) => ({ def: registryService, handlers: guardedRegistry(c.registry, { addressAllowed: this.addressAllowed }) }),
         (c) => ({ def: brokerService, handlers: guardedBroker(c.broker) }),
         () => ({ def: runtimeService, handlers: runtimeHandlers(runtime) }),
         statsCoreService(stats),

@@ -8,7 +8,8 @@ import { RESOURCE_PATTERN } from './rules.js';
  * them as `authorization: Bearer <token>` metadata, and every service checks them with
  * the public keys of `Keys` (a JWKS).
  *
- * Public (no token): Token, Login, Refresh, Inspect, Keys. Everything else acts in the
+ * Public (no token): Token, Login, Refresh, Inspect, Keys. Scope turns the caller's
+ * token into one for a single service (see scoped.ts). Everything else acts in the
  * caller's namespace; `namespace` names another one, which only an admin of `micro` may.
  * Managing accounts and rules needs scope `admin` in the namespace.
  */
@@ -120,6 +121,15 @@ export const authApi = defineService({
       description: 'The account an access token or API key speaks for (public)',
       request: z.object({ token: z.string().min(1).max(16 * 1024).describe('an access token or an API key') }),
       response: z.object({ account: AccountSchema, expiresAt: z.number().optional().describe('epoch seconds') }),
+      idempotent: true,
+    }),
+    Scope: endpoint({
+      description:
+        "Exchanges the caller's access token for one scoped to a service (aud = <namespace>/<service>): the same account, scopes and expiry, accepted by that service only. What callers send to a service other than the core ones",
+      request: z.object({
+        audience: z.string().min(3).max(320).describe('<namespace>/<service>, e.g. acme/greeter (namespace: the caller\'s own, unless an admin of micro)'),
+      }),
+      response: z.object({ token: z.string(), expiresAt: z.number().describe('epoch seconds (never later than the token it came from)') }),
       idempotent: true,
     }),
     Keys: endpoint({

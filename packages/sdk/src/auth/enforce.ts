@@ -6,9 +6,10 @@ import type { Logger } from '../logger/logger.js';
 import type { HandlerMiddleware } from '../service/router.js';
 import { authApi, type Credentials } from './definition.js';
 import { bearerToken, KeySet, tokenKid, accountOf, TokenError } from './jwt.js';
-import { identityToken, processIdentity, type Identity } from './process.js';
+import { identityTokens, processIdentity, type Identity } from './process.js';
+import { audienceOf, handOnIdentity, scopedBearer } from './scoped.js';
 import { isPlatformAdmin, RuleSet, serviceResource, type Rule } from './rules.js';
-import { TokenSource, bearer } from './token.js';
+import { TokenSource } from './token.js';
 
 /**
  * Auth where the call is served: every service that runs against a `micro server`
@@ -16,14 +17,18 @@ import { TokenSource, bearer } from './token.js';
  *
  * - The caller's token is verified locally with the server's public keys (auth.Keys, a
  *   JWKS fetched once and again when a token names a key not seen yet); the result is
- *   cached per token until the token expires.
+ *   cached per token until the token expires. Only a token scoped to this service (`aud`
+ *   = `<namespace>/<name>`, see scoped.ts) is accepted: a general token, or one scoped to
+ *   another service, gets a 401 — whoever holds a token this service received cannot
+ *   use it anywhere else, and this service cannot use its callers' tokens either.
  * - The account must belong to the service's namespace (or be an admin of `micro`).
  * - The namespace's rules (auth.ListRules, fetched with the service's own token and
  *   refreshed every few seconds) decide, compiled once per rule set. No rule: denied —
  *   401 without credentials, 403 with.
  * - The account is set on `ctx.account`. The caller's token is not handed on: nested
- *   calls made with `{ parent: ctx }` carry the service's own token instead, so the
- *   callee sees which service calls it (and a user's token never leaves the first hop).
+ *   calls made with `{ parent: ctx }` carry the service's own identity instead, as a
+ *   token scoped to each callee (or its general token to a core service), so the callee
+ *   sees which service calls it (and a user's token never leaves the first hop).
  *
  * `Debug.Health` and `Debug.Metrics` are always public.
  */
@@ -64,7 +69,10 @@ export class ServiceAuth {
   private keys: KeySet | undefined;
   private rules: RuleSet | undefined;
   private rulesVersion = '';
-  private readonly verified = new Map<string, { account: Account; exp: number }>();
+  /** verified tokens, with the audience they were checked against */
+  private readonly verified = new Map<string, { account: Account; exp: number; aud: string }>();
+  /** the audience of each service name served (made once, not per call) */
+  private readonly audiences = new Map<string, string>();
   private keysPending: Promise<void> | undefined;
   private keysFailedAt = 0;
   private keysError: unknown;
@@ -78,19 +86,19 @@ export class ServiceAuth {
     this.required = options.required ?? false;
     this.logger = options.logger;
     const creds = options.credentials;
-    if (creds && 'token' in creds) this.identity = { kind: 'token', token: creds.token };
-    else if (creds) {
-      const tokenClient = new Client({ address: options.address, namespace: 'micro', preferLocal: false, timeout: 10_000, middleware: [] });
-      this.identity = { kind: 'source', source: new TokenSource(creds, tokenClient) };
-    } else this.identity = processIdentity();
-    const identity = this.identity;
+    // the token client: auth.Token and auth.Scope
+    const server = new Client({ address: options.address, namespace: 'micro', preferLocal: false, timeout: 10_000, middleware: [] });
+    if (creds && 'token' in creds) this.identity = { kind: 'token', token: creds.token, server };
+    else if (creds) this.identity = { kind: 'source', source: new TokenSource(creds, server) };
+    else this.identity = processIdentity();
+    const tokens = this.identity ? identityTokens(this.identity) : undefined;
     const client = new Client({
       address: options.address,
       namespace: 'micro',
       preferLocal: false,
       timeout: 10_000,
       retries: 2,
-      middleware: identity ? [bearer(() => identityToken(identity))] : [],
+      middleware: tokens ? [scopedBearer(tokens)] : [],
     });
     this.auth = createClient(authApi, client);
   }
@@ -207,12 +215,12 @@ export class ServiceAuth {
     }
   }
 
-  /** The account a token speaks for (cached until it expires); a 401 that says why otherwise. */
-  private async verify(token: string, service: string): Promise<Account> {
+  /** The account a token scoped to `aud` speaks for (cached until it expires); a 401 that says why otherwise. */
+  private async verify(token: string, service: string, aud: string): Promise<Account> {
     const now = Date.now() / 1000;
     const hit = this.verified.get(token);
     if (hit) {
-      if (hit.exp > now) return hit.account;
+      if (hit.exp > now && hit.aud === aud) return hit.account;
       this.verified.delete(token);
     }
     let keys = this.keys as KeySet;
@@ -222,10 +230,10 @@ export class ServiceAuth {
       await this.loadKeys().catch(() => undefined);
       keys = this.keys as KeySet;
     }
-    const claims = keys.verify(token, service, now);
+    const claims = keys.verify(token, service, now, aud);
     const account = accountOf(claims);
     if (this.verified.size >= CACHE_LIMIT) this.verified.clear();
-    this.verified.set(token, { account, exp: claims.exp });
+    this.verified.set(token, { account, exp: claims.exp, aud });
     return account;
   }
 
@@ -241,16 +249,23 @@ export class ServiceAuth {
       let account: Account | undefined;
       if (header) {
         const token = bearerToken(header, ctx.service);
+        const aud = this.audiences.get(ctx.service) ?? this.audienceOf(ctx);
         // the hot path: a token seen before costs one map lookup
         const hit = this.verified.get(token);
-        account = hit && hit.exp > Date.now() / 1000 ? hit.account : await this.verify(token, ctx.service);
+        account = hit && hit.exp > Date.now() / 1000 && hit.aud === aud ? hit.account : await this.verify(token, ctx.service, aud);
       }
       this.authorize(ctx, account);
       const call = ctx as CallContext;
       call.account = account;
-      await this.handOn(call);
+      this.handOn(call);
       return next(req);
     };
+  }
+
+  private audienceOf(ctx: Context): string {
+    const aud = audienceOf(this.namespace || ctx.namespace, ctx.service);
+    if (this.namespace && this.audiences.size < 100) this.audiences.set(ctx.service, aud);
+    return aud;
   }
 
   /** The namespace rule, then the rules of the namespace. */
@@ -267,23 +282,18 @@ export class ServiceAuth {
     throw Forbidden(ctx.service, `account ${account.id} may not call ${resource}: ${why}`);
   }
 
-  /** Nested calls carry this service's token, never the caller's. */
-  private async handOn(call: CallContext): Promise<void> {
+  /**
+   * Nested calls carry this service's identity, never the caller's token: the caller's
+   * leaves the metadata, and the Client attaches a token of this service scoped to each
+   * callee (see scoped.ts).
+   */
+  private handOn(call: CallContext): void {
     const md = call.metadata;
-    if (this.identity) {
-      const token = await identityToken(this.identity).catch((err: unknown) => {
-        this.logger?.warn({ err }, "could not get this service's own token: nested calls go without one");
-        return undefined;
-      });
-      if (token) {
-        (call as { metadata: Record<string, string> }).metadata = { ...md, authorization: `Bearer ${token}` };
-        return;
-      }
-    }
     if (md.authorization !== undefined) {
       const { authorization: _drop, ...rest } = md;
       (call as { metadata: Record<string, string> }).metadata = rest;
     }
+    if (this.identity) handOnIdentity(call, identityTokens(this.identity));
   }
 }
 

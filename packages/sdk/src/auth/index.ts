@@ -2,11 +2,13 @@
 export { authService, authApi, AUTH_PUBLIC_ENDPOINTS, AccountSchema, AccountInfoSchema, RuleSchema, KeyInfoSchema, JwkSchema, NAMESPACE_NAME, ACCOUNT_ID, SCOPE_NAME } from './definition.js';
 export type { Credentials, AuthAccount, AccountInfo, KeyInfo } from './definition.js';
 export { TokenSource, bearer } from './token.js';
+export type { BearerOptions } from './token.js';
+export { CORE_SERVICES, isCoreService, audienceOf, audienceProblem, ScopedTokens } from './scoped.js';
 export { KeySet, TokenError, signJwt, accountOf, bearerToken, tokenKid, JWT_ALG, MAX_TOKEN_LENGTH, CLOCK_LEEWAY } from './jwt.js';
 export type { AccessClaims, Jwks, PublicJwk, SigningKey, TokenProblem } from './jwt.js';
 export { RuleSet, compareRules, conflictingRule, parseResource, scopeApplies, serviceResource, isPlatformAdmin, DEFAULT_RULE, RESOURCE_PATTERN } from './rules.js';
 export type { Rule, Access, Decision, Resource } from './rules.js';
 export { ServiceAuth } from './enforce.js';
 export type { ServiceAuthOptions } from './enforce.js';
-export { processIdentity, defaultClientMiddleware, identityToken } from './process.js';
+export { processIdentity, defaultClientMiddleware, identityToken, identityTokens } from './process.js';
 export type { Identity } from './process.js';

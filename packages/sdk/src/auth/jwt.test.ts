@@ -91,3 +91,22 @@ test('a key set skips keys it cannot use', () => {
   assert.equal(keys.size, 1);
   assert.ok(keys.has('k1'));
 });
+
+test('audience: the server takes general tokens only, a service only tokens scoped to it', () => {
+  const k = keyPair('k1');
+  const keys = new KeySet({ keys: [k.jwk] });
+  const general = signJwt(claims, k);
+  const scoped = signJwt({ ...claims, aud: 'acme/greeter' }, k);
+  // the server (no audience) and a service
+  assert.equal(keys.verify(general).sub, 'alice');
+  assert.equal(problem(() => keys.verify(scoped)), 'audience');
+  assert.deepEqual(keys.verify(scoped, 'greeter', now, 'acme/greeter'), { ...claims, aud: 'acme/greeter' });
+  assert.equal(problem(() => keys.verify(general, 'greeter', now, 'acme/greeter')), 'audience');
+  // another service, or the same name in another namespace
+  assert.equal(problem(() => keys.verify(scoped, 'evil', now, 'acme/evil')), 'audience');
+  assert.equal(problem(() => keys.verify(scoped, 'greeter', now, 'globex/greeter')), 'audience');
+  // an aud that is not a string is malformed, whoever checks
+  const odd = signJwt({ ...claims, aud: ['acme/greeter'] } as unknown as AccessClaims, k);
+  assert.equal(problem(() => keys.verify(odd, 'greeter', now, 'acme/greeter')), 'claims');
+  assert.equal(problem(() => keys.verify(odd)), 'claims');
+});

@@ -46,6 +46,12 @@ export interface AccessClaims {
   typ: string;
   scopes: string[];
   md?: Record<string, string>;
+  /**
+   * `<namespace>/<service>` on a service-scoped token (see scoped.ts): only that service
+   * accepts it. Absent on a general token, which only the server (its core services and
+   * gateway) accepts.
+   */
+  aud?: string;
 }
 
 export interface SigningKey {
@@ -74,7 +80,7 @@ export function accountOf(claims: AccessClaims): Account {
 const B64URL = /^[A-Za-z0-9_-]*$/;
 
 /** Why a token was refused; the detail of the 401 says it in words. */
-export type TokenProblem = 'malformed' | 'algorithm' | 'unknown-key' | 'signature' | 'expired' | 'not-yet-valid' | 'claims';
+export type TokenProblem = 'malformed' | 'algorithm' | 'unknown-key' | 'signature' | 'expired' | 'not-yet-valid' | 'claims' | 'audience';
 
 export class TokenError extends MicroError {
   constructor(
@@ -135,8 +141,13 @@ export class KeySet {
     return this.keys.size;
   }
 
-  /** The verified claims; a TokenError (401) that says why otherwise. */
-  verify(token: string, id = 'auth', now = Date.now() / 1000): AccessClaims {
+  /**
+   * The verified claims; a TokenError (401) that says why otherwise. `audience` is who
+   * checks: undefined for the server itself, which takes general tokens only; a
+   * service's `<namespace>/<name>`, which takes only tokens scoped to it. A token handed
+   * to one service is thus worthless anywhere else.
+   */
+  verify(token: string, id = 'auth', now = Date.now() / 1000, audience?: string): AccessClaims {
     const bad = (problem: TokenProblem, why: string) => new TokenError(id, problem, `invalid token: ${why}`);
     if (typeof token !== 'string' || token.length > MAX_TOKEN_LENGTH) throw bad('malformed', 'not a token (empty or too long)');
     const parts = token.split('.');
@@ -157,6 +168,12 @@ export class KeySet {
     }
     if (c.exp + CLOCK_LEEWAY <= now) throw new TokenError(id, 'expired', `token expired at ${new Date(c.exp * 1000).toISOString()} — get a new one (micro login, or refresh)`);
     if (c.iat - CLOCK_LEEWAY > now) throw bad('not-yet-valid', 'issued in the future');
+    if (c.aud !== undefined && typeof c.aud !== 'string') throw bad('claims', 'the claim aud must be a string');
+    if (c.aud !== audience) {
+      if (audience === undefined) throw bad('audience', `the token is scoped to service ${String(c.aud).slice(0, 200)} and is accepted there only`);
+      if (c.aud === undefined) throw bad('audience', `a general token is not accepted by ${audience}: send a token scoped to it (auth.Scope; the SDK's bearer middleware and the gateway do this)`);
+      throw bad('audience', `the token is scoped to service ${String(c.aud).slice(0, 200)}, not ${audience}`);
+    }
     const claims: AccessClaims = {
       sub: c.sub,
       iss: c.iss,
@@ -166,6 +183,7 @@ export class KeySet {
       typ: typeof c.typ === 'string' ? c.typ : 'user',
       scopes: c.scopes,
     };
+    if (c.aud !== undefined) claims.aud = c.aud;
     if (c.md && typeof c.md === 'object' && !Array.isArray(c.md)) {
       const md: Record<string, string> = {};
       for (const [k, v] of Object.entries(c.md as Record<string, unknown>)) if (typeof v === 'string') md[k] = v;

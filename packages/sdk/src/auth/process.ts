@@ -1,6 +1,7 @@
 import { Client, type ClientMiddleware } from '../client/client.js';
-import { TokenSource, bearer } from './token.js';
+import { TokenSource } from './token.js';
 import { AUTH_PUBLIC_ENDPOINTS } from './definition.js';
+import { ScopedTokens, scopedBearer } from './scoped.js';
 
 /**
  * The identity of this process towards its `micro server`, from the environment the
@@ -9,7 +10,8 @@ import { AUTH_PUBLIC_ENDPOINTS } from './definition.js';
  * process: every default client and every service of the process share its token.
  */
 
-export type Identity = { kind: 'token'; token: string } | { kind: 'source'; source: TokenSource };
+/** `server`: a client of the server that issued it, where tokens scoped to a service are minted */
+export type Identity = { kind: 'token'; token: string; server?: Client } | { kind: 'source'; source: TokenSource };
 
 let cached: { key: string; identity: Identity | undefined } | undefined;
 
@@ -25,8 +27,10 @@ export function processIdentity(): Identity | undefined {
   const e = process.env;
   let identity: Identity | undefined;
   if (e.MICRO_SERVER) {
-    if (e.MICRO_AUTH_TOKEN) identity = { kind: 'token', token: e.MICRO_AUTH_TOKEN };
-    else if (e.MICRO_AUTH_ID && e.MICRO_AUTH_SECRET) {
+    if (e.MICRO_AUTH_TOKEN) {
+      const server = new Client({ address: e.MICRO_SERVER, namespace: 'micro', preferLocal: false, timeout: 10_000, middleware: [] });
+      identity = { kind: 'token', token: e.MICRO_AUTH_TOKEN, server };
+    } else if (e.MICRO_AUTH_ID && e.MICRO_AUTH_SECRET) {
       // the token client itself must not authenticate: auth.Token is public
       const tokenClient = new Client({ address: e.MICRO_SERVER, namespace: 'micro', preferLocal: false, timeout: 10_000, middleware: [] });
       identity = { kind: 'source', source: new TokenSource({ id: e.MICRO_AUTH_ID, secret: e.MICRO_AUTH_SECRET, namespace: e.MICRO_AUTH_NAMESPACE || undefined }, tokenClient) };
@@ -41,14 +45,27 @@ export function identityToken(identity: Identity): Promise<string> {
   return identity.kind === 'token' ? Promise.resolve(identity.token) : identity.source.get();
 }
 
+const scoped = new WeakMap<Identity, ScopedTokens>();
+
+/** The tokens of an identity for each service it calls (one cache per identity; see scoped.ts). */
+export function identityTokens(identity: Identity): ScopedTokens {
+  let tokens = scoped.get(identity);
+  if (!tokens) {
+    tokens = new ScopedTokens(() => identityToken(identity), identity.kind === 'source' ? identity.source.server : identity.server);
+    scoped.set(identity, tokens);
+  }
+  return tokens;
+}
+
 /**
  * The middleware of a client made without middleware of its own: in a process started
  * against a server with credentials, every call carries the process's token (except the
- * public endpoints of auth, which exchange credentials for it). Elsewhere: none.
+ * public endpoints of auth, which exchange credentials for it), scoped to the callee
+ * unless it is a core service (see scoped.ts). Elsewhere: none.
  */
 export function defaultClientMiddleware(): ClientMiddleware[] {
   const identity = processIdentity();
   if (!identity) return [];
-  const attach = bearer(() => identityToken(identity));
+  const attach = scopedBearer(identityTokens(identity));
   return [(req, next) => (req.service === 'auth' && AUTH_PUBLIC_ENDPOINTS.includes(req.endpoint) ? next(req) : attach(req, next))];
 }

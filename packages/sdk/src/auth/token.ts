@@ -2,6 +2,7 @@ import { Unauthorized } from '../errors/errors.js';
 import type { Client, ClientMiddleware } from '../client/client.js';
 import { createClient } from '../client/typed.js';
 import { authService, type Credentials } from './definition.js';
+import { ScopedTokens, scopedBearer } from './scoped.js';
 
 /**
  * Keeps an access token for a set of credentials: fetched on first use, renewed when
@@ -16,6 +17,11 @@ export class TokenSource {
     private readonly credentials: Credentials,
     private readonly client: Client,
   ) {}
+
+  /** The client of the server that issues the tokens (where scoped ones are minted too). */
+  get server(): Client {
+    return this.client;
+  }
 
   async get(): Promise<string> {
     if (this.token && Date.now() < this.renewAt) return this.token;
@@ -37,12 +43,22 @@ export class TokenSource {
   }
 }
 
-/** Client middleware that sends `authorization: Bearer <token>` with every call. */
-export function bearer(source: TokenSource | (() => Promise<string>) | string): ClientMiddleware {
+export interface BearerOptions {
+  /**
+   * A client of micro server (its address, no middleware of its own), where tokens for
+   * services other than the core ones are minted (auth.Scope). Default: a TokenSource's
+   * own server; for a plain token or function, none.
+   */
+  server?: Client;
+}
+
+/**
+ * Client middleware that sends `authorization: Bearer <token>`: the token itself to the
+ * core services of micro server, and to any other service a token scoped to it (minted
+ * once per target and cached; see scoped.ts). Without a server to mint at, calls to
+ * other services go without a token: a general token never reaches a node.
+ */
+export function bearer(source: TokenSource | (() => Promise<string>) | string, options: BearerOptions = {}): ClientMiddleware {
   const get = typeof source === 'string' ? () => Promise.resolve(source) : source instanceof TokenSource ? () => source.get() : source;
-  return async (req, next) => {
-    const token = await get();
-    req.metadata = { ...req.metadata, authorization: `Bearer ${token}` };
-    return next(req);
-  };
+  return scopedBearer(new ScopedTokens(get, options.server ?? (source instanceof TokenSource ? source.server : undefined)));
 }

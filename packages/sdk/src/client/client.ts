@@ -12,6 +12,7 @@ import { defaultNamespace } from '../config/env.js';
 import { sharedPool, sharedSelector, defaultRegistry } from './defaults.js';
 import { LazyResponseStream, type ResponseStream } from './stream.js';
 import { defaultClientMiddleware } from '../auth/process.js';
+import { handedOnIdentity, type ScopedTokens } from '../auth/scoped.js';
 import { activeTracing } from '../tracing/tracing.js';
 
 /** Options of one call. */
@@ -186,17 +187,26 @@ export class Client {
       deadline,
       options,
     };
-    if (prepared.kind === 'unary' || prepared.kind === 'client') return this.dispatch(req, prepared);
+    // a call made while serving one carries the serving service's identity, scoped to the callee
+    const identity = parent === undefined || metadata.authorization !== undefined ? undefined : handedOnIdentity(parent);
+    if (prepared.kind === 'unary' || prepared.kind === 'client') return identity ? this.dispatchAs(identity, req, prepared) : this.dispatch(req, prepared);
     // streaming responses: middleware still runs, the stream comes back at once
     return new LazyResponseStream<unknown>(
       async () => {
-        const stream = (await this.dispatch(req, prepared)) as ResponseStream<unknown>;
+        const stream = (await (identity ? this.dispatchAs(identity, req, prepared) : this.dispatch(req, prepared))) as ResponseStream<unknown>;
         return stream;
       },
       () => undefined,
       () => undefined,
       prepared.service,
     );
+  }
+
+  /** The call with a token of `identity` for its target (see auth/scoped.ts), then as any call. */
+  private async dispatchAs(identity: ScopedTokens, req: ClientRequest, prepared: PreparedCall): Promise<unknown> {
+    const token = await identity.tokenFor(req.namespace, req.service);
+    if (token !== undefined) req.metadata = { ...req.metadata, authorization: `Bearer ${token}` };
+    return this.dispatch(req, prepared);
   }
 
   /** The call after middleware: in this process when the service runs here, else over the network. */

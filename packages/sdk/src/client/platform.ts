@@ -20,7 +20,8 @@ export function serverAddress(): string | undefined {
 /** Middleware that authenticates calls with the credentials in the environment, if any. */
 export function authFromEnv(tokenClient: Client): ClientMiddleware[] {
   const token = process.env.MICRO_AUTH_TOKEN;
-  if (token) return [bearer(token)];
+  // the token client is also where tokens for services other than the core ones are minted
+  if (token) return [bearer(token, { server: tokenClient })];
   const id = process.env.MICRO_AUTH_ID;
   const secret = process.env.MICRO_AUTH_SECRET;
   if (id && secret) {

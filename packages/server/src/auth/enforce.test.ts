@@ -44,8 +44,13 @@ const who = defineService({
 const front = defineService({
   name: 'front',
   version: '1.0.0',
-  endpoints: { Relay: endpoint({ request: z.object({}), response: z.object({ id: z.string().nullable(), type: z.string().nullable(), token: z.string().nullable() }) }) },
+  endpoints: {
+    Relay: endpoint({ request: z.object({}), response: z.object({ id: z.string().nullable(), type: z.string().nullable(), token: z.string().nullable() }) }),
+    Spy: endpoint({ request: z.object({}), response: z.object({ token: z.string().nullable() }) }),
+  },
 });
+/** a node that checks nothing and keeps what it is sent */
+const spy = defineService({ name: 'spy', version: '1.0.0', endpoints: { Peek: endpoint({ request: z.object({}), response: z.object({ token: z.string().nullable() }) }) } });
 
 // over both storages: SQLite (local profile) and PostgreSQL (nats profile)
 const pgSkip = { skip: (why?: string) => void why };
@@ -61,7 +66,9 @@ for (const storage of ['sqlite', 'postgres'] as const) {
 
     /** a client of the services of a namespace, as these credentials (anonymous without) */
     const caller = (namespace: string, creds?: Credentials | { token: string }) => {
-      const middleware = creds ? [bearer('token' in creds ? creds.token : new TokenSource(creds, new Client({ address: h.address, namespace: 'micro', preferLocal: false, middleware: [] })))] : [];
+      // the server mints the token each service gets (auth.Scope)
+      const server = new Client({ address: h.address, namespace: 'micro', preferLocal: false, middleware: [] });
+      const middleware = creds ? [bearer('token' in creds ? creds.token : new TokenSource(creds, server), { server })] : [];
       return new Client({ namespace, registry: h.registry, preferLocal: false, middleware, retries: 0 });
     };
 
@@ -87,8 +94,10 @@ for (const storage of ['sqlite', 'postgres'] as const) {
         new Service(who, { Me: (_req, ctx) => me(ctx), Secret: () => ({ ok: true }) }, { namespace: 'tenant-a', registry: h.registry, logger: silent, auth: new ServiceAuth({ address: h.address, credentials: whoCreds, refreshInterval: 0 }) }),
       );
       const whoClient = createClient(who, { namespace: 'tenant-a', registry: h.registry, preferLocal: false, middleware: [] });
+      const spyClient = createClient(spy, { namespace: 'tenant-a', registry: h.registry, preferLocal: false, middleware: [] });
+      await start(new Service(spy, { Peek: (_req, ctx) => ({ token: ctx.metadata.authorization ?? null }) }, { namespace: 'tenant-a', registry: h.registry, logger: silent, auth: false }));
       await start(
-        new Service(front, { Relay: (_req, ctx) => whoClient.Me({}, { parent: ctx }) }, { namespace: 'tenant-a', registry: h.registry, logger: silent, auth: new ServiceAuth({ address: h.address, credentials: frontCreds, refreshInterval: 0 }) }),
+        new Service(front, { Relay: (_req, ctx) => whoClient.Me({}, { parent: ctx }), Spy: (_req, ctx) => spyClient.Peek({}, { parent: ctx }) }, { namespace: 'tenant-a', registry: h.registry, logger: silent, auth: new ServiceAuth({ address: h.address, credentials: frontCreds, refreshInterval: 0 }) }),
       );
     });
 
@@ -107,7 +116,8 @@ for (const storage of ['sqlite', 'postgres'] as const) {
     });
 
     test('a token of another namespace is refused (403) even by an admin of that namespace', async () => {
-      await assert.rejects(caller('tenant-a', bob).call('who', 'Me', {}), code(403, /namespace tenant-b cannot call services of namespace tenant-a/));
+      // refused where the token for it would be minted
+      await assert.rejects(caller('tenant-a', bob).call('who', 'Me', {}), code(403, /namespace tenant-b may not call services of namespace tenant-a/));
       // the admin of micro reaches every namespace
       assert.equal(((await caller('tenant-a', h.admin).call('who', 'Me', {})) as { id: string }).id, 'admin');
     });
@@ -149,7 +159,40 @@ for (const storage of ['sqlite', 'postgres'] as const) {
       const seen = (await caller('tenant-a', { token: aliceToken }).call('front', 'Relay', {})) as { id: string; type: string; token: string };
       assert.equal(seen.id, 'service:front');
       assert.equal(seen.type, 'service');
-      assert.ok(!seen.token.includes(aliceToken), 'the user token did not travel on');
+      // the handler is not handed the token it was called with
+      assert.equal(seen.token, null);
+      // what a node that keeps its tokens receives from front: front's identity, scoped to that node
+      const { token } = (await caller('tenant-a', { token: aliceToken }).call('front', 'Spy', {})) as { token: string };
+      const claims = JSON.parse(Buffer.from((token.split(' ')[1] as string).split('.')[1] as string, 'base64url').toString()) as { sub: string; aud: string };
+      assert.deepEqual([claims.sub, claims.aud], ['service:front', 'tenant-a/spy']);
+    });
+
+    test('a service takes only tokens scoped to it: general ones and ones of another service get a 401', async () => {
+      const { token: general } = await h.authAs().Token(alice);
+      const raw = (token: string) => new Client({ namespace: 'tenant-a', registry: h.registry, preferLocal: false, middleware: [], retries: 0, metadata: { authorization: `Bearer ${token}` } });
+      await assert.rejects(raw(general).call('who', 'Me', {}), code(401, /a general token is not accepted by tenant-a\/who/));
+      const forFront = await h.authAs({ token: general }).Scope({ audience: 'tenant-a/front' });
+      await assert.rejects(raw(forFront.token).call('who', 'Me', {}), code(401, /scoped to service tenant-a\/front, not tenant-a\/who/));
+      const forWho = await h.authAs({ token: general }).Scope({ audience: 'tenant-a/who' });
+      assert.equal(((await raw(forWho.token).call('who', 'Me', {})) as { id: string }).id, 'alice');
+      // the server's own services take none: not auth (no exchanging it again), not the registry
+      await assert.rejects(h.authAs({ token: forWho.token }).Scope({ audience: 'tenant-a/front' }), code(401, /scoped to service tenant-a\/who/));
+      await assert.rejects(h.platformAs({ token: forWho.token }).call('registry', 'ListServices', {}), code(401, /scoped to service/));
+      // a scoped token never outlives the one it came from
+      const exp = (t: string) => (JSON.parse(Buffer.from(t.split('.')[1] as string, 'base64url').toString()) as { exp: number }).exp;
+      assert.equal(forWho.expiresAt, exp(general));
+      assert.equal(exp(forWho.token), exp(general));
+    });
+
+    test('Scope mints only for services of the caller\'s own namespace, and says which field is wrong', async () => {
+      const auth = h.authAs(alice);
+      await assert.rejects(auth.Scope({ audience: 'tenant-b/who' }), code(403, /audience: account alice of namespace tenant-a may not call services of namespace tenant-b/));
+      await assert.rejects(auth.Scope({ audience: 'tenant-a' }), code(400, /audience: it must be <namespace>\/<service>/));
+      await assert.rejects(auth.Scope({ audience: 'micro/store' }), code(400, /audience: store is a core service/));
+      await assert.rejects(auth.Scope({ audience: 'tenant-a/a b' }), code(400, /audience: the service name/));
+      await assert.rejects(h.authAs().Scope({ audience: 'tenant-a/who' }), code(401));
+      // an admin of micro reaches every namespace
+      assert.ok((await h.authAs(h.admin).Scope({ audience: 'tenant-b/who' })).token);
     });
 
     test('tokens signed after a key rotation are verified (the service fetches the new key)', async () => {

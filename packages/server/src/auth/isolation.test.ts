@@ -8,6 +8,8 @@ import { startAuthHarness, type AuthHarness } from './testing.js';
  * Namespace isolation, as a property: whatever an account of namespace A sends — as a
  * user, as the namespace's admin, as a service, through an API key — to the auth and
  * registry services about namespace B, it reads nothing of B and changes nothing of B.
+ * (The registry's own rule, within a namespace too, is a property in
+ * ../registry/isolation.test.ts.)
  */
 
 let h: AuthHarness;
@@ -72,6 +74,9 @@ const ops: fc.Arbitrary<[string, Op]> = fc.oneof(
   fc.tuple(fc.constant('RevokeKey'), fc.constantFrom<'b' | undefined>('b', undefined)).map(([n, ns]) => [n, (a) => a.auth.RevokeKey({ id: bKeyId, namespace: ns })] as [string, Op]),
   fc.tuple(fc.constant('ListServices'), targetNs).map(([n, ns]) => [n, (a) => a.registry.ListServices({ namespace: ns })] as [string, Op]),
   fc.tuple(fc.constant('GetService'), targetNs).map(([n, ns]) => [n, (a) => a.registry.GetService({ name: 'b-svc', namespace: ns })] as [string, Op]),
+  fc.tuple(fc.constant('Register'), fc.constantFrom('b-svc', 'a-svc'), targetNs).map(
+    ([n, name, ns]) => [n, (a) => a.registry.Register({ service: { name, version: '1', endpoints: [], nodes: [{ id: 'n1', address: 'tcp://127.0.0.1:2' }] }, namespace: ns })] as [string, Op],
+  ),
   fc.tuple(fc.constant('Deregister'), targetNs).map(([n, ns]) => [n, (a) => a.registry.Deregister({ service: { name: 'b-svc', version: '1', endpoints: [], nodes: [{ id: 'n1', address: 'tcp://127.0.0.1:1' }] }, namespace: ns })] as [string, Op]),
 );
 

@@ -2,12 +2,14 @@ import { errors, type Account, type authApi, type Context, type Handlers } from 
 import { adminNamespaceFor, isNamespaceAdmin, namespaceFor, requireAdmin } from './guard.js';
 import { LoginThrottle } from './throttle.js';
 import type { AuthAccounts, AuthTokens } from './storage.js';
+import { scopeForCaller } from './scoped.js';
 
 /**
  * The auth service of micro server.
  *
  * - Public: Token (id + secret, refresh token or API key → tokens), Login (user +
  *   password), Refresh, Inspect (token or API key → account), Keys (the JWKS).
+ * - Any account: Scope (its own token, for one service of its namespace: see scoped.ts).
  * - Own namespace, any account: ListRules (services need them to check their callers),
  *   CreateKey / ListKeys / RevokeKey for one's own keys, SetPassword for one's own.
  * - Scope `admin` of the namespace (or an admin of micro): accounts, rules, everyone's keys.
@@ -76,6 +78,8 @@ export function authHandlers(accounts: AuthAccounts, tokens: AuthTokens, throttl
       const info = await accounts.keys.get(account.metadata?.key ?? '');
       return info?.expiresAt === undefined ? { account } : { account, expiresAt: Math.floor(info.expiresAt / 1000) };
     },
+
+    Scope: ({ audience }, ctx) => scopeForCaller(tokens, ctx, audience),
 
     Keys: () => tokens.jwks(),
 

@@ -67,4 +67,6 @@ export interface AuthTokens {
   issue(account: Account): Promise<{ token: string; expiresAt: number }>;
   /** The account a token speaks for; a 401 (TokenError) otherwise. */
   verify(token: string): Promise<Account>;
+  /** A general token that `verify` accepts, scoped to one service (`<namespace>/<service>`): see scoped.ts. */
+  scope(token: string, audience: string): Promise<{ token: string; expiresAt: number }>;
 }

@@ -1,6 +1,7 @@
 import { createPrivateKey, generateKeyPairSync, randomBytes, randomUUID, type KeyObject } from 'node:crypto';
 import { KeySet, readJson, signJwt, writeJsonDurable, accountOf, type Account, type Jwks, type PublicJwk } from '@micro/sdk';
 import type { AuthTokens } from './storage.js';
+import { signScoped } from './scoped.js';
 
 /**
  * Access tokens: JWTs signed with the server's Ed25519 key, short-lived (15 minutes by
@@ -146,6 +147,11 @@ export class Tokens implements AuthTokens {
     const account = accountOf(claims);
     this.cache.set(token, account, claims.exp);
     return account;
+  }
+
+  async scope(token: string, audience: string): Promise<{ token: string; expiresAt: number }> {
+    await this.verify(token);
+    return signScoped(token, audience, this.signing);
   }
 }
 

@@ -375,4 +375,17 @@ describe('API gateway', () => {
     );
     assert.equal((await post('/v1/greeter/Call', { name: 'still' }, bearer(aliceToken), g.url)).status, 200);
   });
+
+  test('a service other than the core ones gets the caller scoped to it, minted once per credential and service', async () => {
+    const minted: string[] = [];
+    const tokens = Object.create(h.tokens) as typeof h.tokens;
+    tokens.scope = (token, audience) => {
+      minted.push(audience);
+      return h.tokens.scope(token, audience);
+    };
+    const g = await start({ tokens, rateLimit: false });
+    for (let i = 0; i < 3; i++) assert.deepEqual((await post('/v1/greeter/Call', { name: 'x' }, bearer(aliceToken), g.url)).json, { message: 'Hello x', who: 'user:alice' });
+    for (let i = 0; i < 2; i++) assert.deepEqual((await post('/v1/greeter/Call', { name: 'k' }, bearer(aliceKey), g.url)).json, { message: 'Hello k', who: 'apikey:alice' });
+    assert.deepEqual(minted, ['tenant-a/greeter', 'tenant-a/greeter']);
+  });
 });

@@ -95,9 +95,10 @@ export function parseGatewayAddress(address: string): { host: string; port: numb
 
 /**
  * The HTTP/JSON API gateway: `POST /v1/{service}/{endpoint}` calls an endpoint of the
- * caller's namespace through the SDK client, with the caller's token; `GET` takes the
- * fields of flat requests of read-only endpoints as query parameters (no other endpoint
- * answers a GET: a link of any site is a GET); `GET /openapi.json` describes the
+ * caller's namespace through the SDK client, with the caller's identity (to any service
+ * but the core ones, a token scoped to that service); `GET` takes the fields of flat
+ * requests of read-only endpoints as query parameters (no other endpoint answers a GET:
+ * a link of any site is a GET); `GET /openapi.json` describes the
  * namespace. Authentication, rules, limits and errors are applied here at the edge; the
  * service checks the token and its rules again where the call is served.
  */
@@ -126,6 +127,9 @@ export class Gateway {
   private readonly endpoints = new Map<string, Map<string, { list: EndpointRecord[]; at: number }>>();
   private cachedServices = 0;
   private readonly keyTokens = new Map<string, { token: string; exp: number }>();
+  /** tokens scoped to a service, by credential then `<namespace>/<service>`, with the second until which they are handed out */
+  private readonly scopedTokens = new Map<string, Map<string, { token: string; until: number }>>();
+  private scopedCount = 0;
   /** `/v1/…` paths already parsed (valid ones only): the same few paths come again and again */
   private readonly routes = new Map<string, [string, string]>();
   /** the SDK's compiled call of each endpoint read from the registry (they live as long as the endpoints cache holds them) */
@@ -367,7 +371,8 @@ export class Gateway {
       if (!account && isMicroError(err) && (err.code === 404 || err.code === 401)) throw credentialsRequired();
       throw err;
     }
-    const token = account ? await this.forwardToken(req, account) : undefined;
+    let token = account ? this.forwardToken(req, account, home, service) : undefined;
+    if (token !== undefined && typeof token !== 'string') token = await token;
     const metadata: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
     return { call: { service, endpoint: ep, client: this.client(home), metadata, timeout: this.timeout }, key, namespace };
   }
@@ -620,17 +625,47 @@ export class Gateway {
     throw errors.Forbidden(service, `account ${account.id} may not call ${resource}${decision.rule ? `: rule ${decision.rule.id} denies it` : ' (no rule grants it)'}`);
   }
 
-  /** The token forwarded to the service: the caller's, or for an API key an access token of what the key acts as. */
-  private async forwardToken(req: IncomingMessage, account: Account | undefined): Promise<string | undefined> {
-    if (!account) return undefined;
+  /**
+   * The token forwarded to the service. A core service (micro, self-guarded) gets the
+   * caller's token (for an API key an access token of what the key acts as); any other
+   * service — a node some account registered — gets that token scoped to it (`aud`, see
+   * auth/scoped.ts), which it cannot replay anywhere else. Both are minted in process and
+   * cached: a hit answers without a promise, so the hot path stays await-free.
+   */
+  private forwardToken(req: IncomingMessage, account: Account, namespace: string, service: string): string | Promise<string> {
     const credential = this.credential(req) as string;
-    if (!credential.startsWith('mk_')) return credential;
     const now = Date.now() / 1000;
+    if (namespace === 'micro' && this.selfGuarded.has(service)) return credential.startsWith('mk_') ? this.keyToken(credential, account, now) : credential;
+    const audience = `${namespace}/${service}`;
+    const hit = this.scopedTokens.get(credential)?.get(audience);
+    if (hit && hit.until > now) return hit.token;
+    return this.mintScoped(credential, account, audience, now);
+  }
+
+  /** An access token of what an API key acts as (cached until a minute before it expires). */
+  private keyToken(credential: string, account: Account, now: number): string | Promise<string> {
     const hit = this.keyTokens.get(credential);
     if (hit && hit.exp - API_KEY_TOKEN_MARGIN > now) return hit.token;
-    const { token, expiresAt } = await this.options.tokens.issue(account);
-    if (this.keyTokens.size >= 1000) this.keyTokens.clear();
-    this.keyTokens.set(credential, { token, exp: expiresAt });
+    return this.options.tokens.issue(account).then(({ token, expiresAt }) => {
+      if (this.keyTokens.size >= 1000) this.keyTokens.clear();
+      this.keyTokens.set(credential, { token, exp: expiresAt });
+      return token;
+    });
+  }
+
+  private async mintScoped(credential: string, account: Account, audience: string, now: number): Promise<string> {
+    const fromKey = credential.startsWith('mk_');
+    const general = fromKey ? await this.keyToken(credential, account, now) : credential;
+    const { token, expiresAt } = await this.options.tokens.scope(general, audience);
+    if (this.scopedCount >= 10_000) {
+      this.scopedTokens.clear();
+      this.scopedCount = 0;
+    }
+    let byAudience = this.scopedTokens.get(credential);
+    if (!byAudience) this.scopedTokens.set(credential, (byAudience = new Map()));
+    if (!byAudience.has(audience)) this.scopedCount++;
+    // a key's token is renewed a minute early (keyToken): its scoped copies go with it
+    byAudience.set(audience, { token, until: fromKey ? expiresAt - API_KEY_TOKEN_MARGIN : expiresAt });
     return token;
   }
 

@@ -2,6 +2,7 @@ import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { accountOf, errors, KeySet, TokenError, type Account, type Jwks, type Logger, type PublicJwk } from '@micro/sdk';
 import type { Sealer } from '../crypto.js';
 import type { AuthTokens } from '../storage.js';
+import { signScoped } from '../scoped.js';
 import { ACCESS_TTL, newSigningKey, signAccessToken, VerifiedTokens, type TokensOptions } from '../tokens.js';
 import { announce, AUTH_LOCK, type PgContext } from './accounts.js';
 
@@ -189,5 +190,10 @@ export class PgTokens implements AuthTokens {
     const account = accountOf(claims);
     this.cache.set(token, account, claims.exp);
     return account;
+  }
+
+  async scope(token: string, audience: string): Promise<{ token: string; expiresAt: number }> {
+    await this.verify(token);
+    return signScoped(token, audience, this.signing);
   }
 }

@@ -1,0 +1,32 @@
+import { audienceProblem, bearerToken, errors, isPlatformAdmin, signJwt, type AccessClaims, type Context, type SigningKey } from '@micro/sdk';
+import type { AuthTokens } from './storage.js';
+
+/**
+ * Minting service-scoped tokens (see the SDK's auth/scoped.ts): a token for one service
+ * is the general token it comes from — every claim, expiry included — plus `aud`.
+ * Nothing widens: a scoped token is never exchanged again (the server refuses tokens
+ * with `aud`), and it dies with its parent (same sub, sid, jti, iat and exp).
+ */
+
+/** A token for `audience` from a general token that `verify` just accepted. */
+export function signScoped(parent: string, audience: string, key: SigningKey): { token: string; expiresAt: number } {
+  const payload = JSON.parse(Buffer.from(parent.split('.')[1] ?? '', 'base64url').toString('utf8')) as AccessClaims;
+  return { token: signJwt({ ...payload, aud: audience }, key), expiresAt: payload.exp };
+}
+
+/**
+ * auth.Scope: the caller's own token (the one it called with) scoped to `audience`, a
+ * service of the caller's namespace (any namespace for an admin of micro).
+ */
+export async function scopeForCaller(tokens: Pick<AuthTokens, 'scope'>, ctx: Context, audience: string): Promise<{ token: string; expiresAt: number }> {
+  const me = ctx.account;
+  const header = ctx.metadata.authorization;
+  if (!me || header === undefined) throw errors.Unauthorized('auth', 'credentials required: Scope exchanges the token you call it with');
+  const problem = audienceProblem(audience);
+  if (problem) throw errors.BadRequest('auth', `audience: ${problem}`);
+  const namespace = audience.slice(0, audience.indexOf('/'));
+  if (namespace !== me.issuer && !isPlatformAdmin(me)) {
+    throw errors.Forbidden('auth', `audience: account ${me.id} of namespace ${me.issuer} may not call services of namespace ${namespace}`);
+  }
+  return tokens.scope(bearerToken(header, 'auth'), audience);
+}
