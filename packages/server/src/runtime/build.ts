@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { delimiter, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { errors } from '@micro/sdk';
-import { runCommand, type CommandResult } from './exec.js';
+import { runCommand, type CommandOptions, type CommandResult } from './exec.js';
 
 /**
  * Turning fetched source into something to run: install dependencies, make @micro/sdk
@@ -66,20 +66,50 @@ export interface BuildOptions {
   buildTimeout: number;
   signal?: AbortSignal;
   progress: (step: 'install' | 'build', message: string) => void;
+  /** runs the steps sandboxed (tenant namespaces); default: as the server */
+  sandbox?: BuildSandbox;
 }
+
+/** How build steps run in the sandbox of the service's namespace. */
+export interface BuildSandbox {
+  /** the command running argv sandboxed; `network` only for npm install (it needs the registry) */
+  wrap(argv: string[], network: boolean, env: NodeJS.ProcessEnv): { command: string; args: string[]; env: NodeJS.ProcessEnv; input: Buffer; verdict(): string | undefined; dispose(): void };
+  /** gives the build folder to the namespace's uid again (after the server linked the SDK into it) */
+  own(): Promise<void>;
+}
+
+/** npm scripts of the package itself that `npm install` would have run, in its order. */
+const LIFECYCLE = ['preinstall', 'install', 'postinstall', 'prepare'];
 
 /** Installs, links, compiles; returns the entry file (relative to dir). Throws BadRequest with the tool's output on failure. */
 export async function buildService(dir: string, pkg: PackageJson | undefined, options: BuildOptions): Promise<string> {
   if (options.origin) await relocateTsconfig(dir, options.origin);
-  const run = (step: 'install' | 'build', command: string, args: string[], timeout: number) =>
-    runCommand(command, args, { cwd: dir, env: options.env, timeout, signal: options.signal, onLine: (line) => options.progress(step, line) });
+  const run = (step: 'install' | 'build', command: string, args: string[], timeout: number, network = false) =>
+    options.sandbox
+      ? sandboxed(options.sandbox, [command, ...args], network, dir, { env: options.env, timeout, signal: options.signal, onLine: (line) => options.progress(step, line) })
+      : runCommand(command, args, { cwd: dir, env: options.env, timeout, signal: options.signal, onLine: (line) => options.progress(step, line) });
 
-  if (pkg && needsInstall(pkg)) {
+  const install = pkg !== undefined && needsInstall(pkg);
+  if (install) {
     options.progress('install', 'npm install');
-    const res = await withoutProvided(dir, () => run('install', 'npm', ['install', '--no-audit', '--no-fund', '--include=dev', '--loglevel=error'], options.installTimeout));
+    // sandboxed, npm fetches with the network but runs no script; the scripts run after,
+    // without network
+    const args = ['install', '--no-audit', '--no-fund', '--include=dev', '--loglevel=error', ...(options.sandbox ? ['--ignore-scripts'] : [])];
+    const res = await withoutProvided(dir, () => run('install', 'npm', args, options.installTimeout, true));
     if (!res.ok) throw failure('npm install', res);
   }
   await linkProvided(dir, options.sdkPath);
+  await options.sandbox?.own();
+  if (install && options.sandbox) {
+    options.progress('install', 'npm rebuild');
+    const res = await run('install', 'npm', ['rebuild', '--loglevel=error'], options.installTimeout);
+    if (!res.ok) throw failure('npm rebuild', res);
+    for (const script of LIFECYCLE.filter((s) => typeof pkg.scripts?.[s] === 'string')) {
+      options.progress('install', `npm run ${script}`);
+      const ran = await run('install', 'npm', ['run', script, '--silent'], options.installTimeout);
+      if (!ran.ok) throw failure(`npm run ${script}`, ran);
+    }
+  }
 
   if (pkg?.scripts?.build) {
     options.progress('build', 'npm run build');
@@ -91,6 +121,17 @@ export async function buildService(dir: string, pkg: PackageJson | undefined, op
     if (!res.ok) throw failure('tsc', res);
   }
   return findEntry(dir, pkg);
+}
+
+async function sandboxed(sandbox: BuildSandbox, argv: string[], network: boolean, dir: string, options: Omit<CommandOptions, 'cwd' | 'input'>): Promise<CommandResult> {
+  const cmd = sandbox.wrap(argv, network, options.env);
+  try {
+    const res = await runCommand(cmd.command, cmd.args, { ...options, cwd: dir, env: cmd.env, input: cmd.input });
+    const verdict = cmd.verdict();
+    return verdict ? { ...res, ok: false, reason: verdict } : res;
+  } finally {
+    cmd.dispose();
+  }
 }
 
 function needsInstall(pkg: PackageJson): boolean {
