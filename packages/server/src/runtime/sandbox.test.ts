@@ -272,6 +272,57 @@ describe('sandboxed tenant services', { skip: why }, () => {
   });
 });
 
+describe('a server that cannot sandbox', { skip: process.getuid?.() !== 0 ? 'not root' : undefined }, () => {
+  /** Starts a server whose PATH has no bwrap (it looks for bwrap, setpriv and prlimit there). */
+  async function withoutBwrap<T>(mode: 'auto' | 'on', fn: (server: MicroServer, home: string) => Promise<T>): Promise<T> {
+    const home = mkdtempSync(join(tmpdir(), 'micro-nosandbox-'));
+    const path = process.env.PATH;
+    process.env.PATH = join(home, 'bin');
+    const server = new MicroServer({ home, address: 'tcp://127.0.0.1:0', gateway: false, logger: silent, sandbox: { mode } });
+    try {
+      await server.start().finally(() => (process.env.PATH = path));
+      return await fn(server, home);
+    } finally {
+      process.env.PATH = path;
+      await server.stop();
+      rmSync(home, { recursive: true, force: true });
+    }
+  }
+
+  it('refuses micro run of other namespaces with the reason, and still runs micro\'s', async () => {
+    await withoutBwrap('auto', async (server, home) => {
+      assert.match(server.sandbox?.unavailable ?? '', /bwrap is not installed/);
+      const admin = JSON.parse(readFileSync(join(home, 'server', 'admin.json'), 'utf8')) as { id: string; secret: string };
+      const plain = new Client({ address: server.address, namespace: 'micro', preferLocal: false });
+      const api = createClient(runtime, new Client({ address: server.address, namespace: 'micro', preferLocal: false, middleware: [bearer(new TokenSource(admin, plain))] }));
+      const source = join(home, 'nothing-here');
+      const err = await (async () => {
+        for await (const p of api.Create({ source, namespace: 'acme' })) void p;
+      })().then(
+        () => undefined,
+        (e: { code: number; detail: string }) => e,
+      );
+      assert.equal(err?.code, 503);
+      assert.match(err?.detail ?? '', /cannot sandbox services \(bwrap is not installed.*namespace acme.*MICRO_RUNTIME_SANDBOX=off/);
+      // micro is not sandboxed: its request gets as far as the source (which does not exist)
+      const micro = await (async () => {
+        for await (const p of api.Create({ source, namespace: 'micro' })) void p;
+      })().then(
+        () => undefined,
+        (e: { code: number; detail: string }) => e,
+      );
+      assert.ok(micro && micro.code !== 503 && !/cannot sandbox/.test(micro.detail), `micro's run failed for its source, not the sandbox: ${micro?.detail}`);
+    });
+  });
+
+  it('does not start with MICRO_RUNTIME_SANDBOX=on', async () => {
+    await assert.rejects(
+      withoutBwrap('on', async () => undefined),
+      /MICRO_RUNTIME_SANDBOX=on but this server cannot sandbox services: bwrap is not installed/,
+    );
+  });
+});
+
 function emptyTargets(): Targets {
   return { read: [], write: [], tcp: [], unix: [], control: { read: 'package.json', write: [], unix: '/nonexistent' } };
 }

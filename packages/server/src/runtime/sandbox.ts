@@ -177,6 +177,8 @@ export class Sandbox {
   selfTest(): string | undefined {
     if (this.mode === 'off' || this.unavailable) return this.unavailable;
     try {
+      // groups a server killed with -9 left behind (empty once their processes died)
+      this.cgroups?.sweep(this.tag);
       this.prepareRoot();
       const cmd = this.command({ namespace: '.self-test', dir: this.serverSocketDir, group: `self-test-${process.pid}`, argv: ['/bin/true'], env: { PATH: '/usr/bin:/bin' } }, NOBODY);
       const res = spawnSync(cmd.command, cmd.args, { env: cmd.env, input: cmd.input, timeout: 10_000, encoding: 'utf8' });
