@@ -25,6 +25,8 @@ if (why) console.log(`# skipping the sandbox tests: ${why}`);
 const silent = createLogger({ level: 'silent' });
 const MiB = 1024 * 1024;
 const LIMITS = { memory: 96 * MiB, pids: 64 };
+/** the neighbour's folder may hold this much */
+const DISK = 4 * MiB;
 
 /** What the probe tries; the test writes it into the source, so the postinstall script sees it too. */
 interface Targets {
@@ -72,7 +74,7 @@ export async function attack(dir) {
 }
 `;
 
-const MAIN = `import { readFileSync } from 'node:fs';
+const MAIN = `import { readFileSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { defineService, endpoint, run, z } from '@micro/sdk';
 import { attack } from './attack.js';
@@ -81,6 +83,7 @@ const def = defineService({ name: process.env.MICRO_SERVICE_NAME, version: '1.0.
   Probe: endpoint({ request: z.object({}), response: z.object({ live: z.string(), build: z.string() }) }),
   Fork: endpoint({ request: z.object({ n: z.number() }), response: z.object({ started: z.number(), failed: z.number() }) }),
   Hog: endpoint({ request: z.object({ mib: z.number() }), response: z.object({ ok: z.boolean() }) }),
+  Fill: endpoint({ request: z.object({ mib: z.number() }), response: z.object({ ok: z.boolean() }) }),
 } });
 const kept = [];
 await run(def, {
@@ -93,6 +96,10 @@ await run(def, {
     })));
     for (const c of results) c?.kill('SIGKILL');
     return { started: results.filter(Boolean).length, failed: results.filter((c) => !c).length };
+  },
+  Fill: async ({ mib }) => {
+    writeFileSync(dir + '/filler', Buffer.alloc(mib * ${MiB}, 1));
+    return { ok: true };
   },
   Hog: async ({ mib }) => {
     for (let i = 0; i < mib; i++) kept.push(Buffer.alloc(${MiB}, i));
@@ -171,7 +178,7 @@ describe('sandboxed tenant services', { skip: why }, () => {
       gateway: 'tcp://127.0.0.1:0',
       logger: silent,
       runtime: { backoff: { initial: 200, max: 1_000 }, timing: { startTimeout: 30_000, stopTimeout: 3_000, drainDelay: 100 } },
-      sandbox: { mode: 'on', limitsFor: (ns) => (ns === 'acme' ? LIMITS : {}) },
+      sandbox: { mode: 'on', limitsFor: (ns) => (ns === 'acme' ? LIMITS : { disk: DISK }), diskCheckEvery: 200 },
     });
     await server.start();
     const admin = JSON.parse(readFileSync(join(home, 'server', 'admin.json'), 'utf8')) as { id: string; secret: string };
@@ -261,6 +268,16 @@ describe('sandboxed tenant services', { skip: why }, () => {
     assert.match(svc.instances[0]?.lastError ?? '', /stopped: over its memory limit of 96 MiB/);
     const again = await call<{ live: string }>('acme', 'prober', 'Probe', {});
     assert.equal(again.status, 200, 'it serves again after the restart');
+  });
+
+  it('stops a tenant whose folder grows past its disk limit, with the reason in status', async () => {
+    const res = await call<unknown>('globex', 'neighbour', 'Fill', { mib: 8 });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    const svc = await waitFor('the disk check to stop it', async () => {
+      const s = await status('globex', 'neighbour');
+      return /disk limit/.test(s.instances[0]?.lastError ?? '') ? s : undefined;
+    });
+    assert.match(svc.instances[0]?.lastError ?? '', /stopped: its folder uses more than its disk limit of 4 MiB/);
   });
 
   it('removes an instance\'s cgroups when it ends', async () => {
