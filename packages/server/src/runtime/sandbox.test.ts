@@ -46,7 +46,7 @@ interface Report {
   tcp: Record<string, string>;
   unix: Record<string, string>;
   procPids: string[];
-  control: { read: string; write: Record<string, string>; unix: string };
+  control: { read: string; write: Record<string, string>; unix: string; self?: string };
 }
 
 const ATTACK = `import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
@@ -70,6 +70,8 @@ export async function attack(dir) {
   r.control.read = read(t.control.read);
   for (const p of t.control.write) r.control.write[p] = write(p);
   r.control.unix = await tryConnect({ path: t.control.unix });
+  // services of its namespace reach it: its own socket, in the folder they share
+  if (process.env.MICRO_SERVICE_ADDRESS) r.control.self = await tryConnect({ path: process.env.MICRO_SERVICE_ADDRESS.slice('unix://'.length) });
   return r;
 }
 `;
@@ -247,6 +249,7 @@ describe('sandboxed tenant services', { skip: why }, () => {
     }
     const live = JSON.parse(res.body.live) as Report;
     assert.equal(live.control.unix, 'CONNECTED', 'it reaches the server through its socket');
+    assert.equal(live.control.self, 'CONNECTED', 'its namespace\'s socket folder is reachable from its sandbox');
     for (const [p, got] of Object.entries(live.unix)) assert.notEqual(got, 'CONNECTED', `it reached another namespace's socket ${p}`);
     assert.notEqual(ids().globex, ids().acme, 'each namespace has its own uid');
     assert.ok(!existsSync(join(home, 'pwned')) && !existsSync(join(globexBuildDir, 'pwned')));
