@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { constants, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, rm, symlink, lstat, readFile, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { delimiter, dirname, isAbsolute, join, relative, resolve } from 'node:path';
@@ -31,7 +31,8 @@ export function readPackage(dir: string): PackageJson | undefined {
   const file = join(dir, 'package.json');
   if (!existsSync(file)) return undefined;
   try {
-    const pkg: unknown = JSON.parse(readFileSync(file, 'utf8'));
+    // a symlink planted in a tenant's source must not make the server read another file
+    const pkg: unknown = JSON.parse(readFileSync(file, { encoding: 'utf8', flag: NOFOLLOW_READ }));
     if (!pkg || typeof pkg !== 'object' || Array.isArray(pkg)) throw new Error('not an object');
     return pkg as PackageJson;
   } catch (err) {
@@ -74,9 +75,16 @@ export interface BuildOptions {
 export interface BuildSandbox {
   /** the command running argv sandboxed; `network` only for npm install (it needs the registry) */
   wrap(argv: string[], network: boolean, env: NodeJS.ProcessEnv): { command: string; args: string[]; env: NodeJS.ProcessEnv; input: Buffer; verdict(): string | undefined; dispose(): void };
-  /** gives the build folder to the namespace's uid again (after the server linked the SDK into it) */
-  own(): Promise<void>;
 }
+
+const NOFOLLOW_READ = constants.O_RDONLY | constants.O_NOFOLLOW;
+const NOFOLLOW_WRITE = constants.O_WRONLY | constants.O_TRUNC | constants.O_NOFOLLOW;
+
+/**
+ * The links of linkProvided, made as the tenant's uid inside its sandbox: the server
+ * never follows a path the tenant's npm may have turned into a symlink.
+ */
+const LINK_SCRIPT = 'mkdir -p node_modules/@micro node_modules/@types && rm -rf node_modules/@micro/sdk && ln -s "$1" node_modules/@micro/sdk && { [ -z "$2" ] || [ -e node_modules/@types/node ] || [ -L node_modules/@types/node ] || ln -s "$2" node_modules/@types/node; }';
 
 /** npm scripts of the package itself that `npm install` would have run, in its order. */
 const LIFECYCLE = ['preinstall', 'install', 'postinstall', 'prepare'];
@@ -98,8 +106,12 @@ export async function buildService(dir: string, pkg: PackageJson | undefined, op
     const res = await withoutProvided(dir, () => run('install', 'npm', args, options.installTimeout, true));
     if (!res.ok) throw failure('npm install', res);
   }
-  await linkProvided(dir, options.sdkPath);
-  await options.sandbox?.own();
+  if (options.sandbox) {
+    const res = await run('install', 'sh', ['-c', LINK_SCRIPT, 'link', options.sdkPath, nodeTypesPath() ?? ''], options.installTimeout);
+    if (!res.ok) throw failure('linking @micro/sdk', res);
+  } else {
+    await linkProvided(dir, options.sdkPath);
+  }
   if (install && options.sandbox) {
     options.progress('install', 'npm rebuild');
     const res = await run('install', 'npm', ['rebuild', '--loglevel=error'], options.installTimeout);
@@ -157,17 +169,18 @@ export function buildOutput(err: unknown): string | undefined {
  */
 async function withoutProvided(dir: string, install: () => Promise<CommandResult>): Promise<CommandResult> {
   const file = join(dir, 'package.json');
-  const original = await readFile(file, 'utf8');
+  // never through a symlink: the tenant's npm may have replaced the file by one meanwhile
+  const original = await readFile(file, { encoding: 'utf8', flag: NOFOLLOW_READ });
   const pkg = JSON.parse(original) as Record<string, Record<string, string> | undefined>;
   for (const field of ['dependencies', 'devDependencies', 'optionalDependencies', 'peerDependencies']) {
     const deps = pkg[field];
     if (deps && typeof deps === 'object') for (const name of PROVIDED) delete deps[name];
   }
-  await writeFile(file, JSON.stringify(pkg, null, 2));
+  await writeFile(file, JSON.stringify(pkg, null, 2), { flag: NOFOLLOW_WRITE });
   try {
     return await install();
   } finally {
-    await writeFile(file, original);
+    await writeFile(file, original, { flag: NOFOLLOW_WRITE });
   }
 }
 

@@ -390,7 +390,8 @@ export class LocalRuntime {
     const spec = parseSource(svc.source);
     try {
       const sandbox = this.buildSandbox(svc, dir, id);
-      if (sandbox) await sandbox.own();
+      // fetched by the server: given to the namespace's uid before any of its code runs
+      if (sandbox) await this.options.sandbox?.own(svc.namespace, dir);
       const entry = await buildService(dir, pkg, {
         sdkPath: this.sdkPath,
         origin: spec.kind === 'folder' ? spec.path : undefined,
@@ -432,7 +433,6 @@ export class LocalRuntime {
     sandbox.check(svc.namespace);
     let step = 0;
     return {
-      own: () => sandbox.own(svc.namespace, dir),
       wrap: (argv, network, env) => sandbox.command({ namespace: svc.namespace, dir, group: `build-${buildId}-${step++}`, argv, env, network }),
     };
   }
