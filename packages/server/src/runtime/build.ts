@@ -1,4 +1,4 @@
-import { constants, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, rm, symlink, lstat, readFile, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { delimiter, dirname, isAbsolute, join, relative, resolve } from 'node:path';
@@ -32,11 +32,21 @@ export function readPackage(dir: string): PackageJson | undefined {
   if (!existsSync(file)) return undefined;
   try {
     // a symlink planted in a tenant's source must not make the server read another file
-    const pkg: unknown = JSON.parse(readFileSync(file, { encoding: 'utf8', flag: NOFOLLOW_READ }));
+    const pkg: unknown = JSON.parse(readNoFollow(file));
     if (!pkg || typeof pkg !== 'object' || Array.isArray(pkg)) throw new Error('not an object');
     return pkg as PackageJson;
   } catch (err) {
     throw errors.BadRequest(ERROR_ID, `package.json is not valid: ${(err as Error).message}`);
+  }
+}
+
+/** A file's text, refusing a symlink (ELOOP). */
+function readNoFollow(file: string): string {
+  const fd = openSync(file, NOFOLLOW_READ);
+  try {
+    return readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
   }
 }
 

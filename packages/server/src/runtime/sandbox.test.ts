@@ -6,7 +6,9 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { authService, bearer, Client, createClient, createLogger, runtime, TokenSource, type RuntimeService } from '@micro/sdk';
+import { engineUrl, privateNats, privateRedis, testPrefix } from '@micro/sdk/testing';
 import { MicroServer } from '../server.js';
+import { dropSchema } from '../auth/testing.js';
 
 /*
  * Tenant services attack the machine for real, against a running micro server: they try
@@ -340,6 +342,59 @@ describe('a server that cannot sandbox', { skip: process.getuid?.() !== 0 ? 'not
       withoutBwrap('on', async () => undefined),
       /MICRO_RUNTIME_SANDBOX=on but this server cannot sandbox services: bwrap is not installed/,
     );
+  });
+});
+
+describe('sandboxed tenant services on the nats profile', { skip: why }, () => {
+  it('get the node\'s unix RPC socket and never the engines\' URLs or ports', { timeout: 240_000 }, async (t) => {
+    const postgres = await engineUrl(t, 'postgres');
+    if (!postgres) return;
+    const nats = await privateNats(t);
+    const redis = await privateRedis(t);
+    const prefix = testPrefix('sandbox');
+    const env: Record<string, string> = { MICRO_PROFILE: 'nats', MICRO_NATS_URL: nats.url, MICRO_POSTGRES_URL: postgres, MICRO_REDIS_URL: redis.url, MICRO_PREFIX: prefix, MICRO_AUTH_KEY: 'k'.repeat(48) };
+    const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+    const root = mkdtempSync(join(tmpdir(), 'micro-sandbox-nats-'));
+    const home = join(root, 'home');
+    // the server reads its profile from the environment at start
+    Object.assign(process.env, env);
+    const server = new MicroServer({ home, address: 'tcp://127.0.0.1:0', gateway: 'tcp://127.0.0.1:0', logger: silent, sandbox: { mode: 'on' } });
+    t.after(async () => {
+      await server.stop();
+      for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+      await dropSchema(postgres, prefix).catch(() => undefined);
+      rmSync(root, { recursive: true, force: true });
+    });
+    await server.start();
+    const admin = JSON.parse(readFileSync(join(home, 'server', 'admin.json'), 'utf8')) as { id: string; secret: string };
+    const plain = new Client({ address: server.address, namespace: 'micro', preferLocal: false });
+    const token = (await createClient(authService, plain).Token(admin)).token;
+    const api = createClient(runtime, new Client({ address: server.address, namespace: 'micro', preferLocal: false, timeout: 120_000, middleware: [bearer(new TokenSource(admin, plain))] }));
+    const port = (url: string) => new URL(url).port;
+    const targets: Targets = {
+      read: [join(home, 'server', 'admin.json')],
+      write: [],
+      tcp: [`127.0.0.1:${port(nats.url)}`, `127.0.0.1:${port(redis.url)}`, `127.0.0.1:${port(postgres) || '5432'}`],
+      unix: [],
+      control: { read: 'package.json', write: [], unix: (server.sandbox?.serverAddress ?? '').slice('unix://'.length) },
+    };
+    const src = prober(join(root, 'src', 'acme'), 'prober', targets);
+    for await (const p of api.Create({ source: src, namespace: 'acme' })) void p;
+    const res = await fetch(`${server.gatewayUrl}/v1/prober/Probe`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'micro-namespace': 'acme', 'content-type': 'application/json' },
+      body: '{}',
+    });
+    const body = (await res.json()) as { live: string };
+    assert.equal(res.status, 200, JSON.stringify(body));
+    const live = JSON.parse(body.live) as Report;
+    assert.equal(live.control.unix, 'CONNECTED', 'it reaches the node through its unix socket');
+    assert.equal(live.control.self, 'CONNECTED');
+    for (const k of ['MICRO_NATS_URL', 'MICRO_PROFILE', 'MICRO_PREFIX', 'MICRO_POSTGRES_URL', 'MICRO_REDIS_URL', 'MICRO_AUTH_KEY']) assert.ok(!live.env.includes(k), `no ${k} in its environment`);
+    for (const [a, got] of Object.entries(live.tcp)) assert.notEqual(got, 'CONNECTED', `it reached the engine at ${a}`);
+    for (const [p, got] of Object.entries(live.read)) assert.notEqual(got, 'READ', `it read ${p}`);
+    await api.Delete({ name: 'prober', namespace: 'acme' });
   });
 });
 
