@@ -289,6 +289,10 @@ describe('sandboxed tenant services', { skip: why }, () => {
     const groups = join('/sys/fs/cgroup/pids/micro', server.sandbox?.tag ?? '', 'acme');
     assert.ok(readdirSync(groups, { withFileTypes: true }).some((d) => d.isDirectory() && d.name.startsWith('prober-')));
     await api.Delete({ name: 'prober', namespace: 'acme' });
+    // the stop was graceful: SIGTERM reached the service inside (SIGTERM to bwrap would kill it)
+    const log: string[] = [];
+    for await (const l of api.Logs({ name: 'prober', namespace: 'acme', lines: 20 })) log.push(l.line);
+    assert.ok(log.some((l) => /stopped \(exited with code 0\)/.test(l)), log.join('\n'));
     // a group is removed once the kernel has reaped its last process
     await waitFor('the cgroups removed', async () => (readdirSync(groups, { withFileTypes: true }).some((d) => d.isDirectory()) ? undefined : true));
   });
