@@ -48,6 +48,8 @@ interface Report {
   tcp: Record<string, string>;
   unix: Record<string, string>;
   procPids: string[];
+  /** soft:hard RLIMIT_NOFILE */
+  nofile: string;
   control: { read: string; write: Record<string, string>; unix: string; self?: string };
 }
 
@@ -69,6 +71,7 @@ export async function attack(dir) {
   for (const a of t.tcp) { const [host, port] = a.split(':'); r.tcp[a] = await tryConnect({ host, port: Number(port) }); }
   for (const p of t.unix) r.unix[p] = await tryConnect({ path: p });
   r.procPids = readdirSync('/proc').filter((x) => /^\\d+$/.test(x));
+  r.nofile = /^Max open files\\s+(\\d+)\\s+(\\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))?.slice(1).join(':');
   r.control.read = read(t.control.read);
   for (const p of t.control.write) r.control.write[p] = write(p);
   r.control.unix = await tryConnect({ path: t.control.unix });
@@ -247,6 +250,7 @@ describe('sandboxed tenant services', { skip: why }, () => {
       for (const [a, got] of Object.entries(report.tcp)) assert.notEqual(got, 'CONNECTED', `${when}: it reached ${a}`);
       assert.ok(report.procPids.length <= 4, `${when}: it sees only its own processes in /proc (${report.procPids.join(', ')})`);
       assert.ok(!report.env.includes('MICRO_HOME'), `${when}: no MICRO_HOME in its environment`);
+      assert.equal(report.nofile, '1024:1024', `${when}: open files are bounded (MICRO_SANDBOX_NOFILE's default)`);
       assert.ok(!report.env.some((k) => /POSTGRES|REDIS|NATS|AUTH_KEY/.test(k)), `${when}: no engine URLs or server keys`);
     }
     const live = JSON.parse(res.body.live) as Report;
@@ -287,7 +291,11 @@ describe('sandboxed tenant services', { skip: why }, () => {
 
   it('removes an instance\'s cgroups when it ends', async () => {
     const groups = join('/sys/fs/cgroup/pids/micro', server.sandbox?.tag ?? '', 'acme');
-    assert.ok(readdirSync(groups, { withFileTypes: true }).some((d) => d.isDirectory() && d.name.startsWith('prober-')));
+    const group = readdirSync(groups, { withFileTypes: true }).find((d) => d.isDirectory() && d.name.startsWith('prober-'));
+    assert.ok(group, 'the instance has a group');
+    // CPU: one core (MICRO_SANDBOX_CPU's default) as a CFS quota
+    const cpu = join('/sys/fs/cgroup/cpu/micro', server.sandbox?.tag ?? '', 'acme', group.name);
+    assert.equal(readFileSync(join(cpu, 'cpu.cfs_quota_us'), 'utf8').trim(), readFileSync(join(cpu, 'cpu.cfs_period_us'), 'utf8').trim());
     await api.Delete({ name: 'prober', namespace: 'acme' });
     // the stop was graceful: SIGTERM reached the service inside (SIGTERM to bwrap would kill it)
     const log: string[] = [];
