@@ -154,7 +154,6 @@ export class Sandbox {
 
   /** When the server stops (its services gone): removes its socket folders and empty cgroups. */
   close(): void {
-    if (this.mode === 'off' || this.unavailable) return;
     rmSync(this.root, { recursive: true, force: true });
     this.cgroups?.sweep(this.tag);
   }
