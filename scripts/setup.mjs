@@ -38,6 +38,12 @@ if (stale) {
 
 run(join(root, 'node_modules', '.bin', 'tsc'), ['-b', 'tsconfig.build.json'], 'building TypeScript');
 
+// micro server runs tenant services (namespaces other than micro) in bubblewrap sandboxes;
+// without it they are refused. Installing system packages is left to the user.
+if (process.platform === 'linux' && !(process.env.PATH ?? '').split(':').some((d) => d && existsSync(join(d, 'bwrap')))) {
+  process.stderr.write('micro setup: note: bubblewrap is not installed, so micro server will refuse services of namespaces other than micro (apt-get install bubblewrap; see README "Tenants run sandboxed")\n');
+}
+
 // The dashboard (packages/web): type-checked and bundled by vite into packages/web/dist,
 // which the gateway serves at /dashboard/. Skipped when that is newer than every source.
 const web = join(root, 'packages', 'web');

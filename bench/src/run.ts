@@ -24,6 +24,7 @@ import { MOLECULER_VERSION } from 'moleculer';
 import { inprocess } from './calls-inprocess.js';
 import { remote } from './calls-remote.js';
 import { coldStart } from './cold-start.js';
+import { sandbox } from './sandbox.js';
 import { coreServices } from './core-services.js';
 import { gateway, gatewayFastify, gatewayNodeHttp, gatewayRemote } from './gateway.js';
 import { remoteNats } from './calls-nats.js';
@@ -40,6 +41,7 @@ const BENCHMARKS: readonly Benchmark[] = [
   inprocess,
   remote,
   coldStart,
+  sandbox,
   coreServices,
   gateway,
   gatewayFastify,

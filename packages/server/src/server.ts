@@ -35,6 +35,8 @@ import { StatsCollector, statsCoreService } from './stats/index.js';
 import { ensureServerDirs, nodeId, serverPaths, type ServerPaths } from './home.js';
 import type { PostgresRuntimeDirectory } from './runtime/directory.js';
 import { LocalRuntime, runtimeHandlers, type RuntimeOptions } from './runtime/index.js';
+import { defaultSdkPath } from './runtime/build.js';
+import { installPathsFor, Sandbox, type SandboxOptions } from './runtime/sandbox.js';
 import { DEFAULT_GATEWAY_ADDRESS, Gateway } from './gateway/index.js';
 import type { RedisRateLimiter } from './gateway/ratelimit-redis.js';
 
@@ -46,6 +48,8 @@ export interface MicroServerOptions {
   logger?: Logger;
   /** runtime settings (backoff, timings) — tests make them short */
   runtime?: Pick<RuntimeOptions, 'backoff' | 'timing' | 'timeouts'>;
+  /** the sandbox of tenant services (default mode MICRO_RUNTIME_SANDBOX, limits MICRO_SANDBOX_*) */
+  sandbox?: Pick<SandboxOptions, 'mode' | 'limitsFor' | 'diskCheckEvery'>;
   /**
    * HTTP API gateway address (default MICRO_GATEWAY_ADDRESS, else 127.0.0.1:8080 — or a
    * free port of 127.0.0.1 when the RPC address asks for port 0); false: no gateway
@@ -53,7 +57,9 @@ export interface MicroServerOptions {
   gateway?: string | false;
   /**
    * Whether nodes of a namespace may register with an address (the registry guard,
-   * registry/guard.ts); default: every address. Admins of micro are not held to it.
+   * registry/guard.ts); default: the sandbox's rule (a sandboxed namespace serves only from
+   * unix sockets in its own folder; any address when the sandbox is off). Admins of micro
+   * are not held to it.
    */
   addressAllowed?: (namespace: string, address: string) => boolean;
 }
@@ -96,6 +102,9 @@ export class MicroServer {
   private directory: PostgresRuntimeDirectory | undefined;
   private readonly runtimeOptions: MicroServerOptions['runtime'];
   private readonly addressAllowed: MicroServerOptions['addressAllowed'];
+  private readonly sandboxOptions: MicroServerOptions['sandbox'];
+  /** how tenant services are sandboxed; its addressAllowed says where a namespace may serve from */
+  sandbox: Sandbox | undefined;
   private readonly gatewayAddress: string | false;
   private gateway: Gateway | undefined;
 
@@ -105,6 +114,7 @@ export class MicroServer {
     this.logger = options.logger ?? createLogger().child({ component: 'server' });
     this.runtimeOptions = options.runtime;
     this.addressAllowed = options.addressAllowed;
+    this.sandboxOptions = options.sandbox;
     // --- API gateway: where it listens (a server on a free port gets a gateway on a free port)
     this.gatewayAddress =
       options.gateway ?? process.env.MICRO_GATEWAY_ADDRESS ?? (/:0$/.test(this.requestedAddress) ? 'tcp://127.0.0.1:0' : DEFAULT_GATEWAY_ADDRESS);
@@ -152,6 +162,7 @@ export class MicroServer {
       // nats: address, so the services and gateways of every node reach them); they leave the
       // shared registry within 30 s of a node's death
       if (profile.name === 'nats') this.rpc.attach(new NatsRpcListener(this.rpc, { url: profile.natsUrl, prefix: profile.prefix, logger: this.logger }));
+      this.sandbox = await this.openSandbox(this.rpc);
       const common = { namespace: 'micro', server: this.rpc, registry: this.registry, logger: this.logger, registerTTL: profile.name === 'nats' ? 30 : 0, auth: false as const };
       // nats profile: what every node's runtime runs, in PostgreSQL (runtime/directory.ts)
       if (profile.name === 'nats') {
@@ -167,6 +178,7 @@ export class MicroServer {
         profile,
         ...(this.directory ? { directory: { node: nodeId(this.paths.dir), store: this.directory } } : {}),
         credentials: (service, namespace) => this.serviceCredentials(service, namespace),
+        sandbox: this.sandbox,
         logger: this.logger.child({ component: 'runtime' }),
       });
       const core: CoreContext = {
@@ -184,7 +196,7 @@ export class MicroServer {
       stats.setRuntime(runtime);
       const builtIn: CoreServiceFactory[] = [
         authCoreService,
-        (c) => ({ def: registryService, handlers: guardedRegistry(c.registry, { addressAllowed: this.addressAllowed }) }),
+        (c) => ({ def: registryService, handlers: guardedRegistry(c.registry, { addressAllowed: this.addressAllowed ?? ((namespace, address) => this.sandbox?.addressAllowed(namespace, address) ?? true) }) }),
         (c) => ({ def: brokerService, handlers: guardedBroker(c.broker) }),
         () => ({ def: runtimeService, handlers: runtimeHandlers(runtime) }),
         statsCoreService(stats),
@@ -231,6 +243,29 @@ export class MicroServer {
     }
   }
 
+  /**
+   * Tenant services run sandboxed without a network: they reach this server's RPC through
+   * a unix socket mounted into their sandbox. A machine that cannot sandbox says so here;
+   * the runtime then refuses namespaces other than micro (MICRO_RUNTIME_SANDBOX=on: the
+   * server does not start; off: tenants run unsandboxed).
+   */
+  private async openSandbox(rpc: RpcServer): Promise<Sandbox> {
+    const sandbox = new Sandbox({ ...this.sandboxOptions, home: this.paths.home, installPaths: installPathsFor(defaultSdkPath()) });
+    if (sandbox.mode === 'off') {
+      this.logger.warn('MICRO_RUNTIME_SANDBOX=off: services of every namespace run unsandboxed, as this server\'s user, with its files in reach');
+      return sandbox;
+    }
+    const unavailable = sandbox.selfTest();
+    if (unavailable && sandbox.mode === 'on') throw new Error(`MICRO_RUNTIME_SANDBOX=on but this server cannot sandbox services: ${unavailable}`);
+    if (unavailable) {
+      this.logger.warn(`this server cannot sandbox services (${unavailable}): micro run of namespaces other than micro is refused (MICRO_RUNTIME_SANDBOX=off runs them unsandboxed)`);
+      return sandbox;
+    }
+    await rpc.listenAlso(sandbox.serverAddress.slice('unix://'.length));
+    this.logger.info({ socket: sandbox.serverAddress }, 'tenant services run sandboxed');
+    return sandbox;
+  }
+
   /** Credentials for a service the runtime starts: a new secret of its service account. */
   serviceCredentials(service: string, namespace: string): Promise<{ id: string; secret: string }> {
     if (!this.accounts) return Promise.reject(new Error('micro server is not started'));
@@ -255,6 +290,8 @@ export class MicroServer {
     this.cores = [];
     await this.rpc?.drain(5_000);
     this.rpc = undefined;
+    this.sandbox?.close();
+    this.sandbox = undefined;
     await this.registry.close?.();
     await this.broker.close?.();
     // the NATS connection is shared in the process and closes itself after its last user

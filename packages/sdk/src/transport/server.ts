@@ -1,5 +1,5 @@
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
-import { unlinkSync, existsSync } from 'node:fs';
+import { chmodSync, unlinkSync, existsSync } from 'node:fs';
 import { BadRequest, Cancelled, MicroError, NotFound, PayloadTooLarge, ServiceUnavailable, Timeout, toMicroError } from '../errors/errors.js';
 import { CallContext, validTraceparent } from '../context/context.js';
 import { codecById, type Codec } from '../codec/codec.js';
@@ -63,6 +63,8 @@ export class RpcServer {
   private idleWaiters: Array<() => void> = [];
   readonly logger: Logger | undefined;
   private readonly listeners: RpcListener[] = [];
+  /** more unix sockets serving the same services (listenAlso) */
+  private readonly extra: { server: NetServer; path: string }[] = [];
 
   constructor(options: RpcServerOptions = {}) {
     this.maxFrame = options.maxFrame ?? DEFAULT_MAX_FRAME;
@@ -157,6 +159,25 @@ export class RpcServer {
     return this.boundAddress;
   }
 
+  /**
+   * Serves the same services on a unix socket too, reachable by every local user (`mode`,
+   * default 0666): how sandboxed processes without a network reach a server on TCP.
+   */
+  async listenAlso(path: string, mode = 0o666): Promise<string> {
+    if (existsSync(path)) unlinkSync(path);
+    const server = createServer((socket) => this.accept(socket));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, () => resolve());
+    }).catch((err: NodeJS.ErrnoException) => {
+      throw ServiceUnavailable('micro.transport', `cannot listen on unix://${path}: ${err.code ?? err.message}`);
+    });
+    chmodSync(path, mode);
+    server.on('error', (err) => this.logger?.error({ err }, 'rpc server error'));
+    this.extra.push({ server, path });
+    return `unix://${path}`;
+  }
+
   private accept(socket: Socket): void {
     if (this.draining) {
       socket.destroy();
@@ -194,6 +215,7 @@ export class RpcServer {
   async drain(timeoutMs = 10_000): Promise<void> {
     this.draining = true;
     this.server?.close();
+    for (const e of this.extra) e.server.close();
     for (const conn of this.connections) conn.goAway();
     for (const l of this.listeners) await l.stopAccepting();
     // requests already on their way when the GoAway left get a REFUSED answer (the client
@@ -223,6 +245,14 @@ export class RpcServer {
     const server = this.server;
     this.server = undefined;
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const e of this.extra.splice(0)) {
+      await new Promise<void>((resolve) => e.server.close(() => resolve()));
+      try {
+        unlinkSync(e.path);
+      } catch {
+        // already gone
+      }
+    }
     if (this.unixPath) {
       try {
         unlinkSync(this.unixPath);

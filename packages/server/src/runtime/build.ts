@@ -1,10 +1,10 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, rm, symlink, lstat, readFile, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { delimiter, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { errors } from '@micro/sdk';
-import { runCommand, type CommandResult } from './exec.js';
+import { runCommand, type CommandOptions, type CommandResult } from './exec.js';
 
 /**
  * Turning fetched source into something to run: install dependencies, make @micro/sdk
@@ -31,11 +31,22 @@ export function readPackage(dir: string): PackageJson | undefined {
   const file = join(dir, 'package.json');
   if (!existsSync(file)) return undefined;
   try {
-    const pkg: unknown = JSON.parse(readFileSync(file, 'utf8'));
+    // a symlink planted in a tenant's source must not make the server read another file
+    const pkg: unknown = JSON.parse(readNoFollow(file));
     if (!pkg || typeof pkg !== 'object' || Array.isArray(pkg)) throw new Error('not an object');
     return pkg as PackageJson;
   } catch (err) {
     throw errors.BadRequest(ERROR_ID, `package.json is not valid: ${(err as Error).message}`);
+  }
+}
+
+/** A file's text, refusing a symlink (ELOOP). */
+function readNoFollow(file: string): string {
+  const fd = openSync(file, NOFOLLOW_READ);
+  try {
+    return readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -66,20 +77,61 @@ export interface BuildOptions {
   buildTimeout: number;
   signal?: AbortSignal;
   progress: (step: 'install' | 'build', message: string) => void;
+  /** runs the steps sandboxed (tenant namespaces); default: as the server */
+  sandbox?: BuildSandbox;
 }
+
+/** How build steps run in the sandbox of the service's namespace. */
+export interface BuildSandbox {
+  /** the command running argv sandboxed; `network` only for npm install (it needs the registry) */
+  wrap(argv: string[], network: boolean, env: NodeJS.ProcessEnv): { command: string; args: string[]; env: NodeJS.ProcessEnv; input: Buffer; verdict(): string | undefined; dispose(): void };
+}
+
+const NOFOLLOW_READ = constants.O_RDONLY | constants.O_NOFOLLOW;
+const NOFOLLOW_WRITE = constants.O_WRONLY | constants.O_TRUNC | constants.O_NOFOLLOW;
+
+/**
+ * The links of linkProvided, made as the tenant's uid inside its sandbox: the server
+ * never follows a path the tenant's npm may have turned into a symlink.
+ */
+const LINK_SCRIPT = 'mkdir -p node_modules/@micro node_modules/@types && rm -rf node_modules/@micro/sdk && ln -s "$1" node_modules/@micro/sdk && { [ -z "$2" ] || [ -e node_modules/@types/node ] || [ -L node_modules/@types/node ] || ln -s "$2" node_modules/@types/node; }';
+
+/** npm scripts of the package itself that `npm install` would have run, in its order. */
+const LIFECYCLE = ['preinstall', 'install', 'postinstall', 'prepare'];
 
 /** Installs, links, compiles; returns the entry file (relative to dir). Throws BadRequest with the tool's output on failure. */
 export async function buildService(dir: string, pkg: PackageJson | undefined, options: BuildOptions): Promise<string> {
   if (options.origin) await relocateTsconfig(dir, options.origin);
-  const run = (step: 'install' | 'build', command: string, args: string[], timeout: number) =>
-    runCommand(command, args, { cwd: dir, env: options.env, timeout, signal: options.signal, onLine: (line) => options.progress(step, line) });
+  const run = (step: 'install' | 'build', command: string, args: string[], timeout: number, network = false) =>
+    options.sandbox
+      ? sandboxed(options.sandbox, [command, ...args], network, dir, { env: options.env, timeout, signal: options.signal, onLine: (line) => options.progress(step, line) })
+      : runCommand(command, args, { cwd: dir, env: options.env, timeout, signal: options.signal, onLine: (line) => options.progress(step, line) });
 
-  if (pkg && needsInstall(pkg)) {
+  const install = pkg !== undefined && needsInstall(pkg);
+  if (install) {
     options.progress('install', 'npm install');
-    const res = await withoutProvided(dir, () => run('install', 'npm', ['install', '--no-audit', '--no-fund', '--include=dev', '--loglevel=error'], options.installTimeout));
+    // sandboxed, npm fetches with the network but runs no script; the scripts run after,
+    // without network
+    const args = ['install', '--no-audit', '--no-fund', '--include=dev', '--loglevel=error', ...(options.sandbox ? ['--ignore-scripts'] : [])];
+    const res = await withoutProvided(dir, () => run('install', 'npm', args, options.installTimeout, true));
     if (!res.ok) throw failure('npm install', res);
   }
-  await linkProvided(dir, options.sdkPath);
+  if (options.sandbox) {
+    const res = await run('install', 'sh', ['-c', LINK_SCRIPT, 'link', options.sdkPath, nodeTypesPath() ?? ''], options.installTimeout);
+    if (!res.ok) throw failure('linking @micro/sdk', res);
+  } else {
+    await linkProvided(dir, options.sdkPath);
+  }
+  if (install && options.sandbox) {
+    options.progress('install', 'npm rebuild');
+    const res = await run('install', 'npm', ['rebuild', '--loglevel=error'], options.installTimeout);
+    if (!res.ok) throw failure('npm rebuild', res);
+    for (const script of LIFECYCLE.filter((s) => typeof pkg.scripts?.[s] === 'string')) {
+      options.progress('install', `npm run ${script}`);
+      const ran = await run('install', 'npm', ['run', script, '--silent'], options.installTimeout);
+      if (!ran.ok) throw failure(`npm run ${script}`, ran);
+    }
+  }
 
   if (pkg?.scripts?.build) {
     options.progress('build', 'npm run build');
@@ -91,6 +143,17 @@ export async function buildService(dir: string, pkg: PackageJson | undefined, op
     if (!res.ok) throw failure('tsc', res);
   }
   return findEntry(dir, pkg);
+}
+
+async function sandboxed(sandbox: BuildSandbox, argv: string[], network: boolean, dir: string, options: Omit<CommandOptions, 'cwd' | 'input'>): Promise<CommandResult> {
+  const cmd = sandbox.wrap(argv, network, options.env);
+  try {
+    const res = await runCommand(cmd.command, cmd.args, { ...options, cwd: dir, env: cmd.env, input: cmd.input });
+    const verdict = cmd.verdict();
+    return verdict ? { ...res, ok: false, reason: verdict } : res;
+  } finally {
+    cmd.dispose();
+  }
 }
 
 function needsInstall(pkg: PackageJson): boolean {
@@ -116,17 +179,18 @@ export function buildOutput(err: unknown): string | undefined {
  */
 async function withoutProvided(dir: string, install: () => Promise<CommandResult>): Promise<CommandResult> {
   const file = join(dir, 'package.json');
-  const original = await readFile(file, 'utf8');
+  // never through a symlink: the tenant's npm may have replaced the file by one meanwhile
+  const original = await readFile(file, { encoding: 'utf8', flag: NOFOLLOW_READ });
   const pkg = JSON.parse(original) as Record<string, Record<string, string> | undefined>;
   for (const field of ['dependencies', 'devDependencies', 'optionalDependencies', 'peerDependencies']) {
     const deps = pkg[field];
     if (deps && typeof deps === 'object') for (const name of PROVIDED) delete deps[name];
   }
-  await writeFile(file, JSON.stringify(pkg, null, 2));
+  await writeFile(file, JSON.stringify(pkg, null, 2), { flag: NOFOLLOW_WRITE });
   try {
     return await install();
   } finally {
-    await writeFile(file, original);
+    await writeFile(file, original, { flag: NOFOLLOW_WRITE });
   }
 }
 

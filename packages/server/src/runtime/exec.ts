@@ -10,6 +10,8 @@ export interface CommandOptions {
   onLine?: (line: string) => void;
   /** kills the command, e.g. when the runtime stops */
   signal?: AbortSignal;
+  /** written to its stdin, then closed (a sandboxed command's bwrap arguments); default: no stdin */
+  input?: Buffer;
 }
 
 export interface CommandResult {
@@ -36,7 +38,9 @@ export function runCommand(command: string, args: string[], options: CommandOpti
     const out = new LineSplitter(onLine);
     const err = new LineSplitter(onLine);
     let reason: string | undefined;
-    const child = spawn(command, args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn(command, args, { cwd: options.cwd, env: options.env, stdio: [options.input ? 'pipe' : 'ignore', 'pipe', 'pipe'], detached: true });
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end(options.input);
     const killGroup = (why: string) => {
       reason ??= why;
       try {
@@ -49,8 +53,8 @@ export function runCommand(command: string, args: string[], options: CommandOpti
     const onAbort = () => killGroup('cancelled: the runtime is stopping');
     options.signal?.addEventListener('abort', onAbort, { once: true });
     if (options.signal?.aborted) onAbort();
-    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
-    child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
+    child.stdout?.on('data', (chunk: Buffer) => out.push(chunk));
+    child.stderr?.on('data', (chunk: Buffer) => err.push(chunk));
     child.once('error', (e: NodeJS.ErrnoException) => {
       reason ??= e.code === 'ENOENT' ? `${command} was not found on PATH` : e.message;
     });

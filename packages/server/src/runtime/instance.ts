@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger, Registry, RuntimeInstance, RuntimeState, ServiceRecord } from '@micro/sdk';
 import { LineSplitter, Tail } from './lines.js';
@@ -39,6 +40,28 @@ export interface InstanceHost {
   registered(version: string): void;
   /** the runtime is stopping: start nothing new */
   closing(): boolean;
+  /** how to start a process (the sandbox of tenant namespaces); default: node <entry> as the server */
+  launch?(instanceId: string, build: BuildRecord, env: NodeJS.ProcessEnv): Launch;
+}
+
+/** How a process is started, and what the runtime learns from how it ended. */
+export interface Launch {
+  command: string;
+  args: string[];
+  env: NodeJS.ProcessEnv;
+  /** written to its stdin, then closed (bwrap's arguments) */
+  input?: Buffer;
+  /**
+   * it has a pid namespace of its own: the pid in its registry metadata is not the
+   * host's, so readiness takes a node of its instance id that was not listed before it started
+   */
+  isolated: boolean;
+  /** why it was stopped beyond its exit status (over its memory limit), once it exited */
+  verdict?(): string | undefined;
+  /** watches a limit the kernel does not enforce (disk); `stop` kills it with the reason */
+  watch?(stop: (reason: string) => void): () => void;
+  /** after it ended: what it leaves behind (its cgroup) is removed */
+  dispose?(): void;
 }
 
 /** Why an instance did not become ready; `kind` picks the error the caller sees. */
@@ -54,6 +77,11 @@ export class StartError extends Error {
 interface Proc {
   child: ChildProcess;
   pid: number | undefined;
+  launch: Launch;
+  /** isolated: the registry nodes of this instance listed before it started */
+  known?: Set<string>;
+  /** why the runtime killed it (a limit), kept over its exit status */
+  verdict?: string;
   /** how it ended ("exited with code 1"), once it has */
   exit?: string;
   exited: Promise<string>;
@@ -112,7 +140,13 @@ export class Instance {
     }
     // stop() may have come while the environment was made: it found no process to stop
     if (this.stopping || this.host.closing()) throw new StartError('stopped', `instance ${this.id} is stopped`);
-    const proc = this.spawn(this.env);
+    const launch = this.host.launch?.(this.id, this.build, this.env) ?? { command: process.execPath, args: [join(this.build.dir, this.build.entry)], env: this.env, isolated: false };
+    const known = launch.isolated ? await this.listedNodes() : undefined;
+    if (this.stopping || this.host.closing()) {
+      launch.dispose?.();
+      throw new StartError('stopped', `instance ${this.id} is stopped`);
+    }
+    const proc = this.spawn(launch, known);
     await this.waitReady(proc);
   }
 
@@ -122,20 +156,24 @@ export class Instance {
     this.start().catch((err: unknown) => this.crashed((err as Error).message));
   }
 
-  private spawn(env: NodeJS.ProcessEnv): Proc {
+  private spawn(launch: Launch, known: Set<string> | undefined): Proc {
     const { log } = this.host;
     // its own process group: Ctrl-C on the server's terminal reaches the server, which
     // stops its services in order, and SIGKILL can take the service's children too
-    const child = spawn(process.execPath, [join(this.build.dir, this.build.entry)], {
+    const child = spawn(launch.command, launch.args, {
       cwd: this.build.dir,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      env: launch.env,
+      stdio: [launch.input ? 'pipe' : 'ignore', 'pipe', 'pipe'],
       detached: true,
     });
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end(launch.input);
     let resolveExited!: (how: string) => void;
     const proc: Proc = {
       child,
       pid: child.pid,
+      launch,
+      ...(known ? { known } : {}),
       exited: new Promise((resolve) => (resolveExited = resolve)),
       ready: false,
       stderr: new Tail(),
@@ -155,11 +193,18 @@ export class Instance {
     child.stderr?.on('data', (chunk: Buffer) => err.push(chunk));
     let how: string | undefined;
     let graceTimer: NodeJS.Timeout | undefined;
+    const unwatch = launch.watch?.((reason) => {
+      proc.verdict ??= reason;
+      log.append(this.id, 'runtime', reason);
+      signal(proc.pid ? -proc.pid : undefined, 'SIGKILL');
+    });
     const finish = () => {
       if (proc.exit !== undefined) return;
       clearTimeout(graceTimer);
+      unwatch?.();
       out.end();
       err.end();
+      launch.dispose?.();
       proc.exit = how ?? 'exited';
       resolveExited(proc.exit);
       this.exited(proc);
@@ -169,7 +214,7 @@ export class Instance {
       finish();
     });
     child.once('exit', (code, signal) => {
-      how ??= signal ? `killed by ${signal}` : `exited with code ${code}`;
+      how ??= proc.verdict ?? launch.verdict?.() ?? (signal ? `killed by ${signal}` : `exited with code ${code}`);
       // 'close' comes once its output is read; a child holding the pipes must not delay this
       graceTimer = setTimeout(finish, 500);
     });
@@ -222,12 +267,20 @@ export class Instance {
       return undefined; // asked again at the next poll
     }
     const pid = String(proc.pid);
+    // the pid tells this process from an earlier one of the same instance still listed;
+    // in a pid namespace of its own, a node not listed before it started does
+    const ours = proc.known ? (n: { id: string }) => !proc.known?.has(n.id) : (n: { metadata?: Record<string, string> }) => n.metadata?.pid === pid;
     for (const record of records) {
-      // the pid tells this process from an earlier one of the same instance still listed
-      const node = record.nodes.find((n) => n.metadata?.instance === this.id && n.metadata?.pid === pid);
+      const node = record.nodes.find((n) => n.metadata?.instance === this.id && ours(n));
       if (node) return { ...record, nodes: [node] };
     }
     return undefined;
+  }
+
+  /** The ids of the registry nodes of this instance listed now. */
+  private async listedNodes(): Promise<Set<string>> {
+    const records = await this.host.registry.listServices({ namespace: this.host.namespace }).catch(() => []);
+    return new Set(records.flatMap((r) => r.nodes.filter((n) => n.metadata?.instance === this.id).map((n) => n.id)));
   }
 
   /** The process ended. Unless asked to stop, a ready instance has crashed. */
@@ -291,7 +344,9 @@ export class Instance {
   private async terminate(proc: Proc, grace: number): Promise<void> {
     if (proc.exit !== undefined) return;
     if (grace > 0) {
-      signal(proc.pid, 'SIGTERM');
+      // a sandboxed service is two processes below the wrapper (bwrap, its pid 1): SIGTERM
+      // to bwrap would kill it at once, so the service itself is told
+      signal(proc.launch.isolated ? innerPid(proc.pid) : proc.pid, 'SIGTERM');
       const timer = new Promise<undefined>((r) => setTimeout(() => r(undefined), grace).unref());
       if ((await Promise.race([proc.exited, timer])) !== undefined) return;
     }
@@ -321,6 +376,25 @@ function signal(pid: number | undefined, sig: NodeJS.Signals): void {
     process.kill(pid, sig);
   } catch {
     // already gone
+  }
+}
+
+/** The host pid of the process bwrap started (its pid 2): the child of bwrap's child. */
+export function innerPid(outer: number | undefined): number | undefined {
+  let pid = outer;
+  for (let depth = 0; depth < 2 && pid; depth++) {
+    const child = childrenOf(pid)[0];
+    if (child === undefined) return pid;
+    pid = child;
+  }
+  return pid;
+}
+
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
   }
 }
 

@@ -1,10 +1,11 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, readdir, rename, rm } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { errors, type Logger, type Profile, type Registry, type RuntimeInstance, type RuntimeProgress, type RuntimeService, type RuntimeState } from '@micro/sdk';
-import { buildOutput, buildPath, buildService, checkServiceName, defaultSdkPath, readPackage, serviceName, type PackageJson } from './build.js';
-import { Instance, StartError, type InstanceHost, type Timing } from './instance.js';
+import { buildOutput, buildPath, buildService, checkServiceName, defaultSdkPath, readPackage, serviceName, tscPath, type BuildSandbox, type PackageJson } from './build.js';
+import { Instance, StartError, type InstanceHost, type Launch, type Timing } from './instance.js';
+import type { Sandbox } from './sandbox.js';
 import { LogFiles, logsOptions, type LogFile, type LogLine, type LogsRequest } from './logs.js';
 import { fetchSource, parseSource, type SourceSpec } from './source.js';
 import type { RuntimeDirectory } from './directory.js';
@@ -39,6 +40,11 @@ export interface RuntimeOptions {
   timing?: Partial<Omit<Timing, 'backoffInitial' | 'backoffMax'>>;
   /** ms each build step may take: git clone, npm install, compile (default 5, 10 and 5 minutes) */
   timeouts?: { fetch?: number; install?: number; build?: number };
+  /**
+   * Runs the services and builds of every namespace but `micro` sandboxed (sandbox.ts);
+   * when it is unavailable, those are refused. Default: none (everything as the server)
+   */
+  sandbox?: Sandbox;
 }
 
 type Request<K extends string> = { name: K extends 'create' ? string | undefined : string; namespace?: string | undefined };
@@ -75,6 +81,7 @@ const RESERVED_ENV = new Set([
   'MICRO_PROFILE',
   'MICRO_NATS_URL',
   'MICRO_PREFIX',
+  'MICRO_SERVICE_ADDRESS',
 ]);
 /** What services inherit from the server's environment; the rest of it stays with the server. */
 const INHERITED_ENV = ['PATH', 'HOME', 'USER', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'MICRO_LOG_LEVEL', 'MICRO_TRACING', 'NODE_EXTRA_CA_CERTS'];
@@ -186,6 +193,7 @@ export class LocalRuntime {
   async create(req: CreateRequest, onProgress: ProgressFn = () => undefined): Promise<RuntimeService> {
     this.checkOpen();
     const namespace = checkNamespace(req.namespace);
+    this.options.sandbox?.check(namespace);
     const env = checkEnv(req.env ?? {});
     const desired = req.instances ?? 1;
     if (!Number.isInteger(desired) || desired < 1 || desired > MAX_INSTANCES) throw errors.BadRequest(ERROR_ID, `instances must be between 1 and ${MAX_INSTANCES}`);
@@ -286,6 +294,7 @@ export class LocalRuntime {
     const namespace = checkNamespace(req.namespace);
     if (this.options.directory && !this.services.has(key(namespace, checkServiceName(req.name)))) await this.elsewhere(namespace, req.name, 'update');
     const svc = this.find(namespace, req.name);
+    this.options.sandbox?.check(namespace);
     this.claim(svc, 'update');
     const progress = limitedProgress(onProgress);
     return this.track(
@@ -380,10 +389,16 @@ export class LocalRuntime {
     svc.phase = 'building';
     const spec = parseSource(svc.source);
     try {
+      const sandbox = this.buildSandbox(svc, dir, id);
+      // fetched by the server: given to the namespace's uid before any of its code runs
+      if (sandbox) await this.options.sandbox?.own(svc.namespace, dir);
       const entry = await buildService(dir, pkg, {
         sdkPath: this.sdkPath,
         origin: spec.kind === 'folder' ? spec.path : undefined,
-        env: { ...pickEnv(process.env, [...INHERITED_ENV, 'SSH_AUTH_SOCK', 'HTTPS_PROXY', 'HTTP_PROXY', 'NO_PROXY', 'https_proxy', 'http_proxy', 'no_proxy']), ...npmConfig(), ...svc.env, PATH: buildPath(process.env.PATH) },
+        env: sandbox
+          ? { ...this.sandbox(svc.namespace)?.baseEnv([dirname(tscPath())]), ...npmConfig(), npm_config_cache: '/tmp/.npm', npm_config_update_notifier: 'false', ...svc.env }
+          : { ...pickEnv(process.env, [...INHERITED_ENV, 'SSH_AUTH_SOCK', 'HTTPS_PROXY', 'HTTP_PROXY', 'NO_PROXY', 'https_proxy', 'http_proxy', 'no_proxy']), ...npmConfig(), ...svc.env, PATH: buildPath(process.env.PATH) },
+        ...(sandbox ? { sandbox } : {}),
         installTimeout: this.options.timeouts?.install ?? 10 * 60_000,
         buildTimeout: this.options.timeouts?.build ?? 5 * 60_000,
         signal: this.abort.signal,
@@ -403,6 +418,44 @@ export class LocalRuntime {
       svc.log.append('', 'runtime', `build failed: ${(err as Error).message.split('\n')[0]}`);
       throw err;
     }
+  }
+
+  /** The sandbox of a namespace, when its services run in one. */
+  private sandbox(namespace: string): Sandbox | undefined {
+    const sandbox = this.options.sandbox;
+    return sandbox?.applies(namespace) ? sandbox : undefined;
+  }
+
+  /** How the build steps of a sandboxed service run: as its namespace's uid, in its folder. */
+  private buildSandbox(svc: Managed, dir: string, buildId: string): BuildSandbox | undefined {
+    const sandbox = this.sandbox(svc.namespace);
+    if (!sandbox) return undefined;
+    sandbox.check(svc.namespace);
+    let step = 0;
+    return {
+      wrap: (argv, network, env) => sandbox.command({ namespace: svc.namespace, dir, group: `build-${buildId}-${step++}`, argv, env, network }),
+    };
+  }
+
+  /** A sandboxed instance: started through bwrap as its namespace's uid, within its limits. */
+  private sandboxLaunch(svc: Managed, build: BuildRecord, instanceId: string, env: NodeJS.ProcessEnv): Launch {
+    const sandbox = this.sandbox(svc.namespace) as Sandbox;
+    sandbox.check(svc.namespace);
+    const cmd = sandbox.command({ namespace: svc.namespace, dir: build.dir, group: `${instanceId}-${randomBytes(3).toString('hex')}`, argv: [process.execPath, join(build.dir, build.entry)], env });
+    const socket = env.MICRO_SERVICE_ADDRESS?.slice('unix://'.length);
+    return {
+      command: cmd.command,
+      args: cmd.args,
+      env: cmd.env,
+      input: cmd.input,
+      isolated: true,
+      verdict: cmd.verdict,
+      watch: (stop) => sandbox.watchDisk(build.dir, cmd.limits.disk, stop),
+      dispose: () => {
+        cmd.dispose();
+        if (socket) rmSync(socket, { force: true });
+      },
+    };
   }
 
   /** Keeps the current build and the one before it; older build folders are removed. */
@@ -583,12 +636,30 @@ export class LocalRuntime {
         }
       },
       closing: () => this.closed,
+      ...(this.sandbox(svc.namespace) ? { launch: (id: string, build: BuildRecord, env: NodeJS.ProcessEnv) => this.sandboxLaunch(svc, build, id, env) } : {}),
     };
     return svc;
   }
 
   private async serviceEnv(svc: Managed, instanceId: string): Promise<NodeJS.ProcessEnv> {
     const { id, secret } = await this.options.credentials(svc.name, svc.namespace);
+    const sandbox = this.sandbox(svc.namespace);
+    // sandboxed: no MICRO_HOME, no engine URLs (raw NATS would bypass every check), the
+    // server's RPC and its own listening address as unix sockets of its sandbox
+    if (sandbox) {
+      return {
+        ...sandbox.baseEnv(),
+        ...svc.env,
+        MICRO_SERVER: sandbox.serverAddress,
+        MICRO_SERVICE_ADDRESS: sandbox.serviceAddress(svc.namespace, instanceId),
+        MICRO_NAMESPACE: svc.namespace,
+        MICRO_AUTH_ID: id,
+        MICRO_AUTH_SECRET: secret,
+        MICRO_AUTH_NAMESPACE: svc.namespace,
+        MICRO_RUNTIME_INSTANCE: instanceId,
+        MICRO_SERVICE_NAME: svc.name,
+      };
+    }
     return {
       ...pickEnv(process.env, INHERITED_ENV),
       ...svc.env,
