@@ -142,6 +142,21 @@ describe('a tenant may not run paths of the server', () => {
     rmSync(join(home, 'runtime', 'builds', 'other'), { recursive: true, force: true });
     await nothingLeft(acme);
   });
+
+  test('Update checks a new source as Create does; an upload it cannot use is deleted', async () => {
+    const update = async (source: string) => {
+      try {
+        for await (const p of acme.runtime.Update({ name: 'nosuch', source })) void p;
+      } catch (err) {
+        return err as MicroError;
+      }
+      assert.fail('Update was accepted');
+    };
+    assert.equal((await update('/etc')).code, 403);
+    assert.equal((await update(`http://127.0.0.1:${port}/x.git`)).code, 400);
+    assert.equal((await update(await upload(acme, tgz(entry({ path: 'package.json' }, Buffer.from('{}')))))).code, 404);
+    await nothingLeft(acme);
+  });
 });
 
 describe('git sources of a tenant reach only public hosts', () => {
