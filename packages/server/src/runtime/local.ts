@@ -247,11 +247,11 @@ export class LocalRuntime {
     // a service that failed to build or start (checkFree let it through) is replaced
     const replaced = this.services.get(key(namespace, name));
     const replaces = replaced !== undefined;
-    if (replaced && replaced.source !== req.source) await this.dropUpload(namespace, replaced.source);
     const now = new Date().toISOString();
     const svc = this.manage({ name, namespace, source: req.source, trusted: req.trusted, env, instances: desired, running: false, processes: [], createdAt: now, updatedAt: now });
     svc.busy = 'create';
     this.services.set(key(namespace, name), svc);
+    if (replaced) await this.dropUpload(namespace, replaced.source);
     const dir = join(this.serviceBuilds(namespace, name), buildId);
     try {
       if (replaces) await rm(this.serviceBuilds(namespace, name), { recursive: true, force: true });
@@ -428,8 +428,9 @@ export class LocalRuntime {
     return options;
   }
 
-  /** Deletes the blob of an upload source (nothing for other sources). */
+  /** Deletes the blob of an upload source that no service of the namespace refers to (nothing for other sources). */
   private async dropUpload(namespace: string, source: string): Promise<void> {
+    if ([...this.services.values()].some((s) => s.namespace === namespace && s.source === source)) return;
     let spec: SourceSpec;
     try {
       spec = parseSource(source, { trusted: false });
