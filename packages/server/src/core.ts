@@ -1,4 +1,4 @@
-import { brokerHandlers, type Broker, type Events, type brokerService, type Handlers, type Logger, type Registry, type ServiceDef } from '@micro/sdk';
+import { brokerHandlers, type BlobStore, type Broker, type Events, type brokerService, type Handlers, type Logger, type Registry, type ServiceDef } from '@micro/sdk';
 import { namespaceFor } from './auth/guard.js';
 import type { AuthAccounts, AuthTokens } from './auth/storage.js';
 
@@ -33,6 +33,8 @@ export interface CoreService {
   start?(): Promise<void>;
   /** called when the server stops (close databases, timers) */
   stop?(): Promise<void>;
+  /** the blob store (the store service's), which the runtime reads uploaded sources from */
+  blobs?: BlobStore;
   /** the events engine, whose consumer groups the stats service reports (issue 7) */
   events?: Pick<Events, 'topics' | 'groups'>;
 }

@@ -22,6 +22,7 @@ import {
   writeJsonDurable,
   type Broker,
   type Logger,
+  type BlobStore,
   type Profile,
   type Registry,
 } from '@micro/sdk';
@@ -47,7 +48,7 @@ export interface MicroServerOptions {
   address?: string;
   logger?: Logger;
   /** runtime settings (backoff, timings) — tests make them short */
-  runtime?: Pick<RuntimeOptions, 'backoff' | 'timing' | 'timeouts'>;
+  runtime?: Pick<RuntimeOptions, 'backoff' | 'timing' | 'timeouts' | 'uploadLimits' | 'untrusted'>;
   /** the sandbox of tenant services (default mode MICRO_RUNTIME_SANDBOX, limits MICRO_SANDBOX_*) */
   sandbox?: Pick<SandboxOptions, 'mode' | 'limitsFor' | 'diskCheckEvery'>;
   /**
@@ -169,8 +170,11 @@ export class MicroServer {
         const { PostgresRuntimeDirectory } = await import('./nats.js');
         this.directory = await PostgresRuntimeDirectory.open({ url: profile.postgresUrl, prefix: profile.prefix, node: nodeId(this.paths.dir), logger: this.logger.child({ component: 'runtime' }) });
       }
+      // uploaded sources are read from the store service's blobs, once it runs
+      let blobs: BlobStore | undefined;
       this.runtime = new LocalRuntime({
         ...this.runtimeOptions,
+        blobs: () => blobs,
         home: this.paths.home,
         // services run on this machine: they reach a server bound to every interface on loopback
         serverAddress: this.boundAddress.replace('//0.0.0.0:', '//127.0.0.1:').replace('//[::]:', '//[::1]:'),
@@ -205,6 +209,7 @@ export class MicroServer {
         const cs = await factory(core);
         this.cores.push(cs);
         if (cs.events) stats.setEvents(cs.events);
+        if (cs.blobs) blobs = cs.blobs;
         await cs.start?.();
         const guard = authenticate(this.tokens, new Set(['Debug.Health', ...(cs.publicEndpoints ?? [])]));
         this.services.push(new Service(cs.def, cs.handlers, { ...common, middleware: [guard] }));

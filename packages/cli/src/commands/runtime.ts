@@ -1,8 +1,10 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import { LOG_LEVELS, MicroError, TRACE_ID, isLogLevel, parseSince as parseLogSince, type ResponseStream, type RuntimeProgress, type RuntimeService } from '@micro/sdk';
+import { LOG_LEVELS, MicroError, RemoteBlobStore, TRACE_ID, isLogLevel, parseSince as parseLogSince, type ResponseStream, type RuntimeProgress, type RuntimeService } from '@micro/sdk';
+import { LOCAL_ENV } from '../config.js';
 import { connect, type Connection } from '../connect.js';
+import { packFolder } from '../pack.js';
 import type { CliContext } from '../context.js';
 import { CliError, UsageError, formatDuration, type Printer } from '../output.js';
 
@@ -38,19 +40,22 @@ export function registerRuntimeCommands(program: Command, ctx: CliContext): void
         instances: parseInstances(opts.instances),
       };
       const conn = connect(ctx.home, opts.namespace);
+      request.source = await sendSource(out, conn, request.source, opts.namespace);
       const service = await followProgress(out, conn, () => conn.runtime.Create(request), `micro run ${source}`);
       summary(out, service, 'is running');
     });
 
   program
-    .command('update <service>')
-    .description('rebuild a service from its source and replace its instances one by one')
+    .command('update <service> [source]')
+    .description('rebuild a service from its source (or from a new folder or git URL) and replace its instances one by one')
     .option('--namespace <namespace>', 'another namespace than the account\'s (admins)')
     .option('-o, --output <format>', 'text or json')
-    .action(async (name: string, opts: RunFlags) => {
+    .action(async (name: string, source: string | undefined, opts: RunFlags) => {
       const out = ctx.printer(opts.output);
       const conn = connect(ctx.home, opts.namespace);
-      const service = await followProgress(out, conn, () => conn.runtime.Update({ name, namespace: opts.namespace }), `micro update ${name}`, name);
+      const resolved = source === undefined ? undefined : await sendSource(out, conn, resolveSource(source), opts.namespace);
+      const again = `micro update ${name}${source === undefined ? '' : ` ${source}`}`;
+      const service = await followProgress(out, conn, () => conn.runtime.Update({ name, namespace: opts.namespace, source: resolved }), again, name);
       summary(out, service, 'is updated');
     });
 
@@ -253,6 +258,35 @@ export function resolveSource(source: string, cwd = process.cwd()): string {
     throw new UsageError(`no such folder: ${local} — give the folder of a service (e.g. ./helloworld) or a git URL`);
   }
   return source;
+}
+
+/**
+ * Whether the server may be sent a path of this machine: only the server of this
+ * MICRO_HOME (environment `local`) reached with its admin account (admin.json), an
+ * admin of `micro` on the same machine. Everyone else uploads the folder.
+ */
+export function sendsPaths(conn: Pick<Connection, 'env'>): boolean {
+  return conn.env.name === LOCAL_ENV && conn.env.credentialSource === 'admin';
+}
+
+/**
+ * The source to send for what resolveSource made of the argument: a folder of this
+ * machine is packed and uploaded (upload:<key>) unless the server may read it itself;
+ * anything else as it is.
+ */
+async function sendSource(out: Printer, conn: Connection, source: string, namespace: string | undefined): Promise<string> {
+  if (sendsPaths(conn) || !source.startsWith('/')) return source;
+  if (!existsSync(source) || !statSync(source).isDirectory()) {
+    throw new UsageError(`${source.replace(/@[^/@]+$/, '')} at a git ref can be run only by the local admin on the server's machine — push it and give its https:// URL, or run the folder itself (its files are uploaded)`);
+  }
+  const packed = await packFolder(source);
+  for (const skipped of packed.skipped) out.warn(`left out ${skipped}: only files and folders are uploaded (no links)`);
+  if (!out.json) out.line(`• uploading ${source} (${packed.files} files, ${Math.ceil(packed.data.length / 1024)} KiB packed)`);
+  const blobs = new RemoteBlobStore(conn.platform, namespace ? { namespace } : {});
+  await blobs.put(packed.key, packed.data).catch((err: unknown) => {
+    throw conn.explain(err);
+  });
+  return `upload:${packed.key}`;
 }
 
 function collect(value: string, previous: string[] | undefined): string[] {

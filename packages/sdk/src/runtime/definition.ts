@@ -29,7 +29,7 @@ export const RuntimeService = z.object({
   name: NAME,
   namespace: z.string(),
   version: z.string().describe('the version the service registers, or the source ref'),
-  source: z.string().describe('what `micro run` was given: a path or a git URL with @ref'),
+  source: z.string().describe('what the service is built from: a path, a git URL with @ref, or upload:<blob key>'),
   state: RuntimeState,
   instances: z.array(RuntimeInstance),
   desiredInstances: z.number().int(),
@@ -68,7 +68,13 @@ export const runtime = defineService({
     Create: serverStream({
       description: 'Builds a service from source and starts it (micro run), streaming progress',
       request: z.object({
-        source: z.string().min(1).max(4096).describe('a local folder (absolute path), file:// URL or git URL, with optional @branch, @tag or @commit'),
+        source: z
+          .string()
+          .min(1)
+          .max(4096)
+          .describe(
+            'upload:<key> of a gzipped tar the caller put in its blob store under runtime/uploads/<hex id>/<folder>.tar.gz; an https:// or ssh:// git URL (or git@host:path) with optional @branch, @tag or @commit; admins of micro only: a folder of the server (absolute path), file:// URL, local repository, http:// or git:// URL',
+          ),
         name: NAME.optional().describe('defaults to the name in package.json or the folder name'),
         namespace: z.string().max(255).optional(),
         env: z.record(ENV_KEY, z.string().max(64 * 1024)).optional(),
@@ -85,7 +91,11 @@ export const runtime = defineService({
     }),
     Update: serverStream({
       description: 'Rebuilds a service from its source and replaces its instances one by one (micro update), streaming progress',
-      request: z.object({ name: NAME, namespace: z.string().max(255).optional() }),
+      request: z.object({
+        name: NAME,
+        namespace: z.string().max(255).optional(),
+        source: z.string().min(1).max(4096).optional().describe("a new source (as Create's) that replaces the service's; without it, the same source again"),
+      }),
       response: RuntimeProgress,
     }),
     Delete: endpoint({

@@ -1,6 +1,6 @@
 import { type Handlers, type RuntimeProgress, type RuntimeService, runtime } from '@micro/sdk';
 import type { LocalRuntime, ProgressFn } from './local.js';
-import { namespaceFor as guarded } from '../auth/guard.js';
+import { namespaceFor as guarded, isAdmin } from '../auth/guard.js';
 
 /**
  * The runtime service's handlers (the contract is `runtime` in the SDK). Create and
@@ -11,12 +11,16 @@ import { namespaceFor as guarded } from '../auth/guard.js';
  *
  * Namespaces: a call without one acts on the caller's namespace (its account's issuer);
  * only an admin of `micro` reaches another (the rule of every core service, auth/guard.ts).
+ *
+ * Sources: only an admin of `micro` is trusted with paths of the server's machine and
+ * any git URL; everyone else uploads or gives a public https:// or ssh:// URL (source.ts).
+ * An upload is read from the namespace the call acts in, so never from another tenant's.
  */
 export function runtimeHandlers(rt: LocalRuntime): Handlers<typeof runtime> {
   return {
-    Create: (req, ctx) => progressStream((push) => rt.create({ ...req, namespace: guarded(ctx, req.namespace) }, push), 'is running'),
+    Create: (req, ctx) => progressStream((push) => rt.create({ ...req, namespace: guarded(ctx, req.namespace), trusted: isAdmin(ctx.account) }, push), 'is running'),
     Read: (req, ctx) => rt.read({ ...req, namespace: guarded(ctx, req.namespace) }),
-    Update: (req, ctx) => progressStream((push) => rt.update({ ...req, namespace: guarded(ctx, req.namespace) }, push), 'is updated'),
+    Update: (req, ctx) => progressStream((push) => rt.update({ ...req, namespace: guarded(ctx, req.namespace), trusted: isAdmin(ctx.account) }, push), 'is updated'),
     Delete: async (req, ctx) => {
       await rt.delete({ ...req, namespace: guarded(ctx, req.namespace) });
       return {};

@@ -2,12 +2,14 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { errors, type Logger, type Profile, type Registry, type RuntimeInstance, type RuntimeProgress, type RuntimeService, type RuntimeState } from '@micro/sdk';
+import { errors, type BlobStore, type Logger, type Profile, type Registry, type RuntimeInstance, type RuntimeProgress, type RuntimeService, type RuntimeState } from '@micro/sdk';
 import { buildOutput, buildPath, buildService, checkServiceName, defaultSdkPath, readPackage, serviceName, tscPath, type BuildSandbox, type PackageJson } from './build.js';
 import { Instance, StartError, type InstanceHost, type Launch, type Timing } from './instance.js';
 import type { Sandbox } from './sandbox.js';
 import { LogFiles, logsOptions, type LogFile, type LogLine, type LogsRequest } from './logs.js';
-import { fetchSource, parseSource, type SourceSpec } from './source.js';
+import type { Resolver } from './address.js';
+import { fetchSource, parseSource, uploadFolderName, type FetchOptions, type SourceSpec } from './source.js';
+import { UPLOAD_LIMITS, type UploadLimits } from './upload.js';
 import type { RuntimeDirectory } from './directory.js';
 import { StateStore, type BuildRecord, type InstanceRecord, type ServiceRecordState } from './state.js';
 
@@ -45,15 +47,41 @@ export interface RuntimeOptions {
    * when it is unavailable, those are refused. Default: none (everything as the server)
    */
   sandbox?: Sandbox;
+  /**
+   * The blob store uploads (`upload:<key>` sources) are read from, in the namespace of the
+   * service; an upload is kept while its service exists (a rebuild after a restart needs
+   * it) and deleted when the service is killed or updated from another source
+   */
+  blobs?: () => BlobStore | undefined;
+  /** bounds of an unpacked upload (default UPLOAD_LIMITS: 50,000 entries, 256 MiB, 64 MiB a file) */
+  uploadLimits?: Partial<UploadLimits>;
+  /**
+   * git fetches of callers that are not admins of micro (see cloneUntrusted in source.ts):
+   * the resolver (default the system's), the time (default 60 s) and size (256 MiB) bounds
+   */
+  untrusted?: { resolver?: Resolver; timeout?: number; maxBytes?: number };
 }
 
 type Request<K extends string> = { name: K extends 'create' ? string | undefined : string; namespace?: string | undefined };
 export interface CreateRequest {
   source: string;
+  /**
+   * whether the caller is an admin of micro, who may run paths of the server's machine
+   * and any git URL; the handlers pass false for every other caller (see source.ts).
+   * Default true: the server's own calls
+   */
+  trusted?: boolean | undefined;
   name?: string | undefined;
   namespace?: string | undefined;
   env?: Record<string, string> | undefined;
   instances?: number | undefined;
+}
+/** Update: a new source replaces the service's (under the same rules as Create's); without one, the same source again. */
+export interface UpdateRequest {
+  name: string;
+  namespace?: string | undefined;
+  source?: string | undefined;
+  trusted?: boolean | undefined;
 }
 export type { LogsRequest } from './logs.js';
 export type ProgressFn = (progress: RuntimeProgress) => void;
@@ -91,6 +119,8 @@ interface Managed {
   name: string;
   namespace: string;
   source: string;
+  /** whether an admin of micro gave the source: else it is fetched under the rules for strangers */
+  trusted: boolean;
   env: Record<string, string>;
   desired: number;
   running: boolean;
@@ -198,11 +228,12 @@ export class LocalRuntime {
     const desired = req.instances ?? 1;
     if (!Number.isInteger(desired) || desired < 1 || desired > MAX_INSTANCES) throw errors.BadRequest(ERROR_ID, `instances must be between 1 and ${MAX_INSTANCES}`);
     if (req.name) this.checkFree(namespace, checkServiceName(req.name));
-    const spec = parseSource(req.source);
-    return this.track(this.createFrom(spec, req, namespace, env, desired, limitedProgress(onProgress)));
+    const trusted = req.trusted ?? true;
+    const spec = parseSource(req.source, { trusted });
+    return this.track(this.createFrom(spec, { ...req, trusted }, namespace, env, desired, limitedProgress(onProgress)));
   }
 
-  private async createFrom(spec: SourceSpec, req: CreateRequest, namespace: string, env: Record<string, string>, desired: number, progress: Progress): Promise<RuntimeService> {
+  private async createFrom(spec: SourceSpec, req: CreateRequest & { trusted: boolean }, namespace: string, env: Record<string, string>, desired: number, progress: Progress): Promise<RuntimeService> {
     // fetched before the name is known (it may come from package.json), then moved
     const buildId = newBuildId();
     const incoming = join(this.buildsDir, '.incoming', buildId);
@@ -211,20 +242,24 @@ export class LocalRuntime {
     let pkg: PackageJson | undefined;
     let name: string;
     try {
-      fetched = await fetchSource(spec, incoming, this.fetchOptions((line) => progress('fetch', line)));
+      fetched = await fetchSource(spec, incoming, this.fetchOptions((line) => progress('fetch', line), namespace, req.trusted));
       pkg = readPackage(incoming);
       name = serviceName(req.name, pkg, sourceFolderName(spec));
       this.checkFree(namespace, name);
     } catch (err) {
       await rm(incoming, { recursive: true, force: true });
+      // no service refers to the upload: it goes (a new micro run uploads again)
+      await this.dropUpload(namespace, req.source);
       throw err;
     }
     // a service that failed to build or start (checkFree let it through) is replaced
-    const replaces = this.services.has(key(namespace, name));
+    const replaced = this.services.get(key(namespace, name));
+    const replaces = replaced !== undefined;
     const now = new Date().toISOString();
-    const svc = this.manage({ name, namespace, source: req.source, env, instances: desired, running: false, processes: [], createdAt: now, updatedAt: now });
+    const svc = this.manage({ name, namespace, source: req.source, trusted: req.trusted, env, instances: desired, running: false, processes: [], createdAt: now, updatedAt: now });
     svc.busy = 'create';
     this.services.set(key(namespace, name), svc);
+    if (replaced) await this.dropUpload(namespace, replaced.source);
     const dir = join(this.serviceBuilds(namespace, name), buildId);
     try {
       if (replaces) await rm(this.serviceBuilds(namespace, name), { recursive: true, force: true });
@@ -232,7 +267,7 @@ export class LocalRuntime {
       await rename(incoming, dir);
       this.persist();
       svc.log.append('', 'runtime', `micro run ${req.source}`);
-      svc.build = await this.build(svc, dir, buildId, pkg, fetched.commit, progress);
+      svc.build = await this.build(svc, dir, buildId, pkg, fetched.commit, progress, spec);
       svc.phase = 'starting';
       progress('start', `starting ${desired} instance${desired === 1 ? '' : 's'} of ${name}`);
       svc.live = await this.startInstances(svc, svc.build, desired);
@@ -289,19 +324,30 @@ export class LocalRuntime {
    * leaves the registry and drains. A build that fails, or a first new instance that does
    * not start, leaves the old instances as they were.
    */
-  async update(req: Request<'update'>, onProgress: ProgressFn = () => undefined): Promise<RuntimeService> {
+  async update(req: UpdateRequest, onProgress: ProgressFn = () => undefined): Promise<RuntimeService> {
     this.checkOpen();
     const namespace = checkNamespace(req.namespace);
-    if (this.options.directory && !this.services.has(key(namespace, checkServiceName(req.name)))) await this.elsewhere(namespace, req.name, 'update');
-    const svc = this.find(namespace, req.name);
-    this.options.sandbox?.check(namespace);
-    this.claim(svc, 'update');
+    const trusted = req.trusted ?? true;
+    // a new source is checked before anything else happens
+    if (req.source !== undefined) parseSource(req.source, { trusted });
+    let svc: Managed;
+    try {
+      if (this.options.directory && !this.services.has(key(namespace, checkServiceName(req.name)))) await this.elsewhere(namespace, req.name, 'update');
+      svc = this.find(namespace, req.name);
+      this.options.sandbox?.check(namespace);
+      this.claim(svc, 'update');
+    } catch (err) {
+      if (req.source !== undefined) await this.dropUpload(namespace, req.source);
+      throw err;
+    }
     const progress = limitedProgress(onProgress);
+    const source = req.source === undefined ? { source: svc.source, trusted: svc.trusted } : { source: req.source, trusted };
     return this.track(
       (async () => {
+        let adopted = false;
         try {
-          svc.log.append('', 'runtime', `micro update ${svc.name}`);
-          const build = await this.fetchAndBuild(svc, progress);
+          svc.log.append('', 'runtime', `micro update ${svc.name}${req.source === undefined ? '' : ` from ${req.source}`}`);
+          const build = await this.fetchAndBuild(svc, progress, source);
           try {
             if (svc.running && svc.live.length > 0) {
               await this.roll(svc, build, progress);
@@ -318,10 +364,19 @@ export class LocalRuntime {
           svc.build = build;
           svc.buildError = undefined;
           svc.failed = [];
+          if (source.source !== svc.source) {
+            const old = svc.source;
+            svc.source = source.source;
+            svc.trusted = source.trusted;
+            await this.dropUpload(svc.namespace, old);
+          }
+          adopted = true;
           progress('start', `${svc.name} runs build ${build.id}`);
           await this.pruneBuilds(svc);
           return this.view(svc);
         } finally {
+          // a new upload that did not become the service's source is of no use
+          if (!adopted && source.source !== svc.source) await this.dropUpload(svc.namespace, source.source);
           svc.busy = undefined;
           this.touch(svc);
         }
@@ -362,19 +417,53 @@ export class LocalRuntime {
 
   // ---- building ---------------------------------------------------------------------
 
-  private fetchOptions(onLine: (line: string) => void) {
-    return { onLine, timeout: this.options.timeouts?.fetch ?? 5 * 60_000, signal: this.abort.signal };
+  private fetchOptions(onLine: (line: string) => void, namespace: string, trusted: boolean): FetchOptions {
+    const options: FetchOptions = {
+      onLine,
+      timeout: this.options.timeouts?.fetch ?? 5 * 60_000,
+      signal: this.abort.signal,
+      uploadLimits: { ...UPLOAD_LIMITS, ...this.options.uploadLimits },
+    };
+    const blobs = this.options.blobs?.();
+    // the service's namespace: a caller reaches only its own (handlers.ts), so only its own uploads
+    if (blobs) options.upload = (blobKey) => blobs.get(blobKey, { namespace });
+    if (!trusted) {
+      options.untrusted = {
+        ...this.options.untrusted,
+        knownHosts: join(this.options.home, 'runtime', 'known_hosts'),
+        log: (message, detail) => this.options.logger.warn({ ...detail, namespace }, message),
+      };
+    }
+    return options;
   }
 
-  /** Fetches the service's source again into a new build folder and builds it. */
-  private async fetchAndBuild(svc: Managed, progress: Progress): Promise<BuildRecord> {
+  /** Deletes the blob of an upload source that no service of the namespace refers to (nothing for other sources). */
+  private async dropUpload(namespace: string, source: string): Promise<void> {
+    if ([...this.services.values()].some((s) => s.namespace === namespace && s.source === source)) return;
+    let spec: SourceSpec;
+    try {
+      spec = parseSource(source, { trusted: false });
+    } catch {
+      return;
+    }
+    if (spec.kind !== 'upload') return;
+    await this.options
+      .blobs?.()
+      ?.delete(spec.key, { namespace })
+      .catch((err: unknown) => this.options.logger.warn({ err, namespace, key: spec.key }, 'could not delete an upload'));
+  }
+
+  /** Fetches the service's source (or the one an update gives) again into a new build folder and builds it. */
+  private async fetchAndBuild(svc: Managed, progress: Progress, from: { source: string; trusted: boolean } = svc): Promise<BuildRecord> {
     const buildId = newBuildId();
     const dir = join(this.serviceBuilds(svc.namespace, svc.name), buildId);
-    progress('fetch', `fetching ${svc.source}`);
+    progress('fetch', `fetching ${from.source}`);
     let fetched: { commit?: string };
     let pkg: PackageJson | undefined;
+    let spec: SourceSpec;
     try {
-      fetched = await fetchSource(parseSource(svc.source), dir, this.fetchOptions((line) => progress('fetch', line)));
+      spec = parseSource(from.source, { trusted: from.trusted });
+      fetched = await fetchSource(spec, dir, this.fetchOptions((line) => progress('fetch', line), svc.namespace, from.trusted));
       pkg = readPackage(dir);
     } catch (err) {
       await rm(dir, { recursive: true, force: true });
@@ -382,12 +471,11 @@ export class LocalRuntime {
       svc.log.append('', 'runtime', `fetch failed: ${svc.buildError}`);
       throw err;
     }
-    return this.build(svc, dir, buildId, pkg, fetched.commit, progress);
+    return this.build(svc, dir, buildId, pkg, fetched.commit, progress, spec);
   }
 
-  private async build(svc: Managed, dir: string, id: string, pkg: PackageJson | undefined, commit: string | undefined, progress: Progress): Promise<BuildRecord> {
+  private async build(svc: Managed, dir: string, id: string, pkg: PackageJson | undefined, commit: string | undefined, progress: Progress, spec: SourceSpec): Promise<BuildRecord> {
     svc.phase = 'building';
-    const spec = parseSource(svc.source);
     try {
       const sandbox = this.buildSandbox(svc, dir, id);
       // fetched by the server: given to the namespace's uid before any of its code runs
@@ -568,6 +656,7 @@ export class LocalRuntime {
     if (this.services.get(key(svc.namespace, svc.name)) === svc) this.services.delete(key(svc.namespace, svc.name));
     this.persist();
     await rm(this.serviceBuilds(svc.namespace, svc.name), { recursive: true, force: true });
+    await this.dropUpload(svc.namespace, svc.source);
   }
 
   /**
@@ -604,6 +693,8 @@ export class LocalRuntime {
       name: record.name,
       namespace: record.namespace,
       source: record.source,
+      // recorded before sources had owners: only what ran in micro keeps the trust it had
+      trusted: record.trusted ?? record.namespace === 'micro',
       env: record.env ?? {},
       desired: record.instances,
       running: record.running,
@@ -725,6 +816,7 @@ export class LocalRuntime {
         name: svc.name,
         namespace: svc.namespace,
         source: svc.source,
+        trusted: svc.trusted,
         env: svc.env,
         instances: svc.desired,
         running: svc.running,
@@ -851,6 +943,7 @@ function sourceRef(source: string): string | undefined {
 
 function sourceFolderName(spec: SourceSpec): string {
   if (spec.kind === 'folder') return basename(spec.path);
+  if (spec.kind === 'upload') return uploadFolderName(spec.key);
   return basename(spec.url.replace(/\/+$/, '')).replace(/\.git$/, '');
 }
 

@@ -32,6 +32,8 @@ export interface ServiceRecordState {
   name: string;
   namespace: string;
   source: string;
+  /** whether an admin of micro gave the source (absent in older files: true only in namespace micro) */
+  trusted?: boolean;
   env: Record<string, string>;
   /** instances asked for */
   instances: number;

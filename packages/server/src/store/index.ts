@@ -37,6 +37,7 @@ export function storeCoreService(options: StoreServiceOptions = {}): CoreService
     return {
       def: storeService,
       handlers: storeServiceHandlers(store, blobs),
+      blobs,
       stop: async () => {
         await blobs.close();
         await store.close();

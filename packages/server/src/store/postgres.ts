@@ -496,6 +496,6 @@ export function postgresStoreCoreService(profile: Pick<NatsProfile, 'postgresUrl
       purgeInterval: options.purgeInterval,
       blobMaxSize: options.blobMaxSize ?? positiveFromEnv('MICRO_STORE_BLOB_MAX_SIZE', 'number of bytes'),
     });
-    return { def: storeService, handlers: storeServiceHandlers(store, store.blobs), stop: () => store.close() };
+    return { def: storeService, handlers: storeServiceHandlers(store, store.blobs), blobs: store.blobs, stop: () => store.close() };
   };
 }

@@ -1,0 +1,131 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { list } from 'tar';
+import { listFiles, packFolder, uploadKey } from './pack.js';
+import { UsageError } from './output.js';
+import { micro, startServer, stopProcess, tempDir, type Result, type RunningServer } from './testing.js';
+
+/* micro run ./dir as a stranger: the folder is packed, uploaded, unpacked and run by the server. */
+
+describe('packing a folder', () => {
+  let dir: string;
+  before(() => {
+    dir = tempDir('micro-pack-');
+    for (const d of ['src/deep', 'node_modules/x', 'src/node_modules/y', '.git', 'dist', 'src/dist', 'logs', 'secrets']) mkdirSync(join(dir, d), { recursive: true });
+    for (const f of ['package.json', 'src/main.ts', 'src/deep/a.ts', 'node_modules/x/i.js', 'src/node_modules/y/i.js', '.git/HEAD', 'dist/main.js', 'src/dist/kept.ts', 'logs/today.log', 'secrets/key.pem', 'src/deep/local.env', '.env']) {
+      writeFileSync(join(dir, f), f);
+    }
+    writeFileSync(join(dir, '.gitignore'), 'logs/\n.env\n');
+    writeFileSync(join(dir, 'src', 'deep', '.gitignore'), '*.env\n');
+    writeFileSync(join(dir, '.microignore'), 'secrets/\n');
+    symlinkSync('/etc/passwd', join(dir, 'passwd'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('leaves out node_modules, .git, the top dist, what .gitignore files and .microignore list, and links', async () => {
+    const { files, skipped } = await listFiles(dir);
+    assert.deepEqual(files, ['.gitignore', '.microignore', 'package.json', 'src/deep/.gitignore', 'src/deep/a.ts', 'src/dist/kept.ts', 'src/main.ts']);
+    assert.deepEqual(skipped, ['passwd']);
+    const packed = await packFolder(dir);
+    assert.match(packed.key, /^runtime\/uploads\/[0-9a-f]{32}\/micro-pack-[A-Za-z0-9]+\.tar\.gz$/);
+    const entries: string[] = [];
+    const parser = list({ onReadEntry: (e) => entries.push(`${e.type} ${e.path}`) });
+    const ended = new Promise((r) => parser.on('end', r));
+    parser.end(packed.data);
+    await ended;
+    assert.deepEqual(entries.sort(), files.map((f) => `File ${f}`).sort());
+  });
+
+  test('is bounded before anything is sent', async () => {
+    await assert.rejects(listFiles(dir, 3), (err: unknown) => err instanceof UsageError && /has more than 3 files to upload/.test(err.message));
+    await assert.rejects(packFolder(dir, { files: 100, bytes: 20 }), (err: unknown) => err instanceof UsageError && /packs to more than .* MiB/.test(err.message));
+  });
+
+  test('names the upload after the folder, in the form the runtime accepts', () => {
+    assert.match(uploadKey('/x/My Service!'), /^runtime\/uploads\/[0-9a-f]{32}\/My-Service-\.tar\.gz$/);
+    assert.match(uploadKey('/x/...'), /\/source\.tar\.gz$/);
+  });
+});
+
+describe('micro run ./dir as a user of another namespace', () => {
+  let home: string;
+  let work: string;
+  let server: RunningServer;
+
+  before(async () => {
+    home = tempDir('micro-upload-e2e-');
+    work = tempDir('micro-upload-e2e-src-');
+    // tenants run unsandboxed on a server without the sandbox, if it is told so
+    server = await startServer(home, { env: { MICRO_RUNTIME_SANDBOX: 'off' } });
+    assert.equal((await micro(home, ['new', 'demo'], { cwd: work })).code, 0);
+    mkdirSync(join(work, 'demo', 'node_modules', 'junk'), { recursive: true });
+    writeFileSync(join(work, 'demo', 'node_modules', 'junk', 'big.bin'), Buffer.alloc(1024 * 1024));
+    const made = await micro(home, ['auth', 'create', 'account', 'carol', '--namespace', 'acme', '--scopes', 'dev', '-o', 'json']);
+    assert.equal(made.code, 0, made.stderr);
+    const { secret } = JSON.parse(made.stdout) as { secret: string };
+    const login = await micro(home, ['login', '--id', 'carol', '--secret', '-', '--namespace', 'acme'], { input: `${secret}\n` });
+    assert.equal(login.code, 0, login.stderr);
+  });
+
+  after(async () => {
+    if (server) await stopProcess(server.proc);
+    rmSync(home, { recursive: true, force: true });
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  test('uploads the folder, runs it, answers a call; update uploads again; kill deletes the upload', async () => {
+    const run = await micro(home, ['run', './demo'], { cwd: work, timeout: 120_000 });
+    assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
+    assert.match(run.stdout, new RegExp(`^• uploading ${join(work, 'demo')} \\(\\d+ files, \\d+ KiB packed\\)$`, 'm'));
+    assert.match(run.stdout, /^demo is running \(namespace acme\): 1\/1 instance running$/m);
+
+    const status = await micro(home, ['status', 'demo', '-o', 'json']);
+    const [svc] = JSON.parse(status.stdout) as { source: string; namespace: string }[];
+    assert.match(svc?.source ?? '', /^upload:runtime\/uploads\/[0-9a-f]{32}\/demo\.tar\.gz$/);
+    assert.equal(svc?.namespace, 'acme');
+
+    let call: Result | undefined;
+    for (let i = 0; i < 50; i++) {
+      call = await micro(home, ['demo', 'call', '--name=Alice', '-o', 'json']);
+      if (call.code === 0) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(call?.code, 0, call?.stderr);
+    assert.equal(call?.stdout, '{"message":"Hello Alice"}\n');
+
+    // a restarted server whose build folder is gone rebuilds from the kept upload
+    await stopProcess(server.proc);
+    rmSync(join(home, 'runtime', 'builds', 'acme'), { recursive: true, force: true });
+    server = await startServer(home, { env: { MICRO_RUNTIME_SANDBOX: 'off' } });
+    call = undefined;
+    for (let i = 0; i < 300 && call?.code !== 0; i++) {
+      call = await micro(home, ['demo', 'call', '--name=Bob', '-o', 'json']);
+      if (call.code !== 0) await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(call?.stdout, '{"message":"Hello Bob"}\n', call?.stderr);
+
+    // a path of the server's machine is for admins of micro; an upload of nobody is not found
+    const path = await micro(home, ['run', 'file:///etc']);
+    assert.equal(path.code, 1);
+    assert.match(path.stderr, /forbidden: .*only admins of namespace micro may run: run a folder of your own machine with `micro run \.\/dir`/);
+    const nothing = await micro(home, ['run', 'upload:runtime/uploads/00000000000000000000000000000000/x.tar.gz']);
+    assert.equal(nothing.code, 1);
+    assert.match(nothing.stderr, /not found in namespace acme/);
+
+    const update = await micro(home, ['update', 'demo', './demo'], { cwd: work, timeout: 120_000 });
+    assert.equal(update.code, 0, `${update.stdout}\n${update.stderr}`);
+    assert.match(update.stdout, /^• uploading /m);
+    assert.match(update.stdout, /^demo is updated \(namespace acme\): 1\/1 instance running$/m);
+    const after = JSON.parse((await micro(home, ['status', 'demo', '-o', 'json'])).stdout) as { source: string }[];
+    assert.notEqual(after[0]?.source, svc?.source, 'the service runs the new upload');
+    // the old upload was deleted, the new one is kept for rebuilds
+    assert.equal(readdirSync(join(home, 'data', 'blobs')).length, 1);
+
+    const kill = await micro(home, ['kill', 'demo']);
+    assert.equal(kill.code, 0, kill.stderr);
+    assert.deepEqual(readdirSync(join(home, 'data', 'blobs')), [], 'micro kill deletes the upload');
+    assert.ok(!existsSync(join(home, 'runtime', 'builds', 'acme', 'demo')));
+  });
+});
