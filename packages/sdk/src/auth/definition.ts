@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineService, endpoint } from '../service/definition.js';
+import { defineService, endpoint, serverStream } from '../service/definition.js';
 import { RESOURCE_PATTERN } from './rules.js';
 
 /**
@@ -115,6 +115,21 @@ export const authApi = defineService({
       description: 'Exchanges a refresh token for new tokens (public); each refresh token works once, and using one twice revokes the session',
       request: z.object({ refreshToken: RefreshToken }),
       response: TokenResponse,
+    }),
+    Logout: endpoint({
+      description: 'Ends the session of a refresh token (public): the token and the access tokens of its session stop working at once',
+      request: z.object({ refreshToken: RefreshToken }),
+      response: z.object({}),
+      idempotent: true,
+    }),
+    Revocations: serverStream({
+      description:
+        'The revocation list (any account): the entries in force that concern the caller\'s namespace, then each new one as it is made, and an empty message every second so a follower knows it is current',
+      request: z.object({}),
+      response: z.object({
+        entries: z.array(z.object({ kind: z.enum(['account', 'session', 'token']), id: z.string(), before: z.number() })),
+        maxTokenTtl: z.number().describe('seconds: a token whose exp - iat exceeds it is refused'),
+      }),
     }),
     Inspect: endpoint({
       description: 'The account an access token or API key speaks for (public)',
@@ -236,7 +251,7 @@ export const authService = defineService({
 });
 
 /** The endpoints of auth that need no token. */
-export const AUTH_PUBLIC_ENDPOINTS: readonly string[] = ['Token', 'Login', 'Refresh', 'Inspect', 'Keys'];
+export const AUTH_PUBLIC_ENDPOINTS: readonly string[] = ['Token', 'Login', 'Refresh', 'Logout', 'Inspect', 'Keys'];
 
 /** How a process proves who it is to `micro server`. */
 export interface Credentials {

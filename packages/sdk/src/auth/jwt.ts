@@ -46,6 +46,8 @@ export interface AccessClaims {
   typ: string;
   scopes: string[];
   md?: Record<string, string>;
+  /** the login session the token came from (see revocations.ts) */
+  sid?: string;
 }
 
 export interface SigningKey {
@@ -74,7 +76,7 @@ export function accountOf(claims: AccessClaims): Account {
 const B64URL = /^[A-Za-z0-9_-]*$/;
 
 /** Why a token was refused; the detail of the 401 says it in words. */
-export type TokenProblem = 'malformed' | 'algorithm' | 'unknown-key' | 'signature' | 'expired' | 'not-yet-valid' | 'claims';
+export type TokenProblem = 'malformed' | 'algorithm' | 'unknown-key' | 'signature' | 'expired' | 'not-yet-valid' | 'claims' | 'revoked' | 'lifetime';
 
 export class TokenError extends MicroError {
   constructor(
@@ -166,6 +168,7 @@ export class KeySet {
       typ: typeof c.typ === 'string' ? c.typ : 'user',
       scopes: c.scopes,
     };
+    if (typeof c.sid === 'string') claims.sid = c.sid;
     if (c.md && typeof c.md === 'object' && !Array.isArray(c.md)) {
       const md: Record<string, string> = {};
       for (const [k, v] of Object.entries(c.md as Record<string, unknown>)) if (typeof v === 'string') md[k] = v;

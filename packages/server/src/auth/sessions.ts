@@ -47,7 +47,7 @@ export class Sessions {
   }
 
   /** Starts a session (a new chain) for an account. */
-  start(account: Account): { refreshToken: string; refreshExpiresAt: number } {
+  start(account: Account): { refreshToken: string; refreshExpiresAt: number; session: string } {
     return this.db.transaction(() => {
       this.st.prune.run(Date.now());
       const families = this.st.families.all(account.issuer, account.id);
@@ -56,16 +56,16 @@ export class Sessions {
     })();
   }
 
-  private issue(namespace: string, id: string, family: string): { refreshToken: string; refreshExpiresAt: number } {
+  private issue(namespace: string, id: string, family: string): { refreshToken: string; refreshExpiresAt: number; session: string } {
     const token = `mrt_${randomBytes(32).toString('base64url')}`;
     const now = Date.now();
     const expiresAt = now + this.ttl * 1000;
     this.st.insert.run(this.hash(token), family, namespace, id, now, expiresAt);
-    return { refreshToken: token, refreshExpiresAt: Math.floor(expiresAt / 1000) };
+    return { refreshToken: token, refreshExpiresAt: Math.floor(expiresAt / 1000), session: family };
   }
 
   /** Exchanges a refresh token for the next one of its chain; a 401 that says why otherwise. */
-  rotate(token: string): { account: Account; refreshToken: string; refreshExpiresAt: number } {
+  rotate(token: string): { account: Account; refreshToken: string; refreshExpiresAt: number; session: string } {
     const refused = (why: string) => errors.Unauthorized('auth', `refresh token refused: ${why}`);
     if (!REFRESH_FORMAT.test(token)) throw refused('not a refresh token');
     const hash = this.hash(token);
@@ -90,6 +90,15 @@ export class Sessions {
     })();
     if ('error' in outcome) throw refused(outcome.error as string);
     return outcome;
+  }
+
+  /** Ends the session of a refresh token, used or not (logout): its id, or undefined when it is not known. */
+  end(token: string): string | undefined {
+    if (!REFRESH_FORMAT.test(token)) return undefined;
+    const row = this.st.get.get(this.hash(token));
+    if (!row) return undefined;
+    this.st.dropFamily.run(row.family);
+    return row.family;
   }
 
   /** Ends every session of an account (new password, reset admin). */

@@ -1,4 +1,4 @@
-import type { Account, AccountInfo, Jwks, KeyInfo, Rule } from '@micro/sdk';
+import type { Account, AccountInfo, Jwks, KeyInfo, Revocation, RevocationList, Rule } from '@micro/sdk';
 import type { NewAccount } from './accounts.js';
 import type { StoredRule } from './rules.js';
 
@@ -22,10 +22,23 @@ export interface ApiKeyStorage {
   revoke(keyId: string): MaybePromise<boolean>;
 }
 
+/** `session`: the id of the session (refresh family), the `sid` of the access tokens issued with it */
 export interface SessionStorage {
-  start(account: Account): MaybePromise<{ refreshToken: string; refreshExpiresAt: number }>;
-  rotate(token: string): MaybePromise<{ account: Account; refreshToken: string; refreshExpiresAt: number }>;
+  start(account: Account): MaybePromise<{ refreshToken: string; refreshExpiresAt: number; session: string }>;
+  rotate(token: string): MaybePromise<{ account: Account; refreshToken: string; refreshExpiresAt: number; session: string }>;
+  /** Ends the session of a refresh token (logout): its session id, or undefined for a token not known (any more). */
+  end(token: string): MaybePromise<string | undefined>;
   revokeAccount(id: string, namespace: string): MaybePromise<void>;
+}
+
+/**
+ * The revocation list of auth (see sdk auth/revocations.ts), kept durable: `add` stores an
+ * entry (SQLite; Postgres, announced to every node) and puts it in `list` before it
+ * returns, so every verifier of this process refuses the token at once.
+ */
+export interface RevocationStorage {
+  readonly list: RevocationList;
+  add(r: Revocation): MaybePromise<void>;
 }
 
 export interface RuleStorage {
@@ -39,6 +52,7 @@ export interface AuthAccounts {
   readonly keys: ApiKeyStorage;
   readonly sessions: SessionStorage;
   readonly rules: RuleStorage;
+  readonly revocations: RevocationStorage;
   ensureNamespace(namespace: string): MaybePromise<void>;
   get(id: string, namespace: string): MaybePromise<Account | undefined>;
   info(id: string, namespace: string): MaybePromise<AccountInfo | undefined>;
@@ -51,6 +65,12 @@ export interface AuthAccounts {
   /** Forgets the secrets this node's runtime handed to its instances. */
   dropServiceSecrets(): MaybePromise<void>;
   verify(id: string, namespace: string, secret: string): Promise<Account | undefined>;
+  /**
+   * The account when `secret` is one the server generated for it (a service's, admin.json's,
+   * a generated one): one keyed hash, no scrypt; undefined otherwise (then `verify` decides).
+   * Such secrets cannot be guessed, so this check needs no throttle (see throttle.ts).
+   */
+  verifyGenerated(id: string, namespace: string, secret: string): MaybePromise<Account | undefined>;
   setPassword(id: string, namespace: string, password: string): Promise<void>;
   close(): MaybePromise<void>;
 }
@@ -64,7 +84,12 @@ export interface AuthTokens {
   rotate(): MaybePromise<string>;
   /** The public keys, current and previous. */
   jwks(): MaybePromise<Jwks>;
-  issue(account: Account): Promise<{ token: string; expiresAt: number }>;
-  /** The account a token speaks for; a 401 (TokenError) otherwise. */
+  /** seconds: tokens claiming a longer life are refused */
+  readonly maxTtl: number;
+  /** what verify checks tokens against */
+  readonly revocations: RevocationList;
+  /** A token of session `sid` (default: `key:<id>` for API keys, else a fresh one). */
+  issue(account: Account, sid?: string): Promise<{ token: string; expiresAt: number }>;
+  /** The account a token speaks for; a 401 (TokenError) otherwise (also for a revoked or too long-lived one). */
   verify(token: string): Promise<Account>;
 }

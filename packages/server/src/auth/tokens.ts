@@ -1,5 +1,5 @@
 import { createPrivateKey, generateKeyPairSync, randomBytes, randomUUID, type KeyObject } from 'node:crypto';
-import { KeySet, readJson, signJwt, writeJsonDurable, accountOf, type Account, type Jwks, type PublicJwk } from '@micro/sdk';
+import { KeySet, readJson, signJwt, writeJsonDurable, accountOf, admitClaims, CLOCK_LEEWAY, RevocationList, type AccessClaims, type Account, type Jwks, type PublicJwk } from '@micro/sdk';
 import type { AuthTokens } from './storage.js';
 
 /**
@@ -20,6 +20,22 @@ export interface TokensOptions {
   ttl?: number;
   /** ms a signing key is used before a new one replaces it (default 24 h) */
   rotateEvery?: number;
+  /**
+   * seconds: a validly signed token whose exp - iat is longer is refused (default: ttl;
+   * MICRO_AUTH_TOKEN_MAX_TTL). At least ttl.
+   */
+  maxTtl?: number;
+  /** the revocation list verify checks (default: a new, empty one; the server gives auth storage's) */
+  revocations?: RevocationList;
+}
+
+/** maxTtl of the options, checked against ttl; the list keeps its entries that long. */
+export function tokenLimits(options: TokensOptions, ttl: number): { maxTtl: number; revocations: RevocationList } {
+  const maxTtl = options.maxTtl ?? ttl;
+  if (maxTtl < ttl) throw new Error(`MICRO_AUTH_TOKEN_MAX_TTL (${maxTtl} s) is shorter than the access-token lifetime (${ttl} s): the server's own tokens would be refused`);
+  const revocations = options.revocations ?? new RevocationList();
+  revocations.keepFor = Math.max(revocations.keepFor, maxTtl + CLOCK_LEEWAY);
+  return { maxTtl, revocations };
 }
 
 export interface StoredKey {
@@ -48,6 +64,8 @@ export class Tokens implements AuthTokens {
   private readonly ttl: number;
   private readonly rotateEvery: number;
   private readonly cache = new VerifiedTokens();
+  readonly maxTtl: number;
+  readonly revocations: RevocationList;
 
   private constructor(
     private readonly path: string,
@@ -56,6 +74,7 @@ export class Tokens implements AuthTokens {
   ) {
     this.ttl = options.ttl ?? ACCESS_TTL;
     this.rotateEvery = options.rotateEvery ?? ROTATE_EVERY;
+    ({ maxTtl: this.maxTtl, revocations: this.revocations } = tokenLimits(options, this.ttl));
     this.file = file ?? { version: 2, keys: [] };
     const current = this.file.keys.find((k) => k.privateJwk && !k.retiredAt);
     if (!current) this.rotate();
@@ -131,20 +150,24 @@ export class Tokens implements AuthTokens {
     return this.jwksCache;
   }
 
-  async issue(account: Account): Promise<{ token: string; expiresAt: number }> {
+  async issue(account: Account, sid?: string): Promise<{ token: string; expiresAt: number }> {
     const current = this.file.keys.find((k) => k.kid === this.signing.kid);
     if (current && Date.now() - current.createdAt >= this.rotateEvery) this.rotate();
-    return signAccessToken(account, this.ttl, this.signing);
+    return signAccessToken(account, this.ttl, this.signing, sid);
   }
 
-  /** The account a token speaks for; a 401 (TokenError) for a token that is forged, expired or malformed. */
+  /** The account a token speaks for; a 401 (TokenError) for a token that is forged, expired, too long-lived, revoked or malformed. */
   async verify(token: string): Promise<Account> {
     const now = Date.now() / 1000;
     const hit = this.cache.get(token, now);
-    if (hit) return hit;
+    if (hit) {
+      admitClaims(hit.claims, this.revocations, this.maxTtl, 'auth');
+      return hit.account;
+    }
     const claims = this.keySet.verify(token, 'auth', now);
+    admitClaims(claims, this.revocations, this.maxTtl, 'auth');
     const account = accountOf(claims);
-    this.cache.set(token, account, claims.exp);
+    this.cache.set(token, account, claims);
     return account;
   }
 }
@@ -162,26 +185,36 @@ export function newSigningKey(now: number): StoredKey & { privateJwk: Record<str
   };
 }
 
-/** An access token for an account, valid `ttl` seconds. */
-export function signAccessToken(account: Account, ttl: number, key: { kid: string; privateKey: KeyObject }): { token: string; expiresAt: number } {
+/**
+ * The session a token is issued for when the caller names none: `key:<id>` for what an API
+ * key acts as (revoking the key ends its tokens), else a fresh id (one credential exchange).
+ */
+export function defaultSid(account: Account): string {
+  const key = account.type === 'apikey' ? account.metadata?.key : undefined;
+  return key ? `key:${key}` : `x:${randomUUID()}`;
+}
+
+/** An access token for an account, valid `ttl` seconds, of session `sid` (see defaultSid). */
+export function signAccessToken(account: Account, ttl: number, key: { kid: string; privateKey: KeyObject }, sid = defaultSid(account)): { token: string; expiresAt: number } {
   const iat = Math.floor(Date.now() / 1000);
   const expiresAt = iat + ttl;
-  const claims = { sub: account.id, iss: account.issuer, iat, exp: expiresAt, jti: randomUUID(), typ: account.type, scopes: account.scopes, ...(account.metadata ? { md: account.metadata } : {}) };
+  const claims = { sub: account.id, iss: account.issuer, iat, exp: expiresAt, jti: randomUUID(), sid, typ: account.type, scopes: account.scopes, ...(account.metadata ? { md: account.metadata } : {}) };
   return { token: signJwt(claims, key), expiresAt };
 }
 
 /** Verified tokens by their text until they expire (bounded): the hot path verifies each token once. */
 export class VerifiedTokens {
-  private readonly map = new Map<string, { account: Account; exp: number }>();
+  private readonly map = new Map<string, { account: Account; claims: AccessClaims }>();
 
-  get(token: string, now: number): Account | undefined {
+  /** the account and claims of a token verified before (revocation is checked on every use, by the caller) */
+  get(token: string, now: number): { account: Account; claims: AccessClaims } | undefined {
     const hit = this.map.get(token);
-    return hit && hit.exp > now ? hit.account : undefined;
+    return hit && hit.claims.exp > now ? hit : undefined;
   }
 
-  set(token: string, account: Account, exp: number): void {
+  set(token: string, account: Account, claims: AccessClaims): void {
     if (this.map.size >= 1000) this.map.clear();
-    this.map.set(token, { account, exp });
+    this.map.set(token, { account, claims });
   }
 
   clear(): void {

@@ -67,6 +67,21 @@ export interface GatewayOptions {
   dashboardDir?: string | false;
 }
 
+/** MICRO_GATEWAY_TRUST_PROXY set: the gateway is behind a proxy that appends the client's address to X-Forwarded-For */
+const TRUST_PROXY = !!process.env.MICRO_GATEWAY_TRUST_PROXY;
+
+/**
+ * The HTTP client's address for the services called in this process (`ctx.peer`, the
+ * source auth throttles wrong secrets by): the socket's peer; with MICRO_GATEWAY_TRUST_PROXY
+ * the last X-Forwarded-For entry (the one the trusted proxy added; earlier ones are the
+ * client's to make up).
+ */
+export function peerOf(req: IncomingMessage, trustProxy = TRUST_PROXY): string {
+  const forwarded = trustProxy ? req.headers['x-forwarded-for'] : undefined;
+  const last = typeof forwarded === 'string' ? forwarded.split(',').pop()?.trim() : undefined;
+  return `tcp:${last || req.socket.remoteAddress || ''}`;
+}
+
 export const DEFAULT_GATEWAY_ADDRESS = 'tcp://127.0.0.1:8080';
 const ID = 'gateway';
 const SERVICE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -310,7 +325,7 @@ export class Gateway {
     const tp = req.headers.traceparent;
     if (!tracing) {
       const parent = tp === undefined ? undefined : remoteParent(tp);
-      const result = await call.client.invoke(prepared, request, { timeout: this.timeout, metadata: call.metadata, parent });
+      const result = await call.client.invoke(prepared, request, { timeout: this.timeout, metadata: call.metadata, parent, peer: call.peer });
       send(res, 200, result === undefined ? null : result);
       stats?.observe(namespace, service, ep.name, 200, started);
       return;
@@ -319,7 +334,7 @@ export class Gateway {
     res.setHeader('traceresponse', span.traceparent());
     let result: unknown;
     try {
-      result = await call.client.invoke(prepared, request, { timeout: this.timeout, metadata: call.metadata, parent: span.parent() });
+      result = await call.client.invoke(prepared, request, { timeout: this.timeout, metadata: call.metadata, parent: span.parent(), peer: call.peer });
     } catch (err) {
       span.end(err);
       throw err;
@@ -356,7 +371,7 @@ export class Gateway {
     this.authorize(service, ep.name, home, account, ep);
     const token = account ? await this.forwardToken(req, account) : undefined;
     const metadata: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
-    return { call: { service, endpoint: ep, client: this.client(home), metadata, timeout: this.timeout }, key, namespace };
+    return { call: { service, endpoint: ep, client: this.client(home), metadata, timeout: this.timeout, peer: peerOf(req) }, key, namespace };
   }
 
   /** parsePath, remembered for up to 10,000 valid paths */

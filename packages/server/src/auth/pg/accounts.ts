@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import { compareRules, DEFAULT_RULE, errors, type Account, type AccountInfo, type KeyInfo, type Rule } from '@micro/sdk';
+import { compareRules, DEFAULT_RULE, errors, type Account, type AccountInfo, type KeyInfo, type Revocation, type RevocationList, type Rule } from '@micro/sdk';
 import type { Postgres } from '../../postgres/index.js';
 import { LIMITS, toAccount, type AccountRow, type NewAccount } from '../accounts.js';
 import type { SecretHasher, StoredSecret } from '../crypto.js';
@@ -9,6 +9,7 @@ import { checkNewRule, toRule, type RuleRow, type StoredRule } from '../rules.js
 import { MAX_SESSIONS, REFRESH_FORMAT, REFRESH_TTL, type RefreshRow } from '../sessions.js';
 import type { ApiKeyStorage, AuthAccounts, RuleStorage, SessionStorage } from '../storage.js';
 import type { AuthCache } from './cache.js';
+import { PgRevocations } from './revocations.js';
 
 /**
  * The accounts, API keys, sessions and rules of auth in PostgreSQL: the same behaviour as
@@ -30,7 +31,7 @@ export interface Q {
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<pg.QueryResult<R>>;
 }
 
-export type Change = { t: 'rules'; ns: string } | { t: 'key'; id: string } | { t: 'account'; ns: string; id: string } | { t: 'signing' };
+export type Change = { t: 'rules'; ns: string } | { t: 'key'; id: string } | { t: 'account'; ns: string; id: string } | { t: 'signing' } | { t: 'revoke'; r: Revocation };
 
 // the first key of auth's advisory locks (the second: a hash of what is locked)
 export const AUTH_LOCK = 0x61757468; // "auth"
@@ -44,6 +45,7 @@ export interface Tables {
   refresh: string;
   rules: string;
   signing: string;
+  revocations: string;
 }
 
 export function tables(schema: string): Tables {
@@ -56,6 +58,7 @@ export function tables(schema: string): Tables {
     refresh: `${schema}.auth_refresh_tokens`,
     rules: `${schema}.auth_rules`,
     signing: `${schema}.auth_signing_keys`,
+    revocations: `${schema}.auth_revocations`,
   };
 }
 
@@ -68,6 +71,8 @@ export interface PgContext {
   /** this node (instance and admin secrets are its own) */
   node: string;
   channel: string;
+  /** this node's revocation list, which its Tokens verify against */
+  revoked: RevocationList;
 }
 
 /** Announces a change to every node (sent when the transaction of `q` commits). */
@@ -120,6 +125,7 @@ export class PgAccounts implements AuthAccounts {
   readonly keys: PgApiKeys;
   readonly sessions: PgSessions;
   readonly rules: PgRules;
+  readonly revocations: PgRevocations;
 
   constructor(
     private readonly ctx: PgContext,
@@ -129,6 +135,7 @@ export class PgAccounts implements AuthAccounts {
     this.keys = new PgApiKeys(ctx, account);
     this.sessions = new PgSessions(ctx, account);
     this.rules = new PgRules(ctx);
+    this.revocations = new PgRevocations(ctx);
   }
 
   private get t(): Tables {
@@ -300,6 +307,14 @@ export class PgAccounts implements AuthAccounts {
     return ok && row ? toAccount(row) : undefined;
   }
 
+  async verifyGenerated(id: string, namespace: string, secret: string): Promise<Account | undefined> {
+    // the same reads for an id that does not exist: timing tells nothing
+    const row = await getAccount(this.ctx, this.db, id, namespace);
+    const { rows } = await this.db.query<StoredSecret>(`SELECT kind, salt, hash FROM ${this.t.secrets} WHERE namespace = $1 AND account = $2 AND kind = 'hmac'`, [namespace, id]);
+    const ok = rows.some((s) => this.ctx.hasher.keyedMatches(secret, s.hash));
+    return ok && row ? toAccount(row) : undefined;
+  }
+
   async setPassword(id: string, namespace: string, password: string): Promise<void> {
     const stored = await this.ctx.hasher.slow(password);
     await this.db.transaction(async (c) => {
@@ -396,7 +411,7 @@ export class PgSessions implements SessionStorage {
     private readonly ttl = REFRESH_TTL,
   ) {}
 
-  async start(account: Account): Promise<{ refreshToken: string; refreshExpiresAt: number }> {
+  async start(account: Account): Promise<{ refreshToken: string; refreshExpiresAt: number; session: string }> {
     const t = this.ctx.t;
     return this.ctx.db.transaction(async (c) => {
       // the account's row serialises the sessions of one account
@@ -412,7 +427,7 @@ export class PgSessions implements SessionStorage {
     });
   }
 
-  private async issue(q: Q, namespace: string, id: string, family: string): Promise<{ refreshToken: string; refreshExpiresAt: number }> {
+  private async issue(q: Q, namespace: string, id: string, family: string): Promise<{ refreshToken: string; refreshExpiresAt: number; session: string }> {
     const token = `mrt_${randomBytes(32).toString('base64url')}`;
     const now = Date.now();
     const expiresAt = now + this.ttl * 1000;
@@ -424,10 +439,10 @@ export class PgSessions implements SessionStorage {
       now,
       expiresAt,
     ]);
-    return { refreshToken: token, refreshExpiresAt: Math.floor(expiresAt / 1000) };
+    return { refreshToken: token, refreshExpiresAt: Math.floor(expiresAt / 1000), session: family };
   }
 
-  async rotate(token: string): Promise<{ account: Account; refreshToken: string; refreshExpiresAt: number }> {
+  async rotate(token: string): Promise<{ account: Account; refreshToken: string; refreshExpiresAt: number; session: string }> {
     const refused = (why: string) => errors.Unauthorized('auth', `refresh token refused: ${why}`);
     if (!REFRESH_FORMAT.test(token)) throw refused('not a refresh token');
     const hash = this.ctx.hasher.keyed(token);
@@ -456,6 +471,15 @@ export class PgSessions implements SessionStorage {
     });
     if ('error' in outcome) throw refused(outcome.error as string);
     return outcome;
+  }
+
+  async end(token: string): Promise<string | undefined> {
+    if (!REFRESH_FORMAT.test(token)) return undefined;
+    const t = this.ctx.t;
+    const { rows } = await this.ctx.db.query<{ family: string }>(`DELETE FROM ${t.refresh} WHERE family = (SELECT family FROM ${t.refresh} WHERE hash = $1) RETURNING family`, [
+      this.ctx.hasher.keyed(token),
+    ]);
+    return rows[0]?.family;
   }
 
   async revokeAccount(id: string, namespace: string): Promise<void> {

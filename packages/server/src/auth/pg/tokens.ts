@@ -1,8 +1,8 @@
 import { createPrivateKey, type KeyObject } from 'node:crypto';
-import { accountOf, errors, KeySet, TokenError, type Account, type Jwks, type Logger, type PublicJwk } from '@micro/sdk';
+import { accountOf, admitClaims, errors, KeySet, TokenError, type Account, type Jwks, type Logger, type PublicJwk, type RevocationList } from '@micro/sdk';
 import type { Sealer } from '../crypto.js';
 import type { AuthTokens } from '../storage.js';
-import { ACCESS_TTL, newSigningKey, signAccessToken, VerifiedTokens, type TokensOptions } from '../tokens.js';
+import { ACCESS_TTL, newSigningKey, signAccessToken, tokenLimits, VerifiedTokens, type TokensOptions } from '../tokens.js';
 import { announce, AUTH_LOCK, type PgContext } from './accounts.js';
 
 /**
@@ -41,6 +41,9 @@ export class PgTokens implements AuthTokens {
   private scheduled: Promise<void> | undefined;
   private lastReload = 0;
   private readonly timer: NodeJS.Timeout;
+  readonly maxTtl: number;
+  /** every node's revocations (pg/revocations.ts keeps it in step with the table and its NOTIFYs) */
+  readonly revocations: RevocationList;
 
   private constructor(
     private readonly ctx: PgContext,
@@ -50,6 +53,7 @@ export class PgTokens implements AuthTokens {
   ) {
     this.ttl = options.ttl ?? ACCESS_TTL;
     this.rotateEvery = options.rotateEvery ?? ROTATE_EVERY;
+    ({ maxTtl: this.maxTtl, revocations: this.revocations } = tokenLimits(options, this.ttl));
     // a backstop for a NOTIFY lost on a connection that died silently
     this.timer = setInterval(() => {
       this.reload().catch((err: unknown) => this.logger?.warn({ err: (err as Error).message }, 'auth: could not reload the signing keys'));
@@ -168,15 +172,18 @@ export class PgTokens implements AuthTokens {
     return { keys: this.ring.filter((k) => !k.retiredAt || k.retiredAt + this.keepFor > now).map((k) => k.publicJwk) };
   }
 
-  async issue(account: Account): Promise<{ token: string; expiresAt: number }> {
+  async issue(account: Account, sid?: string): Promise<{ token: string; expiresAt: number }> {
     if (Date.now() - this.signing.createdAt >= this.rotateEvery) await this.rotateIf('due');
-    return signAccessToken(account, this.ttl, this.signing);
+    return signAccessToken(account, this.ttl, this.signing, sid);
   }
 
   async verify(token: string): Promise<Account> {
     const now = Date.now() / 1000;
     const hit = this.cache.get(token, now);
-    if (hit) return hit;
+    if (hit) {
+      admitClaims(hit.claims, this.revocations, this.maxTtl, 'auth');
+      return hit.account;
+    }
     let claims;
     try {
       claims = this.keySet.verify(token, 'auth', now);
@@ -186,8 +193,9 @@ export class PgTokens implements AuthTokens {
       await this.reloadSoon();
       claims = this.keySet.verify(token, 'auth', now);
     }
+    admitClaims(claims, this.revocations, this.maxTtl, 'auth');
     const account = accountOf(claims);
-    this.cache.set(token, account, claims.exp);
+    this.cache.set(token, account, claims);
     return account;
   }
 }
