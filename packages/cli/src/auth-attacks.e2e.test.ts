@@ -212,6 +212,33 @@ test('auth under attack on a running micro server: throttling without lockout, r
     assert.deepEqual(await verdicts(server, serviceAddress, ownerToken), ALL_OK);
   });
 
+  await t.test("a disabled account's tokens are refused within a second everywhere; it cannot log in or use its keys until enabled", async () => {
+    const { token } = await user('suspended');
+    const key = json<{ key: string }>(await post(gw, '/v1/auth/CreateKey', { name: 'ci' }, { token }));
+    assert.deepEqual(await verdicts(server, serviceAddress, token), ALL_OK);
+    const updated = json<{ account: { disabled?: boolean } }>(await asAdmin('/v1/auth/UpdateAccount', { id: 'suspended', namespace: 'tenant-a', disabled: true }));
+    assert.equal(updated.account.disabled, true);
+    const { verdicts: v, after } = await refusedWithin(1_000, () => verdicts(server, serviceAddress, token));
+    assert.deepEqual(v, ALL_401, `after ${after} ms`);
+    assert.equal((await post(gw, '/v1/auth/Login', { id: 'suspended', password: 'suspended-password-1', namespace: 'tenant-a' }, { from: '127.0.0.7' })).status, 401);
+    assert.equal((await post(gw, '/v1/auth/Token', { apiKey: key.key })).status, 401);
+    assert.equal((await post(gw, '/v1/auth/ListRules', {}, { token: key.key })).status, 401, 'the key itself as a bearer');
+    json(await asAdmin('/v1/auth/UpdateAccount', { id: 'suspended', namespace: 'tenant-a', disabled: false }));
+    // enabled again: a new login works at once (its token is not born dead in the revocation's second)
+    const back = json<{ token: string }>(await post(gw, '/v1/auth/Login', { id: 'suspended', password: 'suspended-password-1', namespace: 'tenant-a' }, { from: '127.0.0.7' }));
+    assert.deepEqual(await verdicts(server, serviceAddress, back.token), ALL_OK);
+  });
+
+  await t.test('taking scopes away stops the tokens that still carry them', async () => {
+    json(await asAdmin('/v1/auth/CreateAccount', { id: 'ops', namespace: 'tenant-a', secret: 'ops-password-1', scopes: ['admin'] }));
+    const { token } = json<{ token: string }>(await post(gw, '/v1/auth/Login', { id: 'ops', password: 'ops-password-1', namespace: 'tenant-a' }, { from: '127.0.0.7' }));
+    assert.equal((await post(gw, '/v1/auth/ListAccounts', {}, { token })).status, 200, 'an admin of tenant-a');
+    json(await asAdmin('/v1/auth/UpdateAccount', { id: 'ops', namespace: 'tenant-a', scopes: [] }));
+    const { verdicts: v, after } = await refusedWithin(1_000, () => verdicts(server, serviceAddress, token));
+    assert.deepEqual(v, ALL_401, `after ${after} ms`);
+    assert.equal((await post(gw, '/v1/auth/ListAccounts', {}, { token })).status, 401);
+  });
+
   await t.test("a logged-out session's token is refused within a second everywhere; another session goes on", async () => {
     const first = await user('roamer');
     const second = json<{ token: string }>(await post(gw, '/v1/auth/Login', { id: 'roamer', password: 'roamer-password-1', namespace: 'tenant-a' }, { from: '127.0.0.7' }));
@@ -272,6 +299,16 @@ test('two nodes (nats profile): a revocation on node A stops the token on node B
   json(await post(a.gateway, '/v1/auth/Logout', { refreshToken: login.refreshToken }));
   let res = await refusedWithin(1_000, () => verdicts(b, serviceAddress, login.token));
   assert.deepEqual(res.verdicts, ALL_401, `logout: after ${res.after} ms`);
+
+  // a new session on node B, then the account disabled on node A
+  const third = json<{ token: string }>(await post(b.gateway, '/v1/auth/Login', { id: 'leaver', password: 'leaver-password-1', namespace: 'tenant-a' }));
+  assert.deepEqual(await verdicts(b, serviceAddress, third.token), ALL_OK);
+  json(await asAdminA('/v1/auth/UpdateAccount', { id: 'leaver', namespace: 'tenant-a', disabled: true }));
+  res = await refusedWithin(1_000, () => verdicts(b, serviceAddress, third.token));
+  assert.deepEqual(res.verdicts, ALL_401, `disable: after ${res.after} ms`);
+  assert.equal((await post(b.gateway, '/v1/auth/Login', { id: 'leaver', password: 'leaver-password-1', namespace: 'tenant-a' })).status, 401);
+  json(await asAdminA('/v1/auth/UpdateAccount', { id: 'leaver', namespace: 'tenant-a', disabled: false }));
+  await new Promise((r) => setTimeout(r, 1_000));
 
   // a new session on node B, then the account deleted on node A
   const again = json<{ token: string }>(await post(b.gateway, '/v1/auth/Login', { id: 'leaver', password: 'leaver-password-1', namespace: 'tenant-a' }));

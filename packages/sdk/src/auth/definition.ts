@@ -37,7 +37,7 @@ export const AccountSchema = z.object({
   metadata: z.record(z.string(), z.string()).optional(),
 });
 
-export const AccountInfoSchema = AccountSchema.extend({ createdAt: z.number().describe('epoch ms') });
+export const AccountInfoSchema = AccountSchema.extend({ createdAt: z.number().describe('epoch ms'), disabled: z.boolean().optional().describe('a disabled account gets no tokens, and its tokens are refused') });
 
 export const RuleSchema = z.object({
   id: Id.describe('a name for the rule, unique in the namespace'),
@@ -175,6 +175,13 @@ export const authApi = defineService({
       request: z.object({ id: AccountId, namespace: Namespace }),
       response: z.object({}),
       idempotent: true,
+    }),
+    UpdateAccount: endpoint({
+      description: "Disables (or enables) an account or replaces its scopes; its tokens already issued stop at once (they carry the old scopes)",
+      request: z
+        .object({ id: AccountId, disabled: z.boolean().optional(), scopes: Scopes.optional(), namespace: Namespace })
+        .refine((r) => r.disabled !== undefined || r.scopes !== undefined, { path: ['disabled'], message: 'give disabled or scopes (or both)' }),
+      response: z.object({ account: AccountInfoSchema }),
     }),
     SetPassword: endpoint({
       description: "Sets an account's password: one's own (with the current one), or any of the namespace (admins)",

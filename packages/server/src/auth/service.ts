@@ -129,6 +129,17 @@ export function authHandlers(accounts: AuthAccounts, tokens: AuthTokens, throttl
       return {};
     },
 
+    UpdateAccount: async ({ id, disabled, scopes, namespace }, ctx) => {
+      const ns = adminNamespaceFor(ctx, namespace);
+      if (id === 'admin' && ns === 'micro' && (disabled || (scopes && !scopes.includes('admin')))) {
+        throw errors.Forbidden('auth', 'the admin account of micro cannot be disabled or lose scope admin');
+      }
+      const account = await accounts.update(id, ns, { disabled, scopes: scopes && dedupe(scopes) });
+      // its tokens carry what it was: they stop now (a new login gets what it is)
+      await accounts.revocations.add(revokeNow('account', `${ns}/${id}`));
+      return { account };
+    },
+
     SetPassword: async ({ id, current, password, namespace }, ctx) => {
       const me = caller(ctx);
       if (me.type === 'apikey') throw errors.Forbidden('auth', 'an API key cannot change passwords: log in with the account');

@@ -59,6 +59,8 @@ export interface AuthAccounts {
   create(spec: NewAccount): Promise<{ account: AccountInfo; secret?: string }>;
   list(namespace: string, limit?: number, after?: string): MaybePromise<{ accounts: AccountInfo[]; next?: string }>;
   delete(id: string, namespace: string): MaybePromise<void>;
+  /** Disables (ending its sessions) or enables an account, or replaces its scopes; a 404 when it does not exist. */
+  update(id: string, namespace: string, change: { disabled?: boolean; scopes?: string[] }): MaybePromise<AccountInfo>;
   /** A new secret for the admin of `micro` (the account is made when missing), returned once. */
   createAdmin(): MaybePromise<{ id: string; secret: string }>;
   issueServiceSecret(service: string, namespace: string): MaybePromise<{ id: string; secret: string }>;

@@ -153,7 +153,8 @@ export class Tokens implements AuthTokens {
   async issue(account: Account, sid?: string): Promise<{ token: string; expiresAt: number }> {
     const current = this.file.keys.find((k) => k.kid === this.signing.kid);
     if (current && Date.now() - current.createdAt >= this.rotateEvery) this.rotate();
-    return signAccessToken(account, this.ttl, this.signing, sid);
+    const session = sid ?? defaultSid(account);
+    return signAccessToken(account, this.ttl, this.signing, session, issuedAt(this.revocations, account, session));
   }
 
   /** The account a token speaks for; a 401 (TokenError) for a token that is forged, expired, too long-lived, revoked or malformed. */
@@ -195,11 +196,28 @@ export function defaultSid(account: Account): string {
 }
 
 /** An access token for an account, valid `ttl` seconds, of session `sid` (see defaultSid). */
-export function signAccessToken(account: Account, ttl: number, key: { kid: string; privateKey: KeyObject }, sid = defaultSid(account)): { token: string; expiresAt: number } {
-  const iat = Math.floor(Date.now() / 1000);
+export function signAccessToken(
+  account: Account,
+  ttl: number,
+  key: { kid: string; privateKey: KeyObject },
+  sid = defaultSid(account),
+  iat = Math.floor(Date.now() / 1000),
+): { token: string; expiresAt: number } {
   const expiresAt = iat + ttl;
   const claims = { sub: account.id, iss: account.issuer, iat, exp: expiresAt, jti: randomUUID(), sid, typ: account.type, scopes: account.scopes, ...(account.metadata ? { md: account.metadata } : {}) };
   return { token: signJwt(claims, key), expiresAt };
+}
+
+/**
+ * When a token issued now says it was issued: now, or just after a revocation of its account
+ * or session made in this same second (iat has whole seconds, and a revocation kills what
+ * was issued up to its second): so a login right after an account is enabled again is not
+ * born dead. At most a second ahead, well inside the verifiers' clock leeway.
+ */
+export function issuedAt(revocations: RevocationList, account: Account, sid: string): number {
+  const now = Math.floor(Date.now() / 1000);
+  const r = revocations.match({ sub: account.id, iss: account.issuer, sid, jti: '', iat: now });
+  return r ? r.before + 1 : now;
 }
 
 /** Verified tokens by their text until they expire (bounded): the hot path verifies each token once. */

@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { compareRules, DEFAULT_RULE, errors, type Account, type AccountInfo, type KeyInfo, type Revocation, type RevocationList, type Rule } from '@micro/sdk';
 import type { Postgres } from '../../postgres/index.js';
-import { LIMITS, toAccount, type AccountRow, type NewAccount } from '../accounts.js';
+import { LIMITS, toAccount, toInfo, type AccountRow, type NewAccount } from '../accounts.js';
 import type { SecretHasher, StoredSecret } from '../crypto.js';
 import { info, KEY_FORMAT, KEY_PREFIX, keyAccount, MAX_KEYS_PER_ACCOUNT, type KeyRow } from '../keys.js';
 import { checkNewRule, toRule, type RuleRow, type StoredRule } from '../rules.js';
@@ -88,7 +88,7 @@ const num = (v: unknown): number => Number(v);
 const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 
 function accountRow(r: Record<string, unknown>): AccountRow {
-  return { namespace: r.namespace as string, id: r.id as string, type: r.type as string, scopes: r.scopes as string, metadata: r.metadata as string, created_at: num(r.created_at) };
+  return { namespace: r.namespace as string, id: r.id as string, type: r.type as string, scopes: r.scopes as string, metadata: r.metadata as string, created_at: num(r.created_at), disabled: r.disabled === true };
 }
 
 function keyRow(r: Record<string, unknown>): KeyRow {
@@ -175,7 +175,8 @@ export class PgAccounts implements AuthAccounts {
 
   private async getWith(q: Q, id: string, namespace: string): Promise<Account | undefined> {
     const row = await getAccount(this.ctx, q, id, namespace);
-    return row && toAccount(row);
+    // a disabled account is as good as none for keys and sessions
+    return row && !row.disabled ? toAccount(row) : undefined;
   }
 
   get(id: string, namespace: string): Promise<Account | undefined> {
@@ -184,7 +185,22 @@ export class PgAccounts implements AuthAccounts {
 
   async info(id: string, namespace: string): Promise<AccountInfo | undefined> {
     const row = await getAccount(this.ctx, this.db, id, namespace);
-    return row && { ...toAccount(row), createdAt: row.created_at };
+    return row && toInfo(row);
+  }
+
+  async update(id: string, namespace: string, change: { disabled?: boolean; scopes?: string[] }): Promise<AccountInfo> {
+    const row = await this.db.transaction(async (c) => {
+      const { rows } = await c.query(
+        `UPDATE ${this.t.accounts} SET disabled = COALESCE($3, disabled), scopes = COALESCE($4, scopes) WHERE namespace = $1 AND id = $2 RETURNING *`,
+        [namespace, id, change.disabled ?? null, change.scopes ? JSON.stringify(change.scopes) : null],
+      );
+      if (!rows[0]) throw errors.NotFound('auth', `no account ${id} in namespace ${namespace}`);
+      if (change.disabled) await c.query(`DELETE FROM ${this.t.refresh} WHERE namespace = $1 AND account = $2`, [namespace, id]);
+      await announce(this.ctx, c, { t: 'account', ns: namespace, id });
+      return accountRow(rows[0]);
+    });
+    this.ctx.cache.dropAccount();
+    return toInfo(row);
   }
 
   async create(spec: NewAccount): Promise<{ account: AccountInfo; secret?: string }> {
@@ -231,8 +247,7 @@ export class PgAccounts implements AuthAccounts {
   async list(namespace: string, limit = 100, after = ''): Promise<{ accounts: AccountInfo[]; next?: string }> {
     const { rows } = await this.db.query(`SELECT * FROM ${this.t.accounts} WHERE namespace = $1 AND id > $2 ORDER BY id LIMIT $3`, [namespace, after, limit + 1]);
     const page = rows.slice(0, limit).map((r) => {
-      const row = accountRow(r);
-      return { ...toAccount(row), createdAt: row.created_at };
+      return toInfo(accountRow(r));
     });
     return rows.length > limit ? { accounts: page, next: page[page.length - 1]?.id } : { accounts: page };
   }
@@ -304,7 +319,7 @@ export class PgAccounts implements AuthAccounts {
       ? (await this.db.query<StoredSecret>(`SELECT kind, salt, hash FROM ${this.t.secrets} WHERE namespace = $1 AND account = $2 ORDER BY seq DESC`, [namespace, id])).rows
       : [];
     const ok = await this.ctx.hasher.matches(secret, secrets);
-    return ok && row ? toAccount(row) : undefined;
+    return ok && row && !row.disabled ? toAccount(row) : undefined;
   }
 
   async verifyGenerated(id: string, namespace: string, secret: string): Promise<Account | undefined> {
@@ -312,7 +327,7 @@ export class PgAccounts implements AuthAccounts {
     const row = await getAccount(this.ctx, this.db, id, namespace);
     const { rows } = await this.db.query<StoredSecret>(`SELECT kind, salt, hash FROM ${this.t.secrets} WHERE namespace = $1 AND account = $2 AND kind = 'hmac'`, [namespace, id]);
     const ok = rows.some((s) => this.ctx.hasher.keyedMatches(secret, s.hash));
-    return ok && row ? toAccount(row) : undefined;
+    return ok && row && !row.disabled ? toAccount(row) : undefined;
   }
 
   async setPassword(id: string, namespace: string, password: string): Promise<void> {

@@ -94,4 +94,9 @@ CREATE TABLE auth_revocations (
 CREATE INDEX auth_revocations_before ON auth_revocations (before);
 `,
   },
+  {
+    version: 3,
+    description: 'auth: accounts can be disabled',
+    up: `ALTER TABLE auth_accounts ADD COLUMN disabled boolean NOT NULL DEFAULT false;`,
+  },
 ];

@@ -2,7 +2,7 @@ import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { accountOf, admitClaims, errors, KeySet, TokenError, type Account, type Jwks, type Logger, type PublicJwk, type RevocationList } from '@micro/sdk';
 import type { Sealer } from '../crypto.js';
 import type { AuthTokens } from '../storage.js';
-import { ACCESS_TTL, newSigningKey, signAccessToken, tokenLimits, VerifiedTokens, type TokensOptions } from '../tokens.js';
+import { ACCESS_TTL, defaultSid, issuedAt, newSigningKey, signAccessToken, tokenLimits, VerifiedTokens, type TokensOptions } from '../tokens.js';
 import { announce, AUTH_LOCK, type PgContext } from './accounts.js';
 
 /**
@@ -174,7 +174,8 @@ export class PgTokens implements AuthTokens {
 
   async issue(account: Account, sid?: string): Promise<{ token: string; expiresAt: number }> {
     if (Date.now() - this.signing.createdAt >= this.rotateEvery) await this.rotateIf('due');
-    return signAccessToken(account, this.ttl, this.signing, sid);
+    const session = sid ?? defaultSid(account);
+    return signAccessToken(account, this.ttl, this.signing, session, issuedAt(this.revocations, account, session));
   }
 
   async verify(token: string): Promise<Account> {
