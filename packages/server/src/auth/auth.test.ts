@@ -152,6 +152,9 @@ for (const storage of ['sqlite', 'postgres'] as const) {
       const third = await anon.Token({ refreshToken: second.refreshToken as string });
       // the first one again: stolen, or replayed — the chain ends
       await assert.rejects(anon.Refresh({ refreshToken: first.refreshToken as string }), code(401, /used before.*revoked/));
+      // the access tokens of the session stop with it: whoever copied the chain holds nothing
+      await assert.rejects(h.tokens.verify(third.token), code(401, /session ended/));
+      await assert.rejects(h.tokens.verify(second.token), code(401, /session ended/));
       await assert.rejects(anon.Refresh({ refreshToken: third.refreshToken as string }), code(401, /unknown/));
       // another session of the same account is untouched
       const other = await anon.Token(alice);
@@ -169,6 +172,7 @@ for (const storage of ['sqlite', 'postgres'] as const) {
       await assert.rejects(asDave.SetPassword({ password: 'short', current: 'dave-password-1' }), code(400, /password/));
       await asDave.SetPassword({ password: 'dave-password-2', current: 'dave-password-1' });
       await assert.rejects(h.authAs().Refresh({ refreshToken: session.refreshToken as string }), code(401));
+      await assert.rejects(h.tokens.verify(session.token), code(401, /token revoked/));
       await assert.rejects(h.authAs().Login({ id: 'dave', password: 'dave-password-1', namespace: 'tenant-a' }), code(401));
       assert.ok(await h.authAs().Login({ id: 'dave', password: 'dave-password-2', namespace: 'tenant-a' }));
       // someone else's: only an admin of the namespace

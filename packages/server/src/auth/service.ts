@@ -34,7 +34,14 @@ export function authHandlers(accounts: AuthAccounts, tokens: AuthTokens, throttl
   };
 
   const refresh = async (refreshToken: string) => {
-    const { account, refreshToken: next, refreshExpiresAt, session } = await accounts.sessions.rotate(refreshToken);
+    const { account, refreshToken: next, refreshExpiresAt, session } = await Promise.resolve()
+      .then(() => accounts.sessions.rotate(refreshToken))
+      .catch(async (err: unknown) => {
+        // a reused refresh token ended its session: the access tokens of the thief (or of the owner) stop too
+        const ended = (err as { endedSession?: string }).endedSession;
+        if (ended) await accounts.revocations.add(revokeNow('session', ended));
+        throw err;
+      });
     const { token, expiresAt } = await tokens.issue(account, session);
     return { token, expiresAt, account, refreshToken: next, refreshExpiresAt };
   };
@@ -153,6 +160,8 @@ export function authHandlers(accounts: AuthAccounts, tokens: AuthTokens, throttl
         throw errors.Forbidden('auth', `only an admin of namespace ${ns} may set the password of another account`);
       }
       await accounts.setPassword(target, ns, password);
+      // its sessions ended: the access tokens they gave stop too (the caller's own included)
+      await accounts.revocations.add(revokeNow('account', `${ns}/${target}`));
       return {};
     },
 

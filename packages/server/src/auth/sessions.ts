@@ -74,7 +74,7 @@ export class Sessions {
       if (!row) return { error: 'unknown (revoked, or never issued) — log in again' };
       if (row.used_at !== null) {
         this.st.dropFamily.run(row.family);
-        return { error: 'it was used before, so it may have been stolen: the session is revoked — log in again' };
+        return { error: 'it was used before, so it may have been stolen: the session is revoked — log in again', ended: row.family };
       }
       if (row.expires_at <= Date.now()) {
         this.st.dropFamily.run(row.family);
@@ -88,7 +88,7 @@ export class Sessions {
       this.st.use.run(Date.now(), hash);
       return { account, ...this.issue(row.namespace, row.account, row.family) };
     })();
-    if ('error' in outcome) throw refused(outcome.error as string);
+    if ('error' in outcome) throw Object.assign(refused(outcome.error as string), { endedSession: 'ended' in outcome ? outcome.ended : undefined });
     return outcome;
   }
 

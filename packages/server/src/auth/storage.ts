@@ -25,6 +25,7 @@ export interface ApiKeyStorage {
 /** `session`: the id of the session (refresh family), the `sid` of the access tokens issued with it */
 export interface SessionStorage {
   start(account: Account): MaybePromise<{ refreshToken: string; refreshExpiresAt: number; session: string }>;
+  /** A refusal that ended a session (a reused token: stolen?) names it in the error's `endedSession`, so its access tokens can be revoked. */
   rotate(token: string): MaybePromise<{ account: Account; refreshToken: string; refreshExpiresAt: number; session: string }>;
   /** Ends the session of a refresh token (logout): its session id, or undefined for a token not known (any more). */
   end(token: string): MaybePromise<string | undefined>;

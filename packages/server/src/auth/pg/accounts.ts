@@ -470,7 +470,7 @@ export class PgSessions implements SessionStorage {
       if (!row) return { error: 'unknown (revoked, or never issued) — log in again' };
       if (row.used_at !== null) {
         await dropFamily();
-        return { error: 'it was used before, so it may have been stolen: the session is revoked — log in again' };
+        return { error: 'it was used before, so it may have been stolen: the session is revoked — log in again', ended: row.family };
       }
       if (row.expires_at <= Date.now()) {
         await dropFamily();
@@ -484,7 +484,7 @@ export class PgSessions implements SessionStorage {
       await c.query(`UPDATE ${t.refresh} SET used_at = $1 WHERE hash = $2 AND used_at IS NULL`, [Date.now(), hash]);
       return { account, ...(await this.issue(c, row.namespace, row.account, row.family)) };
     });
-    if ('error' in outcome) throw refused(outcome.error as string);
+    if ('error' in outcome) throw Object.assign(refused(outcome.error as string), { endedSession: 'ended' in outcome ? outcome.ended : undefined });
     return outcome;
   }
 
