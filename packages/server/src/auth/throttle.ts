@@ -92,7 +92,7 @@ export class LoginThrottle {
     const src = this.live(this.sources, source, now);
     if (src && src.until > now) throw errors.TooManyRequests('auth', `too many wrong ${what}s from your address: try again in ${Math.ceil((src.until - now) / 1000)} s`);
     const run = this.runs.get(key);
-    if (run && run.until > now) throw errors.TooManyRequests('auth', `too many wrong ${what}s for ${id} in namespace ${namespace} from your address: try again in ${Math.ceil((run.until - now) / 1000)} s`);
+    if (run && run.until > now) throw errors.TooManyRequests('auth', `too many wrong ${what}s for ${id} in namespace ${namespace}: try again in ${Math.ceil((run.until - now) / 1000)} s`);
     const result = await check();
     if (result) {
       this.runs.delete(key);
