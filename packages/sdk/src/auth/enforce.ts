@@ -153,6 +153,9 @@ export class ServiceAuth {
     this.timer = undefined;
     this.revocationsFollow?.abort();
     this.revocationsFollow = undefined;
+    // a start after this follows afresh (and is not current until it has heard again)
+    this.revocationsSynced = undefined;
+    if (this.revocationsState === 'on') this.revocationsState = 'unknown';
     this.verified.clear();
   }
 

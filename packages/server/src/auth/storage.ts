@@ -1,4 +1,4 @@
-import type { Account, AccountInfo, Jwks, KeyInfo, Revocation, RevocationList, Rule } from '@micro/sdk';
+import type { AccessClaims, Account, AccountInfo, Jwks, KeyInfo, Revocation, RevocationList, Rule } from '@micro/sdk';
 import type { NewAccount } from './accounts.js';
 import type { StoredRule } from './rules.js';
 
@@ -95,4 +95,6 @@ export interface AuthTokens {
   issue(account: Account, sid?: string): Promise<{ token: string; expiresAt: number }>;
   /** The account a token speaks for; a 401 (TokenError) otherwise (also for a revoked or too long-lived one). */
   verify(token: string): Promise<Account>;
+  /** verify, with the token's claims (e.g. its `sid`, which a token minted from it keeps). */
+  verifyClaims(token: string): Promise<{ account: Account; claims: AccessClaims }>;
 }

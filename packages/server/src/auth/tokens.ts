@@ -159,17 +159,22 @@ export class Tokens implements AuthTokens {
 
   /** The account a token speaks for; a 401 (TokenError) for a token that is forged, expired, too long-lived, revoked or malformed. */
   async verify(token: string): Promise<Account> {
+    return (await this.verifyClaims(token)).account;
+  }
+
+  /** verify, with the token's claims (its sid, to mint a token of the same session). */
+  async verifyClaims(token: string): Promise<{ account: Account; claims: AccessClaims }> {
     const now = Date.now() / 1000;
     const hit = this.cache.get(token, now);
     if (hit) {
       admitClaims(hit.claims, this.revocations, this.maxTtl, 'auth');
-      return hit.account;
+      return hit;
     }
     const claims = this.keySet.verify(token, 'auth', now);
     admitClaims(claims, this.revocations, this.maxTtl, 'auth');
     const account = accountOf(claims);
     this.cache.set(token, account, claims);
-    return account;
+    return { account, claims };
   }
 }
 

@@ -1,5 +1,5 @@
 import { createPrivateKey, type KeyObject } from 'node:crypto';
-import { accountOf, admitClaims, errors, KeySet, TokenError, type Account, type Jwks, type Logger, type PublicJwk, type RevocationList } from '@micro/sdk';
+import { accountOf, admitClaims, errors, KeySet, TokenError, type AccessClaims, type Account, type Jwks, type Logger, type PublicJwk, type RevocationList } from '@micro/sdk';
 import type { Sealer } from '../crypto.js';
 import type { AuthTokens } from '../storage.js';
 import { ACCESS_TTL, defaultSid, issuedAt, newSigningKey, signAccessToken, tokenLimits, VerifiedTokens, type TokensOptions } from '../tokens.js';
@@ -179,11 +179,15 @@ export class PgTokens implements AuthTokens {
   }
 
   async verify(token: string): Promise<Account> {
+    return (await this.verifyClaims(token)).account;
+  }
+
+  async verifyClaims(token: string): Promise<{ account: Account; claims: AccessClaims }> {
     const now = Date.now() / 1000;
     const hit = this.cache.get(token, now);
     if (hit) {
       admitClaims(hit.claims, this.revocations, this.maxTtl, 'auth');
-      return hit.account;
+      return hit;
     }
     let claims;
     try {
@@ -197,6 +201,6 @@ export class PgTokens implements AuthTokens {
     admitClaims(claims, this.revocations, this.maxTtl, 'auth');
     const account = accountOf(claims);
     this.cache.set(token, account, claims);
-    return account;
+    return { account, claims };
   }
 }
