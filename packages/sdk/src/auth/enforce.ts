@@ -209,9 +209,13 @@ export class ServiceAuth {
   private async revocationsCurrent(service: string): Promise<void> {
     if (this.revocationsState === 'off') return;
     if (this.revocationsState === 'unknown') {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([this.followRevocations(), new Promise((resolve) => (timer = setTimeout(resolve, this.staleAfter)))]);
-      clearTimeout(timer);
+      // the first answer may be on its way; once a try has failed, calls do not wait for the next
+      const first = this.followRevocations();
+      if (this.revocationsError === undefined) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([first, new Promise((resolve) => (timer = setTimeout(resolve, this.staleAfter)))]);
+        clearTimeout(timer);
+      }
       if (this.revocationsState === 'unknown') throw unavailable(service, 'the revocation list', this.revocationsError ?? new Error('no answer yet'));
       return;
     }
