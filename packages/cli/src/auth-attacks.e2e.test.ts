@@ -248,6 +248,11 @@ test('auth under attack on a running micro server: throttling without lockout, r
     assert.deepEqual(v, ALL_401, `after ${after} ms`);
     assert.equal((await post(gw, '/v1/auth/Refresh', { refreshToken: first.refreshToken })).status, 401);
     assert.deepEqual(await verdicts(server, serviceAddress, second.token), ALL_OK);
+    // logging out with the access token alone (as the dashboard does) ends its session too
+    json(await post(gw, '/v1/auth/Logout', {}, { token: second.token }));
+    const byToken = await refusedWithin(1_000, () => verdicts(server, serviceAddress, second.token));
+    assert.deepEqual(byToken.verdicts, ALL_401, `after ${byToken.after} ms`);
+    assert.equal((await post(gw, '/v1/auth/Logout', {})).status, 400, 'neither a refresh token nor a bearer token');
   });
 
   await t.test('a token signed with the server\'s own key but living ten years is refused everywhere', async () => {

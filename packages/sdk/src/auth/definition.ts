@@ -117,8 +117,9 @@ export const authApi = defineService({
       response: TokenResponse,
     }),
     Logout: endpoint({
-      description: 'Ends the session of a refresh token (public): the token and the access tokens of its session stop working at once',
-      request: z.object({ refreshToken: RefreshToken }),
+      description:
+        'Ends a session (public): that of the refresh token given, or without one that of the bearer token of the call; its refresh tokens and access tokens stop working at once',
+      request: z.object({ refreshToken: RefreshToken.optional() }),
       response: z.object({}),
       idempotent: true,
     }),

@@ -1,4 +1,4 @@
-import { errors, type Account, type authApi, type Context, type Handlers } from '@micro/sdk';
+import { bearerToken, errors, type Account, type authApi, type Context, type Handlers } from '@micro/sdk';
 import { adminNamespaceFor, isNamespaceAdmin, namespaceFor, requireAdmin } from './guard.js';
 import { revocationFeed, revokeNow, type RevocationFeedOptions } from './revocations.js';
 import { LoginThrottle, sourceOf } from './throttle.js';
@@ -92,10 +92,22 @@ export function authHandlers(accounts: AuthAccounts, tokens: AuthTokens, throttl
 
     Refresh: ({ refreshToken }) => refresh(refreshToken),
 
-    Logout: async ({ refreshToken }) => {
-      // a token not known (any more) is no error: logging out twice is fine
-      const session = await accounts.sessions.end(refreshToken);
-      if (session) await accounts.revocations.add(revokeNow('session', session));
+    Logout: async ({ refreshToken }, ctx) => {
+      if (refreshToken !== undefined) {
+        // a token not known (any more) is no error: logging out twice is fine
+        const session = await accounts.sessions.end(refreshToken);
+        if (session) await accounts.revocations.add(revokeNow('session', session));
+        return {};
+      }
+      // the session of the caller's own token (the dashboard keeps no refresh token)
+      const header = ctx.metadata.authorization;
+      if (!header) throw errors.BadRequest('auth', 'refreshToken: required without an authorization: Bearer <token> to log out of');
+      const { claims } = await tokens.verifyClaims(bearerToken(header, 'auth'));
+      if (!claims.sid) throw errors.BadRequest('auth', 'this token names no session: get a new one and log out with it');
+      // an API key's session is the key: revoking it is RevokeKey's business
+      if (claims.sid.startsWith('key:')) throw errors.BadRequest('auth', 'a token of an API key is ended by revoking the key (RevokeKey)');
+      await accounts.sessions.endSession(claims.sid);
+      await accounts.revocations.add(revokeNow('session', claims.sid));
       return {};
     },
 

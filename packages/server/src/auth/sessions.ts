@@ -101,6 +101,10 @@ export class Sessions {
     return row.family;
   }
 
+  endSession(session: string): void {
+    this.st.dropFamily.run(session);
+  }
+
   /** Ends every session of an account (new password, reset admin). */
   revokeAccount(id: string, namespace: string): void {
     this.st.dropAccount.run(namespace, id);

@@ -29,6 +29,8 @@ export interface SessionStorage {
   rotate(token: string): MaybePromise<{ account: Account; refreshToken: string; refreshExpiresAt: number; session: string }>;
   /** Ends the session of a refresh token (logout): its session id, or undefined for a token not known (any more). */
   end(token: string): MaybePromise<string | undefined>;
+  /** Ends a session by its id (the sid of its access tokens): its refresh tokens go. */
+  endSession(session: string): MaybePromise<void>;
   revokeAccount(id: string, namespace: string): MaybePromise<void>;
 }
 

@@ -497,6 +497,10 @@ export class PgSessions implements SessionStorage {
     return rows[0]?.family;
   }
 
+  async endSession(session: string): Promise<void> {
+    await this.ctx.db.query(`DELETE FROM ${this.ctx.t.refresh} WHERE family = $1`, [session]);
+  }
+
   async revokeAccount(id: string, namespace: string): Promise<void> {
     await this.ctx.db.query(`DELETE FROM ${this.ctx.t.refresh} WHERE namespace = $1 AND account = $2`, [namespace, id]);
   }
