@@ -233,7 +233,13 @@ test('auth under attack on a running micro server: throttling without lockout, r
     json(await asAdmin('/v1/auth/CreateAccount', { id: 'ops', namespace: 'tenant-a', secret: 'ops-password-1', scopes: ['admin'] }));
     const { token } = json<{ token: string }>(await post(gw, '/v1/auth/Login', { id: 'ops', password: 'ops-password-1', namespace: 'tenant-a' }, { from: '127.0.0.7' }));
     assert.equal((await post(gw, '/v1/auth/ListAccounts', {}, { token })).status, 200, 'an admin of tenant-a');
+    const key = json<{ key: string }>(await post(gw, '/v1/auth/CreateKey', { name: 'deploy' }, { token }));
+    assert.equal((await post(gw, '/v1/whoami/Call', {}, { token: key.key })).status, 200);
     json(await asAdmin('/v1/auth/UpdateAccount', { id: 'ops', namespace: 'tenant-a', scopes: [] }));
+    // the key itself still works (with what the account has now): the gateway does not forward a token it minted before
+    const viaKey = await post(gw, '/v1/whoami/Call', {}, { token: key.key });
+    assert.equal(viaKey.status, 200, viaKey.body);
+    assert.equal((await post(gw, '/v1/auth/ListAccounts', {}, { token: key.key })).status, 403, 'no admin scope any more');
     const { verdicts: v, after } = await refusedWithin(1_000, () => verdicts(server, serviceAddress, token));
     assert.deepEqual(v, ALL_401, `after ${after} ms`);
     assert.equal((await post(gw, '/v1/auth/ListAccounts', {}, { token })).status, 401);

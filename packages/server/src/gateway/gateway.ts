@@ -153,6 +153,7 @@ export class Gateway {
   private readonly openStreams = new Map<string, number>();
   /** what ends each open stream when the gateway closes */
   private readonly streamClosers = new Set<() => void>();
+  private readonly unsubscribeRevocations: () => void;
   private boundUrl: string | undefined;
   private dashboardDir: string | undefined;
 
@@ -167,6 +168,8 @@ export class Gateway {
     this.rulesTtl = options.rulesTtl ?? 1_000;
     this.maxStreams = options.maxStreams ?? 100;
     this.streamLimits = { ...DEFAULT_STREAM_LIMITS, ...options.streamLimits };
+    // a cached token of an API key may have been revoked (its account's scopes changed, a new password): mint afresh
+    this.unsubscribeRevocations = options.tokens.revocations.subscribe(() => this.keyTokens.clear());
     this.wss = new WebSocketServer({
       noServer: true,
       clientTracking: false,
@@ -233,6 +236,7 @@ export class Gateway {
 
   /** Stops listening; calls in flight get up to `graceMs` to finish. */
   async close(graceMs = 2_000): Promise<void> {
+    this.unsubscribeRevocations();
     if (!this.server.listening) return;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
