@@ -1,3 +1,4 @@
+import { ServiceUnavailable } from '../errors/errors.js';
 import { CLOCK_LEEWAY, TokenError, type AccessClaims } from './jwt.js';
 
 /**
@@ -35,6 +36,12 @@ export class RevocationList {
   private readonly map = new Map<string, Revocation>();
   private readonly listeners = new Set<(r: Revocation) => void>();
   private lastPrune = 0;
+  /**
+   * Why the list may be missing entries made elsewhere (undefined: it is current). A list
+   * fed from a shared store sets it (see the server's pg/revocations.ts): while it says
+   * so, tokens are refused with a 503 rather than risk accepting a revoked one.
+   */
+  stale: () => string | undefined = () => undefined;
 
   /** keepFor: seconds an entry is kept after its `before` (the max token lifetime, plus leeway) */
   constructor(
@@ -110,6 +117,8 @@ export function checkLifetime(claims: Pick<AccessClaims, 'iat' | 'exp'>, maxTtl:
 /** The whole check after the signature: lifetime, then revocation. */
 export function admitClaims(claims: RevocableClaims & { exp: number }, list: RevocationList, maxTtl: number, id: string): void {
   checkLifetime(claims, maxTtl, id);
+  const stale = list.stale();
+  if (stale) throw ServiceUnavailable(id, `cannot check the token: ${stale}`);
   const r = list.match(claims);
   if (r) throw revokedError(id, r);
 }

@@ -2,8 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { bearer, Client, defineService, endpoint, MicroError, RevocationList, Service, ServiceAuth, z, type Credentials } from '@micro/sdk';
+import { admitClaims, bearer, Client, defineService, endpoint, MicroError, RevocationList, Service, ServiceAuth, z, type Credentials } from '@micro/sdk';
 import { Accounts } from './accounts.js';
+import type { PgContext } from './pg/accounts.js';
+import { PgRevocations } from './pg/revocations.js';
+import { revocationFeed } from './revocations.js';
 import { silent, startAuthHarness } from './testing.js';
 import { Tokens } from './tokens.js';
 
@@ -161,4 +164,38 @@ test('a service cut off from the revocation list fails closed (503) after revoca
     await proxy.close();
     await h.close();
   }
+});
+
+test('nats profile: a node that cannot read the shared list refuses tokens (503) and stops its followers\' heartbeats', async () => {
+  const list = new RevocationList();
+  let listening = true;
+  let up = true;
+  const ctx = {
+    revoked: list,
+    t: { revocations: 'x.auth_revocations' },
+    db: { query: async () => (up ? { rows: [] } : Promise.reject(new Error('connection refused'))) },
+  } as unknown as PgContext;
+  const store = new PgRevocations(ctx);
+  await store.sync();
+  store.watch(() => listening, 200);
+  assert.equal(list.stale(), undefined, 'listening: current');
+  listening = false;
+  assert.equal(list.stale(), undefined, 'read a moment ago: current');
+  up = false;
+  await new Promise((r) => setTimeout(r, 250));
+  await store.sync().catch(() => undefined);
+  assert.match(list.stale() ?? '', /could not be read from Postgres/);
+  const claims = { sub: 'alice', iss: 'tenant-a', iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 900, jti: 'j' };
+  assert.throws(() => admitClaims(claims, list, 900, 'auth'), code(503, /revocation list/));
+  // the stream of a follower: nothing at all while stale, the list once current again
+  const abort = new AbortController();
+  const feed = revocationFeed(list, 900, { id: 'admin', type: 'user', issuer: 'micro', scopes: ['admin'] }, abort.signal, { heartbeat: 20 });
+  const first = feed.next();
+  const raced = await Promise.race([first.then(() => 'message'), new Promise((r) => setTimeout(() => r('silence'), 150))]);
+  assert.equal(raced, 'silence');
+  up = true;
+  await store.sync();
+  assert.deepEqual((await first).value, { entries: [], maxTokenTtl: 900 });
+  abort.abort();
+  await feed.return(undefined);
 });

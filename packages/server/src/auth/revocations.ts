@@ -92,10 +92,19 @@ export async function* revocationFeed(
   });
   const onAbort = () => wake?.();
   signal.addEventListener('abort', onAbort);
+  let sent = false;
   try {
-    yield { entries: list.entries().filter(visible), maxTokenTtl };
-    while (!signal.aborted) {
-      if (pending.length === 0) {
+    for (;;) {
+      if (signal.aborted) return;
+      if (overflow) throw errors.ServiceUnavailable('auth', 'the revocation stream fell behind: follow it again');
+      // nothing, not even a heartbeat, while the list may be missing entries: followers then fail closed too
+      if (!list.stale()) {
+        const entries = sent ? pending : list.entries().filter(visible);
+        pending = [];
+        sent = true;
+        yield { entries, maxTokenTtl };
+      }
+      if (pending.length === 0 || list.stale()) {
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, heartbeat);
           wake = () => {
@@ -105,11 +114,6 @@ export async function* revocationFeed(
         });
         wake = undefined;
       }
-      if (signal.aborted) return;
-      if (overflow) throw errors.ServiceUnavailable('auth', 'the revocation stream fell behind: follow it again');
-      const entries = pending;
-      pending = [];
-      yield { entries, maxTokenTtl };
     }
   } finally {
     unsubscribe();

@@ -96,6 +96,7 @@ export async function openPgAuth(options: PgAuthOptions): Promise<PgAuth> {
     const revocations = new PgRevocations(ctx);
     syncRevocations = () => revocations.sync();
     await revocations.sync();
+    revocations.watch(() => notifier?.listening ?? false);
     // a revocation made elsewhere while this node does not LISTEN is read within a second
     const poll = setInterval(() => {
       if (!notifier?.listening) revocations.sync().catch(() => undefined);

@@ -14,7 +14,23 @@ import type { PgContext } from './accounts.js';
  * second while it is down (pg/index.ts). Rows go when no token they can match is left.
  */
 export class PgRevocations implements RevocationStorage {
+  /** when the table was last read in full (ms) */
+  private syncedAt = 0;
+
   constructor(private readonly ctx: PgContext) {}
+
+  /**
+   * Current while the LISTEN is up (every entry reaches us as it commits), or the table was
+   * read less than `within` ms ago; else a reason, and this node's verifiers refuse tokens
+   * (503) rather than miss a revocation made on another node.
+   */
+  watch(listening: () => boolean, within = 5_000): void {
+    this.list.stale = () => {
+      if (listening()) return undefined;
+      const age = Date.now() - this.syncedAt;
+      return age < within ? undefined : `the revocation list could not be read from Postgres for ${Math.round(age / 1000)} s`;
+    };
+  }
 
   get list(): RevocationList {
     return this.ctx.revoked;
@@ -40,6 +56,7 @@ export class PgRevocations implements RevocationStorage {
       this.horizon(),
     ]);
     for (const row of rows) this.list.add({ kind: row.kind, id: row.id, before: Number(row.before) });
+    this.syncedAt = Date.now();
   }
 
   private horizon(): number {
