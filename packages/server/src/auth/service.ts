@@ -8,7 +8,8 @@ import type { AuthAccounts, AuthTokens } from './storage.js';
  * The auth service of micro server.
  *
  * - Public: Token (id + secret, refresh token or API key → tokens), Login (user +
- *   password), Refresh, Inspect (token or API key → account), Keys (the JWKS).
+ *   password), Refresh, Logout, Inspect (token or API key → account), Keys (the JWKS).
+ * - Any account: Revocations (what of the revocation list concerns its namespace).
  * - Own namespace, any account: ListRules (services need them to check their callers),
  *   CreateKey / ListKeys / RevokeKey for one's own keys, SetPassword for one's own.
  * - Scope `admin` of the namespace (or an admin of micro): accounts, rules, everyone's keys.
@@ -18,9 +19,10 @@ import type { AuthAccounts, AuthTokens } from './storage.js';
  * account and source, and per source: see LoginThrottle.
  *
  * Every access token names its session (`sid`): the refresh family of a login, `key:<id>`
- * for an API key, a fresh id per id/secret exchange. Deleting an account, revoking a key
- * and Logout add revocation entries (revocations.ts) that every verifier checks at once;
- * `Revocations` streams them to the services of other processes.
+ * for an API key, a fresh id per id/secret exchange. Deleting, disabling or changing an
+ * account, a new password, revoking a key, Logout and a reused refresh token add
+ * revocation entries (revocations.ts) that every verifier checks at once; `Revocations`
+ * streams them to the services of other processes.
  */
 export function authHandlers(accounts: AuthAccounts, tokens: AuthTokens, throttle = new LoginThrottle(), feed: RevocationFeedOptions = {}): Handlers<typeof authApi> {
   /**
