@@ -216,8 +216,10 @@ test('auth under attack on a running micro server: throttling without lockout, r
     const { token } = await user('suspended');
     const key = json<{ key: string }>(await post(gw, '/v1/auth/CreateKey', { name: 'ci' }, { token }));
     assert.deepEqual(await verdicts(server, serviceAddress, token), ALL_OK);
-    const updated = json<{ account: { disabled?: boolean } }>(await asAdmin('/v1/auth/UpdateAccount', { id: 'suspended', namespace: 'tenant-a', disabled: true }));
-    assert.equal(updated.account.disabled, true);
+    // the local admin disables it with the CLI
+    const updated = await micro(home, ['auth', 'update', 'account', 'suspended', '--disable', '--namespace', 'tenant-a', '--output', 'json']);
+    assert.equal(updated.code, 0, updated.stderr);
+    assert.equal((JSON.parse(updated.stdout) as { disabled?: boolean }).disabled, true);
     const { verdicts: v, after } = await refusedWithin(1_000, () => verdicts(server, serviceAddress, token));
     assert.deepEqual(v, ALL_401, `after ${after} ms`);
     assert.equal((await post(gw, '/v1/auth/Login', { id: 'suspended', password: 'suspended-password-1', namespace: 'tenant-a' }, { from: '127.0.0.7' })).status, 401);
