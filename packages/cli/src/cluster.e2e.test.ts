@@ -4,7 +4,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { engineUrl, testPrefix } from '@micro/sdk/testing';
-import { micro, startServer, stopProcess, tempDir, type RunningServer } from './testing.js';
+import { dropPrefix, micro, startServer, stopProcess, tempDir, type RunningServer } from './testing.js';
 
 /*
  * Several `micro server` nodes on the distributed profile (MICRO_PROFILE=nats): two nodes
@@ -186,38 +186,5 @@ function killOrphans(home: string): void {
     for (const s of state.services) for (const p of s.processes) if (p.pid) process.kill(-p.pid, 'SIGKILL');
   } catch {
     // nothing recorded, or gone already
-  }
-}
-
-/** Removes everything the nodes made under the prefix: streams and buckets, the schema, the keys. */
-async function dropPrefix(prefix: string, urls: { nats: string; postgres: string; redis: string }): Promise<void> {
-  const { connect } = await import('@nats-io/transport-node');
-  const { jetstreamManager } = await import('@nats-io/jetstream');
-  const nc = await connect({ servers: urls.nats });
-  try {
-    const jsm = await jetstreamManager(nc);
-    for await (const s of jsm.streams.list()) {
-      const name = s.config.name;
-      if (name.toLowerCase().includes(prefix)) await jsm.streams.delete(name).catch(() => undefined);
-    }
-  } finally {
-    await nc.close();
-  }
-  const pg = (await import('pg')).default;
-  const client = new pg.Client({ connectionString: urls.postgres });
-  await client.connect();
-  try {
-    await client.query(`DROP SCHEMA IF EXISTS "${prefix}" CASCADE`);
-  } finally {
-    await client.end();
-  }
-  const { Redis } = await import('ioredis');
-  const redis = new Redis(urls.redis, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  try {
-    await redis.connect();
-    const keys = await redis.keys(`${prefix}:*`);
-    if (keys.length > 0) await redis.del(...keys);
-  } finally {
-    redis.disconnect();
   }
 }

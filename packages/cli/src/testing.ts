@@ -103,3 +103,35 @@ export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
+/** Removes everything the nodes made under the prefix: streams and buckets, the schema, the keys. */
+export async function dropPrefix(prefix: string, urls: { nats: string; postgres: string; redis: string }): Promise<void> {
+  const { connect } = await import('@nats-io/transport-node');
+  const { jetstreamManager } = await import('@nats-io/jetstream');
+  const nc = await connect({ servers: urls.nats });
+  try {
+    const jsm = await jetstreamManager(nc);
+    for await (const s of jsm.streams.list()) {
+      const name = s.config.name;
+      if (name.toLowerCase().includes(prefix)) await jsm.streams.delete(name).catch(() => undefined);
+    }
+  } finally {
+    await nc.close();
+  }
+  const pg = (await import('pg')).default;
+  const client = new pg.Client({ connectionString: urls.postgres });
+  await client.connect();
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS "${prefix}" CASCADE`);
+  } finally {
+    await client.end();
+  }
+  const { Redis } = await import('ioredis');
+  const redis = new Redis(urls.redis, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect();
+    const keys = await redis.keys(`${prefix}:*`);
+    if (keys.length > 0) await redis.del(...keys);
+  } finally {
+    redis.disconnect();
+  }
+}

@@ -179,6 +179,32 @@ export function registerAuthCommands(program: Command, ctx: CliContext): void {
   }
 
   auth
+    .command('update')
+    .description('change an account')
+    .command('account <id>')
+    .description("disable or enable an account, or replace its scopes; the tokens it holds stop at once")
+    .option('--disable', 'no more tokens, logins or API keys for it')
+    .option('--enable', 'undo --disable')
+    .option('--scopes <scopes>', 'comma-separated scopes that replace its scopes ("" for none)')
+    .option('--namespace <namespace>', "another namespace than the account's (admins of micro)")
+    .option('-o, --output <format>', 'text or json')
+    .action(async (id: string, opts: Common & { disable?: boolean; enable?: boolean; scopes?: string }) => {
+      if (opts.disable && opts.enable) throw new UsageError('give --disable or --enable, not both');
+      const disabled = opts.disable ? true : opts.enable ? false : undefined;
+      const scopes = parseScopes(opts.scopes);
+      if (disabled === undefined && scopes === undefined) throw new UsageError('give --disable, --enable or --scopes');
+      const out = ctx.printer(opts.output);
+      const conn = connect(ctx.home, opts.namespace);
+      const { account } = await api(conn)
+        .UpdateAccount({ id, disabled, scopes, namespace: opts.namespace })
+        .catch((err: unknown) => {
+          throw conn.explain(err);
+        });
+      if (out.json) return out.value(account);
+      out.info(`account ${account.id} (namespace ${account.issuer}) is ${account.disabled ? 'disabled' : 'enabled'}, scopes ${account.scopes.join(', ') || '(none)'}; its earlier tokens no longer work`);
+    });
+
+  auth
     .command('rotate')
     .description('start signing tokens with a new key (admins of micro); tokens of the old key work until they expire')
     .action(async () => {

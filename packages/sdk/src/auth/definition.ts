@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineService, endpoint } from '../service/definition.js';
+import { defineService, endpoint, serverStream } from '../service/definition.js';
 import { RESOURCE_PATTERN } from './rules.js';
 
 /**
@@ -38,7 +38,7 @@ export const AccountSchema = z.object({
   metadata: z.record(z.string(), z.string()).optional(),
 });
 
-export const AccountInfoSchema = AccountSchema.extend({ createdAt: z.number().describe('epoch ms') });
+export const AccountInfoSchema = AccountSchema.extend({ createdAt: z.number().describe('epoch ms'), disabled: z.boolean().optional().describe('a disabled account gets no tokens, and its tokens are refused') });
 
 export const RuleSchema = z.object({
   id: Id.describe('a name for the rule, unique in the namespace'),
@@ -117,6 +117,22 @@ export const authApi = defineService({
       request: z.object({ refreshToken: RefreshToken }),
       response: TokenResponse,
     }),
+    Logout: endpoint({
+      description:
+        'Ends a session (public): that of the refresh token given, or without one that of the bearer token of the call; its refresh tokens and access tokens stop working at once',
+      request: z.object({ refreshToken: RefreshToken.optional() }),
+      response: z.object({}),
+      idempotent: true,
+    }),
+    Revocations: serverStream({
+      description:
+        'The revocation list (any account): the entries in force that concern the caller\'s namespace, then each new one as it is made, and an empty message every second so a follower knows it is current',
+      request: z.object({}),
+      response: z.object({
+        entries: z.array(z.object({ kind: z.enum(['account', 'session', 'token']), id: z.string(), before: z.number() })),
+        maxTokenTtl: z.number().describe('seconds: a token whose exp - iat exceeds it is refused'),
+      }),
+    }),
     Inspect: endpoint({
       description: 'The account an access token or API key speaks for (public)',
       request: z.object({ token: z.string().min(1).max(16 * 1024).describe('an access token or an API key') }),
@@ -172,6 +188,13 @@ export const authApi = defineService({
       request: z.object({ id: AccountId, namespace: Namespace }),
       response: z.object({}),
       idempotent: true,
+    }),
+    UpdateAccount: endpoint({
+      description: "Disables (or enables) an account or replaces its scopes; its tokens already issued stop at once (they carry the old scopes)",
+      request: z
+        .object({ id: AccountId, disabled: z.boolean().optional(), scopes: Scopes.optional(), namespace: Namespace })
+        .refine((r) => r.disabled !== undefined || r.scopes !== undefined, { path: ['disabled'], message: 'give disabled or scopes (or both)' }),
+      response: z.object({ account: AccountInfoSchema }),
     }),
     SetPassword: endpoint({
       description: "Sets an account's password: one's own (with the current one), or any of the namespace (admins)",
@@ -250,7 +273,7 @@ export const authService = defineService({
 });
 
 /** The endpoints of auth that need no token. */
-export const AUTH_PUBLIC_ENDPOINTS: readonly string[] = ['Token', 'Login', 'Refresh', 'Inspect', 'Keys'];
+export const AUTH_PUBLIC_ENDPOINTS: readonly string[] = ['Token', 'Login', 'Refresh', 'Logout', 'Inspect', 'Keys'];
 
 /** How a process proves who it is to `micro server`. */
 export interface Credentials {

@@ -5,7 +5,8 @@ import { Forbidden, isMicroError, ServiceUnavailable, Unauthorized } from '../er
 import type { Logger } from '../logger/logger.js';
 import type { HandlerMiddleware } from '../service/router.js';
 import { authApi, type Credentials } from './definition.js';
-import { bearerToken, KeySet, tokenKid, accountOf, TokenError } from './jwt.js';
+import { bearerToken, KeySet, tokenKid, accountOf, TokenError, type AccessClaims } from './jwt.js';
+import { admitClaims, maxTokenTtlFromEnv, RevocationList, revokedError } from './revocations.js';
 import { identityTokens, processIdentity, type Identity } from './process.js';
 import { audienceOf, handOnIdentity, scopedBearer } from './scoped.js';
 import { isPlatformAdmin, RuleSet, serviceResource, type Rule } from './rules.js';
@@ -25,6 +26,14 @@ import { TokenSource } from './token.js';
  * - The namespace's rules (auth.ListRules, fetched with the service's own token and
  *   refreshed every few seconds) decide, compiled once per rule set. No rule: denied —
  *   401 without credentials, 403 with.
+ * - Revoked tokens are refused: the service follows the server's revocation list
+ *   (auth.Revocations, a stream: the list, then each new entry, and a heartbeat every
+ *   second), so a deleted account, a revoked API key or a logout stops its tokens here
+ *   within a second. Without word from the server for `revocationsStaleAfter` (5 s)
+ *   calls get a 503 until the stream is back: fail closed, because a service that cannot
+ *   know whether a token was revoked cannot tell a good caller from one that was thrown
+ *   out, and a short outage costs less than serving a deleted account. Tokens claiming
+ *   a lifetime over the server's maximum (MICRO_AUTH_TOKEN_MAX_TTL) are refused too.
  * - The account is set on `ctx.account`. The caller's token is not handed on: nested
  *   calls made with `{ parent: ctx }` carry the service's own identity instead, as a
  *   token scoped to each callee (or its general token to a core service), so the callee
@@ -46,6 +55,8 @@ export interface ServiceAuthOptions {
    * a server built without auth — means calls are not checked; a warning is logged.
    */
   required?: boolean;
+  /** ms without a message of the revocation stream after which calls get a 503 (default 5,000) */
+  revocationsStaleAfter?: number;
   logger?: Logger;
 }
 
@@ -70,9 +81,18 @@ export class ServiceAuth {
   private rules: RuleSet | undefined;
   private rulesVersion = '';
   /** verified tokens, with the audience they were checked against */
-  private readonly verified = new Map<string, { account: Account; exp: number; aud: string }>();
+  private readonly verified = new Map<string, { account: Account; exp: number; aud: string; claims: AccessClaims }>();
   /** the audience of each service name served (made once, not per call) */
   private readonly audiences = new Map<string, string>();
+  /** the server's revocation list, as the stream told it; 'off' for a server without one */
+  private readonly revocations = new RevocationList();
+  private revocationsState: 'unknown' | 'on' | 'off' = 'unknown';
+  private revocationsHeardAt = 0;
+  private revocationsError: unknown;
+  private revocationsFollow: AbortController | undefined;
+  private revocationsSynced: Promise<void> | undefined;
+  private maxTtl = maxTokenTtlFromEnv(900);
+  private readonly staleAfter: number;
   private keysPending: Promise<void> | undefined;
   private keysFailedAt = 0;
   private keysError: unknown;
@@ -84,6 +104,7 @@ export class ServiceAuth {
   constructor(options: ServiceAuthOptions) {
     this.refreshInterval = options.refreshInterval ?? 5_000;
     this.required = options.required ?? false;
+    this.staleAfter = options.revocationsStaleAfter ?? 5_000;
     this.logger = options.logger;
     const creds = options.credentials;
     // the token client: auth.Token and auth.Scope
@@ -123,7 +144,10 @@ export class ServiceAuth {
     this.namespace = namespace;
     this.logger ??= logger;
     await this.loadKeys().catch(() => undefined);
-    if (this.state === 'on') await this.loadRules().catch(() => undefined);
+    if (this.state === 'on') {
+      this.followRevocations();
+      await this.loadRules().catch(() => undefined);
+    }
     if (this.state !== 'off' && !this.timer && this.refreshInterval > 0) {
       this.timer = setInterval(() => {
         if (this.state === 'on') this.loadRules().catch(() => undefined);
@@ -135,7 +159,76 @@ export class ServiceAuth {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+    this.revocationsFollow?.abort();
+    this.revocationsFollow = undefined;
+    // a start after this follows afresh (and is not current until it has heard again)
+    this.revocationsSynced = undefined;
+    if (this.revocationsState === 'on') this.revocationsState = 'unknown';
     this.verified.clear();
+  }
+
+  /**
+   * Follows auth.Revocations until stop(): every message (entries or a heartbeat) marks
+   * the list current; a lost stream is opened again after 250 ms, doubling to 1 s.
+   * A server without the endpoint (404, an older server or a test double) is not
+   * followed unless `required`.
+   */
+  private followRevocations(): Promise<void> {
+    if (this.revocationsSynced) return this.revocationsSynced;
+    const follow = new AbortController();
+    this.revocationsFollow = follow;
+    let synced!: () => void;
+    this.revocationsSynced = new Promise<void>((resolve) => (synced = resolve));
+    const loop = async () => {
+      let delay = 250;
+      while (!follow.signal.aborted) {
+        try {
+          for await (const msg of this.auth.Revocations({}, { signal: follow.signal })) {
+            this.revocationsHeardAt = Date.now();
+            this.revocationsError = undefined;
+            if (this.maxTtl !== msg.maxTokenTtl) {
+              this.maxTtl = msg.maxTokenTtl;
+              this.revocations.keepFor = Math.max(this.revocations.keepFor, msg.maxTokenTtl + 10);
+            }
+            for (const r of msg.entries) this.revocations.add(r);
+            this.revocationsState = 'on';
+            delay = 250;
+            synced();
+          }
+        } catch (err) {
+          if (follow.signal.aborted) return;
+          this.revocationsError = err;
+          if (!this.required && this.revocationsState === 'unknown' && isMicroError(err) && err.code === 404) {
+            this.revocationsState = 'off';
+            this.logger?.warn(`the server has no revocation list (${err.detail}): revoked tokens are refused only when they expire`);
+            synced();
+            return;
+          }
+        }
+        await new Promise((resolve) => setTimeout(resolve, delay).unref());
+        delay = Math.min(delay * 2, 1_000);
+      }
+    };
+    void loop();
+    return this.revocationsSynced;
+  }
+
+  /** The revocation list is current (a message within staleAfter), or a 503 that says why not. */
+  private async revocationsCurrent(service: string): Promise<void> {
+    if (this.revocationsState === 'off') return;
+    if (this.revocationsState === 'unknown') {
+      // the first answer may be on its way; once a try has failed, calls do not wait for the next
+      const first = this.followRevocations();
+      if (this.revocationsError === undefined) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([first, new Promise((resolve) => (timer = setTimeout(resolve, this.staleAfter)))]);
+        clearTimeout(timer);
+      }
+      if (this.revocationsState === 'unknown') throw unavailable(service, 'the revocation list', this.revocationsError ?? new Error('no answer yet'));
+      return;
+    }
+    const silent = Date.now() - this.revocationsHeardAt;
+    if (silent > this.staleAfter) throw unavailable(service, 'the revocation list', this.revocationsError ?? new Error(`no word for ${Math.round(silent / 1000)} s`));
   }
 
   /** The current rules (after start), in evaluation order. */
@@ -220,7 +313,7 @@ export class ServiceAuth {
     const now = Date.now() / 1000;
     const hit = this.verified.get(token);
     if (hit) {
-      if (hit.exp > now && hit.aud === aud) return hit.account;
+      if (hit.exp > now && hit.aud === aud) return this.unrevoked(hit, service);
       this.verified.delete(token);
     }
     let keys = this.keys as KeySet;
@@ -231,10 +324,18 @@ export class ServiceAuth {
       keys = this.keys as KeySet;
     }
     const claims = keys.verify(token, service, now, aud);
+    admitClaims(claims, this.revocations, this.maxTtl, service);
     const account = accountOf(claims);
     if (this.verified.size >= CACHE_LIMIT) this.verified.clear();
-    this.verified.set(token, { account, exp: claims.exp, aud });
+    this.verified.set(token, { account, exp: claims.exp, aud, claims });
     return account;
+  }
+
+  /** A token verified before, unless it was revoked since. */
+  private unrevoked(hit: { account: Account; claims: AccessClaims }, service: string): Account {
+    const r = this.revocations.match(hit.claims);
+    if (r) throw revokedError(service, r);
+    return hit.account;
   }
 
   /** The middleware a Service puts first. */
@@ -248,11 +349,12 @@ export class ServiceAuth {
       const header = ctx.metadata.authorization;
       let account: Account | undefined;
       if (header) {
+        if (this.revocationsState !== 'off' && (this.revocationsState !== 'on' || Date.now() - this.revocationsHeardAt > this.staleAfter)) await this.revocationsCurrent(ctx.service);
         const token = bearerToken(header, ctx.service);
         const aud = this.audiences.get(ctx.service) ?? this.audienceOf(ctx);
-        // the hot path: a token seen before costs one map lookup
+        // the hot path: a token seen before costs a map lookup or three
         const hit = this.verified.get(token);
-        account = hit && hit.exp > Date.now() / 1000 && hit.aud === aud ? hit.account : await this.verify(token, ctx.service, aud);
+        account = hit && hit.exp > Date.now() / 1000 && hit.aud === aud ? this.unrevoked(hit, ctx.service) : await this.verify(token, ctx.service, aud);
       }
       this.authorize(ctx, account);
       const call = ctx as CallContext;

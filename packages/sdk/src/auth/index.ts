@@ -9,6 +9,8 @@ export type { AccessClaims, Jwks, PublicJwk, SigningKey, TokenProblem } from './
 export { RuleSet, compareRules, conflictingRule, parseResource, scopeApplies, serviceResource, isPlatformAdmin, DEFAULT_RULE, RESOURCE_PATTERN } from './rules.js';
 export type { Rule, Access, Decision, Resource } from './rules.js';
 export { ServiceAuth } from './enforce.js';
+export { RevocationList, admitClaims, checkLifetime, revokedError, maxTokenTtlFromEnv } from './revocations.js';
+export type { Revocation, RevocableClaims } from './revocations.js';
 export type { ServiceAuthOptions } from './enforce.js';
 export { processIdentity, defaultClientMiddleware, identityToken, identityTokens } from './process.js';
 export type { Identity } from './process.js';

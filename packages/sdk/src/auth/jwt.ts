@@ -52,6 +52,8 @@ export interface AccessClaims {
    * gateway) accepts.
    */
   aud?: string;
+  /** the login session the token came from (see revocations.ts) */
+  sid?: string;
 }
 
 export interface SigningKey {
@@ -80,7 +82,7 @@ export function accountOf(claims: AccessClaims): Account {
 const B64URL = /^[A-Za-z0-9_-]*$/;
 
 /** Why a token was refused; the detail of the 401 says it in words. */
-export type TokenProblem = 'malformed' | 'algorithm' | 'unknown-key' | 'signature' | 'expired' | 'not-yet-valid' | 'claims' | 'audience';
+export type TokenProblem = 'malformed' | 'algorithm' | 'unknown-key' | 'signature' | 'expired' | 'not-yet-valid' | 'claims' | 'audience' | 'revoked' | 'lifetime';
 
 export class TokenError extends MicroError {
   constructor(
@@ -184,6 +186,7 @@ export class KeySet {
       scopes: c.scopes,
     };
     if (c.aud !== undefined) claims.aud = c.aud;
+    if (typeof c.sid === 'string') claims.sid = c.sid;
     if (c.md && typeof c.md === 'object' && !Array.isArray(c.md)) {
       const md: Record<string, string> = {};
       for (const [k, v] of Object.entries(c.md as Record<string, unknown>)) if (typeof v === 'string') md[k] = v;

@@ -32,6 +32,12 @@ export interface CallOptions {
   retries?: number;
   /** call this node instead of asking the registry, e.g. `tcp://127.0.0.1:9090` */
   address?: string;
+  /**
+   * For a call served in this process only: the address of the party this call is made
+   * for (the gateway passes its HTTP client's), seen by the handler as `ctx.peer`. Never
+   * sent on the wire: a remote handler sees the connection's own peer.
+   */
+  peer?: string;
 }
 
 /** What client middleware sees of a call. */
@@ -233,6 +239,7 @@ export class Client {
       deadline: req.deadline,
       traceparent: req.options.parent?.traceparent(),
       logger: local.logger,
+      peer: req.options.peer,
     });
     local.inflight++;
     if (ep.kind === 'server' || ep.kind === 'bidi') return Promise.resolve(this.localStream(local, ep, ctx, req));

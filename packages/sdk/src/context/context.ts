@@ -40,6 +40,13 @@ export interface Context {
   readonly sampled?: boolean;
   /** `00-<trace>-<span>-<01 sampled | 00>`, to hand on to nested calls and messages */
   traceparent(): string;
+  /**
+   * The caller's network address as this process saw it, never what the caller says:
+   * `tcp:<ip>` (the TCP peer), `unix` (the unix socket), or what an in-process caller
+   * (the gateway, for its HTTP client) gave in `CallOptions.peer`; undefined otherwise
+   * (the NATS transport, in-process calls without one).
+   */
+  readonly peer?: string;
 }
 
 export interface CallContextInit {
@@ -51,6 +58,7 @@ export interface CallContextInit {
   deadline?: number | undefined;
   traceparent?: string | undefined;
   logger: Logger;
+  peer?: string | undefined;
 }
 
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
@@ -94,6 +102,7 @@ export class CallContext implements Context {
   account: Account | undefined;
   readonly metadata: Metadata;
   readonly deadline: number | undefined;
+  readonly peer: string | undefined;
   private readonly incomingTraceparent: string | undefined;
   private readonly baseLogger: Logger;
   private controller: AbortController | undefined;
@@ -109,6 +118,7 @@ export class CallContext implements Context {
     this.account = init.account;
     this.metadata = init.metadata ?? EMPTY;
     this.deadline = init.deadline;
+    this.peer = init.peer;
     this.incomingTraceparent = init.traceparent;
     this.baseLogger = init.logger;
   }

@@ -300,6 +300,11 @@ export abstract class FrameSession {
   /** The peer broke the protocol beyond answering: drop it. */
   abstract destroy(): void;
 
+  /** The caller's address as the transport saw it (Context.peer); none by default. */
+  protected peer(): string | undefined {
+    return undefined;
+  }
+
   /** Calls and streams of this session in flight. */
   get activeCalls(): number {
     return this.calls.size;
@@ -417,6 +422,7 @@ export abstract class FrameSession {
       deadline: head.timeout > 0 ? Date.now() + head.timeout : undefined,
       traceparent: validTraceparent(head.meta?.tp),
       logger: mounted.logger,
+      peer: this.peer(),
     });
     const call: ServerCall = {
       ctx,
@@ -570,12 +576,15 @@ class ServerConnection extends FrameSession {
   private readonly reader: FrameReader;
   private readonly writer: FrameWriter;
   private preface = true;
+  /** the socket's peer, read once: `tcp:<ip>`, or `unix` for a unix socket (which has no remote address) */
+  private readonly remote: string;
 
   constructor(
     server: RpcServer,
     private readonly socket: Socket,
   ) {
     super(server, server.maxFrame);
+    this.remote = socket.remoteAddress ? `tcp:${socket.remoteAddress}` : 'unix';
     this.writer = new FrameWriter(socket);
     this.reader = new FrameReader(
       server.maxFrame,
@@ -636,6 +645,10 @@ class ServerConnection extends FrameSession {
 
   goAway(): void {
     this.send(encodeFrame(FrameType.GoAway, 0, 0, undefined));
+  }
+
+  protected override peer(): string {
+    return this.remote;
   }
 
   destroy(): void {

@@ -5,6 +5,7 @@ import { openAuthDb, type Db } from './db.js';
 import { ApiKeys } from './keys.js';
 import { RuleStore } from './rules.js';
 import { Sessions } from './sessions.js';
+import { SqliteRevocations } from './revocations.js';
 
 /**
  * The accounts of micro server, in `<dataDir>/auth.db` (see db.ts).
@@ -34,6 +35,8 @@ export interface AccountRow {
   scopes: string;
   metadata: string;
   created_at: number;
+  /** 1 (SQLite) or true (Postgres): no tokens, no logins, no keys */
+  disabled?: number | boolean;
 }
 
 type SecretRow = StoredSecret;
@@ -56,6 +59,7 @@ export class Accounts {
   readonly keys: ApiKeys;
   readonly sessions: Sessions;
   readonly rules: RuleStore;
+  readonly revocations: SqliteRevocations;
   private readonly hasher: SecretHasher;
   private readonly st;
 
@@ -86,6 +90,7 @@ export class Accounts {
     this.rules = new RuleStore(db);
     this.keys = new ApiKeys(db, (s) => this.keyedHash(s), (id, ns) => this.get(id, ns));
     this.sessions = new Sessions(db, (s) => this.keyedHash(s), (id, ns) => this.get(id, ns));
+    this.revocations = new SqliteRevocations(db);
   }
 
   close(): void {
@@ -101,14 +106,26 @@ export class Accounts {
     if (changes > 0) this.rules.insertDefault(namespace, DEFAULT_RULE);
   }
 
+  /** The account, unless it does not exist or is disabled (then keys and sessions do not work either). */
   get(id: string, namespace: string): Account | undefined {
     const row = this.st.get.get(namespace, id);
-    return row && toAccount(row);
+    return row && !row.disabled ? toAccount(row) : undefined;
   }
 
   info(id: string, namespace: string): AccountInfo | undefined {
     const row = this.st.get.get(namespace, id);
-    return row && { ...toAccount(row), createdAt: row.created_at };
+    return row && toInfo(row);
+  }
+
+  /** Disables (ending its sessions) or enables an account, or replaces its scopes; a 404 when it does not exist. */
+  update(id: string, namespace: string, change: { disabled?: boolean; scopes?: string[] }): AccountInfo {
+    const row = this.st.get.get(namespace, id);
+    if (!row) throw errors.NotFound('auth', `no account ${id} in namespace ${namespace}`);
+    const disabled = change.disabled ?? !!row.disabled;
+    const scopes = change.scopes ?? (JSON.parse(row.scopes) as string[]);
+    this.db.prepare('UPDATE accounts SET disabled = ?, scopes = ? WHERE namespace = ? AND id = ?').run(disabled ? 1 : 0, JSON.stringify(scopes), namespace, id);
+    if (disabled) this.sessions.revokeAccount(id, namespace);
+    return this.info(id, namespace) as AccountInfo;
   }
 
   /** Creates an account; a 409 when it exists. Returns the generated secret, if one was generated. */
@@ -133,7 +150,7 @@ export class Accounts {
   /** One page of the accounts of a namespace, by id. */
   list(namespace: string, limit = 100, after = ''): { accounts: AccountInfo[]; next?: string } {
     const rows = this.st.list.all(namespace, after, limit + 1);
-    const page = rows.slice(0, limit).map((r) => ({ ...toAccount(r), createdAt: r.created_at }));
+    const page = rows.slice(0, limit).map(toInfo);
     return rows.length > limit ? { accounts: page, next: page[page.length - 1]?.id } : { accounts: page };
   }
 
@@ -185,7 +202,15 @@ export class Accounts {
     const row = this.st.get.get(namespace, id);
     const secrets = row ? this.st.secrets.all(namespace, id) : [];
     const ok = await this.hasher.matches(secret, secrets);
-    return ok && row ? toAccount(row) : undefined;
+    return ok && row && !row.disabled ? toAccount(row) : undefined;
+  }
+
+  /** The account when the secret is one the server generated for it (keyed hash only: no scrypt, no throttle needed). */
+  verifyGenerated(id: string, namespace: string, secret: string): Account | undefined {
+    // the same reads for an id that does not exist: timing tells nothing
+    const row = this.st.get.get(namespace, id);
+    const ok = this.st.secrets.all(namespace, id).some((s) => s.kind === 'hmac' && this.hasher.keyedMatches(secret, s.hash));
+    return ok && row && !row.disabled ? toAccount(row) : undefined;
   }
 
   /** Replaces the chosen secrets of an account by a new password, and ends its sessions. */
@@ -214,6 +239,11 @@ export function toAccount(row: AccountRow): Account {
   const metadata = JSON.parse(row.metadata) as Record<string, string>;
   if (Object.keys(metadata).length > 0) account.metadata = metadata;
   return account;
+}
+
+/** What ListAccounts and the like show of a row of either storage. */
+export function toInfo(row: AccountRow): AccountInfo {
+  return { ...toAccount(row), createdAt: row.created_at, ...(row.disabled ? { disabled: true } : {}) };
 }
 
 export function unauthorized(detail: string): Error {

@@ -120,6 +120,29 @@ for (const storage of ['sqlite', 'postgres'] as const) {
       await assert.rejects(anon.Token({ id: 'gus', secret: 'wrong-again', namespace: 'tenant-a' }), code(401));
     });
 
+    test('UpdateAccount: a disabled account gets no tokens, its keys and sessions stop, its tokens are revoked; enabled, it works again', async () => {
+      const admin = h.authAs(h.admin);
+      const { secret } = await admin.CreateAccount({ id: 'paused', namespace: 'tenant-a' });
+      const creds = { id: 'paused', secret: secret as string, namespace: 'tenant-a' };
+      const session = await h.authAs().Token(creds);
+      const key = await h.authAs(creds).CreateKey({ name: 'ci' });
+      const { account } = await admin.UpdateAccount({ id: 'paused', namespace: 'tenant-a', disabled: true });
+      assert.equal(account.disabled, true);
+      assert.equal((await admin.ListAccounts({ namespace: 'tenant-a' })).accounts.find((a) => a.id === 'paused')?.disabled, true);
+      await assert.rejects(h.tokens.verify(session.token), code(401, /token revoked/));
+      await assert.rejects(h.authAs().Token(creds), code(401));
+      await assert.rejects(h.authAs().Token({ apiKey: key.key }), code(401));
+      await assert.rejects(h.authAs().Refresh({ refreshToken: session.refreshToken as string }), code(401));
+      await admin.UpdateAccount({ id: 'paused', namespace: 'tenant-a', disabled: false });
+      assert.equal((await h.authAs().Token({ apiKey: key.key })).account.id, 'paused');
+      await assert.rejects(admin.UpdateAccount({ id: 'nobody', namespace: 'tenant-a', disabled: true }), code(404));
+      await assert.rejects(admin.UpdateAccount({ id: 'admin', namespace: 'micro', disabled: true }), code(403, /cannot be disabled/));
+      await assert.rejects(admin.UpdateAccount({ id: 'paused', namespace: 'tenant-a' }), code(400, /disabled/));
+      await assert.rejects(h.authAs(alice).UpdateAccount({ id: 'paused', disabled: true }), code(403));
+      // a token issued in the second of the revocation is not born dead
+      assert.equal((await h.tokens.verify((await h.authAs().Token(creds)).token)).id, 'paused');
+    });
+
     test('Refresh: each refresh token works once; a reused one revokes the whole session', async () => {
       const anon = h.authAs();
       const first = await anon.Token(alice);
@@ -129,6 +152,9 @@ for (const storage of ['sqlite', 'postgres'] as const) {
       const third = await anon.Token({ refreshToken: second.refreshToken as string });
       // the first one again: stolen, or replayed — the chain ends
       await assert.rejects(anon.Refresh({ refreshToken: first.refreshToken as string }), code(401, /used before.*revoked/));
+      // the access tokens of the session stop with it: whoever copied the chain holds nothing
+      await assert.rejects(h.tokens.verify(third.token), code(401, /session ended/));
+      await assert.rejects(h.tokens.verify(second.token), code(401, /session ended/));
       await assert.rejects(anon.Refresh({ refreshToken: third.refreshToken as string }), code(401, /unknown/));
       // another session of the same account is untouched
       const other = await anon.Token(alice);
@@ -146,6 +172,7 @@ for (const storage of ['sqlite', 'postgres'] as const) {
       await assert.rejects(asDave.SetPassword({ password: 'short', current: 'dave-password-1' }), code(400, /password/));
       await asDave.SetPassword({ password: 'dave-password-2', current: 'dave-password-1' });
       await assert.rejects(h.authAs().Refresh({ refreshToken: session.refreshToken as string }), code(401));
+      await assert.rejects(h.tokens.verify(session.token), code(401, /token revoked/));
       await assert.rejects(h.authAs().Login({ id: 'dave', password: 'dave-password-1', namespace: 'tenant-a' }), code(401));
       assert.ok(await h.authAs().Login({ id: 'dave', password: 'dave-password-2', namespace: 'tenant-a' }));
       // someone else's: only an admin of the namespace

@@ -88,6 +88,9 @@ export function openAuthDb(path: string): Db {
         db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)").run(String(SCHEMA_VERSION));
       })();
     }
+    // added later, additive (an older server ignores it)
+    const columns = db.prepare<[], { name: string }>('PRAGMA table_info(accounts)').all();
+    if (!columns.some((c) => c.name === 'disabled')) db.exec('ALTER TABLE accounts ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0');
     return db;
   } catch (err) {
     db.close();

@@ -1,10 +1,10 @@
 import { join } from 'node:path';
-import { privateDir, type Logger, type Profile } from '@micro/sdk';
+import { maxTokenTtlFromEnv, privateDir, type Logger, type Profile } from '@micro/sdk';
 import { Accounts } from './accounts.js';
 import { MIN_AUTH_KEY_LENGTH } from './crypto.js';
 import { nodeId } from '../home.js';
 import type { AuthAccounts, AuthTokens } from './storage.js';
-import { Tokens } from './tokens.js';
+import { ACCESS_TTL, Tokens } from './tokens.js';
 
 /**
  * auth's storage for a profile: SQLite in `<home>/data/auth.db` and the key ring in
@@ -16,10 +16,14 @@ export async function openAuthStorage(
   where: { home: string; serverDir: string; keysPath: string },
   options: { logger?: Logger; env?: NodeJS.ProcessEnv } = {},
 ): Promise<{ accounts: AuthAccounts; tokens: AuthTokens }> {
+  // a token claiming a longer life than this is refused everywhere (default: the tokens' own 15 minutes)
+  const maxTtl = maxTokenTtlFromEnv(ACCESS_TTL, options.env);
   if (profile.name === 'local') {
     const accounts = new Accounts(join(privateDir(join(where.home, 'data')), 'auth.db'));
     try {
-      return { accounts, tokens: await Tokens.load(where.keysPath) };
+      const tokens = await Tokens.load(where.keysPath, { maxTtl, revocations: accounts.revocations.list });
+      accounts.revocations.load();
+      return { accounts, tokens };
     } catch (err) {
       accounts.close();
       throw err;
@@ -33,6 +37,7 @@ export async function openAuthStorage(
     authKey: authKeyFromEnv(options.env),
     node: nodeId(where.serverDir),
     logger: options.logger?.child({ component: 'auth' }),
+    tokens: { maxTtl },
   });
   return { accounts: auth.accounts, tokens: auth.tokens };
 }

@@ -1,6 +1,7 @@
-import { errors, type Account, type authApi, type Context, type Handlers } from '@micro/sdk';
+import { bearerToken, errors, type Account, type authApi, type Context, type Handlers } from '@micro/sdk';
 import { adminNamespaceFor, isNamespaceAdmin, namespaceFor, requireAdmin } from './guard.js';
-import { LoginThrottle } from './throttle.js';
+import { revocationFeed, revokeNow, type RevocationFeedOptions } from './revocations.js';
+import { LoginThrottle, sourceOf } from './throttle.js';
 import type { AuthAccounts, AuthTokens } from './storage.js';
 import { scopeForCaller } from './scoped.js';
 
@@ -8,29 +9,44 @@ import { scopeForCaller } from './scoped.js';
  * The auth service of micro server.
  *
  * - Public: Token (id + secret, refresh token or API key → tokens), Login (user +
- *   password), Refresh, Inspect (token or API key → account), Keys (the JWKS).
- * - Any account: Scope (its own token, for one service of its namespace: see scoped.ts).
+ *   password), Refresh, Logout, Inspect (token or API key → account), Keys (the JWKS).
+ * - Any account: Scope (its own token, for one service of its namespace: see scoped.ts);
+ *   Revocations (what of the revocation list concerns its namespace).
  * - Own namespace, any account: ListRules (services need them to check their callers),
  *   CreateKey / ListKeys / RevokeKey for one's own keys, SetPassword for one's own.
  * - Scope `admin` of the namespace (or an admin of micro): accounts, rules, everyone's keys.
  * - Admins of micro: RotateKeys.
  *
  * Wrong secrets and passwords (Token, Login, SetPassword's current one) are throttled per
- * account: see LoginThrottle.
+ * account and source, and per source: see LoginThrottle.
+ *
+ * Every access token names its session (`sid`): the refresh family of a login, `key:<id>`
+ * for an API key, a fresh id per id/secret exchange. Deleting, disabling or changing an
+ * account, a new password, revoking a key, Logout and a reused refresh token add
+ * revocation entries (revocations.ts) that every verifier checks at once; `Revocations`
+ * streams them to the services of other processes.
  */
-export function authHandlers(accounts: AuthAccounts, tokens: AuthTokens, throttle = new LoginThrottle()): Handlers<typeof authApi> {
+export function authHandlers(accounts: AuthAccounts, tokens: AuthTokens, throttle = new LoginThrottle(), feed: RevocationFeedOptions = {}): Handlers<typeof authApi> {
   /**
    * An access token, and for people (user accounts) a refresh token: services and API
    * keys hold their credentials and simply exchange them again.
    */
   const grant = async (account: Account, session = account.type === 'user') => {
-    const { token, expiresAt } = await tokens.issue(account);
-    return session ? { token, expiresAt, account, ...(await accounts.sessions.start(account)) } : { token, expiresAt, account };
+    if (!session) return { ...(await tokens.issue(account)), account };
+    const { refreshToken, refreshExpiresAt, session: sid } = await accounts.sessions.start(account);
+    return { ...(await tokens.issue(account, sid)), account, refreshToken, refreshExpiresAt };
   };
 
   const refresh = async (refreshToken: string) => {
-    const { account, refreshToken: next, refreshExpiresAt } = await accounts.sessions.rotate(refreshToken);
-    const { token, expiresAt } = await tokens.issue(account);
+    const { account, refreshToken: next, refreshExpiresAt, session } = await Promise.resolve()
+      .then(() => accounts.sessions.rotate(refreshToken))
+      .catch(async (err: unknown) => {
+        // a reused refresh token ended its session: the access tokens of the thief (or of the owner) stop too
+        const ended = (err as { endedSession?: string }).endedSession;
+        if (ended) await accounts.revocations.add(revokeNow('session', ended));
+        throw err;
+      });
+    const { token, expiresAt } = await tokens.issue(account, session);
     return { token, expiresAt, account, refreshToken: next, refreshExpiresAt };
   };
 
@@ -47,24 +63,59 @@ export function authHandlers(accounts: AuthAccounts, tokens: AuthTokens, throttl
   };
 
   return {
-    Token: async ({ id, secret, namespace, refreshToken, apiKey }) => {
+    Token: async ({ id, secret, namespace, refreshToken, apiKey }, ctx) => {
       if (refreshToken !== undefined) return refresh(refreshToken);
       if (apiKey !== undefined) return apiKeyGrant(apiKey);
       const ns = namespace ?? 'micro';
-      const account = await throttle.attempt(ns, id as string, 'secret', () => accounts.verify(id as string, ns, secret as string));
+      const account = await throttle.attempt(
+        ns,
+        id as string,
+        sourceOf(ctx.peer),
+        'secret',
+        () => accounts.verify(id as string, ns, secret as string),
+        () => accounts.verifyGenerated(id as string, ns, secret as string),
+      );
       if (!account) throw errors.Unauthorized('auth', `wrong id or secret for ${id} in namespace ${ns}`);
       return grant(account);
     },
 
-    Login: async ({ id, password, namespace }) => {
+    Login: async ({ id, password, namespace }, ctx) => {
       const ns = namespace ?? 'micro';
-      const account = await throttle.attempt(ns, id, 'password', () => accounts.verify(id, ns, password));
+      const account = await throttle.attempt(
+        ns,
+        id,
+        sourceOf(ctx.peer),
+        'password',
+        () => accounts.verify(id, ns, password),
+        () => accounts.verifyGenerated(id, ns, password),
+      );
       if (!account) throw errors.Unauthorized('auth', `wrong id or password for ${id} in namespace ${ns}`);
       if (account.type !== 'user') throw errors.Unauthorized('auth', `${id} is a ${account.type} account: it gets tokens with Token (id and secret), not Login`);
       return grant(account);
     },
 
     Refresh: ({ refreshToken }) => refresh(refreshToken),
+
+    Logout: async ({ refreshToken }, ctx) => {
+      if (refreshToken !== undefined) {
+        // a token not known (any more) is no error: logging out twice is fine
+        const session = await accounts.sessions.end(refreshToken);
+        if (session) await accounts.revocations.add(revokeNow('session', session));
+        return {};
+      }
+      // the session of the caller's own token (the dashboard keeps no refresh token)
+      const header = ctx.metadata.authorization;
+      if (!header) throw errors.BadRequest('auth', 'refreshToken: required without an authorization: Bearer <token> to log out of');
+      const { claims } = await tokens.verifyClaims(bearerToken(header, 'auth'));
+      if (!claims.sid) throw errors.BadRequest('auth', 'this token names no session: get a new one and log out with it');
+      // an API key's session is the key: revoking it is RevokeKey's business
+      if (claims.sid.startsWith('key:')) throw errors.BadRequest('auth', 'a token of an API key is ended by revoking the key (RevokeKey)');
+      await accounts.sessions.endSession(claims.sid);
+      await accounts.revocations.add(revokeNow('session', claims.sid));
+      return {};
+    },
+
+    Revocations: (_req, ctx) => revocationFeed(tokens.revocations, tokens.maxTtl, caller(ctx), ctx.signal, feed),
 
     Inspect: async ({ token }) => {
       // a JWT has three parts; an API key is <keyId>.<secret>
@@ -96,8 +147,22 @@ export function authHandlers(accounts: AuthAccounts, tokens: AuthTokens, throttl
     ListAccounts: ({ namespace, limit, after }, ctx) => accounts.list(adminNamespaceFor(ctx, namespace), limit ?? 100, after ?? ''),
 
     DeleteAccount: async ({ id, namespace }, ctx) => {
-      await accounts.delete(id, adminNamespaceFor(ctx, namespace));
+      const ns = adminNamespaceFor(ctx, namespace);
+      await accounts.delete(id, ns);
+      // its tokens stop now, not when they expire
+      await accounts.revocations.add(revokeNow('account', `${ns}/${id}`));
       return {};
+    },
+
+    UpdateAccount: async ({ id, disabled, scopes, namespace }, ctx) => {
+      const ns = adminNamespaceFor(ctx, namespace);
+      if (id === 'admin' && ns === 'micro' && (disabled || (scopes && !scopes.includes('admin')))) {
+        throw errors.Forbidden('auth', 'the admin account of micro cannot be disabled or lose scope admin');
+      }
+      const account = await accounts.update(id, ns, { disabled, scopes: scopes && dedupe(scopes) });
+      // its tokens carry what it was: they stop now (a new login gets what it is)
+      await accounts.revocations.add(revokeNow('account', `${ns}/${id}`));
+      return { account };
     },
 
     SetPassword: async ({ id, current, password, namespace }, ctx) => {
@@ -108,11 +173,13 @@ export function authHandlers(accounts: AuthAccounts, tokens: AuthTokens, throttl
       const own = target === me.id && ns === me.issuer;
       if (own) {
         if (current === undefined) throw errors.BadRequest('auth', 'current: required to change your own password');
-        if (!(await throttle.attempt(ns, me.id, 'password', () => accounts.verify(me.id, ns, current)))) throw errors.Forbidden('auth', 'current: the current password is wrong');
+        if (!(await throttle.attempt(ns, me.id, sourceOf(ctx.peer), 'password', () => accounts.verify(me.id, ns, current)))) throw errors.Forbidden('auth', 'current: the current password is wrong');
       } else if (!isNamespaceAdmin(me, ns)) {
         throw errors.Forbidden('auth', `only an admin of namespace ${ns} may set the password of another account`);
       }
       await accounts.setPassword(target, ns, password);
+      // its sessions ended: the access tokens they gave stop too (the caller's own included)
+      await accounts.revocations.add(revokeNow('account', `${ns}/${target}`));
       return {};
     },
 
@@ -155,6 +222,8 @@ export function authHandlers(accounts: AuthAccounts, tokens: AuthTokens, throttl
       // another's key is as unknown as a missing one: nothing tells it exists
       if (!key || key.namespace !== ns || (key.account !== me.id && !isNamespaceAdmin(me, ns))) throw errors.NotFound('auth', `no API key ${id} of yours in namespace ${ns}`);
       await accounts.keys.revoke(id);
+      // the access tokens it was exchanged for (sid key:<id>) stop now
+      await accounts.revocations.add(revokeNow('session', `key:${id}`));
       return {};
     },
   };

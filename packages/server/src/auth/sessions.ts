@@ -47,7 +47,7 @@ export class Sessions {
   }
 
   /** Starts a session (a new chain) for an account. */
-  start(account: Account): { refreshToken: string; refreshExpiresAt: number } {
+  start(account: Account): { refreshToken: string; refreshExpiresAt: number; session: string } {
     return this.db.transaction(() => {
       this.st.prune.run(Date.now());
       const families = this.st.families.all(account.issuer, account.id);
@@ -56,16 +56,16 @@ export class Sessions {
     })();
   }
 
-  private issue(namespace: string, id: string, family: string): { refreshToken: string; refreshExpiresAt: number } {
+  private issue(namespace: string, id: string, family: string): { refreshToken: string; refreshExpiresAt: number; session: string } {
     const token = `mrt_${randomBytes(32).toString('base64url')}`;
     const now = Date.now();
     const expiresAt = now + this.ttl * 1000;
     this.st.insert.run(this.hash(token), family, namespace, id, now, expiresAt);
-    return { refreshToken: token, refreshExpiresAt: Math.floor(expiresAt / 1000) };
+    return { refreshToken: token, refreshExpiresAt: Math.floor(expiresAt / 1000), session: family };
   }
 
   /** Exchanges a refresh token for the next one of its chain; a 401 that says why otherwise. */
-  rotate(token: string): { account: Account; refreshToken: string; refreshExpiresAt: number } {
+  rotate(token: string): { account: Account; refreshToken: string; refreshExpiresAt: number; session: string } {
     const refused = (why: string) => errors.Unauthorized('auth', `refresh token refused: ${why}`);
     if (!REFRESH_FORMAT.test(token)) throw refused('not a refresh token');
     const hash = this.hash(token);
@@ -74,7 +74,7 @@ export class Sessions {
       if (!row) return { error: 'unknown (revoked, or never issued) — log in again' };
       if (row.used_at !== null) {
         this.st.dropFamily.run(row.family);
-        return { error: 'it was used before, so it may have been stolen: the session is revoked — log in again' };
+        return { error: 'it was used before, so it may have been stolen: the session is revoked — log in again', ended: row.family };
       }
       if (row.expires_at <= Date.now()) {
         this.st.dropFamily.run(row.family);
@@ -88,8 +88,21 @@ export class Sessions {
       this.st.use.run(Date.now(), hash);
       return { account, ...this.issue(row.namespace, row.account, row.family) };
     })();
-    if ('error' in outcome) throw refused(outcome.error as string);
+    if ('error' in outcome) throw Object.assign(refused(outcome.error as string), { endedSession: 'ended' in outcome ? outcome.ended : undefined });
     return outcome;
+  }
+
+  /** Ends the session of a refresh token, used or not (logout): its id, or undefined when it is not known. */
+  end(token: string): string | undefined {
+    if (!REFRESH_FORMAT.test(token)) return undefined;
+    const row = this.st.get.get(this.hash(token));
+    if (!row) return undefined;
+    this.st.dropFamily.run(row.family);
+    return row.family;
+  }
+
+  endSession(session: string): void {
+    this.st.dropFamily.run(session);
   }
 
   /** Ends every session of an account (new password, reset admin). */

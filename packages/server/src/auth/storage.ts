@@ -1,4 +1,4 @@
-import type { Account, AccountInfo, Jwks, KeyInfo, Rule } from '@micro/sdk';
+import type { AccessClaims, Account, AccountInfo, Jwks, KeyInfo, Revocation, RevocationList, Rule } from '@micro/sdk';
 import type { NewAccount } from './accounts.js';
 import type { StoredRule } from './rules.js';
 
@@ -22,10 +22,26 @@ export interface ApiKeyStorage {
   revoke(keyId: string): MaybePromise<boolean>;
 }
 
+/** `session`: the id of the session (refresh family), the `sid` of the access tokens issued with it */
 export interface SessionStorage {
-  start(account: Account): MaybePromise<{ refreshToken: string; refreshExpiresAt: number }>;
-  rotate(token: string): MaybePromise<{ account: Account; refreshToken: string; refreshExpiresAt: number }>;
+  start(account: Account): MaybePromise<{ refreshToken: string; refreshExpiresAt: number; session: string }>;
+  /** A refusal that ended a session (a reused token: stolen?) names it in the error's `endedSession`, so its access tokens can be revoked. */
+  rotate(token: string): MaybePromise<{ account: Account; refreshToken: string; refreshExpiresAt: number; session: string }>;
+  /** Ends the session of a refresh token (logout): its session id, or undefined for a token not known (any more). */
+  end(token: string): MaybePromise<string | undefined>;
+  /** Ends a session by its id (the sid of its access tokens): its refresh tokens go. */
+  endSession(session: string): MaybePromise<void>;
   revokeAccount(id: string, namespace: string): MaybePromise<void>;
+}
+
+/**
+ * The revocation list of auth (see sdk auth/revocations.ts), kept durable: `add` stores an
+ * entry (SQLite; Postgres, announced to every node) and puts it in `list` before it
+ * returns, so every verifier of this process refuses the token at once.
+ */
+export interface RevocationStorage {
+  readonly list: RevocationList;
+  add(r: Revocation): MaybePromise<void>;
 }
 
 export interface RuleStorage {
@@ -39,18 +55,27 @@ export interface AuthAccounts {
   readonly keys: ApiKeyStorage;
   readonly sessions: SessionStorage;
   readonly rules: RuleStorage;
+  readonly revocations: RevocationStorage;
   ensureNamespace(namespace: string): MaybePromise<void>;
   get(id: string, namespace: string): MaybePromise<Account | undefined>;
   info(id: string, namespace: string): MaybePromise<AccountInfo | undefined>;
   create(spec: NewAccount): Promise<{ account: AccountInfo; secret?: string }>;
   list(namespace: string, limit?: number, after?: string): MaybePromise<{ accounts: AccountInfo[]; next?: string }>;
   delete(id: string, namespace: string): MaybePromise<void>;
+  /** Disables (ending its sessions) or enables an account, or replaces its scopes; a 404 when it does not exist. */
+  update(id: string, namespace: string, change: { disabled?: boolean; scopes?: string[] }): MaybePromise<AccountInfo>;
   /** A new secret for the admin of `micro` (the account is made when missing), returned once. */
   createAdmin(): MaybePromise<{ id: string; secret: string }>;
   issueServiceSecret(service: string, namespace: string): MaybePromise<{ id: string; secret: string }>;
   /** Forgets the secrets this node's runtime handed to its instances. */
   dropServiceSecrets(): MaybePromise<void>;
   verify(id: string, namespace: string, secret: string): Promise<Account | undefined>;
+  /**
+   * The account when `secret` is one the server generated for it (a service's, admin.json's,
+   * a generated one): one keyed hash, no scrypt; undefined otherwise (then `verify` decides).
+   * Such secrets cannot be guessed, so this check needs no throttle (see throttle.ts).
+   */
+  verifyGenerated(id: string, namespace: string, secret: string): MaybePromise<Account | undefined>;
   setPassword(id: string, namespace: string, password: string): Promise<void>;
   close(): MaybePromise<void>;
 }
@@ -64,9 +89,16 @@ export interface AuthTokens {
   rotate(): MaybePromise<string>;
   /** The public keys, current and previous. */
   jwks(): MaybePromise<Jwks>;
-  issue(account: Account): Promise<{ token: string; expiresAt: number }>;
-  /** The account a token speaks for; a 401 (TokenError) otherwise. */
+  /** seconds: tokens claiming a longer life are refused */
+  readonly maxTtl: number;
+  /** what verify checks tokens against */
+  readonly revocations: RevocationList;
+  /** A token of session `sid` (default: `key:<id>` for API keys, else a fresh one). */
+  issue(account: Account, sid?: string): Promise<{ token: string; expiresAt: number }>;
+  /** The account a token speaks for; a 401 (TokenError) otherwise (also for a revoked or too long-lived one). */
   verify(token: string): Promise<Account>;
   /** A general token that `verify` accepts, scoped to one service (`<namespace>/<service>`): see scoped.ts. */
   scope(token: string, audience: string): Promise<{ token: string; expiresAt: number }>;
+  /** verify, with the token's claims (e.g. its `sid`, which a token minted from it keeps). */
+  verifyClaims(token: string): Promise<{ account: Account; claims: AccessClaims }>;
 }

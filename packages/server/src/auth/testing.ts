@@ -63,7 +63,8 @@ export function actingAs(account: Account): HandlerMiddleware {
 export async function startAuthHarness(options: { tokens?: TokensOptions } = {}): Promise<AuthHarness> {
   const home = mkdtempSync(join(tmpdir(), 'micro-auth-'));
   const accounts = new Accounts(join(home, 'auth.db'), { scrypt: { N: 1024 } });
-  const tokens = await Tokens.load(join(home, 'jwt-keys.json'), options.tokens);
+  const tokens = await Tokens.load(join(home, 'jwt-keys.json'), { ...options.tokens, revocations: accounts.revocations.list });
+  accounts.revocations.load();
   return harness(home, accounts, tokens, async () => {
     accounts.close();
     rmSync(home, { recursive: true, force: true });

@@ -1,5 +1,5 @@
 import { createPrivateKey, generateKeyPairSync, randomBytes, randomUUID, type KeyObject } from 'node:crypto';
-import { KeySet, readJson, signJwt, writeJsonDurable, accountOf, type Account, type Jwks, type PublicJwk } from '@micro/sdk';
+import { KeySet, readJson, signJwt, writeJsonDurable, accountOf, admitClaims, CLOCK_LEEWAY, RevocationList, type AccessClaims, type Account, type Jwks, type PublicJwk } from '@micro/sdk';
 import type { AuthTokens } from './storage.js';
 import { signScoped } from './scoped.js';
 
@@ -21,6 +21,22 @@ export interface TokensOptions {
   ttl?: number;
   /** ms a signing key is used before a new one replaces it (default 24 h) */
   rotateEvery?: number;
+  /**
+   * seconds: a validly signed token whose exp - iat is longer is refused (default: ttl;
+   * MICRO_AUTH_TOKEN_MAX_TTL). At least ttl.
+   */
+  maxTtl?: number;
+  /** the revocation list verify checks (default: a new, empty one; the server gives auth storage's) */
+  revocations?: RevocationList;
+}
+
+/** maxTtl of the options, checked against ttl; the list keeps its entries that long. */
+export function tokenLimits(options: TokensOptions, ttl: number): { maxTtl: number; revocations: RevocationList } {
+  const maxTtl = options.maxTtl ?? ttl;
+  if (maxTtl < ttl) throw new Error(`MICRO_AUTH_TOKEN_MAX_TTL (${maxTtl} s) is shorter than the access-token lifetime (${ttl} s): the server's own tokens would be refused`);
+  const revocations = options.revocations ?? new RevocationList();
+  revocations.keepFor = Math.max(revocations.keepFor, maxTtl + CLOCK_LEEWAY);
+  return { maxTtl, revocations };
 }
 
 export interface StoredKey {
@@ -49,6 +65,8 @@ export class Tokens implements AuthTokens {
   private readonly ttl: number;
   private readonly rotateEvery: number;
   private readonly cache = new VerifiedTokens();
+  readonly maxTtl: number;
+  readonly revocations: RevocationList;
 
   private constructor(
     private readonly path: string,
@@ -57,6 +75,7 @@ export class Tokens implements AuthTokens {
   ) {
     this.ttl = options.ttl ?? ACCESS_TTL;
     this.rotateEvery = options.rotateEvery ?? ROTATE_EVERY;
+    ({ maxTtl: this.maxTtl, revocations: this.revocations } = tokenLimits(options, this.ttl));
     this.file = file ?? { version: 2, keys: [] };
     const current = this.file.keys.find((k) => k.privateJwk && !k.retiredAt);
     if (!current) this.rotate();
@@ -132,21 +151,31 @@ export class Tokens implements AuthTokens {
     return this.jwksCache;
   }
 
-  async issue(account: Account): Promise<{ token: string; expiresAt: number }> {
+  async issue(account: Account, sid?: string): Promise<{ token: string; expiresAt: number }> {
     const current = this.file.keys.find((k) => k.kid === this.signing.kid);
     if (current && Date.now() - current.createdAt >= this.rotateEvery) this.rotate();
-    return signAccessToken(account, this.ttl, this.signing);
+    const session = sid ?? defaultSid(account);
+    return signAccessToken(account, this.ttl, this.signing, session, issuedAt(this.revocations, account, session));
   }
 
-  /** The account a token speaks for; a 401 (TokenError) for a token that is forged, expired or malformed. */
+  /** The account a token speaks for; a 401 (TokenError) for a token that is forged, expired, too long-lived, revoked or malformed. */
   async verify(token: string): Promise<Account> {
+    return (await this.verifyClaims(token)).account;
+  }
+
+  /** verify, with the token's claims (its sid, to mint a token of the same session). */
+  async verifyClaims(token: string): Promise<{ account: Account; claims: AccessClaims }> {
     const now = Date.now() / 1000;
     const hit = this.cache.get(token, now);
-    if (hit) return hit;
+    if (hit) {
+      admitClaims(hit.claims, this.revocations, this.maxTtl, 'auth');
+      return hit;
+    }
     const claims = this.keySet.verify(token, 'auth', now);
+    admitClaims(claims, this.revocations, this.maxTtl, 'auth');
     const account = accountOf(claims);
-    this.cache.set(token, account, claims.exp);
-    return account;
+    this.cache.set(token, account, claims);
+    return { account, claims };
   }
 
   async scope(token: string, audience: string): Promise<{ token: string; expiresAt: number }> {
@@ -168,26 +197,53 @@ export function newSigningKey(now: number): StoredKey & { privateJwk: Record<str
   };
 }
 
-/** An access token for an account, valid `ttl` seconds. */
-export function signAccessToken(account: Account, ttl: number, key: { kid: string; privateKey: KeyObject }): { token: string; expiresAt: number } {
-  const iat = Math.floor(Date.now() / 1000);
+/**
+ * The session a token is issued for when the caller names none: `key:<id>` for what an API
+ * key acts as (revoking the key ends its tokens), else a fresh id (one credential exchange).
+ */
+export function defaultSid(account: Account): string {
+  const key = account.type === 'apikey' ? account.metadata?.key : undefined;
+  return key ? `key:${key}` : `x:${randomUUID()}`;
+}
+
+/** An access token for an account, valid `ttl` seconds, of session `sid` (see defaultSid). */
+export function signAccessToken(
+  account: Account,
+  ttl: number,
+  key: { kid: string; privateKey: KeyObject },
+  sid = defaultSid(account),
+  iat = Math.floor(Date.now() / 1000),
+): { token: string; expiresAt: number } {
   const expiresAt = iat + ttl;
-  const claims = { sub: account.id, iss: account.issuer, iat, exp: expiresAt, jti: randomUUID(), typ: account.type, scopes: account.scopes, ...(account.metadata ? { md: account.metadata } : {}) };
+  const claims = { sub: account.id, iss: account.issuer, iat, exp: expiresAt, jti: randomUUID(), sid, typ: account.type, scopes: account.scopes, ...(account.metadata ? { md: account.metadata } : {}) };
   return { token: signJwt(claims, key), expiresAt };
+}
+
+/**
+ * When a token issued now says it was issued: now, or just after a revocation of its account
+ * or session made in this same second (iat has whole seconds, and a revocation kills what
+ * was issued up to its second): so a login right after an account is enabled again is not
+ * born dead. At most a second ahead, well inside the verifiers' clock leeway.
+ */
+export function issuedAt(revocations: RevocationList, account: Account, sid: string): number {
+  const now = Math.floor(Date.now() / 1000);
+  const r = revocations.match({ sub: account.id, iss: account.issuer, sid, jti: '', iat: now });
+  return r ? r.before + 1 : now;
 }
 
 /** Verified tokens by their text until they expire (bounded): the hot path verifies each token once. */
 export class VerifiedTokens {
-  private readonly map = new Map<string, { account: Account; exp: number }>();
+  private readonly map = new Map<string, { account: Account; claims: AccessClaims }>();
 
-  get(token: string, now: number): Account | undefined {
+  /** the account and claims of a token verified before (revocation is checked on every use, by the caller) */
+  get(token: string, now: number): { account: Account; claims: AccessClaims } | undefined {
     const hit = this.map.get(token);
-    return hit && hit.exp > now ? hit.account : undefined;
+    return hit && hit.claims.exp > now ? hit : undefined;
   }
 
-  set(token: string, account: Account, exp: number): void {
+  set(token: string, account: Account, claims: AccessClaims): void {
     if (this.map.size >= 1000) this.map.clear();
-    this.map.set(token, { account, exp });
+    this.map.set(token, { account, claims });
   }
 
   clear(): void {

@@ -67,6 +67,21 @@ export interface GatewayOptions {
   dashboardDir?: string | false;
 }
 
+/** MICRO_GATEWAY_TRUST_PROXY set: the gateway is behind a proxy that appends the client's address to X-Forwarded-For */
+const TRUST_PROXY = !!process.env.MICRO_GATEWAY_TRUST_PROXY;
+
+/**
+ * The HTTP client's address for the services called in this process (`ctx.peer`, the
+ * source auth throttles wrong secrets by): the socket's peer; with MICRO_GATEWAY_TRUST_PROXY
+ * the last X-Forwarded-For entry (the one the trusted proxy added; earlier ones are the
+ * client's to make up).
+ */
+export function peerOf(req: IncomingMessage, trustProxy = TRUST_PROXY): string {
+  const forwarded = trustProxy ? req.headers['x-forwarded-for'] : undefined;
+  const last = typeof forwarded === 'string' ? forwarded.split(',').pop()?.trim() : undefined;
+  return `tcp:${last || req.socket.remoteAddress || ''}`;
+}
+
 export const DEFAULT_GATEWAY_ADDRESS = 'tcp://127.0.0.1:8080';
 const ID = 'gateway';
 const SERVICE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -143,6 +158,7 @@ export class Gateway {
   private readonly openStreams = new Map<string, number>();
   /** what ends each open stream when the gateway closes */
   private readonly streamClosers = new Set<() => void>();
+  private readonly unsubscribeRevocations: () => void;
   private boundUrl: string | undefined;
   private dashboardDir: string | undefined;
 
@@ -157,6 +173,13 @@ export class Gateway {
     this.rulesTtl = options.rulesTtl ?? 1_000;
     this.maxStreams = options.maxStreams ?? 100;
     this.streamLimits = { ...DEFAULT_STREAM_LIMITS, ...options.streamLimits };
+    // a cached token of an API key, and the scoped copies of any token, may have been
+    // revoked (its account's scopes changed, a new password, a logout): mint afresh
+    this.unsubscribeRevocations = options.tokens.revocations.subscribe(() => {
+      this.keyTokens.clear();
+      this.scopedTokens.clear();
+      this.scopedCount = 0;
+    });
     this.wss = new WebSocketServer({
       noServer: true,
       clientTracking: false,
@@ -223,6 +246,7 @@ export class Gateway {
 
   /** Stops listening; calls in flight get up to `graceMs` to finish. */
   async close(graceMs = 2_000): Promise<void> {
+    this.unsubscribeRevocations();
     if (!this.server.listening) return;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
@@ -319,7 +343,7 @@ export class Gateway {
     const tp = req.headers.traceparent;
     if (!tracing) {
       const parent = tp === undefined ? undefined : remoteParent(tp);
-      const result = await call.client.invoke(prepared, request, { timeout: this.timeout, metadata: call.metadata, parent });
+      const result = await call.client.invoke(prepared, request, { timeout: this.timeout, metadata: call.metadata, parent, peer: call.peer });
       send(res, 200, result === undefined ? null : result);
       stats?.observe(namespace, service, ep.name, 200, started);
       return;
@@ -328,7 +352,7 @@ export class Gateway {
     res.setHeader('traceresponse', span.traceparent());
     let result: unknown;
     try {
-      result = await call.client.invoke(prepared, request, { timeout: this.timeout, metadata: call.metadata, parent: span.parent() });
+      result = await call.client.invoke(prepared, request, { timeout: this.timeout, metadata: call.metadata, parent: span.parent(), peer: call.peer });
     } catch (err) {
       span.end(err);
       throw err;
@@ -374,7 +398,7 @@ export class Gateway {
     let token = account ? this.forwardToken(req, account, home, service) : undefined;
     if (token !== undefined && typeof token !== 'string') token = await token;
     const metadata: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
-    return { call: { service, endpoint: ep, client: this.client(home), metadata, timeout: this.timeout }, key, namespace };
+    return { call: { service, endpoint: ep, client: this.client(home), metadata, timeout: this.timeout, peer: peerOf(req) }, key, namespace };
   }
 
   /** parsePath, remembered for up to 10,000 valid paths */

@@ -19,6 +19,8 @@ export interface StreamCall {
   metadata: Record<string, string>;
   /** ms a unary call may take */
   timeout: number;
+  /** the HTTP client's address, for services served in this process (CallOptions.peer) */
+  peer?: string;
 }
 
 export interface StreamLimits {
@@ -187,7 +189,7 @@ export function serveWebSocket(ws: WebSocket, call: StreamCall, limits: StreamLi
   };
 
   const run = async (): Promise<void> => {
-    const options = { metadata: call.metadata, signal: abort.signal };
+    const options = { metadata: call.metadata, signal: abort.signal, peer: call.peer };
     if (kind === 'unary') {
       const request = await firstRequest;
       if (done) return;
@@ -233,7 +235,7 @@ export function wantsEventStream(req: IncomingMessage): boolean {
 export async function serveEventStream(req: IncomingMessage, res: ServerResponse, call: StreamCall, request: unknown, limits: StreamLimits = DEFAULT_STREAM_LIMITS): Promise<void> {
   const { service, endpoint: ep, client } = call;
   const abort = new AbortController();
-  const stream = client.stream(service, ep.name, 'server', request, { metadata: call.metadata, signal: abort.signal }) as ResponseStream<unknown>;
+  const stream = client.stream(service, ep.name, 'server', request, { metadata: call.metadata, signal: abort.signal, peer: call.peer }) as ResponseStream<unknown>;
   let gone = false;
   res.once('close', () => {
     gone = true;

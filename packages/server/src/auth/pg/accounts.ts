@@ -1,14 +1,15 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import { compareRules, DEFAULT_RULE, errors, type Account, type AccountInfo, type KeyInfo, type Rule } from '@micro/sdk';
+import { compareRules, DEFAULT_RULE, errors, type Account, type AccountInfo, type KeyInfo, type Revocation, type RevocationList, type Rule } from '@micro/sdk';
 import type { Postgres } from '../../postgres/index.js';
-import { LIMITS, toAccount, type AccountRow, type NewAccount } from '../accounts.js';
+import { LIMITS, toAccount, toInfo, type AccountRow, type NewAccount } from '../accounts.js';
 import type { SecretHasher, StoredSecret } from '../crypto.js';
 import { info, KEY_FORMAT, KEY_PREFIX, keyAccount, MAX_KEYS_PER_ACCOUNT, type KeyRow } from '../keys.js';
 import { checkNewRule, toRule, type RuleRow, type StoredRule } from '../rules.js';
 import { MAX_SESSIONS, REFRESH_FORMAT, REFRESH_TTL, type RefreshRow } from '../sessions.js';
 import type { ApiKeyStorage, AuthAccounts, RuleStorage, SessionStorage } from '../storage.js';
 import type { AuthCache } from './cache.js';
+import { PgRevocations } from './revocations.js';
 
 /**
  * The accounts, API keys, sessions and rules of auth in PostgreSQL: the same behaviour as
@@ -30,7 +31,7 @@ export interface Q {
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<pg.QueryResult<R>>;
 }
 
-export type Change = { t: 'rules'; ns: string } | { t: 'key'; id: string } | { t: 'account'; ns: string; id: string } | { t: 'signing' };
+export type Change = { t: 'rules'; ns: string } | { t: 'key'; id: string } | { t: 'account'; ns: string; id: string } | { t: 'signing' } | { t: 'revoke'; r: Revocation };
 
 // the first key of auth's advisory locks (the second: a hash of what is locked)
 export const AUTH_LOCK = 0x61757468; // "auth"
@@ -44,6 +45,7 @@ export interface Tables {
   refresh: string;
   rules: string;
   signing: string;
+  revocations: string;
 }
 
 export function tables(schema: string): Tables {
@@ -56,6 +58,7 @@ export function tables(schema: string): Tables {
     refresh: `${schema}.auth_refresh_tokens`,
     rules: `${schema}.auth_rules`,
     signing: `${schema}.auth_signing_keys`,
+    revocations: `${schema}.auth_revocations`,
   };
 }
 
@@ -68,6 +71,8 @@ export interface PgContext {
   /** this node (instance and admin secrets are its own) */
   node: string;
   channel: string;
+  /** this node's revocation list, which its Tokens verify against */
+  revoked: RevocationList;
 }
 
 /** Announces a change to every node (sent when the transaction of `q` commits). */
@@ -83,7 +88,7 @@ const num = (v: unknown): number => Number(v);
 const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 
 function accountRow(r: Record<string, unknown>): AccountRow {
-  return { namespace: r.namespace as string, id: r.id as string, type: r.type as string, scopes: r.scopes as string, metadata: r.metadata as string, created_at: num(r.created_at) };
+  return { namespace: r.namespace as string, id: r.id as string, type: r.type as string, scopes: r.scopes as string, metadata: r.metadata as string, created_at: num(r.created_at), disabled: r.disabled === true };
 }
 
 function keyRow(r: Record<string, unknown>): KeyRow {
@@ -120,6 +125,7 @@ export class PgAccounts implements AuthAccounts {
   readonly keys: PgApiKeys;
   readonly sessions: PgSessions;
   readonly rules: PgRules;
+  readonly revocations: PgRevocations;
 
   constructor(
     private readonly ctx: PgContext,
@@ -129,6 +135,7 @@ export class PgAccounts implements AuthAccounts {
     this.keys = new PgApiKeys(ctx, account);
     this.sessions = new PgSessions(ctx, account);
     this.rules = new PgRules(ctx);
+    this.revocations = new PgRevocations(ctx);
   }
 
   private get t(): Tables {
@@ -168,7 +175,8 @@ export class PgAccounts implements AuthAccounts {
 
   private async getWith(q: Q, id: string, namespace: string): Promise<Account | undefined> {
     const row = await getAccount(this.ctx, q, id, namespace);
-    return row && toAccount(row);
+    // a disabled account is as good as none for keys and sessions
+    return row && !row.disabled ? toAccount(row) : undefined;
   }
 
   get(id: string, namespace: string): Promise<Account | undefined> {
@@ -177,7 +185,22 @@ export class PgAccounts implements AuthAccounts {
 
   async info(id: string, namespace: string): Promise<AccountInfo | undefined> {
     const row = await getAccount(this.ctx, this.db, id, namespace);
-    return row && { ...toAccount(row), createdAt: row.created_at };
+    return row && toInfo(row);
+  }
+
+  async update(id: string, namespace: string, change: { disabled?: boolean; scopes?: string[] }): Promise<AccountInfo> {
+    const row = await this.db.transaction(async (c) => {
+      const { rows } = await c.query(
+        `UPDATE ${this.t.accounts} SET disabled = COALESCE($3, disabled), scopes = COALESCE($4, scopes) WHERE namespace = $1 AND id = $2 RETURNING *`,
+        [namespace, id, change.disabled ?? null, change.scopes ? JSON.stringify(change.scopes) : null],
+      );
+      if (!rows[0]) throw errors.NotFound('auth', `no account ${id} in namespace ${namespace}`);
+      if (change.disabled) await c.query(`DELETE FROM ${this.t.refresh} WHERE namespace = $1 AND account = $2`, [namespace, id]);
+      await announce(this.ctx, c, { t: 'account', ns: namespace, id });
+      return accountRow(rows[0]);
+    });
+    this.ctx.cache.dropAccount();
+    return toInfo(row);
   }
 
   async create(spec: NewAccount): Promise<{ account: AccountInfo; secret?: string }> {
@@ -224,8 +247,7 @@ export class PgAccounts implements AuthAccounts {
   async list(namespace: string, limit = 100, after = ''): Promise<{ accounts: AccountInfo[]; next?: string }> {
     const { rows } = await this.db.query(`SELECT * FROM ${this.t.accounts} WHERE namespace = $1 AND id > $2 ORDER BY id LIMIT $3`, [namespace, after, limit + 1]);
     const page = rows.slice(0, limit).map((r) => {
-      const row = accountRow(r);
-      return { ...toAccount(row), createdAt: row.created_at };
+      return toInfo(accountRow(r));
     });
     return rows.length > limit ? { accounts: page, next: page[page.length - 1]?.id } : { accounts: page };
   }
@@ -297,7 +319,15 @@ export class PgAccounts implements AuthAccounts {
       ? (await this.db.query<StoredSecret>(`SELECT kind, salt, hash FROM ${this.t.secrets} WHERE namespace = $1 AND account = $2 ORDER BY seq DESC`, [namespace, id])).rows
       : [];
     const ok = await this.ctx.hasher.matches(secret, secrets);
-    return ok && row ? toAccount(row) : undefined;
+    return ok && row && !row.disabled ? toAccount(row) : undefined;
+  }
+
+  async verifyGenerated(id: string, namespace: string, secret: string): Promise<Account | undefined> {
+    // the same reads for an id that does not exist: timing tells nothing
+    const row = await getAccount(this.ctx, this.db, id, namespace);
+    const { rows } = await this.db.query<StoredSecret>(`SELECT kind, salt, hash FROM ${this.t.secrets} WHERE namespace = $1 AND account = $2 AND kind = 'hmac'`, [namespace, id]);
+    const ok = rows.some((s) => this.ctx.hasher.keyedMatches(secret, s.hash));
+    return ok && row && !row.disabled ? toAccount(row) : undefined;
   }
 
   async setPassword(id: string, namespace: string, password: string): Promise<void> {
@@ -396,7 +426,7 @@ export class PgSessions implements SessionStorage {
     private readonly ttl = REFRESH_TTL,
   ) {}
 
-  async start(account: Account): Promise<{ refreshToken: string; refreshExpiresAt: number }> {
+  async start(account: Account): Promise<{ refreshToken: string; refreshExpiresAt: number; session: string }> {
     const t = this.ctx.t;
     return this.ctx.db.transaction(async (c) => {
       // the account's row serialises the sessions of one account
@@ -412,7 +442,7 @@ export class PgSessions implements SessionStorage {
     });
   }
 
-  private async issue(q: Q, namespace: string, id: string, family: string): Promise<{ refreshToken: string; refreshExpiresAt: number }> {
+  private async issue(q: Q, namespace: string, id: string, family: string): Promise<{ refreshToken: string; refreshExpiresAt: number; session: string }> {
     const token = `mrt_${randomBytes(32).toString('base64url')}`;
     const now = Date.now();
     const expiresAt = now + this.ttl * 1000;
@@ -424,10 +454,10 @@ export class PgSessions implements SessionStorage {
       now,
       expiresAt,
     ]);
-    return { refreshToken: token, refreshExpiresAt: Math.floor(expiresAt / 1000) };
+    return { refreshToken: token, refreshExpiresAt: Math.floor(expiresAt / 1000), session: family };
   }
 
-  async rotate(token: string): Promise<{ account: Account; refreshToken: string; refreshExpiresAt: number }> {
+  async rotate(token: string): Promise<{ account: Account; refreshToken: string; refreshExpiresAt: number; session: string }> {
     const refused = (why: string) => errors.Unauthorized('auth', `refresh token refused: ${why}`);
     if (!REFRESH_FORMAT.test(token)) throw refused('not a refresh token');
     const hash = this.ctx.hasher.keyed(token);
@@ -440,7 +470,7 @@ export class PgSessions implements SessionStorage {
       if (!row) return { error: 'unknown (revoked, or never issued) — log in again' };
       if (row.used_at !== null) {
         await dropFamily();
-        return { error: 'it was used before, so it may have been stolen: the session is revoked — log in again' };
+        return { error: 'it was used before, so it may have been stolen: the session is revoked — log in again', ended: row.family };
       }
       if (row.expires_at <= Date.now()) {
         await dropFamily();
@@ -454,8 +484,21 @@ export class PgSessions implements SessionStorage {
       await c.query(`UPDATE ${t.refresh} SET used_at = $1 WHERE hash = $2 AND used_at IS NULL`, [Date.now(), hash]);
       return { account, ...(await this.issue(c, row.namespace, row.account, row.family)) };
     });
-    if ('error' in outcome) throw refused(outcome.error as string);
+    if ('error' in outcome) throw Object.assign(refused(outcome.error as string), { endedSession: 'ended' in outcome ? outcome.ended : undefined });
     return outcome;
+  }
+
+  async end(token: string): Promise<string | undefined> {
+    if (!REFRESH_FORMAT.test(token)) return undefined;
+    const t = this.ctx.t;
+    const { rows } = await this.ctx.db.query<{ family: string }>(`DELETE FROM ${t.refresh} WHERE family = (SELECT family FROM ${t.refresh} WHERE hash = $1) RETURNING family`, [
+      this.ctx.hasher.keyed(token),
+    ]);
+    return rows[0]?.family;
+  }
+
+  async endSession(session: string): Promise<void> {
+    await this.ctx.db.query(`DELETE FROM ${this.ctx.t.refresh} WHERE family = $1`, [session]);
   }
 
   async revokeAccount(id: string, namespace: string): Promise<void> {

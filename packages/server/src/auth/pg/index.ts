@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { BackoffOptions, Logger } from '@micro/sdk';
+import { RevocationList, type BackoffOptions, type Logger } from '@micro/sdk';
 import { migrate, openPostgres, type Postgres } from '../../postgres/index.js';
 import { Sealer, SecretHasher } from '../crypto.js';
 import type { TokensOptions } from '../tokens.js';
@@ -8,6 +8,7 @@ import { AuthCache } from './cache.js';
 import { Notifier } from './notifier.js';
 import { AUTH_MIGRATIONS } from './schema.js';
 import { PgTokens } from './tokens.js';
+import { PgRevocations } from './revocations.js';
 
 export { PgAccounts, PgApiKeys, PgRules, PgSessions } from './accounts.js';
 export { PgTokens } from './tokens.js';
@@ -64,6 +65,8 @@ export async function openPgAuth(options: PgAuthOptions): Promise<PgAuth> {
     const hmacKey = await sealedMeta(db, t.meta, sealer, 'hmac_key', () => randomBytes(32));
     const channel = `${options.prefix}_auth`;
     let onChange: (c: Change) => void = () => undefined;
+    const revoked = new RevocationList();
+    let syncRevocations: () => Promise<void> = async () => undefined;
     const cache = new AuthCache(() => notifier?.listening ?? false, options.cacheTtl ?? 30_000);
     notifier = new Notifier(
       options.url,
@@ -80,26 +83,38 @@ export async function openPgAuth(options: PgAuthOptions): Promise<PgAuth> {
         up: () => {
           cache.clear();
           tokens?.reload().catch(() => undefined);
+          syncRevocations().catch(() => undefined);
         },
         down: () => cache.clear(),
       },
       options.logger,
     );
     await notifier.start();
-    const ctx: PgContext = { db, t, hasher: new SecretHasher(hmacKey, options.scrypt?.N), cache, node: options.node, channel };
-    tokens = await PgTokens.open(ctx, sealer, options.tokens, options.logger);
+    const ctx: PgContext = { db, t, hasher: new SecretHasher(hmacKey, options.scrypt?.N), cache, node: options.node, channel, revoked };
+    tokens = await PgTokens.open(ctx, sealer, { ...options.tokens, revocations: revoked }, options.logger);
     const tk = tokens;
+    const revocations = new PgRevocations(ctx);
+    syncRevocations = () => revocations.sync();
+    await revocations.sync();
+    revocations.watch(() => notifier?.listening ?? false);
+    // a revocation made elsewhere while this node does not LISTEN is read within a second
+    const poll = setInterval(() => {
+      if (!notifier?.listening) revocations.sync().catch(() => undefined);
+    }, 1_000);
+    poll.unref();
     onChange = (c) => {
       if (c.t === 'rules') cache.dropRules(c.ns);
       else if (c.t === 'key') cache.dropKey(c.id);
       else if (c.t === 'account') cache.dropAccount();
       else if (c.t === 'signing') tk.reload().catch(() => undefined);
+      else if (c.t === 'revoke') revoked.add(c.r);
       else cache.clear();
     };
     const n = notifier;
     let closed: Promise<void> | undefined;
     const close = () =>
       (closed ??= (async () => {
+        clearInterval(poll);
         tk.stop();
         await n.close();
         await db.close();

@@ -81,4 +81,22 @@ CREATE TABLE auth_signing_keys (
 );
 `,
   },
+  {
+    version: 2,
+    description: 'auth: the revocation list (entries live as long as the tokens they can match)',
+    up: `
+CREATE TABLE auth_revocations (
+  kind text NOT NULL CHECK (kind IN ('account', 'session', 'token')),
+  id text NOT NULL,
+  before bigint NOT NULL,
+  PRIMARY KEY (kind, id)
+);
+CREATE INDEX auth_revocations_before ON auth_revocations (before);
+`,
+  },
+  {
+    version: 3,
+    description: 'auth: accounts can be disabled',
+    up: `ALTER TABLE auth_accounts ADD COLUMN disabled boolean NOT NULL DEFAULT false;`,
+  },
 ];

@@ -1,9 +1,9 @@
 import { createPrivateKey, type KeyObject } from 'node:crypto';
-import { accountOf, errors, KeySet, TokenError, type Account, type Jwks, type Logger, type PublicJwk } from '@micro/sdk';
+import { accountOf, admitClaims, errors, KeySet, TokenError, type AccessClaims, type Account, type Jwks, type Logger, type PublicJwk, type RevocationList } from '@micro/sdk';
 import type { Sealer } from '../crypto.js';
 import type { AuthTokens } from '../storage.js';
 import { signScoped } from '../scoped.js';
-import { ACCESS_TTL, newSigningKey, signAccessToken, VerifiedTokens, type TokensOptions } from '../tokens.js';
+import { ACCESS_TTL, defaultSid, issuedAt, newSigningKey, signAccessToken, tokenLimits, VerifiedTokens, type TokensOptions } from '../tokens.js';
 import { announce, AUTH_LOCK, type PgContext } from './accounts.js';
 
 /**
@@ -42,6 +42,9 @@ export class PgTokens implements AuthTokens {
   private scheduled: Promise<void> | undefined;
   private lastReload = 0;
   private readonly timer: NodeJS.Timeout;
+  readonly maxTtl: number;
+  /** every node's revocations (pg/revocations.ts keeps it in step with the table and its NOTIFYs) */
+  readonly revocations: RevocationList;
 
   private constructor(
     private readonly ctx: PgContext,
@@ -51,6 +54,7 @@ export class PgTokens implements AuthTokens {
   ) {
     this.ttl = options.ttl ?? ACCESS_TTL;
     this.rotateEvery = options.rotateEvery ?? ROTATE_EVERY;
+    ({ maxTtl: this.maxTtl, revocations: this.revocations } = tokenLimits(options, this.ttl));
     // a backstop for a NOTIFY lost on a connection that died silently
     this.timer = setInterval(() => {
       this.reload().catch((err: unknown) => this.logger?.warn({ err: (err as Error).message }, 'auth: could not reload the signing keys'));
@@ -169,15 +173,23 @@ export class PgTokens implements AuthTokens {
     return { keys: this.ring.filter((k) => !k.retiredAt || k.retiredAt + this.keepFor > now).map((k) => k.publicJwk) };
   }
 
-  async issue(account: Account): Promise<{ token: string; expiresAt: number }> {
+  async issue(account: Account, sid?: string): Promise<{ token: string; expiresAt: number }> {
     if (Date.now() - this.signing.createdAt >= this.rotateEvery) await this.rotateIf('due');
-    return signAccessToken(account, this.ttl, this.signing);
+    const session = sid ?? defaultSid(account);
+    return signAccessToken(account, this.ttl, this.signing, session, issuedAt(this.revocations, account, session));
   }
 
   async verify(token: string): Promise<Account> {
+    return (await this.verifyClaims(token)).account;
+  }
+
+  async verifyClaims(token: string): Promise<{ account: Account; claims: AccessClaims }> {
     const now = Date.now() / 1000;
     const hit = this.cache.get(token, now);
-    if (hit) return hit;
+    if (hit) {
+      admitClaims(hit.claims, this.revocations, this.maxTtl, 'auth');
+      return hit;
+    }
     let claims;
     try {
       claims = this.keySet.verify(token, 'auth', now);
@@ -187,9 +199,10 @@ export class PgTokens implements AuthTokens {
       await this.reloadSoon();
       claims = this.keySet.verify(token, 'auth', now);
     }
+    admitClaims(claims, this.revocations, this.maxTtl, 'auth');
     const account = accountOf(claims);
-    this.cache.set(token, account, claims.exp);
-    return account;
+    this.cache.set(token, account, claims);
+    return { account, claims };
   }
 
   async scope(token: string, audience: string): Promise<{ token: string; expiresAt: number }> {
