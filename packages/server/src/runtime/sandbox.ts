@@ -1,10 +1,11 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { accessSync, chmodSync, chownSync, constants, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, realpathSync, rmSync } from 'node:fs';
-import { lstat, readdir } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { delimiter, dirname, join, relative, resolve, sep } from 'node:path';
 import { errors, writeJsonDurable } from '@micro/sdk';
 import { cgroupDriver, type Cgroup, type CgroupDriver, type CgroupLimits } from './cgroup.js';
+import { treeSize } from './disk.js';
 
 /**
  * The sandbox of tenant services (every namespace but `micro`) and of their build steps:
@@ -469,27 +470,4 @@ async function chownTree(dir: string, uid: number): Promise<void> {
     if (e.isDirectory()) await chownTree(p, uid);
     else await lchown(p, uid, uid);
   }
-}
-
-/** Bytes a folder uses (allocated blocks), stopping early past `limit`. */
-async function treeSize(dir: string, limit: number): Promise<number> {
-  let total = 0;
-  const stack = [dir];
-  while (stack.length > 0 && total <= limit) {
-    const d = stack.pop() as string;
-    let entries;
-    try {
-      entries = await readdir(d, { withFileTypes: true });
-    } catch {
-      continue;
-    }
-    for (const e of entries) {
-      const p = join(d, e.name);
-      const st = await lstat(p).catch(() => undefined);
-      if (!st) continue;
-      total += st.blocks * 512;
-      if (e.isDirectory()) stack.push(p);
-    }
-  }
-  return total;
 }

@@ -5,6 +5,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { errors } from '@micro/sdk';
 import { AddressRefused, publicAddress, type Resolver } from './address.js';
 import { runCommand, type CommandResult } from './exec.js';
+import { treeSize } from './disk.js';
 import { extractUpload, type UploadLimits } from './upload.js';
 
 /**
@@ -326,7 +327,7 @@ async function cloneUntrusted(url: string, ref: string | undefined, dest: string
       if (kind === 'ref') return errors.BadRequest(ERROR_ID, `${url} has no branch, tag or commit "${ref}"`);
       return unreachable();
     });
-    if ((await treeBytes(dest, maxBytes)) > maxBytes) throw errors.BadRequest(ERROR_ID, `could not fetch ${url}: the repository is larger than ${maxBytes / 1024 / 1024} MiB`);
+    if ((await treeSize(dest, maxBytes)) > maxBytes) throw errors.BadRequest(ERROR_ID, `could not fetch ${url}: the repository is larger than ${maxBytes / 1024 / 1024} MiB`);
     return commit;
   } catch (err) {
     await rm(dest, { recursive: true, force: true });
@@ -394,32 +395,11 @@ function watchSize(dir: string, max: number, over: () => void): { stop: () => vo
   const timer = setInterval(() => {
     if (busy) return;
     busy = true;
-    void treeBytes(dir, max)
+    void treeSize(dir, max)
       .then((bytes) => {
         if (bytes > max) over();
       })
       .finally(() => (busy = false));
   }, 250);
   return { stop: () => clearInterval(timer) };
-}
-
-/** Bytes of the files under dir, counting stops once past `cap`; a missing folder is 0. */
-async function treeBytes(dir: string, cap: number): Promise<number> {
-  let total = 0;
-  const walk = async (d: string): Promise<void> => {
-    let entries;
-    try {
-      entries = await readdir(d, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      if (total > cap) return;
-      const p = join(d, e.name);
-      if (e.isDirectory()) await walk(p);
-      else total += (await lstat(p).catch(() => ({ size: 0 }))).size;
-    }
-  };
-  await walk(dir);
-  return total;
 }
