@@ -18,6 +18,7 @@ import {
 } from './deps.js';
 import type { AuthAccounts, AuthTokens } from '../auth/storage.js';
 import { WebSocketServer } from 'ws';
+import { TwoKeyCache } from './cache.js';
 import { flatFields, openApiDocument, type EndpointAccess } from './openapi.js';
 import { RateLimiter, type Limiter, type RateLimitOptions } from './ratelimit.js';
 import { SECURITY_HEADERS, SECURITY_PAIRS, tooDeep } from './json.js';
@@ -139,12 +140,10 @@ export class Gateway {
    * cached, so a service that just registered is found at once; one that left is routed
    * for at most ENDPOINT_TTL more, and its call then fails with the client's own error.
    */
-  private readonly endpoints = new Map<string, Map<string, { list: EndpointRecord[]; at: number }>>();
-  private cachedServices = 0;
+  private readonly endpoints = new TwoKeyCache<{ list: EndpointRecord[]; at: number }>(10_000);
   private readonly keyTokens = new Map<string, { token: string; exp: number }>();
   /** tokens scoped to a service, by credential then `<namespace>/<service>`, with the second until which they are handed out */
-  private readonly scopedTokens = new Map<string, Map<string, { token: string; until: number }>>();
-  private scopedCount = 0;
+  private readonly scopedTokens = new TwoKeyCache<{ token: string; until: number }>(10_000);
   /** `/v1/…` paths already parsed (valid ones only): the same few paths come again and again */
   private readonly routes = new Map<string, [string, string]>();
   /** the SDK's compiled call of each endpoint read from the registry (they live as long as the endpoints cache holds them) */
@@ -178,7 +177,6 @@ export class Gateway {
     this.unsubscribeRevocations = options.tokens.revocations.subscribe(() => {
       this.keyTokens.clear();
       this.scopedTokens.clear();
-      this.scopedCount = 0;
     });
     this.wss = new WebSocketServer({
       noServer: true,
@@ -415,7 +413,7 @@ export class Gateway {
   /** The endpoints of a service read less than ENDPOINT_TTL ago, or undefined. */
   private cachedEndpoints(service: string, namespace: string): EndpointRecord[] | undefined {
     // by namespace, then service: no key string to build per request
-    const hit = this.endpoints.get(namespace)?.get(service);
+    const hit = this.endpoints.get(namespace, service);
     return hit && Date.now() - hit.at < ENDPOINT_TTL ? hit.list : undefined;
   }
 
@@ -423,18 +421,11 @@ export class Gateway {
     const now = Date.now();
     const records = await this.options.registry.getService(service, { namespace });
     if (records.length === 0) {
-      this.endpoints.get(namespace)?.delete(service);
+      this.endpoints.delete(namespace, service);
       throw errors.NotFound(service, `service ${service} not found in namespace ${namespace}`);
     }
     const list = records.flatMap((r) => r.endpoints);
-    if (this.cachedServices >= 10_000) {
-      this.endpoints.clear();
-      this.cachedServices = 0;
-    }
-    let byService = this.endpoints.get(namespace);
-    if (!byService) this.endpoints.set(namespace, (byService = new Map()));
-    if (!byService.has(service)) this.cachedServices++;
-    byService.set(service, { list, at: now });
+    this.endpoints.set(namespace, service, { list, at: now });
     return list;
   }
 
@@ -661,7 +652,7 @@ export class Gateway {
     const now = Date.now() / 1000;
     if (namespace === 'micro' && this.selfGuarded.has(service)) return credential.startsWith('mk_') ? this.keyToken(credential, account, now) : credential;
     const audience = `${namespace}/${service}`;
-    const hit = this.scopedTokens.get(credential)?.get(audience);
+    const hit = this.scopedTokens.get(credential, audience);
     if (hit && hit.until > now) return hit.token;
     return this.mintScoped(credential, account, audience, now);
   }
@@ -681,15 +672,8 @@ export class Gateway {
     const fromKey = credential.startsWith('mk_');
     const general = fromKey ? await this.keyToken(credential, account, now) : credential;
     const { token, expiresAt } = await this.options.tokens.scope(general, audience);
-    if (this.scopedCount >= 10_000) {
-      this.scopedTokens.clear();
-      this.scopedCount = 0;
-    }
-    let byAudience = this.scopedTokens.get(credential);
-    if (!byAudience) this.scopedTokens.set(credential, (byAudience = new Map()));
-    if (!byAudience.has(audience)) this.scopedCount++;
     // a key's token is renewed a minute early (keyToken): its scoped copies go with it
-    byAudience.set(audience, { token, until: fromKey ? expiresAt - API_KEY_TOKEN_MARGIN : expiresAt });
+    this.scopedTokens.set(credential, audience, { token, until: fromKey ? expiresAt - API_KEY_TOKEN_MARGIN : expiresAt });
     return token;
   }
 
