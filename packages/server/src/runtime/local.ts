@@ -521,7 +521,7 @@ export class LocalRuntime {
     sandbox.check(svc.namespace);
     let step = 0;
     return {
-      wrap: (argv, network, env) => sandbox.command({ namespace: svc.namespace, dir, group: `build-${buildId}-${step++}`, argv, env, network }),
+      wrap: (argv, network, env) => sandbox.command({ namespace: svc.namespace, dir, group: `build-${buildId}-${step++}`, argv, env, network, build: true }),
     };
   }
 
