@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -6,7 +7,8 @@ import { join } from 'node:path';
 import { list } from 'tar';
 import { listFiles, packFolder, uploadKey } from './pack.js';
 import { UsageError } from './output.js';
-import { micro, startServer, stopProcess, tempDir, type Result, type RunningServer } from './testing.js';
+import { engineUrl, testPrefix } from '@micro/sdk/testing';
+import { dropPrefix, micro, startServer, stopProcess, tempDir, type Result, type RunningServer } from './testing.js';
 
 /* micro run ./dir as a stranger: the folder is packed, uploaded, unpacked and run by the server. */
 
@@ -137,4 +139,49 @@ describe('micro run ./dir as a user of another namespace', () => {
     assert.deepEqual(readdirSync(join(home, 'data', 'blobs')), [], 'micro kill deletes the upload');
     assert.ok(!existsSync(join(home, 'runtime', 'builds', 'acme', 'demo')));
   });
+});
+
+test('nats profile: the upload is kept in PostgreSQL, built and run for the tenant, and deleted by micro kill', { timeout: 240_000 }, async (t) => {
+  const nats = await engineUrl(t, 'nats');
+  const postgres = nats && (await engineUrl(t, 'postgres'));
+  const redis = postgres && (await engineUrl(t, 'redis'));
+  if (!nats || !postgres || !redis) return;
+  const prefix = testPrefix('upload');
+  const home = tempDir('micro-upload-nats-');
+  const work = tempDir('micro-upload-nats-src-');
+  const env = { ...SANDBOX_ENV, MICRO_PROFILE: 'nats', MICRO_NATS_URL: nats, MICRO_POSTGRES_URL: postgres, MICRO_REDIS_URL: redis, MICRO_PREFIX: prefix, MICRO_AUTH_KEY: randomBytes(24).toString('hex') };
+  const server = await startServer(home, { env, timeout: 60_000 });
+  t.after(async () => {
+    await stopProcess(server.proc);
+    await dropPrefix(prefix, { nats, postgres, redis });
+    rmSync(home, { recursive: true, force: true });
+    rmSync(work, { recursive: true, force: true });
+  });
+  assert.equal((await micro(home, ['new', 'demo'], { cwd: work })).code, 0);
+  const made = await micro(home, ['auth', 'create', 'account', 'carol', '--namespace', 'acme', '--scopes', 'dev', '-o', 'json']);
+  assert.equal(made.code, 0, made.stderr);
+  const { secret } = JSON.parse(made.stdout) as { secret: string };
+  assert.equal((await micro(home, ['login', '--id', 'carol', '--secret', '-', '--namespace', 'acme'], { input: `${secret}\n` })).code, 0);
+
+  const run = await micro(home, ['run', './demo'], { cwd: work, timeout: 120_000 });
+  assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
+  assert.match(run.stdout, /^demo is running \(namespace acme\): 1\/1 instance running$/m);
+  const [svc] = JSON.parse((await micro(home, ['status', 'demo', '-o', 'json'])).stdout) as { source: string }[];
+  const source = svc?.source ?? '';
+  assert.match(source, /^upload:runtime\/uploads\/[0-9a-f]{32}\/demo\.tar\.gz$/);
+  // the upload is in the shared blob store, not on this node's disk
+  assert.ok(!existsSync(join(home, 'data', 'blobs')) || readdirSync(join(home, 'data', 'blobs')).length === 0);
+
+  let call: Result | undefined;
+  for (let i = 0; i < 50 && call?.code !== 0; i++) {
+    call = await micro(home, ['demo', 'call', '--name=Alice', '-o', 'json']);
+    if (call.code !== 0) await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.equal(call?.stdout, '{"message":"Hello Alice"}\n', call?.stderr);
+
+  assert.equal((await micro(home, ['kill', 'demo'])).code, 0);
+  // the same upload again: micro kill deleted it from PostgreSQL
+  const again = await micro(home, ['run', source]);
+  assert.equal(again.code, 1);
+  assert.match(again.stderr, /not found in namespace acme/);
 });
