@@ -1,14 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { createPrivateKey, randomBytes, randomUUID } from 'node:crypto';
+import { createPrivateKey, randomUUID } from 'node:crypto';
 import { request } from 'node:http';
 import { readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { authApi, bearer, Client, createClient, isMicroError, signJwt } from '@micro/sdk';
-import { engineUrl, testPrefix } from '@micro/sdk/testing';
-import { dropPrefix, micro, startServer, started, stopProcess, tempDir, type RunningServer } from './testing.js';
+import { micro, natsPlatform, startServer, started, stopProcess, tempDir, type RunningServer } from './testing.js';
 
 /*
  * Attacks on auth against running `micro server` processes, as a stranger would make them:
@@ -293,18 +292,15 @@ test('auth under attack on a running micro server: throttling without lockout, r
 });
 
 test('two nodes (nats profile): a revocation on node A stops the token on node B within a second', { timeout: 240_000 }, async (t) => {
-  const nats = await engineUrl(t, 'nats');
-  const postgres = nats && (await engineUrl(t, 'postgres'));
-  const redis = postgres && (await engineUrl(t, 'redis'));
-  if (!nats || !postgres || !redis) return;
-  const prefix = testPrefix('revoke');
-  const env = { MICRO_PROFILE: 'nats', MICRO_NATS_URL: nats, MICRO_POSTGRES_URL: postgres, MICRO_REDIS_URL: redis, MICRO_PREFIX: prefix, MICRO_AUTH_KEY: randomBytes(24).toString('hex'), MICRO_RUNTIME_SANDBOX: 'off' };
+  const platform = await natsPlatform(t, 'revoke');
+  if (!platform) return;
+  const env = { ...platform.env, MICRO_RUNTIME_SANDBOX: 'off' };
   const homeA = tempDir('micro-revoke-a-');
   const homeB = tempDir('micro-revoke-b-');
   const nodes: RunningServer[] = [];
   t.after(async () => {
     for (const s of nodes) await stopProcess(s.proc, 'SIGKILL');
-    await dropPrefix(prefix, { nats, postgres, redis });
+    await platform.drop();
     for (const d of [homeA, homeB]) rmSync(d, { recursive: true, force: true });
   });
   const a = await startServer(homeA, { env, timeout: 60_000 });

@@ -1,10 +1,8 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { engineUrl, testPrefix } from '@micro/sdk/testing';
-import { dropPrefix, micro, startServer, stopProcess, tempDir, type RunningServer } from './testing.js';
+import { micro, natsPlatform, startServer, stopProcess, tempDir, type RunningServer } from './testing.js';
 
 /*
  * Several `micro server` nodes on the distributed profile (MICRO_PROFILE=nats): two nodes
@@ -52,20 +50,9 @@ async function until<T>(what: string, ms: number, probe: () => Promise<T | undef
 }
 
 test('two micro server nodes on NATS, PostgreSQL and Redis act as one platform', { timeout: 300_000 }, async (t) => {
-  const nats = await engineUrl(t, 'nats');
-  const postgres = nats && (await engineUrl(t, 'postgres'));
-  const redis = postgres && (await engineUrl(t, 'redis'));
-  if (!nats || !postgres || !redis) return;
-
-  const prefix = testPrefix('cluster');
-  const env = {
-    MICRO_PROFILE: 'nats',
-    MICRO_NATS_URL: nats,
-    MICRO_POSTGRES_URL: postgres,
-    MICRO_REDIS_URL: redis,
-    MICRO_PREFIX: prefix,
-    MICRO_AUTH_KEY: randomBytes(24).toString('hex'),
-  };
+  const platform = await natsPlatform(t, 'cluster');
+  if (!platform) return;
+  const { env } = platform;
   const homeA = tempDir('micro-cluster-a-');
   const homeB = tempDir('micro-cluster-b-');
   const work = tempDir('micro-cluster-src-');
@@ -76,7 +63,7 @@ test('two micro server nodes on NATS, PostgreSQL and Redis act as one platform',
     // the instances node A started (killed with it, or orphaned): the runtime records their pids
     await micro(homeA, ['kill', 'demo'], { env }).catch(() => undefined);
     killOrphans(homeA);
-    await dropPrefix(prefix, { nats, postgres, redis });
+    await platform.drop();
     for (const d of [homeA, homeB, work]) rmSync(d, { recursive: true, force: true });
   });
 

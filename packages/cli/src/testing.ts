@@ -1,5 +1,6 @@
-import { after } from 'node:test';
+import { after, type TestContext } from 'node:test';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -101,6 +102,25 @@ after(async () => {
 
 export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/**
+ * A platform of its own on the real engines (nats profile): the environment its nodes
+ * share (NATS, PostgreSQL and Redis under a fresh prefix, a fresh MICRO_AUTH_KEY) and
+ * `drop()`, which removes what they made. Undefined when an engine is missing: engineUrl
+ * has printed why (in CI it failed the test instead).
+ */
+export async function natsPlatform(t: TestContext, name: string): Promise<{ env: Record<string, string>; drop: () => Promise<void> } | undefined> {
+  const { engineUrl, testPrefix } = await import('@micro/sdk/testing');
+  const nats = await engineUrl(t, 'nats');
+  const postgres = nats && (await engineUrl(t, 'postgres'));
+  const redis = postgres && (await engineUrl(t, 'redis'));
+  if (!nats || !postgres || !redis) return undefined;
+  const prefix = testPrefix(name);
+  return {
+    env: { MICRO_PROFILE: 'nats', MICRO_NATS_URL: nats, MICRO_POSTGRES_URL: postgres, MICRO_REDIS_URL: redis, MICRO_PREFIX: prefix, MICRO_AUTH_KEY: randomBytes(24).toString('hex') },
+    drop: () => dropPrefix(prefix, { nats, postgres, redis }),
+  };
 }
 
 /** Removes everything the nodes made under the prefix: streams and buckets, the schema, the keys. */

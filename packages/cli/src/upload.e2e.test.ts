@@ -1,5 +1,4 @@
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -7,8 +6,7 @@ import { join } from 'node:path';
 import { list } from 'tar';
 import { listFiles, packFolder, uploadKey } from './pack.js';
 import { UsageError } from './output.js';
-import { engineUrl, testPrefix } from '@micro/sdk/testing';
-import { dropPrefix, micro, startServer, stopProcess, tempDir, type Result, type RunningServer } from './testing.js';
+import { micro, natsPlatform, startServer, stopProcess, tempDir, type Result, type RunningServer } from './testing.js';
 
 /* micro run ./dir as a stranger: the folder is packed, uploaded, unpacked and run by the server. */
 
@@ -142,18 +140,15 @@ describe('micro run ./dir as a user of another namespace', () => {
 });
 
 test('nats profile: the upload is kept in PostgreSQL, built and run for the tenant, and deleted by micro kill', { timeout: 240_000 }, async (t) => {
-  const nats = await engineUrl(t, 'nats');
-  const postgres = nats && (await engineUrl(t, 'postgres'));
-  const redis = postgres && (await engineUrl(t, 'redis'));
-  if (!nats || !postgres || !redis) return;
-  const prefix = testPrefix('upload');
+  const platform = await natsPlatform(t, 'upload');
+  if (!platform) return;
   const home = tempDir('micro-upload-nats-');
   const work = tempDir('micro-upload-nats-src-');
-  const env = { ...SANDBOX_ENV, MICRO_PROFILE: 'nats', MICRO_NATS_URL: nats, MICRO_POSTGRES_URL: postgres, MICRO_REDIS_URL: redis, MICRO_PREFIX: prefix, MICRO_AUTH_KEY: randomBytes(24).toString('hex') };
+  const env = { ...SANDBOX_ENV, ...platform.env };
   const server = await startServer(home, { env, timeout: 60_000 });
   t.after(async () => {
     await stopProcess(server.proc);
-    await dropPrefix(prefix, { nats, postgres, redis });
+    await platform.drop();
     rmSync(home, { recursive: true, force: true });
     rmSync(work, { recursive: true, force: true });
   });
