@@ -30,11 +30,13 @@ import { openAuthStorage } from './auth/open.js';
 import type { AuthAccounts, AuthTokens } from './auth/storage.js';
 import { authenticate } from './auth/guard.js';
 import { authCoreService } from './auth/index.js';
-import { guardedBroker, guardedRegistry, type CoreContext, type CoreService, type CoreServiceFactory } from './core.js';
+import { guardedBroker, guardedRegistry, positiveFromEnv, type CoreContext, type CoreService, type CoreServiceFactory } from './core.js';
 import { coreServicesFor } from './core-services.js';
 import { StatsCollector, statsCoreService } from './stats/index.js';
 import { ensureServerDirs, nodeId, serverPaths, type ServerPaths } from './home.js';
 import type { PostgresRuntimeDirectory } from './runtime/directory.js';
+import { DEFAULT_NODE_LEASE } from './runtime/lease.js';
+import { SERVER_NODE_KEY, withoutEndedServers } from './registry/leases.js';
 import { LocalRuntime, runtimeHandlers, type RuntimeOptions } from './runtime/index.js';
 import { defaultSdkPath } from './runtime/build.js';
 import { installPathsFor, Sandbox, type SandboxOptions } from './runtime/sandbox.js';
@@ -164,11 +166,21 @@ export class MicroServer {
       // shared registry within 30 s of a node's death
       if (profile.name === 'nats') this.rpc.attach(new NatsRpcListener(this.rpc, { url: profile.natsUrl, prefix: profile.prefix, logger: this.logger }));
       this.sandbox = await this.openSandbox(this.rpc);
-      const common = { namespace: 'micro', server: this.rpc, registry: this.registry, logger: this.logger, registerTTL: profile.name === 'nats' ? 30 : 0, auth: false as const };
-      // nats profile: what every node's runtime runs, in PostgreSQL (runtime/directory.ts)
+      // nats profile: the core services' registry nodes carry this node's id, so that `micro
+      // services` drops them once its lease ends (registry/leases.ts)
+      const nodeMetadata = profile.name === 'nats' ? { [SERVER_NODE_KEY]: nodeId(this.paths.dir) } : undefined;
+      const common = { namespace: 'micro', server: this.rpc, registry: this.registry, logger: this.logger, registerTTL: profile.name === 'nats' ? 30 : 0, auth: false as const, nodeMetadata };
+      // nats profile: this node's lease and what every node's runtime runs, in PostgreSQL (runtime/directory.ts, lease.ts)
       if (profile.name === 'nats') {
         const { PostgresRuntimeDirectory } = await import('./nats.js');
-        this.directory = await PostgresRuntimeDirectory.open({ url: profile.postgresUrl, prefix: profile.prefix, node: nodeId(this.paths.dir), logger: this.logger.child({ component: 'runtime' }) });
+        const leaseMs = (positiveFromEnv('MICRO_NODE_LEASE', 'whole number of seconds') ?? DEFAULT_NODE_LEASE) * 1000;
+        this.directory = await PostgresRuntimeDirectory.open({
+          url: profile.postgresUrl,
+          prefix: profile.prefix,
+          node: nodeId(this.paths.dir),
+          logger: this.logger.child({ component: 'runtime' }),
+          lease: { leaseMs, address: this.boundAddress },
+        });
       }
       // uploaded sources are read from the store service's blobs, once it runs
       let blobs: BlobStore | undefined;
@@ -200,7 +212,7 @@ export class MicroServer {
       stats.setRuntime(runtime);
       const builtIn: CoreServiceFactory[] = [
         authCoreService,
-        (c) => ({ def: registryService, handlers: guardedRegistry(c.registry, { addressAllowed: this.addressAllowed ?? ((namespace, address) => this.sandbox?.addressAllowed(namespace, address) ?? true) }) }),
+        (c) => ({ def: registryService, handlers: guardedRegistry(this.directory ? withoutEndedServers(c.registry, (server) => this.directory?.lease.ended(server)) : c.registry, { addressAllowed: this.addressAllowed ?? ((namespace, address) => this.sandbox?.addressAllowed(namespace, address) ?? true) }) }),
         (c) => ({ def: brokerService, handlers: guardedBroker(c.broker) }),
         () => ({ def: runtimeService, handlers: runtimeHandlers(runtime) }),
         statsCoreService(stats),

@@ -12,7 +12,8 @@ import { LOG_LEVELS, TRACE_ID } from '../logger/fields.js';
 const NAME = z.string().min(1).max(128).regex(/^[a-z][a-z0-9]*([._-][a-z0-9]+)*$/, 'lower-case letters, digits, ".", "-" or "_", starting with a letter');
 const ENV_KEY = z.string().min(1).max(256).regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name');
 
-export const RuntimeState = z.enum(['pending', 'building', 'starting', 'running', 'stopped', 'error', 'crashed']);
+/** `lost`: published by a node whose lease has ended (nats profile): nothing of it is known to run. */
+export const RuntimeState = z.enum(['pending', 'building', 'starting', 'running', 'stopped', 'error', 'crashed', 'lost']);
 export type RuntimeState = z.infer<typeof RuntimeState>;
 
 export const RuntimeInstance = z.object({

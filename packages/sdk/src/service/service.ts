@@ -36,6 +36,11 @@ export interface ServiceOptions {
   validateResponses?: boolean;
   logger?: Logger;
   metadata?: Record<string, string>;
+  /**
+   * added to the metadata of this instance's registry node (beside pid and instance), e.g.
+   * `server`: the micro server node that serves a core service (default none)
+   */
+  nodeMetadata?: Record<string, string>;
   /** ms to let calls in flight finish on stop (default 10,000) */
   drainTimeout?: number;
   /** largest frame accepted by this service's listener (default 4 MiB) */
@@ -165,7 +170,7 @@ export class Service<D extends ServiceDef = ServiceDef> {
       version: this.def.version,
       namespace: this.namespace,
       endpoints,
-      nodes: this.boundAddress ? [{ id: this.nodeId, address: this.boundAddress, metadata: nodeMetadata() }] : [],
+      nodes: this.boundAddress ? [{ id: this.nodeId, address: this.boundAddress, metadata: { ...this.options.nodeMetadata, ...nodeMetadata() } }] : [],
     };
     if (this.def.description) record.description = this.def.description;
     const metadata = { ...this.def.metadata, ...this.options.metadata };

@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { RuntimeService } from '@micro/sdk';
 import { testPostgres } from '../postgres/testing.js';
-import { PostgresRuntimeDirectory } from './directory.js';
+import { markLost, PostgresRuntimeDirectory } from './directory.js';
 
 function service(name: string, namespace = 'micro'): RuntimeService {
   const at = new Date().toISOString();
-  return { name, namespace, version: '1.0.0', source: `/src/${name}`, state: 'running', instances: [{ id: 'i1', pid: 42, state: 'running', restarts: 0 }], desiredInstances: 1, env: {}, createdAt: at, updatedAt: at };
+  return { name, namespace, version: '1.0.0', source: `/src/${name}`, state: 'running', instances: [{ id: 'i1', pid: 42, state: 'running', startedAt: at, restarts: 0 }], desiredInstances: 1, env: {}, createdAt: at, updatedAt: at };
 }
 
 const settle = (ms = 150) => new Promise((r) => setTimeout(r, ms));
@@ -70,4 +70,65 @@ test('runtime directory: a node that has not published yet erases nothing; close
   slow.publish([service('late')]);
   await slow.close();
   assert.deepEqual((await reader.others({ name: 'late' })).map((o) => o.node), ['node-c']);
+});
+
+test('runtime directory: the services of a node without a lease, or published before its restart, read back as lost; its first publish after a restart is the truth', async (t) => {
+  const db = await testPostgres(t, 'rtdir3');
+  if (!db) return;
+  const url = process.env.MICRO_TEST_POSTGRES_URL || 'postgres://postgres@127.0.0.1:5432/test';
+  const reader = await PostgresRuntimeDirectory.open({ url, prefix: db.prefix, node: 'reader' });
+  const a = await PostgresRuntimeDirectory.open({ url, prefix: db.prefix, node: 'node-a', flushInterval: 10 });
+  const restarted: PostgresRuntimeDirectory[] = [];
+  t.after(async () => {
+    await a.close();
+    for (const d of restarted) await d.close();
+    await reader.close();
+  });
+  const view = async () => {
+    const [o] = await reader.others({ name: 'greeter' });
+    assert.ok(o);
+    return o;
+  };
+  a.publish([service('greeter')]);
+  await settle();
+  let o = await view();
+  assert.equal(o.live, true);
+  assert.equal(o.service.state, 'running');
+  assert.equal(o.service.instances[0]?.pid, 42);
+
+  // node-a stops (its lease ends with it): nothing of it shows as running, no uptime counts
+  await a.close();
+  o = await view();
+  assert.equal(o.live, false);
+  assert.equal(o.service.state, 'lost');
+  assert.deepEqual(o.service.instances, [{ id: 'i1', state: 'lost', restarts: 0 }]);
+
+  // node-a again: its lease is live at once, but its rows are from before its restart until it publishes
+  const again = await PostgresRuntimeDirectory.open({ url, prefix: db.prefix, node: 'node-a', flushInterval: 10 });
+  restarted.push(again);
+  assert.equal(again.lease.holdsLease(), true);
+  o = await view();
+  assert.equal(o.service.state, 'lost', 'stale rows never show as running');
+  again.publish([{ ...service('greeter'), state: 'starting', instances: [{ id: 'i2', state: 'starting', restarts: 0 }] }]);
+  await settle();
+  o = await view();
+  assert.equal(o.live, true);
+  assert.equal(o.service.state, 'starting');
+  again.publish([{ ...service('greeter'), instances: [{ id: 'i2', pid: 43, state: 'running', restarts: 0 }] }]);
+  await settle();
+  assert.deepEqual((await view()).service.instances.map((i) => [i.id, i.state, i.pid]), [['i2', 'running', 43]]);
+});
+
+test('markLost: every instance lost, no pid or start time; errors and the build stay', () => {
+  const s = service('greeter');
+  s.instances.push({ id: 'i9', state: 'crashed', restarts: 3, lastError: 'boom' });
+  s.build = { id: 'b1', error: 'tsc failed' };
+  const lost = markLost(s);
+  assert.equal(lost.state, 'lost');
+  assert.deepEqual(lost.instances, [
+    { id: 'i1', state: 'lost', restarts: 0 },
+    { id: 'i9', state: 'lost', restarts: 3, lastError: 'boom' },
+  ]);
+  assert.deepEqual(lost.build, { id: 'b1', error: 'tsc failed' });
+  assert.equal(s.state, 'running', 'the published view itself is not changed');
 });

@@ -1,5 +1,6 @@
 import type { Logger, RuntimeService } from '@micro/sdk';
 import { migrate, openPostgres, type Migration, type Postgres } from '../postgres/index.js';
+import { LEASE_MIGRATION, NodeLease, type NodeLeaseOptions } from './lease.js';
 
 /**
  * The runtime state of every node, in PostgreSQL (nats profile): each node's runtime
@@ -12,6 +13,10 @@ import { migrate, openPostgres, type Migration, type Postgres } from '../postgre
  * write-behind: the views are written at most every `flushInterval` ms after a change
  * (and at least every `heartbeat` ms, which tells other nodes this one lives); a failed
  * write is logged and tried again at the next one.
+ *
+ * Whether a node lives is its lease (lease.ts), not how recent its rows are: what a node
+ * without a lease published — or published before its restart, until it publishes again
+ * — is read back marked `lost` (markLost), never as running.
  */
 
 export const RUNTIME_MIGRATIONS: Migration[] = [
@@ -27,6 +32,7 @@ export const RUNTIME_MIGRATIONS: Migration[] = [
       PRIMARY KEY (node, namespace, name)
     )`,
   },
+  LEASE_MIGRATION,
 ];
 
 /** A service another node runs, as that node last published it. */
@@ -34,6 +40,8 @@ export interface RemoteRuntimeService {
   node: string;
   /** epoch ms of the node's last write: a node not seen for a few heart-beats may be gone */
   seenAt: number;
+  /** whether the node holds its lease and published since it started: else its services show as lost */
+  live: boolean;
   service: RuntimeService;
 }
 
@@ -55,6 +63,8 @@ export interface PostgresRuntimeDirectoryOptions {
   flushInterval?: number;
   /** ms between writes without changes (default 15,000) */
   heartbeat?: number;
+  /** this node's lease (default: 10 s, renewed every third of it); its address for the table */
+  lease?: Omit<NodeLeaseOptions, 'node' | 'logger'>;
 }
 
 export class PostgresRuntimeDirectory implements RuntimeDirectory {
@@ -69,6 +79,8 @@ export class PostgresRuntimeDirectory implements RuntimeDirectory {
   private constructor(
     private readonly db: Postgres,
     private readonly options: PostgresRuntimeDirectoryOptions,
+    /** this node's lease, taken before anything is published */
+    readonly lease: NodeLease,
   ) {
     this.flushInterval = options.flushInterval ?? 200;
     this.beat = setInterval(() => {
@@ -79,13 +91,15 @@ export class PostgresRuntimeDirectory implements RuntimeDirectory {
 
   static async open(options: PostgresRuntimeDirectoryOptions): Promise<PostgresRuntimeDirectory> {
     const db = await openPostgres({ url: options.url, prefix: options.prefix, errorId: 'runtime', logger: options.logger });
+    let lease: NodeLease;
     try {
       await migrate(db, 'runtime', RUNTIME_MIGRATIONS);
+      lease = await NodeLease.acquire(db, { address: '', ...options.lease, node: options.node, ...(options.logger ? { logger: options.logger } : {}) });
     } catch (err) {
       await db.close();
       throw err;
     }
-    return new PostgresRuntimeDirectory(db, options);
+    return new PostgresRuntimeDirectory(db, options, lease);
   }
 
   publish(services: RuntimeService[]): void {
@@ -127,16 +141,21 @@ export class PostgresRuntimeDirectory implements RuntimeDirectory {
   }
 
   async others(filter: { namespace?: string; name?: string }): Promise<RemoteRuntimeService[]> {
-    const res = await this.db.query<{ node: string; view: RuntimeService; seen_at: Date }>(
-      `SELECT node, view, seen_at FROM ${this.db.schema}.runtime_services
-       WHERE node <> $1 AND ($2::text IS NULL OR namespace = $2) AND ($3::text IS NULL OR name = $3)
-       ORDER BY namespace, name, node LIMIT 1000`,
+    // judged by the database's clock: node clocks that disagree do not matter
+    const res = await this.db.query<{ node: string; view: RuntimeService; seen_at: Date; live: boolean }>(
+      `SELECT s.node, s.view, s.seen_at, coalesce(n.lease_until > now() AND s.seen_at >= n.started_at, false) AS live
+       FROM ${this.db.schema}.runtime_services s LEFT JOIN ${this.db.schema}.runtime_nodes n ON n.node = s.node
+       WHERE s.node <> $1 AND ($2::text IS NULL OR s.namespace = $2) AND ($3::text IS NULL OR s.name = $3)
+       ORDER BY s.namespace, s.name, s.node LIMIT 1000`,
       [this.options.node, filter.namespace ?? null, filter.name ?? null],
     );
-    return res.rows.map((r) => ({ node: r.node, seenAt: r.seen_at.getTime(), service: r.view }));
+    return res.rows.map((r) => ({ node: r.node, seenAt: r.seen_at.getTime(), live: r.live, service: r.live ? r.view : markLost(r.view) }));
   }
 
-  /** Writes what is pending, then lets go of the pool. The node's rows stay (its services may still run). */
+  /**
+   * Writes what is pending, ends the lease, then lets go of the pool. The node's rows stay
+   * (they show as lost until it starts again and publishes).
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -147,6 +166,20 @@ export class PostgresRuntimeDirectory implements RuntimeDirectory {
       this.writing = this.writing.then(() => this.flush());
     }
     await this.writing;
+    await this.lease.close();
     await this.db.close();
   }
+}
+
+/**
+ * A service as a node without a lease last published it: nothing of it is known to run.
+ * Every instance is `lost`, without pid or start time (no uptime counts); why it last
+ * stopped and its build stay.
+ */
+export function markLost(service: RuntimeService): RuntimeService {
+  return {
+    ...service,
+    state: 'lost',
+    instances: service.instances.map((i) => ({ id: i.id, state: 'lost', restarts: i.restarts, ...(i.lastError ? { lastError: i.lastError } : {}) })),
+  };
 }

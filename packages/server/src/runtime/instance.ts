@@ -245,6 +245,8 @@ export class Instance {
         this.state = 'running';
         this.supervised = true;
         this.host.registered(node.version);
+        // published at once: the other nodes' status must not show it starting while it runs
+        this.host.changed();
         this.host.log.append(this.id, 'runtime', `process ${proc.pid} is ready (registered ${node.name} ${node.version})`);
         if (node.name !== this.host.name) this.host.log.append(this.id, 'runtime', `note: it registers as ${node.name}, not ${this.host.name}: callers find it as ${node.name}`);
         this.stableTimer = setTimeout(() => (this.crashes = 0), timing.stableAfter);

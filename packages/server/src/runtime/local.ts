@@ -720,11 +720,9 @@ export class LocalRuntime {
       logger: this.options.logger,
       env: (id) => this.serviceEnv(svc, id),
       changed: () => this.persist(),
+      // persisted by the changed() that follows
       registered: (version) => {
-        if (svc.version !== version) {
-          svc.version = version;
-          this.persist();
-        }
+        svc.version = version;
       },
       closing: () => this.closed,
       ...(this.sandbox(svc.namespace) ? { launch: (id: string, build: BuildRecord, env: NodeJS.ProcessEnv) => this.sandboxLaunch(svc, build, id, env) } : {}),
