@@ -163,7 +163,7 @@ export class MicroServer {
       this.boundAddress = await this.rpc.listen(this.requestedAddress);
       // nats profile: the core services are served over NATS too (and registered with their
       // nats: address, so the services and gateways of every node reach them); they leave the
-      // shared registry within 30 s of a node's death
+      // shared registry within 30 s of a node's death, and `micro services` when its lease ends
       if (profile.name === 'nats') this.rpc.attach(new NatsRpcListener(this.rpc, { url: profile.natsUrl, prefix: profile.prefix, logger: this.logger }));
       this.sandbox = await this.openSandbox(this.rpc);
       // nats profile: the core services' registry nodes carry this node's id, so that `micro
