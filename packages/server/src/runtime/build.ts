@@ -199,7 +199,7 @@ async function withoutProvided(dir: string, install: () => Promise<CommandResult
  * server's protocol), and @types/node to the server's when the service brings none, so
  * that a service without devDependencies still compiles against Node's types.
  */
-async function linkProvided(dir: string, sdkPath: string): Promise<void> {
+export async function linkProvided(dir: string, sdkPath: string): Promise<void> {
   await link(join(dir, 'node_modules', '@micro', 'sdk'), sdkPath, true);
   const types = nodeTypesPath();
   if (types) await link(join(dir, 'node_modules', '@types', 'node'), types, false);

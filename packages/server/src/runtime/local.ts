@@ -3,7 +3,8 @@ import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { errors, type BlobStore, type Logger, type Profile, type Registry, type RuntimeInstance, type RuntimeProgress, type RuntimeService, type RuntimeState } from '@micro/sdk';
-import { buildOutput, buildPath, buildService, checkServiceName, defaultSdkPath, readPackage, serviceName, tscPath, type BuildSandbox, type PackageJson } from './build.js';
+import { ArtifactTooLarge, ARTIFACT_LIMITS, ARTIFACT_MAX_BYTES, artifactKey, artifactPrefix, packBuild, unpackBuild } from './artifact.js';
+import { buildOutput, buildPath, buildService, checkServiceName, defaultSdkPath, linkProvided, readPackage, serviceName, tscPath, type BuildSandbox, type PackageJson } from './build.js';
 import { Instance, StartError, type InstanceHost, type Launch, type Timing } from './instance.js';
 import type { Sandbox } from './sandbox.js';
 import { LogFiles, logsOptions, type LogFile, type LogLine, type LogsRequest } from './logs.js';
@@ -55,6 +56,11 @@ export interface RuntimeOptions {
   blobs?: () => BlobStore | undefined;
   /** bounds of an unpacked upload (default UPLOAD_LIMITS: 50,000 entries, 256 MiB, 64 MiB a file) */
   uploadLimits?: Partial<UploadLimits>;
+  /**
+   * Shared builds (artifact.ts): the largest packed build kept in `blobs` (default 256
+   * MiB; the blob store's own bound on a blob applies too) and the bounds of unpacking one
+   */
+  artifacts?: { maxBytes?: number; limits?: Partial<UploadLimits> };
   /**
    * git fetches of callers that are not admins of micro (see cloneUntrusted in source.ts):
    * the resolver (default the system's), the time (default 60 s) and size (256 MiB) bounds
@@ -262,7 +268,10 @@ export class LocalRuntime {
     if (replaced) await this.dropUpload(namespace, replaced.source);
     const dir = join(this.serviceBuilds(namespace, name), buildId);
     try {
-      if (replaces) await rm(this.serviceBuilds(namespace, name), { recursive: true, force: true });
+      if (replaces) {
+        await rm(this.serviceBuilds(namespace, name), { recursive: true, force: true });
+        await this.dropArtifacts(svc, () => true);
+      }
       await mkdir(this.serviceBuilds(namespace, name), { recursive: true, mode: 0o700 });
       await rename(incoming, dir);
       this.persist();
@@ -358,7 +367,10 @@ export class LocalRuntime {
             }
           } catch (err) {
             // a build no instance runs (the rollback left none on it) is of no use
-            if (!svc.live.some((i) => i.build.id === build.id)) await rm(build.dir, { recursive: true, force: true });
+            if (!svc.live.some((i) => i.build.id === build.id)) {
+              await rm(build.dir, { recursive: true, force: true });
+              await this.dropArtifacts(svc, (id) => id === build.id);
+            }
             throw err;
           }
           svc.build = build;
@@ -498,6 +510,8 @@ export class LocalRuntime {
       const build: BuildRecord = { id, dir, entry, builtAt: new Date().toISOString() };
       if (commit) build.commit = commit;
       svc.log.append('', 'runtime', `built ${id}${commit ? ` (commit ${commit})` : ''}: entry ${entry}`);
+      const artifact = await this.packArtifact(svc, dir, id);
+      if (artifact) build.artifact = artifact;
       return build;
     } catch (err) {
       await rm(dir, { recursive: true, force: true });
@@ -554,6 +568,72 @@ export class LocalRuntime {
     const keep = new Set([...inUse, ...ids.filter((id) => !inUse.has(id)).slice(-1)]);
     if (svc.build) keep.add(svc.build.id);
     for (const id of ids) if (!keep.has(id)) await rm(join(dir, id), { recursive: true, force: true });
+    await this.dropArtifacts(svc, (id) => !keep.has(id));
+  }
+
+  /**
+   * Keeps the build just made in the blob store of its namespace (artifact.ts), before any
+   * instance runs from its folder. Without a blob store, or past the bound, there is none:
+   * a warning in the service's log, and the service is rebuilt from source where its
+   * folder is gone, as before.
+   */
+  private async packArtifact(svc: Managed, dir: string, id: string): Promise<{ key: string; sha256: string } | undefined> {
+    const blobs = this.options.blobs?.();
+    if (!blobs) return undefined;
+    const key = artifactKey(svc.name, id);
+    try {
+      const packed = await packBuild(dir, blobs, key, svc.namespace, this.options.artifacts?.maxBytes ?? ARTIFACT_MAX_BYTES);
+      svc.log.append('', 'runtime', `kept build ${id} in the blob store as ${key} (${packed.size} bytes)`);
+      return { key: packed.key, sha256: packed.sha256 };
+    } catch (err) {
+      const why = err instanceof ArtifactTooLarge ? err.message : `it could not be stored: ${(err as Error).message}`;
+      svc.log.append('', 'runtime', `build ${id} is not kept in the blob store (${why}); without its folder it is rebuilt from source`);
+      this.options.logger.warn({ err, service: svc.name, namespace: svc.namespace, build: id }, 'a build could not be kept in the blob store');
+      return undefined;
+    }
+  }
+
+  /** Deletes the service's artifacts whose build id `drop` says. */
+  private async dropArtifacts(svc: { name: string; namespace: string }, drop: (buildId: string) => boolean): Promise<void> {
+    const blobs = this.options.blobs?.();
+    if (!blobs) return;
+    const prefix = artifactPrefix(svc.name);
+    try {
+      for (;;) {
+        const listed = await blobs.list({ namespace: svc.namespace, prefix, limit: 1000 });
+        const doomed = listed.filter((b) => drop(b.key.slice(prefix.length).replace(/\.tar\.gz$/, '')));
+        for (const b of doomed) await blobs.delete(b.key, { namespace: svc.namespace });
+        if (listed.length < 1000 || doomed.length === 0) return;
+      }
+    } catch (err) {
+      this.options.logger.warn({ err, service: svc.name, namespace: svc.namespace }, 'could not delete the artifacts of a service');
+    }
+  }
+
+  /**
+   * Brings a build folder back from its artifact: unpacked under the rules of uploads
+   * (links only inside the folder), checked against the SHA-256 recorded with the build,
+   * the runtime's links to the SDK made again, and given to the namespace's uid when it
+   * is sandboxed. Nothing is fetched, installed or compiled.
+   */
+  private async restoreArtifact(svc: Managed, build: BuildRecord): Promise<boolean> {
+    const blobs = this.options.blobs?.();
+    if (!build.artifact || !blobs) return false;
+    try {
+      await rm(build.dir, { recursive: true, force: true });
+      await unpackBuild(blobs, build.artifact, svc.namespace, build.dir, { ...ARTIFACT_LIMITS, ...this.options.artifacts?.limits });
+      // unpacked by the server, no tenant code has touched it yet: the server links, then hands it over
+      await linkProvided(build.dir, this.sdkPath);
+      if (this.sandbox(svc.namespace)) await this.options.sandbox?.own(svc.namespace, build.dir);
+      if (!existsSync(join(build.dir, build.entry))) throw new Error(`it has no entry file ${build.entry}`);
+      svc.log.append('', 'runtime', `its build folder is gone: restored build ${build.id} from ${build.artifact.key} (no fetch, install or compile)`);
+      return true;
+    } catch (err) {
+      await rm(build.dir, { recursive: true, force: true });
+      svc.log.append('', 'runtime', `could not restore build ${build.id} from ${build.artifact.key}: ${(err as Error).message}`);
+      this.options.logger.warn({ err, service: svc.name, namespace: svc.namespace }, 'could not restore a build from its artifact');
+      return false;
+    }
   }
 
   // ---- running ----------------------------------------------------------------------
@@ -634,6 +714,12 @@ export class LocalRuntime {
     }
     svc.busy = 'restore';
     try {
+      if (build && (await this.restoreArtifact(svc, build))) {
+        if (this.closed) return;
+        svc.live = Array.from({ length: svc.desired }, () => this.newInstance(svc, build));
+        for (const inst of svc.live) inst.launch();
+        return;
+      }
       svc.log.append('', 'runtime', 'its build is gone: building it again from source');
       const rebuilt = await this.fetchAndBuild(svc, () => undefined);
       if (this.closed) return;
@@ -656,6 +742,7 @@ export class LocalRuntime {
     if (this.services.get(key(svc.namespace, svc.name)) === svc) this.services.delete(key(svc.namespace, svc.name));
     this.persist();
     await rm(this.serviceBuilds(svc.namespace, svc.name), { recursive: true, force: true });
+    await this.dropArtifacts(svc, () => true);
     await this.dropUpload(svc.namespace, svc.source);
   }
 

@@ -18,6 +18,8 @@ export interface BuildRecord {
   entry: string;
   commit?: string;
   builtAt: string;
+  /** the build kept in the blob store of the service's namespace (key, hex SHA-256 of the blob), when it was packed */
+  artifact?: { key: string; sha256: string };
 }
 
 export interface InstanceRecord {

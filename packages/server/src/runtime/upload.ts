@@ -1,4 +1,4 @@
-import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, symlinkSync, writeSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
@@ -41,20 +41,34 @@ const OVERHEAD_PER_ENTRY = 3 * 512;
 const MAX_TRAILER = 1024 * 1024;
 
 /** Unpacks the gzipped tar `data` into `dest`, which must not exist; on any failure `dest` is gone. */
-export async function extractUpload(data: AsyncIterable<Uint8Array>, dest: string, label: string, limits: UploadLimits = UPLOAD_LIMITS): Promise<{ files: number; bytes: number }> {
+export interface ExtractOptions {
+  /**
+   * Symbolic links allowed when they stay inside the folder (a build's node_modules: .bin
+   * links, package links): a relative target of leading `..` components then plain ones,
+   * whose `..`s do not climb above the folder from the link's place. Nothing is ever
+   * written through a link (an entry under a path that is a link is refused), so every
+   * link's folder is a real one and the check above is what the kernel resolves.
+   * Default false: any link is refused.
+   */
+  links?: boolean;
+}
+
+export async function extractUpload(data: AsyncIterable<Uint8Array>, dest: string, label: string, limits: UploadLimits = UPLOAD_LIMITS, options: ExtractOptions = {}): Promise<{ files: number; bytes: number }> {
   await mkdir(dirname(dest), { recursive: true, mode: 0o700 });
   await mkdir(dest, { mode: 0o700 });
   try {
-    return await unpack(data, dest, label, limits);
+    return await unpack(data, dest, label, limits, options);
   } catch (err) {
     await rm(dest, { recursive: true, force: true });
     throw err;
   }
 }
 
-async function unpack(data: AsyncIterable<Uint8Array>, dest: string, label: string, limits: UploadLimits): Promise<{ files: number; bytes: number }> {
+async function unpack(data: AsyncIterable<Uint8Array>, dest: string, label: string, limits: UploadLimits, options: ExtractOptions): Promise<{ files: number; bytes: number }> {
   const bad = (message: string) => errors.BadRequest(ERROR_ID, `upload ${label}: ${message}`);
   const seen = { entries: 0, files: 0, bytes: 0 };
+  /** the links made so far (options.links) */
+  const links = new Set<string>();
   let failure: Error | undefined;
   let open: { fd: number; path: string } | undefined;
   const fail = (err: unknown) => {
@@ -64,6 +78,20 @@ async function unpack(data: AsyncIterable<Uint8Array>, dest: string, label: stri
   const accept = (entry: ReadEntry) => {
     if (++seen.entries > limits.files) throw bad(`it has more than ${limits.files} entries; is it the service's folder?`);
     const path = safePath(entry.path, bad);
+    if (links.size > 0 && underLink(path, links)) throw bad(`entry "${path}" is under a symbolic link of the archive: nothing is written through a link`);
+    if (entry.type === 'SymbolicLink' && options.links && path !== '') {
+      const target = entry.linkpath ?? '';
+      if (!linkInside(path, target)) throw bad(`entry "${path}" is a symbolic link to "${printable(target)}", outside the folder`);
+      makeDir(join(dest, dirname(path)), dirname(path), bad);
+      try {
+        symlinkSync(target, join(dest, path));
+      } catch (err) {
+        throw bad(`entry "${path}" could not be written (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): is it in the archive twice?`);
+      }
+      links.add(path);
+      entry.resume();
+      return;
+    }
     if (entry.type === 'Directory') {
       if (path !== '') makeDir(join(dest, path), path, bad);
       entry.resume();
@@ -170,6 +198,28 @@ export function safePath(path: string, bad: (message: string) => Error): string 
   if (parts.includes('..')) throw bad(`entry "${shown}" has a ".." component: only paths inside the folder are allowed`);
   if (Buffer.byteLength(path) > 4096 || parts.some((p) => Buffer.byteLength(p) > 255)) throw bad(`entry "${shown.slice(0, 200)}…" has a name too long`);
   return parts.join('/');
+}
+
+/** Whether `path` or a folder above it is one of `links`. */
+function underLink(path: string, links: Set<string>): boolean {
+  const parts = path.split('/');
+  for (let i = 1; i <= parts.length; i++) if (links.has(parts.slice(0, i).join('/'))) return true;
+  return false;
+}
+
+/**
+ * Whether a link at `path` (relative, its folders real) to `target` stays inside the
+ * folder: relative, `..` only at the start and no deeper than the link's folder, then
+ * plain components (a `..` after a component could climb out of a link's target).
+ */
+export function linkInside(path: string, target: string): boolean {
+  if (target === '' || target.includes('\0') || target.startsWith('/') || target.includes('\\')) return false;
+  const parts = target.split('/').filter((p) => p !== '');
+  let up = 0;
+  while (parts[up] === '..') up++;
+  const rest = parts.slice(up);
+  if (rest.length === 0 || rest.some((p) => p === '..' || p === '.')) return false;
+  return up <= path.split('/').length - 1;
 }
 
 function makeDir(dir: string, shown: string, bad: (message: string) => Error): void {
