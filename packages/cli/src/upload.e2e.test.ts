@@ -104,7 +104,7 @@ describe('micro run ./dir as a user of another namespace', () => {
     assert.equal(call?.code, 0, call?.stderr);
     assert.equal(call?.stdout, '{"message":"Hello Alice"}\n');
 
-    // a restarted server whose build folder is gone rebuilds from the kept upload
+    // a restarted server whose build folder is gone restores it from the build kept in the blob store (sandboxed: chowned to the tenant)
     await stopProcess(server.proc);
     rmSync(join(home, 'runtime', 'builds', 'acme'), { recursive: true, force: true });
     server = await startServer(home, { env: SANDBOX_ENV });
@@ -114,6 +114,7 @@ describe('micro run ./dir as a user of another namespace', () => {
       if (call.code !== 0) await new Promise((r) => setTimeout(r, 200));
     }
     assert.equal(call?.stdout, '{"message":"Hello Bob"}\n', call?.stderr);
+    assert.match((await micro(home, ['logs', 'demo', '--lines', '200'])).stdout, /restored build \S+ from runtime\/builds\/demo\/\S+\.tar\.gz \(no fetch, install or compile\)/);
 
     // a path of the server's machine is for admins of micro; an upload of nobody is not found
     const path = await micro(home, ['run', 'file:///etc']);
@@ -129,8 +130,8 @@ describe('micro run ./dir as a user of another namespace', () => {
     assert.match(update.stdout, /^demo is updated \(namespace acme\): 1\/1 instance running$/m);
     const after = JSON.parse((await micro(home, ['status', 'demo', '-o', 'json'])).stdout) as { source: string }[];
     assert.notEqual(after[0]?.source, svc?.source, 'the service runs the new upload');
-    // the old upload was deleted, the new one is kept for rebuilds
-    assert.equal(readdirSync(join(home, 'data', 'blobs')).length, 1);
+    // the old upload was deleted, the new one is kept for rebuilds; beside it the artifacts of the current build and the one before
+    assert.equal(readdirSync(join(home, 'data', 'blobs')).length, 3);
 
     const kill = await micro(home, ['kill', 'demo']);
     assert.equal(kill.code, 0, kill.stderr);
