@@ -146,7 +146,7 @@ test('nats profile: the upload is kept in PostgreSQL, built and run for the tena
   const home = tempDir('micro-upload-nats-');
   const work = tempDir('micro-upload-nats-src-');
   const env = { ...SANDBOX_ENV, ...platform.env };
-  const server = await startServer(home, { env, timeout: 60_000 });
+  let server = await startServer(home, { env, timeout: 60_000 });
   t.after(async () => {
     await stopProcess(server.proc);
     await platform.drop();
@@ -174,6 +174,19 @@ test('nats profile: the upload is kept in PostgreSQL, built and run for the tena
     if (call.code !== 0) await new Promise((r) => setTimeout(r, 200));
   }
   assert.equal(call?.stdout, '{"message":"Hello Alice"}\n', call?.stderr);
+
+  // the build is kept in PostgreSQL too: a node without the build folder restores it from there
+  await stopProcess(server.proc);
+  rmSync(join(home, 'runtime', 'builds', 'acme'), { recursive: true, force: true });
+  server = await startServer(home, { env, timeout: 60_000 });
+  call = undefined;
+  for (let i = 0; i < 300 && call?.code !== 0; i++) {
+    call = await micro(home, ['demo', 'call', '--name=Bob', '-o', 'json']);
+    if (call.code !== 0) await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.equal(call?.stdout, '{"message":"Hello Bob"}\n', call?.stderr);
+  assert.match((await micro(home, ['logs', 'demo', '--lines', '200'])).stdout, /restored build \S+ from runtime\/builds\/demo\/\S+\.tar\.gz \(no fetch, install or compile\)/);
+  assert.ok(!existsSync(join(home, 'data', 'blobs')) || readdirSync(join(home, 'data', 'blobs')).length === 0);
 
   assert.equal((await micro(home, ['kill', 'demo'])).code, 0);
   // the same upload again: micro kill deleted it from PostgreSQL
