@@ -104,8 +104,10 @@ await run(def, {
     for (const c of results) c?.kill('SIGKILL');
     return { started: results.filter(Boolean).length, failed: results.filter((c) => !c).length };
   },
+  // the file is written after the answer: the disk check may stop the service at once,
+  // and the call must not race it
   Fill: async ({ mib }) => {
-    writeFileSync(dir + '/filler', Buffer.alloc(mib * ${MiB}, 1));
+    setTimeout(() => writeFileSync(dir + '/filler', Buffer.alloc(mib * ${MiB}, 1)), 50);
     return { ok: true };
   },
   Hog: async ({ mib }) => {
