@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { micro, natsPlatform, startServer, stopProcess, tempDir, type RunningServer } from './testing.js';
+import { micro, natsPlatform, startServer, stopProcess, tempDir, until, type RunningServer } from './testing.js';
 
 /*
  * Several `micro server` nodes on the distributed profile (MICRO_PROFILE=nats): two nodes
@@ -32,21 +32,6 @@ async function post(base: string, path: string, body: unknown, token?: string): 
     body: JSON.stringify(body),
   });
   return { status: res.status, body: await res.text() };
-}
-
-async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms${last ? ` (${String(last)})` : ''}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
 }
 
 test('two micro server nodes on NATS, PostgreSQL and Redis act as one platform', { timeout: 300_000 }, async (t) => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { micro, natsPlatform, startServer, stopProcess, tempDir, type RunningServer } from './testing.js';
+import { micro, natsPlatform, startServer, stopProcess, tempDir, until, type RunningServer } from './testing.js';
 
 /*
  * Node leases on the distributed profile, end to end with the `micro` command: node A
@@ -26,21 +26,6 @@ interface Status {
 interface Listed {
   name: string;
   nodes: { id: string; metadata?: Record<string, string> }[];
-}
-
-async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms${last ? ` (${String(last)})` : ''}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
 }
 
 test('a node that dies loses its lease: its service shows as lost and its core services leave micro services on the other node; back, it shows the truth', { timeout: 300_000 }, async (t) => {

@@ -100,6 +100,25 @@ after(async () => {
   await Promise.all([...started].map((p) => stopProcess(p, 'SIGKILL')));
 });
 
+/**
+ * Polls `probe` every 250 ms until it answers something other than undefined; past `ms`
+ * fails saying what was awaited and the last error the probe threw.
+ */
+export async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + ms;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms${last ? ` (${String(last)})` : ''}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
 export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
