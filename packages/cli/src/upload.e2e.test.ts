@@ -59,6 +59,16 @@ const canSandbox = process.getuid?.() === 0 && spawnSync('bwrap', ['--version'])
 if (!canSandbox && (process.env.CI === 'true' || process.env.MICRO_REQUIRE_ENGINES === '1')) throw new Error('the upload test runs sandboxed in CI: it needs root and bwrap');
 const SANDBOX_ENV: Record<string, string> = canSandbox ? { MICRO_RUNTIME_SANDBOX: 'on' } : { MICRO_RUNTIME_SANDBOX: 'off' };
 
+/** `micro demo call --name=<name>`, tried every 200 ms up to `attempts` times until it succeeds; the last result. */
+async function callDemo(home: string, name: string, attempts: number): Promise<Result> {
+  let call = await micro(home, ['demo', 'call', `--name=${name}`, '-o', 'json']);
+  for (let i = 1; i < attempts && call.code !== 0; i++) {
+    await new Promise((r) => setTimeout(r, 200));
+    call = await micro(home, ['demo', 'call', `--name=${name}`, '-o', 'json']);
+  }
+  return call;
+}
+
 describe('micro run ./dir as a user of another namespace', () => {
   let home: string;
   let work: string;
@@ -95,25 +105,16 @@ describe('micro run ./dir as a user of another namespace', () => {
     assert.match(svc?.source ?? '', /^upload:runtime\/uploads\/[0-9a-f]{32}\/demo\.tar\.gz$/);
     assert.equal(svc?.namespace, 'acme');
 
-    let call: Result | undefined;
-    for (let i = 0; i < 50; i++) {
-      call = await micro(home, ['demo', 'call', '--name=Alice', '-o', 'json']);
-      if (call.code === 0) break;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    assert.equal(call?.code, 0, call?.stderr);
-    assert.equal(call?.stdout, '{"message":"Hello Alice"}\n');
+    let call = await callDemo(home, 'Alice', 50);
+    assert.equal(call.code, 0, call.stderr);
+    assert.equal(call.stdout, '{"message":"Hello Alice"}\n');
 
     // a restarted server whose build folder is gone restores it from the build kept in the blob store (sandboxed: chowned to the tenant)
     await stopProcess(server.proc);
     rmSync(join(home, 'runtime', 'builds', 'acme'), { recursive: true, force: true });
     server = await startServer(home, { env: SANDBOX_ENV });
-    call = undefined;
-    for (let i = 0; i < 300 && call?.code !== 0; i++) {
-      call = await micro(home, ['demo', 'call', '--name=Bob', '-o', 'json']);
-      if (call.code !== 0) await new Promise((r) => setTimeout(r, 200));
-    }
-    assert.equal(call?.stdout, '{"message":"Hello Bob"}\n', call?.stderr);
+    call = await callDemo(home, 'Bob', 300);
+    assert.equal(call.stdout, '{"message":"Hello Bob"}\n', call.stderr);
     assert.match((await micro(home, ['logs', 'demo', '--lines', '200'])).stdout, /restored build \S+ from runtime\/builds\/demo\/\S+\.tar\.gz \(no fetch, install or compile\)/);
 
     // a path of the server's machine is for admins of micro; an upload of nobody is not found
@@ -168,23 +169,15 @@ test('nats profile: the upload is kept in PostgreSQL, built and run for the tena
   // the upload is in the shared blob store, not on this node's disk
   assert.ok(!existsSync(join(home, 'data', 'blobs')) || readdirSync(join(home, 'data', 'blobs')).length === 0);
 
-  let call: Result | undefined;
-  for (let i = 0; i < 50 && call?.code !== 0; i++) {
-    call = await micro(home, ['demo', 'call', '--name=Alice', '-o', 'json']);
-    if (call.code !== 0) await new Promise((r) => setTimeout(r, 200));
-  }
-  assert.equal(call?.stdout, '{"message":"Hello Alice"}\n', call?.stderr);
+  let call = await callDemo(home, 'Alice', 50);
+  assert.equal(call.stdout, '{"message":"Hello Alice"}\n', call.stderr);
 
   // the build is kept in PostgreSQL too: a node without the build folder restores it from there
   await stopProcess(server.proc);
   rmSync(join(home, 'runtime', 'builds', 'acme'), { recursive: true, force: true });
   server = await startServer(home, { env, timeout: 60_000 });
-  call = undefined;
-  for (let i = 0; i < 300 && call?.code !== 0; i++) {
-    call = await micro(home, ['demo', 'call', '--name=Bob', '-o', 'json']);
-    if (call.code !== 0) await new Promise((r) => setTimeout(r, 200));
-  }
-  assert.equal(call?.stdout, '{"message":"Hello Bob"}\n', call?.stderr);
+  call = await callDemo(home, 'Bob', 300);
+  assert.equal(call.stdout, '{"message":"Hello Bob"}\n', call.stderr);
   assert.match((await micro(home, ['logs', 'demo', '--lines', '200'])).stdout, /restored build \S+ from runtime\/builds\/demo\/\S+\.tar\.gz \(no fetch, install or compile\)/);
   assert.ok(!existsSync(join(home, 'data', 'blobs')) || readdirSync(join(home, 'data', 'blobs')).length === 0);
 
