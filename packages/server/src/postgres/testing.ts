@@ -25,9 +25,10 @@ export async function testPostgres(t: TestContext, label: string, options: Parti
 
 /**
  * A TCP relay to Postgres that a test can cut and restore, to lose the engine while
- * running without stopping the Postgres other tests share: `cut()` closes the listener and
- * every relayed connection (calls see Postgres gone: refused), `restore()` listens on the
- * same port again. `freeze()` stops passing bytes without closing anything (a network
+ * running without stopping the Postgres other tests share: `cut()` closes every relayed
+ * connection and resets each new one (calls see Postgres gone), `restore()` relays again.
+ * The listener stays open while cut: a closed port could be taken by another test's server
+ * running in parallel, and the cut-off client would reach that instead. `freeze()` stops passing bytes without closing anything (a network
  * that drops packets), `thaw()` passes them again. The URL is `url` with the relay's host
  * and port.
  */
@@ -46,11 +47,16 @@ export async function relay(url: string): Promise<Relay> {
   const sockets = new Set<Socket>();
   const pairs = new Set<[Socket, Socket]>();
   let frozen = false;
+  let cutOff = false;
   const flow = ([inbound, outbound]: [Socket, Socket]) => {
     inbound.pipe(outbound);
     outbound.pipe(inbound);
   };
   const server = createServer((inbound) => {
+    if (cutOff) {
+      inbound.resetAndDestroy();
+      return;
+    }
     const outbound = connect(targetPort, target.hostname);
     const pair: [Socket, Socket] = [inbound, outbound];
     sockets.add(inbound).add(outbound);
@@ -80,15 +86,16 @@ export async function relay(url: string): Promise<Relay> {
   relayed.hostname = '127.0.0.1';
   relayed.port = String(port);
   const cut = async () => {
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    cutOff = true;
     for (const s of sockets) s.destroy();
     sockets.clear();
-    await closed;
   };
   return {
     url: relayed.toString(),
     cut,
-    restore: () => listen(port),
+    restore: async () => {
+      cutOff = false;
+    },
     freeze() {
       frozen = true;
       for (const [inbound, outbound] of pairs) {
@@ -103,7 +110,8 @@ export async function relay(url: string): Promise<Relay> {
       for (const pair of pairs) flow(pair);
     },
     close: async () => {
-      if (server.listening) await cut();
+      await cut();
+      if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
 }
