@@ -103,3 +103,22 @@ test('node leases: a node cut off from PostgreSQL loses its lease when it runs o
   assert.deepEqual(events, ['lost', 'held']);
   await until('node-b sees node-a live again', 5_000, () => (other.ended('node-a') === false ? true : undefined));
 });
+
+test('node leases: a deadline timer that fires before the deadline by the lease clock waits for the rest and then says lost', async (t) => {
+  const db = await testPostgres(t, 'rtleaseearly');
+  if (!db) return;
+  await migrate(db, 'runtime', RUNTIME_MIGRATIONS);
+  // a clock that stands still while the timers run: every firing is early by this clock
+  let now = 5_000;
+  const lease = await NodeLease.acquire(db, { node: 'node-a', address: 'tcp://a', leaseMs: 150, renewEvery: 60_000, clock: () => now });
+  t.after(() => lease.close());
+  const lost: string[] = [];
+  lease.on('lost', (reason) => lost.push(reason));
+  await new Promise((r) => setTimeout(r, 400));
+  assert.deepEqual(lost, [], 'not lost before its deadline by the lease clock');
+  assert.equal(lease.holdsLease(), true);
+  now += 150;
+  await until('the lost event', 5_000, () => (lost.length > 0 ? true : undefined));
+  assert.match(lost[0]!, /the lease ran out/);
+  assert.equal(lease.holdsLease(), false);
+});

@@ -214,9 +214,7 @@ export class NodeLease extends EventEmitter<NodeLeaseEvents> {
 
   private renewed(sent: number): void {
     this.deadline = sent + this.leaseMs;
-    clearTimeout(this.expiry);
-    this.expiry = setTimeout(() => this.expire(), Math.max(0, this.deadline - this.clock()));
-    this.expiry.unref();
+    this.watchDeadline();
     if (!this.held) {
       const regained = this.acquired;
       this.held = true;
@@ -225,8 +223,23 @@ export class NodeLease extends EventEmitter<NodeLeaseEvents> {
     }
   }
 
+  /**
+   * Node's timers count whole milliseconds of the event loop's clock, so one may fire a
+   * fraction of a millisecond before the deadline by performance.now(): it then waits again
+   * for the rest instead of giving up on the deadline.
+   */
+  private watchDeadline(): void {
+    clearTimeout(this.expiry);
+    this.expiry = setTimeout(() => this.expire(), Math.max(0, Math.ceil(this.deadline - this.clock())) + 1);
+    this.expiry.unref();
+  }
+
   private expire(): void {
-    if (this.closed || this.clock() < this.deadline) return;
+    if (this.closed) return;
+    if (this.clock() < this.deadline) {
+      this.watchDeadline();
+      return;
+    }
     this.options.logger?.warn({ node: this.node }, 'this node\'s lease ran out: the other nodes now count it as gone');
     this.lose('the lease ran out: PostgreSQL did not answer in time');
   }
