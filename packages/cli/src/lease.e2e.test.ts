@@ -7,10 +7,11 @@ import { micro, natsPlatform, startServer, stopProcess, tempDir, until, type Run
 /*
  * Node leases on the distributed profile, end to end with the `micro` command: node A
  * runs a service, then dies with kill -9. On node B, `micro status` shows A's instance
- * as lost once A's lease ends (never as running after that, no uptime), and `micro
- * services` no longer lists A's core services; A restarted on its home is shown running
- * again as soon as it publishes. Bounds are generous polls: nothing here fails on timing
- * beyond them.
+ * as lost once A's lease ends (never as running after that, no uptime), node B starts
+ * the service itself (the placement moves A's slot), and `micro services` no longer lists
+ * A's core services; A restarted on its home publishes at once that it runs nothing (the
+ * instance stays on B: one instance is as even as it gets), so its lost row goes. Bounds
+ * are generous polls: nothing here fails on timing beyond them.
  */
 
 const LEASE = 5;
@@ -56,11 +57,12 @@ test('a node that dies loses its lease: its service shows as lost and its core s
   const run = await micro(homeA, ['run', './demo'], { cwd: work, env, timeout: 180_000 });
   assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
 
-  const statusOnB = async (): Promise<Status | undefined> => {
+  const statusOnB = async (node = nodeA): Promise<Status | undefined> => {
     const r = await micro(homeB, ['status', '--output', 'json'], { env });
     assert.equal(r.code, 0, r.stderr);
-    return (JSON.parse(r.stdout) as Status[]).find((s) => s.name === 'demo');
+    return (JSON.parse(r.stdout) as Status[]).find((s) => s.name === 'demo' && s.node === node);
   };
+  const nodeB = (JSON.parse(readFileSync(join(homeB, 'server', 'node.json'), 'utf8')) as { id: string }).id;
   const coreNodesOfA = async (): Promise<string[]> => {
     const r = await micro(homeB, ['services', '--output', 'json'], { env });
     assert.equal(r.code, 0, r.stderr);
@@ -88,21 +90,24 @@ test('a node that dies loses its lease: its service shows as lost and its core s
   assert.equal(lost.node, nodeA);
   assert.deepEqual(lost.instances.map((i) => [i.state, i.pid, i.startedAt]), [['lost', undefined, undefined]]);
   const table = await micro(homeB, ['status'], { env });
-  assert.match(table.stdout, /demo +\S+ +\S+ +lost +0\/1 +- +-/);
+  assert.match(table.stdout, new RegExp(`^${nodeA.slice(0, 8)} .*demo +\\S+ +\\S+ +lost +0/1 +- +-`, 'm'));
   await until('node A\'s core services gone from micro services on node B', (LEASE + 30) * 1000, async () => ((await coreNodesOfA()).length === 0 ? true : undefined));
-  // once lost, never running again while node A is down
+  // node B runs demo now: the placement moved node A's slot
+  const moved = await until('demo running on node B', 60_000, async () => {
+    const s = await statusOnB(nodeB);
+    return s?.state === 'running' && s.instances[0]?.state === 'running' ? s : undefined;
+  });
+  assert.ok(moved.instances[0]?.pid && moved.instances[0]?.startedAt);
+  // once lost, never running again on node A while it is down
   for (let i = 0; i < 3; i++) assert.equal((await statusOnB())?.state, 'lost');
 
-  // node A again, on its home: its first publish is the truth (no stale `starting` while it runs)
+  // node A again, on its home: its first publish is the truth (it runs nothing: its lost row goes)
   const again = await startServer(homeA, { env, timeout: 60_000 });
   servers.push(again);
-  const back = await until('demo running again on node B', 60_000, async () => {
-    const s = await statusOnB();
-    return s?.state === 'running' && s.instances.every((i) => i.state === 'running') ? s : undefined;
-  });
-  assert.equal(back.node, nodeA);
-  assert.notEqual(back.instances[0]?.id, before.instances[0]?.id, 'a new instance, started by node A again');
-  assert.ok(back.instances[0]?.pid && back.instances[0]?.startedAt);
+  await until('node A\'s lost row gone', 60_000, async () => ((await statusOnB()) === undefined ? true : undefined));
+  const still = await statusOnB(nodeB);
+  assert.equal(still?.instances[0]?.id, moved.instances[0]?.id, 'the instance stays on node B: nothing to even out');
+  assert.notEqual(still?.instances[0]?.id, before.instances[0]?.id);
   await until('node A\'s core services listed again', 30_000, async () => ((await coreNodesOfA()).includes('registry') ? true : undefined));
 });
 

@@ -26,7 +26,7 @@ import {
   type Profile,
   type Registry,
 } from '@micro/sdk';
-import { openAuthStorage } from './auth/open.js';
+import { authKeyFromEnv, openAuthStorage } from './auth/open.js';
 import type { AuthAccounts, AuthTokens } from './auth/storage.js';
 import { authenticate } from './auth/guard.js';
 import { authCoreService } from './auth/index.js';
@@ -180,6 +180,7 @@ export class MicroServer {
           node: nodeId(this.paths.dir),
           logger: this.logger.child({ component: 'runtime' }),
           lease: { leaseMs, address: this.boundAddress },
+          authKey: authKeyFromEnv(),
         });
       }
       // uploaded sources are read from the store service's blobs, once it runs
@@ -192,7 +193,7 @@ export class MicroServer {
         serverAddress: this.boundAddress.replace('//0.0.0.0:', '//127.0.0.1:').replace('//[::]:', '//[::1]:'),
         registry: this.registry,
         profile,
-        ...(this.directory ? { directory: { node: nodeId(this.paths.dir), store: this.directory } } : {}),
+        ...(this.directory ? { directory: { node: nodeId(this.paths.dir), store: this.directory }, cluster: { placement: this.directory.placement, lease: this.directory.lease } } : {}),
         credentials: (service, namespace) => this.serviceCredentials(service, namespace),
         sandbox: this.sandbox,
         logger: this.logger.child({ component: 'runtime' }),

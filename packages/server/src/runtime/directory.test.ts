@@ -10,6 +10,8 @@ function service(name: string, namespace = 'micro'): RuntimeService {
 }
 
 const settle = (ms = 150) => new Promise((r) => setTimeout(r, ms));
+/** the platform's master key of these tests (it seals the env in the desired state) */
+const AUTH_KEY = 'directory-test-key-0123456789abcdef';
 
 test('runtime directory: each node publishes what it runs and reads what the others run', async (t) => {
   const db = await testPostgres(t, 'rtdir');
@@ -17,8 +19,8 @@ test('runtime directory: each node publishes what it runs and reads what the oth
   const url = process.env.MICRO_TEST_POSTGRES_URL || 'postgres://postgres@127.0.0.1:5432/test';
   // two nodes on one schema (their migrations race: one runs it, the other finds it done)
   const [a, b] = await Promise.all([
-    PostgresRuntimeDirectory.open({ url, prefix: db.prefix, node: 'node-a', flushInterval: 10 }),
-    PostgresRuntimeDirectory.open({ url, prefix: db.prefix, node: 'node-b', flushInterval: 10 }),
+    PostgresRuntimeDirectory.open({ url, authKey: AUTH_KEY, prefix: db.prefix, node: 'node-a', flushInterval: 10 }),
+    PostgresRuntimeDirectory.open({ url, authKey: AUTH_KEY, prefix: db.prefix, node: 'node-b', flushInterval: 10 }),
   ]);
   t.after(async () => {
     await a.close();
@@ -53,12 +55,12 @@ test('runtime directory: a node that has not published yet erases nothing; close
   const db = await testPostgres(t, 'rtdir2');
   if (!db) return;
   const url = process.env.MICRO_TEST_POSTGRES_URL || 'postgres://postgres@127.0.0.1:5432/test';
-  const first = await PostgresRuntimeDirectory.open({ url, prefix: db.prefix, node: 'node-a', flushInterval: 10 });
+  const first = await PostgresRuntimeDirectory.open({ url, authKey: AUTH_KEY, prefix: db.prefix, node: 'node-a', flushInterval: 10 });
   first.publish([service('greeter')]);
   await first.close();
   // the same node restarted, with heart-beats before its runtime has published: its rows stay
-  const again = await PostgresRuntimeDirectory.open({ url, prefix: db.prefix, node: 'node-a', flushInterval: 10, heartbeat: 20 });
-  const reader = await PostgresRuntimeDirectory.open({ url, prefix: db.prefix, node: 'reader' });
+  const again = await PostgresRuntimeDirectory.open({ url, authKey: AUTH_KEY, prefix: db.prefix, node: 'node-a', flushInterval: 10, heartbeat: 20 });
+  const reader = await PostgresRuntimeDirectory.open({ url, authKey: AUTH_KEY, prefix: db.prefix, node: 'reader' });
   t.after(async () => {
     await again.close();
     await reader.close();
@@ -66,7 +68,7 @@ test('runtime directory: a node that has not published yet erases nothing; close
   await settle(100);
   assert.deepEqual((await reader.others({})).map((o) => o.service.name), ['greeter']);
   // closing flushes a publish still waiting for its interval
-  const slow = await PostgresRuntimeDirectory.open({ url, prefix: db.prefix, node: 'node-c', flushInterval: 60_000 });
+  const slow = await PostgresRuntimeDirectory.open({ url, authKey: AUTH_KEY, prefix: db.prefix, node: 'node-c', flushInterval: 60_000 });
   slow.publish([service('late')]);
   await slow.close();
   assert.deepEqual((await reader.others({ name: 'late' })).map((o) => o.node), ['node-c']);
@@ -76,8 +78,8 @@ test('runtime directory: the services of a node without a lease, or published be
   const db = await testPostgres(t, 'rtdir3');
   if (!db) return;
   const url = process.env.MICRO_TEST_POSTGRES_URL || 'postgres://postgres@127.0.0.1:5432/test';
-  const reader = await PostgresRuntimeDirectory.open({ url, prefix: db.prefix, node: 'reader' });
-  const a = await PostgresRuntimeDirectory.open({ url, prefix: db.prefix, node: 'node-a', flushInterval: 10 });
+  const reader = await PostgresRuntimeDirectory.open({ url, authKey: AUTH_KEY, prefix: db.prefix, node: 'reader' });
+  const a = await PostgresRuntimeDirectory.open({ url, authKey: AUTH_KEY, prefix: db.prefix, node: 'node-a', flushInterval: 10 });
   const restarted: PostgresRuntimeDirectory[] = [];
   t.after(async () => {
     await a.close();
@@ -104,7 +106,7 @@ test('runtime directory: the services of a node without a lease, or published be
   assert.deepEqual(o.service.instances, [{ id: 'i1', state: 'lost', restarts: 0 }]);
 
   // node-a again: its lease is live at once, but its rows are from before its restart until it publishes
-  const again = await PostgresRuntimeDirectory.open({ url, prefix: db.prefix, node: 'node-a', flushInterval: 10 });
+  const again = await PostgresRuntimeDirectory.open({ url, authKey: AUTH_KEY, prefix: db.prefix, node: 'node-a', flushInterval: 10 });
   restarted.push(again);
   assert.equal(again.lease.holdsLease(), true);
   o = await view();

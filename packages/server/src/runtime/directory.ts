@@ -1,6 +1,8 @@
 import type { Logger, RuntimeService } from '@micro/sdk';
 import { migrate, openPostgres, type Migration, type Postgres } from '../postgres/index.js';
+import { Sealer } from '../auth/crypto.js';
 import { LEASE_MIGRATION, NodeLease, type NodeLeaseOptions } from './lease.js';
+import { PLACEMENT_MIGRATION, PostgresPlacement } from './placement.js';
 
 /**
  * The runtime state of every node, in PostgreSQL (nats profile): each node's runtime
@@ -33,6 +35,7 @@ export const RUNTIME_MIGRATIONS: Migration[] = [
     )`,
   },
   LEASE_MIGRATION,
+  PLACEMENT_MIGRATION,
 ];
 
 /** A service another node runs, as that node last published it. */
@@ -65,6 +68,8 @@ export interface PostgresRuntimeDirectoryOptions {
   heartbeat?: number;
   /** this node's lease (default: 10 s, renewed every third of it); its address for the table */
   lease?: Omit<NodeLeaseOptions, 'node' | 'logger'>;
+  /** MICRO_AUTH_KEY: seals the env of each service in the desired state (placement.ts) */
+  authKey: string;
 }
 
 export class PostgresRuntimeDirectory implements RuntimeDirectory {
@@ -81,6 +86,8 @@ export class PostgresRuntimeDirectory implements RuntimeDirectory {
     private readonly options: PostgresRuntimeDirectoryOptions,
     /** this node's lease, taken before anything is published */
     readonly lease: NodeLease,
+    /** what should run on the platform, and where */
+    readonly placement: PostgresPlacement,
   ) {
     this.flushInterval = options.flushInterval ?? 200;
     this.beat = setInterval(() => {
@@ -92,6 +99,7 @@ export class PostgresRuntimeDirectory implements RuntimeDirectory {
   static async open(options: PostgresRuntimeDirectoryOptions): Promise<PostgresRuntimeDirectory> {
     const db = await openPostgres({ url: options.url, prefix: options.prefix, errorId: 'runtime', logger: options.logger });
     let lease: NodeLease;
+    const placement = new PostgresPlacement(db, new Sealer(options.authKey), options.logger ? { logger: options.logger } : {});
     try {
       await migrate(db, 'runtime', RUNTIME_MIGRATIONS);
       lease = await NodeLease.acquire(db, { address: '', ...options.lease, node: options.node, ...(options.logger ? { logger: options.logger } : {}) });
@@ -99,7 +107,7 @@ export class PostgresRuntimeDirectory implements RuntimeDirectory {
       await db.close();
       throw err;
     }
-    return new PostgresRuntimeDirectory(db, options, lease);
+    return new PostgresRuntimeDirectory(db, options, lease, placement);
   }
 
   publish(services: RuntimeService[]): void {

@@ -99,6 +99,8 @@ interface Proc {
  */
 export class Instance {
   state: RuntimeState = 'pending';
+  /** which of its service's instances this is (nats profile: the slot the placement gave this node) */
+  slot = 0;
   restarts = 0;
   lastError: string | undefined;
   private startedAt: Date | undefined;

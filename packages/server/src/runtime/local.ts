@@ -12,6 +12,7 @@ import type { Resolver } from './address.js';
 import { fetchSource, parseSource, uploadFolderName, type FetchOptions, type SourceSpec } from './source.js';
 import { UPLOAD_LIMITS, type UploadLimits } from './upload.js';
 import type { RuntimeDirectory } from './directory.js';
+import type { Assignment, PlacementStore, ServiceSpec } from './placement.js';
 import { StateStore, type BuildRecord, type InstanceRecord, type ServiceRecordState } from './state.js';
 
 export interface RuntimeOptions {
@@ -32,6 +33,12 @@ export interface RuntimeOptions {
    * that `micro status` on any node shows the whole platform; this node's id marks its own
    */
   directory?: { node: string; store: RuntimeDirectory };
+  /**
+   * nats profile: the platform's desired state and placement (placement.ts) and this node's
+   * lease (lease.ts). The runtime then runs the instances the placement gives this node,
+   * checked every `reconcileEvery` ms (default 1,000), and none while it holds no lease.
+   */
+  cluster?: { placement: PlacementStore; lease: LeaseView; reconcileEvery?: number };
   /** the account a service acts as, given to it as MICRO_AUTH_ID / MICRO_AUTH_SECRET */
   credentials(service: string, namespace: string): Promise<{ id: string; secret: string }>;
   logger: Logger;
@@ -66,6 +73,15 @@ export interface RuntimeOptions {
    * the resolver (default the system's), the time (default 60 s) and size (256 MiB) bounds
    */
   untrusted?: { resolver?: Resolver; timeout?: number; maxBytes?: number };
+}
+
+/** What the runtime needs of its node's lease. */
+export interface LeaseView {
+  holdsLease(): boolean;
+  on(event: 'lost', listener: (reason: string) => void): unknown;
+  on(event: 'held', listener: () => void): unknown;
+  off(event: 'lost', listener: (reason: string) => void): unknown;
+  off(event: 'held', listener: () => void): unknown;
 }
 
 type Request<K extends string> = { name: K extends 'create' ? string | undefined : string; namespace?: string | undefined };
@@ -135,6 +151,8 @@ interface Managed {
   buildError: string | undefined;
   createdAt: string;
   updatedAt: string;
+  /** nats profile: the generation of the desired state it runs; undefined: not in the platform's desired state */
+  generation: number | undefined;
   /** the instances of the processes it runs */
   live: Instance[];
   /** the instances of its last failed start, for status */
@@ -164,6 +182,14 @@ export class LocalRuntime {
   private abort = new AbortController();
   private closed = true;
   private sdk: string | undefined;
+  /** counts finished create, update and kill calls: a reconcile that read the placement before one of them ends acts on nothing */
+  private epoch = 0;
+  private reconciling = false;
+  private reconcileTimer: NodeJS.Timeout | undefined;
+  /** why the last reconcile failed, logged once until one succeeds */
+  private reconcileError: string | undefined;
+  private readonly onLeaseLost = (reason: string) => void this.suspend(reason);
+  private readonly onLeaseHeld = () => this.kick();
 
   constructor(options: RuntimeOptions) {
     this.options = options;
@@ -200,14 +226,26 @@ export class LocalRuntime {
     this.abort = new AbortController();
     const records = this.store.load((err, movedTo) => this.options.logger.error({ err, movedTo }, 'runtime state could not be read; starting without it'));
     await Promise.all(records.flatMap((r) => r.processes).map((p) => this.killStale(p)));
+    const cluster = this.options.cluster;
+    const unshared: Managed[] = [];
     for (const record of records) {
       const svc = this.manage(record);
       // recorded when its build began, never finished: the server stopped meanwhile
       if (!svc.running && !svc.build && !svc.buildError) svc.buildError = 'the server stopped while it was being built; run it again';
       this.services.set(key(svc.namespace, svc.name), svc);
-      if (svc.running) this.track(this.restore(svc));
+      // nats profile: the placement says what this node runs now (the reconcile)
+      if (cluster) {
+        if (svc.running && svc.build && svc.generation === undefined) unshared.push(svc);
+      } else if (svc.running) this.track(this.restore(svc));
     }
     this.persist();
+    if (cluster) {
+      // what ran on this node before the platform kept desired state becomes the platform's, unless the name is taken
+      for (const svc of unshared) await this.share(svc);
+      cluster.lease.on('lost', this.onLeaseLost);
+      cluster.lease.on('held', this.onLeaseHeld);
+      this.kick();
+    }
     this.options.logger.info({ services: this.services.size }, 'runtime started');
   }
 
@@ -215,6 +253,9 @@ export class LocalRuntime {
   async stop(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.reconcileTimer);
+    this.options.cluster?.lease.off('lost', this.onLeaseLost);
+    this.options.cluster?.lease.off('held', this.onLeaseHeld);
     this.abort.abort();
     await Promise.allSettled([...this.operations]);
     await Promise.all([...this.services.values()].flatMap((svc) => svc.live.map((i) => i.stop({ drain: false }))));
@@ -230,6 +271,7 @@ export class LocalRuntime {
     this.checkOpen();
     const namespace = checkNamespace(req.namespace);
     this.options.sandbox?.check(namespace);
+    this.checkLease();
     const env = checkEnv(req.env ?? {});
     const desired = req.instances ?? 1;
     if (!Number.isInteger(desired) || desired < 1 || desired > MAX_INSTANCES) throw errors.BadRequest(ERROR_ID, `instances must be between 1 and ${MAX_INSTANCES}`);
@@ -243,15 +285,17 @@ export class LocalRuntime {
     // fetched before the name is known (it may come from package.json), then moved
     const buildId = newBuildId();
     const incoming = join(this.buildsDir, '.incoming', buildId);
-    progress('fetch', `fetching ${req.source}`);
     let fetched: { commit?: string };
     let pkg: PackageJson | undefined;
     let name: string;
     try {
+      if (req.name) await this.checkDesiredFree(namespace, req.name);
+      progress('fetch', `fetching ${req.source}`);
       fetched = await fetchSource(spec, incoming, this.fetchOptions((line) => progress('fetch', line), namespace, req.trusted));
       pkg = readPackage(incoming);
       name = serviceName(req.name, pkg, sourceFolderName(spec));
       this.checkFree(namespace, name);
+      await this.checkDesiredFree(namespace, name);
     } catch (err) {
       await rm(incoming, { recursive: true, force: true });
       // no service refers to the upload: it goes (a new micro run uploads again)
@@ -278,8 +322,12 @@ export class LocalRuntime {
       svc.log.append('', 'runtime', `micro run ${req.source}`);
       svc.build = await this.build(svc, dir, buildId, pkg, fetched.commit, progress, spec);
       svc.phase = 'starting';
-      progress('start', `starting ${desired} instance${desired === 1 ? '' : 's'} of ${name}`);
-      svc.live = await this.startInstances(svc, svc.build, desired);
+      if (this.options.cluster) {
+        await this.placeAndStart(svc, svc.build, desired, progress);
+      } else {
+        progress('start', `starting ${desired} instance${desired === 1 ? '' : 's'} of ${name}`);
+        svc.live = await this.startInstances(svc, svc.build, range(desired));
+      }
       svc.running = true;
       svc.failed = [];
       progress('start', `${name} is running`);
@@ -290,9 +338,68 @@ export class LocalRuntime {
       throw err;
     } finally {
       svc.busy = undefined;
+      this.epoch++;
       this.touch(svc);
     }
-    return this.view(svc);
+    return this.options.cluster ? this.platformView(svc, desired, progress) : this.view(svc);
+  }
+
+  /**
+   * nats profile: records a new service in the platform's desired state and places its
+   * instances (the first on this node), starts this node's share and waits for the others'.
+   * A name another node took meanwhile is a 409; a start that fails here takes the service
+   * out of the desired state again (it stays here, failed, as on one node).
+   */
+  private async placeAndStart(svc: Managed, build: BuildRecord, desired: number, progress: Progress): Promise<void> {
+    const cluster = this.options.cluster as NonNullable<RuntimeOptions['cluster']>;
+    const node = this.nodeId();
+    const created = await cluster.placement.create(svc.namespace, svc.name, specOf(svc, build), desired, node);
+    if (!created) throw errors.Conflict(ERROR_ID, `service ${svc.name} is already running on the platform (another node ran it meanwhile); use micro update ${svc.name}`);
+    try {
+      const mine = (await cluster.placement.assigned(node)).find((a) => a.namespace === svc.namespace && a.name === svc.name)?.slots.map((s) => s.slot) ?? [];
+      svc.desired = mine.length;
+      svc.generation = 1;
+      progress('start', `starting ${desired} instance${desired === 1 ? '' : 's'} of ${svc.name}: ${mine.length} on this node${desired > mine.length ? `, ${desired - mine.length} on the others` : ''}`);
+      svc.live = await this.startInstances(svc, build, mine);
+    } catch (err) {
+      svc.generation = undefined;
+      svc.desired = desired;
+      await cluster.placement.remove(svc.namespace, svc.name).catch((e: unknown) => this.options.logger.error({ err: e, service: svc.name }, 'could not take a service that failed to start out of the desired state'));
+      throw err;
+    }
+  }
+
+  /**
+   * What Create and Update answer on the nats profile: this node's instances and those of
+   * the other nodes, once they all run (or the start timeout passed: the others keep
+   * starting, `micro status` shows them).
+   */
+  private async platformView(svc: Managed, total: number, progress: Progress): Promise<RuntimeService> {
+    const own = this.view(svc);
+    const directory = this.options.directory;
+    if (!directory || svc.live.length >= total) return { ...own, desiredInstances: total };
+    const deadline = Date.now() + this.timing.startTimeout;
+    let others: RuntimeInstance[] = [];
+    let said = false;
+    for (;;) {
+      const rows = await directory.store.others({ namespace: svc.namespace, name: svc.name }).catch(() => []);
+      others = rows.filter((r) => r.live).flatMap((r) => r.service.instances.map((i) => ({ ...i })));
+      const running = svc.live.filter((i) => i.state === 'running').length + others.filter((i) => i.state === 'running').length;
+      if (running >= total || Date.now() > deadline || this.closed) break;
+      if (!said) progress('start', `waiting for the instances on the other nodes`);
+      said = true;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const view = this.view(svc);
+    return { ...view, instances: [...view.instances, ...others], desiredInstances: total };
+  }
+
+  /** nats profile: a name is free on the platform when no node's desired state has it. */
+  private async checkDesiredFree(namespace: string, name: string): Promise<void> {
+    const placement = this.options.cluster?.placement;
+    if (!placement) return;
+    const there = await placement.get(namespace, checkServiceName(name));
+    if (there) throw errors.Conflict(ERROR_ID, `service ${name} is already running${there.nodes.length ? ` (on node ${there.nodes.join(', ')})` : ''}; use micro update ${name}`);
   }
 
   /** `micro status`: the services of a namespace, or one of them. */
@@ -341,7 +448,9 @@ export class LocalRuntime {
     if (req.source !== undefined) parseSource(req.source, { trusted });
     let svc: Managed;
     try {
-      if (this.options.directory && !this.services.has(key(namespace, checkServiceName(req.name)))) await this.elsewhere(namespace, req.name, 'update');
+      this.checkLease();
+      if (this.options.cluster) await this.fromPlacement(namespace, checkServiceName(req.name));
+      else if (this.options.directory && !this.services.has(key(namespace, checkServiceName(req.name)))) await this.elsewhere(namespace, req.name, 'update');
       svc = this.find(namespace, req.name);
       this.options.sandbox?.check(namespace);
       this.claim(svc, 'update');
@@ -360,9 +469,13 @@ export class LocalRuntime {
           try {
             if (svc.running && svc.live.length > 0) {
               await this.roll(svc, build, progress);
-            } else {
-              progress('start', `starting ${svc.desired} instance${svc.desired === 1 ? '' : 's'} of ${svc.name}`);
-              svc.live = await this.startInstances(svc, build, svc.desired);
+            } else if (!this.options.cluster || svc.generation === undefined) {
+              // a failed service of this node is started again; on the platform, with its placement
+              if (this.options.cluster) await this.placeAndStart(svc, build, svc.desired, progress);
+              else {
+                progress('start', `starting ${svc.desired} instance${svc.desired === 1 ? '' : 's'} of ${svc.name}`);
+                svc.live = await this.startInstances(svc, build, range(svc.desired));
+              }
               svc.running = true;
             }
           } catch (err) {
@@ -383,23 +496,55 @@ export class LocalRuntime {
             await this.dropUpload(svc.namespace, old);
           }
           adopted = true;
+          // the other nodes roll their instances when they see the new generation
+          const total = await this.publishUpdate(svc, build, progress);
           progress('start', `${svc.name} runs build ${build.id}`);
           await this.pruneBuilds(svc);
-          return this.view(svc);
+          return this.options.cluster ? await this.platformView(svc, total, progress) : this.view(svc);
         } finally {
           // a new upload that did not become the service's source is of no use
           if (!adopted && source.source !== svc.source) await this.dropUpload(svc.namespace, source.source);
           svc.busy = undefined;
+          this.epoch++;
           this.touch(svc);
         }
       })(),
     );
   }
 
+  /**
+   * nats profile, Update: a service this node runs no instance of is updated here all the
+   * same (built here, kept in the blob store, rolled by the nodes that run it): it is taken
+   * from the desired state for the length of the update.
+   */
+  private async fromPlacement(namespace: string, name: string): Promise<void> {
+    const placement = this.options.cluster?.placement;
+    if (!placement || this.services.has(key(namespace, name))) return;
+    const there = await placement.get(namespace, name);
+    if (!there || this.services.has(key(namespace, name))) return;
+    const svc = this.manage(recordOf(there, 0, this.buildDir(namespace, name, there.spec.build.id)));
+    svc.generation = there.generation;
+    this.services.set(key(namespace, name), svc);
+  }
+
+  /** nats profile: the new build becomes the platform's (the next generation); the number of instances it has in all. */
+  private async publishUpdate(svc: Managed, build: BuildRecord, progress: Progress): Promise<number> {
+    const placement = this.options.cluster?.placement;
+    if (!placement) return svc.desired;
+    const generation = await placement.update(svc.namespace, svc.name, specOf(svc, build));
+    if (generation === undefined) throw notFound(svc.namespace, svc.name);
+    svc.generation = generation;
+    const there = await placement.get(svc.namespace, svc.name);
+    const elsewhere = (there?.nodes ?? []).filter((n) => n !== this.nodeId());
+    if (elsewhere.length > 0) progress('start', `node${elsewhere.length === 1 ? '' : 's'} ${elsewhere.join(', ')} roll${elsewhere.length === 1 ? 's' : ''} their instances to build ${build.id}`);
+    return there?.instances ?? svc.desired;
+  }
+
   /** `micro kill`: stops every instance gracefully and forgets the service (its log stays). */
   async delete(req: Request<'delete'>): Promise<void> {
     this.checkOpen();
     const namespace = checkNamespace(req.namespace);
+    if (this.options.cluster) return this.deleteFromPlatform(namespace, checkServiceName(req.name));
     if (this.options.directory && !this.services.has(key(namespace, checkServiceName(req.name)))) await this.elsewhere(namespace, req.name, 'kill');
     const svc = this.find(namespace, req.name);
     this.claim(svc, 'delete');
@@ -408,6 +553,32 @@ export class LocalRuntime {
       await this.track(this.forget(svc));
     } finally {
       svc.busy = undefined;
+    }
+  }
+
+  /**
+   * nats profile, Kill from any node: the service leaves the desired state (every node stops
+   * its instances at its next reconcile), its artifacts and upload go; this node's own
+   * instances stop before it answers.
+   */
+  private async deleteFromPlatform(namespace: string, name: string): Promise<void> {
+    const placement = (this.options.cluster as NonNullable<RuntimeOptions['cluster']>).placement;
+    const svc = this.services.get(key(namespace, name));
+    if (svc) this.claim(svc, 'delete');
+    try {
+      const there = await placement.get(namespace, name);
+      if (!svc && !there) throw notFound(namespace, name);
+      await placement.remove(namespace, name);
+      if (svc) {
+        svc.log.append('', 'runtime', `micro kill ${name}`);
+        await this.track(this.forget(svc));
+      } else if (there) {
+        await this.dropArtifacts({ namespace, name }, () => true);
+        await this.dropUpload(namespace, there.spec.source);
+      }
+    } finally {
+      if (svc) svc.busy = undefined;
+      this.epoch++;
     }
   }
 
@@ -638,9 +809,9 @@ export class LocalRuntime {
 
   // ---- running ----------------------------------------------------------------------
 
-  /** Starts n instances together; if any fails, all are stopped and the first failure thrown. */
-  private async startInstances(svc: Managed, build: BuildRecord, n: number): Promise<Instance[]> {
-    const instances = Array.from({ length: n }, () => this.newInstance(svc, build));
+  /** Starts an instance for each slot, together; if any fails, all are stopped and the first failure thrown. */
+  private async startInstances(svc: Managed, build: BuildRecord, slots: number[]): Promise<Instance[]> {
+    const instances = slots.map((slot) => this.newInstance(svc, build, slot));
     svc.live = instances;
     const results = await Promise.allSettled(instances.map((i) => i.start()));
     const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -661,7 +832,7 @@ export class LocalRuntime {
     const old = [...svc.live];
     const replaced: { next: Instance; prev: Instance }[] = [];
     for (const [idx, prev] of old.entries()) {
-      const next = this.newInstance(svc, build);
+      const next = this.newInstance(svc, build, prev.slot);
       svc.live.push(next);
       try {
         await next.start();
@@ -684,7 +855,7 @@ export class LocalRuntime {
   private async rollBack(svc: Managed, updated: Instance[], build: BuildRecord, progress: Progress): Promise<void> {
     progress('start', `rolling back to build ${build.id}`);
     for (const inst of updated) {
-      const back = this.newInstance(svc, build);
+      const back = this.newInstance(svc, build, inst.slot);
       svc.live.push(back);
       try {
         await back.start();
@@ -700,15 +871,17 @@ export class LocalRuntime {
     }
   }
 
-  private newInstance(svc: Managed, build: BuildRecord): Instance {
-    return new Instance(`${svc.name}-${randomBytes(4).toString('hex')}`, build, svc.host);
+  private newInstance(svc: Managed, build: BuildRecord, slot: number): Instance {
+    const instance = new Instance(`${svc.name}-${randomBytes(4).toString('hex')}`, build, svc.host);
+    instance.slot = slot;
+    return instance;
   }
 
   /** Brings a service back at start: from its build, or rebuilt from source when the build is gone. */
   private async restore(svc: Managed): Promise<void> {
     const build = svc.build;
     if (build && existsSync(join(build.dir, build.entry))) {
-      svc.live = Array.from({ length: svc.desired }, () => this.newInstance(svc, build));
+      svc.live = range(svc.desired).map((slot) => this.newInstance(svc, build, slot));
       for (const inst of svc.live) inst.launch();
       return;
     }
@@ -716,7 +889,7 @@ export class LocalRuntime {
     try {
       if (build && (await this.restoreArtifact(svc, build))) {
         if (this.closed) return;
-        svc.live = Array.from({ length: svc.desired }, () => this.newInstance(svc, build));
+        svc.live = range(svc.desired).map((slot) => this.newInstance(svc, build, slot));
         for (const inst of svc.live) inst.launch();
         return;
       }
@@ -725,7 +898,7 @@ export class LocalRuntime {
       if (this.closed) return;
       svc.build = rebuilt;
       svc.buildError = undefined;
-      svc.live = Array.from({ length: svc.desired }, () => this.newInstance(svc, rebuilt));
+      svc.live = range(svc.desired).map((slot) => this.newInstance(svc, rebuilt, slot));
       for (const inst of svc.live) inst.launch();
     } catch (err) {
       this.options.logger.error({ err, service: svc.name, namespace: svc.namespace }, 'could not rebuild a service to bring it back');
@@ -772,6 +945,214 @@ export class LocalRuntime {
     }
   }
 
+  // ---- several nodes (nats profile): running what the placement gives this node ------
+
+  /** Reconciles now, then every reconcileEvery ms. */
+  private kick(): void {
+    const cluster = this.options.cluster;
+    if (!cluster || this.closed) return;
+    clearTimeout(this.reconcileTimer);
+    this.reconcileTimer = undefined;
+    void this.track(this.reconcile()).finally(() => {
+      if (this.closed || this.reconcileTimer) return;
+      this.reconcileTimer = setTimeout(() => this.kick(), cluster.reconcileEvery ?? 1_000);
+      this.reconcileTimer.unref();
+    });
+  }
+
+  /**
+   * One reconcile: a scheduler pass (placement.ts), then this node's instances made to match
+   * its slots: services it has no slot of any more stop here (killed, or handed over), new
+   * ones are restored from their artifact and started, a newer generation is rolled out,
+   * and an instance started for a hand-over says when it is ready. Nothing runs while the
+   * node holds no lease: the others have taken its slots, or will.
+   */
+  private async reconcile(): Promise<void> {
+    const cluster = this.options.cluster;
+    if (!cluster || this.closed || this.reconciling || !cluster.lease.holdsLease()) return;
+    this.reconciling = true;
+    const epoch = this.epoch;
+    try {
+      await cluster.placement.schedule();
+      const assigned = await cluster.placement.assigned(this.nodeId());
+      const current = () => !this.closed && epoch === this.epoch && cluster.lease.holdsLease();
+      if (!current()) return;
+      const mine = new Map(assigned.map((a) => [key(a.namespace, a.name), a]));
+      for (const svc of [...this.services.values()]) {
+        if (!current()) return;
+        if (svc.busy || mine.has(key(svc.namespace, svc.name))) continue;
+        // a service that failed to start here and never was the platform's stays, as on one node
+        if (svc.generation !== undefined || svc.live.length > 0) await this.retire(svc);
+      }
+      for (const a of assigned) if (current()) await this.converge(a);
+      if (this.reconcileError) this.options.logger.info('runtime reconcile works again');
+      this.reconcileError = undefined;
+    } catch (err) {
+      const message = (err as Error).message;
+      if (this.reconcileError !== message) this.options.logger.warn({ err }, 'runtime reconcile failed; trying again in a second');
+      this.reconcileError = message;
+    } finally {
+      this.reconciling = false;
+    }
+  }
+
+  /** Makes this node's instances of one service what its slots say (the slow parts run on, tracked). */
+  private async converge(a: Assignment): Promise<void> {
+    const cluster = this.options.cluster as NonNullable<RuntimeOptions['cluster']>;
+    const k = key(a.namespace, a.name);
+    let svc = this.services.get(k);
+    if (svc?.busy) return;
+    if (svc && svc.generation === undefined) {
+      // a local record of the same name that never was the platform's: the desired state wins
+      this.options.logger.warn({ service: a.name, namespace: a.namespace }, 'this node had a service of a name the platform runs: it is replaced by the platform\'s');
+      await this.retire(svc);
+      svc = undefined;
+    }
+    if (!svc) {
+      svc = this.manage(recordOf(a, a.slots.length, this.buildDir(a.namespace, a.name, a.spec.build.id)));
+      svc.generation = undefined;
+      svc.running = false;
+      this.services.set(k, svc);
+    }
+    const target = svc;
+    const slots = new Set(a.slots.map((s) => s.slot));
+    const stale = target.generation !== a.generation;
+    const missing = a.slots.filter((s) => !target.live.some((i) => i.slot === s.slot)).map((s) => s.slot);
+    const surplus = target.live.filter((i) => !slots.has(i.slot));
+    target.desired = a.slots.length;
+    if (!stale && missing.length === 0 && surplus.length === 0) {
+      for (const s of a.slots) {
+        if (!s.handover || s.ready) continue;
+        if (target.live.some((i) => i.slot === s.slot && i.state === 'running')) await cluster.placement.ready(a.namespace, a.name, s.slot, this.nodeId());
+      }
+      return;
+    }
+    target.busy = 'restore';
+    target.phase = 'starting';
+    void this.track(
+      (async () => {
+        try {
+          if (stale) {
+            const build = await this.buildOf(target, a);
+            if (!build) {
+              await cluster.placement.refuse(a.namespace, a.name, [...slots], this.nodeId());
+              return;
+            }
+            const { spec } = a;
+            Object.assign(target, { source: spec.source, trusted: spec.trusted, env: spec.env, createdAt: spec.createdAt });
+            if (target.live.length > 0 && target.build?.id !== build.id) {
+              target.log.append('', 'runtime', `rolling to build ${build.id} (generation ${a.generation} of the platform)`);
+              await this.roll(target, build, () => undefined).catch((err: unknown) => {
+                target.log.append('', 'runtime', `could not roll to build ${build.id}: ${(err as Error).message}`);
+              });
+            }
+            if (!target.live.some((i) => i.build.id !== build.id)) target.build = build;
+            target.generation = a.generation;
+            target.running = true;
+          }
+          const build = target.build;
+          if (!build || this.closed || !cluster.lease.holdsLease()) return;
+          for (const slot of missing) {
+            const inst = this.newInstance(target, build, slot);
+            target.live.push(inst);
+            inst.launch();
+          }
+          if (missing.length > 0) target.log.append('', 'runtime', `starting instance${missing.length === 1 ? '' : 's'} ${missing.join(', ')} of the platform's ${a.instances} here`);
+          await Promise.all(surplus.map((i) => i.stop({ drain: true })));
+          target.live = target.live.filter((i) => !surplus.includes(i));
+        } catch (err) {
+          this.options.logger.error({ err, service: a.name, namespace: a.namespace }, 'could not run the instances the placement gave this node');
+        } finally {
+          target.busy = undefined;
+          this.touch(target);
+        }
+      })(),
+    );
+  }
+
+  /**
+   * The build of a generation on this node: its folder when it is here, else unpacked from
+   * its artifact, else built again from its source here. Undefined when none works: the
+   * slots then go to other nodes.
+   */
+  private async buildOf(svc: Managed, a: Assignment): Promise<BuildRecord | undefined> {
+    const build: BuildRecord = { ...a.spec.build, dir: this.buildDir(a.namespace, a.name, a.spec.build.id) };
+    if (existsSync(join(build.dir, build.entry))) return build;
+    await mkdir(this.serviceBuilds(a.namespace, a.name), { recursive: true, mode: 0o700 });
+    if (await this.restoreArtifact(svc, build)) return build;
+    svc.log.append('', 'runtime', `build ${build.id} is not in the blob store: building it again from source on this node`);
+    try {
+      return await this.fetchAndBuild(svc, () => undefined, { source: a.spec.source, trusted: a.spec.trusted });
+    } catch (err) {
+      this.options.logger.warn({ err, service: a.name, namespace: a.namespace }, 'could not build a service the placement gave this node: its instances go to other nodes');
+      return undefined;
+    }
+  }
+
+  /** A service this node runs no slot of any more: its instances stop (drained), its folders go; its artifacts and upload stay (the platform's). */
+  private async retire(svc: Managed): Promise<void> {
+    svc.busy = 'delete';
+    try {
+      await Promise.all(svc.live.map((i) => i.stop({ drain: true })));
+      svc.live = [];
+      if (this.services.get(key(svc.namespace, svc.name)) === svc) this.services.delete(key(svc.namespace, svc.name));
+      this.persist();
+      await rm(this.serviceBuilds(svc.namespace, svc.name), { recursive: true, force: true });
+    } finally {
+      svc.busy = undefined;
+    }
+  }
+
+  /**
+   * The node lost its lease (PostgreSQL out of its reach, or another server took its id):
+   * the other nodes count it as gone and start its instances, so it stops them all rather
+   * than running them twice. It runs them again when the lease is held again and the
+   * placement still gives them to it.
+   */
+  private async suspend(reason: string): Promise<void> {
+    if (this.closed) return;
+    const running = [...this.services.values()].filter((s) => s.live.length > 0);
+    this.options.logger.warn({ reason, services: running.length }, 'this node lost its lease: stopping every instance it runs (the other nodes take them over)');
+    await Promise.all(
+      running.map(async (svc) => {
+        svc.log.append('', 'runtime', `this node lost its lease (${reason}): instances stopped`);
+        const live = svc.live;
+        svc.live = [];
+        await Promise.all(live.map((i) => i.stop({ drain: false })));
+      }),
+    );
+    this.persist();
+  }
+
+  /** A service this node ran before the platform kept desired state: the platform's now, unless its name is taken. */
+  private async share(svc: Managed): Promise<void> {
+    const cluster = this.options.cluster;
+    if (!cluster || !svc.build) return;
+    try {
+      if (await cluster.placement.create(svc.namespace, svc.name, specOf(svc, svc.build), svc.desired, this.nodeId())) {
+        svc.generation = 1;
+        this.persist();
+      }
+    } catch (err) {
+      this.options.logger.warn({ err, service: svc.name, namespace: svc.namespace }, 'could not put a service of this node into the platform\'s desired state');
+    }
+  }
+
+  private checkLease(): void {
+    const lease = this.options.cluster?.lease;
+    if (lease && !lease.holdsLease()) throw errors.ServiceUnavailable(ERROR_ID, 'this node holds no lease (it cannot reach PostgreSQL, or another server runs with its node id): run micro against another node, or wait until it holds its lease again');
+  }
+
+  private nodeId(): string {
+    const node = this.options.directory?.node;
+    if (!node) throw new Error('the runtime of several nodes needs its node id (RuntimeOptions.directory)');
+    return node;
+  }
+
+  private buildDir(namespace: string, name: string, buildId: string): string {
+    return join(this.serviceBuilds(namespace, name), buildId);
+  }
+
   // ---- bookkeeping ------------------------------------------------------------------
 
   private manage(record: ServiceRecordState): Managed {
@@ -790,6 +1171,7 @@ export class LocalRuntime {
       buildError: record.buildError,
       createdAt: record.createdAt,
       updatedAt: record.updatedAt,
+      generation: record.generation,
       live: [],
       // what was running before is not failed; what failed before stays visible
       failed: record.running ? [] : record.processes.map((p) => ({ id: p.id, restarts: p.restarts, lastError: p.lastError })),
@@ -910,6 +1292,7 @@ export class LocalRuntime {
         updatedAt: svc.updatedAt,
       };
       if (svc.version) r.version = svc.version;
+      if (svc.generation !== undefined) r.generation = svc.generation;
       if (svc.build) r.build = svc.build;
       if (svc.buildError) r.buildError = svc.buildError;
       return r;
@@ -1030,6 +1413,39 @@ function sourceFolderName(spec: SourceSpec): string {
   if (spec.kind === 'folder') return basename(spec.path);
   if (spec.kind === 'upload') return uploadFolderName(spec.key);
   return basename(spec.url.replace(/\/+$/, '')).replace(/\.git$/, '');
+}
+
+function range(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
+}
+
+/** What every node needs to run a service: its spec without this node's folders. */
+function specOf(svc: Managed, build: BuildRecord): ServiceSpec {
+  const { dir: _dir, ...shared } = build;
+  const spec: ServiceSpec = { source: svc.source, trusted: svc.trusted, env: svc.env, build: shared, createdAt: svc.createdAt, updatedAt: new Date().toISOString() };
+  if (svc.version) spec.version = svc.version;
+  return spec;
+}
+
+/** A service of the desired state as this node records it: `instances` of its own, its build in `dir`. */
+function recordOf(desired: Omit<Assignment, 'slots'>, instances: number, dir: string): ServiceRecordState {
+  const { spec } = desired;
+  const record: ServiceRecordState = {
+    name: desired.name,
+    namespace: desired.namespace,
+    source: spec.source,
+    trusted: spec.trusted,
+    env: spec.env,
+    instances,
+    running: true,
+    build: { ...spec.build, dir },
+    processes: [],
+    createdAt: spec.createdAt,
+    updatedAt: spec.updatedAt,
+    generation: desired.generation,
+  };
+  if (spec.version) record.version = spec.version;
+  return record;
 }
 
 function key(namespace: string, name: string): string {

@@ -48,6 +48,8 @@ export interface ServiceRecordState {
   /** why the last build (or the start of a new build) failed */
   buildError?: string;
   processes: InstanceRecord[];
+  /** nats profile: the generation of the platform's desired state this node runs (absent: never shared) */
+  generation?: number;
   createdAt: string;
   updatedAt: string;
 }
