@@ -13,7 +13,7 @@ export { eventsContract } from './events/contract.js';
 export { cacheContract } from './cache/contract.js';
 export type { MadeCache as CacheContractImpl } from './cache/contract.js';
 export type { EventsGaps, EventsHarness } from './events/contract.js';
-export { engineUrl, testPrefix, TEST_ENGINE_URLS, freePort, privateNats, privateRedis, REDIS_SERVER_BIN } from './engines/testing.js';
+export { engineUrl, processAlive, testPrefix, TEST_ENGINE_URLS, freePort, privateNats, privateRedis, REDIS_SERVER_BIN } from './engines/testing.js';
 export type { EngineName, PrivateServer } from './engines/testing.js';
 export { brokerContract } from './broker/contract.js';
 export type { MakeBroker, ContractBroker } from './broker/contract.js';

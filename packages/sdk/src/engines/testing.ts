@@ -71,6 +71,16 @@ export async function engineUrl(t: Skippable, engine: EngineName): Promise<strin
   return undefined;
 }
 
+/** Whether a process of this pid exists (signal 0: nothing is sent). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * A prefix of its own for one test (NATS subjects and buckets, a Postgres schema, Redis
  * keys), so that tests running in parallel never share state: `t_<label>_<random>`.

@@ -21,6 +21,7 @@ import {
   type RuntimeProgress,
   type RuntimeService,
 } from '@micro/sdk';
+import { processAlive as alive } from '@micro/sdk/testing';
 import { LocalRuntime, type RuntimeOptions } from './local.js';
 import { runtimeHandlers } from './handlers.js';
 import { actingAs } from '../auth/testing.js';
@@ -212,14 +213,6 @@ async function rejection(p: Promise<unknown>): Promise<MicroError> {
   assert.fail('expected a rejection');
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function lines(rt: LocalRuntime, name: string, n = 200): Promise<LogLine[]> {
   const out: LogLine[] = [];

@@ -330,7 +330,8 @@ export class LocalRuntime {
       }
       svc.running = true;
       svc.failed = [];
-      progress('start', `${name} is running`);
+      // on several nodes, once the others' instances run too (platformView)
+      if (!this.options.cluster) progress('start', `${name} is running`);
     } catch (err) {
       await rm(incoming, { recursive: true, force: true });
       // build and start failures said why already; anything else (a full disk) says it here
@@ -377,16 +378,22 @@ export class LocalRuntime {
   private async platformView(svc: Managed, total: number, progress: Progress): Promise<RuntimeService> {
     const own = this.view(svc);
     const directory = this.options.directory;
-    if (!directory || svc.live.length >= total) return { ...own, desiredInstances: total };
+    if (!directory || svc.live.length >= total) {
+      progress('start', `${svc.name} is running`);
+      return { ...own, desiredInstances: total };
+    }
     const deadline = Date.now() + this.timing.startTimeout;
-    let others: RuntimeInstance[] = [];
+    let others: RuntimeInstance[];
     let said = false;
     for (;;) {
       const rows = await directory.store.others({ namespace: svc.namespace, name: svc.name }).catch(() => []);
       others = rows.filter((r) => r.live).flatMap((r) => r.service.instances.map((i) => ({ ...i })));
       const running = svc.live.filter((i) => i.state === 'running').length + others.filter((i) => i.state === 'running').length;
-      if (running >= total || Date.now() > deadline || this.closed) break;
-      if (!said) progress('start', `waiting for the instances on the other nodes`);
+      if (running >= total || Date.now() > deadline || this.closed) {
+        progress('start', running >= total ? `${svc.name} is running` : `${svc.name}: ${running}/${total} instances running; the others are still starting (see micro status)`);
+        break;
+      }
+      if (!said) progress('start', 'waiting for the instances on the other nodes');
       said = true;
       await new Promise((r) => setTimeout(r, 250));
     }
@@ -1016,8 +1023,9 @@ export class LocalRuntime {
     }
     const target = svc;
     const slots = new Set(a.slots.map((s) => s.slot));
-    const stale = target.generation !== a.generation;
     const missing = a.slots.filter((s) => !target.live.some((i) => i.slot === s.slot)).map((s) => s.slot);
+    // a new generation, or instances to start and the build folder gone (removed, or never here): the build first
+    const stale = target.generation !== a.generation || (missing.length > 0 && !(target.build && existsSync(join(target.build.dir, target.build.entry))));
     const surplus = target.live.filter((i) => !slots.has(i.slot));
     target.desired = a.slots.length;
     if (!stale && missing.length === 0 && surplus.length === 0) {
@@ -1036,6 +1044,8 @@ export class LocalRuntime {
             const build = await this.buildOf(target, a);
             if (!build) {
               await cluster.placement.refuse(a.namespace, a.name, [...slots], this.nodeId());
+              // the platform's: retired at the next reconcile, which finds no slot of it here
+              target.generation = a.generation;
               return;
             }
             const { spec } = a;
@@ -1078,12 +1088,13 @@ export class LocalRuntime {
   private async buildOf(svc: Managed, a: Assignment): Promise<BuildRecord | undefined> {
     const build: BuildRecord = { ...a.spec.build, dir: this.buildDir(a.namespace, a.name, a.spec.build.id) };
     if (existsSync(join(build.dir, build.entry))) return build;
-    await mkdir(this.serviceBuilds(a.namespace, a.name), { recursive: true, mode: 0o700 });
-    if (await this.restoreArtifact(svc, build)) return build;
-    svc.log.append('', 'runtime', `build ${build.id} is not in the blob store: building it again from source on this node`);
     try {
+      await mkdir(this.serviceBuilds(a.namespace, a.name), { recursive: true, mode: 0o700 });
+      if (await this.restoreArtifact(svc, build)) return build;
+      svc.log.append('', 'runtime', `build ${build.id} could not be restored from the blob store: building it again from source on this node`);
       return await this.fetchAndBuild(svc, () => undefined, { source: a.spec.source, trusted: a.spec.trusted });
     } catch (err) {
+      svc.log.append('', 'runtime', `this node cannot run build ${build.id}: ${(err as Error).message.split('\n')[0]}; its instances go to other nodes`);
       this.options.logger.warn({ err, service: a.name, namespace: a.namespace }, 'could not build a service the placement gave this node: its instances go to other nodes');
       return undefined;
     }

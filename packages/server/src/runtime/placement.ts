@@ -277,9 +277,6 @@ interface SlotRow {
   avoid: string[];
 }
 
-/** At most this many services on a platform: a scheduler pass reads them all. */
-export const MAX_DESIRED = 10_000;
-
 export class PostgresPlacement implements PlacementStore {
   constructor(
     private readonly db: Postgres,
@@ -302,7 +299,7 @@ export class PostgresPlacement implements PlacementStore {
       const got = await client.query<{ ok: boolean }>(`SELECT pg_try_advisory_xact_lock(hashtext($1)) AS ok`, [this.lockKey()]);
       if (!got.rows[0]?.ok) return 0;
       const { t } = this;
-      const desired = await client.query<{ namespace: string; name: string; instances: number; generation: string }>(`SELECT namespace, name, instances, generation FROM ${t.desired} LIMIT ${MAX_DESIRED}`);
+      const desired = await client.query<{ namespace: string; name: string; instances: number; generation: string }>(`SELECT namespace, name, instances, generation FROM ${t.desired}`);
       const slots = await client.query<SlotRow>(`SELECT namespace, name, slot, node, next_node, next_ready, avoid FROM ${t.slots}`);
       const live = await client.query<{ node: string }>(`SELECT node FROM ${t.nodes} WHERE lease_until > now()`);
       const changes = plan(
