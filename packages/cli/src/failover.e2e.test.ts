@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { privateNats, processAlive as alive } from '@micro/sdk/testing';
@@ -328,4 +328,43 @@ test('a build that fails on one node only: that node gives its instance up and t
   // node B says why, in the service's log it keeps
   const logs = await micro(homes.b, ['logs', 'demo', '--lines', '50'], { env });
   assert.match(logs.stdout, /this node cannot run build \S+: .*its instances go to other nodes/);
+});
+
+test('two servers with the same home: the second takes the node\'s lease, the first stops its instances, nothing runs twice', { timeout: 300_000 }, async (t) => {
+  const cluster = await nodesOf(t, 'twin', ['a', 'b']);
+  if (!cluster) return;
+  const { env, homes, work, start } = cluster;
+  await start(homes.a);
+  await start(homes.b);
+  assert.equal((await micro(homes.a, ['new', 'demo'], { cwd: work })).code, 0);
+  const run = await micro(homes.a, ['run', './demo'], { cwd: work, env, timeout: 180_000 });
+  assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
+  const statusOnB = async () => {
+    const r = await micro(homes.b, ['status', 'demo', '--output', 'json'], { env });
+    return r.code === 0 ? (JSON.parse(r.stdout) as Status[]) : [];
+  };
+  const first = await until('demo running on node A', 30_000, async () => (await statusOnB()).find((s) => s.state === 'running')?.instances[0]?.pid);
+  // a copy of node A's home, started beside it: the same node id
+  const twin = tempDir('micro-twin-copy-');
+  cluster.cleanup(async () => rmSync(twin, { recursive: true, force: true }));
+  // (as on another machine: without the lock that keeps two servers off one home on one machine,
+  cpSync(homes.a, twin, { recursive: true });
+  // and whose recorded pids are not its processes: it must not stop the first server's instances itself)
+  rmSync(join(twin, 'server', 'lock'), { force: true });
+  const state = JSON.parse(readFileSync(join(twin, 'runtime', 'state.json'), 'utf8')) as { services: { processes: { pid?: number }[] }[] };
+  for (const svc of state.services) for (const p of svc.processes) delete p.pid;
+  writeFileSync(join(twin, 'runtime', 'state.json'), JSON.stringify(state));
+  await start(twin);
+  await until('the first server stopped its instance', 30_000, async () => (alive(first) ? undefined : true));
+  // the twin runs the node's slot: one instance in all, never two
+  const rows = await until('demo running once, on the twin', 60_000, async () => {
+    const list = await statusOnB();
+    const pids = list.flatMap((s) => s.instances.filter((i) => i.state === 'running').map((i) => i.pid));
+    return pids.length === 1 && pids[0] !== first ? list : undefined;
+  });
+  assert.equal(rows.length, 1);
+  // the first server says why when asked to run something
+  const refused = await micro(homes.a, ['run', './demo', '--name', 'other'], { cwd: work, env, timeout: 60_000 });
+  assert.notEqual(refused.code, 0);
+  assert.match(refused.stderr, /holds no lease/);
 });
