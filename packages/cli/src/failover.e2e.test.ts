@@ -87,6 +87,18 @@ async function nodesOf<K extends string>(t: TestContext, label: string, names: K
       servers.push(s);
       return s;
     },
+    /** `micro new demo`, then `micro run ./demo` through the node of `home` */
+    runDemo: async (home: string, args: string[] = []) => {
+      assert.equal((await micro(home, ['new', 'demo'], { cwd: work })).code, 0);
+      const run = await micro(home, ['run', './demo', ...args], { cwd: work, env, timeout: 180_000 });
+      assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
+      return run;
+    },
+    /** `micro status demo` as the node of `home` shows it: a row per node */
+    demoStatus: async (home: string): Promise<Status[]> => {
+      const r = await micro(home, ['status', 'demo', '--output', 'json'], { env });
+      return r.code === 0 ? (JSON.parse(r.stdout) as Status[]) : [];
+    },
   };
 }
 
@@ -260,7 +272,7 @@ test('three nodes: a killed node\'s services move to the survivors within the wi
 test('a node cut off from PostgreSQL stops its instances when its lease runs out, before another node starts them: never both', { timeout: 300_000 }, async (t) => {
   const cluster = await nodesOf(t, 'partition', ['a', 'b']);
   if (!cluster) return;
-  const { env, homes, work, start } = cluster;
+  const { env, homes, start } = cluster;
   const { relay } = await import('@micro/server/testing');
   const cable = await relay(env.MICRO_POSTGRES_URL as string);
   cluster.cleanup(() => cable.close());
@@ -268,13 +280,8 @@ test('a node cut off from PostgreSQL stops its instances when its lease runs out
   await start(homes.a, { MICRO_POSTGRES_URL: cable.url });
   const b = await start(homes.b);
   const nodes = { a: nodeOf(homes.a), b: nodeOf(homes.b) };
-  assert.equal((await micro(homes.a, ['new', 'demo'], { cwd: work })).code, 0);
-  const run = await micro(homes.a, ['run', './demo'], { cwd: work, env, timeout: 180_000 });
-  assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
-  const statusOnB = async () => {
-    const r = await micro(homes.b, ['status', 'demo', '--output', 'json'], { env });
-    return r.code === 0 ? (JSON.parse(r.stdout) as Status[]) : [];
-  };
+  await cluster.runDemo(homes.a);
+  const statusOnB = () => cluster.demoStatus(homes.b);
   const onA = await until('demo running on node A', 30_000, async () => (await statusOnB()).find((s) => s.node === nodes.a && s.state === 'running')?.instances[0]?.pid);
 
   await cable.cut();
@@ -308,20 +315,17 @@ test('a node cut off from PostgreSQL stops its instances when its lease runs out
 test('a build that fails on one node only: that node gives its instance up and the others run it', { timeout: 300_000 }, async (t) => {
   const cluster = await nodesOf(t, 'onlyone', ['a', 'b']);
   if (!cluster) return;
-  const { env, homes, work, start } = cluster;
+  const { env, homes, start } = cluster;
   // node B cannot make a build folder of namespace micro (a file is in the way)
   mkdirSync(join(homes.b, 'runtime', 'builds'), { recursive: true });
   writeFileSync(join(homes.b, 'runtime', 'builds', 'micro'), 'not a folder\n');
   await start(homes.a);
   await start(homes.b);
   const nodes = { a: nodeOf(homes.a), b: nodeOf(homes.b) };
-  assert.equal((await micro(homes.a, ['new', 'demo'], { cwd: work })).code, 0);
-  const run = await micro(homes.a, ['run', './demo', '--instances', '2'], { cwd: work, env, timeout: 180_000 });
-  assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
+  const run = await cluster.runDemo(homes.a, ['--instances', '2']);
   assert.match(run.stdout, /2\/2 instances running/);
   const rows = await until('both instances on node A', 30_000, async () => {
-    const r = await micro(homes.b, ['status', 'demo', '--output', 'json'], { env });
-    const list = r.code === 0 ? (JSON.parse(r.stdout) as Status[]) : [];
+    const list = await cluster.demoStatus(homes.b);
     return list.length === 1 && list[0]?.node === nodes.a && list[0].instances.filter((i) => i.state === 'running').length === 2 ? list : undefined;
   });
   assert.equal(rows[0]?.desiredInstances, 2);
@@ -336,13 +340,8 @@ test('two servers with the same home: the second takes the node\'s lease, the fi
   const { env, homes, work, start } = cluster;
   await start(homes.a);
   await start(homes.b);
-  assert.equal((await micro(homes.a, ['new', 'demo'], { cwd: work })).code, 0);
-  const run = await micro(homes.a, ['run', './demo'], { cwd: work, env, timeout: 180_000 });
-  assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
-  const statusOnB = async () => {
-    const r = await micro(homes.b, ['status', 'demo', '--output', 'json'], { env });
-    return r.code === 0 ? (JSON.parse(r.stdout) as Status[]) : [];
-  };
+  await cluster.runDemo(homes.a);
+  const statusOnB = () => cluster.demoStatus(homes.b);
   const first = await until('demo running on node A', 30_000, async () => (await statusOnB()).find((s) => s.state === 'running')?.instances[0]?.pid);
   // a copy of node A's home, started beside it: the same node id
   const twin = tempDir('micro-twin-copy-');
