@@ -1,4 +1,4 @@
-import { brokerHandlers, type BlobStore, type Broker, type Events, type brokerService, type Handlers, type Logger, type Registry, type ServiceDef } from '@micro/sdk';
+import { brokerHandlers, type BlobStore, type Broker, type Events, type brokerService, type Handlers, type Logger, type Profile, type Registry, type ServiceDef } from '@micro/sdk';
 import { namespaceFor } from './auth/guard.js';
 import type { AuthAccounts, AuthTokens } from './auth/storage.js';
 
@@ -9,6 +9,8 @@ import type { AuthAccounts, AuthTokens } from './auth/storage.js';
 export interface CoreContext {
   /** MICRO_HOME */
   home: string;
+  /** the engines of this server: embedded (local) or shared by several nodes (nats) */
+  profile: Profile;
   /** <home>/data (0700): each engine keeps its database here, e.g. data/store.db */
   dataDir: string;
   logger: Logger;

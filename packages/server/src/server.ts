@@ -65,6 +65,11 @@ export interface MicroServerOptions {
    * are not held to it.
    */
   addressAllowed?: (namespace: string, address: string) => boolean;
+  /**
+   * More services to host in namespace `micro` beside the core ones, each a plain factory
+   * (the platform layer, `@micro/platform`, joins this way; `micro server` passes it)
+   */
+  coreServices?: readonly CoreServiceFactory[];
 }
 
 /** What `<home>/server/server.json` says about a running server. */
@@ -106,6 +111,7 @@ export class MicroServer {
   private readonly runtimeOptions: MicroServerOptions['runtime'];
   private readonly addressAllowed: MicroServerOptions['addressAllowed'];
   private readonly sandboxOptions: MicroServerOptions['sandbox'];
+  private readonly extraServices: readonly CoreServiceFactory[];
   /** how tenant services are sandboxed; its addressAllowed says where a namespace may serve from */
   sandbox: Sandbox | undefined;
   private readonly gatewayAddress: string | false;
@@ -118,6 +124,7 @@ export class MicroServer {
     this.runtimeOptions = options.runtime;
     this.addressAllowed = options.addressAllowed;
     this.sandboxOptions = options.sandbox;
+    this.extraServices = options.coreServices ?? [];
     // --- API gateway: where it listens (a server on a free port gets a gateway on a free port)
     this.gatewayAddress =
       options.gateway ?? process.env.MICRO_GATEWAY_ADDRESS ?? (/:0$/.test(this.requestedAddress) ? 'tcp://127.0.0.1:0' : DEFAULT_GATEWAY_ADDRESS);
@@ -200,6 +207,7 @@ export class MicroServer {
       });
       const core: CoreContext = {
         home: this.paths.home,
+        profile,
         dataDir: privateDir(join(this.paths.home, 'data')),
         logger: this.logger,
         registry: this.registry,
@@ -218,7 +226,7 @@ export class MicroServer {
         () => ({ def: runtimeService, handlers: runtimeHandlers(runtime) }),
         statsCoreService(stats),
       ];
-      for (const factory of [...builtIn, ...(await coreServicesFor(profile))]) {
+      for (const factory of [...builtIn, ...(await coreServicesFor(profile)), ...this.extraServices]) {
         const cs = await factory(core);
         this.cores.push(cs);
         if (cs.events) stats.setEvents(cs.events);

@@ -25,8 +25,9 @@ export function registerServerCommand(program: Command, ctx: CliContext): void {
       const address = opts.address === undefined ? undefined : normalizeAddress(opts.address);
       // loaded here, not at the top: every other command starts faster without the server
       const { MicroServer } = await import('@micro/server');
+      const { platformCoreServices } = await import('@micro/platform');
       const gateway = opts.gateway === undefined ? undefined : opts.gateway === 'false' ? (false as const) : opts.gateway;
-      const server = new MicroServer({ home: ctx.home.dir, address, gateway });
+      const server = new MicroServer({ home: ctx.home.dir, address, gateway, coreServices: platformCoreServices() });
       try {
         await server.start();
       } catch (err) {

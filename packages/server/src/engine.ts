@@ -1,0 +1,14 @@
+/**
+ * The internal entry of @micro/server (`@micro/server/engine`) for the sibling packages
+ * that add services to micro server (`@micro/platform`): how a core service is made and
+ * hosted, the engines' helpers, the namespace rule. Service authors import `@micro/sdk`;
+ * nothing here is for them.
+ */
+export type { CoreContext, CoreService, CoreServiceFactory } from './core.js';
+export { positiveFromEnv } from './core.js';
+export { namespaceFor, adminNamespaceFor, requireAdmin, isAdmin, isNamespaceAdmin } from './auth/guard.js';
+export type { AuthAccounts, AuthTokens } from './auth/storage.js';
+export { openPostgres, migrate, quoteSchema, isConnectionError, SchemaVersionError } from './postgres/index.js';
+export type { Postgres, PostgresOptions, Queryable, Migration } from './postgres/index.js';
+export { openDatabase, ensureSchema } from './sqlite.js';
+export { Sealer } from './auth/crypto.js';
