@@ -1,5 +1,9 @@
 import type { CoreServiceFactory } from '@micro/server/engine';
 
+export type { Mailer, MailMessage, MailerFromEnvOptions } from './mail/index.js';
+export { MemoryMailer, mailerFromEnv, checkAddress, verificationMessage, platformInviteMessage, teamInviteMessage, namespacesMessage } from './mail/index.js';
+export type { VerificationMessageInput, PlatformInviteMessageInput, TeamInviteMessageInput, NamespacesMessageInput } from './mail/index.js';
+
 /**
  * The services of the platform layer, hosted by `micro server` in namespace `micro` beside
  * the core services (MicroServerOptions.coreServices; `micro server` passes these).

@@ -5,6 +5,8 @@
  * and SMTP engines live beside it.
  */
 
+import { checkMessage } from './checks.js';
+
 export interface MailMessage {
   /** one address */
   to: string;
@@ -20,14 +22,14 @@ export interface Mailer {
   close?(): Promise<void>;
 }
 
-/** Keeps every message sent, in order (at most `max`, the oldest dropped first). */
+/** Keeps every message sent, in order (at most `max`, the oldest dropped first); checks messages as every engine does. */
 export class MemoryMailer implements Mailer {
   readonly sent: MailMessage[] = [];
 
   constructor(private readonly max = 1000) {}
 
   async send(message: MailMessage): Promise<void> {
-    this.sent.push({ ...message });
+    this.sent.push(checkMessage(message));
     if (this.sent.length > this.max) this.sent.shift();
   }
 

@@ -1,0 +1,96 @@
+import { errors } from '@micro/sdk';
+import addressparser from 'nodemailer/lib/addressparser';
+import type { MailMessage } from './mailer.js';
+
+/**
+ * The one place a message is checked before any engine sends it. Everything that ends up
+ * in a header (to, subject, the configured sender) is refused when it carries a line break
+ * or another control character, so no value can start a header of its own; the recipient
+ * is one bare address (no display name, no list, no comment), so a caller cannot add a
+ * second recipient or dress an address up as another.
+ */
+
+/** The error id of bad mail input, as in `errors.BadRequest(MAIL_ERROR_ID, …)`. */
+export const MAIL_ERROR_ID = 'micro.mail';
+
+/** RFC 5321: a path is at most 256 octets with its brackets, so an address is at most 254. */
+export const MAX_ADDRESS_LENGTH = 254;
+const MAX_LOCAL_LENGTH = 64;
+/** Subjects are ours (the builders), short and fixed; a long one is a mistake. */
+export const MAX_SUBJECT_LENGTH = 200;
+/** A body of ours is a few kB; this bounds what an engine writes or sends. */
+export const MAX_BODY_LENGTH = 100_000;
+
+// dot-atom of RFC 5322 restricted to ASCII: no quoted local parts, no comments, no spaces.
+const LOCAL = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$/;
+const LABEL = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+// C0 controls (CR, LF, NUL, TAB…), DEL, and the Unicode line and paragraph separators.
+const CONTROL = /[\u0000-\u001f\u007f\u2028\u2029]/;
+
+function bad(field: string, why: string): never {
+  throw errors.BadRequest(MAIL_ERROR_ID, `${field}: ${why}`);
+}
+
+/** Refuses a header value with a line break or another control character. */
+export function checkHeaderValue(field: string, value: unknown, max: number): string {
+  if (typeof value !== 'string' || value.trim() === '') bad(field, 'is required');
+  if (value.length > max) bad(field, `is ${value.length} characters, at most ${max} allowed`);
+  if (CONTROL.test(value)) bad(field, 'must not contain line breaks or control characters');
+  return value;
+}
+
+/** Returns `to` when it is one bare ASCII address (`name@example.com`), else throws a 400 naming the field. */
+export function checkAddress(value: unknown, field = 'to'): string {
+  const address = checkHeaderValue(field, value, MAX_ADDRESS_LENGTH);
+  const at = address.lastIndexOf('@');
+  if (at <= 0 || at === address.length - 1) bad(field, `must be one email address like name@example.com`);
+  const local = address.slice(0, at);
+  const domain = address.slice(at + 1);
+  if (local.length > MAX_LOCAL_LENGTH) bad(field, `the part before @ is at most ${MAX_LOCAL_LENGTH} characters`);
+  if (!LOCAL.test(local)) bad(field, `must be one bare address like name@example.com (no display name, list or quotes)`);
+  checkDomain(field, domain);
+  return address;
+}
+
+function checkDomain(field: string, domain: string): void {
+  const labels = domain.split('.');
+  if (labels.length < 2 || !labels.every((l) => LABEL.test(l))) {
+    bad(field, `the domain "${domain}" is not a domain name like example.com (ASCII; write an international domain in its xn-- form)`);
+  }
+}
+
+/**
+ * Checks the configured sender: one mailbox, a display name allowed (`M3O <no-reply@m3o.com>`).
+ * It is the operator's, not a tenant's, but it still becomes a header.
+ */
+export function checkSender(value: unknown, field = 'MICRO_SMTP_FROM'): string {
+  const from = checkHeaderValue(field, value, 2 * MAX_ADDRESS_LENGTH);
+  const parsed = addressparser(from, { flatten: true });
+  if (parsed.length !== 1 || !parsed[0]?.address) bad(field, `must be one sender like "M3O <no-reply@example.com>"`);
+  checkAddress(parsed[0].address, field);
+  return from;
+}
+
+function checkBody(field: string, value: unknown, required: boolean): string | undefined {
+  if (value === undefined && !required) return undefined;
+  if (typeof value !== 'string' || value === '') bad(field, 'is required');
+  if (value.length > MAX_BODY_LENGTH) bad(field, `is ${value.length} characters, at most ${MAX_BODY_LENGTH} allowed`);
+  return value;
+}
+
+/**
+ * Returns a copy of the message with only the fields an engine may use, checked. Extra
+ * properties a caller smuggles in (headers, attachments with a file path, cc…) are dropped
+ * here, so no engine can pass them on.
+ */
+export function checkMessage(message: MailMessage): MailMessage {
+  if (typeof message !== 'object' || message === null) bad('message', 'is required');
+  const checked: MailMessage = {
+    to: checkAddress(message.to),
+    subject: checkHeaderValue('subject', message.subject, MAX_SUBJECT_LENGTH),
+    text: checkBody('text', message.text, true) as string,
+  };
+  const html = checkBody('html', message.html, false);
+  if (html !== undefined) checked.html = html;
+  return checked;
+}

@@ -1,0 +1,11 @@
+export type { Mailer, MailMessage } from './mailer.js';
+export { MemoryMailer } from './mailer.js';
+export { checkAddress, checkMessage, MAIL_ERROR_ID, MAX_ADDRESS_LENGTH } from './checks.js';
+export { OutboxMailer, DEFAULT_OUTBOX_MAX } from './outbox.js';
+export type { OutboxMailerOptions } from './outbox.js';
+export { SmtpMailer, parseSmtpUrl, DEFAULT_SMTP_TIMEOUT_MS } from './smtp.js';
+export type { SmtpMailerOptions, SmtpTarget } from './smtp.js';
+export { mailerFromEnv } from './env.js';
+export type { MailerFromEnvOptions } from './env.js';
+export { verificationMessage, platformInviteMessage, teamInviteMessage, namespacesMessage, escapeHtml } from './messages.js';
+export type { VerificationMessageInput, PlatformInviteMessageInput, TeamInviteMessageInput, NamespacesMessageInput } from './messages.js';
