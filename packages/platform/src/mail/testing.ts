@@ -1,0 +1,86 @@
+/**
+ * Test kit of the mail folder: a real SMTP server in the test process (smtp-server) and
+ * a parser for what it or the outbox received (mailparser). Both are dev dependencies:
+ * this file is left out of the published package.
+ */
+import { Writable } from 'node:stream';
+import { createLogger, type Logger } from '@micro/sdk';
+import { simpleParser, type ParsedMail } from 'mailparser';
+import { SMTPServer } from 'smtp-server';
+
+export interface Received {
+  /** MAIL FROM and RCPT TO, as the server saw them */
+  from: string;
+  to: string[];
+  raw: Buffer;
+}
+
+export interface TestSmtp {
+  port: number;
+  /** everything the server accepted, in order */
+  received: Received[];
+  /** `smtp://[user:password@]127.0.0.1:<port>` */
+  url(user?: string, password?: string): string;
+}
+
+export interface TestSmtpOptions {
+  /** accounts the server accepts (AUTH PLAIN/LOGIN over plain TCP); none: AUTH is off */
+  users?: Record<string, string>;
+  /** RCPT TO addresses the server refuses with 550 */
+  refuse?: string[];
+}
+
+/** Starts an SMTP server on a free loopback port; stopped when the test ends. */
+export async function startSmtpServer(t: { after(fn: () => unknown): void }, options: TestSmtpOptions = {}): Promise<TestSmtp> {
+  const received: Received[] = [];
+  const users = options.users;
+  const server = new SMTPServer({
+    logger: false,
+    // Plain TCP on loopback: STARTTLS would need a certificate nodemailer trusts.
+    disabledCommands: users ? ['STARTTLS'] : ['STARTTLS', 'AUTH'],
+    allowInsecureAuth: true,
+    authOptional: !users,
+    onAuth(auth, _session, callback) {
+      const ok = auth.username !== undefined && users?.[auth.username] !== undefined && auth.password === users[auth.username];
+      callback(ok ? null : new Error('Invalid username or password'), ok ? { user: auth.username } : undefined);
+    },
+    onRcptTo(address, _session, callback) {
+      callback(options.refuse?.includes(address.address) ? Object.assign(new Error('no such mailbox'), { responseCode: 550 }) : null);
+    },
+    onData(stream, session, callback) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => {
+        const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
+        received.push({ from, to: session.envelope.rcptTo.map((r) => r.address), raw: Buffer.concat(chunks) });
+        callback(null);
+      });
+    },
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const port = (server.server.address() as { port: number }).port;
+  const url = (user?: string, password?: string): string =>
+    `smtp://${user ? `${encodeURIComponent(user)}:${encodeURIComponent(password ?? '')}@` : ''}127.0.0.1:${port}`;
+  return { port, received, url };
+}
+
+/** Parses an RFC 5322 message as a mail client would. */
+export function parseMail(raw: Buffer | string): Promise<ParsedMail> {
+  return simpleParser(raw);
+}
+
+/** A logger whose lines (JSON, as written) land in `lines`. */
+export function recordingLogger(): { logger: Logger; lines: string[] } {
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      lines.push(chunk.toString());
+      done();
+    },
+  });
+  return { logger: createLogger({ level: 'info' }, sink), lines };
+}
