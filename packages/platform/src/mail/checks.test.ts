@@ -84,6 +84,8 @@ describe('mail checks', () => {
 
   it('takes a sender with a display name, one only', () => {
     assert.equal(checkSender('M3O <no-reply@m3o.com>'), 'M3O <no-reply@m3o.com>');
+    assert.equal(checkSender('M3O <no-reply@localhost>'), 'M3O <no-reply@localhost>');
+    refused(() => checkAddress('alice@localhost'), 'to', /domain name like example.com/);
     refused(() => checkSender('M3O <a@m3o.com>, b@m3o.com'), 'MICRO_SMTP_FROM', /one sender/);
     refused(() => checkSender('M3O <a@m3o.com>\r\nBcc: eve@evil.com'), 'MICRO_SMTP_FROM', /line breaks/);
     refused(() => checkSender('M3O'), 'MICRO_SMTP_FROM', /one sender/);

@@ -39,8 +39,12 @@ export function checkHeaderValue(field: string, value: unknown, max: number): st
   return value;
 }
 
-/** Returns `to` when it is one bare ASCII address (`name@example.com`), else throws a 400 naming the field. */
-export function checkAddress(value: unknown, field = 'to'): string {
+/**
+ * Returns `to` when it is one bare ASCII address (`name@example.com`), else throws a 400
+ * naming the field. A recipient's domain needs a dot (`a@example` is a typo); the sender's
+ * may be one label (`no-reply@localhost`, the default).
+ */
+export function checkAddress(value: unknown, field = 'to', oneLabel = false): string {
   const address = checkHeaderValue(field, value, MAX_ADDRESS_LENGTH);
   const at = address.lastIndexOf('@');
   if (at <= 0 || at === address.length - 1) bad(field, `must be one email address like name@example.com`);
@@ -48,13 +52,13 @@ export function checkAddress(value: unknown, field = 'to'): string {
   const domain = address.slice(at + 1);
   if (local.length > MAX_LOCAL_LENGTH) bad(field, `the part before @ is at most ${MAX_LOCAL_LENGTH} characters`);
   if (!LOCAL.test(local)) bad(field, `must be one bare address like name@example.com (no display name, list or quotes)`);
-  checkDomain(field, domain);
+  checkDomain(field, domain, oneLabel);
   return address;
 }
 
-function checkDomain(field: string, domain: string): void {
+function checkDomain(field: string, domain: string, oneLabel: boolean): void {
   const labels = domain.split('.');
-  if (labels.length < 2 || !labels.every((l) => LABEL.test(l))) {
+  if ((labels.length < 2 && !oneLabel) || !labels.every((l) => LABEL.test(l))) {
     bad(field, `the domain "${domain}" is not a domain name like example.com (ASCII; write an international domain in its xn-- form)`);
   }
 }
@@ -67,7 +71,7 @@ export function checkSender(value: unknown, field = 'MICRO_SMTP_FROM'): string {
   const from = checkHeaderValue(field, value, 2 * MAX_ADDRESS_LENGTH);
   const parsed = addressparser(from, { flatten: true });
   if (parsed.length !== 1 || !parsed[0]?.address) bad(field, `must be one sender like "M3O <no-reply@example.com>"`);
-  checkAddress(parsed[0].address, field);
+  checkAddress(parsed[0].address, field, true);
   return from;
 }
 
