@@ -19,9 +19,9 @@ export interface SmtpTarget {
 
 const HOW = 'write smtp://user:password@host:587 (STARTTLS) or smtps://user:password@host:465 (TLS)';
 
-/** The URL with whatever sits between `//` and `@` (user and password) masked: for URLs that do not parse. */
+/** The URL with everything before its last `@` (user and password, whatever they contain) masked: for URLs that do not parse. */
 function maskCredentials(url: string): string {
-  return url.replace(/\/\/[^/]*@/, '//***@');
+  return url.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)?.*@/s, '$1***@');
 }
 
 function decode(part: string, what: string, url: string): string {
