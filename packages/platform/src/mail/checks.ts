@@ -24,8 +24,14 @@ export const MAX_BODY_LENGTH = 100_000;
 // dot-atom of RFC 5322 restricted to ASCII: no quoted local parts, no comments, no spaces.
 const LOCAL = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$/;
 const LABEL = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
-// C0 controls (CR, LF, NUL, TAB…), DEL, and the Unicode line and paragraph separators.
-const CONTROL = /[\u0000-\u001f\u007f\u2028\u2029]/;
+// C0 controls (CR, LF, NUL, TAB…), DEL, C1 controls, and the Unicode line and paragraph separators.
+// eslint-disable-next-line no-control-regex -- finding control characters is what it is for
+const CONTROLS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g;
+
+/** `value` on one line: each run of control characters becomes one space. */
+export function oneLine(value: string): string {
+  return value.replace(CONTROLS, ' ');
+}
 
 function bad(field: string, why: string): never {
   throw errors.BadRequest(MAIL_ERROR_ID, `${field}: ${why}`);
@@ -35,7 +41,7 @@ function bad(field: string, why: string): never {
 export function checkHeaderValue(field: string, value: unknown, max: number): string {
   if (typeof value !== 'string' || value.trim() === '') bad(field, 'is required');
   if (value.length > max) bad(field, `is ${value.length} characters, at most ${max} allowed`);
-  if (CONTROL.test(value)) bad(field, 'must not contain line breaks or control characters');
+  if (oneLine(value) !== value) bad(field, 'must not contain line breaks or control characters');
   return value;
 }
 

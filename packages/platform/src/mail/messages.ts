@@ -1,5 +1,5 @@
 import { errors } from '@micro/sdk';
-import { checkAddress, MAIL_ERROR_ID } from './checks.js';
+import { checkAddress, MAIL_ERROR_ID, oneLine } from './checks.js';
 import type { MailMessage } from './mailer.js';
 
 /**
@@ -15,7 +15,6 @@ export const MAX_NAME_LENGTH = 100;
 /** Most namespaces listed in a recovery message; the rest are counted. */
 export const MAX_LISTED_NAMESPACES = 100;
 const CODE = /^[A-Za-z0-9-]{1,64}$/;
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g;
 
 function bad(field: string, why: string): never {
   throw errors.BadRequest(MAIL_ERROR_ID, `${field}: ${why}`);
@@ -30,7 +29,7 @@ export function escapeHtml(value: string): string {
 function name(field: string, value: unknown): string {
   if (typeof value !== 'string' || value.trim() === '') bad(field, 'is required');
   if (value.length > MAX_NAME_LENGTH) bad(field, `is ${value.length} characters, at most ${MAX_NAME_LENGTH} allowed`);
-  return value.replace(CONTROL, ' ').trim();
+  return oneLine(value).trim();
 }
 
 /** The site's address links start with: http(s), no user, query or fragment; without a trailing slash. */
