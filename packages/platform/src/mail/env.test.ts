@@ -1,25 +1,18 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, it, type TestContext } from 'node:test';
+import { describe, it } from 'node:test';
 import { mailerFromEnv } from './env.js';
 import { namespacesMessage } from './messages.js';
 import { OutboxMailer } from './outbox.js';
 import { SmtpMailer } from './smtp.js';
-import { parseMail, recordingLogger, startSmtpServer } from './testing.js';
-
-async function home(t: TestContext): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'micro-mailenv-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
+import { parseMail, recordingLogger, tempHome, startSmtpServer } from './testing.js';
 
 const recovery = namespacesMessage({ to: 'alice@example.com', namespaces: ['acme'] });
 
 describe('mailerFromEnv', () => {
   it('without MICRO_SMTP_URL: the outbox under MICRO_HOME, with MICRO_SMTP_FROM as sender', async (t) => {
-    const h = await home(t);
+    const h = await tempHome(t);
     const mailer = mailerFromEnv({ home: h, logger: recordingLogger().logger, env: { MICRO_SMTP_URL: ' ', MICRO_SMTP_FROM: 'Acme <ops@acme.example>' } });
     assert.ok(mailer instanceof OutboxMailer);
     assert.equal(mailer.dir, join(h, 'outbox'));
@@ -33,7 +26,7 @@ describe('mailerFromEnv', () => {
   it('with MICRO_SMTP_URL: sends through it, and logs the server without the password', async (t) => {
     const smtp = await startSmtpServer(t, { users: { ops: 'pa55-w0rd' } });
     const { logger, lines } = recordingLogger();
-    const mailer = mailerFromEnv({ home: await home(t), logger, env: { MICRO_SMTP_URL: smtp.url('ops', 'pa55-w0rd') } });
+    const mailer = mailerFromEnv({ home: await tempHome(t), logger, env: { MICRO_SMTP_URL: smtp.url('ops', 'pa55-w0rd') } });
     t.after(() => mailer.close?.());
     assert.ok(mailer instanceof SmtpMailer);
     await mailer.send(recovery);
@@ -44,7 +37,7 @@ describe('mailerFromEnv', () => {
   });
 
   it('a wrong MICRO_SMTP_URL or MICRO_SMTP_FROM stops it with what to write', async (t) => {
-    const h = await home(t);
+    const h = await tempHome(t);
     const logger = recordingLogger().logger;
     assert.throws(() => mailerFromEnv({ home: h, logger, env: { MICRO_SMTP_URL: 'https://u:hunter2@mail.example.com' } }), (err: Error) =>
       /^MICRO_SMTP_URL: the scheme must be smtp:\/\/ or smtps:\/\/.*write smtp:\/\//.test(err.message) && !err.message.includes('hunter2'));

@@ -1,24 +1,17 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, it, type TestContext } from 'node:test';
+import { describe, it } from 'node:test';
 import { verificationMessage } from './messages.js';
 import { OutboxMailer } from './outbox.js';
-import { parseMail, recordingLogger } from './testing.js';
-
-async function home(t: TestContext): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'micro-outbox-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
+import { parseMail, recordingLogger, tempHome } from './testing.js';
 
 const mode = async (path: string): Promise<number> => (await stat(path)).mode & 0o777;
 const message = (i: number) => ({ to: `u${i}@example.com`, subject: `Message ${i}`, text: `body ${i}` });
 
 describe('OutboxMailer', () => {
   it('writes a real .eml a mail client reads, folder 0700, file 0600', async (t) => {
-    const dir = join(await home(t), 'outbox');
+    const dir = join(await tempHome(t), 'outbox');
     const mailer = new OutboxMailer({ dir, logger: recordingLogger().logger, from: 'M3O <no-reply@m3o.example>' });
     await mailer.send(verificationMessage({ to: 'alice@example.com', code: '424242', base: 'http://localhost:8080' }));
     const [name = ''] = await mailer.files();
@@ -36,14 +29,14 @@ describe('OutboxMailer', () => {
   });
 
   it('tightens an outbox folder that exists with a wider mode', async (t) => {
-    const dir = join(await home(t), 'outbox');
+    const dir = join(await tempHome(t), 'outbox');
     await mkdir(dir, { mode: 0o755 });
     await new OutboxMailer({ dir, logger: recordingLogger().logger }).send(message(1));
     assert.equal(await mode(dir), 0o700);
   });
 
   it('names sort by time and are unique within one millisecond', async (t) => {
-    const dir = join(await home(t), 'outbox');
+    const dir = join(await tempHome(t), 'outbox');
     let now = Date.parse('2026-01-02T03:04:05.678Z');
     const mailer = new OutboxMailer({ dir, logger: recordingLogger().logger, now: () => now });
     for (let i = 0; i < 5; i++) await mailer.send(message(i));
@@ -60,7 +53,7 @@ describe('OutboxMailer', () => {
   });
 
   it('keeps at most max files, the newest', async (t) => {
-    const dir = join(await home(t), 'outbox');
+    const dir = join(await tempHome(t), 'outbox');
     const mailer = new OutboxMailer({ dir, logger: recordingLogger().logger, max: 3 });
     for (let i = 0; i < 8; i++) await mailer.send(message(i));
     const names = await mailer.files();
@@ -72,7 +65,7 @@ describe('OutboxMailer', () => {
   });
 
   it('logs once where the outbox is', async (t) => {
-    const dir = join(await home(t), 'outbox');
+    const dir = join(await tempHome(t), 'outbox');
     const { logger, lines } = recordingLogger();
     const mailer = new OutboxMailer({ dir, logger });
     for (let i = 0; i < 3; i++) await mailer.send(message(i));
@@ -82,7 +75,7 @@ describe('OutboxMailer', () => {
   });
 
   it('refuses hostile input before writing anything', async (t) => {
-    const dir = join(await home(t), 'outbox');
+    const dir = join(await tempHome(t), 'outbox');
     const mailer = new OutboxMailer({ dir, logger: recordingLogger().logger });
     await assert.rejects(mailer.send({ ...message(1), to: 'a@example.com\r\nBcc: eve@evil.com' }), /to: must not contain line breaks/);
     await assert.rejects(mailer.send({ ...message(1), subject: 'x\nBcc: eve@evil.com' }), /subject: must not contain line breaks/);

@@ -3,6 +3,9 @@
  * a parser for what it or the outbox received (mailparser). Both are dev dependencies:
  * this file is left out of the published package.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { createLogger, type Logger } from '@micro/sdk';
 import { simpleParser, type ParsedMail } from 'mailparser';
@@ -83,4 +86,11 @@ export function recordingLogger(): { logger: Logger; lines: string[] } {
     },
   });
   return { logger: createLogger({ level: 'info' }, sink), lines };
+}
+
+/** A temporary folder (a MICRO_HOME), removed when the test ends. */
+export async function tempHome(t: { after(fn: () => unknown): void }): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'micro-mail-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
 }
