@@ -1,4 +1,5 @@
 import type { CoreServiceFactory } from '@micro/server/engine';
+import { signupCoreService } from './signup/index.js';
 
 /**
  * The services of the platform layer, hosted by `micro server` in namespace `micro` beside
@@ -6,5 +7,5 @@ import type { CoreServiceFactory } from '@micro/server/engine';
  * Each folder of src/ adds its factory here.
  */
 export function platformCoreServices(): CoreServiceFactory[] {
-  return [];
+  return [signupCoreService()];
 }
