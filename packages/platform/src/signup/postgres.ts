@@ -31,10 +31,21 @@ export function codeKeyFrom(authKey: string): Buffer {
   return Buffer.from(hkdfSync('sha256', Buffer.from(authKey, 'utf8'), Buffer.from('micro-signup'), Buffer.from('code hmac v1'), 32));
 }
 
-/** `?` placeholders numbered `$1, $2…` (no statement here holds a `?` in a literal). */
-function numbered(sql: string): string {
-  let n = 0;
-  return sql.replace(/\?/g, () => `$${++n}`);
+const TABLES = /\b(FROM|INTO|UPDATE|JOIN) (customers|namespaces|members|invites|waitlist|codes|sends)\b/g;
+
+/**
+ * A statement of sql.ts for Postgres: its tables in the schema (the pool is shared with the
+ * other engines, so no search_path is set) and `?` placeholders numbered `$1, $2…` (no
+ * statement there holds a `?` in a literal). Cached: each text is rewritten once.
+ */
+function forPostgres(sql: string, schema: string, cache: Map<string, string>): string {
+  let out = cache.get(sql);
+  if (out === undefined) {
+    let n = 0;
+    out = sql.replace(TABLES, (_m, verb: string, table: string) => `${verb} ${schema}.${table}`).replace(/\?/g, () => `$${++n}`);
+    cache.set(sql, out);
+  }
+  return out;
 }
 
 interface Query {
@@ -42,6 +53,8 @@ interface Query {
 }
 
 function pgDriver(db: Postgres): SqlDriver {
+  const cache = new Map<string, string>();
+  const numbered = (sql: string) => forPostgres(sql, db.schema, cache);
   const on = (q: Query): SqlDriver => ({
     all: async <R>(sql: string, params: unknown[] = []) => (await fail(q.query(numbered(sql), params))).rows as R[],
     run: async (sql, params = []) => (await fail(q.query(numbered(sql), params))).rowCount ?? 0,
