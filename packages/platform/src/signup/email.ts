@@ -44,7 +44,6 @@ export function normaliseEmail(raw: string, field = 'email'): string {
   const bad = (why: string) => errors.BadRequest('signup', `${field}: ${why}`);
   if (typeof raw !== 'string' || raw.length === 0) throw bad('required');
   if (raw.length > MAX_EMAIL) throw bad(`at most ${MAX_EMAIL} characters`);
-  // eslint-disable-next-line no-control-regex -- refusing anything outside printable ASCII is the point
   if (/[^\x21-\x7e]/.test(raw)) throw bad('only ASCII letters, digits and . _ + - @ (no spaces, no other alphabets)');
   const email = raw.toLowerCase();
   const at = email.lastIndexOf('@');

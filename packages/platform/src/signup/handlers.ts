@@ -62,7 +62,7 @@ const NOWHERE = '-none-';
  */
 export function signupHandlers(deps: Deps, options: SignupHandlerOptions): Handlers<typeof signupService> {
   const o = resolve(options);
-  const { storage, accounts } = deps;
+  const { storage } = deps;
   const limiter = new SourceLimiter(o.sourceLimit, o.sendWindowMs, o.now);
   const staff = (ctx: Context) => o.admin(ctx);
   const flows = signupFlows(deps, o);
@@ -210,10 +210,14 @@ function signupFlows(deps: Deps, o: Resolved) {
     for (let attempt = 0; ; attempt++) {
       const owns = joins ? undefined : (asked ?? generatedName(attempt));
       try {
-        if (owns && (await accounts.list(owns, 1)).accounts.length > 0) throw errors.Conflict('signup', `namespace: ${owns} is taken`);
         const now = o.now();
         const taken = await storage.claim({ customer, owns, joins, account: customer.email, now, staleBefore: now - o.claimTtlMs });
         if (taken) await removeStaleAccounts(taken.customer, taken.memberships);
+        // a name in use in auth (accounts made there by other means) is taken too; checked once reserved here
+        if (owns && (await accounts.list(owns, 1)).accounts.length > 0) {
+          await storage.release(customer.id);
+          throw errors.Conflict('signup', `namespace: ${owns} is taken`);
+        }
         return (owns ?? joins) as string;
       } catch (err) {
         const nameTaken = err instanceof MicroError && err.code === 409 && err.detail.startsWith('namespace:');

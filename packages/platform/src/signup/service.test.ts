@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { MicroError } from '@micro/sdk';
+import { DEFAULT_NATS_URL, DEFAULT_REDIS_URL, MicroError } from '@micro/sdk';
+import { testPostgres } from '@micro/server/testing';
 import { startSignupHarness, type SignupHarness } from './testing.js';
 
 const fails = (code: number, detail?: RegExp) => (err: unknown) => {
@@ -261,5 +262,29 @@ describe('signup service (open signup, tight limits)', () => {
   test('wrong passwords are throttled', async () => {
     for (let i = 0; i < 5; i++) await assert.rejects(h.as().Login({ email: 'open@example.com', password: `wrong-${i}` }), fails(401));
     await assert.rejects(h.as().Login({ email: 'open@example.com', password: PASSWORD }), fails(429));
+  });
+});
+
+describe('signup service on the nats profile (PostgreSQL)', () => {
+  test('two nodes over one schema: a signup on one, its races and login on the other', async (t) => {
+    const db = await testPostgres(t, 'signup_svc');
+    if (!db) return;
+    const profile = { name: 'nats' as const, natsUrl: DEFAULT_NATS_URL, redisUrl: DEFAULT_REDIS_URL, postgresUrl: db.url, prefix: db.prefix };
+    const codeKey = Buffer.alloc(32, 7);
+    const a = await startSignupHarness({ codeKey }, profile);
+    t.after(() => a.close());
+    // a second node: its own process state, the same tables (auth is per harness here: the login goes to node a's)
+    const b = await startSignupHarness({ codeKey }, profile);
+    t.after(() => b.close());
+    const admin = await a.adminToken();
+    await a.as(admin).Invite({ email: 'pg@example.com' });
+    await b.as().SendCode({ email: 'pg@example.com' });
+    const code = b.codeOf('pg@example.com');
+    const both = await Promise.allSettled([a, a].map((h) => h.as().CompleteSignup({ email: 'pg@example.com', code, password: PASSWORD, namespace: 'pg-space' })));
+    assert.equal(both.filter((r) => r.status === 'fulfilled').length, 1);
+    fails(409)((both.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason);
+    assert.equal((await a.as().Login({ email: 'pg@example.com', password: PASSWORD })).namespace, 'pg-space');
+    const seen = await b.as(await b.adminToken()).ReadCustomer({ email: 'pg@example.com' });
+    assert.equal(seen.customer.status, 'active', 'the other node sees the customer');
   });
 });

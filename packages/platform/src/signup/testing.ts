@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Client, createClient, createLogger, MemoryBroker, MemoryRegistry, RpcServer, Service, type ClientMiddleware, type TypedClient } from '@micro/sdk';
+import { Client, createClient, createLogger, MemoryBroker, MemoryRegistry, RpcServer, Service, type ClientMiddleware, type Profile, type TypedClient } from '@micro/sdk';
 import { authenticate, type CoreContext } from '@micro/server/engine';
 import { startAuthHarness, type AuthHarness } from '@micro/server/testing';
 import { MemoryMailer } from '../mail/mailer.js';
@@ -39,11 +39,11 @@ function withToken(token: string): ClientMiddleware {
   };
 }
 
-export async function startSignupHarness(options: SignupServiceOptions = {}): Promise<SignupHarness> {
+export async function startSignupHarness(options: SignupServiceOptions = {}, profile: Profile = { name: 'local' }): Promise<SignupHarness> {
   const auth = await startAuthHarness();
   const home = mkdtempSync(join(tmpdir(), 'micro-signup-svc-'));
   const mailer = new MemoryMailer();
-  const ctx: CoreContext = { home, profile: { name: 'local' }, dataDir: home, logger: silent, registry: auth.registry, broker: new MemoryBroker(), accounts: auth.accounts, tokens: auth.tokens };
+  const ctx: CoreContext = { home, profile, dataDir: home, logger: silent, registry: auth.registry, broker: new MemoryBroker(), accounts: auth.accounts, tokens: auth.tokens };
   const core = await signupCoreService({ mailer, ...options })(ctx);
   const rpc = new RpcServer({ logger: silent });
   const address = await rpc.listen('tcp://127.0.0.1:0');
