@@ -194,6 +194,17 @@ describe('signup service (invite only)', () => {
     assert.deepEqual(customer.namespaces, [{ namespace: 'acme', role: 'member', account: 'member@example.com' }]);
   });
 
+  test('a failure after the claim (the account cannot be made) leaves nothing, and the same code works on a retry', async () => {
+    await h.auth.authAs(h.auth.admin).CreateAccount({ id: 'blocked@example.com', namespace: 'acme', secret: 'someone-elses-password' });
+    const code = await invitedCode(h, admin, 'blocked@example.com', 'acme');
+    await assert.rejects(h.as().CompleteSignup({ email: 'blocked@example.com', code, password: PASSWORD }), fails(409, /exists in namespace acme/));
+    await assert.rejects(h.as(admin).ReadCustomer({ email: 'blocked@example.com' }), fails(404));
+    assert.ok(await h.auth.accounts.verify('blocked@example.com', 'acme', 'someone-elses-password'), 'the account that was there is untouched');
+    await h.auth.authAs(h.auth.admin).DeleteAccount({ id: 'blocked@example.com', namespace: 'acme' });
+    const s = await h.as().CompleteSignup({ email: 'blocked@example.com', code, password: PASSWORD });
+    assert.equal(s.namespace, 'acme');
+  });
+
   test('delete: accounts gone, a namespace one alone owns marked deleted (its other accounts disabled), a shared one kept', async () => {
     const code = await invitedCode(h, admin, 'leaver@example.com');
     const s = await h.as().CompleteSignup({ email: 'leaver@example.com', code, password: PASSWORD, namespace: 'leaving' });
