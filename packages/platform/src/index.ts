@@ -1,4 +1,5 @@
 import type { CoreServiceFactory } from '@micro/server/engine';
+import { signupCoreService } from './signup/index.js';
 
 export type { Mailer, MailMessage, MailerFromEnvOptions } from './mail/index.js';
 export { MemoryMailer, mailerFromEnv, checkAddress, verificationMessage, platformInviteMessage, teamInviteMessage, namespacesMessage } from './mail/index.js';
@@ -10,5 +11,5 @@ export type { VerificationMessageInput, PlatformInviteMessageInput, TeamInviteMe
  * Each folder of src/ adds its factory here.
  */
 export function platformCoreServices(): CoreServiceFactory[] {
-  return [];
+  return [signupCoreService()];
 }

@@ -6,9 +6,11 @@
  */
 export type { CoreContext, CoreService, CoreServiceFactory } from './core.js';
 export { positiveFromEnv } from './core.js';
-export { namespaceFor, adminNamespaceFor, requireAdmin, isAdmin, isNamespaceAdmin } from './auth/guard.js';
+export { namespaceFor, adminNamespaceFor, requireAdmin, isAdmin, isNamespaceAdmin, authenticate } from './auth/guard.js';
+export { LoginThrottle, sourceOf } from './auth/throttle.js';
+export type { LoginThrottleOptions } from './auth/throttle.js';
 export type { AuthAccounts, AuthTokens } from './auth/storage.js';
 export { openPostgres, migrate, quoteSchema, isConnectionError, SchemaVersionError } from './postgres/index.js';
 export type { Postgres, PostgresOptions, Queryable, Migration } from './postgres/index.js';
 export { openDatabase, ensureSchema } from './sqlite.js';
-export { Sealer } from './auth/crypto.js';
+export { Sealer, SecretHasher } from './auth/crypto.js';

@@ -2,6 +2,10 @@ import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { engineUrl, testPrefix } from '@micro/sdk/testing';
 import { openPostgres, type Postgres, type PostgresOptions } from './pool.js';
 
+// the auth storage of a test, for the tests of services built on auth (@micro/platform)
+export { startAuthHarness } from '../auth/testing.js';
+export type { AuthHarness } from '../auth/testing.js';
+
 interface TestContext {
   skip(message?: string): void;
   after(fn: () => unknown): void;

@@ -1,0 +1,52 @@
+import { join } from 'node:path';
+import { SecretHasher, type CoreServiceFactory } from '@micro/server/engine';
+import { MemoryMailer } from '../mail/mailer.js';
+import { signupService, SIGNUP_PUBLIC_ENDPOINTS } from './definition.js';
+import { signupHandlers, type SignupHandlerOptions } from './handlers.js';
+import { codeKeyFrom, openPgSignup } from './postgres.js';
+import { openSqliteSignup } from './sqlite.js';
+import type { SignupStorage } from './storage.js';
+
+export { signupService, SIGNUP_PUBLIC_ENDPOINTS, LIMITS as SIGNUP_LIMITS } from './definition.js';
+export { signupHandlers } from './handlers.js';
+export type { SignupHandlerOptions } from './handlers.js';
+export type { SignupStorage, Customer, CustomerStatus, Invite, Membership } from './storage.js';
+export { normaliseEmail, DISPOSABLE_DOMAINS } from './email.js';
+export { checkNamespaceName, RESERVED_NAMESPACES } from './names.js';
+
+export interface SignupServiceOptions extends Partial<Omit<SignupHandlerOptions, 'logger'>> {
+  /** the key of the codes' HMAC (default: random in signup.db on the local profile, derived from MICRO_AUTH_KEY on the nats profile) */
+  codeKey?: Buffer;
+}
+
+/**
+ * The signup core service (namespace micro): SQLite in `<dataDir>/signup.db` on the local
+ * profile, the tables of schema `<prefix>` in the shared PostgreSQL on the nats profile.
+ * Without a mailer, messages stay in a MemoryMailer (nothing leaves the machine).
+ */
+export function signupCoreService(options: SignupServiceOptions = {}): CoreServiceFactory {
+  return async (ctx) => {
+    const { storage, codeKey } = await openStorage(ctx.profile, ctx.dataDir, options.codeKey);
+    const handlers = signupHandlers(
+      { storage, accounts: ctx.accounts, tokens: ctx.tokens, hasher: new SecretHasher(codeKey) },
+      { ...options, mailer: options.mailer ?? new MemoryMailer(), logger: ctx.logger.child({ component: 'signup' }) },
+    );
+    return { def: signupService, handlers, publicEndpoints: [...SIGNUP_PUBLIC_ENDPOINTS], stop: () => storage.close() };
+  };
+}
+
+type Profile = Parameters<CoreServiceFactory>[0]['profile'];
+
+async function openStorage(profile: Profile, dataDir: string, key?: Buffer): Promise<{ storage: SignupStorage; codeKey: Buffer }> {
+  if (profile.name !== 'nats') {
+    const { storage, codeKey } = openSqliteSignup(join(dataDir, 'signup.db'));
+    return { storage, codeKey: key ?? codeKey };
+  }
+  const storage = await openPgSignup({ url: profile.postgresUrl, prefix: profile.prefix });
+  const authKey = process.env.MICRO_AUTH_KEY;
+  if (!key && !authKey) {
+    await storage.close();
+    throw new Error('the signup service of MICRO_PROFILE=nats needs MICRO_AUTH_KEY (the key of its codes derives from it)');
+  }
+  return { storage, codeKey: key ?? codeKeyFrom(authKey as string) };
+}
