@@ -1,10 +1,10 @@
-import { MicroError } from '@micro/sdk';
+import { MicroError, QUOTA_LIMIT_KEYS } from '@micro/sdk';
 
 /** The error id of every quota refusal and of bad input to the quota service. */
 export const QUOTA_ERROR_ID = 'quota';
 
 /** What a namespace is limited in (integers; bytes, millicores, counts, requests a second). */
-export const LIMIT_KEYS = ['services', 'instancesPerService', 'memoryPerInstance', 'cpuPerInstance', 'storeBytes', 'storeRecords', 'blobBytes', 'apiKeys', 'requestsPerSecond'] as const;
+export const LIMIT_KEYS = QUOTA_LIMIT_KEYS;
 export type LimitKey = (typeof LIMIT_KEYS)[number];
 
 /** The limits in force: a number, or null for unlimited (namespace micro). */

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { BLOB_CHUNK_SIZE, errors, storeEngine as E, storeService, type BlobData, type BlobInfo, type BlobListOptions, type BlobOptions, type BlobStore, type Logger, type NatsProfile, type Store, type StoreDefaults, type StoreDeleteOptions as DeleteOptions, type StoreListOptions as ListOptions, type StoreMetadataValue as MetadataValue, type StoreNamesOptions as NamesOptions, type StoreReadOptions as ReadOptions, type StoreRecord, type StoreTablesOptions as TablesOptions, type StoreWriteOptions as WriteOptions } from '@micro/sdk';
 import { positiveFromEnv, type CoreServiceFactory } from '../core.js';
+import { storeLimits } from '../quota/index.js';
 import { admitWrite, recordSize, sqlSize, type StoreLimits, type StoreUsage } from './usage.js';
 import { migrate, openPostgres, statement, type Migration, type Postgres, type PostgresOptions } from '../postgres/index.js';
 import { storeServiceHandlers } from './handlers.js';
@@ -566,12 +567,15 @@ export interface PostgresStoreServiceOptions {
 export function postgresStoreCoreService(profile: Pick<NatsProfile, 'postgresUrl' | 'prefix'>, options: PostgresStoreServiceOptions = {}): CoreServiceFactory {
   return async (ctx) => {
     const store = await PostgresStore.open({
+      limits: storeLimits(ctx),
       url: profile.postgresUrl,
       prefix: profile.prefix,
       logger: options.logger ?? ctx.logger,
       purgeInterval: options.purgeInterval,
       blobMaxSize: options.blobMaxSize ?? positiveFromEnv('MICRO_STORE_BLOB_MAX_SIZE', 'number of bytes'),
     });
+    // what the store counts shows in quota.Read
+    ctx.quotas?.addSource((namespace) => store.usage(namespace));
     return { def: storeService, handlers: storeServiceHandlers(store, store.blobs), blobs: store.blobs, stop: () => store.close() };
   };
 }
