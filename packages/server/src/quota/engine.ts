@@ -1,7 +1,7 @@
 import { MicroError } from '@micro/sdk';
 import { NAMESPACE_NAME } from '@micro/sdk';
 import { admit, QUOTA_ERROR_ID, resolveLimits, type LimitKey, type LimitSettings, type Limits, type Usage } from './limits.js';
-import { COUNTED, mergeUsage, type Counted, type Quotas, type UsageSource } from './quotas.js';
+import { mergeUsage, type Counted, type Quotas, type UsageSource } from './quotas.js';
 
 /** What an engine stores; QuotaEngine does the checking and resolving once for both. */
 export interface QuotaRows {
@@ -65,9 +65,7 @@ export class QuotaEngine implements Quotas {
   }
 
   async usage(namespace: string): Promise<Usage> {
-    const own: Usage = {};
-    for (const key of COUNTED) own[key] = 0;
-    return mergeUsage({ ...own, ...(await this.rows.counters(checkQuotaNamespace(namespace))) }, this.sources, namespace);
+    return mergeUsage(await this.rows.counters(checkQuotaNamespace(namespace)), this.sources, namespace);
   }
 
   async take(namespace: string, limit: Counted, amount = 1): Promise<void> {
