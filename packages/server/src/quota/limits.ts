@@ -90,11 +90,7 @@ export function defaultsFromEnv(raw = process.env.MICRO_QUOTA_DEFAULTS): Record<
   } catch {
     throw new Error(`MICRO_QUOTA_DEFAULTS must be JSON, e.g. {"storeBytes":1048576}, not ${JSON.stringify(raw.slice(0, 100))}`);
   }
-  try {
-    return { ...BUILT_IN_DEFAULTS, ...checkSettings(parsed, 'MICRO_QUOTA_DEFAULTS') };
-  } catch (err) {
-    throw new Error((err as Error).message);
-  }
+  return { ...BUILT_IN_DEFAULTS, ...checkSettings(parsed, 'MICRO_QUOTA_DEFAULTS') };
 }
 
 /** The limits in force for a namespace: its settings over the defaults; micro is unlimited. */
