@@ -38,10 +38,3 @@ export function admitWrite(namespace: string, usage: StoreUsage, size: number, o
   if (old === undefined) admit('storeRecords', usage.storeRecords, 1, limits.storeRecords, namespace);
   admit('storeBytes', usage.storeBytes, size - (old ?? 0), limits.storeBytes, namespace);
 }
-
-/** Refuses a blob put that would take the namespace past blobBytes (`old`: the size of the blob it replaces). */
-export function admitBlob(namespace: string, usage: StoreUsage, size: number, old: number, limits: Limits): void {
-  admit('blobBytes', usage.blobBytes, size - old, limits.blobBytes, namespace);
-}
-
-export const NO_USAGE: StoreUsage = Object.freeze({ storeBytes: 0, storeRecords: 0, blobBytes: 0 });
