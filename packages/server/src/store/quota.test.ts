@@ -119,3 +119,21 @@ for (const [name, open] of [['sqlite', openSqlite], ['postgres', openPg]] as con
     assert.equal((await store.usage('micro')).storeRecords, 1);
   });
 }
+
+test('sqlite: a store.db of version 1 is counted when it is upgraded', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'micro-store-v1-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'store.db');
+  const v1 = new SqliteStore({ path, purgeInterval: 0 });
+  await v1.write({ key: 'a', value: 'x' }, { namespace: 'acme' });
+  await v1.write({ key: 'b', value: 'yy', metadata: { m: 1 } }, { namespace: 'acme' });
+  // back to version 1: no usage table, no triggers
+  v1.db.exec('DROP TABLE store_usage; DROP TRIGGER records_usage_insert; DROP TRIGGER records_usage_update; DROP TRIGGER records_usage_delete; DROP TRIGGER blobs_usage_insert; DROP TRIGGER blobs_usage_update; DROP TRIGGER blobs_usage_delete');
+  v1.db.exec("INSERT INTO records (namespace, \"database\", tbl, key, rkey, value) VALUES ('acme', 'micro', 'default', 'c', 'c', '1')");
+  v1.db.pragma('user_version = 1');
+  await v1.close();
+  const v2 = new SqliteStore({ path, purgeInterval: 0 });
+  t.after(() => v2.close());
+  const expected = size('a', 'x') + recordSize('b', '"yy"', '{"m":1}') + size('c', 1);
+  assert.deepEqual(await v2.usage('acme'), { storeBytes: expected, storeRecords: 3, blobBytes: 0 });
+});
