@@ -13,6 +13,7 @@ import { registerEventsCommands } from './commands/events.js';
 import { registerAuthCommands } from './commands/auth.js';
 import { registerUserCommands } from './commands/user.js';
 import { registerStatsCommand } from './commands/stats.js';
+import { registerQuotaCommand } from './commands/quota.js';
 import { registerTraceCommand } from './commands/trace.js';
 import { CliContext } from './context.js';
 import { explainError } from './connect.js';
@@ -52,6 +53,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerAuthCommands(program, ctx);
   registerUserCommands(program, ctx);
   registerStatsCommand(program, ctx);
+  registerQuotaCommand(program, ctx);
   registerTraceCommand(program, ctx);
   program.addHelpText(
     'after',

@@ -28,6 +28,8 @@ export { formatIssues } from './service/validate.js';
 
 // metrics (issue 7): per-service registry, call counters, the Prometheus text format
 export { ServiceMetrics, METRICS_ENDPOINT, formatPrometheus, mergeFamilies, sanitizeFamilies, statsService, StatsReadResponse, CallStats, Series } from './metrics/index.js';
+export { quotaService, QuotaReadResponse, QUOTA_LIMIT_KEYS } from './quota/definition.js';
+export type { QuotaService } from './quota/definition.js';
 export type { MetricFamily, MetricSample, Sanitized, StatsService } from './metrics/index.js';
 
 // calling services

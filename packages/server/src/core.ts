@@ -1,6 +1,7 @@
 import { brokerHandlers, type BlobStore, type Broker, type Events, type brokerService, type Handlers, type Logger, type Profile, type Registry, type ServiceDef } from '@micro/sdk';
 import { namespaceFor } from './auth/guard.js';
 import type { AuthAccounts, AuthTokens } from './auth/storage.js';
+import type { Quotas } from './quota/quotas.js';
 
 /**
  * What micro server gives each of its core services: where to keep data, the shared
@@ -18,6 +19,8 @@ export interface CoreContext {
   broker: Broker;
   accounts: AuthAccounts;
   tokens: AuthTokens;
+  /** per-namespace limits and usage (quota/); absent: nothing is limited (engines built alone, in tests) */
+  quotas?: Quotas;
 }
 
 /**

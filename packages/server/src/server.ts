@@ -32,6 +32,7 @@ import { authenticate } from './auth/guard.js';
 import { authCoreService } from './auth/index.js';
 import { guardedBroker, guardedRegistry, positiveFromEnv, type CoreContext, type CoreService, type CoreServiceFactory } from './core.js';
 import { coreServicesFor } from './core-services.js';
+import { openQuotas, quotaCoreService, type Quotas } from './quota/index.js';
 import { StatsCollector, statsCoreService } from './stats/index.js';
 import { ensureServerDirs, nodeId, serverPaths, type ServerPaths } from './home.js';
 import type { PostgresRuntimeDirectory } from './runtime/directory.js';
@@ -102,6 +103,7 @@ export class MicroServer {
   private services: Service[] = [];
   private cores: CoreService[] = [];
   private accounts: AuthAccounts | undefined;
+  private quotas: Quotas | undefined;
   private tokens: AuthTokens | undefined;
   private limiter: RedisRateLimiter | undefined;
   private locked = false;
@@ -205,10 +207,14 @@ export class MicroServer {
         sandbox: this.sandbox,
         logger: this.logger.child({ component: 'runtime' }),
       });
+      const dataDir = privateDir(join(this.paths.home, 'data'));
+      // limits and usage of each namespace, checked where each resource is used (quota/)
+      this.quotas = await openQuotas(profile, dataDir);
       const core: CoreContext = {
         home: this.paths.home,
         profile,
-        dataDir: privateDir(join(this.paths.home, 'data')),
+        dataDir,
+        quotas: this.quotas,
         logger: this.logger,
         registry: this.registry,
         broker: this.broker,
@@ -225,6 +231,7 @@ export class MicroServer {
         (c) => ({ def: brokerService, handlers: guardedBroker(c.broker) }),
         () => ({ def: runtimeService, handlers: runtimeHandlers(runtime) }),
         statsCoreService(stats),
+        quotaCoreService,
       ];
       for (const factory of [...builtIn, ...(await coreServicesFor(profile)), ...this.extraServices]) {
         const cs = await factory(core);
@@ -317,6 +324,8 @@ export class MicroServer {
     await this.rpc?.drain(5_000);
     this.rpc = undefined;
     this.sandbox?.close();
+    await this.quotas?.close().catch((err: unknown) => this.logger.error({ err }, 'quotas close failed'));
+    this.quotas = undefined;
     this.sandbox = undefined;
     await this.registry.close?.();
     await this.broker.close?.();

@@ -1,5 +1,6 @@
 import { AUTH_PUBLIC_ENDPOINTS, authApi } from '@micro/sdk';
-import type { CoreServiceFactory } from '../core.js';
+import type { CoreContext, CoreServiceFactory } from '../core.js';
+import type { Quotas } from '../quota/quotas.js';
 import { authHandlers } from './service.js';
 
 export { Accounts, LIMITS } from './accounts.js';
@@ -16,9 +17,15 @@ export { nodeId } from '../home.js';
 /** The auth core service: its handlers over the server's accounts and tokens; closes the database on stop. */
 export const authCoreService: CoreServiceFactory = (c) => ({
   def: authApi,
-  handlers: authHandlers(c.accounts, c.tokens),
+  handlers: authHandlers(c.accounts, c.tokens, undefined, undefined, keyQuota(c)),
   publicEndpoints: [...AUTH_PUBLIC_ENDPOINTS],
   stop: async () => {
     await c.accounts.close();
   },
 });
+
+/** The apiKeys quota: the key engines check it on create; quota.Read shows the keys a namespace has. */
+function keyQuota(c: CoreContext): Quotas | undefined {
+  c.quotas?.addSource(async (namespace) => ({ apiKeys: (await c.accounts.keys.list(namespace)).length }));
+  return c.quotas;
+}

@@ -1,4 +1,5 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { admit } from '../quota/limits.js';
 import { errors, type Account, type KeyInfo } from '@micro/sdk';
 import type { Db } from './db.js';
 
@@ -36,6 +37,7 @@ export class ApiKeys {
       insert: db.prepare('INSERT INTO api_keys (key_id, namespace, account, name, scopes, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
       get: db.prepare<[string], KeyRow>('SELECT * FROM api_keys WHERE key_id = ?'),
       count: db.prepare<[string, string], { n: number }>('SELECT COUNT(*) AS n FROM api_keys WHERE namespace = ? AND account = ?'),
+      inNamespace: db.prepare<[string], { n: number }>('SELECT COUNT(*) AS n FROM api_keys WHERE namespace = ?'),
       byAccount: db.prepare<[string, string], KeyRow>('SELECT * FROM api_keys WHERE namespace = ? AND account = ? ORDER BY created_at, key_id'),
       byNamespace: db.prepare<[string], KeyRow>('SELECT * FROM api_keys WHERE namespace = ? ORDER BY account, created_at, key_id LIMIT 10000'),
       delete: db.prepare('DELETE FROM api_keys WHERE key_id = ?'),
@@ -43,7 +45,7 @@ export class ApiKeys {
   }
 
   /** A new key for an account; the key itself is returned here and never again. */
-  create(owner: Account, name: string, scopes: string[], expiresIn?: number): { key: string; info: KeyInfo } {
+  create(owner: Account, name: string, scopes: string[], expiresIn?: number, maxInNamespace?: number | null): { key: string; info: KeyInfo } {
     const keyId = `${KEY_PREFIX}${randomBytes(8).toString('hex')}`;
     const secret = randomBytes(32).toString('base64url');
     const now = Date.now();
@@ -52,6 +54,7 @@ export class ApiKeys {
       if ((this.st.count.get(owner.issuer, owner.id)?.n ?? 0) >= MAX_KEYS_PER_ACCOUNT) {
         throw errors.TooManyRequests('auth', `account ${owner.id} has ${MAX_KEYS_PER_ACCOUNT} API keys, the most it may have — revoke one first`);
       }
+      if (typeof maxInNamespace === 'number') admit('apiKeys', this.st.inNamespace.get(owner.issuer)?.n ?? 0, 1, maxInNamespace, owner.issuer);
       this.st.insert.run(keyId, owner.issuer, owner.id, name, JSON.stringify(scopes), this.hash(`${keyId}.${secret}`), now, expiresAt);
     })();
     return { key: `${keyId}.${secret}`, info: info(this.st.get.get(keyId) as KeyRow) };

@@ -1,4 +1,5 @@
 import { bearerToken, errors, type Account, type authApi, type Context, type Handlers } from '@micro/sdk';
+import type { Quotas } from '../quota/quotas.js';
 import { adminNamespaceFor, isNamespaceAdmin, namespaceFor, requireAdmin } from './guard.js';
 import { revocationFeed, revokeNow, type RevocationFeedOptions } from './revocations.js';
 import { LoginThrottle, sourceOf } from './throttle.js';
@@ -26,7 +27,7 @@ import { scopeForCaller } from './scoped.js';
  * revocation entries (revocations.ts) that every verifier checks at once; `Revocations`
  * streams them to the services of other processes.
  */
-export function authHandlers(accounts: AuthAccounts, tokens: AuthTokens, throttle = new LoginThrottle(), feed: RevocationFeedOptions = {}): Handlers<typeof authApi> {
+export function authHandlers(accounts: AuthAccounts, tokens: AuthTokens, throttle = new LoginThrottle(), feed: RevocationFeedOptions = {}, quotas?: Pick<Quotas, 'limits'>): Handlers<typeof authApi> {
   /**
    * An access token, and for people (user accounts) a refresh token: services and API
    * keys hold their credentials and simply exchange them again.
@@ -206,7 +207,9 @@ export function authHandlers(accounts: AuthAccounts, tokens: AuthTokens, throttl
       const wanted = dedupe(scopes ?? owner.scopes);
       const extra = wanted.filter((s) => !owner.scopes.includes(s));
       if (extra.length > 0) throw errors.Forbidden('auth', `scopes: a key cannot have scopes its account lacks (${extra.join(', ')})`);
-      return accounts.keys.create(owner, name, wanted, expiresIn);
+      // the apiKeys quota of the namespace, counted by the key engine in its insert's transaction
+      const max = quotas ? (await quotas.limits(owner.issuer)).apiKeys : undefined;
+      return accounts.keys.create(owner, name, wanted, expiresIn, max);
     },
 
     ListKeys: async ({ namespace }, ctx) => {

@@ -13,8 +13,13 @@ import type { StoredRule } from './rules.js';
 export type MaybePromise<T> = T | Promise<T>;
 
 export interface ApiKeyStorage {
-  /** A new key for an account; the key itself is returned here and never again. */
-  create(owner: Account, name: string, scopes: string[], expiresIn?: number): MaybePromise<{ key: string; info: KeyInfo }>;
+  /**
+   * A new key for an account; the key itself is returned here and never again. With
+   * `maxInNamespace` (the apiKeys quota), the keys of the owner's namespace are counted and
+   * the key refused (quotaExceeded) in the same transaction as the insert, serialised per
+   * namespace, so concurrent creates never pass it.
+   */
+  create(owner: Account, name: string, scopes: string[], expiresIn?: number, maxInNamespace?: number | null): MaybePromise<{ key: string; info: KeyInfo }>;
   /** What a key acts as; undefined for a key that is unknown, revoked, expired or wrong. */
   verify(key: string): MaybePromise<Account | undefined>;
   get(keyId: string): MaybePromise<KeyInfo | undefined>;

@@ -5,6 +5,7 @@ import { FileBlobStore } from './blobs.js';
 import { storeServiceHandlers } from './handlers.js';
 import { storeService } from '@micro/sdk';
 import { SqliteStore } from './sqlite.js';
+import { storeLimits } from '../quota/index.js';
 
 export { SqliteStore, STORE_SCHEMA_VERSION } from './sqlite.js';
 export type { SqliteStoreOptions } from './sqlite.js';
@@ -26,7 +27,9 @@ export interface StoreServiceOptions {
 export function storeCoreService(options: StoreServiceOptions = {}): CoreServiceFactory {
   return (ctx) => {
     const blobMaxSize = options.blobMaxSize ?? positiveFromEnv('MICRO_STORE_BLOB_MAX_SIZE', 'number of bytes');
-    const store = new SqliteStore({ path: join(ctx.dataDir, 'store.db'), purgeInterval: options.purgeInterval });
+    const store = new SqliteStore({ path: join(ctx.dataDir, 'store.db'), purgeInterval: options.purgeInterval, limits: storeLimits(ctx) });
+    // what the store counts shows in quota.Read
+    ctx.quotas?.addSource((namespace) => store.usage(namespace));
     let blobs: FileBlobStore;
     try {
       blobs = new FileBlobStore({ db: store.db, dir: privateDir(join(ctx.dataDir, 'blobs')), maxSize: blobMaxSize });

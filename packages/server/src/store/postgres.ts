@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import { BLOB_CHUNK_SIZE, errors, storeEngine as E, storeService, type BlobData, type BlobInfo, type BlobListOptions, type BlobOptions, type BlobStore, type Logger, type NatsProfile, type Store, type StoreDefaults, type StoreDeleteOptions as DeleteOptions, type StoreListOptions as ListOptions, type StoreMetadataValue as MetadataValue, type StoreNamesOptions as NamesOptions, type StoreReadOptions as ReadOptions, type StoreRecord, type StoreTablesOptions as TablesOptions, type StoreWriteOptions as WriteOptions } from '@micro/sdk';
 import { positiveFromEnv, type CoreServiceFactory } from '../core.js';
+import { storeLimits } from '../quota/index.js';
+import { admitWrite, recordSize, sqlSize, type StoreLimits, type StoreUsage } from './usage.js';
 import { migrate, openPostgres, statement, type Migration, type Postgres, type PostgresOptions } from '../postgres/index.js';
 import { storeServiceHandlers } from './handlers.js';
 
@@ -63,7 +65,49 @@ export const STORE_POSTGRES_MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    description: 'usage of each namespace, kept by triggers (quota)',
+    up: async (client, schema) => {
+      await client.query(usageMigration(schema));
+    },
+  },
 ];
+
+/** A column's size in bytes in PostgreSQL. */
+const BYTES = (column: string) => `octet_length(${column})`;
+
+/**
+ * The usage of each namespace (see usage.ts), counted from the rows there are, then kept
+ * by triggers in every transaction that changes records or blobs.
+ */
+function usageMigration(s: string): string {
+  const bump = (ns: string, bytes: string, records: string, blobs: string) =>
+    `INSERT INTO ${s}.store_usage AS u (namespace, bytes, records, blob_bytes) VALUES (${ns}, ${bytes}, ${records}, ${blobs})
+     ON CONFLICT (namespace) DO UPDATE SET bytes = u.bytes + excluded.bytes, records = u.records + excluded.records, blob_bytes = u.blob_bytes + excluded.blob_bytes;`;
+  const trigger = (table: string, when: string, body: string) => `
+    CREATE FUNCTION ${s}.${table}_usage_${when.toLowerCase()}() RETURNS trigger LANGUAGE plpgsql AS $fn$ BEGIN ${body} RETURN NULL; END $fn$;
+    CREATE TRIGGER ${table}_usage_${when.toLowerCase()} AFTER ${when} ON ${s}.${table} FOR EACH ROW EXECUTE FUNCTION ${s}.${table}_usage_${when.toLowerCase()}();`;
+  return `
+    CREATE TABLE ${s}.store_usage (namespace text COLLATE "C" PRIMARY KEY, bytes bigint NOT NULL, records bigint NOT NULL, blob_bytes bigint NOT NULL);
+    INSERT INTO ${s}.store_usage SELECT namespace, sum(${sqlSize('', BYTES)}), count(*), 0 FROM ${s}.records GROUP BY namespace;
+    INSERT INTO ${s}.store_usage AS u SELECT namespace, 0, 0, sum(size) FROM ${s}.blobs GROUP BY namespace
+      ON CONFLICT (namespace) DO UPDATE SET blob_bytes = excluded.blob_bytes;
+    ${trigger('records', 'INSERT', bump('NEW.namespace', sqlSize('NEW.', BYTES), '1', '0'))}
+    ${trigger('records', 'UPDATE', bump('NEW.namespace', `${sqlSize('NEW.', BYTES)} - ${sqlSize('OLD.', BYTES)}`, '0', '0'))}
+    ${trigger('records', 'DELETE', bump('OLD.namespace', `-${sqlSize('OLD.', BYTES)}`, '-1', '0'))}
+    ${trigger('blobs', 'INSERT', bump('NEW.namespace', '0', '0', 'NEW.size'))}
+    ${trigger('blobs', 'UPDATE', bump('NEW.namespace', '0', '0', 'NEW.size - OLD.size'))}
+    ${trigger('blobs', 'DELETE', bump('OLD.namespace', '0', '0', '-OLD.size'))}
+  `;
+}
+
+/**
+ * The lock a growing write of a namespace holds to its commit: writes that could pass a
+ * limit run one at a time per namespace, on every node (deletes and purges need none: they
+ * only make room).
+ */
+export const NAMESPACE_LOCK = 'SELECT pg_advisory_xact_lock(hashtextextended($1, 0))';
 
 const PURGE_BATCH = 1000;
 /** batches per purge run: the rest waits for the next run */
@@ -89,6 +133,8 @@ export interface PostgresStoreOptions extends StoreDefaults, Omit<PostgresOption
   blobMaxSize?: number;
   /** the clock, epoch ms (tests) */
   now?: () => number;
+  /** the quota limits a write must stay within (default none: unchecked) */
+  limits?: StoreLimits;
 }
 
 /** Appends `column` starts with `prefix` as a key range to `where`. */
@@ -108,7 +154,8 @@ export class PostgresStore implements Store {
   readonly blobs: PostgresBlobStore;
   private readonly defaults: Required<StoreDefaults>;
   private readonly now: () => number;
-  private readonly sql: { read: string; write: string; delete: string; databases: string; tables: string; purge: string; uploads: string };
+  private readonly sql: { read: string; write: string; delete: string; databases: string; tables: string; purge: string; uploads: string; size: string };
+  private readonly limits: StoreLimits | undefined;
   private purger: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -132,9 +179,11 @@ export class PostgresStore implements Store {
   ) {
     this.defaults = defaults;
     this.now = options.now ?? Date.now;
+    this.limits = options.limits;
     const s = db.schema;
     const live = '(expiry IS NULL OR expiry > $';
     this.sql = {
+      size: `SELECT ${sqlSize('', BYTES)}::float8 AS size FROM ${s}.records WHERE namespace = $1 AND db = $2 AND tbl = $3 AND key = $4`,
       read: `SELECT key, value, metadata, expiry FROM ${s}.records WHERE namespace = $1 AND db = $2 AND tbl = $3 AND key = $4 AND ${live}5)`,
       write: `INSERT INTO ${s}.records (namespace, db, tbl, key, rkey, value, metadata, expiry) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
               ON CONFLICT (namespace, db, tbl, key) DO UPDATE SET value = excluded.value, metadata = excluded.metadata, expiry = excluded.expiry`,
@@ -181,7 +230,25 @@ export class PostgresStore implements Store {
     const metadata = E.checkMetadata(record.metadata);
     const expiry = E.expiryOf(record, options.ttl, this.now());
     const scope = E.resolveScope(options, this.defaults);
-    await this.db.query(this.sql.write, [scope.namespace, scope.database, scope.table, key, E.reverseKey(key), value, metadata ? JSON.stringify(metadata) : null, expiry ?? null]);
+    const meta = metadata ? JSON.stringify(metadata) : null;
+    const params = [scope.namespace, scope.database, scope.table, key, E.reverseKey(key), value, meta, expiry ?? null];
+    const limits = await this.limits?.(scope.namespace);
+    if (!limits || (limits.storeBytes === null && limits.storeRecords === null)) {
+      await this.db.query(this.sql.write, params);
+      return;
+    }
+    await this.db.transaction(async (client) => {
+      await client.query(NAMESPACE_LOCK, [`${this.db.schema} ${scope.namespace}`]);
+      const old = (await client.query<{ size: number }>(this.sql.size, params.slice(0, 4))).rows[0]?.size;
+      admitWrite(scope.namespace, await usageIn((sql, p) => client.query<StoreUsage>(sql, p), this.db.schema, scope.namespace), recordSize(key, value, meta), old, limits);
+      await client.query(this.sql.write, params);
+    });
+  }
+
+  /** What a namespace has in the store: counted in the same transactions as the rows (expired rows count until purged). */
+  async usage(namespace: string): Promise<StoreUsage> {
+    this.checkOpen();
+    return usageIn((sql, p) => this.db.query<StoreUsage>(sql, p), this.db.schema, E.checkNamespace(namespace));
   }
 
   async delete(key: string, options: DeleteOptions = {}): Promise<void> {
@@ -270,6 +337,16 @@ function scanQuery(schema: string, scope: E.Scope, scan: E.KeyScan, now: number)
   params.push(scan.limit, scan.offset);
   const n = params.length;
   return { sql: `FROM ${schema}.records WHERE ${where.join(' AND ')} ORDER BY key ${scan.order === 'desc' ? 'DESC' : 'ASC'} LIMIT $${n - 1} OFFSET $${n}`, params };
+}
+
+type UsageQuery = (sql: string, params: unknown[]) => Promise<{ rows: StoreUsage[] }>;
+
+async function usageIn(query: UsageQuery, schema: string, namespace: string): Promise<StoreUsage> {
+  const { rows } = await query(
+    `SELECT bytes::float8 AS "storeBytes", records::float8 AS "storeRecords", blob_bytes::float8 AS "blobBytes" FROM ${schema}.store_usage WHERE namespace = $1`,
+    [namespace],
+  );
+  return rows[0] ?? { storeBytes: 0, storeRecords: 0, blobBytes: 0 };
 }
 
 function toRecord(row: Row): StoreRecord {
@@ -490,12 +567,15 @@ export interface PostgresStoreServiceOptions {
 export function postgresStoreCoreService(profile: Pick<NatsProfile, 'postgresUrl' | 'prefix'>, options: PostgresStoreServiceOptions = {}): CoreServiceFactory {
   return async (ctx) => {
     const store = await PostgresStore.open({
+      limits: storeLimits(ctx),
       url: profile.postgresUrl,
       prefix: profile.prefix,
       logger: options.logger ?? ctx.logger,
       purgeInterval: options.purgeInterval,
       blobMaxSize: options.blobMaxSize ?? positiveFromEnv('MICRO_STORE_BLOB_MAX_SIZE', 'number of bytes'),
     });
+    // what the store counts shows in quota.Read
+    ctx.quotas?.addSource((namespace) => store.usage(namespace));
     return { def: storeService, handlers: storeServiceHandlers(store, store.blobs), blobs: store.blobs, stop: () => store.close() };
   };
 }

@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import { openDatabase } from '../sqlite.js';
+import { admitWrite, recordSize, sqlSize, type StoreLimits, type StoreUsage } from './usage.js';
 import { errors } from '@micro/sdk';
 import { storeEngine as E, type Store, type StoreDefaults, type StoreDeleteOptions as DeleteOptions, type StoreListOptions as ListOptions, type StoreMetadataValue as MetadataValue, type StoreNamesOptions as NamesOptions, type StoreReadOptions as ReadOptions, type StoreRecord, type StoreTablesOptions as TablesOptions, type StoreWriteOptions as WriteOptions } from '@micro/sdk';
 
@@ -24,7 +25,7 @@ import { storeEngine as E, type Store, type StoreDefaults, type StoreDeleteOptio
  *   of a newer version is refused rather than misread.
  */
 
-export const STORE_SCHEMA_VERSION = 1;
+export const STORE_SCHEMA_VERSION = 2;
 const PURGE_BATCH = 1000;
 /** batches per purge run: the rest waits for the next run */
 const PURGE_BATCHES = 20;
@@ -36,6 +37,8 @@ export interface SqliteStoreOptions extends StoreDefaults {
   purgeInterval?: number;
   /** the clock, epoch ms (tests) */
   now?: () => number;
+  /** the quota limits a write must stay within (default none: unchecked) */
+  limits?: StoreLimits;
 }
 
 interface Row {
@@ -80,8 +83,14 @@ export class SqliteStore implements Store {
   };
   private purger: NodeJS.Timeout | undefined;
   private closed = false;
+  private readonly limits: StoreLimits | undefined;
+  private readonly quota: {
+    size: Database.Statement<[string, string, string, string], { size: number }>;
+    usage: Database.Statement<[string], { storeBytes: number; storeRecords: number; blobBytes: number }>;
+  };
 
   constructor(options: SqliteStoreOptions) {
+    this.limits = options.limits;
     this.path = options.path;
     this.defaults = E.checkDefaults(options);
     this.now = options.now ?? Date.now;
@@ -99,6 +108,10 @@ export class SqliteStore implements Store {
         databases: this.db.prepare(`SELECT DISTINCT "database" AS name FROM records WHERE namespace = ? AND ${live} ORDER BY name LIMIT ? OFFSET ?`),
         tables: this.db.prepare(`SELECT DISTINCT tbl AS name FROM records WHERE namespace = ? AND "database" = ? AND ${live} ORDER BY name LIMIT ? OFFSET ?`),
         purge: this.db.prepare(`DELETE FROM records WHERE rowid IN (SELECT rowid FROM records WHERE expiry IS NOT NULL AND expiry <= ? LIMIT ${PURGE_BATCH})`),
+      };
+      this.quota = {
+        size: this.db.prepare(`SELECT ${sqlSize('', BYTES)} AS size FROM records WHERE namespace = ? AND "database" = ? AND tbl = ? AND key = ?`),
+        usage: this.db.prepare('SELECT bytes AS storeBytes, records AS storeRecords, blob_bytes AS blobBytes FROM store_usage WHERE namespace = ?'),
       };
     } catch (err) {
       this.db.close();
@@ -144,7 +157,27 @@ export class SqliteStore implements Store {
     const metadata = E.checkMetadata(record.metadata);
     const expiry = E.expiryOf(record, options.ttl, this.now());
     const scope = E.resolveScope(options, this.defaults);
-    this.stmt.write.run(scope.namespace, scope.database, scope.table, key, E.reverseKey(key), value, metadata ? JSON.stringify(metadata) : null, expiry ?? null);
+    const meta = metadata ? JSON.stringify(metadata) : null;
+    const limits = await this.limits?.(scope.namespace);
+    this.checkOpen();
+    // one transaction: no other write of this process runs between the check and the write
+    this.db.transaction(() => {
+      if (limits) {
+        const old = this.quota.size.get(scope.namespace, scope.database, scope.table, key)?.size;
+        admitWrite(scope.namespace, this.usageOf(scope.namespace), recordSize(key, value, meta), old, limits);
+      }
+      this.stmt.write.run(scope.namespace, scope.database, scope.table, key, E.reverseKey(key), value, meta, expiry ?? null);
+    })();
+  }
+
+  /** What a namespace has in the store: counted in the same transactions as the rows (expired rows count until purged). */
+  async usage(namespace: string): Promise<StoreUsage> {
+    this.checkOpen();
+    return this.usageOf(E.checkNamespace(namespace));
+  }
+
+  private usageOf(namespace: string): StoreUsage {
+    return this.quota.usage.get(namespace) ?? { storeBytes: 0, storeRecords: 0, blobBytes: 0 };
   }
 
   async delete(key: string, options: DeleteOptions = {}): Promise<void> {
@@ -246,6 +279,39 @@ function migrate(db: Database.Database, path: string): void {
   }
   if (version === STORE_SCHEMA_VERSION) return;
   db.transaction(() => {
+    if (version < 1) createTables(db);
+    createUsage(db);
+    db.pragma(`user_version = ${STORE_SCHEMA_VERSION}`);
+  })();
+}
+
+/** A column's size in bytes in SQLite: TEXT as its UTF-8 bytes. */
+const BYTES = (column: string) => `length(CAST(${column} AS BLOB))`;
+
+/**
+ * Version 2: the usage of each namespace (see usage.ts), counted from the rows there are,
+ * then kept by triggers in every transaction that changes records or blobs.
+ */
+function createUsage(db: Database.Database): void {
+  const bump = (ns: string, bytes: string, records: string, blobs: string) =>
+    `INSERT INTO store_usage (namespace, bytes, records, blob_bytes) VALUES (${ns}, ${bytes}, ${records}, ${blobs})
+     ON CONFLICT (namespace) DO UPDATE SET bytes = bytes + excluded.bytes, records = records + excluded.records, blob_bytes = blob_bytes + excluded.blob_bytes;`;
+  db.exec(`
+    CREATE TABLE store_usage (namespace TEXT PRIMARY KEY, bytes INTEGER NOT NULL, records INTEGER NOT NULL, blob_bytes INTEGER NOT NULL) WITHOUT ROWID;
+    INSERT INTO store_usage (namespace, bytes, records, blob_bytes) SELECT namespace, sum(${sqlSize('', BYTES)}), count(*), 0 FROM records GROUP BY namespace;
+    INSERT INTO store_usage (namespace, bytes, records, blob_bytes) SELECT namespace, 0, 0, sum(size) FROM blobs WHERE true GROUP BY namespace
+      ON CONFLICT (namespace) DO UPDATE SET blob_bytes = excluded.blob_bytes;
+    CREATE TRIGGER records_usage_insert AFTER INSERT ON records BEGIN ${bump('NEW.namespace', sqlSize('NEW.', BYTES), '1', '0')} END;
+    CREATE TRIGGER records_usage_update AFTER UPDATE ON records BEGIN ${bump('NEW.namespace', `${sqlSize('NEW.', BYTES)} - ${sqlSize('OLD.', BYTES)}`, '0', '0')} END;
+    CREATE TRIGGER records_usage_delete AFTER DELETE ON records BEGIN ${bump('OLD.namespace', `-${sqlSize('OLD.', BYTES)}`, '-1', '0')} END;
+    CREATE TRIGGER blobs_usage_insert AFTER INSERT ON blobs BEGIN ${bump('NEW.namespace', '0', '0', 'NEW.size')} END;
+    CREATE TRIGGER blobs_usage_update AFTER UPDATE ON blobs BEGIN ${bump('NEW.namespace', '0', '0', 'NEW.size - OLD.size')} END;
+    CREATE TRIGGER blobs_usage_delete AFTER DELETE ON blobs BEGIN ${bump('OLD.namespace', '0', '0', '-OLD.size')} END;
+  `);
+}
+
+function createTables(db: Database.Database): void {
+  {
     db.exec(`
       CREATE TABLE IF NOT EXISTS records (
         namespace TEXT NOT NULL,
@@ -270,6 +336,5 @@ function migrate(db: Database.Database, path: string): void {
         PRIMARY KEY (namespace, key)
       );
     `);
-    db.pragma(`user_version = ${STORE_SCHEMA_VERSION}`);
-  })();
+  }
 }

@@ -4,6 +4,7 @@ import { compareRules, DEFAULT_RULE, errors, type Account, type AccountInfo, typ
 import type { Postgres } from '../../postgres/index.js';
 import { LIMITS, toAccount, toInfo, type AccountRow, type NewAccount } from '../accounts.js';
 import type { SecretHasher, StoredSecret } from '../crypto.js';
+import { admit } from '../../quota/limits.js';
 import { info, KEY_FORMAT, KEY_PREFIX, keyAccount, MAX_KEYS_PER_ACCOUNT, type KeyRow } from '../keys.js';
 import { checkNewRule, toRule, type RuleRow, type StoredRule } from '../rules.js';
 import { MAX_SESSIONS, REFRESH_FORMAT, REFRESH_TTL, type RefreshRow } from '../sessions.js';
@@ -349,7 +350,7 @@ export class PgApiKeys implements ApiKeyStorage {
     private readonly account: AccountOf,
   ) {}
 
-  async create(owner: Account, name: string, scopes: string[], expiresIn?: number): Promise<{ key: string; info: KeyInfo }> {
+  async create(owner: Account, name: string, scopes: string[], expiresIn?: number, maxInNamespace?: number | null): Promise<{ key: string; info: KeyInfo }> {
     const keyId = `${KEY_PREFIX}${randomBytes(8).toString('hex')}`;
     const secret = randomBytes(32).toString('base64url');
     const now = Date.now();
@@ -361,6 +362,12 @@ export class PgApiKeys implements ApiKeyStorage {
       const { rows } = await c.query<{ n: string }>(`SELECT COUNT(*) AS n FROM ${t.keys} WHERE namespace = $1 AND account = $2`, [owner.issuer, owner.id]);
       if (num(rows[0]?.n ?? 0) >= MAX_KEYS_PER_ACCOUNT) {
         throw errors.TooManyRequests('auth', `account ${owner.id} has ${MAX_KEYS_PER_ACCOUNT} API keys, the most it may have — revoke one first`);
+      }
+      if (typeof maxInNamespace === 'number') {
+        // the namespace's keys: creates of every account of it, on every node, one at a time
+        await c.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`${t.keys} ${owner.issuer}`]);
+        const all = await c.query<{ n: string }>(`SELECT COUNT(*) AS n FROM ${t.keys} WHERE namespace = $1`, [owner.issuer]);
+        admit('apiKeys', num(all.rows[0]?.n ?? 0), 1, maxInNamespace, owner.issuer);
       }
       const inserted = await c.query(
         `INSERT INTO ${t.keys} (key_id, namespace, account, name, scopes, hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *`,

@@ -1,0 +1,123 @@
+import assert from 'node:assert/strict';
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import test from 'node:test';
+import { micro, natsPlatform, startServer, stopProcess, tempDir } from './testing.js';
+
+/**
+ * Quotas on a running micro server, as tenants meet them: the 403s of the store and of API
+ * keys at the boundary, quota.Read and Set with their rules (a tenant cannot read or set
+ * another namespace's quota), hostile input to Set, and `micro quota` itself. The same on
+ * the nats profile, where the limits and usage live in PostgreSQL.
+ */
+
+interface Http {
+  status: number;
+  body: { detail?: string } & Record<string, unknown>;
+}
+
+async function post(gateway: string, path: string, body: unknown, token?: string): Promise<Http> {
+  const res = await fetch(new URL(path, gateway), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, body: (await res.json()) as Http['body'] };
+}
+
+function ok(r: Http): Http['body'] {
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  return r.body;
+}
+
+async function quotaScenario(t: test.TestContext, env: Record<string, string>): Promise<void> {
+  const home = tempDir('micro-quota-e2e-');
+  t.after(() => rmSync(home, { recursive: true, force: true }));
+  const server = await startServer(home, { timeout: 60_000, env: { MICRO_QUOTA_DEFAULTS: '{"apiKeys":2}', ...env } });
+  t.after(() => stopProcess(server.proc));
+  const gw = server.gateway;
+  const admin = JSON.parse(readFileSync(join(home, 'server', 'admin.json'), 'utf8')) as { id: string; secret: string };
+  const adminToken = ok(await post(gw, '/v1/auth/Token', { ...admin, namespace: 'micro' })).token as string;
+  const tenant = async (namespace: string) => {
+    ok(await post(gw, '/v1/auth/CreateAccount', { id: 'owner', namespace, secret: 'owner-password-1' }, adminToken));
+    return ok(await post(gw, '/v1/auth/Login', { id: 'owner', password: 'owner-password-1', namespace })).token as string;
+  };
+  const acme = await tenant('acme');
+  await tenant('globex');
+
+  await t.test('micro quota set and micro quota: an admin limits a namespace and sees it', async () => {
+    const set = await micro(home, ['quota', 'set', 'acme', 'storeRecords=3', 'storeBytes=100000', '-o', 'json']);
+    assert.equal(set.code, 0, set.stderr);
+    assert.equal((JSON.parse(set.stdout) as { limits: { storeRecords: number } }).limits.storeRecords, 3);
+    const shown = await micro(home, ['quota', '--namespace', 'acme']);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, /storeRecords\s+0\s+3\s+set/);
+    assert.match(shown.stdout, /apiKeys\s+0\s+2\s+default/);
+    const mine = JSON.parse((await micro(home, ['quota', '-o', 'json'])).stdout) as { namespace: string; limits: Record<string, unknown> };
+    assert.equal(mine.namespace, 'micro');
+    assert.equal(mine.limits.storeRecords, null, 'micro is unlimited');
+    const bad = await micro(home, ['quota', 'set', 'acme', 'storeRecords=-1']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /storeRecords must be a whole number/);
+  });
+
+  await t.test('store: 8 parallel writes with room for 3: exactly 3 pass, the rest are 403s that say what to do', async () => {
+    const writes = await Promise.all(Array.from({ length: 8 }, (_, i) => post(gw, '/v1/store/Write', { record: { key: `k${i}`, value: i } }, acme)));
+    assert.equal(writes.filter((r) => r.status === 200).length, 3, JSON.stringify(writes));
+    for (const r of writes.filter((w) => w.status !== 200)) {
+      assert.equal(r.status, 403);
+      assert.equal(r.body.detail, 'quota exceeded: storeRecords 3 of 3 used in namespace acme; delete records or ask for a larger quota (micro quota)');
+    }
+    const read = ok(await post(gw, '/v1/quota/Read', {}, acme)) as { usage: { storeRecords: number } };
+    assert.equal(read.usage.storeRecords, 3);
+  });
+
+  await t.test('API keys: the third key of a namespace allowed 2 is a 403', async () => {
+    ok(await post(gw, '/v1/auth/CreateKey', { name: 'one' }, acme));
+    ok(await post(gw, '/v1/auth/CreateKey', { name: 'two' }, acme));
+    const third = await post(gw, '/v1/auth/CreateKey', { name: 'three' }, acme);
+    assert.equal(third.status, 403);
+    assert.equal(third.body.detail, 'quota exceeded: apiKeys 2 of 2 used in namespace acme; revoke API keys or ask for a larger quota (micro quota)');
+    assert.equal((ok(await post(gw, '/v1/quota/Read', {}, acme)) as { usage: { apiKeys: number } }).usage.apiKeys, 2);
+  });
+
+  await t.test("a tenant cannot read or set another namespace's quota, nor its own", async () => {
+    assert.equal((await post(gw, '/v1/quota/Read', { namespace: 'globex' }, acme)).status, 403);
+    assert.equal((await post(gw, '/v1/quota/Set', { namespace: 'globex', limits: { storeRecords: 0 } }, acme)).status, 403);
+    assert.equal((await post(gw, '/v1/quota/Set', { namespace: 'acme', limits: { storeRecords: 1_000_000 } }, acme)).status, 403);
+    assert.equal((await post(gw, '/v1/quota/Read', {})).status, 401);
+    const limits = (ok(await post(gw, '/v1/quota/Read', { namespace: 'acme' }, adminToken)) as { limits: { storeRecords: number } }).limits;
+    assert.equal(limits.storeRecords, 3, 'unchanged');
+  });
+
+  await t.test('hostile input to Set is a 400 naming the field, and changes nothing', async () => {
+    const cases: [unknown, RegExp][] = [
+      [{ storeBytes: -1 }, /storeBytes must be a whole number/],
+      [{ storeBytes: 1.5 }, /storeBytes must be a whole number/],
+      [{ storeBytes: 2 ** 60 }, /storeBytes must be a whole number from 0 to/],
+      [{ storeBytes: '10' }, /storeBytes must be a whole number/],
+      [{ storeBytes: 5, rootAccess: 1 }, /rootAccess is not a limit/],
+      [{ __proto__: { x: 1 }, constructor: 1 }, /constructor is not a limit/],
+    ];
+    for (const [limits, detail] of cases) {
+      const r = await post(gw, '/v1/quota/Set', { namespace: 'acme', limits }, adminToken);
+      assert.equal(r.status, 400, JSON.stringify(limits));
+      assert.match(String(r.body.detail), detail);
+    }
+    for (const namespace of ['', '../x', 'a'.repeat(200)]) {
+      assert.equal((await post(gw, '/v1/quota/Set', { namespace, limits: {} }, adminToken)).status, 400, namespace);
+    }
+    assert.equal((await post(gw, '/v1/quota/Set', { namespace: 'acme', limits: [1] }, adminToken)).status, 400);
+    const limits = (ok(await post(gw, '/v1/quota/Read', { namespace: 'acme' }, adminToken)) as { limits: { storeBytes: number } }).limits;
+    assert.equal(limits.storeBytes, 100000, 'unchanged');
+  });
+}
+
+test('quotas on a running micro server (local profile: SQLite)', { timeout: 180_000 }, (t) => quotaScenario(t, {}));
+
+test('quotas on a running micro server (nats profile: PostgreSQL)', { timeout: 180_000 }, async (t) => {
+  const platform = await natsPlatform(t, 'quota');
+  if (!platform) return;
+  t.after(() => platform.drop());
+  await quotaScenario(t, platform.env);
+});
