@@ -10,6 +10,7 @@ import {
   Service,
   TokenSource,
   bearer,
+  CORE_SERVICES,
   clientStream,
   defineService,
   endpoint,
@@ -106,6 +107,8 @@ describe('micro against a running server', () => {
     const records = JSON.parse(json.stdout) as { name: string; endpoints: unknown[] }[];
     // the four of its definition, and Debug.Health and Debug.Metrics that every service answers
     assert.ok(records.some((r) => r.name === 'greeter' && r.endpoints.length === 6));
+    // micro server with the platform layer hosts exactly the services the SDK sends general tokens to
+    assert.deepEqual(records.map((r) => r.name).filter((n) => n !== 'greeter').sort(), [...CORE_SERVICES].sort());
   });
 
   test('micro call and micro stream take a JSON request', async () => {

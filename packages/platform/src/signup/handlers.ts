@@ -1,7 +1,8 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import { errors, MicroError, type Account, type Context, type Handlers, type Logger } from '@micro/sdk';
 import { LoginThrottle, requireAdmin, sourceOf, type AuthAccounts, type AuthTokens, type SecretHasher } from '@micro/server/engine';
-import type { Mailer } from '../mail/mailer.js';
+import type { Mailer, MailMessage } from '../mail/mailer.js';
+import { namespacesMessage, platformInviteMessage, verificationMessage } from '../mail/messages.js';
 import type { signupService } from './definition.js';
 import { normaliseEmail } from './email.js';
 import { SourceLimiter } from './limiter.js';
@@ -35,8 +36,11 @@ export interface SignupHandlerOptions {
   maxInvites?: number;
   /** ms after which an unfinished signup (a crash halfway) is taken over by a new try (default 5 minutes) */
   claimTtlMs?: number;
-  /** the page the emails link to (default https://m3o.com/signup) */
-  signupUrl?: string;
+  /**
+   * the site the emails link to: `<siteUrl>/signup/verify?email=…&code=…`, `<siteUrl>/signup?email=…`
+   * (default MICRO_PUBLIC_URL, else http://127.0.0.1:8080, the default gateway)
+   */
+  siteUrl?: string;
   /** wrong passwords of Login (default a LoginThrottle: see auth/throttle.ts) */
   loginThrottle?: LoginThrottle;
   /** who may call the staff endpoints (default requireAdmin: admins of micro) */
@@ -150,7 +154,7 @@ function resolve(options: SignupHandlerOptions): Resolved {
     maxWaitlist: 100_000,
     maxInvites: 10_000,
     claimTtlMs: 5 * MINUTE,
-    signupUrl: 'https://m3o.com/signup',
+    siteUrl: process.env.MICRO_PUBLIC_URL || 'http://127.0.0.1:8080',
     loginThrottle: new LoginThrottle(),
     admin: requireAdmin,
     ...stripUndefined(options),
@@ -175,9 +179,9 @@ function view(i: Invite, now: number) {
 /** The public flows: codes, signup, login, recovery, and making invites. */
 function signupFlows(deps: Deps, o: Resolved) {
   const { storage, accounts, tokens, hasher } = deps;
-  const mailLater = (to: string, subject: string, text: string) => {
+  const mailLater = (message: MailMessage) => {
     // not awaited: the answer takes as long whether or not a message goes (no enumeration by timing)
-    o.mailer.send({ to, subject, text }).catch((err: unknown) => o.logger?.warn({ err, to }, 'signup: a message could not be sent'));
+    o.mailer.send(message).catch((err: unknown) => o.logger?.warn({ err, to: message.to }, 'signup: a message could not be sent'));
   };
 
   const grant = async (account: Account, namespaces: string[]) => {
@@ -246,13 +250,12 @@ function signupFlows(deps: Deps, o: Resolved) {
       }
       const customer = await storage.getCustomer({ email });
       if (customer && customer.status !== 'unverified' && customer.status !== 'verified') {
-        mailLater(email, 'You have an M3O account', `This address has an M3O account already. Log in, or ask for the list of your namespaces: ${o.signupUrl}?recover=${encodeURIComponent(email)}\n`);
+        mailLater({ to: email, subject: 'You have an M3O account', text: `This address has an M3O account already. Log in at ${o.siteUrl}, or ask for the list of your namespaces (micro signup recover).\n` });
         return { sent: true };
       }
       const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
       await storage.putCode(email, hasher.keyed(code), o.now() + o.codeTtlMs);
-      const link = `${o.signupUrl}?email=${encodeURIComponent(email)}&code=${code}`;
-      await o.mailer.send({ to: email, subject: `Your M3O code: ${code}`, text: `Your code is ${code}. It works once, for ${Math.round(o.codeTtlMs / MINUTE)} minutes.\n\nOr follow ${link}\n\nIf you did not ask for it, ignore this message.\n` });
+      await o.mailer.send(verificationMessage({ to: email, code, base: o.siteUrl, validMinutes: Math.round(o.codeTtlMs / MINUTE) }));
       return { sent: true };
     },
 
@@ -297,8 +300,8 @@ function signupFlows(deps: Deps, o: Resolved) {
       if (!(await storage.countSend(`recover:${email}`, o.now(), o.sendWindowMs, o.sendsPerEmail))) return;
       const customer = await storage.getCustomer({ email });
       if (!customer || customer.status !== 'active') return;
-      const names = (await storage.memberships(customer.id)).map((m) => `- ${m.namespace} (${m.role})`);
-      mailLater(email, 'Your M3O namespaces', `The namespaces of ${email}:\n${names.join('\n')}\n\nLog in at ${o.signupUrl}\n`);
+      const names = (await storage.memberships(customer.id)).map((m) => `${m.namespace} (${m.role})`);
+      mailLater(namespacesMessage({ to: email, namespaces: names }));
     },
 
     async invite(email: string, namespace: string | undefined, days: number): Promise<Invite> {
@@ -311,8 +314,7 @@ function signupFlows(deps: Deps, o: Resolved) {
       const now = o.now();
       const invite: Invite = { id: newId('inv', now), email, createdAt: now, expiresAt: now + days * DAY, ...(namespace ? { namespace } : {}) };
       await storage.createInvite(invite);
-      const into = namespace ? ` to join namespace ${namespace}` : '';
-      mailLater(email, 'You are invited to M3O', `You are invited to sign up to M3O${into}. The invite lasts ${days} days: ${o.signupUrl}?email=${encodeURIComponent(email)}\n`);
+      mailLater(platformInviteMessage({ to: email, base: o.siteUrl, ...(namespace ? { namespace } : {}) }));
       return invite;
     },
 

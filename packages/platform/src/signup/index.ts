@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { SecretHasher, type CoreServiceFactory } from '@micro/server/engine';
-import { MemoryMailer } from '../mail/mailer.js';
+import { mailerFromEnv } from '../mail/env.js';
 import { signupService, SIGNUP_PUBLIC_ENDPOINTS } from './definition.js';
 import { signupHandlers, type SignupHandlerOptions } from './handlers.js';
 import { codeKeyFrom, openPgSignup } from './postgres.js';
@@ -22,16 +22,25 @@ export interface SignupServiceOptions extends Partial<Omit<SignupHandlerOptions,
 /**
  * The signup core service (namespace micro): SQLite in `<dataDir>/signup.db` on the local
  * profile, the tables of schema `<prefix>` in the shared PostgreSQL on the nats profile.
- * Without a mailer, messages stay in a MemoryMailer (nothing leaves the machine).
+ * Without a mailer, mail goes out as `MICRO_SMTP_URL` says, else into the outbox under
+ * MICRO_HOME (mailerFromEnv).
  */
 export function signupCoreService(options: SignupServiceOptions = {}): CoreServiceFactory {
   return async (ctx) => {
+    const logger = ctx.logger.child({ component: 'signup' });
+    const mailer = options.mailer ?? mailerFromEnv({ home: ctx.home, logger });
     const { storage, codeKey } = await openStorage(ctx.profile, ctx.dataDir, options.codeKey);
-    const handlers = signupHandlers(
-      { storage, accounts: ctx.accounts, tokens: ctx.tokens, hasher: new SecretHasher(codeKey) },
-      { ...options, mailer: options.mailer ?? new MemoryMailer(), logger: ctx.logger.child({ component: 'signup' }) },
-    );
-    return { def: signupService, handlers, publicEndpoints: [...SIGNUP_PUBLIC_ENDPOINTS], stop: () => storage.close() };
+    const handlers = signupHandlers({ storage, accounts: ctx.accounts, tokens: ctx.tokens, hasher: new SecretHasher(codeKey) }, { ...options, mailer, logger });
+    return {
+      def: signupService,
+      handlers,
+      publicEndpoints: [...SIGNUP_PUBLIC_ENDPOINTS],
+      stop: async () => {
+        await storage.close();
+        // a mailer given by the caller is the caller's to close
+        if (!options.mailer) await mailer.close?.();
+      },
+    };
   };
 }
 

@@ -64,7 +64,7 @@ export async function startSignupHarness(options: SignupServiceOptions = {}, pro
     as,
     adminToken: async () => (await auth.authAs().Token({ id: auth.admin.id, secret: auth.admin.secret, namespace: 'micro' })).token,
     codeOf(email) {
-      const code = /code is ([0-9]{6})/.exec(mailer.lastTo(email)?.text ?? '')?.[1];
+      const code = /code is:\s*([0-9]{6})/.exec(mailer.lastTo(email)?.text ?? '')?.[1];
       if (!code) throw new Error(`no code was mailed to ${email}`);
       return code;
     },
