@@ -137,7 +137,7 @@ export function signupStorageContract(engine: string, make: MakeSignupStorage): 
     await s.finish('o1', 'o@example.com', T0);
     await s.claim(claimOf('m1', 'm@example.com', { owns: undefined, joins: 'team' }));
     await s.finish('m1', 'm@example.com', T0);
-    assert.deepEqual((await s.memberships('m1')).map((m) => [m.namespace, m.role]), [['team', 'member']]);
+    assert.deepEqual((await s.memberships('m1')).map((m) => [m.namespace, m.role]), [['team', 'developer']]);
     // the owner's deletion keeps a namespace another customer is in
     assert.deepEqual(await s.deleteCustomer('o1', T0 + 5), []);
     assert.equal(await s.namespaceStatus('team'), 'active');
