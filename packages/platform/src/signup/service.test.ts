@@ -191,7 +191,7 @@ describe('signup service (invite only)', () => {
     const s = await h.as().CompleteSignup({ email: 'member@example.com', code, password: PASSWORD });
     assert.deepEqual([s.namespace, s.account.scopes], ['acme', ['developer']]);
     const { customer } = await h.as(admin).ReadCustomer({ email: 'member@example.com' });
-    assert.deepEqual(customer.namespaces, [{ namespace: 'acme', role: 'member', account: 'member@example.com' }]);
+    assert.deepEqual(customer.namespaces, [{ namespace: 'acme', role: 'developer', account: 'member@example.com' }]);
   });
 
   test('a failure after the claim (the account cannot be made) leaves nothing, and the same code works on a retry', async () => {
