@@ -2,16 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { DEFAULT_NATS_URL, DEFAULT_REDIS_URL, MicroError } from '@micro/sdk';
 import { testPostgres } from '@micro/server/testing';
-import { startSignupHarness, type SignupHarness } from './testing.js';
+import { fails, PASSWORD, startSignupHarness, type SignupHarness } from './testing.js';
 
-const fails = (code: number, detail?: RegExp) => (err: unknown) => {
-  assert.ok(err instanceof MicroError, String(err));
-  assert.equal(err.code, code, err.detail);
-  if (detail) assert.match(err.detail, detail);
-  return true;
-};
-
-const PASSWORD = 'correct horse battery';
 
 /** Invites `email` (as the admin), sends its code and returns it. */
 async function invitedCode(h: SignupHarness, admin: string, email: string, namespace?: string): Promise<string> {

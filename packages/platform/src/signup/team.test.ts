@@ -1,17 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { MicroError } from '@micro/sdk';
 import { testPostgres } from '@micro/server/testing';
-import { startSignupHarness, type SignupHarness } from './testing.js';
+import { fails, PASSWORD, startSignupHarness, type SignupHarness } from './testing.js';
 
-const fails = (code: number, detail?: RegExp) => (err: unknown) => {
-  assert.ok(err instanceof MicroError, String(err));
-  assert.equal(err.code, code, err.detail);
-  if (detail) assert.match(err.detail, detail);
-  return true;
-};
-
-const PASSWORD = 'correct horse battery';
 
 /** A customer signed up by a staff invite (owner of `namespace`), or into a team by a team invite. */
 async function signUp(h: SignupHarness, admin: string, email: string, namespace?: string): Promise<string> {

@@ -1,7 +1,8 @@
+import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Client, configService, createClient, createLogger, MemoryBroker, MemoryRegistry, RpcServer, Service, storeService, type ClientMiddleware, type Profile, type ServiceDef, type TypedClient } from '@micro/sdk';
+import { Client, configService, MicroError, createClient, createLogger, MemoryBroker, MemoryRegistry, RpcServer, Service, storeService, type ClientMiddleware, type Profile, type ServiceDef, type TypedClient } from '@micro/sdk';
 import { authenticate, configCoreService, storeFactory, type CoreContext, type CoreService } from '@micro/server/engine';
 import { startAuthHarness, type AuthHarness } from '@micro/server/testing';
 import { MemoryMailer } from '../mail/mailer.js';
@@ -88,3 +89,13 @@ export async function startSignupHarness(options: SignupServiceOptions = {}, pro
     },
   };
 }
+
+/** An assertion for assert.rejects: a MicroError of this code (and detail). */
+export const fails = (code: number, detail?: RegExp) => (err: unknown) => {
+  assert.ok(err instanceof MicroError, String(err));
+  assert.equal(err.code, code, err.detail);
+  if (detail) assert.match(err.detail, detail);
+  return true;
+};
+
+export const PASSWORD = 'correct horse battery';
