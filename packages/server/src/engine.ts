@@ -14,3 +14,8 @@ export { openPostgres, migrate, quoteSchema, isConnectionError, SchemaVersionErr
 export type { Postgres, PostgresOptions, Queryable, Migration } from './postgres/index.js';
 export { openDatabase, ensureSchema } from './sqlite.js';
 export { Sealer, SecretHasher } from './auth/crypto.js';
+export { roleOf, roleCheck } from './auth/roles.js';
+export type { TeamRole } from './auth/roles.js';
+/** the local engines of two core services, for the platform's tests of team roles through the real guard */
+export { storeFactory } from './store/index.js';
+export { configCoreService } from './config/index.js';

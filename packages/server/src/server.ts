@@ -239,7 +239,7 @@ export class MicroServer {
         if (cs.events) stats.setEvents(cs.events);
         if (cs.blobs) blobs = cs.blobs;
         await cs.start?.();
-        const guard = authenticate(this.tokens, new Set(['Debug.Health', ...(cs.publicEndpoints ?? [])]));
+        const guard = authenticate(this.tokens, new Set(['Debug.Health', ...(cs.publicEndpoints ?? [])]), cs.def);
         this.services.push(new Service(cs.def, cs.handlers, { ...common, middleware: [guard] }));
       }
       for (const svc of this.services) await svc.start();

@@ -137,7 +137,7 @@ export function signupStorageContract(engine: string, make: MakeSignupStorage): 
     await s.finish('o1', 'o@example.com', T0);
     await s.claim(claimOf('m1', 'm@example.com', { owns: undefined, joins: 'team' }));
     await s.finish('m1', 'm@example.com', T0);
-    assert.deepEqual((await s.memberships('m1')).map((m) => [m.namespace, m.role]), [['team', 'member']]);
+    assert.deepEqual((await s.memberships('m1')).map((m) => [m.namespace, m.role]), [['team', 'developer']]);
     // the owner's deletion keeps a namespace another customer is in
     assert.deepEqual(await s.deleteCustomer('o1', T0 + 5), []);
     assert.equal(await s.namespaceStatus('team'), 'active');
@@ -163,5 +163,41 @@ export function signupStorageContract(engine: string, make: MakeSignupStorage): 
     assert.equal(await s.namespaceStatus('ns-c1'), 'deleted');
     await assert.rejects(s.claim(claimOf('c9', 'c1@example.com', { owns: 'ns-c1' })), status(409), 'a deleted name stays taken');
     await s.claim(claimOf('c9', 'c1@example.com', { owns: 'fresh' }));
+  });
+
+  it('teams: join by a live invite once; roles; the last owner stays; an admin cannot touch owners', async (s) => {
+    for (const id of ['o1', 'c2', 'c3']) {
+      await s.claim(claimOf(id, `${id}@example.com`, id === 'o1' ? { owns: 'team' } : {}));
+      await s.finish(id, `${id}@example.com`, T0);
+    }
+    await s.createInvite({ id: 'inv_t2', email: 'c2@example.com', namespace: 'team', role: 'viewer', createdAt: T0, expiresAt: T0 + HOUR });
+    await s.createInvite({ id: 'inv_other', email: 'c2@example.com', namespace: 'ns-c3', role: 'admin', createdAt: T0, expiresAt: T0 + HOUR });
+    assert.equal((await s.liveTeamInvite('c2@example.com', 'team', T0))?.role, 'viewer');
+    assert.deepEqual((await s.teamInvites('team', T0)).map((i) => i.id), ['inv_t2']);
+    const join = { invite: 'inv_t2', customer: 'c2', namespace: 'team', account: 'c2@example.com', role: 'viewer' as const, now: T0 + 1, maxMembers: 10 };
+    await s.join(join);
+    await assert.rejects(s.join(join), status(404), 'the invite is used');
+    assert.deepEqual((await s.members('team')).map((m) => [m.email, m.role]), [['o1@example.com', 'owner'], ['c2@example.com', 'viewer']]);
+    assert.equal((await s.memberByAccount('team', 'c2@example.com'))?.customer, 'c2');
+    assert.equal(await s.memberByAccount('ns-c3', 'c2@example.com'), undefined, 'per namespace');
+    assert.equal((await s.liveTeamInvite('c2@example.com', 'ns-c3', T0 + 2))?.id, 'inv_other', 'another team invite stays live');
+    // roles
+    assert.equal(await s.setRole('team', 'c2', 'admin', false), 'viewer');
+    await assert.rejects(s.setRole('team', 'o1', 'admin', false), status(403), 'an admin cannot demote an owner');
+    await assert.rejects(s.setRole('team', 'o1', 'admin', true), status(409), 'the last owner');
+    await assert.rejects(s.removeMember('team', 'o1', true), status(409), 'the last owner');
+    await assert.rejects(s.setRole('team', 'c3', 'viewer', true), status(404), 'not a member');
+    await s.setRole('team', 'c2', 'owner', true);
+    assert.equal(await s.setRole('team', 'o1', 'developer', true), 'owner', 'another owner remains');
+    // two owners removing each other: one of them stays
+    await s.setRole('team', 'o1', 'owner', true);
+    const both = await Promise.allSettled([s.removeMember('team', 'o1', true), s.removeMember('team', 'c2', true)]);
+    assert.equal(both.filter((r) => r.status === 'fulfilled').length, 1);
+    assert.deepEqual((await s.members('team')).map((m) => m.role), ['owner']);
+    // a full team
+    await s.createInvite({ id: 'inv_t3', email: 'c3@example.com', namespace: 'team', role: 'developer', createdAt: T0, expiresAt: T0 + HOUR });
+    await assert.rejects(s.join({ ...join, invite: 'inv_t3', customer: 'c3', account: 'c3@example.com', maxMembers: 1 }), status(429));
+    assert.equal(await s.revokeTeamInvites('c3@example.com', 'team', T0 + 3), 1);
+    assert.equal(await s.liveTeamInvite('c3@example.com', 'team', T0 + 3), undefined);
   });
 }

@@ -34,7 +34,7 @@ const CustomerSchema = z.object({
   status: z.enum(['unverified', 'verified', 'active', 'suspended', 'deleted']),
   createdAt: Time,
   updatedAt: Time,
-  namespaces: z.array(z.object({ namespace: z.string(), role: z.enum(['owner', 'member']), account: z.string() })),
+  namespaces: z.array(z.object({ namespace: z.string(), role: z.enum(['owner', 'admin', 'developer', 'viewer']), account: z.string() })),
 });
 
 const Session = z.object({
@@ -48,6 +48,12 @@ const Session = z.object({
 });
 
 const Empty = z.object({}).strict();
+// z.string() rather than z.enum: a role that does not exist gets the handlers' 400 naming the roles
+const RoleName = z.string().min(1).max(16).describe('owner, admin, developer or viewer');
+const RoleSchema = z.enum(['owner', 'admin', 'developer', 'viewer']);
+const MemberSchema = z.object({ email: z.string().optional().describe('absent for a deleted customer'), account: z.string(), role: RoleSchema, createdAt: Time });
+const TeamInviteSchema = z.object({ id: z.string(), email: z.string(), role: RoleSchema, createdAt: Time, expiresAt: Time });
+const TeamRef = { namespace: NamespaceName, email: Email };
 const Sent = z.object({ sent: z.boolean() });
 const CustomerRef = z.union([z.object({ id: Id }).strict(), z.object({ email: Email }).strict()]).describe('{id} or {email}');
 
@@ -115,6 +121,40 @@ export const signupService = defineService({
       description: 'Deletes a customer: its accounts go and the namespaces it alone owns are marked deleted (admins of micro)',
       request: CustomerRef,
       response: z.object({ deletedNamespaces: z.array(z.string()) }),
+    }),
+    // --- teams: owners and admins of the namespace (admins of micro: any)
+    InviteMember: endpoint({
+      description: 'Invites an email into a namespace with a role (admin, developer, viewer): a customer accepts (AcceptInvite), a new person signs up by it (owners and admins of the namespace)',
+      request: z.object({ ...TeamRef, role: RoleName }).strict(),
+      response: z.object({ invite: TeamInviteSchema }),
+    }),
+    ListMembers: endpoint({
+      description: 'The members of a namespace and the live invites into it (owners and admins of the namespace)',
+      readonly: true,
+      request: z.object({ namespace: NamespaceName }).strict(),
+      response: z.object({ members: z.array(MemberSchema), invites: z.array(TeamInviteSchema) }),
+    }),
+    SetRole: endpoint({
+      description: "Changes a member's role; the member's tokens and API keys in the namespace stop at once (owners and admins; only owners touch owners)",
+      request: z.object({ ...TeamRef, role: RoleName }).strict(),
+      response: z.object({ member: MemberSchema }),
+    }),
+    RemoveMember: endpoint({
+      description: "Removes a member (its account in the namespace, tokens and API keys stop at once) or revokes the live invite of an email (owners and admins; only owners remove owners)",
+      request: z.object(TeamRef).strict(),
+      response: Empty,
+    }),
+    // --- teams: any logged-in customer
+    AcceptInvite: endpoint({
+      description: "Joins the namespace a live invite names; the password is yours (it is checked, and is the new account's too)",
+      request: z.object({ namespace: NamespaceName, password: z.string().min(1).max(LIMITS.password) }).strict(),
+      response: z.object({ namespace: z.string(), role: RoleSchema, account: z.string() }),
+    }),
+    Namespaces: endpoint({
+      description: "The caller's namespaces with its role in each",
+      readonly: true,
+      request: Empty,
+      response: z.object({ namespaces: z.array(z.object({ namespace: z.string(), role: RoleSchema })) }),
     }),
   },
 });

@@ -7,7 +7,8 @@ import type { signupService } from './definition.js';
 import { normaliseEmail } from './email.js';
 import { SourceLimiter } from './limiter.js';
 import { checkNamespaceName, generatedName } from './names.js';
-import type { Customer, Invite, Membership, SignupStorage } from './storage.js';
+import type { Customer, Invite, Membership, Role, SignupStorage } from './storage.js';
+import { ROLE_SCOPES, teamHandlers } from './team.js';
 
 const MINUTE = 60_000;
 const DAY = 24 * 60 * MINUTE;
@@ -34,6 +35,10 @@ export interface SignupHandlerOptions {
   maxWaitlist?: number;
   /** live invites at once (default 10,000) */
   maxInvites?: number;
+  /** members of one namespace (default 100) */
+  maxMembers?: number;
+  /** live invites into one namespace (default 100) */
+  maxTeamInvites?: number;
   /** ms after which an unfinished signup (a crash halfway) is taken over by a new try (default 5 minutes) */
   claimTtlMs?: number;
   /**
@@ -71,6 +76,7 @@ export function signupHandlers(deps: Deps, options: SignupHandlerOptions): Handl
   const staff = (ctx: Context) => o.admin(ctx);
   const flows = signupFlows(deps, o);
   const customers = customerAdmin(deps, o);
+  const team = teamHandlers(deps, { ...o, newId, warn: (fields, message) => o.logger?.warn(fields, message) });
 
   return {
     JoinWaitlist: async ({ email }, ctx) => {
@@ -136,6 +142,8 @@ export function signupHandlers(deps: Deps, options: SignupHandlerOptions): Handl
       staff(ctx);
       return { deletedNamespaces: await customers.remove(await customers.find(ref)) };
     },
+
+    ...team,
   };
 }
 
@@ -154,6 +162,8 @@ function resolve(options: SignupHandlerOptions): Resolved {
     maxWaitlist: 100_000,
     maxInvites: 10_000,
     claimTtlMs: 5 * MINUTE,
+    maxMembers: 100,
+    maxTeamInvites: 100,
     siteUrl: process.env.MICRO_PUBLIC_URL || 'http://127.0.0.1:8080',
     loginThrottle: new LoginThrottle(),
     admin: requireAdmin,
@@ -210,12 +220,12 @@ function signupFlows(deps: Deps, o: Resolved) {
   };
 
   /** Reserves the customer and a namespace: the one asked, or generated ones until one is free. */
-  const claim = async (customer: { id: string; email: string }, asked: string | undefined, joins: string | undefined) => {
+  const claim = async (customer: { id: string; email: string }, asked: string | undefined, joins: string | undefined, role: Role) => {
     for (let attempt = 0; ; attempt++) {
       const owns = joins ? undefined : (asked ?? generatedName(attempt));
       try {
         const now = o.now();
-        const taken = await storage.claim({ customer, owns, joins, account: customer.email, now, staleBefore: now - o.claimTtlMs });
+        const taken = await storage.claim({ customer, owns, joins, role, account: customer.email, now, staleBefore: now - o.claimTtlMs });
         if (taken) await removeStaleAccounts(taken.customer, taken.memberships);
         // a name in use in auth (accounts made there by other means) is taken too; checked once reserved here
         if (owns && (await accounts.list(owns, 1)).accounts.length > 0) {
@@ -239,8 +249,8 @@ function signupFlows(deps: Deps, o: Resolved) {
   };
 
   /** The owner's (or member's) account; compensated by the caller when a later step fails. */
-  const makeAccount = (email: string, namespace: string, owner: boolean, customer: string, password: string) =>
-    accounts.create({ id: email, namespace, type: 'user', scopes: owner ? ['admin'] : ['developer'], metadata: { customer }, secret: password });
+  const makeAccount = (email: string, namespace: string, role: Role, customer: string, password: string) =>
+    accounts.create({ id: email, namespace, type: 'user', scopes: [...ROLE_SCOPES[role]], metadata: { customer }, secret: password });
 
   return {
     async sendCode(email: string) {
@@ -266,11 +276,12 @@ function signupFlows(deps: Deps, o: Resolved) {
       const invite = await inviteOf(email);
       if (invite?.namespace && asked) throw errors.BadRequest('signup', `namespace: your invite makes you a member of ${invite.namespace}; sign up without a namespace`);
       const customer = { id: newId('cus', o.now()), email };
-      const namespace = await claim(customer, asked, invite?.namespace);
-      const owner = !invite?.namespace;
+      // a namespace's invite names the role (developer: those made before roles)
+      const role: Role = invite?.namespace ? (invite.role ?? 'developer') : 'owner';
+      const namespace = await claim(customer, asked, invite?.namespace, role);
       let made = false;
       try {
-        await makeAccount(email, namespace, owner, customer.id, req.password);
+        await makeAccount(email, namespace, role, customer.id, req.password);
         made = true;
         await storage.markVerified(customer.id, o.now());
         if (!(await storage.finish(customer.id, email, o.now()))) throw errors.Conflict('signup', 'email: this signup was taken over by another try: log in');

@@ -1,6 +1,6 @@
 import { hkdfSync } from 'node:crypto';
 import { migrate, openPostgres, type Migration, type Postgres } from '@micro/server/engine';
-import { SIGNUP_SCHEMA, SqlSignupStorage, UniqueViolation, type SqlDriver } from './sql.js';
+import { SIGNUP_SCHEMA, SIGNUP_SCHEMA_V2, SqlSignupStorage, UniqueViolation, type SqlDriver } from './sql.js';
 
 /**
  * The signup storage of the nats profile: tables in the platform's schema (the prefix) of
@@ -10,7 +10,10 @@ import { SIGNUP_SCHEMA, SqlSignupStorage, UniqueViolation, type SqlDriver } from
  * (codes.attempts, sends.count) are single conditional UPDATEs.
  */
 
-export const SIGNUP_POSTGRES_MIGRATIONS: readonly Migration[] = [{ version: 1, description: 'signup: customers, namespaces, invites, waitlist, codes', up: SIGNUP_SCHEMA }];
+export const SIGNUP_POSTGRES_MIGRATIONS: readonly Migration[] = [
+  { version: 1, description: 'signup: customers, namespaces, invites, waitlist, codes', up: SIGNUP_SCHEMA },
+  { version: 2, description: 'signup: team roles (invites name a role; members become developers)', up: SIGNUP_SCHEMA_V2 },
+];
 
 export async function openPgSignup(options: { url: string; prefix: string }): Promise<SqlSignupStorage> {
   const db = await openPostgres({ ...options, errorId: 'signup' });

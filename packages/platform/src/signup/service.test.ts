@@ -2,16 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { DEFAULT_NATS_URL, DEFAULT_REDIS_URL, MicroError } from '@micro/sdk';
 import { testPostgres } from '@micro/server/testing';
-import { startSignupHarness, type SignupHarness } from './testing.js';
+import { fails, PASSWORD, startSignupHarness, type SignupHarness } from './testing.js';
 
-const fails = (code: number, detail?: RegExp) => (err: unknown) => {
-  assert.ok(err instanceof MicroError, String(err));
-  assert.equal(err.code, code, err.detail);
-  if (detail) assert.match(err.detail, detail);
-  return true;
-};
-
-const PASSWORD = 'correct horse battery';
 
 /** Invites `email` (as the admin), sends its code and returns it. */
 async function invitedCode(h: SignupHarness, admin: string, email: string, namespace?: string): Promise<string> {
@@ -191,7 +183,7 @@ describe('signup service (invite only)', () => {
     const s = await h.as().CompleteSignup({ email: 'member@example.com', code, password: PASSWORD });
     assert.deepEqual([s.namespace, s.account.scopes], ['acme', ['developer']]);
     const { customer } = await h.as(admin).ReadCustomer({ email: 'member@example.com' });
-    assert.deepEqual(customer.namespaces, [{ namespace: 'acme', role: 'member', account: 'member@example.com' }]);
+    assert.deepEqual(customer.namespaces, [{ namespace: 'acme', role: 'developer', account: 'member@example.com' }]);
   });
 
   test('a failure after the claim (the account cannot be made) leaves nothing, and the same code works on a retry', async () => {

@@ -1,5 +1,5 @@
 import { errors } from '@micro/sdk';
-import type { Claim, Customer, CustomerStatus, Invite, Membership, Page, SignupStorage, StoredCode, TakenOver, WaitlistEntry } from './storage.js';
+import type { Claim, Customer, CustomerStatus, Invite, Member, Membership, Page, Role, SignupStorage, StoredCode, TakenOver, WaitlistEntry } from './storage.js';
 
 /**
  * The signup storage, written once over a small SQL driver: the statements below are the
@@ -37,7 +37,18 @@ export const SIGNUP_SCHEMA = `
   CREATE INDEX sends_until ON sends (until);
 `;
 
+/**
+ * Version 2: team roles. Invites into a namespace name a role; members that joined before
+ * roles (`member`) are developers, as their account's scopes say.
+ */
+export const SIGNUP_SCHEMA_V2 = `
+  ALTER TABLE invites ADD COLUMN role TEXT;
+  CREATE INDEX invites_namespace ON invites (namespace);
+  UPDATE members SET role = 'developer' WHERE role = 'member';
+`;
+
 const UNFINISHED = "('unverified', 'verified')";
+const LIVE_INVITE = 'used_at IS NULL AND revoked_at IS NULL AND expires_at > ?';
 type Row = Record<string, unknown>;
 const num = (v: unknown): number => Number(v);
 const opt = (v: unknown): number | undefined => (v === null || v === undefined ? undefined : Number(v));
@@ -46,7 +57,7 @@ export class SqlSignupStorage implements SignupStorage {
   constructor(private readonly db: SqlDriver) {}
 
   async createInvite(i: Invite): Promise<void> {
-    await this.db.run('INSERT INTO invites (id, email, namespace, created_at, expires_at) VALUES (?, ?, ?, ?, ?)', [i.id, i.email, i.namespace ?? null, i.createdAt, i.expiresAt]);
+    await this.db.run('INSERT INTO invites (id, email, namespace, role, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)', [i.id, i.email, i.namespace ?? null, i.role ?? null, i.createdAt, i.expiresAt]);
   }
 
   async getInvite(id: string): Promise<Invite | undefined> {
@@ -138,7 +149,7 @@ export class SqlSignupStorage implements SignupStorage {
           throw errors.NotFound('signup', `namespace: ${c.joins}, which the invite names, is not active any more`);
         }
         await q.run("INSERT INTO customers (id, email, status, created_at, updated_at) VALUES (?, ?, 'unverified', ?, ?)", [c.customer.id, c.customer.email, c.now, c.now]);
-        await q.run('INSERT INTO members (namespace, customer, account, role, created_at) VALUES (?, ?, ?, ?, ?)', [namespace, c.customer.id, c.account, c.owns ? 'owner' : 'member', c.now]);
+        await q.run('INSERT INTO members (namespace, customer, account, role, created_at) VALUES (?, ?, ?, ?, ?)', [namespace, c.customer.id, c.account, c.owns ? 'owner' : (c.role ?? 'developer'), c.now]);
         return taken;
       });
     } catch (err) {
@@ -171,7 +182,8 @@ export class SqlSignupStorage implements SignupStorage {
       if ((await q.run(`UPDATE customers SET status = 'active', updated_at = ? WHERE id = ? AND status IN ${UNFINISHED}`, [now, customer])) === 0) return false;
       await q.run("UPDATE namespaces SET status = 'active' WHERE owner = ? AND status = 'pending'", [customer]);
       await q.run('DELETE FROM codes WHERE email = ?', [email]);
-      await q.run('UPDATE invites SET used_at = ? WHERE email = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?', [now, email, now]);
+      // the invite it used; invites into other namespaces stay live (accepted later: AcceptInvite)
+      await q.run(`UPDATE invites SET used_at = ? WHERE email = ? AND ${LIVE_INVITE} AND (namespace IS NULL OR namespace IN (SELECT namespace FROM members WHERE customer = ?))`, [now, email, now, customer]);
       return true;
     });
   }
@@ -219,9 +231,96 @@ export class SqlSignupStorage implements SignupStorage {
     return row?.status as 'pending' | 'active' | 'deleted' | undefined;
   }
 
+  async members(namespace: string): Promise<Member[]> {
+    return (await this.db.all<Row>(`${MEMBERS} WHERE m.namespace = ? ORDER BY m.created_at, m.customer`, [namespace])).map(toMember);
+  }
+
+  async memberByAccount(namespace: string, account: string): Promise<Member | undefined> {
+    const [row] = await this.db.all<Row>(`${MEMBERS} WHERE m.namespace = ? AND m.account = ?`, [namespace, account]);
+    return row && toMember(row);
+  }
+
+  async teamInvites(namespace: string, now: number): Promise<Invite[]> {
+    return (await this.db.all<Row>(`SELECT * FROM invites WHERE namespace = ? AND ${LIVE_INVITE} ORDER BY id`, [namespace, now])).map(toInvite);
+  }
+
+  async liveTeamInvite(email: string, namespace: string, now: number): Promise<Invite | undefined> {
+    const [row] = await this.db.all<Row>(`SELECT * FROM invites WHERE email = ? AND namespace = ? AND ${LIVE_INVITE} ORDER BY id DESC LIMIT 1`, [email, namespace, now]);
+    return row && toInvite(row);
+  }
+
+  async revokeTeamInvites(email: string, namespace: string, now: number): Promise<number> {
+    return this.db.run(`UPDATE invites SET revoked_at = ? WHERE email = ? AND namespace = ? AND ${LIVE_INVITE}`, [now, email, namespace, now]);
+  }
+
+  async join(j: { invite: string; customer: string; namespace: string; account: string; role: Role; now: number; maxMembers: number }): Promise<void> {
+    try {
+      await this.db.tx(async (q) => {
+        await lockNamespace(q, j.namespace);
+        const used = await q.run(`UPDATE invites SET used_at = ? WHERE id = ? AND namespace = ? AND ${LIVE_INVITE}`, [j.now, j.invite, j.namespace, j.now]);
+        if (used === 0) throw errors.NotFound('signup', `namespace: no live invite into ${j.namespace} (used, revoked or expired)`);
+        const [row] = await q.all<Row>('SELECT COUNT(*) AS n FROM members WHERE namespace = ?', [j.namespace]);
+        if (num(row?.n ?? 0) >= j.maxMembers) throw errors.TooManyRequests('signup', `namespace: ${j.namespace} has ${j.maxMembers} members, the most it may have`);
+        await q.run('INSERT INTO members (namespace, customer, account, role, created_at) VALUES (?, ?, ?, ?, ?)', [j.namespace, j.customer, j.account, j.role, j.now]);
+      });
+    } catch (err) {
+      if (err instanceof UniqueViolation) throw errors.Conflict('signup', `namespace: you are a member of ${j.namespace} already`);
+      throw err;
+    }
+  }
+
+  async setRole(namespace: string, customer: string, role: Role, mayTouchOwner: boolean): Promise<Role> {
+    return this.db.tx(async (q) => {
+      const current = await changeableMember(q, namespace, customer, mayTouchOwner, role !== 'owner');
+      await q.run('UPDATE members SET role = ? WHERE namespace = ? AND customer = ?', [role, namespace, customer]);
+      return current.role;
+    });
+  }
+
+  async removeMember(namespace: string, customer: string, mayTouchOwner: boolean): Promise<Membership> {
+    return this.db.tx(async (q) => {
+      const current = await changeableMember(q, namespace, customer, mayTouchOwner, true);
+      await q.run('DELETE FROM members WHERE namespace = ? AND customer = ?', [namespace, customer]);
+      return { namespace, account: current.account, role: current.role, createdAt: current.createdAt };
+    });
+  }
+
   close(): Promise<void> {
     return this.db.close();
   }
+}
+
+const MEMBERS = 'SELECT m.*, c.email AS email FROM members m LEFT JOIN customers c ON c.id = m.customer';
+
+/**
+ * Takes the namespace's row for the rest of the transaction: changes to one team's
+ * members are serialised on PostgreSQL (SQLite runs one transaction at a time anyway), so
+ * two owners removing each other cannot both pass the last-owner check.
+ */
+async function lockNamespace(q: SqlDriver, namespace: string): Promise<void> {
+  if ((await q.run("UPDATE namespaces SET status = status WHERE name = ? AND status = 'active'", [namespace])) === 0) {
+    throw errors.NotFound('signup', `namespace: no active namespace ${namespace}`);
+  }
+}
+
+/** The member a role change or removal may touch: 404, 403 (an owner, when not allowed), 409 (the last owner leaving). */
+async function changeableMember(q: SqlDriver, namespace: string, customer: string, mayTouchOwner: boolean, ownerLeaves: boolean): Promise<Member> {
+  await lockNamespace(q, namespace);
+  const [row] = await q.all<Row>(`${MEMBERS} WHERE m.namespace = ? AND m.customer = ?`, [namespace, customer]);
+  if (!row) throw errors.NotFound('signup', `email: not a member of ${namespace}`);
+  const member = toMember(row);
+  if (member.role !== 'owner') return member;
+  if (!mayTouchOwner) throw errors.Forbidden('signup', `email: ${member.email ?? member.account} is an owner of ${namespace}: only an owner may change or remove an owner`);
+  if (ownerLeaves) {
+    const [count] = await q.all<Row>("SELECT COUNT(*) AS n FROM members WHERE namespace = ? AND role = 'owner'", [namespace]);
+    if (num(count?.n ?? 0) <= 1) throw errors.Conflict('signup', `email: ${member.email ?? member.account} is the last owner of ${namespace}: make another member owner first`);
+  }
+  return member;
+}
+
+function toMember(r: Row): Member {
+  const base = { namespace: String(r.namespace), customer: String(r.customer), account: String(r.account), role: r.role as Role, createdAt: num(r.created_at) };
+  return withOptional(base, { email: r.email === null || r.email === undefined ? undefined : String(r.email) });
 }
 
 async function membershipsOf(q: SqlDriver, customer: string): Promise<Membership[]> {
@@ -250,7 +349,8 @@ function withOptional<T extends object, E extends Record<string, unknown>>(base:
 
 function toInvite(r: Row): Invite {
   const base = { id: String(r.id), email: String(r.email), createdAt: num(r.created_at), expiresAt: num(r.expires_at) };
-  return withOptional(base, { namespace: r.namespace === null || r.namespace === undefined ? undefined : String(r.namespace), usedAt: opt(r.used_at), revokedAt: opt(r.revoked_at) });
+  const text = (v: unknown) => (v === null || v === undefined ? undefined : String(v));
+  return withOptional(base, { namespace: text(r.namespace), role: text(r.role) as Role | undefined, usedAt: opt(r.used_at), revokedAt: opt(r.revoked_at) });
 }
 
 function toCustomer(r: Row): Customer {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { ensureSchema, openDatabase } from '@micro/server/engine';
-import { SIGNUP_SCHEMA, SqlSignupStorage, UniqueViolation, type SqlDriver } from './sql.js';
+import { SIGNUP_SCHEMA, SIGNUP_SCHEMA_V2, SqlSignupStorage, UniqueViolation, type SqlDriver } from './sql.js';
 
 /**
  * The signup storage of the local profile: `<dataDir>/signup.db` (0600, WAL, synchronous
@@ -9,7 +9,7 @@ import { SIGNUP_SCHEMA, SqlSignupStorage, UniqueViolation, type SqlDriver } from
  * awaits never let another request's statement into it.
  */
 
-export const SIGNUP_SQLITE_VERSION = 1;
+export const SIGNUP_SQLITE_VERSION = 2;
 
 export interface SqliteSignup {
   storage: SqlSignupStorage;
@@ -20,7 +20,11 @@ export interface SqliteSignup {
 export function openSqliteSignup(path: string): SqliteSignup {
   const db = openDatabase(path);
   try {
-    ensureSchema(db, path, 'signup', SIGNUP_SQLITE_VERSION, () => db.exec(SIGNUP_SCHEMA));
+    const from = schemaVersion(db);
+    ensureSchema(db, path, 'signup', SIGNUP_SQLITE_VERSION, () => {
+      if (from < 1) db.exec(SIGNUP_SCHEMA);
+      db.exec(SIGNUP_SCHEMA_V2);
+    });
     let key = db.prepare<[], { value: string }>("SELECT value FROM meta WHERE key = 'code_key'").get()?.value;
     if (!key) {
       key = randomBytes(32).toString('hex');
@@ -34,6 +38,13 @@ export function openSqliteSignup(path: string): SqliteSignup {
 }
 
 type Database = ReturnType<typeof openDatabase>;
+
+/** The version a file has before ensureSchema (0: new), to run only the steps it lacks. */
+function schemaVersion(db: Database): number {
+  const meta = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").get();
+  if (!meta) return 0;
+  return Number(db.prepare<[], { value: string }>("SELECT value FROM meta WHERE key = 'schema_version'").get()?.value ?? 0);
+}
 
 function sqliteDriver(db: Database): SqlDriver {
   const statements = new Map<string, ReturnType<typeof db.prepare<unknown[]>>>();

@@ -10,7 +10,9 @@
  */
 
 export type CustomerStatus = 'unverified' | 'verified' | 'active' | 'suspended' | 'deleted';
-export type Role = 'owner' | 'member';
+/** A member's role in a namespace (README: what each may do); `owner`s and `admin`s have scope admin there. */
+export type Role = 'owner' | 'admin' | 'developer' | 'viewer';
+export const ROLES: readonly Role[] = ['owner', 'admin', 'developer', 'viewer'];
 
 export interface Customer {
   id: string;
@@ -34,6 +36,8 @@ export interface Invite {
   email: string;
   /** an existing namespace the invitee joins as a member */
   namespace?: string;
+  /** the role in `namespace` (default developer: invites made before roles) */
+  role?: Role;
   createdAt: number;
   expiresAt: number;
   usedAt?: number;
@@ -66,6 +70,8 @@ export interface Claim {
   owns?: string;
   /** an existing (active) namespace the customer joins as a member */
   joins?: string;
+  /** the role in `joins` (default developer) */
+  role?: Role;
   account: string;
   now: number;
   /** a claim left unfinished (unverified, verified) updated before this is stale: taken over */
@@ -144,5 +150,37 @@ export interface SignupStorage {
   /** Whether a namespace name is known here (any status: deleted names stay taken). */
   namespaceStatus(name: string): Promise<'pending' | 'active' | 'deleted' | undefined>;
 
+  // --- teams (the members of a namespace)
+  /** The members of a namespace with their emails, oldest first. */
+  members(namespace: string): Promise<Member[]>;
+  /** The member whose account in `namespace` is `account`, or undefined. */
+  memberByAccount(namespace: string, account: string): Promise<Member | undefined>;
+  /** The live invites into a namespace, oldest first. */
+  teamInvites(namespace: string, now: number): Promise<Invite[]>;
+  /** The live invite of `email` into `namespace`, or undefined. */
+  liveTeamInvite(email: string, namespace: string, now: number): Promise<Invite | undefined>;
+  /** Revokes the live invites of `email` into `namespace`; how many there were. */
+  revokeTeamInvites(email: string, namespace: string, now: number): Promise<number>;
+  /**
+   * An existing customer joins a namespace by a live invite, in one transaction: the
+   * invite used, the membership made. 404 when the invite is no longer live or the
+   * namespace not active; 409 when the customer is a member already; 429 at `maxMembers`.
+   */
+  join(j: { invite: string; customer: string; namespace: string; account: string; role: Role; now: number; maxMembers: number }): Promise<void>;
+  /**
+   * Changes a member's role; the previous one. 404 for no such member; 403 when the member
+   * is an owner and `mayTouchOwner` is false; 409 when it would leave the namespace
+   * without an owner. Changes of one namespace are serialised (its row is locked).
+   */
+  setRole(namespace: string, customer: string, role: Role, mayTouchOwner: boolean): Promise<Role>;
+  /** Removes a member, with the checks of setRole; the membership removed. */
+  removeMember(namespace: string, customer: string, mayTouchOwner: boolean): Promise<Membership>;
+
   close(): Promise<void>;
+}
+
+/** A member of a namespace as ListMembers shows it. */
+export interface Member extends Membership {
+  customer: string;
+  email?: string;
 }

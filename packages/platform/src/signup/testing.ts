@@ -1,8 +1,9 @@
+import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Client, createClient, createLogger, MemoryBroker, MemoryRegistry, RpcServer, Service, type ClientMiddleware, type Profile, type TypedClient } from '@micro/sdk';
-import { authenticate, type CoreContext } from '@micro/server/engine';
+import { Client, configService, MicroError, createClient, createLogger, MemoryBroker, MemoryRegistry, RpcServer, Service, storeService, type ClientMiddleware, type Profile, type ServiceDef, type TypedClient } from '@micro/sdk';
+import { authenticate, configCoreService, storeFactory, type CoreContext, type CoreService } from '@micro/server/engine';
 import { startAuthHarness, type AuthHarness } from '@micro/server/testing';
 import { MemoryMailer } from '../mail/mailer.js';
 import { signupService } from './definition.js';
@@ -18,6 +19,9 @@ export interface SignupHarness {
   mailer: MemoryMailer;
   /** the signup service, anonymous or with a token */
   as(token?: string): TypedClient<typeof signupService>;
+  /** the store and config core services (local profile only), behind the same guard */
+  store(token: string): TypedClient<typeof storeService>;
+  config(token: string): TypedClient<typeof configService>;
   /** a token of the admin of micro */
   adminToken(): Promise<string>;
   /** the 6-digit code of the last message to `email` */
@@ -45,23 +49,31 @@ export async function startSignupHarness(options: SignupServiceOptions = {}, pro
   const mailer = new MemoryMailer();
   const ctx: CoreContext = { home, profile, dataDir: home, logger: silent, registry: auth.registry, broker: new MemoryBroker(), accounts: auth.accounts, tokens: auth.tokens };
   const core = await signupCoreService({ mailer, ...options })(ctx);
+  // the team roles are checked by the guard of every core service: two of them with real local engines
+  const others: CoreService[] = profile.name === 'local' ? [await storeFactory(ctx), await configCoreService(ctx)] : [];
   const rpc = new RpcServer({ logger: silent });
   const address = await rpc.listen('tcp://127.0.0.1:0');
-  const service = new Service(core.def, core.handlers, {
-    server: rpc,
-    namespace: 'micro',
-    registry: new MemoryRegistry(),
-    logger: silent,
-    registerTTL: 0,
-    auth: false,
-    middleware: [authenticate(auth.tokens, new Set(['Debug.Health', ...(core.publicEndpoints ?? [])]))],
-  });
-  await service.start();
-  const as = (token?: string) => createClient(signupService, new Client({ address, namespace: 'micro', preferLocal: false, timeout: 10_000, middleware: token ? [withToken(token)] : [] }));
+  const services = [core, ...others].map(
+    (cs) =>
+      new Service(cs.def, cs.handlers, {
+        server: rpc,
+        namespace: 'micro',
+        registry: new MemoryRegistry(),
+        logger: silent,
+        registerTTL: 0,
+        auth: false,
+        middleware: [authenticate(auth.tokens, new Set(['Debug.Health', ...(cs.publicEndpoints ?? [])]), cs.def)],
+      }),
+  );
+  for (const s of services) await s.start();
+  const client = <D extends ServiceDef>(def: D, token?: string) => createClient(def, new Client({ address, namespace: 'micro', preferLocal: false, timeout: 10_000, middleware: token ? [withToken(token)] : [] }));
+  const as = (token?: string) => client(signupService, token);
   return {
     auth,
     mailer,
     as,
+    store: (token) => client(storeService, token),
+    config: (token) => client(configService, token),
     adminToken: async () => (await auth.authAs().Token({ id: auth.admin.id, secret: auth.admin.secret, namespace: 'micro' })).token,
     codeOf(email) {
       const code = /code is:\s*([0-9]{6})/.exec(mailer.lastTo(email)?.text ?? '')?.[1];
@@ -69,11 +81,21 @@ export async function startSignupHarness(options: SignupServiceOptions = {}, pro
       return code;
     },
     async close() {
-      await service.stop();
+      for (const s of services) await s.stop();
       await rpc.close();
-      await core.stop?.();
+      for (const cs of [core, ...others]) await cs.stop?.();
       await auth.close();
       rmSync(home, { recursive: true, force: true });
     },
   };
 }
+
+/** An assertion for assert.rejects: a MicroError of this code (and detail). */
+export const fails = (code: number, detail?: RegExp) => (err: unknown) => {
+  assert.ok(err instanceof MicroError, String(err));
+  assert.equal(err.code, code, err.detail);
+  if (detail) assert.match(err.detail, detail);
+  return true;
+};
+
+export const PASSWORD = 'correct horse battery';

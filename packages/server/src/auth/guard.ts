@@ -1,4 +1,5 @@
-import { bearerToken, errors, isPlatformAdmin, type Account, type Context, type HandlerMiddleware } from '@micro/sdk';
+import { bearerToken, errors, isPlatformAdmin, type Account, type Context, type HandlerMiddleware, type ServiceDef } from '@micro/sdk';
+import { roleCheck } from './roles.js';
 import type { AuthTokens } from './storage.js';
 
 /**
@@ -15,12 +16,18 @@ export function isAdmin(account: Account | undefined): boolean {
   return isPlatformAdmin(account);
 }
 
-export function authenticate(tokens: Pick<AuthTokens, 'verify'>, publicEndpoints: ReadonlySet<string> = new Set()): HandlerMiddleware {
+/**
+ * With `def` (the service's definition), the caller's team role is checked too (roles.ts):
+ * viewers reach only read-only endpoints, developers no account, key or rule management.
+ */
+export function authenticate(tokens: Pick<AuthTokens, 'verify'>, publicEndpoints: ReadonlySet<string> = new Set(), def?: ServiceDef): HandlerMiddleware {
+  const role = def && roleCheck(def);
   return async (ctx, req, next) => {
     if (publicEndpoints.has(ctx.endpoint)) return next(req);
     const header = ctx.metadata.authorization;
     if (!header) throw errors.Unauthorized(ctx.service, 'credentials required: send authorization: Bearer <token> (micro login)');
     const account = await tokens.verify(bearerToken(header, ctx.service));
+    role?.(account, ctx.endpoint);
     (ctx as { account: Account | undefined }).account = account;
     return next(req);
   };

@@ -125,8 +125,8 @@ async function harness<A extends AuthAccounts, T extends AuthTokens>(home: strin
   const address = await rpc.listen('tcp://127.0.0.1:0');
   const common = { server: rpc, namespace: 'micro', registry: new MemoryRegistry(), logger: silent, registerTTL: 0, auth: false as const };
   const services = [
-    new Service(authApi, authHandlers(accounts, tokens), { ...common, middleware: [authenticate(tokens, new Set(['Debug.Health', ...AUTH_PUBLIC_ENDPOINTS]))] }),
-    new Service(registryService, guardedRegistry(registry), { ...common, middleware: [authenticate(tokens, new Set(['Debug.Health']))] }),
+    new Service(authApi, authHandlers(accounts, tokens), { ...common, middleware: [authenticate(tokens, new Set(['Debug.Health', ...AUTH_PUBLIC_ENDPOINTS]), authApi)] }),
+    new Service(registryService, guardedRegistry(registry), { ...common, middleware: [authenticate(tokens, new Set(['Debug.Health']), registryService)] }),
   ];
   for (const s of services) await s.start();
   const platformAs = (creds: Credentials | { token: string }) => {
