@@ -66,6 +66,14 @@ describe('dashboard files at /dashboard/', () => {
     assert.equal(head.status, 200);
     assert.equal(head.body, '');
     assert.equal(head.headers['content-length'], String('<!doctype html><title>x</title>'.length));
+    // the pages the signup emails link to are index.html (which reads the path and query); nothing else is
+    for (const page of ['/dashboard/signup', '/dashboard/signup/verify?email=a%40example.com&code=123456']) {
+      const r = await http(url, 'GET', page);
+      assert.equal(r.status, 200, page);
+      assert.equal(r.body, '<!doctype html><title>x</title>', page);
+      assert.equal(r.headers['content-security-policy'], DASHBOARD_CSP, page);
+    }
+    for (const page of ['/dashboard/signup/', '/dashboard/signup/verify/x', '/dashboard/signups', '/dashboard/assets/signup']) assert.equal((await http(url, 'GET', page)).status, 404, page);
     const bare = await http(url, 'GET', '/dashboard?x=1');
     assert.equal(bare.status, 308);
     assert.equal(bare.headers.location, '/dashboard/');
