@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { call, login, startSignupSession, type SignupSession } from './api';
-import { Card, Problem, useSubmit } from './ui';
+import { Card, Problem, Submit, useSubmit } from './ui';
 
 type Tab = 'email' | 'account';
 /** The tab last used in this browser tab (not a secret: which form to show first). */
@@ -66,10 +66,7 @@ function AccountLogin() {
         Namespace
         <input name="namespace" value={namespace} onInput={(e) => setNamespace(e.currentTarget.value)} />
       </label>
-      <button type="submit" disabled={busy}>
-        {busy ? 'Logging in…' : 'Log in'}
-      </button>
-      <Problem error={error} />
+      <Submit busy={busy} label="Log in" working="Logging in…" error={error} />
     </form>
   );
 }
@@ -130,10 +127,7 @@ function EmailLogin({ email: initial }: { email: string }) {
         Password
         <input name="password" type="password" autocomplete="current-password" value={password} onInput={(e) => setPassword(e.currentTarget.value)} required />
       </label>
-      <button type="submit" disabled={busy}>
-        {busy ? 'Logging in…' : 'Log in'}
-      </button>
-      <Problem error={error} />
+      <Submit busy={busy} label="Log in" working="Logging in…" error={error} />
     </form>
   );
 }

@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { call, startSignupSession, type SignupSession } from './api';
-import { Card, Problem, useSubmit } from './ui';
+import { Card, Problem, Submit, useSubmit } from './ui';
 
 /** What the links of the emails carry: `…/signup/verify?email=…&code=…`, `…/signup?email=…&namespace=…`. */
 export interface SignupLink {
@@ -43,10 +43,7 @@ export function Signup({ link }: { link: SignupLink }) {
         <form onSubmit={send} aria-label="sign up">
           <p class="muted">Signup is by invite: we email a code to the invited address.</p>
           <EmailInput value={email} set={setEmail} />
-          <button type="submit" disabled={busy}>
-            {busy ? 'Sending…' : 'Send code'}
-          </button>
-          <Problem error={error} />
+          <Submit busy={busy} label="Send code" working="Sending…" error={error} />
         </form>
       ) : (
         <>
@@ -102,10 +99,7 @@ function CompleteSignup(props: { email: string; code: string; namespace: string 
         Namespace <span class="muted">(optional: a-z, 0-9 and -, 3 to 32; default a generated name)</span>
         <input name="namespace" maxLength={32} value={namespace} onInput={(e) => setNamespace(e.currentTarget.value)} />
       </label>
-      <button type="submit" disabled={busy}>
-        {busy ? 'Signing up…' : 'Sign up'}
-      </button>
-      <Problem error={error} />
+      <Submit busy={busy} label="Sign up" working="Signing up…" error={error} />
     </form>
   );
 }
@@ -129,10 +123,7 @@ export function Waitlist() {
       ) : (
         <form onSubmit={submit} aria-label="join the waiting list">
           <EmailInput value={email} set={setEmail} />
-          <button type="submit" disabled={busy}>
-            {busy ? 'Joining…' : 'Join'}
-          </button>
-          <Problem error={error} />
+          <Submit busy={busy} label="Join" working="Joining…" error={error} />
         </form>
       )}
       <p class="muted">

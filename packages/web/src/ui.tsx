@@ -139,3 +139,15 @@ export function Card({ title, children }: { title: string; children: ComponentCh
     </main>
   );
 }
+
+/** A form's submit button (its label while `busy`) and the error of the last try. */
+export function Submit({ busy, label, working, error }: { busy: boolean; label: string; working: string; error?: string | undefined }) {
+  return (
+    <>
+      <button type="submit" disabled={busy}>
+        {busy ? working : label}
+      </button>
+      <Problem error={error} />
+    </>
+  );
+}
