@@ -7,6 +7,18 @@ export interface Session {
   token: string;
   account: { id: string; type?: string; issuer?: string; scopes?: string[] };
   expiresAt: number;
+  /** a customer's login (signup.Login): the email and its namespaces, for switching namespace */
+  email?: string;
+  namespaces?: string[];
+}
+
+/** What signup.Login and signup.CompleteSignup answer (the refresh token is not kept). */
+export interface SignupSession {
+  token: string;
+  expiresAt: number;
+  account: { id: string; issuer: string; scopes: string[] };
+  namespace: string;
+  namespaces: string[];
 }
 
 export interface ApiError {
@@ -142,6 +154,13 @@ export async function stream(
   } finally {
     if (reader) void reader.cancel().catch(() => undefined);
   }
+}
+
+/** Starts the session of a customer's token (signup.Login or CompleteSignup). */
+export function startSignupSession(r: SignupSession, email: string): Session {
+  const s: Session = { token: r.token, account: r.account, expiresAt: r.expiresAt, email, namespaces: r.namespaces };
+  setSession(s);
+  return s;
 }
 
 /** auth.Token with an id and secret; the session on success. */

@@ -7,8 +7,10 @@ import { Events } from './events';
 import { Login } from './login';
 import { Logs } from './logs';
 import { Metrics } from './metrics';
+import { Quotas } from './quotas';
 import { Runtime } from './runtime';
 import { Services } from './services';
+import { Signup, Waitlist, type SignupLink } from './signup';
 import { Store } from './store';
 import { Traces } from './traces';
 import './style.css';
@@ -31,6 +33,7 @@ const PAGES: readonly Page[] = [
   { path: 'store', title: 'Store', view: Store },
   { path: 'config', title: 'Config', view: Config },
   { path: 'accounts', title: 'Accounts', view: Accounts },
+  { path: 'quotas', title: 'Quotas', view: Quotas },
 ];
 
 /** `#/traces/abc` → the traces page and `abc`; an unknown path → the first page. */
@@ -49,16 +52,51 @@ function pageOf(hash: string): { page: Page; sub: string } {
   return { page, sub };
 }
 
+/**
+ * The links of the signup emails, `/dashboard/signup/verify?email=…&code=…` and
+ * `/dashboard/signup?email=…&namespace=…` (the gateway serves index.html there): what they
+ * carry, once. The address becomes `/dashboard/#/signup` at once, so the code stays in
+ * neither the address bar nor the history.
+ */
+function takeSignupLink(): SignupLink | undefined {
+  if (!/\/signup(\/verify)?\/?$/.test(location.pathname)) return undefined;
+  const q = new URLSearchParams(location.search);
+  const link: SignupLink = {};
+  for (const key of ['email', 'code', 'namespace'] as const) {
+    const v = q.get(key);
+    if (v) link[key] = v.slice(0, 320);
+  }
+  history.replaceState(null, '', `${import.meta.env.BASE_URL}#/signup`);
+  return link;
+}
+
+const emailed = takeSignupLink();
+
+/** What someone without a session sees, by the hash: signup, the waiting list, else the login page. */
+function Public({ hash, email }: { hash: string; email?: string | undefined }) {
+  const path = hash.replace(/^#\/?/, '');
+  if (path === 'signup') return <Signup link={emailed ?? {}} />;
+  if (path === 'waitlist') return <Waitlist />;
+  return <Login {...(email ? { email } : {})} />;
+}
+
 function App() {
   const [session, setSession] = useState<Session | undefined>(currentSession());
-  const [{ page, sub }, setPage] = useState(pageOf(location.hash));
+  const [hash, setHash] = useState(location.hash);
+  // the email of the session that asked to switch namespace: the login form starts with it
+  const [switching, setSwitching] = useState<string>();
   useEffect(() => onSession(setSession), []);
   useEffect(() => {
-    const on = () => setPage(pageOf(location.hash));
+    const on = () => setHash(location.hash);
     addEventListener('hashchange', on);
     return () => removeEventListener('hashchange', on);
   }, []);
-  if (!session) return <Login />;
+  if (!session) return <Public hash={hash} email={switching} />;
+  const { page, sub } = pageOf(hash);
+  const switchNamespace = () => {
+    setSwitching(session.email);
+    logout();
+  };
   const View = page.view;
   return (
     <div class="shell">
@@ -72,6 +110,11 @@ function App() {
         <div class="who">
           <div>{session.account.id}</div>
           <div class="muted">{session.account.issuer ?? ''}</div>
+          {(session.namespaces?.length ?? 0) > 1 ? (
+            <button class="link" onClick={switchNamespace}>
+              Switch namespace
+            </button>
+          ) : null}
           <button class="link" onClick={logout}>
             Log out
           </button>

@@ -2,6 +2,24 @@ import type { ComponentChildren } from 'preact';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { CallError } from './api';
 
+/** Runs `fn` with busy and error state: the error's detail is shown, nothing is thrown. */
+export function useSubmit(): { busy: boolean; error?: string; run: (fn: () => Promise<unknown>) => Promise<void> } {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string>();
+  const run = async (fn: () => Promise<unknown>) => {
+    setBusy(true);
+    setError(undefined);
+    try {
+      await fn();
+    } catch (err) {
+      setError(messageOf(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return { busy, error, run };
+}
+
 /** What a load gives: the value, the error, and reload. */
 export function useLoad<T>(load: () => Promise<T>, deps: unknown[] = []): { value?: T; error?: string; loading: boolean; reload: () => void } {
   const [state, setState] = useState<{ value?: T; error?: string; loading: boolean }>({ loading: true });
@@ -107,5 +125,29 @@ export function Section({ title, children, actions }: { title: string; children:
       </header>
       {children}
     </section>
+  );
+}
+
+/** A page of its own for someone without a session: the login page's frame. */
+export function Card({ title, children }: { title: string; children: ComponentChildren }) {
+  return (
+    <main class="login">
+      <div class="card">
+        <h1>{title}</h1>
+        {children}
+      </div>
+    </main>
+  );
+}
+
+/** A form's submit button (its label while `busy`) and the error of the last try. */
+export function Submit({ busy, label, working, error }: { busy: boolean; label: string; working: string; error?: string | undefined }) {
+  return (
+    <>
+      <button type="submit" disabled={busy}>
+        {busy ? working : label}
+      </button>
+      <Problem error={error} />
+    </>
   );
 }

@@ -43,7 +43,8 @@ export interface SignupHandlerOptions {
   claimTtlMs?: number;
   /**
    * the site the emails link to: `<siteUrl>/signup/verify?email=…&code=…`, `<siteUrl>/signup?email=…`
-   * (default MICRO_PUBLIC_URL, else http://127.0.0.1:8080, the default gateway)
+   * (default the dashboard of the gateway: `<MICRO_PUBLIC_URL>/dashboard`, else
+   * http://127.0.0.1:8080/dashboard, whose pages answer those links)
    */
   siteUrl?: string;
   /** wrong passwords of Login (default a LoginThrottle: see auth/throttle.ts) */
@@ -164,7 +165,7 @@ function resolve(options: SignupHandlerOptions): Resolved {
     claimTtlMs: 5 * MINUTE,
     maxMembers: 100,
     maxTeamInvites: 100,
-    siteUrl: process.env.MICRO_PUBLIC_URL || 'http://127.0.0.1:8080',
+    siteUrl: `${(process.env.MICRO_PUBLIC_URL || 'http://127.0.0.1:8080').replace(/\/+$/, '')}/dashboard`,
     loginThrottle: new LoginThrottle(),
     admin: requireAdmin,
     ...stripUndefined(options),

@@ -1,14 +1,15 @@
-import { after, before, describe, test, type TestContext } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { WebSocket } from 'ws';
 import { createLogger, defineService, endpoint, Service, z } from '@micro/sdk';
 import { startAuthHarness, type AuthHarness } from '../auth/testing.js';
 import { MicroServer } from '../server.js';
+import { browserReady, launchChromium } from './browser-testing.js';
 import { DASHBOARD_CSP, defaultDashboardDir } from './dashboard.js';
 import { Gateway } from './gateway.js';
 import { http, raw } from './testing.js';
@@ -66,6 +67,14 @@ describe('dashboard files at /dashboard/', () => {
     assert.equal(head.status, 200);
     assert.equal(head.body, '');
     assert.equal(head.headers['content-length'], String('<!doctype html><title>x</title>'.length));
+    // the pages the signup emails link to are index.html (which reads the path and query); nothing else is
+    for (const page of ['/dashboard/signup', '/dashboard/signup/verify?email=a%40example.com&code=123456']) {
+      const r = await http(url, 'GET', page);
+      assert.equal(r.status, 200, page);
+      assert.equal(r.body, '<!doctype html><title>x</title>', page);
+      assert.equal(r.headers['content-security-policy'], DASHBOARD_CSP, page);
+    }
+    for (const page of ['/dashboard/signup/', '/dashboard/signup/verify/x', '/dashboard/signups', '/dashboard/assets/signup']) assert.equal((await http(url, 'GET', page)).status, 404, page);
     const bare = await http(url, 'GET', '/dashboard?x=1');
     assert.equal(bare.status, 308);
     assert.equal(bare.headers.location, '/dashboard/');
@@ -122,17 +131,7 @@ describe('dashboard files at /dashboard/', () => {
 
 // ---- the dashboard in a browser ------------------------------------------------------
 
-const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = fileURLToPath(new URL('../../../../test-artifacts/dashboard/', import.meta.url));
-
-/** Chromium and the built dashboard, or a skip with the reason (a failure when MICRO_REQUIRE_ENGINES=1). */
-function browserReady(t: TestContext): boolean {
-  const missing = !existsSync(CHROMIUM) ? `${CHROMIUM} is not installed (apt-get install chromium)` : !existsSync(join(defaultDashboardDir(), 'index.html')) ? 'the dashboard is not built (npm run build --workspace @micro/web)' : undefined;
-  if (!missing) return true;
-  if (process.env.MICRO_REQUIRE_ENGINES === '1') assert.fail(`${missing}, and MICRO_REQUIRE_ENGINES=1`);
-  t.skip(missing);
-  return false;
-}
 
 const echo = defineService({
   name: 'dashtest',
@@ -223,11 +222,7 @@ await run(defineService({ name: 'pinger', version: '1.0.0', endpoints: { Ping: e
     await microRun(url, (tok.json as { token: string }).token, source, { MICRO_LOG_LEVEL: 'info' });
 
     mkdirSync(ARTIFACTS, { recursive: true });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium();
     const page: Page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
     // a CSP violation or a script error shows in the console: none is allowed
     const problems: string[] = [];
@@ -246,6 +241,8 @@ await run(defineService({ name: 'pinger', version: '1.0.0', endpoints: { Ping: e
     const shot = (name: string) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
 
     await page.goto(`${url}/dashboard/`);
+    // the email form is first (customers of the platform); the tab stays chosen in this browser tab
+    await page.getByRole('tab', { name: 'Account id' }).click();
     await page.getByLabel('Account id').fill(admin.id);
     await page.getByLabel('Secret').fill('wrong secret');
     await page.getByRole('button', { name: 'Log in' }).click();
@@ -414,7 +411,7 @@ await run(defineService({ name: 'pinger', version: '1.0.0', endpoints: { Ping: e
     await page.getByRole('heading', { name: 'Accounts' }).waitFor();
     await page.getByRole('button', { name: 'Log out' }).click();
     await page.getByLabel('Account id').waitFor();
-    assert.equal(await page.evaluate('sessionStorage.length'), 0);
+    assert.equal(await page.evaluate("sessionStorage.getItem('micro.session')"), null);
 
     // an expired session is not used: the login form; a token the gateway refuses (forged,
     // or from a rotated key) ends the session at its first 401
@@ -428,7 +425,7 @@ await run(defineService({ name: 'pinger', version: '1.0.0', endpoints: { Ping: e
     await page.reload();
     await refused;
     await page.getByLabel('Account id').waitFor();
-    assert.equal(await page.evaluate('sessionStorage.length'), 0);
+    assert.equal(await page.evaluate("sessionStorage.getItem('micro.session')"), null);
 
     // wrong secrets: 401s, then after five in a row a 429 that says how long to wait
     await page.getByLabel('Account id').fill('mallory');

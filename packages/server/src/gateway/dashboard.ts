@@ -45,6 +45,14 @@ export function defaultDashboardDir(): string {
   }
 }
 
+/**
+ * Paths that are pages of the dashboard rather than files: the links of the signup emails
+ * (`<site>/dashboard/signup/verify?email=…&code=…`, `<site>/dashboard/signup?email=…`).
+ * They answer index.html, which reads the path and the query. Only these: any other
+ * missing name stays a 404.
+ */
+const PAGES: ReadonlySet<string> = new Set(['signup', 'signup/verify']);
+
 /** Whether a path is the dashboard's: `/dashboard` or under `/dashboard/`. */
 export function isDashboardPath(path: string): boolean {
   return path === '/dashboard' || path.startsWith('/dashboard/');
@@ -72,7 +80,7 @@ export async function serveDashboard(req: IncomingMessage, res: ServerResponse, 
   } catch {
     throw errors.BadRequest(ID, 'malformed path');
   }
-  if (rel === '') rel = 'index.html';
+  if (rel === '' || PAGES.has(rel)) rel = 'index.html';
   // only plain relative names inside the folder: no `..`, no hidden files, no NUL, no backslash
   const parts = rel.split('/');
   if (rel.length > 512 || /[\0\\]/.test(rel) || parts.some((p) => p === '' || p.startsWith('.'))) throw errors.NotFound(ID, 'not found');

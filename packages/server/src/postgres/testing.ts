@@ -5,6 +5,8 @@ import { openPostgres, type Postgres, type PostgresOptions } from './pool.js';
 // the auth storage of a test, for the tests of services built on auth (@micro/platform)
 export { startAuthHarness } from '../auth/testing.js';
 export type { AuthHarness } from '../auth/testing.js';
+// Chromium for the dashboard's browser tests (the platform's pages are tested there too)
+export { browserReady, launchChromium, CHROMIUM } from '../gateway/browser-testing.js';
 
 interface TestContext {
   skip(message?: string): void;
