@@ -8,7 +8,6 @@ import type { Browser, Page } from 'playwright-core';
 import { createLogger } from '@micro/sdk';
 import { freePort } from '@micro/sdk/testing';
 import { MicroServer } from '@micro/server';
-import { openDatabase } from '@micro/server/engine';
 import { browserReady, launchChromium } from '@micro/server/testing';
 import { MemoryMailer } from './mail/mailer.js';
 import { signupCoreService } from './signup/index.js';
@@ -51,20 +50,19 @@ function watch(page: Page): string[] {
 }
 
 /**
- * A second namespace for a customer, as the teams service will make one (it does not exist
- * yet): an account of the same email and password in that namespace, and the membership row.
+ * A second namespace for a customer, as a team makes one: `owner` signs up into `namespace`
+ * (invited by the admin) and invites the customer, who accepts with the password it has.
  */
-async function addNamespace(home: string, gw: Api, admin: string, email: string, password: string, namespace: string): Promise<void> {
-  const made = await gw.post('/v1/auth/CreateAccount', { id: email, namespace, secret: password }, admin);
-  assert.equal(made.status, 200, JSON.stringify(made.json));
-  const read = await gw.post('/v1/signup/ReadCustomer', { email }, admin);
-  const customer = (read.json.customer as { id: string }).id;
-  const db = openDatabase(join(home, 'data', 'signup.db'));
-  try {
-    db.prepare('INSERT INTO members (namespace, customer, account, role, created_at) VALUES (?, ?, ?, ?, ?)').run(namespace, customer, email, 'member', Date.now() + 1);
-  } finally {
-    db.close();
-  }
+async function joinTeam(gw: Api, mailer: MemoryMailer, admin: string, owner: { email: string; password: string }, namespace: string, member: { email: string; password: string; token: string }): Promise<void> {
+  const ok = (r: { status: number; json: unknown }) => assert.equal(r.status, 200, JSON.stringify(r.json));
+  ok(await gw.post('/v1/signup/Invite', { email: owner.email }, admin));
+  ok(await gw.post('/v1/signup/SendCode', { email: owner.email }));
+  const code = /code is:\s*([0-9]{6})/.exec(mailer.lastTo(owner.email)?.text ?? '')?.[1];
+  assert.ok(code, 'the code was mailed');
+  const made = await gw.post('/v1/signup/CompleteSignup', { email: owner.email, code, password: owner.password, namespace });
+  ok(made);
+  ok(await gw.post('/v1/signup/InviteMember', { namespace, email: member.email, role: 'developer' }, made.json.token as string));
+  ok(await gw.post('/v1/signup/AcceptInvite', { namespace, password: member.password }, member.token));
 }
 
 test('the platform pages in chromium: sign up by the emailed link, a wrong code, login with a namespace picker, quotas, the waiting list', { timeout: 120_000 }, async (t) => {
@@ -151,7 +149,7 @@ test('the platform pages in chromium: sign up by the emailed link, a wrong code,
     await shot('quotas');
 
     // a second namespace: login by email shows the picker; choosing one logs in to it
-    await addNamespace(home, gw, admin, email, password, 'ada-two');
+    await joinTeam(gw, mailer, admin, { email: 'grace@example.com', password: 'correct horse battery staple 2' }, 'ada-two', { email, password, token: session.token });
     await page.getByRole('button', { name: 'Log out' }).click();
     const loginForm = page.getByRole('form', { name: 'log in with email' });
     await loginForm.getByLabel('Email').fill(email);
