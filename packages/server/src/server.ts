@@ -254,6 +254,7 @@ export class MicroServer {
         this.limiter = profile.name === 'nats' ? await (await import('./nats.js')).openRateLimiter(profile, { logger: this.logger.child({ component: 'gateway' }) }) : undefined;
         this.gateway = new Gateway({
           limiter: this.limiter,
+          requestsPerSecond: async (namespace) => (await quotas.limits(namespace)).requestsPerSecond,
           address: this.gatewayAddress,
           registry: this.registry,
           tokens: this.tokens,
