@@ -4,12 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'node:test';
 import { isMicroError, type BlobStore } from '@micro/sdk';
-import { engineUrl, testPrefix } from '@micro/sdk/testing';
-import { openPostgres } from '../postgres/index.js';
 import { BUILT_IN_DEFAULTS, resolveLimits, type LimitSettings } from '../quota/limits.js';
 import { FileBlobStore } from './blobs.js';
-import { PostgresStore } from './postgres.js';
 import { SqliteStore } from './sqlite.js';
+import { testPostgresStore } from './testing.js';
 import type { StoreLimits, StoreUsage } from './usage.js';
 
 /* blobBytes on both blob engines: refused exactly at the boundary, in the put's final transaction. */
@@ -35,17 +33,8 @@ const openFiles: Open = async (t, limits) => {
 };
 
 const openPg: Open = async (t, limits) => {
-  const url = await engineUrl(t, 'postgres');
-  if (!url) return undefined;
-  const prefix = testPrefix('blobquota');
-  const store = await PostgresStore.open({ url, prefix, purgeInterval: 0, limits, max: 8 });
-  t.after(async () => {
-    await store.close();
-    const db = await openPostgres({ url, prefix, max: 1 });
-    await db.query(`DROP SCHEMA IF EXISTS ${db.schema} CASCADE`);
-    await db.close();
-  });
-  return { blobs: store.blobs, usage: (ns) => store.usage(ns) };
+  const store = await testPostgresStore(t, 'blobquota', limits);
+  return store && { blobs: store.blobs, usage: (ns) => store.usage(ns) };
 };
 
 function limitsOf(settings: Record<string, LimitSettings>): StoreLimits {
