@@ -43,7 +43,7 @@ async function quotaScenario(t: test.TestContext, env: Record<string, string>): 
     return ok(await post(gw, '/v1/auth/Login', { id: 'owner', password: 'owner-password-1', namespace })).token as string;
   };
   const acme = await tenant('acme');
-  await tenant('globex');
+  const globex = await tenant('globex');
 
   await t.test('micro quota set and micro quota: an admin limits a namespace and sees it', async () => {
     const set = await micro(home, ['quota', 'set', 'acme', 'storeRecords=3', 'storeBytes=100000', '-o', 'json']);
@@ -81,6 +81,13 @@ async function quotaScenario(t: test.TestContext, env: Record<string, string>): 
     assert.equal((ok(await post(gw, '/v1/quota/Read', {}, acme)) as { usage: { apiKeys: number } }).usage.apiKeys, 2);
   });
 
+  await t.test('requestsPerSecond: past the rate a namespace\'s calls are 429 with Retry-After naming the limit', async () => {
+    assert.equal((await micro(home, ['quota', 'set', 'globex', 'requestsPerSecond=3'])).code, 0);
+    await rateScenario([gw], globex, 'globex', 3);
+    // another namespace is not slowed by it
+    ok(await post(gw, '/v1/quota/Read', {}, acme));
+  });
+
   await t.test("a tenant cannot read or set another namespace's quota, nor its own", async () => {
     assert.equal((await post(gw, '/v1/quota/Read', { namespace: 'globex' }, acme)).status, 403);
     assert.equal((await post(gw, '/v1/quota/Set', { namespace: 'globex', limits: { storeRecords: 0 } }, acme)).status, 403);
@@ -113,6 +120,33 @@ async function quotaScenario(t: test.TestContext, env: Record<string, string>): 
   });
 }
 
+/**
+ * 30 parallel calls of a namespace allowed `rate` a second, spread over the gateways:
+ * `rate` pass at once, and at most what refilled while they ran (measured, so no timing
+ * assumption); the rest are 429s naming the limit, with Retry-After.
+ */
+async function rateScenario(gateways: string[], token: string, namespace: string, rate: number): Promise<void> {
+  const started = Date.now();
+  const calls = await Promise.all(
+    Array.from({ length: 30 }, (_, i) =>
+      fetch(new URL('/v1/quota/Read', gateways[i % gateways.length]), { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: '{}' }).then(async (res) => ({
+        status: res.status,
+        retryAfter: res.headers.get('retry-after'),
+        body: (await res.json()) as { id?: string; detail?: string },
+      })),
+    ),
+  );
+  const seconds = (Date.now() - started) / 1000;
+  const passed = calls.filter((c) => c.status === 200).length;
+  assert.ok(passed >= rate && passed <= rate + Math.ceil(seconds * rate), `${passed} passed in ${seconds} s`);
+  for (const c of calls.filter((c) => c.status !== 200)) {
+    assert.equal(c.status, 429, JSON.stringify(c));
+    assert.equal(c.body.id, 'quota');
+    assert.match(String(c.body.detail), new RegExp(`^quota exceeded: requestsPerSecond ${rate} of ${rate} used in namespace ${namespace}; slow down or ask for a larger quota \\(micro quota\\); retry in \\d+ s$`));
+    assert.match(String(c.retryAfter), /^[1-9]\d*$/);
+  }
+}
+
 test('quotas on a running micro server (local profile: SQLite)', { timeout: 180_000 }, (t) => quotaScenario(t, {}));
 
 test('quotas on a running micro server (nats profile: PostgreSQL)', { timeout: 180_000 }, async (t) => {
@@ -120,4 +154,23 @@ test('quotas on a running micro server (nats profile: PostgreSQL)', { timeout: 1
   if (!platform) return;
   t.after(() => platform.drop());
   await quotaScenario(t, platform.env);
+});
+
+test('requestsPerSecond holds across two nodes (nats profile: the buckets are in Redis)', { timeout: 180_000 }, async (t) => {
+  const platform = await natsPlatform(t, 'quotarps');
+  if (!platform) return;
+  t.after(() => platform.drop());
+  const [homeA, homeB] = [tempDir('micro-quota-rps-a-'), tempDir('micro-quota-rps-b-')];
+  t.after(() => [homeA, homeB].forEach((h) => rmSync(h, { recursive: true, force: true })));
+  const a = await startServer(homeA, { timeout: 60_000, env: platform.env });
+  t.after(() => stopProcess(a.proc));
+  const b = await startServer(homeB, { timeout: 60_000, env: platform.env });
+  t.after(() => stopProcess(b.proc));
+  const admin = JSON.parse(readFileSync(join(homeA, 'server', 'admin.json'), 'utf8')) as { id: string; secret: string };
+  const adminToken = ok(await post(a.gateway, '/v1/auth/Token', { ...admin, namespace: 'micro' })).token as string;
+  ok(await post(a.gateway, '/v1/auth/CreateAccount', { id: 'owner', namespace: 'initech', secret: 'owner-password-1' }, adminToken));
+  ok(await post(a.gateway, '/v1/quota/Set', { namespace: 'initech', limits: { requestsPerSecond: 4 } }, adminToken));
+  const token = ok(await post(b.gateway, '/v1/auth/Login', { id: 'owner', password: 'owner-password-1', namespace: 'initech' })).token as string;
+  // half of the calls to each node: per-node limits would let 2 × 4 through at once
+  await rateScenario([a.gateway, b.gateway], token, 'initech', 4);
 });

@@ -192,6 +192,9 @@ export class MicroServer {
           authKey: authKeyFromEnv(),
         });
       }
+      const dataDir = privateDir(join(this.paths.home, 'data'));
+      // limits and usage of each namespace, checked where each resource is used (quota/)
+      this.quotas = await openQuotas(profile, dataDir);
       // uploaded sources are read from the store service's blobs, once it runs
       let blobs: BlobStore | undefined;
       this.runtime = new LocalRuntime({
@@ -205,11 +208,12 @@ export class MicroServer {
         ...(this.directory ? { directory: { node: nodeId(this.paths.dir), store: this.directory }, cluster: { placement: this.directory.placement, lease: this.directory.lease } } : {}),
         credentials: (service, namespace) => this.serviceCredentials(service, namespace),
         sandbox: this.sandbox,
+        quotas: this.quotas,
         logger: this.logger.child({ component: 'runtime' }),
       });
-      const dataDir = privateDir(join(this.paths.home, 'data'));
-      // limits and usage of each namespace, checked where each resource is used (quota/)
-      this.quotas = await openQuotas(profile, dataDir);
+      const quotas = this.quotas;
+      const counted = this.runtime;
+      quotas.addSource((namespace) => counted.usage(namespace));
       const core: CoreContext = {
         home: this.paths.home,
         profile,
@@ -250,6 +254,7 @@ export class MicroServer {
         this.limiter = profile.name === 'nats' ? await (await import('./nats.js')).openRateLimiter(profile, { logger: this.logger.child({ component: 'gateway' }) }) : undefined;
         this.gateway = new Gateway({
           limiter: this.limiter,
+          requestsPerSecond: async (namespace) => (await quotas.limits(namespace)).requestsPerSecond,
           address: this.gatewayAddress,
           registry: this.registry,
           tokens: this.tokens,

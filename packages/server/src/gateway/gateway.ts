@@ -21,6 +21,7 @@ import { WebSocketServer } from 'ws';
 import { TwoKeyCache } from './cache.js';
 import { flatFields, openApiDocument, type EndpointAccess } from './openapi.js';
 import { RateLimiter, type Limiter, type RateLimitOptions } from './ratelimit.js';
+import { NamespaceRates, RateLimited } from './quota.js';
 import { SECURITY_HEADERS, SECURITY_PAIRS, tooDeep } from './json.js';
 import { defaultDashboardDir, isDashboardPath, serveDashboard } from './dashboard.js';
 import type { StatsCollector } from '../stats/collector.js';
@@ -48,6 +49,11 @@ export interface GatewayOptions {
   rateLimit?: RateLimitOptions | false;
   /** the limiter to use instead of an in-memory one (e.g. RedisRateLimiter, shared by the nodes); rateLimit false still turns limits off */
   limiter?: Limiter;
+  /**
+   * each namespace's requestsPerSecond quota (null: unlimited), counted over the calls of
+   * its own accounts in the limiter's buckets (quota.ts); default none
+   */
+  requestsPerSecond?: (namespace: string) => Promise<number | null>;
   /** origins allowed by CORS (`*` for any); default none: no CORS headers. Listed origins (not `*`) may also use the micro-token cookie */
   corsOrigins?: string[];
   /** ms to receive the headers of a request (default 10,000) */
@@ -129,6 +135,7 @@ export class Gateway {
   private readonly maxDepth: number;
   private readonly timeout: number;
   private readonly limiter: Limiter | undefined;
+  private readonly rates: NamespaceRates | undefined;
   private readonly cors: Set<string>;
   private readonly rulesTtl: number;
   private readonly clients = new Map<string, Client>();
@@ -168,6 +175,7 @@ export class Gateway {
     this.maxDepth = options.maxDepth ?? 64;
     this.timeout = options.timeout ?? 30_000;
     this.limiter = options.rateLimit === false ? undefined : (options.limiter ?? new RateLimiter(options.rateLimit));
+    this.rates = options.requestsPerSecond ? new NamespaceRates({ lookup: options.requestsPerSecond }, options.limiter ?? this.limiter) : undefined;
     this.cors = new Set(options.corsOrigins ?? []);
     this.rulesTtl = options.rulesTtl ?? 1_000;
     this.maxStreams = options.maxStreams ?? 100;
@@ -376,6 +384,8 @@ export class Gateway {
       if (wait > 0) throw tooMany(wait);
     }
     const namespace = this.namespaceOf(req, account);
+    // the namespace's own calls count against its requestsPerSecond (quota.ts says why only those)
+    if (this.rates && account?.issuer === namespace) await this.rates.admit(namespace);
 
     // the core services (registry, store, auth, runtime, …) run in namespace micro and serve
     // every namespace themselves (they act in the caller's, from its token): a tenant's
@@ -828,15 +838,8 @@ function cookieToken(req: IncomingMessage): string | undefined {
   return undefined;
 }
 
-/** A 429 that knows when to come back (Retry-After). */
-class RateLimited extends MicroError {
-  constructor(readonly retryAfter: number) {
-    super(ID, 429, `rate limit exceeded; retry in ${retryAfter} s`);
-  }
-}
-
 function tooMany(wait: number): MicroError {
-  return new RateLimited(wait);
+  return new RateLimited(wait, ID);
 }
 
 /**

@@ -94,10 +94,17 @@ export class RedisRateLimiter implements Limiter {
     return new RedisRateLimiter(redis as WithTake, options);
   }
 
-  async take(key: string): Promise<number> {
+  take(key: string): Promise<number> {
+    return this.takeAt(key, this.rate, this.burst);
+  }
+
+  /** A bucket of its own rate and burst (a namespace's requestsPerSecond), shared by the nodes as every bucket is. */
+  async takeAt(key: string, rate: number, burst: number): Promise<number> {
     const k = key.length > MAX_KEY ? `h:${createHash('sha256').update(key).digest('hex')}` : key;
+    rate = Math.max(0.001, rate);
+    burst = Math.max(1, burst);
     try {
-      const wait = Number(await this.redis.microRateTake(this.keyPrefix + k, this.rate, this.burst));
+      const wait = Number(await this.redis.microRateTake(this.keyPrefix + k, rate, burst));
       if (this.degraded) {
         this.degraded = false;
         this.options.logger?.info({ url: redactUrl(this.options.url) }, 'rate limits: redis is back, limits are shared by the nodes again');
@@ -112,7 +119,7 @@ export class RedisRateLimiter implements Limiter {
           'rate limits: redis does not answer; each node limits on its own until it is back',
         );
       }
-      return this.local.take(k);
+      return this.local.takeAt(k, rate, burst);
     }
   }
 

@@ -20,11 +20,15 @@ export interface RateLimitOptions {
  */
 export interface Limiter {
   take(key: string): number | Promise<number>;
+  /** the same with a rate and burst of its own for this key (a namespace's requestsPerSecond) */
+  takeAt?(key: string, rate: number, burst: number): number | Promise<number>;
 }
 
 interface Bucket {
   tokens: number;
   at: number;
+  rate: number;
+  burst: number;
 }
 
 export class RateLimiter implements Limiter {
@@ -41,26 +45,34 @@ export class RateLimiter implements Limiter {
 
   /** 0 when a token was taken, else the seconds (≥ 1) to wait. */
   take(key: string, now = Date.now()): number {
+    return this.takeAt(key, this.rate, this.burst, now);
+  }
+
+  /** 0 when a token was taken from `key`'s bucket of `rate` a second up to `burst`, else the seconds (≥ 1) to wait. */
+  takeAt(key: string, rate: number, burst: number, now = Date.now()): number {
+    rate = Math.max(0.001, rate);
+    burst = Math.max(1, burst);
     let b = this.buckets.get(key);
     if (!b) {
       if (this.buckets.size >= this.maxKeys) this.evict(now);
-      b = { tokens: this.burst, at: now };
+      b = { tokens: burst, at: now, rate, burst };
       this.buckets.set(key, b);
     } else {
-      b.tokens = Math.min(this.burst, b.tokens + ((now - b.at) / 1000) * this.rate);
-      b.at = now;
+      // a changed quota applies at once, to the tokens the bucket has
+      b.tokens = Math.min(burst, b.tokens + ((now - b.at) / 1000) * rate);
+      Object.assign(b, { at: now, rate, burst });
     }
     if (b.tokens >= 1) {
       b.tokens -= 1;
       return 0;
     }
-    return Math.max(1, Math.ceil((1 - b.tokens) / this.rate));
+    return Math.max(1, Math.ceil((1 - b.tokens) / rate));
   }
 
   /** Drops the buckets that have refilled (they are the same as new ones); all when none has. */
   private evict(now: number): void {
     for (const [key, b] of this.buckets) {
-      if (b.tokens + ((now - b.at) / 1000) * this.rate >= this.burst) this.buckets.delete(key);
+      if (b.tokens + ((now - b.at) / 1000) * b.rate >= b.burst) this.buckets.delete(key);
     }
     if (this.buckets.size >= this.maxKeys) this.buckets.clear();
   }

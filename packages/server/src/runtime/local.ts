@@ -2,11 +2,13 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { errors, type BlobStore, type Logger, type Profile, type Registry, type RuntimeInstance, type RuntimeProgress, type RuntimeService, type RuntimeState } from '@micro/sdk';
+import { errors, isMicroError, type BlobStore, type Logger, type Profile, type Registry, type RuntimeInstance, type RuntimeProgress, type RuntimeService, type RuntimeState } from '@micro/sdk';
 import { ArtifactTooLarge, ARTIFACT_LIMITS, ARTIFACT_MAX_BYTES, artifactKey, artifactPrefix, packBuild, unpackBuild } from './artifact.js';
 import { buildOutput, buildPath, buildService, checkServiceName, defaultSdkPath, linkProvided, readPackage, serviceName, tscPath, type BuildSandbox, type PackageJson } from './build.js';
 import { Instance, StartError, type InstanceHost, type Launch, type Timing } from './instance.js';
 import type { Sandbox } from './sandbox.js';
+import { admitInstances, admitService, instanceCap, type InstanceCap, type RuntimeQuotas } from './quota.js';
+import { QUOTA_ERROR_ID, type Limits } from '../quota/limits.js';
 import { LogFiles, logsOptions, type LogFile, type LogLine, type LogsRequest } from './logs.js';
 import type { Resolver } from './address.js';
 import { fetchSource, parseSource, uploadFolderName, type FetchOptions, type SourceSpec } from './source.js';
@@ -73,6 +75,11 @@ export interface RuntimeOptions {
    * the resolver (default the system's), the time (default 60 s) and size (256 MiB) bounds
    */
   untrusted?: { resolver?: Resolver; timeout?: number; maxBytes?: number };
+  /**
+   * The namespaces' quotas (quota.ts): services, instances per service, and the memory and
+   * CPU each instance gets at most. Default: none (unlimited)
+   */
+  quotas?: RuntimeQuotas;
 }
 
 /** What the runtime needs of its node's lease. */
@@ -178,6 +185,8 @@ export class LocalRuntime {
   private readonly logFiles: LogFiles;
   /** operations in progress, awaited by stop() */
   private readonly operations = new Set<Promise<unknown>>();
+  /** each namespace's cap on an instance's memory and CPU (its quota), read as instances start (serviceEnv) */
+  private readonly caps = new Map<string, InstanceCap>();
   /** kills build steps when the runtime stops */
   private abort = new AbortController();
   private closed = true;
@@ -289,6 +298,8 @@ export class LocalRuntime {
     let pkg: PackageJson | undefined;
     let name: string;
     try {
+      const limits = await this.options.quotas?.limits(namespace);
+      admitInstances(namespace, desired, limits);
       if (req.name) await this.checkDesiredFree(namespace, req.name);
       progress('fetch', `fetching ${req.source}`);
       fetched = await fetchSource(spec, incoming, this.fetchOptions((line) => progress('fetch', line), namespace, req.trusted));
@@ -296,6 +307,9 @@ export class LocalRuntime {
       name = serviceName(req.name, pkg, sourceFolderName(spec));
       this.checkFree(namespace, name);
       await this.checkDesiredFree(namespace, name);
+      if (this.options.cluster) await this.precheckServices(namespace, name, limits);
+      // last: nothing awaits from here until the service is added below, so one node is exact
+      else this.admitLocalService(namespace, name, limits);
     } catch (err) {
       await rm(incoming, { recursive: true, force: true });
       // no service refers to the upload: it goes (a new micro run uploads again)
@@ -334,8 +348,10 @@ export class LocalRuntime {
       if (!this.options.cluster) progress('start', `${name} is running`);
     } catch (err) {
       await rm(incoming, { recursive: true, force: true });
+      // refused by the platform's services quota: the service was never the platform's, so it goes
+      if (isMicroError(err) && err.id === QUOTA_ERROR_ID && err.code === 403) await this.forget(svc);
       // build and start failures said why already; anything else (a full disk) says it here
-      if (!svc.buildError && svc.failed.length === 0) svc.buildError = (err as Error).message;
+      else if (!svc.buildError && svc.failed.length === 0) svc.buildError = (err as Error).message;
       throw err;
     } finally {
       svc.busy = undefined;
@@ -354,7 +370,8 @@ export class LocalRuntime {
   private async placeAndStart(svc: Managed, build: BuildRecord, desired: number, progress: Progress): Promise<void> {
     const cluster = this.options.cluster as NonNullable<RuntimeOptions['cluster']>;
     const node = this.nodeId();
-    const created = await cluster.placement.create(svc.namespace, svc.name, specOf(svc, build), desired, node);
+    const max = (await this.options.quotas?.limits(svc.namespace))?.services ?? null;
+    const created = await cluster.placement.create(svc.namespace, svc.name, specOf(svc, build), desired, node, max);
     if (!created) throw errors.Conflict(ERROR_ID, `service ${svc.name} is already running on the platform (another node ran it meanwhile); use micro update ${svc.name}`);
     try {
       const mine = (await cluster.placement.assigned(node)).find((a) => a.namespace === svc.namespace && a.name === svc.name)?.slots.map((s) => s.slot) ?? [];
@@ -399,6 +416,34 @@ export class LocalRuntime {
     }
     const view = this.view(svc);
     return { ...view, instances: [...view.instances, ...others], desiredInstances: total };
+  }
+
+  /** Local profile: a new service within the namespace's quota (a failed one of the same name is replaced, not added). */
+  private admitLocalService(namespace: string, name: string, limits: Limits | undefined): void {
+    if (this.services.has(key(namespace, name))) return;
+    admitService(namespace, this.servicesOf(namespace).length, limits?.services ?? null);
+  }
+
+  /**
+   * nats profile, before the build: the platform's services and this node's failed ones
+   * (never in the desired state; those being created are counted once placed). The binding
+   * check is placement.create's, in the transaction that adds the service.
+   */
+  private async precheckServices(namespace: string, name: string, limits: Limits | undefined): Promise<void> {
+    const placement = this.options.cluster?.placement;
+    if (!placement || !limits || limits.services === null) return;
+    const failed = this.servicesOf(namespace).filter((s) => s.generation === undefined && !s.busy && s.name !== name).length;
+    admitService(namespace, (await placement.count(namespace)) + failed, limits.services);
+  }
+
+  private servicesOf(namespace: string): Managed[] {
+    return [...this.services.values()].filter((s) => s.namespace === namespace);
+  }
+
+  /** How many services a namespace has: on the platform (nats profile), else on this node (quota.Read). */
+  async usage(namespace: string): Promise<{ services: number }> {
+    const placement = this.options.cluster?.placement;
+    return { services: placement ? await placement.count(namespace) : this.servicesOf(namespace).length };
   }
 
   /** nats profile: a name is free on the platform when no node's desired state has it. */
@@ -721,7 +766,8 @@ export class LocalRuntime {
   private sandboxLaunch(svc: Managed, build: BuildRecord, instanceId: string, env: NodeJS.ProcessEnv): Launch {
     const sandbox = this.sandbox(svc.namespace) as Sandbox;
     sandbox.check(svc.namespace);
-    const cmd = sandbox.command({ namespace: svc.namespace, dir: build.dir, group: `${instanceId}-${randomBytes(3).toString('hex')}`, argv: [process.execPath, join(build.dir, build.entry)], env });
+    const cap = this.caps.get(svc.namespace);
+    const cmd = sandbox.command({ namespace: svc.namespace, dir: build.dir, group: `${instanceId}-${randomBytes(3).toString('hex')}`, argv: [process.execPath, join(build.dir, build.entry)], env, ...(cap ? { cap } : {}) });
     const socket = env.MICRO_SERVICE_ADDRESS?.slice('unix://'.length);
     return {
       command: cmd.command,
@@ -1213,6 +1259,8 @@ export class LocalRuntime {
   private async serviceEnv(svc: Managed, instanceId: string): Promise<NodeJS.ProcessEnv> {
     const { id, secret } = await this.options.credentials(svc.name, svc.namespace);
     const sandbox = this.sandbox(svc.namespace);
+    // the quota read as each instance first starts: what sandboxLaunch caps its limits to
+    if (sandbox) this.caps.set(svc.namespace, instanceCap(await this.options.quotas?.limits(svc.namespace)));
     // sandboxed: no MICRO_HOME, no engine URLs (raw NATS would bypass every check), the
     // server's RPC and its own listening address as unix sockets of its sandbox
     if (sandbox) {

@@ -1,6 +1,7 @@
 import type { Logger } from '@micro/sdk';
 import type { Sealer } from '../auth/crypto.js';
 import type { Postgres } from '../postgres/index.js';
+import { admitService } from './quota.js';
 import type { BuildRecord } from './state.js';
 
 /**
@@ -250,9 +251,13 @@ export interface PlacementStore {
   schedule(): Promise<number>;
   /**
    * Records a new service and places its slots (the first on `node`, the one that built
-   * it); false when the name is taken already (another node made it meanwhile).
+   * it); false when the name is taken already (another node made it meanwhile). With
+   * `maxServices`, a service past the namespace's `services` quota is refused (403), counted
+   * and inserted in one transaction under a lock per namespace: exact across nodes.
    */
-  create(namespace: string, name: string, spec: ServiceSpec, instances: number, node: string): Promise<boolean>;
+  create(namespace: string, name: string, spec: ServiceSpec, instances: number, node: string, maxServices?: number | null): Promise<boolean>;
+  /** How many services of a namespace are in the desired state. */
+  count(namespace: string): Promise<number>;
   /** A new spec (a new build, source or env): the next generation; undefined when the service is gone. */
   update(namespace: string, name: string, spec: ServiceSpec): Promise<number | undefined>;
   /** Forgets a service and its slots; false when it was not there. */
@@ -325,14 +330,17 @@ export class PostgresPlacement implements PlacementStore {
     });
   }
 
-  async create(namespace: string, name: string, spec: ServiceSpec, instances: number, node: string): Promise<boolean> {
-    const res = await this.db.query(`INSERT INTO ${this.t.desired} (namespace, name, spec, instances) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, [
-      namespace,
-      name,
-      JSON.stringify(this.seal(namespace, name, spec)),
-      instances,
-    ]);
-    if (res.rowCount !== 1) return false;
+  async create(namespace: string, name: string, spec: ServiceSpec, instances: number, node: string, maxServices: number | null = null): Promise<boolean> {
+    const insert = `INSERT INTO ${this.t.desired} (namespace, name, spec, instances) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`;
+    const params = [namespace, name, JSON.stringify(this.seal(namespace, name, spec)), instances];
+    const inserted = await this.db.transaction(async (client) => {
+      if (maxServices !== null) {
+        await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`${this.db.schema}.runtime_desired ${namespace}`]);
+        admitService(namespace, await this.countIn((sql, params) => client.query<{ n: string }>(sql, params), namespace), maxServices);
+      }
+      return (await client.query(insert, params)).rowCount === 1;
+    });
+    if (!inserted) return false;
     // placed at once (the caller starts its own share next); waits for a pass another node runs
     for (let i = 0; i < 50; i++) {
       await this.schedule({ node, services: new Set([`${namespace}/${name}`]) });
@@ -355,6 +363,15 @@ export class PostgresPlacement implements PlacementStore {
       await client.query(`UPDATE ${this.t.slots} SET avoid = '{}' WHERE namespace = $1 AND name = $2`, [namespace, name]);
       return Number(row.generation);
     });
+  }
+
+  async count(namespace: string): Promise<number> {
+    return this.countIn((sql, params) => this.db.query<{ n: string }>(sql, params), namespace);
+  }
+
+  private async countIn(query: (sql: string, params: unknown[]) => Promise<{ rows: { n: string }[] }>, namespace: string): Promise<number> {
+    const res = await query(`SELECT count(*) AS n FROM ${this.t.desired} WHERE namespace = $1`, [namespace]);
+    return Number(res.rows[0]?.n ?? 0);
   }
 
   async remove(namespace: string, name: string): Promise<boolean> {

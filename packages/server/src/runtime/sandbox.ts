@@ -7,6 +7,7 @@ import { delimiter, dirname, join, relative, resolve, sep } from 'node:path';
 import { errors, writeJsonDurable } from '@micro/sdk';
 import { cgroupDriver, type Cgroup, type CgroupDriver, type CgroupLimits } from './cgroup.js';
 import { treeSize } from './disk.js';
+import { capLimits, type InstanceCap } from './quota.js';
 
 /**
  * The sandbox of tenant services (every namespace but `micro`) and of their build steps:
@@ -61,6 +62,8 @@ export interface SandboxSpec {
    * core, the demo's build took 1.5 times as long)
    */
   build?: boolean;
+  /** a running instance's memory and CPU at most: its namespace's quota lowers the limits, never raises them */
+  cap?: InstanceCap;
 }
 
 /** A prepared command: spawn `command args` with `env`, writing `input` to its stdin (bwrap reads its arguments there). */
@@ -288,7 +291,7 @@ export class Sandbox {
    */
   command(spec: SandboxSpec, uid = this.uid(spec.namespace)): SandboxedCommand {
     if (!this.cgroups) throw new Error(this.unavailable ?? 'the sandbox is off');
-    const limits = this.limits(spec.namespace);
+    const limits = capLimits(this.limits(spec.namespace), spec.cap);
     if (spec.build) limits.cpu = Math.max(limits.cpu, availableParallelism());
     const cgroup = this.cgroups.create(`${this.tag}/${spec.namespace}/${spec.group}`, limits);
     const bwrap = [...this.mounts(spec, limits), '--clearenv', ...Object.entries(spec.env).flatMap(([k, v]) => (v === undefined ? [] : ['--setenv', k, v]))];

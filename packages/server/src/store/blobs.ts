@@ -6,6 +6,8 @@ import type Database from 'better-sqlite3';
 import { errors } from '@micro/sdk';
 import { BLOB_CHUNK_SIZE, syncDir, storeEngine as E, type BlobData, type BlobInfo, type BlobListOptions, type BlobOptions, type BlobStore } from '@micro/sdk';
 import { prefixRange, type Params } from './sqlite.js';
+import { admitBlob, blobCeiling, blobTooLargeForQuota, type StoreLimits, type StoreUsage } from './usage.js';
+import type { Limits } from '../quota/limits.js';
 
 /**
  * Blobs as files under <dataDir>/blobs, each found through a row of the `blobs` table of
@@ -29,6 +31,8 @@ export interface FileBlobStoreOptions {
   dir: string;
   /** the largest blob, bytes (default 64 MiB) */
   maxSize?: number;
+  /** the quota limits a put must stay within (`blobBytes`; default none: unchecked) */
+  limits?: StoreLimits;
   now?: () => number;
 }
 
@@ -53,7 +57,8 @@ export class FileBlobStore implements BlobStore {
     delete: Database.Statement<[string, string]>;
     files: Database.Statement<[], { file: string }>;
   };
-  private readonly replace: (namespace: string, row: Row) => string | undefined;
+  private readonly replace: (namespace: string, row: Row, limits: Limits | undefined) => string | undefined;
+  private readonly usage: Database.Statement<[string], StoreUsage>;
   private readonly remove: (namespace: string, key: string) => string | undefined;
   private closed = false;
 
@@ -72,8 +77,10 @@ export class FileBlobStore implements BlobStore {
       files: db.prepare('SELECT file FROM blobs'),
     };
     // the row swap and the lookup of the file it replaced, in one transaction
-    this.replace = db.transaction((namespace: string, row: Row) => {
+    this.usage = db.prepare('SELECT bytes AS storeBytes, records AS storeRecords, blob_bytes AS blobBytes FROM store_usage WHERE namespace = ?');
+    this.replace = db.transaction((namespace: string, row: Row, limits: Limits | undefined) => {
       const old = this.stmt.get.get(namespace, row.key);
+      if (limits) admitBlob(namespace, this.usageOf(namespace), row.size, old?.size ?? 0, limits);
       this.stmt.upsert.run(namespace, row.key, row.file, row.size, row.sha256, row.updated);
       return old?.file;
     });
@@ -91,6 +98,8 @@ export class FileBlobStore implements BlobStore {
     const namespace = E.checkNamespace(options.namespace);
     const file = randomBytes(16).toString('hex');
     const path = join(this.dir, file);
+    const limits = await this.options.limits?.(namespace);
+    const ceiling = blobCeiling(limits);
     let handle: FileHandle | undefined = await open(path, 'wx', 0o600);
     let committed = false;
     try {
@@ -99,6 +108,7 @@ export class FileBlobStore implements BlobStore {
       for await (const chunk of E.blobChunks(data)) {
         size += chunk.length;
         if (size > this.maxSize) throw E.blobTooLarge(this.maxSize);
+        if (size > ceiling) throw blobTooLargeForQuota(namespace, this.usageOf(namespace), limits as Limits);
         hash.update(chunk);
         await writeAll(handle, chunk);
       }
@@ -109,7 +119,7 @@ export class FileBlobStore implements BlobStore {
       syncDir(this.dir);
       this.checkOpen();
       const row: Row = { key: k, file, size, sha256: hash.digest('hex'), updated: this.now() };
-      const old = this.replace(namespace, row);
+      const old = this.replace(namespace, row, limits);
       committed = true;
       if (old) await unlink(join(this.dir, old)).catch(() => undefined);
       return { key: row.key, size: row.size, sha256: row.sha256, updated: row.updated };
@@ -138,6 +148,10 @@ export class FileBlobStore implements BlobStore {
     } finally {
       await handle.close();
     }
+  }
+
+  private usageOf(namespace: string): StoreUsage {
+    return this.usage.get(namespace) ?? { storeBytes: 0, storeRecords: 0, blobBytes: 0 };
   }
 
   async delete(key: string, options: BlobOptions = {}): Promise<void> {

@@ -27,12 +27,13 @@ export interface StoreServiceOptions {
 export function storeCoreService(options: StoreServiceOptions = {}): CoreServiceFactory {
   return (ctx) => {
     const blobMaxSize = options.blobMaxSize ?? positiveFromEnv('MICRO_STORE_BLOB_MAX_SIZE', 'number of bytes');
-    const store = new SqliteStore({ path: join(ctx.dataDir, 'store.db'), purgeInterval: options.purgeInterval, limits: storeLimits(ctx) });
+    const limits = storeLimits(ctx);
+    const store = new SqliteStore({ path: join(ctx.dataDir, 'store.db'), purgeInterval: options.purgeInterval, limits });
     // what the store counts shows in quota.Read
     ctx.quotas?.addSource((namespace) => store.usage(namespace));
     let blobs: FileBlobStore;
     try {
-      blobs = new FileBlobStore({ db: store.db, dir: privateDir(join(ctx.dataDir, 'blobs')), maxSize: blobMaxSize });
+      blobs = new FileBlobStore({ db: store.db, dir: privateDir(join(ctx.dataDir, 'blobs')), maxSize: blobMaxSize, limits });
     } catch (err) {
       void store.close();
       throw err;

@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { BLOB_CHUNK_SIZE, errors, storeEngine as E, storeService, type BlobData, type BlobInfo, type BlobListOptions, type BlobOptions, type BlobStore, type Logger, type NatsProfile, type Store, type StoreDefaults, type StoreDeleteOptions as DeleteOptions, type StoreListOptions as ListOptions, type StoreMetadataValue as MetadataValue, type StoreNamesOptions as NamesOptions, type StoreReadOptions as ReadOptions, type StoreRecord, type StoreTablesOptions as TablesOptions, type StoreWriteOptions as WriteOptions } from '@micro/sdk';
 import { positiveFromEnv, type CoreServiceFactory } from '../core.js';
 import { storeLimits } from '../quota/index.js';
-import { admitWrite, recordSize, sqlSize, type StoreLimits, type StoreUsage } from './usage.js';
+import { admitBlob, admitWrite, blobCeiling, blobTooLargeForQuota, recordSize, sqlSize, type StoreLimits, type StoreUsage } from './usage.js';
+import type { Limits } from '../quota/limits.js';
 import { migrate, openPostgres, statement, type Migration, type Postgres, type PostgresOptions } from '../postgres/index.js';
 import { storeServiceHandlers } from './handlers.js';
 
@@ -375,7 +376,7 @@ export class PostgresBlobStore implements BlobStore {
 
   constructor(
     private readonly db: Postgres,
-    options: { blobMaxSize?: number; now?: () => number } = {},
+    private readonly options: { blobMaxSize?: number; now?: () => number; limits?: StoreLimits } = {},
   ) {
     this.maxSize = E.checkMaxSize(options.blobMaxSize);
     this.now = options.now ?? Date.now;
@@ -385,7 +386,7 @@ export class PostgresBlobStore implements BlobStore {
       get: `SELECT key, upload, size, sha256, updated FROM ${s}.blobs WHERE namespace = $1 AND key = $2`,
       chunks: `SELECT data FROM ${s}.blob_chunks WHERE upload = $1 AND seq >= $2 ORDER BY seq LIMIT ${CHUNKS_PER_STATEMENT}`,
       done: `DELETE FROM ${s}.blob_uploads WHERE id = $1`,
-      current: `SELECT upload FROM ${s}.blobs WHERE namespace = $1 AND key = $2 FOR UPDATE`,
+      current: `SELECT upload, size::float8 AS size FROM ${s}.blobs WHERE namespace = $1 AND key = $2 FOR UPDATE`,
       update: `UPDATE ${s}.blobs SET upload = $3, size = $4, sha256 = $5, updated = $6 WHERE namespace = $1 AND key = $2`,
       create: `INSERT INTO ${s}.blobs (namespace, key, upload, size, sha256, updated) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (namespace, key) DO NOTHING`,
       drop: `DELETE FROM ${s}.blob_chunks WHERE upload = $1`,
@@ -398,6 +399,8 @@ export class PostgresBlobStore implements BlobStore {
     this.checkOpen();
     const k = E.checkKey(key);
     const namespace = E.checkNamespace(options.namespace);
+    const limits = await this.options.limits?.(namespace);
+    const ceiling = blobCeiling(limits);
     const started = this.now();
     const upload = (await this.db.query<{ id: string }>(this.sql.begin, [started])).rows[0]?.id as string;
     let committed = false;
@@ -432,6 +435,7 @@ export class PostgresBlobStore implements BlobStore {
       for await (const chunk of E.blobChunks(data)) {
         size += chunk.length;
         if (size > this.maxSize) throw E.blobTooLarge(this.maxSize);
+        if (size > ceiling) throw blobTooLargeForQuota(namespace, await usageIn((sql, p) => this.db.query<StoreUsage>(sql, p), this.db.schema, namespace), limits as Limits);
         hash.update(chunk);
         // copied: the caller may reuse its buffer once the iterator moves on
         buffered.push(Buffer.from(chunk));
@@ -444,7 +448,11 @@ export class PostgresBlobStore implements BlobStore {
       const info: BlobInfo = { key: k, size, sha256: hash.digest('hex'), updated: this.now() };
       // one transaction: the upload becomes the blob, and the blob it replaces goes
       await this.db.transaction(async (client) => {
-        const q = (sql: string, params: unknown[]) => client.query<{ upload: string }>(statement(sql, params));
+        const q = (sql: string, params: unknown[]) => client.query<{ upload: string; size: number }>(statement(sql, params));
+        // a limited namespace's puts take its lock (as its writes do): the usage read below stays true until the commit
+        const quota = limits && limits.blobBytes !== null ? limits : undefined;
+        if (quota) await client.query(NAMESPACE_LOCK, [`${this.db.schema} ${namespace}`]);
+        const usage = quota ? await usageIn((sql, p) => client.query<StoreUsage>(sql, p), this.db.schema, namespace) : undefined;
         // the upload's row goes: it is a blob now, not a put that may have died
         if ((await q(this.sql.done, [upload])).rowCount !== 1) {
           throw errors.ServiceUnavailable(E.STORE_ERROR_ID, `the put of blob "${E.printable(k)}" took over ${UPLOAD_TIMEOUT / 60_000} minutes and was given up: put it again`);
@@ -452,6 +460,7 @@ export class PostgresBlobStore implements BlobStore {
         const row = [namespace, k, upload, size, info.sha256, info.updated];
         for (;;) {
           const old = (await q(this.sql.current, [namespace, k])).rows[0];
+          if (quota) admitBlob(namespace, usage as StoreUsage, size, old?.size ?? 0, quota);
           if (old) {
             await q(this.sql.update, row);
             await q(this.sql.drop, [old.upload]);

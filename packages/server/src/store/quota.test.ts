@@ -4,11 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'node:test';
 import { isMicroError } from '@micro/sdk';
-import { engineUrl, testPrefix } from '@micro/sdk/testing';
-import { openPostgres } from '../postgres/index.js';
 import { BUILT_IN_DEFAULTS, resolveLimits, type LimitSettings } from '../quota/limits.js';
-import { PostgresStore } from './postgres.js';
 import { SqliteStore } from './sqlite.js';
+import { testPostgresStore } from './testing.js';
 import { recordSize, type StoreLimits, type StoreUsage } from './usage.js';
 
 /*
@@ -35,19 +33,7 @@ const openSqlite: Open = async (t, limits) => {
   return store;
 };
 
-const openPg: Open = async (t, limits) => {
-  const url = await engineUrl(t, 'postgres');
-  if (!url) return undefined;
-  const prefix = testPrefix('storequota');
-  const store = await PostgresStore.open({ url, prefix, purgeInterval: 0, limits, max: 8 });
-  t.after(async () => {
-    await store.close();
-    const db = await openPostgres({ url, prefix, max: 1 });
-    await db.query(`DROP SCHEMA IF EXISTS ${db.schema} CASCADE`);
-    await db.close();
-  });
-  return store;
-};
+const openPg: Open = (t, limits) => testPostgresStore(t, 'storequota', limits);
 
 function limitsOf(settings: Record<string, LimitSettings>): StoreLimits {
   return async (ns) => resolveLimits(ns, settings[ns] ?? {}, BUILT_IN_DEFAULTS);

@@ -1,4 +1,4 @@
-import { admit, type Limits } from '../quota/limits.js';
+import { admit, quotaExceeded, type Limits } from '../quota/limits.js';
 
 /**
  * The store's part of quotas: each engine counts the bytes and records of a namespace in
@@ -37,4 +37,27 @@ export function sqlSize(prefix: string, bytes: (column: string) => string): stri
 export function admitWrite(namespace: string, usage: StoreUsage, size: number, old: number | undefined, limits: Limits): void {
   if (old === undefined) admit('storeRecords', usage.storeRecords, 1, limits.storeRecords, namespace);
   admit('storeBytes', usage.storeBytes, size - (old ?? 0), limits.storeBytes, namespace);
+}
+
+/**
+ * Refuses a blob put that would take the namespace past `blobBytes`: `old` is the size of
+ * the blob it replaces (0 when new). Checked in the transaction that points the blob's row
+ * to the new bytes, so of concurrent puts with room for k exactly k pass.
+ */
+export function admitBlob(namespace: string, usage: StoreUsage, size: number, old: number, limits: Limits): void {
+  admit('blobBytes', usage.blobBytes, size - old, limits.blobBytes, namespace);
+}
+
+/**
+ * The largest blob that could ever fit while a put streams (Infinity: unlimited): the blob
+ * it replaces is part of the usage, so a blob larger than the whole limit is refused at
+ * once rather than after the upload.
+ */
+export function blobCeiling(limits: Limits | undefined): number {
+  return limits?.blobBytes ?? Infinity;
+}
+
+/** The refusal of a blob larger than the whole limit, naming what the namespace uses now. */
+export function blobTooLargeForQuota(namespace: string, usage: StoreUsage, limits: Limits): Error {
+  return quotaExceeded('blobBytes', usage.blobBytes, limits.blobBytes ?? 0, namespace);
 }
