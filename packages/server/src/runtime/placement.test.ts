@@ -5,7 +5,8 @@ import { migrate } from '../postgres/index.js';
 import { testPostgres } from '../postgres/testing.js';
 import { RUNTIME_MIGRATIONS } from './directory.js';
 import { NodeLease } from './lease.js';
-import { plan, PostgresPlacement, type DesiredService, type ServiceSpec, type Slot, type SlotChange } from './placement.js';
+import { plan, PostgresPlacement, type DesiredService, type Slot, type SlotChange } from './placement.js';
+import { PLACEMENT_SPEC } from './testing.js';
 
 const svc = (name: string, instances: number, generation = 1): DesiredService => ({ namespace: 'micro', name, instances, generation });
 const slot = (name: string, n: number, node: string, more: Partial<Slot> = {}): Slot => ({ namespace: 'micro', name, slot: n, node, next: null, nextReady: false, avoid: [], ...more });
@@ -116,14 +117,7 @@ test('placement: hostile names and many services settle without a loop', () => {
   assert.ok(Math.max(...loads) - Math.min(...loads) <= 1, loads.join(','));
 });
 
-const SPEC: ServiceSpec = {
-  source: 'upload:runtime/uploads/00/demo.tar.gz',
-  trusted: false,
-  env: { GREETING: 'hi', API_TOKEN: 's3cr3t-value' },
-  build: { id: 'b1', entry: 'dist/index.js', builtAt: '2026-01-01T00:00:00.000Z', artifact: { key: 'runtime/builds/demo/b1.tar.gz', sha256: 'a'.repeat(64) } },
-  createdAt: '2026-01-01T00:00:00.000Z',
-  updatedAt: '2026-01-01T00:00:00.000Z',
-};
+const SPEC = PLACEMENT_SPEC;
 
 test('placement in PostgreSQL: create places by the leases, env sealed, updates count generations, kill cascades, one name once', async (t) => {
   const db = await testPostgres(t, 'rtplace');

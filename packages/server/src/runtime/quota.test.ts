@@ -13,6 +13,7 @@ import { NodeLease } from './lease.js';
 import { LocalRuntime } from './local.js';
 import { PostgresPlacement, type ServiceSpec } from './placement.js';
 import { capLimits, instanceCap } from './quota.js';
+import { PLACEMENT_SPEC } from './testing.js';
 
 /*
  * The runtime's quotas: services counted exactly at the boundary (one node: the runtime's
@@ -83,14 +84,8 @@ test('memoryPerInstance and cpuPerInstance cap the sandbox limits, never raise t
   assert.deepEqual(capLimits(base, instanceCap(resolveLimits('micro', {}, BUILT_IN_DEFAULTS))), base, 'micro is not capped');
 });
 
-const SPEC: ServiceSpec = {
-  source: 'upload:runtime/uploads/00/demo.tar.gz',
-  trusted: false,
-  env: {},
-  build: { id: 'b1', entry: 'dist/index.js', builtAt: '2026-01-01T00:00:00.000Z', artifact: { key: 'runtime/builds/demo/b1.tar.gz', sha256: 'a'.repeat(64) } },
-  createdAt: '2026-01-01T00:00:00.000Z',
-  updatedAt: '2026-01-01T00:00:00.000Z',
-};
+/** the placement tests' service, without env */
+const SPEC: ServiceSpec = { ...PLACEMENT_SPEC, env: {} };
 
 test('several nodes: concurrent creates of two placements with room for k services: exactly k; remove gives back', async (t) => {
   const db = await testPostgres(t, 'rtquota');
