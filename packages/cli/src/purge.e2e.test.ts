@@ -4,7 +4,7 @@ import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'node:test';
 import { Client, RemoteBlobStore, type ClientMiddleware } from '@micro/sdk';
-import { micro, natsPlatform, startServer, stopProcess, tempDir, until, type RunningServer } from './testing.js';
+import { micro, natsPlatform, ok, post, startServer, stopProcess, tempDir, until } from './testing.js';
 
 /**
  * Deleting a customer purges the namespaces it alone owned, on a running micro server: two
@@ -14,25 +14,6 @@ import { micro, natsPlatform, startServer, stopProcess, tempDir, until, type Run
  * naming the namespace gets nothing, its old tokens, refresh tokens and API keys are
  * refused — and everything of the other is intact. The same on the nats profile.
  */
-
-interface Http {
-  status: number;
-  body: Record<string, unknown> & { detail?: string };
-}
-
-async function post(gateway: string, path: string, body: unknown, token?: string): Promise<Http> {
-  const res = await fetch(new URL(path, gateway), {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: JSON.stringify(body),
-  });
-  return { status: res.status, body: (await res.json()) as Http['body'] };
-}
-
-function ok(r: Http): Http['body'] {
-  assert.equal(r.status, 200, JSON.stringify(r.body));
-  return r.body;
-}
 
 function withToken(token: string): ClientMiddleware {
   return (req, next) => {
@@ -72,18 +53,17 @@ interface Tenant {
 async function purgeScenario(t: test.TestContext, env: Record<string, string>, label: string): Promise<void> {
   const home = tempDir(`micro-purge-${label}-`);
   const work = tempDir(`micro-purge-${label}-src-`);
-  let server: RunningServer | undefined;
+  const server = await startServer(home, { timeout: 60_000, env: { ...SANDBOX_ENV, ...env } });
   t.after(async () => {
-    if (server) await stopProcess(server.proc);
+    await stopProcess(server.proc);
     rmSync(home, { recursive: true, force: true });
     rmSync(work, { recursive: true, force: true });
   });
-  server = await startServer(home, { timeout: 60_000, env: { ...SANDBOX_ENV, ...env } });
   const gw = server.gateway;
   const admin = JSON.parse(readFileSync(join(home, 'server', 'admin.json'), 'utf8')) as { id: string; secret: string };
   const adminToken = ok(await post(gw, '/v1/auth/Token', { ...admin, namespace: 'micro' })).token as string;
   const asAdmin = (path: string, body: unknown) => post(gw, path, body, adminToken);
-  const blobs = (token: string) => new RemoteBlobStore(new Client({ address: (server as RunningServer).address, namespace: 'micro', preferLocal: false, middleware: [withToken(token)] }));
+  const blobs = (token: string) => new RemoteBlobStore(new Client({ address: server.address, namespace: 'micro', preferLocal: false, middleware: [withToken(token)] }));
   assert.equal((await micro(home, ['new', 'demo'], { cwd: work })).code, 0);
 
   /** A customer signed up through signup, whose namespace holds data of every kind. */
