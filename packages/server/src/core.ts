@@ -2,7 +2,7 @@ import { brokerHandlers, type BlobStore, type Broker, type Events, type brokerSe
 import { namespaceFor } from './auth/guard.js';
 import type { AuthAccounts, AuthTokens } from './auth/storage.js';
 import type { Quotas } from './quota/quotas.js';
-import type { PurgeReport } from './purge.js';
+import type { PurgeReport } from './purge/index.js';
 
 /**
  * What micro server gives each of its core services: where to keep data, the shared
@@ -23,7 +23,7 @@ export interface CoreContext {
   /** per-namespace limits and usage (quota/); absent: nothing is limited (engines built alone, in tests) */
   quotas?: Quotas;
   /**
-   * Deletes everything a namespace holds in every core service (purge.ts): for the platform
+   * Deletes everything a namespace holds in every core service (purge/): for the platform
    * services of `micro` only (signup's DeleteCustomer); no endpoint reaches it. Absent when
    * the services are built alone (tests).
    */
@@ -49,7 +49,7 @@ export interface CoreService {
   blobs?: BlobStore;
   /** the events engine, whose consumer groups the stats service reports (issue 7) */
   events?: Pick<Events, 'topics' | 'groups'>;
-  /** deletes what the namespace holds in this service's engine (see purge.ts); safe to call again */
+  /** deletes what the namespace holds in this service's engine (see purge/); safe to call again */
   purge?(namespace: string): Promise<void>;
 }
 

@@ -14,5 +14,5 @@ export { openPostgres, migrate, quoteSchema, isConnectionError, SchemaVersionErr
 export type { Postgres, PostgresOptions, Queryable, Migration } from './postgres/index.js';
 export { openDatabase, ensureSchema } from './sqlite.js';
 export { Sealer, SecretHasher } from './auth/crypto.js';
-export { checkPurgeNamespace, PURGE_ERROR_ID } from './purge.js';
-export type { PurgeReport } from './purge.js';
+export { checkPurgeNamespace, PURGE_ERROR_ID } from './purge/index.js';
+export type { PurgeReport } from './purge/index.js';

@@ -32,7 +32,7 @@ import { authenticate } from './auth/guard.js';
 import { authCoreService } from './auth/index.js';
 import { guardedBroker, guardedRegistry, positiveFromEnv, type CoreContext, type CoreService, type CoreServiceFactory } from './core.js';
 import { coreServicesFor } from './core-services.js';
-import { PURGE_ERROR_ID, purgeAuth, purgeNamespace, purgeRegistry, type PurgeReport, type PurgeStep } from './purge.js';
+import { PURGE_ERROR_ID, purgeAuth, purgeNamespace, purgeRegistry, type PurgeReport, type PurgeStep } from './purge/index.js';
 import { openQuotas, quotaCoreService, type Quotas } from './quota/index.js';
 import { StatsCollector, statsCoreService } from './stats/index.js';
 import { ensureServerDirs, nodeId, serverPaths, type ServerPaths } from './home.js';
@@ -302,7 +302,7 @@ export class MicroServer {
   }
 
   /**
-   * Deletes everything a namespace holds in every core service (purge.ts): for the platform
+   * Deletes everything a namespace holds in every core service (purge/): for the platform
    * services (`CoreContext.purge`), never reachable by a tenant. Refuses `micro` and anything
    * not a namespace name.
    */

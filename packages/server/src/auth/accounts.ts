@@ -98,7 +98,7 @@ export class Accounts {
   }
 
   /**
-   * Forgets a namespace (purge.ts): its accounts with their secrets, API keys and sessions
+   * Forgets a namespace (purge/): its accounts with their secrets, API keys and sessions
    * (ON DELETE CASCADE), its rules and its name, in one transaction. Returns the ids of the
    * accounts that went, whose access tokens the caller revokes.
    */

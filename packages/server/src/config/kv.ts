@@ -138,7 +138,7 @@ export class KvConfig extends DocumentConfig {
   }
 
   /**
-   * Deletes a namespace's whole document, secrets included (purge.ts): a KV purge, which
+   * Deletes a namespace's whole document, secrets included (purge/): a KV purge, which
    * drops the key's history too (a delete would keep the old revisions in the stream).
    * Every node reads the key before trusting its cache, so none serves the old document.
    */

@@ -106,7 +106,7 @@ export class SqliteConfig extends DocumentConfig {
     return result;
   }
 
-  /** Deletes a namespace's whole document, secrets included (purge.ts). */
+  /** Deletes a namespace's whole document, secrets included (purge/). */
   purgeNamespace(namespace: string): void {
     this.db.prepare('DELETE FROM documents WHERE namespace = ?').run(namespace);
     this.cache.delete(namespace);

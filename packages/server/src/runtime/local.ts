@@ -564,7 +564,7 @@ export class LocalRuntime {
   }
 
   /**
-   * Stops and forgets every service of a namespace (the server's namespace purge, purge.ts):
+   * Stops and forgets every service of a namespace (the server's namespace purge, purge/):
    * each as `micro kill` does (on the nats profile it leaves the desired state, so every node
    * stops its instances), then its builds and logs go. A service busy being created or
    * updated is a 409: the purge is retried once that is done.

@@ -170,7 +170,7 @@ export class FileBlobStore implements BlobStore {
   }
 
   /**
-   * Deletes every blob of a namespace (purge.ts): the rows in one transaction (the usage
+   * Deletes every blob of a namespace (purge/): the rows in one transaction (the usage
    * triggers count them out), then their files; a crash between the two leaves files no
    * row points to, which the next open removes.
    */

@@ -304,7 +304,7 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * Deletes every record and blob of a namespace (purge.ts) in one transaction, under the
+   * Deletes every record and blob of a namespace (purge/) in one transaction, under the
    * namespace's write lock (no growing write of it runs meanwhile, on any node): the usage
    * triggers count them out, and the usage row, at zero, goes too.
    */

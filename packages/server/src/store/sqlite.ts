@@ -218,7 +218,7 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * Deletes every record of a namespace (purge.ts): the usage triggers count them out, and
+   * Deletes every record of a namespace (purge/): the usage triggers count them out, and
    * the namespace's usage row, at zero once its blobs went too (FileBlobStore.purgeNamespace
    * first), goes in the same transaction.
    */

@@ -152,7 +152,7 @@ export class PgAccounts implements AuthAccounts {
   }
 
   /**
-   * Forgets a namespace (purge.ts): its accounts with their secrets, API keys and sessions
+   * Forgets a namespace (purge/): its accounts with their secrets, API keys and sessions
    * (ON DELETE CASCADE), its rules and its name, in one transaction whose NOTIFYs drop what
    * every node caches of them. Returns the ids of the accounts that went.
    */

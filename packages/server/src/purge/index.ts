@@ -1,5 +1,5 @@
 import { errors, MicroError, NAMESPACE_NAME, type Registry } from '@micro/sdk';
-import type { AuthAccounts } from './auth/storage.js';
+import type { AuthAccounts } from '../auth/storage.js';
 
 /**
  * The purge of a namespace: everything it holds in every core service deleted, for the

@@ -6,15 +6,15 @@ import { join } from 'node:path';
 import test from 'node:test';
 import { ConfigCipher, createLogger, isMicroError, MemoryCache, privateDir } from '@micro/sdk';
 import { engineUrl, testPrefix } from '@micro/sdk/testing';
-import { Accounts } from './auth/accounts.js';
-import { SqliteConfig } from './config/sqlite.js';
-import { SqliteEvents } from './events/sqlite.js';
-import { openPostgres } from './postgres/index.js';
-import { checkPurgeNamespace, purgeAuth, purgeNamespace } from './purge.js';
-import { MicroServer } from './server.js';
-import { FileBlobStore } from './store/blobs.js';
-import { PostgresStore } from './store/postgres.js';
-import { SqliteStore } from './store/sqlite.js';
+import { Accounts } from '../auth/accounts.js';
+import { SqliteConfig } from '../config/sqlite.js';
+import { SqliteEvents } from '../events/sqlite.js';
+import { openPostgres } from '../postgres/index.js';
+import { checkPurgeNamespace, purgeAuth, purgeNamespace } from './index.js';
+import { MicroServer } from '../server.js';
+import { FileBlobStore } from '../store/blobs.js';
+import { PostgresStore } from '../store/postgres.js';
+import { SqliteStore } from '../store/sqlite.js';
 
 /*
  * The purge of a namespace, engine by engine: everything of the purged namespace goes, the
