@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'node:test';
-import { micro, natsPlatform, startServer, stopProcess, tempDir } from './testing.js';
+import { micro, natsPlatform, ok, post, startServer, stopProcess, tempDir } from './testing.js';
 
 /**
  * Quotas on a running micro server, as tenants meet them: the 403s of the store and of API
@@ -10,25 +10,6 @@ import { micro, natsPlatform, startServer, stopProcess, tempDir } from './testin
  * another namespace's quota), hostile input to Set, and `micro quota` itself. The same on
  * the nats profile, where the limits and usage live in PostgreSQL.
  */
-
-interface Http {
-  status: number;
-  body: { detail?: string } & Record<string, unknown>;
-}
-
-async function post(gateway: string, path: string, body: unknown, token?: string): Promise<Http> {
-  const res = await fetch(new URL(path, gateway), {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: JSON.stringify(body),
-  });
-  return { status: res.status, body: (await res.json()) as Http['body'] };
-}
-
-function ok(r: Http): Http['body'] {
-  assert.equal(r.status, 200, JSON.stringify(r.body));
-  return r.body;
-}
 
 async function quotaScenario(t: test.TestContext, env: Record<string, string>): Promise<void> {
   const home = tempDir('micro-quota-e2e-');

@@ -119,6 +119,28 @@ export async function until<T>(what: string, ms: number, probe: () => Promise<T 
   }
 }
 
+/** A JSON answer of the API gateway. */
+export interface Http {
+  status: number;
+  body: { detail?: string } & Record<string, unknown>;
+}
+
+/** POSTs JSON to the gateway, with a bearer token when given. */
+export async function post(gateway: string, path: string, body: unknown, token?: string): Promise<Http> {
+  const res = await fetch(new URL(path, gateway), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, body: (await res.json()) as Http['body'] };
+}
+
+/** The body of a 200; fails with the body otherwise. */
+export function ok(r: Http): Http['body'] {
+  if (r.status !== 200) throw new Error(`expected 200, got ${r.status}: ${JSON.stringify(r.body)}`);
+  return r.body;
+}
+
 export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }

@@ -2,6 +2,7 @@ import { brokerHandlers, type BlobStore, type Broker, type Events, type brokerSe
 import { namespaceFor } from './auth/guard.js';
 import type { AuthAccounts, AuthTokens } from './auth/storage.js';
 import type { Quotas } from './quota/quotas.js';
+import type { PurgeReport } from './purge/index.js';
 
 /**
  * What micro server gives each of its core services: where to keep data, the shared
@@ -21,6 +22,12 @@ export interface CoreContext {
   tokens: AuthTokens;
   /** per-namespace limits and usage (quota/); absent: nothing is limited (engines built alone, in tests) */
   quotas?: Quotas;
+  /**
+   * Deletes everything a namespace holds in every core service (purge/): for the platform
+   * services of `micro` only (signup's DeleteCustomer); no endpoint reaches it. Absent when
+   * the services are built alone (tests).
+   */
+  purge?(namespace: string): Promise<PurgeReport>;
 }
 
 /**
@@ -42,6 +49,8 @@ export interface CoreService {
   blobs?: BlobStore;
   /** the events engine, whose consumer groups the stats service reports (issue 7) */
   events?: Pick<Events, 'topics' | 'groups'>;
+  /** deletes what the namespace holds in this service's engine (see purge/); safe to call again */
+  purge?(namespace: string): Promise<void>;
 }
 
 export type CoreServiceFactory = (ctx: CoreContext) => CoreService | Promise<CoreService>;

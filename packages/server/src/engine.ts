@@ -19,3 +19,5 @@ export type { TeamRole } from './auth/roles.js';
 /** the local engines of two core services, for the platform's tests of team roles through the real guard */
 export { storeFactory } from './store/index.js';
 export { configCoreService } from './config/index.js';
+export { checkPurgeNamespace, PURGE_ERROR_ID } from './purge/index.js';
+export type { PurgeReport } from './purge/index.js';

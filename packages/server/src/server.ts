@@ -32,6 +32,7 @@ import { authenticate } from './auth/guard.js';
 import { authCoreService } from './auth/index.js';
 import { guardedBroker, guardedRegistry, positiveFromEnv, type CoreContext, type CoreService, type CoreServiceFactory } from './core.js';
 import { coreServicesFor } from './core-services.js';
+import { PURGE_ERROR_ID, purgeAuth, purgeNamespace, purgeRegistry, type PurgeReport, type PurgeStep } from './purge/index.js';
 import { openQuotas, quotaCoreService, type Quotas } from './quota/index.js';
 import { StatsCollector, statsCoreService } from './stats/index.js';
 import { ensureServerDirs, nodeId, serverPaths, type ServerPaths } from './home.js';
@@ -224,6 +225,7 @@ export class MicroServer {
         broker: this.broker,
         accounts: this.accounts,
         tokens: this.tokens,
+        purge: (namespace) => this.purgeNamespace(namespace),
       };
       const runtime = this.runtime;
       // metrics (issue 7, stats/): collected from every instance, the runtime and the gateway
@@ -302,6 +304,24 @@ export class MicroServer {
     await rpc.listenAlso(sandbox.serverAddress.slice('unix://'.length));
     this.logger.info({ socket: sandbox.serverAddress }, 'tenant services run sandboxed');
     return sandbox;
+  }
+
+  /**
+   * Deletes everything a namespace holds in every core service (purge/): for the platform
+   * services (`CoreContext.purge`), never reachable by a tenant. Refuses `micro` and anything
+   * not a namespace name.
+   */
+  purgeNamespace(namespace: string): Promise<PurgeReport> {
+    const { runtime, accounts, quotas, registry } = this;
+    if (!runtime || !accounts || !quotas) return Promise.reject(errors.ServiceUnavailable(PURGE_ERROR_ID, 'micro server is not started'));
+    const steps: PurgeStep[] = [
+      { name: 'runtime', run: (ns) => runtime.purgeNamespace(ns) },
+      { name: 'auth', run: (ns) => purgeAuth(accounts, ns) },
+      { name: 'registry', run: (ns) => purgeRegistry(registry, ns) },
+      ...this.cores.flatMap((cs) => (cs.purge ? [{ name: cs.def.name, run: cs.purge }] : [])),
+      { name: 'quota', run: (ns) => quotas.purge(ns) },
+    ];
+    return purgeNamespace(namespace, steps);
   }
 
   /** Credentials for a service the runtime starts: a new secret of its service account. */

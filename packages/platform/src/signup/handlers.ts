@@ -60,6 +60,12 @@ interface Deps {
   tokens: AuthTokens;
   /** HMAC of the codes under the server's key (see index.ts) */
   hasher: SecretHasher;
+  /**
+   * micro server's purge of a namespace (`CoreContext.purge`): everything it holds in every
+   * core service deleted. Absent (the service built alone): deleted namespaces keep their
+   * data, with every account disabled.
+   */
+  purge?: (namespace: string) => Promise<unknown>;
 }
 
 /** The namespace a Login of an unknown email checks against: never a name (names start with a letter). */
@@ -408,8 +414,11 @@ function customerAdmin(deps: Deps, o: Resolved) {
       await each(memberships, (id, ns) => disable(id, ns, true));
       await each(memberships, (id, ns) => accounts.delete(id, ns));
       const namespaces = await storage.deleteCustomer(c.id, o.now());
-      // what else lived in them keeps its data (see README) but no account of theirs works
-      for (const ns of namespaces) await each(await accountsOf(ns), (id, n) => disable(id, n, true));
+      for (const ns of namespaces) {
+        // every account of theirs stops first; then (in micro server) all they hold goes
+        await each(await accountsOf(ns), (id, n) => disable(id, n, true));
+        await deps.purge?.(ns);
+      }
       return namespaces;
     },
   };

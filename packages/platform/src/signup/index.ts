@@ -30,7 +30,7 @@ export function signupCoreService(options: SignupServiceOptions = {}): CoreServi
     const logger = ctx.logger.child({ component: 'signup' });
     const mailer = options.mailer ?? mailerFromEnv({ home: ctx.home, logger });
     const { storage, codeKey } = await openStorage(ctx.profile, ctx.dataDir, options.codeKey);
-    const handlers = signupHandlers({ storage, accounts: ctx.accounts, tokens: ctx.tokens, hasher: new SecretHasher(codeKey) }, { ...options, mailer, logger });
+    const handlers = signupHandlers({ storage, accounts: ctx.accounts, tokens: ctx.tokens, hasher: new SecretHasher(codeKey), purge: ctx.purge }, { ...options, mailer, logger });
     return {
       def: signupService,
       handlers,

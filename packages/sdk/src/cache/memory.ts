@@ -120,6 +120,12 @@ export class MemoryCache implements Cache {
     this.spaces.clear();
   }
 
+  /** Drops every key of a namespace (the server's namespace purge). */
+  purgeNamespace(namespace: string): void {
+    this.checkOpen();
+    this.spaces.delete(checkNamespace(namespace));
+  }
+
   /** Drops every expired key (runs every few thousand writes; tests may call it). */
   sweep(): void {
     const now = this.now();

@@ -748,6 +748,23 @@ export class EventsEngine implements Events {
     return e;
   }
 
+  /**
+   * Deletes every topic of a namespace with its events, groups and in-flight deliveries
+   * (the server's namespace purge); its consumers connected here end first.
+   */
+  async purgeNamespace(namespace: string): Promise<void> {
+    const ns = checkNamespace(namespace);
+    this.open();
+    for (const group of [...this.groupCache.values()]) {
+      if (group.namespace !== ns) continue;
+      for (const member of [...group.members]) await member.close('the namespace was deleted');
+      this.evict(group);
+    }
+    for (const key of [...this.visible.keys()]) if (key.startsWith(topicKey(ns, ''))) this.visible.delete(key);
+    this.storage.deleteNamespace(ns);
+    await this.durable();
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     if (this.sweeper) clearInterval(this.sweeper);

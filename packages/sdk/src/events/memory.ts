@@ -187,6 +187,10 @@ export class MemoryStorage implements EventStorage {
     else t.groups.set(group.name, { record: { ...group }, inflight: new Map() });
   }
 
+  deleteNamespace(namespace: string): void {
+    this.namespaces.delete(namespace);
+  }
+
   deleteGroup(namespace: string, topic: string, group: string): void {
     this.get(namespace, topic)?.groups.delete(group);
   }

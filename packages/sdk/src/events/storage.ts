@@ -97,6 +97,9 @@ export interface EventStorage {
   putInflight(namespace: string, topic: string, group: string, record: InflightRecord): void;
   deleteInflight(namespace: string, topic: string, group: string, offset: number): void;
 
+  /** removes every topic of the namespace with its events, groups and in-flight records */
+  deleteNamespace(namespace: string): void;
+
   /** resolves when every write made so far is durable; rejects when that failed */
   commit(): Promise<void>;
   close(): void;

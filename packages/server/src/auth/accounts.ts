@@ -98,6 +98,21 @@ export class Accounts {
   }
 
   /**
+   * Forgets a namespace (purge/): its accounts with their secrets, API keys and sessions
+   * (ON DELETE CASCADE), its rules and its name, in one transaction. Returns the ids of the
+   * accounts that went, whose access tokens the caller revokes.
+   */
+  purgeNamespace(namespace: string): string[] {
+    return this.db.transaction(() => {
+      const ids = this.db.prepare<[string], { id: string }>('SELECT id FROM accounts WHERE namespace = ?').all(namespace).map((r) => r.id);
+      this.db.prepare('DELETE FROM accounts WHERE namespace = ?').run(namespace);
+      this.db.prepare('DELETE FROM rules WHERE namespace = ?').run(namespace);
+      this.db.prepare('DELETE FROM namespaces WHERE name = ?').run(namespace);
+      return ids;
+    })();
+  }
+
+  /**
    * The first use of a namespace gives it the default rule (any account of the namespace
    * may call its services). Only the first: a default rule deleted stays deleted.
    */

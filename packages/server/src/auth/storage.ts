@@ -82,6 +82,8 @@ export interface AuthAccounts {
    */
   verifyGenerated(id: string, namespace: string, secret: string): MaybePromise<Account | undefined>;
   setPassword(id: string, namespace: string, password: string): Promise<void>;
+  /** Deletes every account of a namespace (secrets, keys, sessions with them), its rules and its name; the ids of the accounts that went (purge/). */
+  purgeNamespace(namespace: string): MaybePromise<string[]>;
   close(): MaybePromise<void>;
 }
 

@@ -19,7 +19,7 @@ export function cacheCoreService(options: CacheServiceOptions = {}): CoreService
       maxKeys: options.maxKeys ?? positiveFromEnv('MICRO_CACHE_MAX_KEYS'),
       maxBytes: options.maxBytes ?? positiveFromEnv('MICRO_CACHE_MAX_BYTES'),
     });
-    return { def: cacheService, handlers: cacheServiceHandlers(cache), stop: () => cache.close() };
+    return { def: cacheService, handlers: cacheServiceHandlers(cache), stop: () => cache.close(), purge: async (namespace) => cache.purgeNamespace(namespace) };
   };
 }
 

@@ -171,6 +171,28 @@ export class RedisCache implements Cache {
     return [...found].sort(storeEngine.compareKeys).slice(0, limit);
   }
 
+  /**
+   * Deletes every key of a namespace (the server's namespace purge): SCAN over the whole
+   * keyspace of `<prefix>:cache:<namespace>:` (no bound: all of them must go), UNLINKed as
+   * they are found. A key set meanwhile by a caller already let in may survive; a retry
+   * takes it.
+   */
+  async purgeNamespace(namespace: string): Promise<number> {
+    const space = this.space(C.checkNamespace(namespace));
+    const match = `${globEscape(space)}*`;
+    let removed = 0;
+    await this.call('', async () => {
+      let cursor = '0';
+      do {
+        const [next, keys] = await this.redis.scan(cursor, 'MATCH', match, 'COUNT', SCAN_COUNT);
+        const mine = keys.filter((k) => k.startsWith(space));
+        if (mine.length > 0) removed += await this.redis.unlink(...mine);
+        cursor = next;
+      } while (cursor !== '0');
+    });
+    return removed;
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -251,6 +273,6 @@ export function redisCacheCoreService(profile: Pick<NatsProfile, 'redisUrl' | 'p
       timeout: options.timeout,
       backoff: { onRetry: (message) => logger.warn(message), ...options.backoff },
     });
-    return { def: cacheService, handlers: cacheServiceHandlers(cache), stop: () => cache.close() };
+    return { def: cacheService, handlers: cacheServiceHandlers(cache), stop: () => cache.close(), purge: async (namespace) => void (await cache.purgeNamespace(namespace)) };
   };
 }

@@ -21,5 +21,5 @@ export const configCoreService: CoreServiceFactory = (ctx) => {
   const { key, source, generated } = loadConfigKey(ctx.home);
   if (generated) ctx.logger.info(`made the key of config secrets in ${source} (keep it: the secrets cannot be read without it)`);
   const config = new SqliteConfig({ path: join(ctx.dataDir, 'config.db'), cipher: new ConfigCipher(key, source) });
-  return { def: configService, handlers: configHandlers(config), stop: () => config.close() };
+  return { def: configService, handlers: configHandlers(config), stop: () => config.close(), purge: async (namespace) => config.purgeNamespace(namespace) };
 };

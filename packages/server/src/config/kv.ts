@@ -137,6 +137,21 @@ export class KvConfig extends DocumentConfig {
     throw errors.Conflict(CONFIG_ERROR_ID, `the config of namespace ${namespace} kept changing while it was being written (${MAX_ATTEMPTS} attempts); try again`);
   }
 
+  /**
+   * Deletes a namespace's whole document, secrets included (purge/): a KV purge, which
+   * drops the key's history too (a delete would keep the old revisions in the stream).
+   * Every node reads the key before trusting its cache, so none serves the old document.
+   */
+  async purgeNamespace(namespace: string): Promise<void> {
+    checkConnected(this.nc, CONFIG_ERROR_ID, 'cannot purge the config');
+    try {
+      await this.kv.purge(keyOf(namespace));
+    } catch (err) {
+      throw natsError(err, CONFIG_ERROR_ID, `cannot purge the config of namespace ${namespace}`);
+    }
+    this.cache.delete(namespace);
+  }
+
   protected async release(): Promise<void> {
     this.stopped = true;
     this.feed?.stop();
@@ -275,7 +290,7 @@ export function kvConfigCoreService(nc: NatsConnection, prefix: string): CoreSer
       ctx.logger.warn(`made the key of config secrets in ${source}: with several micro server nodes, give every node the same key in ${CONFIG_KEY_ENV}`);
     }
     const config = await KvConfig.open(nc, { prefix, cipher: new ConfigCipher(key, source) });
-    return { def: configService, handlers: configHandlers(config), stop: () => config.close() };
+    return { def: configService, handlers: configHandlers(config), stop: () => config.close(), purge: (namespace) => config.purgeNamespace(namespace) };
   };
 }
 

@@ -106,6 +106,12 @@ export class SqliteConfig extends DocumentConfig {
     return result;
   }
 
+  /** Deletes a namespace's whole document, secrets included (purge/). */
+  purgeNamespace(namespace: string): void {
+    this.db.prepare('DELETE FROM documents WHERE namespace = ?').run(namespace);
+    this.cache.delete(namespace);
+  }
+
   protected async release(): Promise<void> {
     this.cache.clear();
     this.db.close();

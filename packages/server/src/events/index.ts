@@ -25,7 +25,7 @@ export type { EventsHandlerOptions, ServedEvents } from './handlers.js';
 export const eventsCoreService: CoreServiceFactory = (ctx) => {
   const retention = retentionFromEnv(process.env);
   const events = new SqliteEvents({ path: join(ctx.dataDir, 'events.db'), retention, logger: ctx.logger.child({ component: 'events' }) });
-  return { def: eventsService, handlers: eventsHandlers(events), stop: () => events.close(), events };
+  return { def: eventsService, handlers: eventsHandlers(events), stop: () => events.close(), events, purge: (namespace) => events.purgeNamespace(namespace) };
 };
 
 const DURATION = /^(\d+)(ms|s|m|h|d)?$/;

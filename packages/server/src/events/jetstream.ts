@@ -663,6 +663,32 @@ export class JetStreamEvents implements ServedEvents, ConsumerHost {
     for (const key of this.unseen.keys()) if (key.startsWith(unseen)) this.unseen.delete(key);
   }
 
+  /**
+   * Deletes every topic of a namespace (the server's namespace purge): its streams, with
+   * their events and groups (consumers go with their stream); the members of this node end
+   * first. A node that still knows such a stream finds it gone on its next call.
+   */
+  async purgeNamespace(namespace: string): Promise<void> {
+    const ns = eventChecks.checkNamespace(namespace);
+    this.open('cannot purge a namespace');
+    for (const m of [...this.members]) if (m.stream.namespace === ns) await m.close('the namespace was deleted');
+    const names: string[] = [];
+    try {
+      for await (const info of this.jsm.streams.list(this.namespaceFilter(ns))) {
+        if (parseMeta(info.config.description)?.namespace === ns && info.config.name.startsWith(`${this.prefix}_events_`)) names.push(info.config.name);
+      }
+      for (const name of names) {
+        await this.jsm.streams.delete(name).catch((err: unknown) => {
+          if (apiCode(err) !== STREAM_NOT_FOUND) throw err;
+        });
+      }
+    } catch (err) {
+      throw natsError(err, EVENTS_ERROR_ID, `cannot purge the topics of namespace ${ns}`);
+    }
+    for (const key of [...this.streams.keys()]) if (key.startsWith(this.key(ns, ''))) this.streams.delete(key);
+    for (const key of [...this.unseen.keys()]) if (names.some((n) => key.startsWith(`${n}.`))) this.unseen.delete(key);
+  }
+
   async setRetention(topic: string, policy: RetentionPolicy, options: EventsNamespaceOptions = {}): Promise<TopicInfo> {
     const namespace = eventChecks.checkNamespace(options.namespace);
     const name = eventChecks.checkTopic(topic);
@@ -852,7 +878,7 @@ export async function connectJetStreamEvents(
 export function jetstreamEventsCoreService(nc: NatsConnection, prefix: string, options: Omit<JetStreamEventsOptions, 'prefix' | 'logger'> = {}): CoreServiceFactory {
   return async (ctx) => {
     const events = await JetStreamEvents.open(nc, { retention: retentionFromEnv(process.env), ...options, prefix, logger: ctx.logger.child({ component: 'events' }) });
-    return { def: eventsService, handlers: eventsHandlers(events), stop: () => events.close(), events };
+    return { def: eventsService, handlers: eventsHandlers(events), stop: () => events.close(), events, purge: (namespace) => events.purgeNamespace(namespace) };
   };
 }
 

@@ -256,6 +256,11 @@ export class SqliteStorage implements EventStorage {
     if (this.db.open) this.db.close();
   }
 
+  deleteNamespace(namespace: string): void {
+    this.write();
+    for (const table of ['inflight', 'consumer_groups', 'events', 'topics']) this.db.prepare(`DELETE FROM ${table} WHERE namespace = ?`).run(namespace);
+  }
+
   // ---- topics ---------------------------------------------------------------------------
 
   topic(namespace: string, topic: string): TopicRecord | undefined {

@@ -9,6 +9,8 @@ export interface QuotaRows {
   /** writes (or, for undefined, deletes) each given key */
   put(namespace: string, settings: LimitSettings): Promise<void>;
   clear(namespace: string): Promise<void>;
+  /** deletes a namespace's settings and counters */
+  forget(namespace: string): Promise<void>;
   counters(namespace: string): Promise<Usage>;
   /** adds amount when the counter stays within max (null: no max); the counter's value before, or undefined when refused */
   add(namespace: string, limit: Counted, amount: number, max: number | null): Promise<number | undefined>;
@@ -62,6 +64,10 @@ export class QuotaEngine implements Quotas {
 
   async reset(namespace: string): Promise<void> {
     await this.rows.clear(checkQuotaNamespace(namespace));
+  }
+
+  async purge(namespace: string): Promise<void> {
+    await this.rows.forget(checkQuotaNamespace(namespace));
   }
 
   async usage(namespace: string): Promise<Usage> {

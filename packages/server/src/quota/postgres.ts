@@ -61,6 +61,10 @@ class PostgresQuotaRows implements QuotaRows {
     await this.db.query(`DELETE FROM ${this.s}.quota_settings WHERE namespace = $1`, [namespace]);
   }
 
+  async forget(namespace: string): Promise<void> {
+    await this.db.query(`WITH s AS (DELETE FROM ${this.s}.quota_settings WHERE namespace = $1) DELETE FROM ${this.s}.quota_counters WHERE namespace = $1`, [namespace]);
+  }
+
   async counters(namespace: string): Promise<Usage> {
     const { rows } = await this.db.query<{ name: LimitKey; used: string }>(`SELECT name, used FROM ${this.s}.quota_counters WHERE namespace = $1`, [namespace]);
     return Object.fromEntries(rows.map((r) => [r.name, Number(r.used)]));

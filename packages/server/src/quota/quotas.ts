@@ -27,6 +27,8 @@ export interface Quotas {
   set(namespace: string, settings: LimitSettings): Promise<Limits>;
   /** forgets a namespace's settings: it is back on the defaults */
   reset(namespace: string): Promise<void>;
+  /** forgets a namespace's settings and counters (the namespace purge, purge/) */
+  purge(namespace: string): Promise<void>;
   /** what a namespace uses: the counters here and every source's */
   usage(namespace: string): Promise<Usage>;
   /** takes `amount` of a counted limit, or throws quotaExceeded (403) and takes nothing */

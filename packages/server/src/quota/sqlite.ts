@@ -54,6 +54,12 @@ class SqliteQuotaRows implements QuotaRows {
     this.db.prepare('DELETE FROM quota_settings WHERE namespace = ?').run(namespace);
   }
 
+  async forget(namespace: string): Promise<void> {
+    this.db.transaction(() => {
+      for (const table of ['quota_settings', 'quota_counters']) this.db.prepare(`DELETE FROM ${table} WHERE namespace = ?`).run(namespace);
+    })();
+  }
+
   async counters(namespace: string): Promise<Usage> {
     const rows = this.db.prepare<[string], { name: LimitKey; used: number }>('SELECT name, used FROM quota_counters WHERE namespace = ?').all(namespace);
     return Object.fromEntries(rows.map((r) => [r.name, r.used]));

@@ -2,7 +2,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { errors, isMicroError, type BlobStore, type Logger, type Profile, type Registry, type RuntimeInstance, type RuntimeProgress, type RuntimeService, type RuntimeState } from '@micro/sdk';
+import { errors, isMicroError, MicroError, type BlobStore, type Logger, type Profile, type Registry, type RuntimeInstance, type RuntimeProgress, type RuntimeService, type RuntimeState } from '@micro/sdk';
 import { ArtifactTooLarge, ARTIFACT_LIMITS, ARTIFACT_MAX_BYTES, artifactKey, artifactPrefix, packBuild, unpackBuild } from './artifact.js';
 import { buildOutput, buildPath, buildService, checkServiceName, defaultSdkPath, linkProvided, readPackage, serviceName, tscPath, type BuildSandbox, type PackageJson } from './build.js';
 import { Instance, StartError, type InstanceHost, type Launch, type Timing } from './instance.js';
@@ -606,6 +606,28 @@ export class LocalRuntime {
     } finally {
       svc.busy = undefined;
     }
+  }
+
+  /**
+   * Stops and forgets every service of a namespace (the server's namespace purge, purge/):
+   * each as `micro kill` does (on the nats profile it leaves the desired state, so every node
+   * stops its instances), then its builds and logs go. A service busy being created or
+   * updated is a 409: the purge is retried once that is done.
+   */
+  async purgeNamespace(namespace: string): Promise<void> {
+    this.checkOpen();
+    const ns = checkNamespace(namespace);
+    const desired = (await this.options.cluster?.placement.names(ns)) ?? [];
+    const local = [...this.services.values()].filter((s) => s.namespace === ns).map((s) => s.name);
+    for (const name of new Set([...local, ...desired])) {
+      try {
+        await this.delete({ namespace: ns, name });
+      } catch (err) {
+        if (!(err instanceof MicroError && err.code === 404)) throw err;
+      }
+    }
+    await rm(join(this.buildsDir, ns), { recursive: true, force: true });
+    await this.logFiles.drop(ns);
   }
 
   /**

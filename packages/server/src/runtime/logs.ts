@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
-import { appendFile, open, rename } from 'node:fs/promises';
+import { appendFile, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { effectiveLevel, errors, isLogLevel, levelNumber, lineFields, parseSince, TRACE_ID, type LineFilter, type LogLevel } from '@micro/sdk';
 
@@ -296,6 +296,14 @@ export class LogFiles {
 
   async flushed(): Promise<void> {
     await Promise.all([...this.files.values()].map((f) => f.flushed()));
+  }
+
+  /** Deletes the logs of a namespace (the namespace purge): written out first, then the folder. */
+  async drop(namespace: string): Promise<void> {
+    const mine = [...this.files.entries()].filter(([k]) => k.startsWith(`${namespace}/`));
+    await Promise.all(mine.map(([, f]) => f.flushed()));
+    for (const [k] of mine) this.files.delete(k);
+    await rm(join(this.dir, namespace), { recursive: true, force: true });
   }
 }
 

@@ -262,6 +262,8 @@ export interface PlacementStore {
   update(namespace: string, name: string, spec: ServiceSpec): Promise<number | undefined>;
   /** Forgets a service and its slots; false when it was not there. */
   remove(namespace: string, name: string): Promise<boolean>;
+  /** The names of a namespace's services as desired (the namespace purge), by name. */
+  names(namespace: string): Promise<string[]>;
   /** The service as desired, or undefined. */
   get(namespace: string, name: string): Promise<(Omit<Assignment, 'slots'> & { nodes: string[] }) | undefined>;
   /** Every service with at least one slot for `node`. */
@@ -377,6 +379,11 @@ export class PostgresPlacement implements PlacementStore {
   async remove(namespace: string, name: string): Promise<boolean> {
     const res = await this.db.query(`DELETE FROM ${this.t.desired} WHERE namespace = $1 AND name = $2`, [namespace, name]);
     return res.rowCount === 1;
+  }
+
+  async names(namespace: string): Promise<string[]> {
+    const res = await this.db.query<{ name: string }>(`SELECT name FROM ${this.t.desired} WHERE namespace = $1 ORDER BY name`, [namespace]);
+    return res.rows.map((r) => r.name);
   }
 
   async get(namespace: string, name: string): Promise<(Omit<Assignment, 'slots'> & { nodes: string[] }) | undefined> {

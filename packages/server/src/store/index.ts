@@ -42,6 +42,11 @@ export function storeCoreService(options: StoreServiceOptions = {}): CoreService
       def: storeService,
       handlers: storeServiceHandlers(store, blobs),
       blobs,
+      // the blobs first: the records' purge drops the usage row once both are at zero
+      purge: async (namespace) => {
+        await blobs.purgeNamespace(namespace);
+        store.purgeNamespace(namespace);
+      },
       stop: async () => {
         await blobs.close();
         await store.close();

@@ -304,6 +304,23 @@ export class PostgresStore implements Store {
     return total;
   }
 
+  /**
+   * Deletes every record and blob of a namespace (purge/) in one transaction, under the
+   * namespace's write lock (no growing write of it runs meanwhile, on any node): the usage
+   * triggers count them out, and the usage row, at zero, goes too.
+   */
+  async purgeNamespace(namespace: string): Promise<void> {
+    this.checkOpen();
+    const ns = E.checkNamespace(namespace);
+    const s = this.db.schema;
+    await this.db.transaction(async (client) => {
+      await client.query(NAMESPACE_LOCK, [`${s} ${ns}`]);
+      await client.query(`DELETE FROM ${s}.records WHERE namespace = $1`, [ns]);
+      await client.query(`WITH gone AS (DELETE FROM ${s}.blobs WHERE namespace = $1 RETURNING upload) DELETE FROM ${s}.blob_chunks WHERE upload IN (SELECT upload FROM gone)`, [ns]);
+      await client.query(`DELETE FROM ${s}.store_usage WHERE namespace = $1 AND bytes = 0 AND records = 0 AND blob_bytes = 0`, [ns]);
+    });
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -585,6 +602,6 @@ export function postgresStoreCoreService(profile: Pick<NatsProfile, 'postgresUrl
     });
     // what the store counts shows in quota.Read
     ctx.quotas?.addSource((namespace) => store.usage(namespace));
-    return { def: storeService, handlers: storeServiceHandlers(store, store.blobs), blobs: store.blobs, stop: () => store.close() };
+    return { def: storeService, handlers: storeServiceHandlers(store, store.blobs), blobs: store.blobs, stop: () => store.close(), purge: (namespace) => store.purgeNamespace(namespace) };
   };
 }

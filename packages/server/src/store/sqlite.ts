@@ -217,6 +217,21 @@ export class SqliteStore implements Store {
     return this.stmt.tables.all(namespace, database, this.now(), limit, offset).map((r) => r.name);
   }
 
+  /**
+   * Deletes every record of a namespace (purge/): the usage triggers count them out, and
+   * the namespace's usage row, at zero once its blobs went too (FileBlobStore.purgeNamespace
+   * first), goes in the same transaction.
+   */
+  purgeNamespace(namespace: string): number {
+    this.checkOpen();
+    const ns = E.checkNamespace(namespace);
+    return this.db.transaction(() => {
+      const { changes } = this.db.prepare('DELETE FROM records WHERE namespace = ?').run(ns);
+      this.db.prepare('DELETE FROM store_usage WHERE namespace = ? AND bytes = 0 AND records = 0 AND blob_bytes = 0').run(ns);
+      return changes;
+    })();
+  }
+
   /** Deletes expired rows, a bounded number per run; returns how many went. */
   purge(): number {
     if (this.closed) return 0;

@@ -151,6 +151,26 @@ export class PgAccounts implements AuthAccounts {
     return this.onClose();
   }
 
+  /**
+   * Forgets a namespace (purge/): its accounts with their secrets, API keys and sessions
+   * (ON DELETE CASCADE), its rules and its name, in one transaction whose NOTIFYs drop what
+   * every node caches of them. Returns the ids of the accounts that went.
+   */
+  async purgeNamespace(namespace: string): Promise<string[]> {
+    const ids = await this.db.transaction(async (c) => {
+      const { rows } = await c.query<{ id: string }>(`DELETE FROM ${this.t.accounts} WHERE namespace = $1 RETURNING id`, [namespace]);
+      await c.query(`DELETE FROM ${this.t.rules} WHERE namespace = $1`, [namespace]);
+      await c.query(`DELETE FROM ${this.t.namespaces} WHERE name = $1`, [namespace]);
+      await announce(this.ctx, c, { t: 'rules', ns: namespace });
+      // one account change drops every node's whole key cache: enough for all of them
+      if (rows[0]) await announce(this.ctx, c, { t: 'account', ns: namespace, id: rows[0].id });
+      return rows.map((r) => r.id);
+    });
+    this.ctx.cache.dropRules(namespace);
+    this.ctx.cache.dropAccount();
+    return ids;
+  }
+
   /** The first use of a namespace gives it the default rule; only the first (a deleted default stays deleted). */
   async ensureNamespace(namespace: string): Promise<void> {
     await this.db.transaction((c) => this.ensureWith(c, namespace));
