@@ -85,8 +85,9 @@ async function runSignup(ctx: CliContext, opts: SignupOptions): Promise<void> {
       return;
     }
   }
+  const code = opts.code ?? (await askCode(ctx));
   const password = opts.password === '-' ? await readPassword(ctx.io) : await askNewPassword(ctx.io, 'nothing was sent');
-  const session = await completeWithCode(ctx, client, env, { email, password, namespace: opts.namespace, code: opts.code, interactive });
+  const session = await completeWithCode(ctx, client, env, { email, password, namespace: opts.namespace, code, askAgain: opts.code === undefined });
   ctx.home.writeCredentials(env.name, { id: session.account.id, secret: password, namespace: session.namespace });
   if (out.json) return out.value({ email: session.account.id, namespace: session.namespace, namespaces: session.namespaces });
   out.info(`signed up: your namespace is ${session.namespace}; logged in to ${env.name} as ${session.account.id}`);
@@ -102,26 +103,30 @@ async function sendCode(client: SignupClient, env: ServerEnv, email: string, out
 
 type Session = Awaited<ReturnType<SignupClient['CompleteSignup']>>;
 
-/** CompleteSignup; on a terminal a wrong code is asked again (the password is kept). */
+/** CompleteSignup; a wrong code that was asked on the terminal is asked again (the password is kept). */
 async function completeWithCode(
   ctx: CliContext,
   client: SignupClient,
   env: ServerEnv,
-  req: { email: string; password: string; namespace?: string; code?: string; interactive: boolean },
+  req: { email: string; password: string; namespace?: string; code: string; askAgain: boolean },
 ): Promise<Session> {
-  for (let attempt = 1; ; attempt++) {
-    const code = req.code ?? (await ask(ctx.io, 'Code from the email: '));
-    if (!code) throw new UsageError('the code is empty');
+  for (let attempt = 1, code = req.code; ; attempt++, code = await askCode(ctx)) {
     try {
       const session = await client.CompleteSignup({ email: req.email, code, password: req.password, ...(req.namespace ? { namespace: req.namespace } : {}) });
       await endSession(env, session.refreshToken);
       return session;
     } catch (err) {
       const wrong = err instanceof MicroError && err.code === 401 && /^code: wrong code/.test(err.detail);
-      if (!wrong || req.code !== undefined || attempt >= CODE_TRIES) throw signupError(err, env, req.email);
+      if (!wrong || !req.askAgain || attempt >= CODE_TRIES) throw signupError(err, env, req.email);
       ctx.io.stderr.write(`${err.detail.replace(/^code: /, '')} — try again\n`);
     }
   }
+}
+
+async function askCode(ctx: CliContext): Promise<string> {
+  const code = await ask(ctx.io, 'Code from the email: ');
+  if (!code) throw new UsageError('the code is empty');
+  return code;
 }
 
 // ---- login by email, shared with `micro login` and `micro user` ------------------------
