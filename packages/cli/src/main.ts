@@ -15,6 +15,8 @@ import { registerUserCommands } from './commands/user.js';
 import { registerStatsCommand } from './commands/stats.js';
 import { registerQuotaCommand } from './commands/quota.js';
 import { registerTraceCommand } from './commands/trace.js';
+import { registerSignupCommands } from './commands/signup.js';
+import { registerPlatformCommands } from './commands/platform.js';
 import { CliContext } from './context.js';
 import { explainError } from './connect.js';
 import { CliError } from './output.js';
@@ -55,6 +57,8 @@ export function buildProgram(ctx: CliContext): Command {
   registerStatsCommand(program, ctx);
   registerQuotaCommand(program, ctx);
   registerTraceCommand(program, ctx);
+  registerSignupCommands(program, ctx);
+  registerPlatformCommands(program, ctx);
   program.addHelpText(
     'after',
     `

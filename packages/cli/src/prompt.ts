@@ -87,3 +87,41 @@ export async function* jsonLines(io: Io): AsyncGenerator<unknown> {
     rl.close();
   }
 }
+
+/** The server's rule for passwords, said before asking it. */
+export function checkPassword(password: string): void {
+  if (password.length < 8) throw new UsageError('the password must have at least 8 characters');
+  if (password.length > 1024) throw new UsageError('the password must have at most 1024 characters');
+  if (/[\r\n]/.test(password)) throw new UsageError('the password must be one line');
+}
+
+/**
+ * A new password asked twice without echo; a mismatch or a password the rule refuses is
+ * asked again, up to `tries` times, then `failed` (what was not done) ends the command.
+ */
+export async function askNewPassword(io: Io, failed: string, tries = 3): Promise<string> {
+  for (let attempt = 1; ; attempt++) {
+    const password = await askSecret(io, 'New password (8 characters or more): ');
+    const again = await askSecret(io, 'Again: ');
+    const problem = again === password ? ruleProblem(password) : 'the two passwords differ';
+    if (!problem) return password;
+    if (attempt >= tries) throw new UsageError(`${problem} — ${failed}`);
+    io.stderr.write(`${problem} — try again\n`);
+  }
+}
+
+function ruleProblem(password: string): string | undefined {
+  try {
+    checkPassword(password);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+/** A password piped on stdin (one line; its newline dropped), checked by the rule. */
+export async function readPassword(io: Io): Promise<string> {
+  const password = (await readAll(io, 'the password')).replace(/\r?\n$/, '');
+  checkPassword(password);
+  return password;
+}

@@ -6,6 +6,7 @@ import type { CliContext } from '../context.js';
 import { CliError, UsageError } from '../output.js';
 import { ask, askSecret, readAll } from '../prompt.js';
 import { suggest } from '../flags.js';
+import { loginWithEmail } from './signup.js';
 
 /**
  * Environments and accounts: `micro env` (list, add, set, rm), `micro login`,
@@ -56,11 +57,20 @@ export function registerEnvCommands(program: Command, ctx: CliContext): void {
 
   program
     .command('login')
-    .description('log in to the current environment with an account id and secret')
+    .description('log in to the current environment: by email and password (customers of the platform), or with an account id and secret')
+    .option('--email <email>', 'log in as a customer: your namespaces are found for you')
+    .option('--password <->', 'with --email: "-" reads the password from stdin (asked without echo when missing, on a terminal)')
     .option('--id <id>', 'the account id (asked when missing, on a terminal)')
     .option('--secret <secret>', 'the secret; "-" reads it from stdin (asked without echo when missing, on a terminal)')
-    .option('--namespace <namespace>', 'the namespace of the account (default micro)')
-    .action((opts: { id?: string; secret?: string; namespace?: string }) => login(ctx, opts));
+    .option('--namespace <namespace>', 'the namespace of the account (default micro; with --email, your first)')
+    .action((opts: { email?: string; password?: string; id?: string; secret?: string; namespace?: string }) => {
+      if (opts.email === undefined) {
+        if (opts.password !== undefined) throw new UsageError('--password goes with --email; an account id takes --secret');
+        return login(ctx, opts);
+      }
+      if (opts.id !== undefined || opts.secret !== undefined) throw new UsageError('give either --email (and --password) or --id and --secret, not both');
+      return loginWithEmail(ctx, { email: opts.email, password: opts.password, namespace: opts.namespace });
+    });
 
   program
     .command('logout')

@@ -3,14 +3,19 @@ import { authApi, Client, createClient, MicroError } from '@micro/sdk';
 import { connect, explainError, noLocalServer } from '../connect.js';
 import type { CliContext } from '../context.js';
 import { CliError, UsageError } from '../output.js';
-import { askSecret, readAll } from '../prompt.js';
+import { askNewPassword, checkPassword, readPassword } from '../prompt.js';
 import type { ResolvedEnv } from '../config.js';
+import { loginByEmail } from './signup.js';
+
+export { checkPassword };
 
 /**
  * `micro user`: the account the CLI acts as in the current environment.
  *
  *   micro user token                    a fresh access token (for curl, other tools)
  *   micro user namespace                the account's namespace
+ *   micro user namespaces               the namespaces of the logged-in email (customers)
+ *   micro user namespace set <ns>       log in to another of them
  *   micro user set password             asked twice without echo, or --password-stdin
  */
 export function registerUserCommands(program: Command, ctx: CliContext): void {
@@ -32,13 +37,38 @@ export function registerUserCommands(program: Command, ctx: CliContext): void {
       out.line(res.token);
     });
 
-  user
+  const namespace = user
     .command('namespace')
     .description("print the current account's namespace")
     .action(() => {
       const env = ctx.home.resolve();
       if (!env.credentials) throw new CliError(`not logged in to ${env.name} — run \`micro login\``);
       ctx.printer().line(env.namespace);
+    });
+
+  namespace
+    .command('set <namespace>')
+    .description('log in to another of your namespaces (same email and password)')
+    .action(async (name: string) => {
+      const env = customerLogin(ctx);
+      const res = await loginByEmail(env, { email: env.credentials.id, password: env.credentials.secret, namespace: name });
+      ctx.home.writeCredentials(env.name, { ...env.credentials, namespace: res.namespace });
+      ctx.printer().info(`logged in to ${env.name} as ${res.account} in namespace ${res.namespace}`);
+    });
+
+  user
+    .command('namespaces')
+    .description('list the namespaces of the logged-in email (* marks the current one)')
+    .option('-o, --output <format>', 'text or json ({current, namespaces})')
+    .action(async (opts: { output?: string }) => {
+      const out = ctx.printer(opts.output);
+      const env = customerLogin(ctx);
+      const res = await loginByEmail(env, { email: env.credentials.id, password: env.credentials.secret, namespace: env.namespace });
+      out.table(
+        ['', 'NAMESPACE'],
+        res.namespaces.map((n) => [n === env.namespace ? '*' : '', n]),
+        { current: env.namespace, namespaces: res.namespaces },
+      );
     });
 
   const set = user.command('set').description('change a setting of the current account');
@@ -71,28 +101,22 @@ function loggedIn(ctx: CliContext): LoggedIn {
   return env as LoggedIn;
 }
 
+/** Logged in with an email (micro signup, micro login --email): the account id is the address. */
+function customerLogin(ctx: CliContext): LoggedIn {
+  const env = loggedIn(ctx);
+  if (!env.credentials.id.includes('@')) {
+    throw new CliError(`${env.name} is logged in as account ${env.credentials.id}, not by email — namespaces are those of a customer: \`micro login --email <email>\``);
+  }
+  return env;
+}
+
 function tokenClient(env: LoggedIn) {
   return createClient(authApi, new Client({ address: env.address, namespace: 'micro', preferLocal: false, timeout: 10_000, middleware: [] }));
 }
 
 async function newPassword(ctx: CliContext, fromStdin: boolean): Promise<string> {
-  let password: string;
-  if (fromStdin) password = (await readAll(ctx.io, 'the password')).replace(/\r?\n$/, '');
-  else {
-    if (!ctx.io.stdin.isTTY) throw new UsageError('stdin is not a terminal to ask for the password — give it with --password-stdin');
-    password = await askSecret(ctx.io, 'New password: ');
-    const again = await askSecret(ctx.io, 'Again: ');
-    if (again !== password) throw new UsageError('the two passwords differ — nothing changed');
-  }
-  checkPassword(password);
-  return password;
-}
-
-/** The server's rule, said before asking it. */
-export function checkPassword(password: string): void {
-  if (password.length < 8) throw new UsageError('the password must have at least 8 characters');
-  if (password.length > 1024) throw new UsageError('the password must have at most 1024 characters');
-  if (/[\r\n]/.test(password)) throw new UsageError('the password must be one line');
+  if (!fromStdin && !ctx.io.stdin.isTTY) throw new UsageError('stdin is not a terminal to ask for the password — give it with --password-stdin');
+  return fromStdin ? readPassword(ctx.io) : askNewPassword(ctx.io, 'nothing changed');
 }
 
 function refused(err: unknown, env: LoggedIn): CliError {
