@@ -17,6 +17,7 @@ import { registerQuotaCommand } from './commands/quota.js';
 import { registerTraceCommand } from './commands/trace.js';
 import { registerSignupCommands } from './commands/signup.js';
 import { registerPlatformCommands } from './commands/platform.js';
+import { registerTeamCommands } from './commands/team.js';
 import { CliContext } from './context.js';
 import { explainError } from './connect.js';
 import { CliError } from './output.js';
@@ -59,6 +60,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerTraceCommand(program, ctx);
   registerSignupCommands(program, ctx);
   registerPlatformCommands(program, ctx);
+  registerTeamCommands(program, ctx);
   program.addHelpText(
     'after',
     `

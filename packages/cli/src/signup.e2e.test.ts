@@ -110,8 +110,8 @@ test('invite, signup with the mailed code, services in the new namespace, logout
   const denied = await micro(home, ['platform', 'invite', 'eve@example.com']);
   assert.equal(denied.code, 1);
   assert.match(denied.stderr, /forbidden: .*needs an admin of namespace micro — account ada@example.com \(namespace [a-z-]+\) is not staff of the platform; log in as an admin of namespace micro/);
-  const names = JSON.parse((await micro(home, ['user', 'namespaces', '-o', 'json'])).stdout) as { current: string; namespaces: string[] };
-  assert.deepEqual(names, { current: namespace, namespaces: [namespace] });
+  const names = JSON.parse((await micro(home, ['user', 'namespaces', '-o', 'json'])).stdout) as { current: string; namespaces: string[]; roles: Record<string, string> };
+  assert.deepEqual(names, { current: namespace, namespaces: [namespace], roles: { [namespace as string]: 'owner' } });
 
   // logout, then login by email: no namespace to know
   assert.equal((await micro(home, ['logout'])).code, 0);
@@ -122,7 +122,7 @@ test('invite, signup with the mailed code, services in the new namespace, logout
   assert.equal(login.code, 0, login.stderr);
   assert.match(login.stdout, new RegExp(`logged in to local as ada@example.com \\(namespace ${namespace}\\)`));
   const table = await micro(home, ['user', 'namespaces']);
-  assert.match(table.stdout, new RegExp(`^\\* +${namespace}$`, 'm'));
+  assert.match(table.stdout, new RegExp(`^\\* +${namespace} +owner$`, 'm'));
   assert.equal((await micro(home, ['services'])).code, 0);
   // a namespace not one's own is refused like a wrong password; the login stays as it was
   const other = await micro(home, ['user', 'namespace', 'set', 'someone-elses']);

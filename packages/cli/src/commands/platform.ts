@@ -204,6 +204,7 @@ function customerRow(c: Customer): string[] {
   return [c.id, c.email ?? '-', c.status, c.namespaces.map((n) => `${n.namespace} (${n.role})`).join(', ') || '-', iso(c.createdAt)];
 }
 
-function iso(ms: number): string {
+/** A time for people: ISO 8601 to the second. */
+export function iso(ms: number): string {
   return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }

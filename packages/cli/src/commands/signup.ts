@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { authApi, Client, createClient, MicroError, type TypedClient } from '@micro/sdk';
+import { authApi, bearer, Client, createClient, MicroError, type TypedClient } from '@micro/sdk';
 import { signupService } from '@micro/platform/client';
 import { noLocalServer, explainError } from '../connect.js';
 import type { CliContext } from '../context.js';
@@ -143,10 +143,27 @@ export interface EmailLogin {
  * at once: the CLI keeps the password and exchanges it for tokens as it does any secret.
  */
 export async function loginByEmail(env: ServerEnv, login: EmailLogin): Promise<{ account: string; namespace: string; namespaces: string[] }> {
+  const { roles: _, ...res } = await loginWith(env, login, false);
+  return res;
+}
+
+export type NamespaceRole = { namespace: string; role: 'owner' | 'admin' | 'developer' | 'viewer' };
+
+/** loginByEmail, and the customer's role in each namespace (signup.Namespaces with the session's token). */
+export async function namespacesByEmail(env: ServerEnv, login: EmailLogin): Promise<{ namespace: string; namespaces: NamespaceRole[] }> {
+  const res = await loginWith(env, login, true);
+  return { namespace: res.namespace, namespaces: res.roles ?? [] };
+}
+
+async function loginWith(env: ServerEnv, login: EmailLogin, roles: boolean): Promise<{ account: string; namespace: string; namespaces: string[]; roles?: NamespaceRole[] }> {
   try {
     const s = await anonymousSignup(env).Login({ email: login.email, password: login.password, ...(login.namespace ? { namespace: login.namespace } : {}) });
-    await endSession(env, s.refreshToken);
-    return { account: s.account.id, namespace: s.namespace, namespaces: s.namespaces };
+    try {
+      const listed = roles ? (await sessionSignup(env, s.token).Namespaces({})).namespaces : undefined;
+      return { account: s.account.id, namespace: s.namespace, namespaces: s.namespaces, ...(listed ? { roles: listed } : {}) };
+    } finally {
+      await endSession(env, s.refreshToken);
+    }
   } catch (err) {
     if (err instanceof MicroError && err.code === 401 && err.id === 'signup') {
       const where = login.namespace ? ` for namespace ${login.namespace}` : '';
@@ -189,13 +206,18 @@ function anonymousSignup(env: ServerEnv): SignupClient {
   return createClient(signupService, new Client({ address: env.address, namespace: 'micro', preferLocal: false, timeout: 15_000, middleware: [] }));
 }
 
+/** The signup service as the session of a login by email (its access token, for Namespaces). */
+function sessionSignup(env: ServerEnv, token: string): SignupClient {
+  return createClient(signupService, new Client({ address: env.address, namespace: 'micro', preferLocal: false, timeout: 15_000, middleware: [bearer(token)] }));
+}
+
 async function endSession(env: ServerEnv, refreshToken: string): Promise<void> {
   const auth = createClient(authApi, new Client({ address: env.address, namespace: 'micro', preferLocal: false, timeout: 10_000, middleware: [] }));
   // a session left behind only expires: nothing to tell the user
   await auth.Logout({ refreshToken }).catch(() => undefined);
 }
 
-function passwordFlagError(): UsageError {
+export function passwordFlagError(): UsageError {
   return new UsageError('--password takes only "-" (the password on stdin): a password on the command line is visible to other users in `ps`');
 }
 

@@ -5,7 +5,7 @@ import type { CliContext } from '../context.js';
 import { CliError, UsageError } from '../output.js';
 import { askNewPassword, checkPassword, readPassword } from '../prompt.js';
 import type { ResolvedEnv } from '../config.js';
-import { loginByEmail } from './signup.js';
+import { loginByEmail, namespacesByEmail } from './signup.js';
 
 export { checkPassword };
 
@@ -58,16 +58,16 @@ export function registerUserCommands(program: Command, ctx: CliContext): void {
 
   user
     .command('namespaces')
-    .description('list the namespaces of the logged-in email (* marks the current one)')
-    .option('-o, --output <format>', 'text or json ({current, namespaces})')
+    .description('list the namespaces of the logged-in email with your role in each (* marks the current one)')
+    .option('-o, --output <format>', 'text or json ({current, namespaces, roles})')
     .action(async (opts: { output?: string }) => {
       const out = ctx.printer(opts.output);
       const env = customerLogin(ctx);
-      const res = await loginByEmail(env, { email: env.credentials.id, password: env.credentials.secret, namespace: env.namespace });
+      const res = await namespacesByEmail(env, { email: env.credentials.id, password: env.credentials.secret, namespace: env.namespace });
       out.table(
-        ['', 'NAMESPACE'],
-        res.namespaces.map((n) => [n === env.namespace ? '*' : '', n]),
-        { current: env.namespace, namespaces: res.namespaces },
+        ['', 'NAMESPACE', 'ROLE'],
+        res.namespaces.map((n) => [n.namespace === env.namespace ? '*' : '', n.namespace, n.role]),
+        { current: env.namespace, namespaces: res.namespaces.map((n) => n.namespace), roles: Object.fromEntries(res.namespaces.map((n) => [n.namespace, n.role])) },
       );
     });
 
