@@ -3,11 +3,11 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
-import { parseMail, startSmtpServer, type TestSmtp } from '@micro/platform/testing';
+import { parseMail, startSmtpServer } from '@micro/platform/testing';
 import { Home } from './config.js';
 import { CliContext } from './context.js';
 import { main } from './main.js';
-import { micro, startServer, tempDir, until } from './testing.js';
+import { codeFromSmtp, codeOf, micro, startServer, tempDir, until } from './testing.js';
 
 /*
  * The signup flow of the platform from the command line, against a real `micro server`
@@ -17,23 +17,6 @@ import { micro, startServer, tempDir, until } from './testing.js';
  */
 
 const PASSWORD = 'correct-horse-battery';
-
-/** The code of the latest verification mail to `to` among what the SMTP server received. */
-async function codeFromSmtp(smtp: TestSmtp, to: string, after = 0): Promise<string> {
-  return until(`a code mailed to ${to}`, 15_000, async () => {
-    for (const m of smtp.received.slice(after).reverse()) {
-      if (!m.to.includes(to)) continue;
-      const code = codeOf(await parseMail(m.raw));
-      if (code) return code;
-    }
-    return undefined;
-  });
-}
-
-function codeOf(mail: { subject?: string; text?: string }): string | undefined {
-  if (!/verification code/.test(mail.subject ?? '')) return undefined;
-  return /code is:\s+(\d{6})/.exec(mail.text ?? '')?.[1];
-}
 
 type Step = [prompt: RegExp, answer: () => string | Promise<string>];
 

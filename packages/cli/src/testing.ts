@@ -5,6 +5,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseMail, type TestSmtp } from '@micro/platform/testing';
 
 /**
  * Helpers for the end-to-end tests: the `micro` command as people use it
@@ -195,4 +196,21 @@ export async function dropPrefix(prefix: string, urls: { nats: string; postgres:
   } finally {
     redis.disconnect();
   }
+}
+
+/** The code of the latest verification mail to `to` among what the SMTP server received. */
+export async function codeFromSmtp(smtp: TestSmtp, to: string, after = 0): Promise<string> {
+  return until(`a code mailed to ${to}`, 15_000, async () => {
+    for (const m of smtp.received.slice(after).reverse()) {
+      if (!m.to.includes(to)) continue;
+      const code = codeOf(await parseMail(m.raw));
+      if (code) return code;
+    }
+    return undefined;
+  });
+}
+
+export function codeOf(mail: { subject?: string; text?: string }): string | undefined {
+  if (!/verification code/.test(mail.subject ?? '')) return undefined;
+  return /code is:\s+(\d{6})/.exec(mail.text ?? '')?.[1];
 }

@@ -147,20 +147,25 @@ function teamError(err: unknown, conn: Connection, namespace: string): CliError 
       return new CliError(`${detail} — check your password (\`micro login --email ${conn.env.credentials?.id ?? '<email>'}\`)`);
     case 403:
       if (/for customers/.test(detail)) return new CliError(`${detail} — \`micro login --email <email>\``);
-      return new CliError(`forbidden: ${detail} — ${who} may not manage the members of ${shown(namespace)}; ask one of its owners or admins (\`micro team members\` lists them for them)`);
+      return new CliError(`forbidden: ${detail} — ${who} may not manage the members of ${shown(namespace)}; ask one of its owners or admins`);
     case 404:
       if (/no live invite/.test(detail)) return new CliError(`${detail} — ask an owner or admin of it to invite you (\`micro team invite <your email> --role developer --namespace ${shown(namespace)}\`)`);
       return new CliError(`${detail} — \`micro team members${namespace === conn.env.namespace ? '' : ` --namespace ${shown(namespace)}`}\` lists members and invites`);
     case 409:
-      if (/last owner/.test(detail)) return new CliError(`${detail.replace(/^email: /, '')}: \`micro team role <email> owner\`, then remove`);
-      if (/member of .* already/.test(detail)) return new CliError(`${detail.replace(/^email: /, '')} — change the role with \`micro team role <email> <role>\``);
-      if (/invited into .* already/.test(detail)) return new CliError(`${detail.replace(/^email: /, '')} — \`micro team remove <email>\` revokes the invite`);
-      return new CliError(detail);
+      return conflict(detail.replace(/^email: /, '').replace(/ \((SetRole|RemoveMember) [^)]*\)$/, ''));
     case 429:
       return new CliError(detail);
     default:
       return conn.explain(err, 'signup');
   }
+}
+
+/** A 409, with the command to use (the server's hints name endpoints). */
+function conflict(detail: string): CliError {
+  if (/last owner/.test(detail)) return new CliError(`${detail.replace(/ \(or ask M3O[^)]*\)$/, '')}: \`micro team role <email> owner\`, then remove (or ask M3O to delete the namespace)`);
+  if (/member of .* already/.test(detail)) return new CliError(`${detail} — change the role with \`micro team role <email> <role>\``);
+  if (/invited into .* already/.test(detail)) return new CliError(`${detail} — \`micro team remove <email>\` revokes the invite`);
+  return new CliError(detail);
 }
 
 async function confirmRemove(ctx: CliContext, email: string, namespace: string): Promise<void> {
