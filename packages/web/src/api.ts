@@ -163,6 +163,11 @@ export function startSignupSession(r: SignupSession, email: string): Session {
   return s;
 }
 
+/** A customer's namespaces changed (an invite accepted): the session lists them, for Switch namespace. */
+export function setSessionNamespaces(namespaces: string[]): void {
+  if (session?.email) setSession({ ...session, namespaces });
+}
+
 /** auth.Token with an id and secret; the session on success. */
 export async function login(id: string, secret: string, namespace: string): Promise<Session> {
   const r = await call<Session>('auth', 'Token', { id, secret, namespace: namespace || undefined });
