@@ -299,7 +299,7 @@ function JoinTeam({ email, namespace: initial, onJoined }: { email: string; name
   const submit = (e: Event) => {
     e.preventDefault();
     void run(async () => {
-      setJoined(await call<{ namespace: string; role: Role }>('signup', 'AcceptInvite', { namespace: namespace.trim(), password }));
+      setJoined(await call<{ namespace: string; role: Role }>('signup', 'AcceptInvite', { namespace: namespace.trim(), password }, { checksPassword: true }));
       onJoined();
     });
   };
