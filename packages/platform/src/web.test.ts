@@ -77,8 +77,9 @@ async function joinTeam(gw: Api, mailer: MemoryMailer, admin: string, owner: { e
 interface Platform {
   gw: Api;
   mailer: MemoryMailer;
-  /** the admin of micro's token */
+  /** the admin of micro's token, and its id and secret */
   admin: string;
+  adminFile: { id: string; secret: string };
   /** the dashboard's address, as the emails link to it */
   site: string;
   browser: Browser;
@@ -99,7 +100,7 @@ async function withPlatform(t: TestContext, fn: (p: Platform) => Promise<void>):
     const admin = (await gw.post('/v1/auth/Token', { id: adminFile.id, secret: adminFile.secret })).json.token as string;
     mkdirSync(ARTIFACTS, { recursive: true });
     browser = await launchChromium();
-    await fn({ gw, mailer, admin, site, browser });
+    await fn({ gw, mailer, admin, adminFile, site, browser });
   } finally {
     await browser?.close();
     await server.stop();
@@ -237,7 +238,7 @@ async function logIn(browser: Browser, url: string, who: { email: string; passwo
 }
 
 test('the team page in chromium: invite, accept by the mailed link, the picker, roles, removal, and the 400, 403 and 409 of the server', { timeout: 120_000 }, (t) =>
-  withPlatform(t, async ({ gw, mailer, admin, site, browser }) => {
+  withPlatform(t, async ({ gw, mailer, admin, adminFile, site, browser }) => {
     const olga = { email: 'olga@example.com', password: 'correct horse battery one' };
     const mia = { email: 'mia@example.com', password: 'correct horse battery two' };
     await signUp(gw, mailer, admin, olga, 'olga-team');
@@ -323,7 +324,8 @@ test('the team page in chromium: invite, accept by the mailed link, the picker, 
     assert.equal(await op.getByRole('table', { name: 'invites' }).locator('tbody tr').count(), 0);
     await miaRow.getByLabel('role of mia@example.com').selectOption('viewer');
     await op.getByRole('status').getByText('mia@example.com is now viewer of olga-team').waitFor();
-    assert.equal(await miaRow.getByLabel('role of mia@example.com').inputValue(), 'viewer');
+    // the list read again shows the stored role
+    await op.waitForFunction(`document.querySelector('select[aria-label="role of mia@example.com"]')?.value === 'viewer'`);
     const listed = await gw.post('/v1/signup/ListMembers', { namespace: 'olga-team' }, admin);
     assert.deepEqual((listed.json.members as { email: string; role: string }[]).map((m) => `${m.email} ${m.role}`), ['olga@example.com owner', 'mia@example.com viewer']);
     await mp.getByRole('button', { name: 'Refresh' }).click();
@@ -351,7 +353,22 @@ test('the team page in chromium: invite, accept by the mailed link, the picker, 
     assert.deepEqual({ members: (after.json.members as { email: string }[]).map((m) => m.email), invites: after.json.invites }, { members: ['olga@example.com'], invites: [] });
     await op.screenshot({ path: join(ARTIFACTS, 'team-after.png'), fullPage: true });
 
-    assert.deepEqual([...owner.problems, ...member.problems], []);
+    // staff (the admin of micro, by account id) name the namespace whose team they see
+    const staff = await (await browser.newContext()).newPage();
+    const staffProblems = watch(staff);
+    await staff.goto(`${gw.url}/dashboard/#/team`);
+    await staff.getByRole('tab', { name: 'Account id' }).click();
+    const staffLogin = staff.getByRole('form', { name: 'log in' });
+    await staffLogin.getByLabel('Account id').fill(adminFile.id);
+    await staffLogin.getByLabel('Secret').fill(adminFile.secret);
+    await staffLogin.getByRole('button', { name: 'Log in' }).click();
+    await staff.getByRole('heading', { name: 'Team', exact: true }).waitFor();
+    await staff.getByRole('form', { name: 'choose a namespace' }).getByLabel('Namespace').fill('olga-team');
+    await staff.getByRole('button', { name: 'Show' }).click();
+    await staff.getByRole('heading', { name: 'Team of olga-team' }).waitFor();
+    assert.equal(await staff.getByRole('table', { name: 'members' }).locator('tr[data-member="olga@example.com"]').getByLabel('role of olga@example.com').inputValue(), 'owner');
+
+    assert.deepEqual([...owner.problems, ...member.problems, ...staffProblems], []);
   }),
 );
 

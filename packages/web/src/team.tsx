@@ -60,23 +60,24 @@ function isStaff(s: Session | undefined): boolean {
 export function Team({ sub }: { sub: string }) {
   const session = currentSession();
   const customer = Boolean(session?.email);
-  const [namespace, setNamespace] = useState(session?.account.issuer ?? '');
+  // staff's own namespace, micro, has no team: they name one first
+  const [namespace, setNamespace] = useState(isStaff(session) ? '' : (session?.account.issuer ?? ''));
   const mine = useLoad(async () => (customer ? (await call<{ namespaces: Membership[] }>('signup', 'Namespaces', {})).namespaces : []));
   // the session's list feeds Switch namespace and the login's picker: kept as the server says
   useEffect(() => {
     if (customer && mine.value) setSessionNamespaces(mine.value.map((m) => m.namespace));
   }, [mine.value]);
-  const list = useLoad(() => call<MemberList>('signup', 'ListMembers', { namespace }), [namespace]);
+  const list = useLoad(async () => (namespace ? call<MemberList>('signup', 'ListMembers', { namespace }) : undefined), [namespace]);
   const role = isStaff(session) ? 'staff' : mine.value?.find((m) => m.namespace === namespace)?.role;
   const powers = powersOf(role);
   return (
     <>
-      <Section title={`Team of ${namespace}`} actions={<button onClick={list.reload}>Refresh</button>}>
+      <Section title={namespace ? `Team of ${namespace}` : 'Team'} actions={<button onClick={list.reload}>Refresh</button>}>
         {isStaff(session) ? <ChooseNamespace namespace={namespace} choose={setNamespace} /> : null}
         {role && role !== 'staff' ? <p class="muted">You are {role} of {namespace}.</p> : null}
         <Problem error={list.error} />
         {list.value ? <Members namespace={namespace} list={list.value} powers={powers} me={session?.email} reload={list.reload} /> : null}
-        <InviteForm namespace={namespace} role={role} onInvited={list.reload} />
+        {namespace ? <InviteForm namespace={namespace} role={role} onInvited={list.reload} /> : null}
       </Section>
       {customer ? <JoinTeam email={session?.email ?? ''} namespace={sub} onJoined={mine.reload} /> : null}
     </>
@@ -158,15 +159,7 @@ function Members({ namespace, list, powers, me, reload }: { namespace: string; l
       {done ? <p role="status">{done}</p> : null}
       <Problem error={error} />
       <table class="list" aria-label="members">
-        <thead>
-          <tr>
-            <th>Member</th>
-            <th>Account</th>
-            <th>Role</th>
-            <th>Since</th>
-            <th />
-          </tr>
-        </thead>
+        <Head columns={['Member', 'Account', 'Role', 'Since', '']} />
         <tbody>
           {list.members.map((m) => (
             <MemberRow key={m.account} m={m} me={m.email !== undefined && m.email === me} powers={powers} busy={busy} setRole={setRole} remove={(email) => remove(email, `${email} was removed from ${namespace}.`)} />
@@ -176,15 +169,7 @@ function Members({ namespace, list, powers, me, reload }: { namespace: string; l
       <h3>Invites</h3>
       {list.invites.length === 0 ? <p class="muted">No live invites.</p> : null}
       <table class="list" aria-label="invites" hidden={list.invites.length === 0}>
-        <thead>
-          <tr>
-            <th>Email</th>
-            <th>Role</th>
-            <th>Invited</th>
-            <th>Expires</th>
-            <th />
-          </tr>
-        </thead>
+        <Head columns={['Email', 'Role', 'Invited', 'Expires', '']} />
         <tbody>
           {list.invites.map((i) => (
             <tr key={i.id} data-invite={i.email}>
@@ -201,6 +186,26 @@ function Members({ namespace, list, powers, me, reload }: { namespace: string; l
       </table>
     </>
   );
+}
+
+function Head({ columns }: { columns: string[] }) {
+  return (
+    <thead>
+      <tr>
+        {columns.map((c, i) => (
+          <th key={i}>{c}</th>
+        ))}
+      </tr>
+    </thead>
+  );
+}
+
+function options(roles: readonly Role[]) {
+  return roles.map((r) => (
+    <option key={r} value={r}>
+      {r}
+    </option>
+  ));
 }
 
 interface RowProps {
@@ -226,11 +231,7 @@ function MemberRow({ m, me, powers, busy, setRole, remove }: RowProps) {
       <td class="mono">{m.account}</td>
       <td>
         <select aria-label={`role of ${who}`} value={m.role} disabled={busy || !may} onChange={(e) => email && setRole(email, e.currentTarget.value)}>
-          {choices.map((r) => (
-            <option key={r} value={r}>
-              {r}
-            </option>
-          ))}
+          {options(choices)}
         </select>
       </td>
       <td class="nowrap">{time(m.createdAt)}</td>
@@ -273,11 +274,7 @@ function InviteForm({ namespace, role, onInvited }: { namespace: string; role: R
       <label>
         Role
         <select name="role" value={as} onChange={(e) => setAs(e.currentTarget.value as Role)}>
-          {INVITABLE.map((r) => (
-            <option key={r} value={r}>
-              {r}
-            </option>
-          ))}
+          {options(INVITABLE)}
         </select>
       </label>
       {sent ? <p role="status">{sent}</p> : null}
