@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -49,23 +49,44 @@ function watch(page: Page): string[] {
   return problems;
 }
 
+/** A customer signed up by the API (invited by the admin, the mailed code): its token. */
+async function signUp(gw: Api, mailer: MemoryMailer, admin: string, who: { email: string; password: string }, namespace: string): Promise<string> {
+  ok(await gw.post('/v1/signup/Invite', { email: who.email }, admin));
+  ok(await gw.post('/v1/signup/SendCode', { email: who.email }));
+  const code = /code is:\s*([0-9]{6})/.exec(mailer.lastTo(who.email)?.text ?? '')?.[1];
+  assert.ok(code, 'the code was mailed');
+  const made = await gw.post('/v1/signup/CompleteSignup', { email: who.email, code, password: who.password, namespace });
+  ok(made);
+  return made.json.token as string;
+}
+
+function ok(r: { status: number; json: unknown }): void {
+  assert.equal(r.status, 200, JSON.stringify(r.json));
+}
+
 /**
  * A second namespace for a customer, as a team makes one: `owner` signs up into `namespace`
  * (invited by the admin) and invites the customer, who accepts with the password it has.
  */
 async function joinTeam(gw: Api, mailer: MemoryMailer, admin: string, owner: { email: string; password: string }, namespace: string, member: { email: string; password: string; token: string }): Promise<void> {
-  const ok = (r: { status: number; json: unknown }) => assert.equal(r.status, 200, JSON.stringify(r.json));
-  ok(await gw.post('/v1/signup/Invite', { email: owner.email }, admin));
-  ok(await gw.post('/v1/signup/SendCode', { email: owner.email }));
-  const code = /code is:\s*([0-9]{6})/.exec(mailer.lastTo(owner.email)?.text ?? '')?.[1];
-  assert.ok(code, 'the code was mailed');
-  const made = await gw.post('/v1/signup/CompleteSignup', { email: owner.email, code, password: owner.password, namespace });
-  ok(made);
-  ok(await gw.post('/v1/signup/InviteMember', { namespace, email: member.email, role: 'developer' }, made.json.token as string));
+  const token = await signUp(gw, mailer, admin, owner, namespace);
+  ok(await gw.post('/v1/signup/InviteMember', { namespace, email: member.email, role: 'developer' }, token));
   ok(await gw.post('/v1/signup/AcceptInvite', { namespace, password: member.password }, member.token));
 }
 
-test('the platform pages in chromium: sign up by the emailed link, a wrong code, login with a namespace picker, quotas, the waiting list', { timeout: 120_000 }, async (t) => {
+interface Platform {
+  gw: Api;
+  mailer: MemoryMailer;
+  /** the admin of micro's token, and its id and secret */
+  admin: string;
+  adminFile: { id: string; secret: string };
+  /** the dashboard's address, as the emails link to it */
+  site: string;
+  browser: Browser;
+}
+
+/** A micro server hosting the signup service with a MemoryMailer, and Chromium; both stopped after `fn`. */
+async function withPlatform(t: TestContext, fn: (p: Platform) => Promise<void>): Promise<void> {
   if (!browserReady(t)) return;
   const home = mkdtempSync(join(tmpdir(), 'micro-web-platform-'));
   const mailer = new MemoryMailer();
@@ -77,12 +98,22 @@ test('the platform pages in chromium: sign up by the emailed link, a wrong code,
     const gw = api(server.gatewayUrl as string);
     const adminFile = JSON.parse(readFileSync(join(home, 'server', 'admin.json'), 'utf8')) as { id: string; secret: string };
     const admin = (await gw.post('/v1/auth/Token', { id: adminFile.id, secret: adminFile.secret })).json.token as string;
+    mkdirSync(ARTIFACTS, { recursive: true });
+    browser = await launchChromium();
+    await fn({ gw, mailer, admin, adminFile, site, browser });
+  } finally {
+    await browser?.close();
+    await server.stop();
+    rmSync(home, { recursive: true, force: true });
+  }
+}
+
+test('the platform pages in chromium: sign up by the emailed link, a wrong code, login with a namespace picker, quotas, the waiting list', { timeout: 120_000 }, (t) =>
+  withPlatform(t, async ({ gw, mailer, admin, site, browser }) => {
     const email = 'ada@example.com';
     const password = 'correct horse battery';
     assert.equal((await gw.post('/v1/signup/Invite', { email }, admin)).status, 200);
 
-    mkdirSync(ARTIFACTS, { recursive: true });
-    browser = await launchChromium();
     const page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
     const problems = watch(page);
     const shot = (name: string) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
@@ -190,12 +221,156 @@ test('the platform pages in chromium: sign up by the emailed link, a wrong code,
     await shot('waitlist');
 
     assert.deepEqual(problems, []);
-  } finally {
-    await browser?.close();
-    await server.stop();
-    rmSync(home, { recursive: true, force: true });
-  }
-});
+  }),
+);
+
+/** A customer logged in by email in a browser tab of its own (its own sessionStorage); the page and its problems. */
+async function logIn(browser: Browser, url: string, who: { email: string; password: string }): Promise<{ page: Page; problems: string[] }> {
+  const page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
+  const problems = watch(page);
+  await page.goto(`${url}/dashboard/`);
+  const form = page.getByRole('form', { name: 'log in with email' });
+  await form.getByLabel('Email').fill(who.email);
+  await form.getByLabel('Password').fill(who.password);
+  await form.getByRole('button', { name: 'Log in' }).click();
+  await page.locator('nav .who').getByText(who.email).waitFor();
+  return { page, problems };
+}
+
+test('the team page in chromium: invite, accept by the mailed link, the picker, roles, removal, and the 400, 403 and 409 of the server', { timeout: 120_000 }, (t) =>
+  withPlatform(t, async ({ gw, mailer, admin, adminFile, site, browser }) => {
+    const olga = { email: 'olga@example.com', password: 'correct horse battery one' };
+    const mia = { email: 'mia@example.com', password: 'correct horse battery two' };
+    await signUp(gw, mailer, admin, olga, 'olga-team');
+    await signUp(gw, mailer, admin, mia, 'mia-space');
+
+    // the owner's team: itself alone, no invites
+    const owner = await logIn(browser, gw.url, olga);
+    const op = owner.page;
+    await op.getByRole('link', { name: 'Team' }).click();
+    await op.getByRole('heading', { name: 'Team of olga-team' }).waitFor();
+    const members = op.getByRole('table', { name: 'members' });
+    const me = members.locator('tr[data-member="olga@example.com"]');
+    await me.getByText('you').waitFor();
+    assert.equal(await me.getByLabel('role of olga@example.com').inputValue(), 'owner');
+    assert.equal(await members.locator('tbody tr').count(), 1);
+    await op.getByText('No live invites.').waitFor();
+
+    // the last owner may neither step down nor leave: the server's 409, the stored role shown again
+    await me.getByLabel('role of olga@example.com').selectOption('admin');
+    await op.getByRole('alert').getByText(/^409 Conflict: email: olga@example.com is the last owner of olga-team: make another member owner first$/).waitFor();
+    assert.equal(await me.getByLabel('role of olga@example.com').inputValue(), 'owner');
+    await me.getByRole('button', { name: 'Remove' }).click();
+    await me.getByRole('group', { name: /^Remove olga@example.com \(you\)\?/ }).getByRole('button', { name: 'Yes, remove' }).click();
+    await op.getByRole('alert').getByText(/^409 Conflict: .*last owner of olga-team: .*\(or ask M3O/).waitFor();
+    assert.equal(await members.locator('tbody tr').count(), 1);
+
+    // a bad address: the 400 names the field; then mia invited as a developer, the link mailed
+    const invite = op.getByRole('form', { name: 'invite a member' });
+    await invite.getByLabel('Email').fill('not an email');
+    await invite.getByRole('button', { name: 'Invite' }).click();
+    await invite.getByRole('alert').getByText(/^400 Bad Request: email/).waitFor();
+    await invite.getByLabel('Email').fill(mia.email);
+    await invite.getByLabel('Role').selectOption('developer');
+    await invite.getByRole('button', { name: 'Invite' }).click();
+    await invite.getByRole('status').getByText('Invited mia@example.com as developer').waitFor();
+    assert.match(await op.getByRole('table', { name: 'invites' }).locator('tr[data-invite="mia@example.com"]').innerText(), /mia@example.com\s+developer/);
+    const link = /(http\S+\/signup\?\S+)/.exec(mailer.lastTo(mia.email)?.text ?? '')?.[1];
+    assert.equal(link, `${site}/signup?email=mia%40example.com&namespace=olga-team`);
+    await op.screenshot({ path: join(ARTIFACTS, 'team-owner.png'), fullPage: true });
+
+    // mia, logged in to her own namespace, follows the link: the team page with the namespace filled in
+    const member = await logIn(browser, gw.url, mia);
+    const mp = member.page;
+    assert.equal(await mp.getByRole('button', { name: 'Switch namespace' }).count(), 0);
+    await mp.goto(link as string);
+    const join_ = mp.getByRole('form', { name: 'accept an invite' });
+    assert.equal(await join_.getByLabel('Namespace').inputValue(), 'olga-team');
+    assert.equal(new URL(mp.url()).hash, '#/team/olga-team');
+    await join_.getByLabel('Password').fill('not my password');
+    await join_.getByRole('button', { name: 'Accept invite' }).click();
+    await join_.getByRole('alert').getByText('401 Unauthorized: password: wrong password').waitFor();
+    await join_.getByLabel('Password').fill(mia.password);
+    await join_.getByRole('button', { name: 'Accept invite' }).click();
+    await mp.getByRole('status').getByText('You joined olga-team as developer.').waitFor();
+    // the session knows the new namespace: Switch namespace, and the login's picker lists it
+    await mp.getByRole('button', { name: 'Switch namespace' }).click();
+    const loginForm = mp.getByRole('form', { name: 'log in with email' });
+    assert.equal(await loginForm.getByLabel('Email').inputValue(), mia.email);
+    await loginForm.getByLabel('Password').fill(mia.password);
+    await loginForm.getByRole('button', { name: 'Log in' }).click();
+    const picker = mp.getByRole('group', { name: 'pick a namespace' });
+    await picker.getByRole('button', { name: 'olga-team' }).waitFor();
+    assert.deepEqual(await picker.getByRole('listitem').allInnerTexts(), ['mia-space', 'olga-team']);
+    await picker.getByRole('button', { name: 'olga-team' }).click();
+
+    // a developer of olga-team: the list and an invite are refused by the server (403)
+    await mp.getByRole('heading', { name: 'Team of olga-team' }).waitFor();
+    await mp.getByText('You are developer of olga-team.').waitFor();
+    await mp.getByRole('alert').getByText(/^403 Forbidden: ListMembers needs an owner or admin of olga-team \(you are developer/).waitFor();
+    assert.equal(await mp.getByRole('table', { name: 'members' }).count(), 0);
+    const devInvite = mp.getByRole('form', { name: 'invite a member' });
+    await devInvite.getByText('Owners and admins of olga-team invite members; you are developer.').waitFor();
+    await devInvite.getByLabel('Email').fill('zed@example.com');
+    await devInvite.getByRole('button', { name: 'Invite' }).click();
+    await devInvite.getByRole('alert').getByText(/^403 Forbidden: InviteMember needs an owner or admin of olga-team \(you are developer/).waitFor();
+    await mp.screenshot({ path: join(ARTIFACTS, 'team-developer.png'), fullPage: true });
+
+    // the owner sees mia as a developer and makes her a viewer: her tokens stop (her page logs out)
+    await op.getByRole('button', { name: 'Refresh' }).click();
+    const miaRow = members.locator('tr[data-member="mia@example.com"]');
+    await miaRow.waitFor();
+    assert.equal(await miaRow.getByLabel('role of mia@example.com').inputValue(), 'developer');
+    assert.equal(await op.getByRole('table', { name: 'invites' }).locator('tbody tr').count(), 0);
+    await miaRow.getByLabel('role of mia@example.com').selectOption('viewer');
+    await op.getByRole('status').getByText('mia@example.com is now viewer of olga-team').waitFor();
+    // the list read again shows the stored role
+    await op.waitForFunction(`document.querySelector('select[aria-label="role of mia@example.com"]')?.value === 'viewer'`);
+    const listed = await gw.post('/v1/signup/ListMembers', { namespace: 'olga-team' }, admin);
+    assert.deepEqual((listed.json.members as { email: string; role: string }[]).map((m) => `${m.email} ${m.role}`), ['olga@example.com owner', 'mia@example.com viewer']);
+    await mp.getByRole('button', { name: 'Refresh' }).click();
+    await mp.getByRole('form', { name: 'log in with email' }).waitFor();
+
+    // removal asks first: Cancel keeps her, Yes removes her
+    await miaRow.getByRole('button', { name: 'Remove' }).click();
+    await miaRow.getByRole('button', { name: 'Cancel' }).click();
+    await miaRow.getByRole('button', { name: 'Remove' }).click();
+    await miaRow.getByRole('group', { name: /^Remove mia@example.com\? Their tokens and API keys here stop at once\.$/ }).getByRole('button', { name: 'Yes, remove' }).click();
+    await op.getByRole('status').getByText('mia@example.com was removed from olga-team.').waitFor();
+    await miaRow.waitFor({ state: 'detached' });
+
+    // an invite revoked the same way
+    await invite.getByLabel('Email').fill('zed@example.com');
+    await invite.getByLabel('Role').selectOption('viewer');
+    await invite.getByRole('button', { name: 'Invite' }).click();
+    const zed = op.getByRole('table', { name: 'invites' }).locator('tr[data-invite="zed@example.com"]');
+    await zed.getByText('viewer').waitFor();
+    await zed.getByRole('button', { name: 'Revoke' }).click();
+    await zed.getByRole('button', { name: 'Yes, revoke' }).click();
+    await op.getByRole('status').getByText('The invite of zed@example.com was revoked.').waitFor();
+    await zed.waitFor({ state: 'detached' });
+    const after = await gw.post('/v1/signup/ListMembers', { namespace: 'olga-team' }, admin);
+    assert.deepEqual({ members: (after.json.members as { email: string }[]).map((m) => m.email), invites: after.json.invites }, { members: ['olga@example.com'], invites: [] });
+    await op.screenshot({ path: join(ARTIFACTS, 'team-after.png'), fullPage: true });
+
+    // staff (the admin of micro, by account id) name the namespace whose team they see
+    const staff = await (await browser.newContext()).newPage();
+    const staffProblems = watch(staff);
+    await staff.goto(`${gw.url}/dashboard/#/team`);
+    await staff.getByRole('tab', { name: 'Account id' }).click();
+    const staffLogin = staff.getByRole('form', { name: 'log in' });
+    await staffLogin.getByLabel('Account id').fill(adminFile.id);
+    await staffLogin.getByLabel('Secret').fill(adminFile.secret);
+    await staffLogin.getByRole('button', { name: 'Log in' }).click();
+    await staff.getByRole('heading', { name: 'Team', exact: true }).waitFor();
+    await staff.getByRole('form', { name: 'choose a namespace' }).getByLabel('Namespace').fill('olga-team');
+    await staff.getByRole('button', { name: 'Show' }).click();
+    await staff.getByRole('heading', { name: 'Team of olga-team' }).waitFor();
+    assert.equal(await staff.getByRole('table', { name: 'members' }).locator('tr[data-member="olga@example.com"]').getByLabel('role of olga@example.com').inputValue(), 'owner');
+
+    assert.deepEqual([...owner.problems, ...member.problems, ...staffProblems], []);
+  }),
+);
 
 test('the emailed link points at the dashboard of MICRO_PUBLIC_URL by default', async () => {
   const saved = process.env.MICRO_PUBLIC_URL;

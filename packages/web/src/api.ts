@@ -87,14 +87,22 @@ export function endpointPath(service: string, endpoint: string): string {
   return `/v1/${encodeURIComponent(service)}/${endpoint.split('.').map(encodeURIComponent).join('/')}`;
 }
 
+export interface CallOptions {
+  /**
+   * The request carries a password the server checks (AcceptInvite): its 401 is about that
+   * password, not the token, and leaves the session alone. default false
+   */
+  checksPassword?: boolean;
+}
+
 /** POST /v1/{service}/{endpoint} with the token; the answer, or a CallError. A 401 ends the session. */
-export async function call<T = unknown>(service: string, endpoint: string, request: unknown = {}): Promise<T> {
+export async function call<T = unknown>(service: string, endpoint: string, request: unknown = {}, options: CallOptions = {}): Promise<T> {
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (session) headers.authorization = `Bearer ${session.token}`;
   const res = await fetch(endpointPath(service, endpoint), { method: 'POST', headers, body: JSON.stringify(request) });
   if (!res.ok) {
     const err = await errorOf(res);
-    if (res.status === 401 && session) setSession(undefined);
+    if (res.status === 401 && session && !options.checksPassword) setSession(undefined);
     throw err;
   }
   return (await res.json()) as T;
@@ -161,6 +169,11 @@ export function startSignupSession(r: SignupSession, email: string): Session {
   const s: Session = { token: r.token, account: r.account, expiresAt: r.expiresAt, email, namespaces: r.namespaces };
   setSession(s);
   return s;
+}
+
+/** A customer's namespaces changed (an invite accepted): the session lists them, for Switch namespace. */
+export function setSessionNamespaces(namespaces: string[]): void {
+  if (session?.email) setSession({ ...session, namespaces });
 }
 
 /** auth.Token with an id and secret; the session on success. */

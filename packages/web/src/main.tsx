@@ -12,6 +12,7 @@ import { Runtime } from './runtime';
 import { Services } from './services';
 import { Signup, Waitlist, type SignupLink } from './signup';
 import { Store } from './store';
+import { Team } from './team';
 import { Traces } from './traces';
 import './style.css';
 
@@ -34,6 +35,7 @@ const PAGES: readonly Page[] = [
   { path: 'config', title: 'Config', view: Config },
   { path: 'accounts', title: 'Accounts', view: Accounts },
   { path: 'quotas', title: 'Quotas', view: Quotas },
+  { path: 'team', title: 'Team', view: Team },
 ];
 
 /** `#/traces/abc` → the traces page and `abc`; an unknown path → the first page. */
@@ -56,7 +58,8 @@ function pageOf(hash: string): { page: Page; sub: string } {
  * The links of the signup emails, `/dashboard/signup/verify?email=…&code=…` and
  * `/dashboard/signup?email=…&namespace=…` (the gateway serves index.html there): what they
  * carry, once. The address becomes `/dashboard/#/signup` at once, so the code stays in
- * neither the address bar nor the history.
+ * neither the address bar nor the history (`#/team/<namespace>` for a team invite followed
+ * while logged in as a customer).
  */
 function takeSignupLink(): SignupLink | undefined {
   if (!/\/signup(\/verify)?\/?$/.test(location.pathname)) return undefined;
@@ -65,6 +68,12 @@ function takeSignupLink(): SignupLink | undefined {
   for (const key of ['email', 'code', 'namespace'] as const) {
     const v = q.get(key);
     if (v) link[key] = v.slice(0, 320);
+  }
+  // a logged-in customer following a team invite's link accepts it on the team page
+  const session = currentSession();
+  if (session?.email && link.namespace && !link.code) {
+    history.replaceState(null, '', `${import.meta.env.BASE_URL}#/team/${encodeURIComponent(link.namespace)}`);
+    return undefined;
   }
   history.replaceState(null, '', `${import.meta.env.BASE_URL}#/signup`);
   return link;
@@ -121,7 +130,8 @@ function App() {
         </div>
       </nav>
       <main>
-        <View key={page.path} sub={sub} />
+        {/* keyed by the namespace too: opening another namespace starts its pages afresh */}
+        <View key={`${page.path} ${session.account.issuer ?? ''}`} sub={sub} />
       </main>
     </div>
   );

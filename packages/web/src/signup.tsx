@@ -10,7 +10,7 @@ export interface SignupLink {
 }
 
 /** An email input that lets the server's rule speak (its 400 names what is wrong). */
-function EmailInput({ value, set }: { value: string; set: (v: string) => void }) {
+export function EmailInput({ value, set }: { value: string; set: (v: string) => void }) {
   return (
     <label>
       Email
