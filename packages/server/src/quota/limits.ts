@@ -35,6 +35,8 @@ export const BUILT_IN_DEFAULTS: Readonly<Record<LimitKey, number>> = Object.free
   blobBytes: 10 * 1024 * 1024 * 1024,
   apiKeys: 100,
   requestsPerSecond: 100,
+  // the local profile's memory cache evicts past 64 MiB a namespace anyway
+  cacheBytes: 64 * 1024 * 1024,
 });
 
 /** How a tenant brings its usage down, said in each refusal. */
@@ -48,6 +50,7 @@ const REMEDY: Record<LimitKey, string> = {
   blobBytes: 'delete blobs',
   apiKeys: 'revoke API keys',
   requestsPerSecond: 'slow down',
+  cacheBytes: 'delete cache keys',
 };
 
 /**
