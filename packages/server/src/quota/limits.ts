@@ -37,6 +37,8 @@ export const BUILT_IN_DEFAULTS: Readonly<Record<LimitKey, number>> = Object.free
   requestsPerSecond: 100,
   // the local profile's memory cache evicts past 64 MiB a namespace anyway
   cacheBytes: 64 * 1024 * 1024,
+  // members + live invites of a team (signup's maxMembers is the platform's hard bound)
+  members: 100,
 });
 
 /** How a tenant brings its usage down, said in each refusal. */
@@ -51,6 +53,7 @@ const REMEDY: Record<LimitKey, string> = {
   apiKeys: 'revoke API keys',
   requestsPerSecond: 'slow down',
   cacheBytes: 'delete cache keys',
+  members: 'remove members or revoke invites',
 };
 
 /**
