@@ -39,6 +39,8 @@ export const BUILT_IN_DEFAULTS: Readonly<Record<LimitKey, number>> = Object.free
   cacheBytes: 64 * 1024 * 1024,
   // members + live invites of a team (signup's maxMembers is the platform's hard bound)
   members: 100,
+  // 100 a second would allow 259M a month: this default bounds a tenant's month well below
+  requestsPerMonth: 10_000_000,
 });
 
 /** How a tenant brings its usage down, said in each refusal. */
@@ -54,6 +56,7 @@ const REMEDY: Record<LimitKey, string> = {
   requestsPerSecond: 'slow down',
   cacheBytes: 'delete cache keys',
   members: 'remove members or revoke invites',
+  requestsPerMonth: 'wait for the next month',
 };
 
 /**
