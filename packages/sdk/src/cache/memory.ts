@@ -182,9 +182,7 @@ export class MemoryCache implements Cache {
    */
   private put(ns: string, key: string, entry: Entry, max: number | null = null): void {
     this.checkOpen();
-    const used = this.spaces.get(ns)?.bytes ?? 0;
-    const growth = entry.bytes - (this.spaces.get(ns)?.entries.get(key)?.bytes ?? 0);
-    if (this.quota && max !== null && growth > 0 && used + growth > max) throw this.quota.refuse(ns, used, max);
+    if (this.quota && max !== null) this.admit(ns, key, entry.bytes, max, this.quota);
     let space = this.spaces.get(ns);
     if (!space) {
       space = { entries: new Map(), bytes: 0 };
@@ -207,6 +205,19 @@ export class MemoryCache implements Cache {
       if (!expired(e, now)) this.evictions++;
     }
     if (++this.writes % SWEEP_EVERY === 0) this.sweep();
+  }
+
+  /** Refuses a write that would grow the namespace past `max`; expired keys are dropped before a refusal (they are gone already). */
+  private admit(ns: string, key: string, bytes: number, max: number, quota: MemoryCacheQuota): void {
+    const over = () => {
+      const space = this.spaces.get(ns);
+      const growth = bytes - (space?.entries.get(key)?.bytes ?? 0);
+      return growth > 0 && (space?.bytes ?? 0) + growth > max;
+    };
+    if (!over()) return;
+    const now = this.now();
+    for (const [k, e] of this.spaces.get(ns)?.entries ?? []) if (expired(e, now)) this.remove(ns, k);
+    if (over()) throw quota.refuse(ns, this.spaces.get(ns)?.bytes ?? 0, max);
   }
 
   private live(ns: string, key: string, now: number): Entry | undefined {

@@ -77,7 +77,8 @@ return {v, redis.call('PTTL', KEYS[1])}
 // so the check and the write are one step on every node. KEYS[1] the cache key, KEYS[2]
 // a hash key -> its bytes, KEYS[3] a sorted set key -> its expiry (ms, Redis's clock),
 // KEYS[4] the namespace's total. ARGV[1] the key (the hash field). An expired key's bytes
-// leave the total when a later write of the namespace meets them (up to 100 a write).
+// leave the total when a later write of the namespace meets them (up to 100 a write, up to
+// 10,000 more before a refusal).
 const ACCOUNT = `
 local function now() local t = redis.call('TIME') return t[1] * 1000 + math.floor(t[2] / 1000) end
 local function forget(f)
@@ -86,8 +87,8 @@ local function forget(f)
   redis.call('HDEL', KEYS[2], f)
   redis.call('ZREM', KEYS[3], f)
 end
-local function sweep()
-  for _, f in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now(), 'LIMIT', 0, 100)) do forget(f) end
+local function sweep(n)
+  for _, f in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now(), 'LIMIT', 0, n or 100)) do forget(f) end
 end
 -- the bytes the key holds now (0 when it is gone: expired or evicted), and the namespace's
 local function held()
@@ -95,9 +96,14 @@ local function held()
   if redis.call('EXISTS', KEYS[1]) == 0 then forget(ARGV[1]) return 0 end
   return tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
 end
+-- before a refusal, up to 10,000 more expired keys leave the count (they are gone already)
 local function admit(old, bytes, max)
+  if max < 0 or bytes <= old then return nil end
   local used = tonumber(redis.call('GET', KEYS[4]) or '0')
-  if max >= 0 and bytes > old and used + bytes - old > max then return redis.error_reply('QUOTA ' .. used .. ' ' .. max) end
+  if used + bytes - old <= max then return nil end
+  sweep(10000)
+  used = tonumber(redis.call('GET', KEYS[4]) or '0')
+  if used + bytes - old > max then return redis.error_reply('QUOTA ' .. used .. ' ' .. max) end
   return nil
 end
 local function count(old, bytes)
