@@ -324,6 +324,7 @@ export class MicroServer {
       { name: 'registry', run: (ns) => purgeRegistry(registry, ns) },
       ...this.cores.flatMap((cs) => (cs.purge ? [{ name: cs.def.name, run: cs.purge }] : [])),
       { name: 'quota', run: (ns) => quotas.purge(ns) },
+      { name: 'requestsPerMonth', run: async (ns) => this.gateway?.months?.purge(ns) },
     ];
     return purgeNamespace(namespace, steps);
   }

@@ -18,6 +18,8 @@ export interface MonthlyCounter {
   count(namespace: string, month: string, max: number, resetAt: number): Promise<{ counted: boolean; used: number }>;
   /** the calls counted in a month */
   used(namespace: string, month: string): Promise<number>;
+  /** forgets a namespace's count of a month (the namespace purge; other months have expired) */
+  purge(namespace: string, month: string): Promise<void>;
 }
 
 /** The month of an instant, `YYYY-MM` (UTC), and the instant the next begins. */
@@ -45,6 +47,10 @@ export class MemoryMonthlyCounter implements MonthlyCounter {
 
   async used(namespace: string, month: string): Promise<number> {
     return this.usedNow(namespace, month);
+  }
+
+  async purge(namespace: string): Promise<void> {
+    this.counts.delete(namespace);
   }
 
   private usedNow(namespace: string, month: string): number {
@@ -83,5 +89,10 @@ export class NamespaceMonths {
   /** The calls of `namespace` counted this month (quota.Read's usage). */
   used(namespace: string): Promise<number> {
     return this.counter.used(namespace, monthOf(this.now()).month);
+  }
+
+  /** Forgets the namespace's count (the namespace purge: nothing is counted to a deleted namespace). */
+  purge(namespace: string): Promise<void> {
+    return this.counter.purge(namespace, monthOf(this.now()).month);
   }
 }

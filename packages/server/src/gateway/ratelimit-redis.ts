@@ -142,6 +142,11 @@ export class RedisRateLimiter implements Limiter, MonthlyCounter {
     return this.shared(async () => Number((await this.redis.get(`${this.monthPrefix}${namespace}:${month}`)) ?? 0), () => this.localMonths.used(namespace, month));
   }
 
+  async purge(namespace: string, month: string): Promise<void> {
+    await this.redis.del(`${this.monthPrefix}${namespace}:${month}`);
+    await this.localMonths.purge(namespace);
+  }
+
   /** A call to Redis, or `fallback` (this node's own) while Redis does not answer. */
   private async shared<T>(call: () => Promise<T>, fallback: () => T | Promise<T>): Promise<T> {
     try {
