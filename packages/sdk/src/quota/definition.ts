@@ -19,7 +19,8 @@ export type QuotaReadResponse = z.infer<typeof QuotaReadResponse>;
 
 /**
  * Quotas: per-namespace limits, enforced where each resource is used (runtime, store,
- * API keys, gateway). A refusal there is a 403 whose detail names the limit and usage.
+ * API keys, cache, team invites, gateway). A refusal there is a 403 (a rate: 429) whose
+ * detail names the limit and usage.
  */
 export const quotaService = defineService({
   name: 'quota',
