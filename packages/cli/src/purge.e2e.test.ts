@@ -161,7 +161,9 @@ async function purgeScenario(t: test.TestContext, env: Record<string, string>, l
 
   await t.test('the other customer keeps everything, and deleting again is safe', async () => {
     assert.deepEqual(await seen(b.namespace), bBefore);
-    assert.deepEqual(ok(await asAdmin('/v1/quota/Read', { namespace: b.namespace })).usage, bUsage);
+    // requestsPerMonth counts b's own calls, made by this test meanwhile: its data is what must not change
+    const stored = (usage: Record<string, number>) => ({ ...usage, requestsPerMonth: undefined });
+    assert.deepEqual(stored(ok(await asAdmin('/v1/quota/Read', { namespace: b.namespace })).usage as Record<string, number>), stored(bUsage as Record<string, number>));
     const secret = ok(await asAdmin('/v1/config/Get', { path: 'db.password', namespace: b.namespace, secrets: true }));
     assert.equal(secret.value, `pw-of-${b.namespace}`);
     const chunks: Buffer[] = [];

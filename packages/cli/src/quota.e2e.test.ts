@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'node:test';
-import { micro, natsPlatform, ok, post, startServer, stopProcess, tempDir } from './testing.js';
+import { micro, natsPlatform, ok, post, startServer, stopProcess, tempDir, until } from './testing.js';
 
 /**
  * Quotas on a running micro server, as tenants meet them: the 403s of the store and of API
@@ -98,6 +98,33 @@ async function quotaScenario(t: test.TestContext, env: Record<string, string>): 
     assert.equal((await post(gw, '/v1/quota/Set', { namespace: 'acme', limits: [1] }, adminToken)).status, 400);
     const limits = (ok(await post(gw, '/v1/quota/Read', { namespace: 'acme' }, adminToken)) as { limits: { storeBytes: number } }).limits;
     assert.equal(limits.storeBytes, 100000, 'unchanged');
+  });
+
+  await t.test('cacheBytes: the Set past the limit is a 403; the other tenant is untouched', async () => {
+    assert.equal((await micro(home, ['quota', 'set', 'acme', 'cacheBytes=40'])).code, 0);
+    ok(await post(gw, '/v1/cache/Set', { key: 'a', value: 'x'.repeat(20) }, acme)); // 1 + 22 bytes
+    const over = await post(gw, '/v1/cache/Set', { key: 'b', value: 'x'.repeat(20) }, acme);
+    assert.equal(over.status, 403);
+    assert.equal(over.body.detail, 'quota exceeded: cacheBytes 23 of 40 used in namespace acme; delete cache keys or ask for a larger quota (micro quota)');
+    ok(await post(gw, '/v1/cache/Set', { key: 'b', value: 'x'.repeat(20) }, globex));
+    assert.equal((ok(await post(gw, '/v1/quota/Read', {}, acme)) as { usage: { cacheBytes: number } }).usage.cacheBytes, 23);
+    ok(await post(gw, '/v1/cache/Delete', { key: 'a' }, acme));
+    ok(await post(gw, '/v1/cache/Set', { key: 'b', value: 'x'.repeat(20) }, acme));
+  });
+
+  await t.test('requestsPerMonth: counted, then a 403 naming the reset; admins of micro still reach the namespace', async () => {
+    const read = async () => (ok(await post(gw, '/v1/quota/Read', {}, acme)) as { usage: { requestsPerMonth: number } }).usage.requestsPerMonth;
+    const before = await read();
+    assert.ok(before > 0, 'the namespace\'s own calls are counted');
+    assert.equal(await read(), before + 1);
+    assert.equal((await micro(home, ['quota', 'set', 'acme', 'requestsPerMonth=0'])).code, 0);
+    // the gateway reads a limit at most every 5 s
+    const refused = await until('the monthly limit applies', 15_000, async () => {
+      const r = await post(gw, '/v1/quota/Read', {}, acme);
+      return r.status === 403 ? r : undefined;
+    });
+    assert.match(String(refused.body.detail), /^quota exceeded: requestsPerMonth \d+ of 0 used in namespace acme; wait for the next month or ask for a larger quota \(micro quota\); the count resets at \d{4}-\d\d-01T00:00:00\.000Z$/);
+    ok(await post(gw, '/v1/quota/Read', { namespace: 'acme' }, adminToken));
   });
 }
 

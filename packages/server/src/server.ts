@@ -257,6 +257,8 @@ export class MicroServer {
         this.gateway = new Gateway({
           limiter: this.limiter,
           requestsPerSecond: async (namespace) => (await quotas.limits(namespace)).requestsPerSecond,
+          requestsPerMonth: async (namespace) => (await quotas.limits(namespace)).requestsPerMonth,
+          monthlyCounter: this.limiter,
           address: this.gatewayAddress,
           registry: this.registry,
           tokens: this.tokens,
@@ -267,6 +269,8 @@ export class MicroServer {
           corsOrigins: process.env.MICRO_GATEWAY_CORS_ORIGINS?.split(',').map((o) => o.trim()).filter(Boolean),
           stats,
         });
+        const months = this.gateway.months;
+        if (months) quotas.addSource(async (namespace) => ({ requestsPerMonth: await months.used(namespace) }));
         await this.gateway.listen();
       }
       // --- end API gateway
@@ -320,6 +324,7 @@ export class MicroServer {
       { name: 'registry', run: (ns) => purgeRegistry(registry, ns) },
       ...this.cores.flatMap((cs) => (cs.purge ? [{ name: cs.def.name, run: cs.purge }] : [])),
       { name: 'quota', run: (ns) => quotas.purge(ns) },
+      { name: 'requestsPerMonth', run: async (ns) => this.gateway?.months?.purge(ns) },
     ];
     return purgeNamespace(namespace, steps);
   }

@@ -22,6 +22,9 @@ const KINDS: Record<string, { title: string; format: (n: number) => string }> = 
   blobBytes: { title: 'Blob size', format: bytes },
   apiKeys: { title: 'API keys', format: count },
   requestsPerSecond: { title: 'Requests a second', format: count },
+  cacheBytes: { title: 'Cache size', format: bytes },
+  members: { title: 'Members and invites', format: count },
+  requestsPerMonth: { title: 'Requests this month', format: count },
 };
 
 function count(n: number): string {

@@ -1,6 +1,6 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import { errors, MicroError, type Account, type Context, type Handlers, type Logger } from '@micro/sdk';
-import { LoginThrottle, requireAdmin, sourceOf, type AuthAccounts, type AuthTokens, type SecretHasher } from '@micro/server/engine';
+import { LoginThrottle, requireAdmin, sourceOf, type AuthAccounts, type AuthTokens, type Quotas, type SecretHasher } from '@micro/server/engine';
 import type { Mailer, MailMessage } from '../mail/mailer.js';
 import { namespacesMessage, platformInviteMessage, verificationMessage } from '../mail/messages.js';
 import type { signupService } from './definition.js';
@@ -66,6 +66,8 @@ interface Deps {
    * data, with every account disabled.
    */
   purge?: (namespace: string) => Promise<unknown>;
+  /** micro server's quotas (`CoreContext.quotas`): the `members` limit of InviteMember */
+  quotas?: Pick<Quotas, 'limits'>;
 }
 
 /** The namespace a Login of an unknown email checks against: never a name (names start with a letter). */

@@ -30,7 +30,9 @@ export function signupCoreService(options: SignupServiceOptions = {}): CoreServi
     const logger = ctx.logger.child({ component: 'signup' });
     const mailer = options.mailer ?? mailerFromEnv({ home: ctx.home, logger });
     const { storage, codeKey } = await openStorage(ctx.profile, ctx.dataDir, options.codeKey);
-    const handlers = signupHandlers({ storage, accounts: ctx.accounts, tokens: ctx.tokens, hasher: new SecretHasher(codeKey), purge: ctx.purge }, { ...options, mailer, logger });
+    const handlers = signupHandlers({ storage, accounts: ctx.accounts, tokens: ctx.tokens, hasher: new SecretHasher(codeKey), purge: ctx.purge, quotas: ctx.quotas }, { ...options, mailer, logger });
+    // what a team holds of its `members` quota shows in quota.Read
+    ctx.quotas?.addSource(async (namespace) => ({ members: await storage.seats(namespace, Date.now()) }));
     return {
       def: signupService,
       handlers,

@@ -49,6 +49,7 @@ export const SIGNUP_SCHEMA_V2 = `
 
 const UNFINISHED = "('unverified', 'verified')";
 const LIVE_INVITE = 'used_at IS NULL AND revoked_at IS NULL AND expires_at > ?';
+const INSERT_INVITE = 'INSERT INTO invites (id, email, namespace, role, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)';
 type Row = Record<string, unknown>;
 const num = (v: unknown): number => Number(v);
 const opt = (v: unknown): number | undefined => (v === null || v === undefined ? undefined : Number(v));
@@ -57,7 +58,7 @@ export class SqlSignupStorage implements SignupStorage {
   constructor(private readonly db: SqlDriver) {}
 
   async createInvite(i: Invite): Promise<void> {
-    await this.db.run('INSERT INTO invites (id, email, namespace, role, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)', [i.id, i.email, i.namespace ?? null, i.role ?? null, i.createdAt, i.expiresAt]);
+    await this.db.run(INSERT_INVITE, [i.id, i.email, i.namespace ?? null, i.role ?? null, i.createdAt, i.expiresAt]);
   }
 
   async getInvite(id: string): Promise<Invite | undefined> {
@@ -253,6 +254,20 @@ export class SqlSignupStorage implements SignupStorage {
     return this.db.run(`UPDATE invites SET revoked_at = ? WHERE email = ? AND namespace = ? AND ${LIVE_INVITE}`, [now, email, namespace, now]);
   }
 
+  async createTeamInvite(i: Invite & { namespace: string }, maxSeats: number | null): Promise<{ created: boolean; seats: number }> {
+    return this.db.tx(async (q) => {
+      await lockNamespace(q, i.namespace);
+      const seats = await countSeats(q, i.namespace, i.createdAt);
+      if (maxSeats !== null && seats >= maxSeats) return { created: false, seats };
+      await q.run(INSERT_INVITE, [i.id, i.email, i.namespace, i.role ?? null, i.createdAt, i.expiresAt]);
+      return { created: true, seats };
+    });
+  }
+
+  seats(namespace: string, now: number): Promise<number> {
+    return countSeats(this.db, namespace, now);
+  }
+
   async join(j: { invite: string; customer: string; namespace: string; account: string; role: Role; now: number; maxMembers: number }): Promise<void> {
     try {
       await this.db.tx(async (q) => {
@@ -301,6 +316,12 @@ async function lockNamespace(q: SqlDriver, namespace: string): Promise<void> {
   if ((await q.run("UPDATE namespaces SET status = status WHERE name = ? AND status = 'active'", [namespace])) === 0) {
     throw errors.NotFound('signup', `namespace: no active namespace ${namespace}`);
   }
+}
+
+/** Members + live invites of a namespace. */
+async function countSeats(q: SqlDriver, namespace: string, now: number): Promise<number> {
+  const [row] = await q.all<Row>(`SELECT (SELECT COUNT(*) FROM members WHERE namespace = ?) + (SELECT COUNT(*) FROM invites WHERE namespace = ? AND ${LIVE_INVITE}) AS n`, [namespace, namespace, now]);
+  return num(row?.n ?? 0);
 }
 
 /** The member a role change or removal may touch: 404, 403 (an owner, when not allowed), 409 (the last owner leaving). */

@@ -162,6 +162,16 @@ export interface SignupStorage {
   /** Revokes the live invites of `email` into `namespace`; how many there were. */
   revokeTeamInvites(email: string, namespace: string, now: number): Promise<number>;
   /**
+   * Adds an invite into a namespace when its seats (members + live invites at
+   * `invite.createdAt`) are below `maxSeats` (null: no limit), counted and inserted in one
+   * transaction under the namespace's lock: of concurrent invites with room for k exactly
+   * k are made, on every node. Returns the seats taken before; `created` false: refused.
+   * 404 when the namespace is not active.
+   */
+  createTeamInvite(invite: Invite & { namespace: string }, maxSeats: number | null): Promise<{ created: boolean; seats: number }>;
+  /** Members + live invites of a namespace at `now` (what the members quota counts). */
+  seats(namespace: string, now: number): Promise<number>;
+  /**
    * An existing customer joins a namespace by a live invite, in one transaction: the
    * invite used, the membership made. 404 when the invite is no longer live or the
    * namespace not active; 409 when the customer is a member already; 429 at `maxMembers`.

@@ -1,5 +1,5 @@
 import { errors, type Account, type Context } from '@micro/sdk';
-import { isAdmin, sourceOf, type AuthAccounts, type LoginThrottle } from '@micro/server/engine';
+import { isAdmin, quotaExceeded, sourceOf, type AuthAccounts, type LoginThrottle, type Quotas } from '@micro/server/engine';
 import type { Mailer } from '../mail/mailer.js';
 import { teamInviteMessage } from '../mail/messages.js';
 import { normaliseEmail } from './email.js';
@@ -38,6 +38,8 @@ export interface TeamOptions {
 interface Deps {
   storage: SignupStorage;
   accounts: AuthAccounts;
+  /** micro server's quotas (`CoreContext.quotas`): the `members` limit; absent, invites are bounded by maxTeamInvites alone */
+  quotas?: Pick<Quotas, 'limits'>;
 }
 
 const DAY = 24 * 3_600_000;
@@ -112,8 +114,11 @@ export function teamHandlers(deps: Deps, o: TeamOptions) {
       if ((await storage.countInvites(now)) >= o.maxInvites) throw errors.TooManyRequests('signup', 'too many live invites on the platform: try again later');
       // one address is mailed at most sendsPerEmail times a window, whoever invites it
       if (!(await storage.countSend(`team:${email}`, now, o.sendWindowMs, o.sendsPerEmail))) throw errors.TooManyRequests('signup', `email: ${email} was invited too often: try again in an hour`);
-      const invite: Invite = { id: o.newId('inv', now), email, namespace, role, createdAt: now, expiresAt: now + o.inviteDays * DAY };
-      await storage.createInvite(invite);
+      const invite = { id: o.newId('inv', now), email, namespace, role, createdAt: now, expiresAt: now + o.inviteDays * DAY };
+      // every live invite holds a seat: accepting one never passes the limit
+      const max = deps.quotas ? (await deps.quotas.limits(namespace)).members : null;
+      const { created, seats } = await storage.createTeamInvite(invite, max);
+      if (!created) throw quotaExceeded('members', seats, max ?? 0, namespace);
       o.mailer.send(teamInviteMessage({ to: email, base: o.siteUrl, namespace, inviter: by.name, role })).catch((err: unknown) => o.warn({ err, to: email }, 'signup: a team invite could not be mailed'));
       return { invite: inviteView(invite) };
     },

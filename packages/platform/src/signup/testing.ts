@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, configService, MicroError, createClient, createLogger, MemoryBroker, MemoryRegistry, RpcServer, Service, storeService, type ClientMiddleware, type Profile, type ServiceDef, type TypedClient } from '@micro/sdk';
-import { authenticate, configCoreService, storeFactory, type CoreContext, type CoreService } from '@micro/server/engine';
+import { authenticate, configCoreService, openQuotas, storeFactory, type CoreContext, type CoreService, type Quotas } from '@micro/server/engine';
 import { startAuthHarness, type AuthHarness } from '@micro/server/testing';
 import { MemoryMailer } from '../mail/mailer.js';
 import { signupService } from './definition.js';
@@ -17,6 +17,8 @@ import { signupCoreService, type SignupServiceOptions } from './index.js';
 export interface SignupHarness {
   auth: AuthHarness;
   mailer: MemoryMailer;
+  /** the server's quotas of the profile (SQLite in the home, or the test's PostgreSQL schema) */
+  quotas: Quotas;
   /** the signup service, anonymous or with a token */
   as(token?: string): TypedClient<typeof signupService>;
   /** the store and config core services (local profile only), behind the same guard */
@@ -47,7 +49,8 @@ export async function startSignupHarness(options: SignupServiceOptions = {}, pro
   const auth = await startAuthHarness();
   const home = mkdtempSync(join(tmpdir(), 'micro-signup-svc-'));
   const mailer = new MemoryMailer();
-  const ctx: CoreContext = { home, profile, dataDir: home, logger: silent, registry: auth.registry, broker: new MemoryBroker(), accounts: auth.accounts, tokens: auth.tokens };
+  const quotas = await openQuotas(profile, home);
+  const ctx: CoreContext = { home, profile, dataDir: home, logger: silent, registry: auth.registry, broker: new MemoryBroker(), accounts: auth.accounts, tokens: auth.tokens, quotas };
   const core = await signupCoreService({ mailer, ...options })(ctx);
   // the team roles are checked by the guard of every core service: two of them with real local engines
   const others: CoreService[] = profile.name === 'local' ? [await storeFactory(ctx), await configCoreService(ctx)] : [];
@@ -71,6 +74,7 @@ export async function startSignupHarness(options: SignupServiceOptions = {}, pro
   return {
     auth,
     mailer,
+    quotas,
     as,
     store: (token) => client(storeService, token),
     config: (token) => client(configService, token),
@@ -84,6 +88,7 @@ export async function startSignupHarness(options: SignupServiceOptions = {}, pro
       for (const s of services) await s.stop();
       await rpc.close();
       for (const cs of [core, ...others]) await cs.stop?.();
+      await quotas.close();
       await auth.close();
       rmSync(home, { recursive: true, force: true });
     },

@@ -6,7 +6,7 @@
 export type { Cache, CacheItem, CacheOptions, CacheSetOptions, CacheListOptions } from './cache.js';
 export { CACHE_ERROR_ID, CACHE_LIMITS } from './cache.js';
 export { MemoryCache, MEMORY_CACHE_DEFAULTS } from './memory.js';
-export type { MemoryCacheOptions } from './memory.js';
+export type { MemoryCacheOptions, MemoryCacheQuota } from './memory.js';
 export { cacheService } from './definition.js';
 export type { CacheService } from './definition.js';
 export { cacheHandlers } from './handlers.js';

@@ -21,6 +21,20 @@ export interface MemoryCacheOptions {
   namespace?: string;
   /** the clock, epoch ms; tests inject one to move time without sleeping */
   now?: () => number;
+  /** a per-namespace byte quota that refuses (unlike maxBytes, which evicts); default none */
+  quota?: MemoryCacheQuota;
+}
+
+/**
+ * A byte quota per namespace (micro server's `cacheBytes`). `limit` is asked before each
+ * write; the check and the write then run with no await between, so of concurrent writes
+ * with room for k exactly k pass. A write that does not grow the namespace always passes.
+ */
+export interface MemoryCacheQuota {
+  /** the namespace's limit in bytes, or null for none */
+  limit(namespace: string): Promise<number | null>;
+  /** the error of a write that would pass the limit (`used`: the namespace's bytes now) */
+  refuse(namespace: string, used: number, max: number): Error;
 }
 
 export const MEMORY_CACHE_DEFAULTS = Object.freeze({ maxKeys: 100_000, maxBytes: 64 * 1024 * 1024 });
@@ -50,6 +64,7 @@ export class MemoryCache implements Cache {
   private readonly maxBytes: number;
   private readonly namespace: string;
   private readonly now: () => number;
+  private readonly quota: MemoryCacheQuota | undefined;
   private writes = 0;
   private closed = false;
 
@@ -58,6 +73,7 @@ export class MemoryCache implements Cache {
     this.maxBytes = positive(options.maxBytes, 'maxBytes', MEMORY_CACHE_DEFAULTS.maxBytes);
     this.namespace = checkNamespace(options.namespace);
     this.now = options.now ?? Date.now;
+    this.quota = options.quota;
   }
 
   async set(key: string, value: unknown, options: CacheSetOptions = {}): Promise<void> {
@@ -70,7 +86,8 @@ export class MemoryCache implements Cache {
     if (bytes > this.maxBytes) {
       throw PayloadTooLarge(CACHE_ERROR_ID, `key and value take ${bytes} bytes, more than this cache holds per namespace (${this.maxBytes})`);
     }
-    this.put(ns, k, { json, expiry: ttl === 0 ? 0 : this.now() + ttlMillis(ttl), bytes });
+    const max = await this.limitOf(ns);
+    this.put(ns, k, { json, expiry: ttl === 0 ? 0 : this.now() + ttlMillis(ttl), bytes }, max);
   }
 
   async get(key: string, options: CacheOptions = {}): Promise<CacheItem | undefined> {
@@ -144,17 +161,28 @@ export class MemoryCache implements Cache {
     this.checkOpen();
     const k = checkKey(key);
     const ns = checkNamespace(options.namespace, this.namespace);
+    const max = await this.limitOf(ns);
     const entry = this.live(ns, k, this.now());
     // a 409 leaves the key as it was
     const next = addTo(k, entry?.json, delta);
     const json = String(next);
     // the key keeps its TTL, as Redis's INCRBY does
-    this.put(ns, k, { json, expiry: entry?.expiry ?? 0, bytes: Buffer.byteLength(k, 'utf8') + json.length });
+    this.put(ns, k, { json, expiry: entry?.expiry ?? 0, bytes: Buffer.byteLength(k, 'utf8') + json.length }, max);
     return next;
   }
 
-  /** Stores an entry as the most recently used, then evicts the least recently used past the bounds. */
-  private put(ns: string, key: string, entry: Entry): void {
+  /** The namespace's quota in bytes (null: none); the only await of a write. */
+  private async limitOf(ns: string): Promise<number | null> {
+    return this.quota ? this.quota.limit(ns) : null;
+  }
+
+  /**
+   * Stores an entry as the most recently used, then evicts the least recently used past
+   * the bounds. A write that would grow the namespace past `max` is refused first.
+   */
+  private put(ns: string, key: string, entry: Entry, max: number | null = null): void {
+    this.checkOpen();
+    if (this.quota && max !== null) this.admit(ns, key, entry.bytes, max, this.quota);
     let space = this.spaces.get(ns);
     if (!space) {
       space = { entries: new Map(), bytes: 0 };
@@ -177,6 +205,19 @@ export class MemoryCache implements Cache {
       if (!expired(e, now)) this.evictions++;
     }
     if (++this.writes % SWEEP_EVERY === 0) this.sweep();
+  }
+
+  /** Refuses a write that would grow the namespace past `max`; expired keys are dropped before a refusal (they are gone already). */
+  private admit(ns: string, key: string, bytes: number, max: number, quota: MemoryCacheQuota): void {
+    const over = () => {
+      const space = this.spaces.get(ns);
+      const growth = bytes - (space?.entries.get(key)?.bytes ?? 0);
+      return growth > 0 && (space?.bytes ?? 0) + growth > max;
+    };
+    if (!over()) return;
+    const now = this.now();
+    for (const [k, e] of this.spaces.get(ns)?.entries ?? []) if (expired(e, now)) this.remove(ns, k);
+    if (over()) throw quota.refuse(ns, this.spaces.get(ns)?.bytes ?? 0, max);
   }
 
   private live(ns: string, key: string, now: number): Entry | undefined {

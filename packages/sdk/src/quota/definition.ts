@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { defineService, endpoint } from '../service/definition.js';
 
 /** What a namespace is limited in (integers; bytes, millicores, counts, requests a second). */
-export const QUOTA_LIMIT_KEYS = ['services', 'instancesPerService', 'memoryPerInstance', 'cpuPerInstance', 'storeBytes', 'storeRecords', 'blobBytes', 'apiKeys', 'requestsPerSecond'] as const;
+export const QUOTA_LIMIT_KEYS = ['services', 'instancesPerService', 'memoryPerInstance', 'cpuPerInstance', 'storeBytes', 'storeRecords', 'blobBytes', 'apiKeys', 'requestsPerSecond', 'cacheBytes', 'members', 'requestsPerMonth'] as const;
 
 const Namespace = z.string().max(128);
 const LimitsInForce = z.record(z.string(), z.number().nullable()).describe('each limit: a whole number, or null for unlimited (namespace micro)');
@@ -19,7 +19,8 @@ export type QuotaReadResponse = z.infer<typeof QuotaReadResponse>;
 
 /**
  * Quotas: per-namespace limits, enforced where each resource is used (runtime, store,
- * API keys, gateway). A refusal there is a 403 whose detail names the limit and usage.
+ * API keys, cache, team invites, gateway). A refusal there is a 403 (a rate: 429) whose
+ * detail names the limit and usage.
  */
 export const quotaService = defineService({
   name: 'quota',

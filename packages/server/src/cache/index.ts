@@ -1,6 +1,7 @@
 import { cacheService, MemoryCache, type MemoryCacheOptions } from '@micro/sdk';
 import { positiveFromEnv, type CoreServiceFactory } from '../core.js';
 import { cacheServiceHandlers } from './handlers.js';
+import { cacheQuota } from './quota.js';
 
 export { cacheServiceHandlers } from './handlers.js';
 // the Redis engine (nats profile) is in ../nats.ts, so that the local profile never loads ioredis
@@ -14,11 +15,13 @@ export type CacheServiceOptions = Pick<MemoryCacheOptions, 'maxKeys' | 'maxBytes
  * recently used keys of that namespace are evicted.
  */
 export function cacheCoreService(options: CacheServiceOptions = {}): CoreServiceFactory {
-  return () => {
+  return (ctx) => {
     const cache = new MemoryCache({
       maxKeys: options.maxKeys ?? positiveFromEnv('MICRO_CACHE_MAX_KEYS'),
       maxBytes: options.maxBytes ?? positiveFromEnv('MICRO_CACHE_MAX_BYTES'),
+      quota: cacheQuota(ctx),
     });
+    ctx.quotas?.addSource(async (namespace) => ({ cacheBytes: cache.usage(namespace).bytes }));
     return { def: cacheService, handlers: cacheServiceHandlers(cache), stop: () => cache.close(), purge: async (namespace) => cache.purgeNamespace(namespace) };
   };
 }

@@ -91,8 +91,12 @@ describe('the redis cache', () => {
     await cache.set('user:1', { name: 'Ada' }, { ttl: 60 });
     await cache.set('k', 'v', { namespace: 'a:b%c' });
     await cache.increment('n', 3, { namespace: 'tenant-a' });
-    const keys = (await redis.keys(`${prefix}:*`)).sort();
+    const keys = (await redis.keys(`${prefix}:cache:*`)).sort();
     assert.deepEqual(keys, [`${prefix}:cache:a%3Ab%25c:k`, `${prefix}:cache:micro:user:1`, `${prefix}:cache:tenant-a:n`]);
+    // each namespace's bytes (cacheBytes) are kept beside: a hash of sizes, the expiries, the total
+    const counting = (await redis.keys(`${prefix}:cachequota:*`)).sort();
+    assert.deepEqual(counting, ['a%3Ab%25c', 'micro', 'tenant-a'].flatMap((ns) => ['bytes', 'expiry', 'sizes'].map((k) => `${prefix}:cachequota:${ns}:${k}`)).filter((k) => !k.endsWith('a%3Ab%25c:expiry') && !k.endsWith('tenant-a:expiry')));
+    assert.equal(await redis.hget(`${prefix}:cachequota:micro:sizes`, 'user:1'), String('user:1{"name":"Ada"}'.length));
     assert.equal(await redis.get(`${prefix}:cache:micro:user:1`), '{"name":"Ada"}');
     const pttl = await redis.pttl(`${prefix}:cache:micro:user:1`);
     assert.ok(pttl > 50_000 && pttl <= 60_000, String(pttl));

@@ -163,6 +163,23 @@ describe('API gateway', () => {
     assert.deepEqual(pub.json, { ok: true, who: null });
   });
 
+  test('requestsPerMonth: the namespace\'s own calls counted; then 403 naming the limit and the reset; strangers spend none of it', async () => {
+    const g = await start({ rateLimit: false, requestsPerMonth: async (ns) => (ns === 'tenant-a' ? 3 : null) });
+    // an anonymous public call and an admin of micro acting in tenant-a are not its calls
+    for (let i = 0; i < 5; i++) {
+      assert.equal((await post('/v1/greeter/Public', {}, { 'micro-namespace': 'tenant-a' }, g.url)).status, 200);
+      assert.equal((await post('/v1/greeter/Call', { name: 'a' }, { ...bearer(adminToken), 'micro-namespace': 'tenant-a' }, g.url)).status, 200);
+    }
+    const answers = await Promise.all(Array.from({ length: 8 }, () => post('/v1/greeter/Call', { name: 'x' }, bearer(aliceKey), g.url)));
+    assert.equal(answers.filter((r) => r.status === 200).length, 3);
+    const refused = answers.find((r) => r.status !== 200);
+    assertError(refused as HttpAnswer, 403, /^quota exceeded: requestsPerMonth 3 of 3 used in namespace tenant-a; .*; the count resets at \d{4}-\d\d-01T00:00:00\.000Z$/);
+    assert.equal((refused?.json as { id: string }).id, 'quota');
+    assert.equal(await g.months?.used('tenant-a'), 3);
+    // another tenant is counted apart (unlimited here: not at all)
+    assertError(await post('/v1/greeter/Call', { name: 'x' }, bearer(bobToken), g.url), 404);
+  });
+
   test('namespaces: the token\'s; another only for admins of micro (403); rules deny with 403', async () => {
     assertError(await post('/v1/greeter/Call', { name: 'x' }, bearer(bobToken)), 404, /not found in namespace tenant-b/);
     assertError(await post('/v1/greeter/Call', { name: 'x' }, { ...bearer(bobToken), 'micro-namespace': 'tenant-a' }), 403, /namespace tenant-b may not act in namespace tenant-a/);

@@ -22,6 +22,7 @@ import { TwoKeyCache } from './cache.js';
 import { flatFields, openApiDocument, type EndpointAccess } from './openapi.js';
 import { RateLimiter, type Limiter, type RateLimitOptions } from './ratelimit.js';
 import { NamespaceRates, RateLimited } from './quota.js';
+import { NamespaceMonths, type MonthlyCounter } from './monthly.js';
 import { SECURITY_HEADERS, SECURITY_PAIRS, tooDeep } from './json.js';
 import { defaultDashboardDir, isDashboardPath, serveDashboard } from './dashboard.js';
 import type { StatsCollector } from '../stats/collector.js';
@@ -54,6 +55,10 @@ export interface GatewayOptions {
    * its own accounts in the limiter's buckets (quota.ts); default none
    */
   requestsPerSecond?: (namespace: string) => Promise<number | null>;
+  /** each namespace's requestsPerMonth quota (null: unlimited), counted after requestsPerSecond let a call go (monthly.ts); default none */
+  requestsPerMonth?: (namespace: string) => Promise<number | null>;
+  /** where the months are counted: the nats profile's RedisRateLimiter (shared); default this node's memory */
+  monthlyCounter?: MonthlyCounter;
   /** origins allowed by CORS (`*` for any); default none: no CORS headers. Listed origins (not `*`) may also use the micro-token cookie */
   corsOrigins?: string[];
   /** ms to receive the headers of a request (default 10,000) */
@@ -136,6 +141,8 @@ export class Gateway {
   private readonly timeout: number;
   private readonly limiter: Limiter | undefined;
   private readonly rates: NamespaceRates | undefined;
+  /** requestsPerMonth (its usage is quota.Read's) */
+  readonly months: NamespaceMonths | undefined;
   private readonly cors: Set<string>;
   private readonly rulesTtl: number;
   private readonly clients = new Map<string, Client>();
@@ -176,6 +183,7 @@ export class Gateway {
     this.timeout = options.timeout ?? 30_000;
     this.limiter = options.rateLimit === false ? undefined : (options.limiter ?? new RateLimiter(options.rateLimit));
     this.rates = options.requestsPerSecond ? new NamespaceRates({ lookup: options.requestsPerSecond }, options.limiter ?? this.limiter) : undefined;
+    this.months = options.requestsPerMonth ? new NamespaceMonths({ lookup: options.requestsPerMonth }, options.monthlyCounter) : undefined;
     this.cors = new Set(options.corsOrigins ?? []);
     this.rulesTtl = options.rulesTtl ?? 1_000;
     this.maxStreams = options.maxStreams ?? 100;
@@ -386,6 +394,7 @@ export class Gateway {
     const namespace = this.namespaceOf(req, account);
     // the namespace's own calls count against its requestsPerSecond (quota.ts says why only those)
     if (this.rates && account?.issuer === namespace) await this.rates.admit(namespace);
+    if (this.months && account?.issuer === namespace) await this.months.admit(namespace);
 
     // the core services (registry, store, auth, runtime, …) run in namespace micro and serve
     // every namespace themselves (they act in the caller's, from its token): a tenant's

@@ -36,19 +36,45 @@ interface Known {
   at: number;
 }
 
-export class NamespaceRates {
+/**
+ * A namespace's limit as the gateway knows it: read from the quotas at most every `ttl`
+ * ms (a Set applies within it); quotas out of reach let calls go (null), and the next call
+ * asks again.
+ */
+export class KnownLimits {
   private readonly ttl: number;
   private readonly maxNamespaces: number;
   private readonly known = new Map<string, Known>();
+
+  constructor(private readonly options: NamespaceRateOptions) {
+    this.ttl = options.ttl ?? 5_000;
+    this.maxNamespaces = options.maxNamespaces ?? 10_000;
+  }
+
+  of(namespace: string): Promise<number | null> {
+    const now = Date.now();
+    const known = this.known.get(namespace);
+    if (known && now - known.at < this.ttl) return known.max;
+    if (this.known.size >= this.maxNamespaces) this.known.clear();
+    const max = this.options.lookup(namespace).catch(() => {
+      this.known.delete(namespace);
+      return null;
+    });
+    this.known.set(namespace, { max, at: now });
+    return max;
+  }
+}
+
+export class NamespaceRates {
+  private readonly limits: KnownLimits;
   private readonly limiter: Limiter & Required<Pick<Limiter, 'takeAt'>>;
 
   constructor(
-    private readonly options: NamespaceRateOptions,
+    options: NamespaceRateOptions,
     /** the gateway's limiter when it takes rates of its own (both of ours do), else one in memory */
     limiter?: Limiter,
   ) {
-    this.ttl = options.ttl ?? 5_000;
-    this.maxNamespaces = options.maxNamespaces ?? 10_000;
+    this.limits = new KnownLimits(options);
     this.limiter = limiter?.takeAt ? (limiter as Limiter & Required<Pick<Limiter, 'takeAt'>>) : new RateLimiter();
   }
 
@@ -58,25 +84,11 @@ export class NamespaceRates {
    */
   async admit(namespace: string): Promise<void> {
     if (namespace === UNLIMITED_NAMESPACE) return;
-    const max = await this.limitOf(namespace);
+    const max = await this.limits.of(namespace);
     if (max === null) return;
     if (max === 0) throw quotaExceeded('requestsPerSecond', 0, 0, namespace);
     let wait = this.limiter.takeAt(`ns:${namespace}`, max, max);
     if (typeof wait !== 'number') wait = await wait;
     if (wait > 0) throw new RateLimited(wait, QUOTA_ERROR_ID, `${quotaExceeded('requestsPerSecond', max, max, namespace).detail}; retry in ${wait} s`);
-  }
-
-  private limitOf(namespace: string): Promise<number | null> {
-    const now = Date.now();
-    const known = this.known.get(namespace);
-    if (known && now - known.at < this.ttl) return known.max;
-    if (this.known.size >= this.maxNamespaces) this.known.clear();
-    // quotas out of reach: the call goes (the per-caller limits still hold), and the next one asks again
-    const max = this.options.lookup(namespace).catch(() => {
-      this.known.delete(namespace);
-      return null;
-    });
-    this.known.set(namespace, { max, at: now });
-    return max;
   }
 }

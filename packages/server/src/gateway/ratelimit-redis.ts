@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import { redactUrl, type BackoffOptions, type Logger, type Profile } from '@micro/sdk';
 import { RateLimiter, type Limiter, type RateLimitOptions } from './ratelimit.js';
 import { connectRedis } from '../redis/connect.js';
+import { MemoryMonthlyCounter, type MonthlyCounter } from './monthly.js';
 
 /**
  * The gateway's token buckets in Redis, shared by every node of a platform: the same
@@ -61,19 +62,33 @@ redis.call('PEXPIRE', KEYS[1], string.format('%d', math.ceil((burst - tokens) / 
 return wait
 `;
 
+// KEYS[1] a namespace's month; ARGV max, the month's end (unix s). Returns {counted 0/1, count before}.
+const MONTH = `
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n >= tonumber(ARGV[1]) then return {0, n} end
+redis.call('INCR', KEYS[1])
+if n == 0 then redis.call('EXPIREAT', KEYS[1], ARGV[2]) end
+return {1, n}
+`;
+
 /** keys longer than this are hashed (an IPv6 address or an account id is far shorter) */
 const MAX_KEY = 256;
 
-type WithTake = Redis & { microRateTake(key: string, rate: number, burst: number): Promise<number> };
+type WithTake = Redis & {
+  microRateTake(key: string, rate: number, burst: number): Promise<number>;
+  microMonthCount(key: string, max: number, resetAt: number): Promise<[number, number]>;
+};
 
-export class RedisRateLimiter implements Limiter {
+export class RedisRateLimiter implements Limiter, MonthlyCounter {
   /** calls counted by this node's own limits because Redis did not answer */
   fallbacks = 0;
   private degraded = false;
   private readonly rate: number;
   private readonly burst: number;
   private readonly local: RateLimiter;
+  private readonly localMonths = new MemoryMonthlyCounter();
   private readonly keyPrefix: string;
+  private readonly monthPrefix: string;
 
   private constructor(
     private readonly redis: WithTake,
@@ -84,6 +99,7 @@ export class RedisRateLimiter implements Limiter {
     this.burst = Math.max(1, options.burst ?? 100);
     this.local = new RateLimiter(options);
     this.keyPrefix = `${options.prefix}:ratelimit:`;
+    this.monthPrefix = `${options.prefix}:month:`;
   }
 
   /** Connects (with backoff; a clear error naming the URL in the end) and loads the script. */
@@ -91,6 +107,7 @@ export class RedisRateLimiter implements Limiter {
     // a call while Redis is away fails at once and falls back to this node's limiter
     const redis = await connectRedis(options.url, { timeout: options.timeout ?? 500, backoff: options.backoff });
     redis.defineCommand('microRateTake', { numberOfKeys: 1, lua: TAKE });
+    redis.defineCommand('microMonthCount', { numberOfKeys: 1, lua: MONTH });
     return new RedisRateLimiter(redis as WithTake, options);
   }
 
@@ -103,13 +120,42 @@ export class RedisRateLimiter implements Limiter {
     const k = key.length > MAX_KEY ? `h:${createHash('sha256').update(key).digest('hex')}` : key;
     rate = Math.max(0.001, rate);
     burst = Math.max(1, burst);
+    return this.shared(async () => Number(await this.redis.microRateTake(this.keyPrefix + k, rate, burst)), () => this.local.takeAt(k, rate, burst));
+  }
+
+  /**
+   * requestsPerMonth, shared by the nodes: `<prefix>:month:<namespace>:<YYYY-MM>`, counted
+   * and checked in one script, expiring when the month ends. Redis lost: this node counts
+   * on its own, as the buckets do.
+   */
+  async count(namespace: string, month: string, max: number, resetAt: number): Promise<{ counted: boolean; used: number }> {
+    return this.shared(
+      async () => {
+        const [counted, used] = await this.redis.microMonthCount(`${this.monthPrefix}${namespace}:${month}`, max, Math.ceil(resetAt / 1000));
+        return { counted: counted === 1, used: Number(used) };
+      },
+      () => this.localMonths.count(namespace, month, max),
+    );
+  }
+
+  async used(namespace: string, month: string): Promise<number> {
+    return this.shared(async () => Number((await this.redis.get(`${this.monthPrefix}${namespace}:${month}`)) ?? 0), () => this.localMonths.used(namespace, month));
+  }
+
+  async purge(namespace: string, month: string): Promise<void> {
+    await this.redis.del(`${this.monthPrefix}${namespace}:${month}`);
+    await this.localMonths.purge(namespace);
+  }
+
+  /** A call to Redis, or `fallback` (this node's own) while Redis does not answer. */
+  private async shared<T>(call: () => Promise<T>, fallback: () => T | Promise<T>): Promise<T> {
     try {
-      const wait = Number(await this.redis.microRateTake(this.keyPrefix + k, rate, burst));
+      const out = await call();
       if (this.degraded) {
         this.degraded = false;
         this.options.logger?.info({ url: redactUrl(this.options.url) }, 'rate limits: redis is back, limits are shared by the nodes again');
       }
-      return wait;
+      return out;
     } catch (err) {
       this.fallbacks++;
       if (!this.degraded) {
@@ -119,7 +165,7 @@ export class RedisRateLimiter implements Limiter {
           'rate limits: redis does not answer; each node limits on its own until it is back',
         );
       }
-      return this.local.takeAt(k, rate, burst);
+      return fallback();
     }
   }
 

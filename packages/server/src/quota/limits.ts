@@ -35,6 +35,12 @@ export const BUILT_IN_DEFAULTS: Readonly<Record<LimitKey, number>> = Object.free
   blobBytes: 10 * 1024 * 1024 * 1024,
   apiKeys: 100,
   requestsPerSecond: 100,
+  // the local profile's memory cache evicts past 64 MiB a namespace anyway
+  cacheBytes: 64 * 1024 * 1024,
+  // members + live invites of a team (signup's maxMembers is the platform's hard bound)
+  members: 100,
+  // 100 a second would allow 259M a month: this default bounds a tenant's month well below
+  requestsPerMonth: 10_000_000,
 });
 
 /** How a tenant brings its usage down, said in each refusal. */
@@ -48,6 +54,9 @@ const REMEDY: Record<LimitKey, string> = {
   blobBytes: 'delete blobs',
   apiKeys: 'revoke API keys',
   requestsPerSecond: 'slow down',
+  cacheBytes: 'delete cache keys',
+  members: 'remove members or revoke invites',
+  requestsPerMonth: 'wait for the next month',
 };
 
 /**
