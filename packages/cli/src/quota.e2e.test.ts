@@ -67,6 +67,12 @@ async function quotaScenario(t: test.TestContext, env: Record<string, string>): 
     await rateScenario([gw], globex, 'globex', 3);
     // another namespace is not slowed by it
     ok(await post(gw, '/v1/quota/Read', {}, acme));
+    // globex calls again below: its rate back up, once the gateway has read the new limit (at most 5 s)
+    assert.equal((await micro(home, ['quota', 'set', 'globex', 'requestsPerSecond=1000'])).code, 0);
+    await until('globex at full rate again', 20_000, async () => {
+      const burst = await Promise.all(Array.from({ length: 6 }, () => post(gw, '/v1/quota/Read', {}, globex)));
+      return burst.every((r) => r.status === 200) ? true : undefined;
+    });
   });
 
   await t.test("a tenant cannot read or set another namespace's quota, nor its own", async () => {
