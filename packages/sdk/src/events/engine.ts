@@ -136,6 +136,15 @@ function eventSize(payload: string, metadata: string | undefined): number {
   return Buffer.byteLength(payload, 'utf8') + (metadata === undefined ? 0 : Buffer.byteLength(metadata, 'utf8'));
 }
 
+/**
+ * The age past which a topic's events go: its own maxAge (0 = for ever) capped by its
+ * namespace's retention (where a quota sets one; 0 there keeps nothing); undefined: none.
+ */
+function cappedAge(maxAge: number, cap: number | undefined): number | undefined {
+  if (cap === undefined) return maxAge > 0 ? maxAge : undefined;
+  return maxAge > 0 ? Math.min(maxAge, cap) : cap;
+}
+
 export class EventsEngine implements Events {
   readonly name: string;
   private readonly now: () => number;
@@ -721,12 +730,10 @@ export class EventsEngine implements Events {
     let changed = false;
     for (const { namespace, topic: t } of this.storage.allTopics()) {
       const policy = { ...this.retention, ...t.retention };
-      const cap = caps.get(namespace);
-      // the namespace's retention caps the topic's (0 = the topic keeps events for ever)
-      if (cap !== undefined) policy.maxAge = policy.maxAge > 0 ? Math.min(policy.maxAge, cap) : cap;
+      const maxAge = cappedAge(policy.maxAge, caps.get(namespace));
       const last = this.visibleLast(namespace, t);
       let before = t.first;
-      if (policy.maxAge > 0) before = Math.max(before, this.storage.offsetAt(namespace, t.name, now - policy.maxAge) ?? t.last + 1);
+      if (maxAge !== undefined) before = Math.max(before, this.storage.offsetAt(namespace, t.name, now - maxAge) ?? t.last + 1);
       if (policy.maxEvents > 0) before = Math.max(before, t.last - policy.maxEvents + 1);
       if (policy.maxBytes > 0) before = Math.max(before, this.storage.offsetKeepingBytes(namespace, t.name, policy.maxBytes));
       // events not committed yet are not the sweep's to remove
