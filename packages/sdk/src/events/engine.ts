@@ -4,6 +4,7 @@ import { rootLogger, type Logger } from '../logger/logger.js';
 import { randomHex } from '../util/ids.js';
 import {
   bad,
+  cappedAge,
   checkConsume,
   checkGroup,
   checkId,
@@ -134,15 +135,6 @@ function toEvent(topic: string, stored: StoredEvent): Event {
 
 function eventSize(payload: string, metadata: string | undefined): number {
   return Buffer.byteLength(payload, 'utf8') + (metadata === undefined ? 0 : Buffer.byteLength(metadata, 'utf8'));
-}
-
-/**
- * The age past which a topic's events go: its own maxAge (0 = for ever) capped by its
- * namespace's retention (where a quota sets one; 0 there keeps nothing); undefined: none.
- */
-function cappedAge(maxAge: number, cap: number | undefined): number | undefined {
-  if (cap === undefined) return maxAge > 0 ? maxAge : undefined;
-  return maxAge > 0 ? Math.min(maxAge, cap) : cap;
 }
 
 export class EventsEngine implements Events {
