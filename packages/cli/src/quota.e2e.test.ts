@@ -85,6 +85,10 @@ async function quotaScenario(t: test.TestContext, env: Record<string, string>): 
       [{ storeBytes: 2 ** 60 }, /storeBytes must be a whole number from 0 to/],
       [{ storeBytes: '10' }, /storeBytes must be a whole number/],
       [{ storeBytes: 5, rootAccess: 1 }, /rootAccess is not a limit/],
+      [{ eventsBytes: -5 }, /eventsBytes must be a whole number/],
+      [{ eventRetention: 0.5 }, /eventRetention must be a whole number/],
+      [{ eventRetention: 2 ** 51 }, /eventRetention must be a whole number from 0 to/],
+      [{ eventsBytes: null }, /eventsBytes must be a whole number/],
       [{ __proto__: { x: 1 }, constructor: 1 }, /constructor is not a limit/],
     ];
     for (const [limits, detail] of cases) {
@@ -110,6 +114,17 @@ async function quotaScenario(t: test.TestContext, env: Record<string, string>): 
     assert.equal((ok(await post(gw, '/v1/quota/Read', {}, acme)) as { usage: { cacheBytes: number } }).usage.cacheBytes, 23);
     ok(await post(gw, '/v1/cache/Delete', { key: 'a' }, acme));
     ok(await post(gw, '/v1/cache/Set', { key: 'b', value: 'x'.repeat(20) }, acme));
+  });
+
+  await t.test('eventsBytes: the publish past the limit is a 403 naming it; usage in quota.Read; the other tenant is untouched', async () => {
+    assert.equal((await micro(home, ['quota', 'set', 'acme', 'eventsBytes=250', 'eventRetention=3600'])).code, 0);
+    ok(await post(gw, '/v1/events/Publish', { topic: 'orders', payload: 'x'.repeat(200) }, acme));
+    const over = await post(gw, '/v1/events/Publish', { topic: 'orders', payload: 'x'.repeat(200) }, acme);
+    assert.equal(over.status, 403);
+    assert.match(String(over.body.detail), /^quota exceeded: eventsBytes \d+ of 250 used in namespace acme; let retention remove events \(micro events retention\) or ask for a larger quota \(micro quota\)$/);
+    ok(await post(gw, '/v1/events/Publish', { topic: 'orders', payload: 'x'.repeat(400) }, globex));
+    const usage = (ok(await post(gw, '/v1/quota/Read', {}, acme)) as { usage: { eventsBytes: number } }).usage.eventsBytes;
+    assert.ok(usage >= 202 && usage <= 250, `usage ${usage}`);
   });
 
   await t.test('requestsPerMonth: counted, then a 403 naming the reset; admins of micro still reach the namespace', async () => {
