@@ -91,6 +91,10 @@ async function quotaScenario(t: test.TestContext, env: Record<string, string>): 
       [{ storeBytes: 2 ** 60 }, /storeBytes must be a whole number from 0 to/],
       [{ storeBytes: '10' }, /storeBytes must be a whole number/],
       [{ storeBytes: 5, rootAccess: 1 }, /rootAccess is not a limit/],
+      [{ eventsBytes: -5 }, /eventsBytes must be a whole number/],
+      [{ eventRetention: 0.5 }, /eventRetention must be a whole number/],
+      [{ eventRetention: 2 ** 51 }, /eventRetention must be a whole number from 0 to/],
+      [{ eventsBytes: null }, /eventsBytes must be a whole number/],
       [{ __proto__: { x: 1 }, constructor: 1 }, /constructor is not a limit/],
     ];
     for (const [limits, detail] of cases) {
@@ -116,6 +120,24 @@ async function quotaScenario(t: test.TestContext, env: Record<string, string>): 
     assert.equal((ok(await post(gw, '/v1/quota/Read', {}, acme)) as { usage: { cacheBytes: number } }).usage.cacheBytes, 23);
     ok(await post(gw, '/v1/cache/Delete', { key: 'a' }, acme));
     ok(await post(gw, '/v1/cache/Set', { key: 'b', value: 'x'.repeat(20) }, acme));
+  });
+
+  await t.test('eventsBytes: the publish past the limit is a 403 naming it; usage in quota.Read; the other tenant is untouched', async () => {
+    assert.equal((await micro(home, ['quota', 'set', 'acme', 'eventsBytes=1000', 'eventRetention=3600'])).code, 0);
+    // JetStream counts its headers and subject too (quota README): publish until refused
+    let stored = 0;
+    let over: Awaited<ReturnType<typeof post>> | undefined;
+    while (!over && stored < 10) {
+      const r = await post(gw, '/v1/events/Publish', { topic: 'orders', payload: 'x'.repeat(300) }, acme);
+      if (r.status === 200) stored++;
+      else over = r;
+    }
+    assert.ok(stored >= 1 && over, `${stored} stored before a refusal`);
+    assert.equal(over.status, 403);
+    assert.match(String(over.body.detail), /^quota exceeded: eventsBytes \d+ of 1000 used in namespace acme; let retention remove events \(micro events retention\) or ask for a larger quota \(micro quota\)$/);
+    ok(await post(gw, '/v1/events/Publish', { topic: 'orders', payload: 'x'.repeat(3000) }, globex));
+    const usage = (ok(await post(gw, '/v1/quota/Read', {}, acme)) as { usage: { eventsBytes: number } }).usage.eventsBytes;
+    assert.ok(usage >= stored * 302 && usage <= 1000, `usage ${usage}`);
   });
 
   await t.test('requestsPerMonth: counted, then a 403 naming the reset; admins of micro still reach the namespace', async () => {

@@ -25,10 +25,20 @@ const KINDS: Record<string, { title: string; format: (n: number) => string }> = 
   cacheBytes: { title: 'Cache size', format: bytes },
   members: { title: 'Members and invites', format: count },
   requestsPerMonth: { title: 'Requests this month', format: count },
+  eventsBytes: { title: 'Events size', format: bytes },
+  eventRetention: { title: 'Events kept for', format: seconds },
 };
 
 function count(n: number): string {
   return n.toLocaleString('en-US');
+}
+
+/** A duration given in seconds, in its largest whole unit (604800 → 7 days). */
+function seconds(n: number): string {
+  for (const [unit, size] of [['day', 86_400], ['hour', 3_600], ['minute', 60]] as const) {
+    if (n >= size && n % size === 0) return `${count(n / size)} ${unit}${n === size ? '' : 's'}`;
+  }
+  return `${count(n)} s`;
 }
 
 /** Share of the limit used, 0–100 (a limit of 0 with nothing used is empty, with anything used full). */

@@ -200,3 +200,12 @@ export function checkConsume(topic: unknown, options: unknown): ConsumeSettings 
     deadLetter,
   };
 }
+
+/**
+ * The age past which a topic's events go: its own maxAge (0 = for ever) capped by its
+ * namespace's retention (where a quota sets one; 0 there keeps nothing); undefined: none.
+ */
+export function cappedAge(maxAge: number, cap: number | undefined): number | undefined {
+  if (cap === undefined) return maxAge > 0 ? maxAge : undefined;
+  return maxAge > 0 ? Math.min(maxAge, cap) : cap;
+}

@@ -4,6 +4,7 @@ import { rootLogger, type Logger } from '../logger/logger.js';
 import { randomHex } from '../util/ids.js';
 import {
   bad,
+  cappedAge,
   checkConsume,
   checkGroup,
   checkId,
@@ -62,6 +63,21 @@ export interface EngineOptions {
   /** ms between retention sweeps (default 60,000; 0 = only when `sweep()` is called) */
   sweepInterval?: number;
   logger?: Logger;
+  /** per-namespace limits (micro server's eventsBytes and eventRetention); none: unlimited */
+  quota?: EventsQuota;
+}
+
+/**
+ * Per-namespace limits of an embedded engine. `limits` is asked before each publish and
+ * before each sweep; the check and the append then run with no await between, so of
+ * concurrent publishes with room for k exactly k are stored. Dead letters are not
+ * checked: losing the event would be worse than passing the limit by it.
+ */
+export interface EventsQuota {
+  /** the namespace's limits now: bytes of stored events and ms events are kept (each null for none) */
+  limits(namespace: string): Promise<{ bytes: number | null; maxAge: number | null }>;
+  /** the refusal of a publish that would pass `max` (micro server: the quota 403) */
+  refuse(namespace: string, used: number, max: number): Error;
 }
 
 interface Settings {
@@ -126,6 +142,7 @@ export class EventsEngine implements Events {
   private readonly now: () => number;
   private readonly retention: Required<RetentionPolicy>;
   private readonly logger: Logger;
+  private readonly quota: EventsQuota | undefined;
   /** topics with appends not yet committed: the newest offset readers may see */
   private readonly visible = new Map<string, number>();
   private readonly groupCache = new Map<string, Group>();
@@ -141,6 +158,7 @@ export class EventsEngine implements Events {
     this.name = name;
     this.now = options.now ?? Date.now;
     this.logger = options.logger ?? rootLogger();
+    this.quota = options.quota;
     let r: RetentionPolicy = {};
     try {
       if (options.retention !== undefined) r = checkRetention(options.retention);
@@ -167,6 +185,9 @@ export class EventsEngine implements Events {
     const metadata = encodeMetadata(options.metadata);
     const id = checkId(options.id);
     this.open();
+    // asked first: from here to the append nothing awaits, so the check below stays exact
+    const maxBytes = this.quota ? (await this.quota.limits(namespace)).bytes : null;
+    this.open();
     const existing = this.storage.topic(namespace, name) !== undefined ? this.storage.eventById(namespace, name, id) : undefined;
     if (existing) {
       if (existing.payload !== json || existing.metadata !== metadata) {
@@ -176,6 +197,7 @@ export class EventsEngine implements Events {
       await this.durable();
       return toEvent(name, existing);
     }
+    if (maxBytes !== null) this.admit(namespace, eventSize(json, metadata), maxBytes);
     if (!this.storage.topic(namespace, name)) this.createTopic(namespace, name);
     const stored = this.append(namespace, name, json, metadata, id);
     await this.durable();
@@ -628,6 +650,17 @@ export class EventsEngine implements Events {
 
   // ---- topics, appends and visibility -------------------------------------------------
 
+  /** Refuses an event of `size` bytes that would take the namespace past `max`. */
+  private admit(namespace: string, size: number, max: number): void {
+    const used = this.storage.namespaceBytes(namespace);
+    if (used + size > max) throw (this.quota as EventsQuota).refuse(namespace, used, max);
+  }
+
+  /** Payload and metadata bytes of the events a namespace holds (what eventsBytes counts). */
+  namespaceBytes(namespace: string): number {
+    return this.storage.namespaceBytes(checkNamespace(namespace));
+  }
+
   private createTopic(namespace: string, topic: string): void {
     if (this.storage.countTopics(namespace) >= LIMITS.topicsPerNamespace) {
       throw Conflict(EVENTS_ERROR_ID, `namespace ${namespace} has ${LIMITS.topicsPerNamespace} topics, the most it may have`);
@@ -683,13 +716,16 @@ export class EventsEngine implements Events {
   /** Applies every topic's retention now (also done every sweepInterval ms). */
   async sweep(): Promise<void> {
     this.open();
+    const caps = await this.retentionCaps();
+    this.open();
     const now = this.now();
     let changed = false;
     for (const { namespace, topic: t } of this.storage.allTopics()) {
       const policy = { ...this.retention, ...t.retention };
+      const maxAge = cappedAge(policy.maxAge, caps.get(namespace));
       const last = this.visibleLast(namespace, t);
       let before = t.first;
-      if (policy.maxAge > 0) before = Math.max(before, this.storage.offsetAt(namespace, t.name, now - policy.maxAge) ?? t.last + 1);
+      if (maxAge !== undefined) before = Math.max(before, this.storage.offsetAt(namespace, t.name, now - maxAge) ?? t.last + 1);
       if (policy.maxEvents > 0) before = Math.max(before, t.last - policy.maxEvents + 1);
       if (policy.maxBytes > 0) before = Math.max(before, this.storage.offsetKeepingBytes(namespace, t.name, policy.maxBytes));
       // events not committed yet are not the sweep's to remove
@@ -711,6 +747,28 @@ export class EventsEngine implements Events {
       }
     }
     if (changed) await this.durable();
+  }
+
+  /**
+   * The retention (ms) of each namespace that has one. A namespace whose limits cannot be
+   * read keeps its topics' own retention this sweep; the next one asks again.
+   */
+  private async retentionCaps(): Promise<Map<string, number>> {
+    const caps = new Map<string, number>();
+    const quota = this.quota;
+    if (!quota) return caps;
+    const namespaces = [...new Set(this.storage.allTopics().map((t) => t.namespace))];
+    await Promise.all(
+      namespaces.map(async (namespace) => {
+        try {
+          const maxAge = (await quota.limits(namespace)).maxAge;
+          if (maxAge !== null) caps.set(namespace, maxAge);
+        } catch (err) {
+          this.logger.warn({ err, namespace }, 'events: cannot read the namespace retention; its topics keep their own this sweep');
+        }
+      }),
+    );
+    return caps;
   }
 
   // ---- life cycle ----------------------------------------------------------------------

@@ -22,7 +22,7 @@ export { DEAD_LETTER, DEFAULTS as EVENTS_DEFAULTS, EVENTS_ERROR_ID, LIMITS as EV
 // the input checks every engine shares, for the engines of micro server (JetStream)
 export * as eventChecks from './checks.js';
 export { EngineDelivery, EventsEngine } from './engine.js';
-export type { EngineConsumer, EngineOptions as EventsEngineOptions } from './engine.js';
+export type { EngineConsumer, EngineOptions as EventsEngineOptions, EventsQuota } from './engine.js';
 export type { EventStorage, GroupRecord, InflightRecord, StoredEvent, TopicRecord } from './storage.js';
 export { MemoryEvents, MemoryStorage } from './memory.js';
 export { eventsService, EventSchema, ConsumeRequestSchema, ConsumeResponseSchema } from './definition.js';

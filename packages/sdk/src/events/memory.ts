@@ -66,6 +66,12 @@ export class MemoryStorage implements EventStorage {
     return this.namespaces.get(namespace)?.size ?? 0;
   }
 
+  namespaceBytes(namespace: string): number {
+    let bytes = 0;
+    for (const t of this.namespaces.get(namespace)?.values() ?? []) bytes += t.record.bytes;
+    return bytes;
+  }
+
   createTopic(namespace: string, topic: string): void {
     let ns = this.namespaces.get(namespace);
     if (!ns) this.namespaces.set(namespace, (ns = new Map()));

@@ -64,6 +64,8 @@ export interface EventStorage {
   /** every topic of every namespace (for the retention sweep) */
   allTopics(): Array<{ namespace: string; topic: TopicRecord }>;
   countTopics(namespace: string): number;
+  /** payload and metadata bytes of every event the namespace holds (its topics' `bytes` summed) */
+  namespaceBytes(namespace: string): number;
   createTopic(namespace: string, topic: string): void;
   setRetention(namespace: string, topic: string, policy: RetentionPolicy): void;
 

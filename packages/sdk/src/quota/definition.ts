@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { defineService, endpoint } from '../service/definition.js';
 
 /** What a namespace is limited in (integers; bytes, millicores, counts, requests a second). */
-export const QUOTA_LIMIT_KEYS = ['services', 'instancesPerService', 'memoryPerInstance', 'cpuPerInstance', 'storeBytes', 'storeRecords', 'blobBytes', 'apiKeys', 'requestsPerSecond', 'cacheBytes', 'members', 'requestsPerMonth'] as const;
+export const QUOTA_LIMIT_KEYS = ['services', 'instancesPerService', 'memoryPerInstance', 'cpuPerInstance', 'storeBytes', 'storeRecords', 'blobBytes', 'apiKeys', 'requestsPerSecond', 'cacheBytes', 'members', 'requestsPerMonth', 'eventsBytes', 'eventRetention'] as const;
 
 const Namespace = z.string().max(128);
 const LimitsInForce = z.record(z.string(), z.number().nullable()).describe('each limit: a whole number, or null for unlimited (namespace micro)');

@@ -4,6 +4,7 @@ import type { CoreServiceFactory } from '../core.js';
 import { eventsHandlers } from './handlers.js';
 import { EVENTS_ERROR_ID, eventsService, type RetentionPolicy } from '@micro/sdk';
 import { SqliteEvents } from './sqlite.js';
+import { eventsQuota } from './quota.js';
 
 export { SqliteEvents, SqliteStorage, EVENTS_SCHEMA_VERSION } from './sqlite.js';
 export type { SqliteEventsOptions } from './sqlite.js';
@@ -21,10 +22,14 @@ export type { EventsHandlerOptions, ServedEvents } from './handlers.js';
  *   MICRO_EVENTS_MAX_AGE     e.g. 7d (the default), 12h, 30m, 0 for no limit
  *   MICRO_EVENTS_MAX_EVENTS  per topic, e.g. 1000000 (default: no limit)
  *   MICRO_EVENTS_MAX_BYTES   per topic, e.g. 512MB, 10GB (default: no limit)
+ *
+ * With quotas, a publish past the namespace's eventsBytes is refused (403) and the sweep
+ * drops its events older than its eventRetention (../quota/README.md).
  */
 export const eventsCoreService: CoreServiceFactory = (ctx) => {
   const retention = retentionFromEnv(process.env);
-  const events = new SqliteEvents({ path: join(ctx.dataDir, 'events.db'), retention, logger: ctx.logger.child({ component: 'events' }) });
+  const events = new SqliteEvents({ path: join(ctx.dataDir, 'events.db'), retention, logger: ctx.logger.child({ component: 'events' }), quota: eventsQuota(ctx) });
+  ctx.quotas?.addSource(async (namespace) => ({ eventsBytes: events.namespaceBytes(namespace) }));
   return { def: eventsService, handlers: eventsHandlers(events), stop: () => events.close(), events, purge: (namespace) => events.purgeNamespace(namespace) };
 };
 

@@ -31,6 +31,7 @@ import {
   type EventReadOptions,
   type EventReadResult,
   type EventsNamespaceOptions,
+  type EventsQuota,
   type ConsumeOptions,
   type GroupInfo,
   type Logger,
@@ -43,6 +44,7 @@ import type { CoreServiceFactory } from '../core.js';
 import { onSharedNats } from '../shared-nats.js';
 import { eventsHandlers, type ServedEvents } from './handlers.js';
 import { eventsCoreService, retentionFromEnv } from './index.js';
+import { eventsQuota } from './quota.js';
 import { JetStreamConsumer, type ConsumerHost, type Held } from './jetstream-consumer.js';
 import { eventsService } from '@micro/sdk';
 
@@ -101,7 +103,16 @@ export interface JetStreamEventsOptions {
   ackGrace?: number;
   /** ms a JetStream API call, publish or ack may take (default 5,000) */
   apiTimeout?: number;
+  /** per-namespace limits (micro server's eventsBytes and eventRetention), applied to each topic's stream; none: unlimited */
+  quota?: EventsQuota;
   logger?: Logger;
+}
+
+/** A namespace's limits as a stream has them applied (null: none). */
+export interface StreamQuota {
+  bytes: number | null;
+  /** ms */
+  maxAge: number | null;
 }
 
 /** One topic's stream, as this node knows it. */
@@ -113,6 +124,8 @@ export interface TopicStream {
   subject: string;
   /** the topic's own retention ({} for the engine's) */
   retention: RetentionPolicy;
+  /** the namespace's limits the stream was given (none without quotas) */
+  quota?: StreamQuota;
 }
 
 /** An event as it is stored: the payload as JSON text, the metadata as sorted JSON text. */
@@ -229,6 +242,23 @@ function firstOf(state: StreamState): number {
   return state.messages > 0 ? state.first_seq : state.last_seq + 1;
 }
 
+/** JetStream's answer to a publish into a full stream that discards new messages. */
+const MAX_BYTES_EXCEEDED = /maximum bytes exceeded/i;
+
+/**
+ * The stream's byte limit and discard policy. The namespace's eventsBytes, where it is the
+ * tighter limit, becomes max_bytes with discard new, so JetStream itself refuses a publish
+ * past it. A topic with its own maxEvents keeps discard old (discard new would refuse at
+ * maxEvents instead of dropping the oldest): at eventsBytes it then drops its oldest events.
+ * A topic whose own maxBytes is tighter keeps dropping its oldest at that.
+ */
+function streamBytes(policy: Required<RetentionPolicy>, quota: number | null): Pick<StreamConfig, 'max_bytes' | 'discard'> {
+  const own = policy.maxBytes > 0 ? policy.maxBytes : Infinity;
+  // JetStream reads a max_bytes of 0 as no limit: 1 byte holds no event
+  if (quota === null || own <= Math.max(quota, 1)) return { max_bytes: own === Infinity ? -1 : own, discard: DiscardPolicy.Old };
+  return { max_bytes: Math.max(quota, 1), discard: policy.maxEvents > 0 ? DiscardPolicy.Old : DiscardPolicy.New };
+}
+
 export class JetStreamEvents implements ServedEvents, ConsumerHost {
   readonly name = 'jetstream';
   readonly prefix: string;
@@ -238,6 +268,7 @@ export class JetStreamEvents implements ServedEvents, ConsumerHost {
   private readonly duplicateWindow: number;
   private readonly replicas: number;
   private readonly storage: StorageType;
+  private readonly quota: EventsQuota | undefined;
   readonly ackGrace: number;
   /** deliveries this node gave back unseen, by `<stream>.<durable>.<offset>`: JetStream counted them, a member subtracts them */
   readonly unseen = new Map<string, number>();
@@ -259,6 +290,7 @@ export class JetStreamEvents implements ServedEvents, ConsumerHost {
     this.duplicateWindow = eventChecks.checkInt(options.duplicateWindow, 'duplicateWindow', 100, EVENTS_LIMITS.maxAge, DEFAULT_DUPLICATE_WINDOW);
     this.replicas = eventChecks.checkInt(options.replicas, 'replicas', 1, 5, 1);
     this.storage = options.storage === 'memory' ? StorageType.Memory : StorageType.File;
+    this.quota = options.quota;
     this.ackGrace = eventChecks.checkInt(options.ackGrace, 'ackGrace', 0, 3_600_000, DEFAULT_ACK_GRACE);
     this.apiTimeout = eventChecks.checkInt(options.apiTimeout, 'apiTimeout', 100, 600_000, DEFAULT_API_TIMEOUT);
     void this.watch();
@@ -306,7 +338,8 @@ export class JetStreamEvents implements ServedEvents, ConsumerHost {
 
   private streamConfig(ts: TopicStream): Partial<StreamConfig> & { name: string } {
     const policy = { ...this.retention, ...ts.retention };
-    const maxAge = policy.maxAge > 0 ? Math.max(policy.maxAge, MIN_MAX_AGE) : 0;
+    const age = eventChecks.cappedAge(policy.maxAge, ts.quota?.maxAge ?? undefined);
+    const maxAge = age === undefined ? 0 : Math.max(age, MIN_MAX_AGE);
     const meta: StreamMeta = { micro: 'events', namespace: ts.namespace, topic: ts.topic };
     if (Object.keys(ts.retention).length > 0) meta.retention = ts.retention;
     return {
@@ -316,9 +349,8 @@ export class JetStreamEvents implements ServedEvents, ConsumerHost {
       retention: StreamRetention.Limits,
       storage: this.storage,
       num_replicas: this.replicas,
-      discard: DiscardPolicy.Old,
+      ...streamBytes(policy, ts.quota?.bytes ?? null),
       max_msgs: policy.maxEvents > 0 ? policy.maxEvents : -1,
-      max_bytes: policy.maxBytes > 0 ? policy.maxBytes : -1,
       max_age: nanos(maxAge),
       // JetStream wants the window within max_age
       duplicate_window: nanos(maxAge > 0 ? Math.min(this.duplicateWindow, maxAge) : this.duplicateWindow),
@@ -375,7 +407,8 @@ export class JetStreamEvents implements ServedEvents, ConsumerHost {
   }
 
   private async openStream(namespace: string, topic: string, create: boolean, counted: boolean): Promise<TopicStream> {
-    const fresh = this.topicStream(namespace, topic);
+    const quota = await this.quotaOf(namespace);
+    const fresh = { ...this.topicStream(namespace, topic), quota };
     let info = await this.streamInfo(fresh.name);
     if (!info) {
       if (!create) throw errors.NotFound(EVENTS_ERROR_ID, `no topic ${topic} in namespace ${namespace}`);
@@ -391,11 +424,11 @@ export class JetStreamEvents implements ServedEvents, ConsumerHost {
         if (!info) throw natsError(err, EVENTS_ERROR_ID, `cannot create the stream of topic ${topic}`);
       }
     }
-    const ts = this.checked(info, namespace, topic);
-    // the engine-wide retention may have changed since the stream was made
+    const ts: TopicStream = { ...this.checked(info, namespace, topic), quota };
+    // the engine-wide retention or the namespace's limits may have changed since the stream was made
     const want = this.streamConfig(ts);
     const c = info.config;
-    if (c.max_msgs !== want.max_msgs || c.max_bytes !== want.max_bytes || c.max_age !== want.max_age || c.duplicate_window !== want.duplicate_window) {
+    if (c.max_msgs !== want.max_msgs || c.max_bytes !== want.max_bytes || c.max_age !== want.max_age || c.duplicate_window !== want.duplicate_window || c.discard !== want.discard) {
       await this.jsm.streams.update(ts.name, want).catch((err: unknown) => this.logger.warn({ err, stream: ts.name }, 'events: cannot bring the stream limits in line with the retention'));
     }
     this.streams.set(this.key(namespace, topic), ts);
@@ -430,8 +463,46 @@ export class JetStreamEvents implements ServedEvents, ConsumerHost {
     const metadata = eventChecks.encodeMetadata(options.metadata);
     const id = eventChecks.checkId(options.id);
     this.open('cannot publish');
-    const ts = await this.stream(namespace, name, true);
+    let ts = await this.stream(namespace, name, true);
+    ts = await this.withQuota(ts, await this.quotaOf(namespace));
     return toEvent(name, await this.append(ts, json, metadata, id, true));
+  }
+
+  /** The namespace's limits now (undefined without quotas); read on every publish, so a Set reaches a stream at its next publish. */
+  private async quotaOf(namespace: string): Promise<StreamQuota | undefined> {
+    return this.quota ? await this.quota.limits(namespace) : undefined;
+  }
+
+  /** The stream with the namespace's limits applied: updated in JetStream first when they changed. */
+  private async withQuota(ts: TopicStream, quota: StreamQuota | undefined): Promise<TopicStream> {
+    if (quota === undefined || (ts.quota?.bytes === quota.bytes && ts.quota.maxAge === quota.maxAge)) return ts;
+    const next = { ...ts, quota };
+    try {
+      await this.jsm.streams.update(ts.name, this.streamConfig(next));
+    } catch (err) {
+      if (apiCode(err) === STREAM_NOT_FOUND) {
+        // deleted behind this node's back: made again (with the limits) on the next call
+        this.streams.delete(this.key(ts.namespace, ts.topic));
+        return this.withQuota(await this.stream(ts.namespace, ts.topic, true), quota);
+      }
+      throw natsError(err, EVENTS_ERROR_ID, `cannot apply the quotas of namespace ${ts.namespace} to topic ${ts.topic}`);
+    }
+    this.streams.set(this.key(ts.namespace, ts.topic), next);
+    return next;
+  }
+
+  /** Payload and metadata bytes plus JetStream's own per message of every stream of a namespace (its eventsBytes usage). */
+  async namespaceBytes(namespace: string): Promise<number> {
+    const ns = eventChecks.checkNamespace(namespace);
+    let bytes = 0;
+    try {
+      for await (const info of this.jsm.streams.list(this.namespaceFilter(ns))) {
+        if (parseMeta(info.config.description)?.namespace === ns && info.config.name.startsWith(`${this.prefix}_events_`)) bytes += info.state.bytes;
+      }
+    } catch (err) {
+      throw natsError(err, EVENTS_ERROR_ID, `cannot read the topics of namespace ${ns}`);
+    }
+    return bytes;
   }
 
   /**
@@ -479,6 +550,9 @@ export class JetStreamEvents implements ServedEvents, ConsumerHost {
         // something other than JetStream answers on the subject
         ack = { error: { description: 'an answer that is not JSON' } };
       }
+      if (ack.error && stream.quota?.bytes != null && MAX_BYTES_EXCEEDED.test(ack.error.description ?? '')) {
+        throw await this.overQuota(stream, stream.quota.bytes);
+      }
       if (ack.error || typeof ack.seq !== 'number') {
         throw errors.ServiceUnavailable(EVENTS_ERROR_ID, `cannot publish to ${ts.topic}: JetStream answered ${shown(ack.error?.description ?? 'no sequence')}`);
       }
@@ -494,6 +568,12 @@ export class JetStreamEvents implements ServedEvents, ConsumerHost {
       return existing;
     }
     throw errors.ServiceUnavailable(EVENTS_ERROR_ID, `cannot publish to ${ts.topic}: its stream keeps changing; retry`);
+  }
+
+  /** The quota 403 of a stream that JetStream found full (discard new): its bytes now as the usage. */
+  private async overQuota(ts: TopicStream, max: number): Promise<Error> {
+    const used = (await this.streamInfo(ts.name).catch(() => undefined))?.state.bytes ?? max;
+    return (this.quota as EventsQuota).refuse(ts.namespace, used, max);
   }
 
   /** Epoch ms that never decrease on this node. */
@@ -695,7 +775,7 @@ export class JetStreamEvents implements ServedEvents, ConsumerHost {
     const checked = eventChecks.checkRetention(policy);
     this.open('cannot set the retention');
     const { ts } = await this.state(namespace, name);
-    const next: TopicStream = { ...ts, retention: checked };
+    const next: TopicStream = { ...ts, retention: checked, quota: await this.quotaOf(namespace) };
     let info: StreamInfo;
     try {
       info = await this.jsm.streams.update(ts.name, this.streamConfig(next));
@@ -877,7 +957,8 @@ export async function connectJetStreamEvents(
  */
 export function jetstreamEventsCoreService(nc: NatsConnection, prefix: string, options: Omit<JetStreamEventsOptions, 'prefix' | 'logger'> = {}): CoreServiceFactory {
   return async (ctx) => {
-    const events = await JetStreamEvents.open(nc, { retention: retentionFromEnv(process.env), ...options, prefix, logger: ctx.logger.child({ component: 'events' }) });
+    const events = await JetStreamEvents.open(nc, { retention: retentionFromEnv(process.env), quota: eventsQuota(ctx), ...options, prefix, logger: ctx.logger.child({ component: 'events' }) });
+    ctx.quotas?.addSource(async (namespace) => ({ eventsBytes: await events.namespaceBytes(namespace) }));
     return { def: eventsService, handlers: eventsHandlers(events), stop: () => events.close(), events, purge: (namespace) => events.purgeNamespace(namespace) };
   };
 }

@@ -17,7 +17,7 @@ import { EVENTS_ERROR_ID, EventsEngine, type EventStorage, type EventsEngineOpti
  * - The offsets of the brief's schema are the `seq` columns (OFFSET is an SQL word).
  */
 
-export const EVENTS_SCHEMA_VERSION = 1;
+export const EVENTS_SCHEMA_VERSION = 2;
 
 export interface SqliteEventsOptions extends EventsEngineOptions {
   /** the database file, e.g. <home>/data/events.db */
@@ -82,6 +82,26 @@ CREATE TABLE IF NOT EXISTS inflight (
 ) WITHOUT ROWID;
 `;
 
+/**
+ * Version 2: the bytes each namespace holds (its eventsBytes usage), kept by triggers on
+ * `events`, so every insert and delete (publish, dead letter, sweep, purge) changes the
+ * count in its own transaction and no path can forget it. Filled from `topics` once.
+ */
+const NAMESPACE_USAGE = `
+CREATE TABLE IF NOT EXISTS namespace_usage (
+  namespace TEXT PRIMARY KEY,
+  bytes INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS events_usage_insert AFTER INSERT ON events BEGIN
+  INSERT INTO namespace_usage (namespace, bytes) VALUES (NEW.namespace, NEW.size)
+    ON CONFLICT (namespace) DO UPDATE SET bytes = bytes + NEW.size;
+END;
+CREATE TRIGGER IF NOT EXISTS events_usage_delete AFTER DELETE ON events BEGIN
+  UPDATE namespace_usage SET bytes = bytes - OLD.size WHERE namespace = OLD.namespace;
+END;
+INSERT OR REPLACE INTO namespace_usage (namespace, bytes) SELECT namespace, coalesce(sum(size), 0) FROM events GROUP BY namespace;
+`;
+
 function migrate(db: Database.Database, path: string): void {
   db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID');
   const row = db.prepare<[], { value: string }>("SELECT value FROM meta WHERE key = 'schema_version'").get();
@@ -91,7 +111,8 @@ function migrate(db: Database.Database, path: string): void {
   }
   if (version < EVENTS_SCHEMA_VERSION) {
     db.transaction(() => {
-      db.exec(SCHEMA);
+      if (version < 1) db.exec(SCHEMA);
+      db.exec(NAMESPACE_USAGE);
       db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)").run(String(EVENTS_SCHEMA_VERSION));
     })();
   }
@@ -151,6 +172,7 @@ function prepare(db: Database.Database) {
     topics: db.prepare<[string], TopicRow>('SELECT * FROM topics WHERE namespace = ? ORDER BY topic'),
     allTopics: db.prepare<[], TopicRow>('SELECT * FROM topics'),
     countTopics: db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM topics WHERE namespace = ?'),
+    namespaceBytes: db.prepare<[string], { bytes: number }>('SELECT bytes FROM namespace_usage WHERE namespace = ?'),
     createTopic: db.prepare<Key>('INSERT OR IGNORE INTO topics (namespace, topic) VALUES (?, ?)'),
     setRetention: db.prepare<[number | null, number | null, number | null, string, string]>('UPDATE topics SET max_age = ?, max_events = ?, max_bytes = ? WHERE namespace = ? AND topic = ?'),
     insertEvent: db.prepare<[string, string, number, string, number, string, string | null, number]>(
@@ -258,7 +280,7 @@ export class SqliteStorage implements EventStorage {
 
   deleteNamespace(namespace: string): void {
     this.write();
-    for (const table of ['inflight', 'consumer_groups', 'events', 'topics']) this.db.prepare(`DELETE FROM ${table} WHERE namespace = ?`).run(namespace);
+    for (const table of ['inflight', 'consumer_groups', 'events', 'topics', 'namespace_usage']) this.db.prepare(`DELETE FROM ${table} WHERE namespace = ?`).run(namespace);
   }
 
   // ---- topics ---------------------------------------------------------------------------
@@ -278,6 +300,10 @@ export class SqliteStorage implements EventStorage {
 
   countTopics(namespace: string): number {
     return (this.s.countTopics.get(namespace) as { n: number }).n;
+  }
+
+  namespaceBytes(namespace: string): number {
+    return this.s.namespaceBytes.get(namespace)?.bytes ?? 0;
   }
 
   createTopic(namespace: string, topic: string): void {

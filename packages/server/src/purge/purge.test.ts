@@ -140,11 +140,15 @@ test('config, events and cache (local engines): the purged namespace is empty, s
   }
   // a consumer of acme connected while the purge runs ends
   const live = await events.consume('orders', { namespace: 'acme', group: 'live' });
+  const neighbourBytes = events.namespaceBytes('globex');
+  assert.ok(events.namespaceBytes('acme') > 0);
   config.purgeNamespace('acme');
   await events.purgeNamespace('acme');
   cache.purgeNamespace('acme');
   assert.deepEqual(await config.get('', { namespace: 'acme', secrets: true }), {});
   assert.deepEqual(await events.topics({ namespace: 'acme' }), []);
+  assert.equal(events.namespaceBytes('acme'), 0, 'its eventsBytes count goes with it');
+  assert.equal(events.namespaceBytes('globex'), neighbourBytes);
   assert.deepEqual((await live.next()).done, true);
   assert.deepEqual(await cache.listKeys({ namespace: 'acme' }), []);
   // a topic made again under the name starts at offset 1 and shows none of the old events

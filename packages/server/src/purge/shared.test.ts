@@ -37,8 +37,12 @@ test('JetStream events: the purge deletes the streams of the namespace only; its
   t.after(() => events.close());
   for (const ns of NAMESPACES) for (const topic of ['orders', 'mail']) await events.publish(topic, { ns }, { namespace: ns });
   const live = await events.consume('orders', { namespace: 'acme', group: 'live' });
+  const others = await Promise.all(NAMESPACES.slice(1).map((ns) => events.namespaceBytes(ns)));
+  assert.ok((await events.namespaceBytes('acme')) > 0);
   await events.purgeNamespace('acme');
   assert.deepEqual(await events.topics({ namespace: 'acme' }), []);
+  assert.equal(await events.namespaceBytes('acme'), 0, 'its eventsBytes usage goes with its streams');
+  assert.deepEqual(await Promise.all(NAMESPACES.slice(1).map((ns) => events.namespaceBytes(ns))), others, 'look-alike namespaces keep theirs');
   assert.equal((await live.next()).done, true);
   for (const ns of NAMESPACES.slice(1)) assert.deepEqual((await events.topics({ namespace: ns })).map((x) => x.name), ['mail', 'orders'], ns);
   // the name starts afresh: a new stream, offset 1, none of the old events

@@ -41,6 +41,10 @@ export const BUILT_IN_DEFAULTS: Readonly<Record<LimitKey, number>> = Object.free
   members: 100,
   // 100 a second would allow 259M a month: this default bounds a tenant's month well below
   requestsPerMonth: 10_000_000,
+  // payload and metadata bytes of a namespace's stored events (on JetStream: of each topic's stream)
+  eventsBytes: 1024 * 1024 * 1024,
+  // seconds an event is kept: 7 days, the engines' own default (MICRO_EVENTS_MAX_AGE)
+  eventRetention: 7 * 24 * 3600,
 });
 
 /** How a tenant brings its usage down, said in each refusal. */
@@ -57,6 +61,8 @@ const REMEDY: Record<LimitKey, string> = {
   cacheBytes: 'delete cache keys',
   members: 'remove members or revoke invites',
   requestsPerMonth: 'wait for the next month',
+  eventsBytes: 'let retention remove events (micro events retention)',
+  eventRetention: 'keep events for less time',
 };
 
 /**
