@@ -84,6 +84,20 @@ async function quotaScenario(t: test.TestContext, env: Record<string, string>): 
     assert.equal(limits.storeRecords, 3, 'unchanged');
   });
 
+  await t.test("a namespace's owners and admins set its limits within their plan (the defaults), never above, never another's", async () => {
+    ok(await post(gw, '/v1/auth/CreateAccount', { id: 'boss', namespace: 'acme', secret: 'boss-password-1', scopes: ['admin'] }, adminToken));
+    const boss = ok(await post(gw, '/v1/auth/Login', { id: 'boss', password: 'boss-password-1', namespace: 'acme' })).token as string;
+    const within = await post(gw, '/v1/quota/Set', { namespace: 'acme', limits: { apiKeys: 1 } }, boss);
+    assert.equal(within.status, 200, JSON.stringify(within.body));
+    assert.equal((within.body.limits as { apiKeys: number }).apiKeys, 1);
+    const above = await post(gw, '/v1/quota/Set', { namespace: 'acme', limits: { apiKeys: 3 } }, boss);
+    assert.equal(above.status, 403);
+    assert.equal(above.body.detail, "apiKeys: 3 is more than your plan's 2; ask the platform's staff for more");
+    assert.equal((await post(gw, '/v1/quota/Set', { namespace: 'globex', limits: { apiKeys: 1 } }, boss)).status, 403);
+    // as it was, for what follows
+    ok(await post(gw, '/v1/quota/Set', { namespace: 'acme', limits: { apiKeys: 2 } }, adminToken));
+  });
+
   await t.test('hostile input to Set is a 400 naming the field, and changes nothing', async () => {
     const cases: [unknown, RegExp][] = [
       [{ storeBytes: -1 }, /storeBytes must be a whole number/],

@@ -6,7 +6,8 @@ import type { Printer } from '../output.js';
 
 /**
  * `micro quota`: the limits of a namespace and what it uses of them (quota.Read);
- * `micro quota set <namespace> key=value ...` changes them (admins of micro, quota.Set).
+ * `micro quota set <namespace> key=value ...` changes them (quota.Set: admins of micro any value;
+ * a namespace's owners and admins up to the platform defaults, their plan).
  *
  *   micro quota [--namespace N] [-o json]
  *   micro quota set acme storeBytes=1048576 apiKeys=10 [-o json]
@@ -14,7 +15,7 @@ import type { Printer } from '../output.js';
 export function registerQuotaCommand(program: Command, ctx: CliContext): void {
   const quota = program
     .command('quota')
-    .description('limits of the namespace and its usage; `micro quota set` changes them (admins)')
+    .description('limits of the namespace and its usage; `micro quota set` changes them (staff; owners and admins of the namespace within their plan)')
     .option('--namespace <namespace>', "another namespace than the account's (admins)")
     .option('-o, --output <format>', 'text or json (the whole quota.Read answer)')
     .action(async (opts: { namespace?: string; output?: string }) => {
@@ -28,7 +29,7 @@ export function registerQuotaCommand(program: Command, ctx: CliContext): void {
     });
   quota
     .command('set <namespace> <limits...>')
-    .description(`set limits of a namespace (admins of micro): key=value for ${QUOTA_LIMIT_KEYS.join(', ')}`)
+    .description(`set limits of a namespace (staff: any value; its owners and admins: up to the platform defaults): key=value for ${QUOTA_LIMIT_KEYS.join(', ')}`)
     // -o is the parent's option (commander gives it to `quota` wherever it is written)
     .action(async (namespace: string, pairs: string[]) => {
       const opts = quota.opts<{ output?: string }>();

@@ -48,6 +48,10 @@ export class QuotaEngine implements Quotas {
     private readonly options: QuotaEngineOptions,
   ) {}
 
+  get defaults(): Readonly<Record<LimitKey, number>> {
+    return this.options.defaults;
+  }
+
   async limits(namespace: string): Promise<Limits> {
     checkQuotaNamespace(namespace);
     return resolveLimits(namespace, await this.rows.settings(namespace), this.options.defaults);

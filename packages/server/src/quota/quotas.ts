@@ -19,6 +19,8 @@ export type UsageSource = (namespace: string) => Promise<Usage>;
  *   node or several (the engine's database decides, not the caller's memory).
  */
 export interface Quotas {
+  /** the platform defaults: what a namespace has without settings of its own (its plan, until plans exist) */
+  readonly defaults: Readonly<Record<LimitKey, number>>;
   /** the limits in force for a namespace */
   limits(namespace: string): Promise<Limits>;
   /** the namespace's own settings (absent keys use the defaults) */
