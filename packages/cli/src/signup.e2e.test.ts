@@ -213,3 +213,24 @@ test('without SMTP the server says where the outbox is, and the message there ho
   assert.equal(done.code, 0, done.stderr);
   assert.match(done.stdout, /signed up: your namespace is [a-z]/);
 });
+
+test('MICRO_SIGNUP=open lets anyone sign up; a wrong value stops micro server saying what to write', { timeout: 120_000 }, async () => {
+  const wrong = await startServer(tempDir('micro-signup-mode-'), { env: { MICRO_SIGNUP: 'everyone' } }).then(
+    () => undefined,
+    (err: Error) => err.message,
+  );
+  assert.match(wrong ?? '', /MICRO_SIGNUP must be "invite" \(invited emails only, the default\) or "open" \(anyone\), not "everyone"/);
+  const home = tempDir('micro-signup-open-');
+  await startServer(home, { env: { MICRO_SIGNUP: 'open', MICRO_SMTP_URL: '' } });
+  // no invite: the code is sent all the same
+  const sent = await micro(home, ['signup', '--email', 'walk-in@example.com']);
+  assert.equal(sent.code, 0, sent.stderr);
+  const outbox = join(home, 'outbox');
+  const code = await until('the code in the outbox', 15_000, async () => {
+    const text = readdirSync(outbox).filter((n) => n.endsWith('.eml')).sort().map((n) => readFileSync(join(outbox, n), 'utf8')).join('');
+    return [...text.matchAll(/^ +(\d{6})$/gm)].pop()?.[1];
+  }).catch(() => undefined);
+  assert.ok(code, 'a code was mailed to an address without an invite');
+  const done = await micro(home, ['signup', '--email', 'walk-in@example.com', '--code', code, '--password', '-'], { input: `${PASSWORD}\n` });
+  assert.equal(done.code, 0, done.stderr);
+});

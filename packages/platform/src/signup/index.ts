@@ -25,12 +25,23 @@ export interface SignupServiceOptions extends Partial<Omit<SignupHandlerOptions,
  * Without a mailer, mail goes out as `MICRO_SMTP_URL` says, else into the outbox under
  * MICRO_HOME (mailerFromEnv).
  */
+/**
+ * Who may sign up: `MICRO_SIGNUP=invite` (the default: invited emails only) or `open`
+ * (anyone with an email that takes the code). A wrong value stops micro server saying what to write.
+ */
+export function signupModeFromEnv(env: NodeJS.ProcessEnv = process.env): { openSignup: boolean } {
+  const mode = (env.MICRO_SIGNUP ?? '').trim() || 'invite';
+  if (mode !== 'invite' && mode !== 'open') throw new Error(`MICRO_SIGNUP must be "invite" (invited emails only, the default) or "open" (anyone), not "${mode.slice(0, 32)}"`);
+  return { openSignup: mode === 'open' };
+}
+
 export function signupCoreService(options: SignupServiceOptions = {}): CoreServiceFactory {
   return async (ctx) => {
+    const openSignup = options.openSignup ?? signupModeFromEnv().openSignup;
     const logger = ctx.logger.child({ component: 'signup' });
     const mailer = options.mailer ?? mailerFromEnv({ home: ctx.home, logger });
     const { storage, codeKey } = await openStorage(ctx.profile, ctx.dataDir, options.codeKey);
-    const handlers = signupHandlers({ storage, accounts: ctx.accounts, tokens: ctx.tokens, hasher: new SecretHasher(codeKey), purge: ctx.purge, quotas: ctx.quotas }, { ...options, mailer, logger });
+    const handlers = signupHandlers({ storage, accounts: ctx.accounts, tokens: ctx.tokens, hasher: new SecretHasher(codeKey), purge: ctx.purge, quotas: ctx.quotas }, { ...options, openSignup, mailer, logger });
     // what a team holds of its `members` quota shows in quota.Read
     ctx.quotas?.addSource(async (namespace) => ({ members: await storage.seats(namespace, Date.now()) }));
     return {
