@@ -42,6 +42,21 @@ async function standard(l: Ledger, ...customers: string[]): Promise<void> {
   for (const c of customers) await l.openAccount({ id: `customer:${c}:balance` });
 }
 
+/**
+ * Two handles on one ledger (two processes, two nodes): `a` funds c1 with `funds` units,
+ * then `n` spends of 1 unit each go alternately through `a` and `b` at once; resolves to
+ * how many succeeded, after checking every refusal is for funds and nothing went below zero.
+ */
+export async function raceTwoHandles(a: Ledger, b: Ledger, funds: number, n: number): Promise<number> {
+  await standard(a, 'c1');
+  await a.post(topUp('pay', 'c1', funds));
+  const results = await Promise.allSettled(Array.from({ length: n }, (_, i) => (i % 2 ? a : b).post(spend(`s${i}`, 'c1', 1))));
+  for (const r of results) if (r.status === 'rejected') assert.ok(status(409, FUNDS_ID)(r.reason), String(r.reason));
+  assert.equal(await b.balance('customer:c1:balance'), 0);
+  assert.equal((await b.trialBalance()).ok, true);
+  return results.filter((r) => r.status === 'fulfilled').length;
+}
+
 export function ledgerContract(engine: string, make: MakeLedger): void {
   const it = (name: string, fn: (l: Ledger, clock: { now: number }) => Promise<void>) =>
     test(`${engine}: ${name}`, async (t) => {

@@ -1,29 +1,8 @@
 import { errors } from '@micro/sdk';
 import { migrate, openPostgres, type Migration, type Postgres } from '@micro/server/engine';
-import {
-  accountConflict,
-  accountOf,
-  checkAccount,
-  checkAccountId,
-  checkKey,
-  checkPage,
-  checkPosting,
-  historyOf,
-  ID,
-  notFound,
-  now,
-  plan,
-  postingOf,
-  replay,
-  reversalOf,
-  type AccountRow,
-  type CheckedPosting,
-  type EntryRow,
-  type Held,
-  type HistoryRow,
-  type PostingRow,
-} from './core.js';
-import { UNIT, type Account, type AccountInput, type HistoryPage, type Ledger, type LedgerOptions, type Posting, type PostResult, type TrialBalance } from './ledger.js';
+import * as core from './core.js';
+import { BaseLedger } from './base.js';
+import { UNIT, type Account, type AccountInput, type HistoryPage, type LedgerOptions, type Posting, type PostResult, type TrialBalance } from './ledger.js';
 
 /**
  * The ledger of the nats profile: tables in the platform's schema of the shared
@@ -68,7 +47,7 @@ interface Queryable {
 export const LEDGER_POSTGRES_MIGRATIONS: readonly Migration[] = [{ version: 1, description: 'ledger: accounts, postings, entries (immutable)', up: SCHEMA }];
 
 export async function openPgLedger(options: { url: string; prefix: string } & LedgerOptions): Promise<PgLedger> {
-  const db = await openPostgres({ url: options.url, prefix: options.prefix, errorId: ID });
+  const db = await openPostgres({ url: options.url, prefix: options.prefix, errorId: core.ID });
   try {
     await migrate(db, 'ledger', LEDGER_POSTGRES_MIGRATIONS);
   } catch (err) {
@@ -78,7 +57,7 @@ export async function openPgLedger(options: { url: string; prefix: string } & Le
   return new PgLedger(db, options.clock ?? Date.now);
 }
 
-export class PgLedger implements Ledger {
+export class PgLedger extends BaseLedger {
   private readonly s: string;
 
   constructor(
@@ -86,55 +65,57 @@ export class PgLedger implements Ledger {
     readonly db: Postgres,
     private readonly clock: () => number,
   ) {
+    super();
     this.s = db.schema;
   }
 
   async openAccount(input: AccountInput): Promise<Account> {
-    const a = checkAccount(input);
-    const at = now(this.clock);
-    const inserted = await this.db.query<AccountRow>(
+    const a = core.checkAccount(input);
+    const at = core.now(this.clock);
+    const inserted = await this.db.query<core.AccountRow>(
       `INSERT INTO ${this.s}.accounts (id, kind, unit, allow_negative, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING RETURNING *`,
       [a.id, a.kind, UNIT, a.allowNegative, at],
     );
     const row = inserted.rows[0];
-    return row ? accountOf(row) : accountConflict(await this.account(a.id), a);
+    return row ? core.accountOf(row) : core.accountConflict(await this.account(a.id), a);
   }
 
   async account(id: string): Promise<Account> {
-    const { rows } = await this.db.query<AccountRow>(`SELECT * FROM ${this.s}.accounts WHERE id = $1`, [checkAccountId(id)]);
-    return rows[0] ? accountOf(rows[0]) : notFound(id);
+    const { rows } = await this.db.query<core.AccountRow>(`SELECT * FROM ${this.s}.accounts WHERE id = $1`, [core.checkAccountId(id)]);
+    return rows[0] ? core.accountOf(rows[0]) : core.notFound(id);
   }
 
   async balance(id: string): Promise<number> {
-    const { rows } = await this.db.query<{ balance: string }>(`SELECT balance FROM ${this.s}.accounts WHERE id = $1`, [checkAccountId(id)]);
-    return rows[0] ? Number(rows[0].balance) : notFound(id);
+    const { rows } = await this.db.query<{ balance: string }>(`SELECT balance FROM ${this.s}.accounts WHERE id = $1`, [core.checkAccountId(id)]);
+    return rows[0] ? Number(rows[0].balance) : core.notFound(id);
   }
 
   private async find(q: Queryable, key: string): Promise<(Posting & { digest: string }) | undefined> {
-    const { rows } = await q.query<PostingRow>(`SELECT * FROM ${this.s}.postings WHERE key = $1`, [key]);
+    const { rows } = await q.query<core.PostingRow>(`SELECT * FROM ${this.s}.postings WHERE key = $1`, [key]);
     const row = rows[0];
     if (!row) return undefined;
-    const entries = await q.query<EntryRow>(`SELECT account, amount FROM ${this.s}.entries WHERE posting = $1 ORDER BY id`, [row.id]);
-    return postingOf(row, entries.rows);
+    const entries = await q.query<core.EntryRow>(`SELECT account, amount FROM ${this.s}.entries WHERE posting = $1 ORDER BY id`, [row.id]);
+    return core.postingOf(row, entries.rows);
   }
 
-  async post(input: Parameters<Ledger['post']>[0]): Promise<PostResult> {
-    return this.record(checkPosting(input));
+
+  protected findByKey(key: string): Promise<(Posting & { digest: string }) | undefined> {
+    return this.find(this.db, key);
   }
 
-  private async record(checked: CheckedPosting): Promise<PostResult> {
+  protected async record(checked: core.CheckedPosting): Promise<PostResult> {
     try {
       return await this.db.transaction((client) => this.recordIn(client, checked));
     } catch (err) {
       if ((err as { code?: string; constraint?: string }).code === '23505' && (err as { constraint?: string }).constraint === 'postings_reverses_key') {
-        throw errors.Conflict(ID, `posting ${checked.reverses} was reversed before`);
+        throw errors.Conflict(core.ID, `posting ${checked.reverses} was reversed before`);
       }
       throw err;
     }
   }
 
-  private async recordIn(client: Queryable, checked: CheckedPosting): Promise<PostResult> {
-    const at = now(this.clock);
+  private async recordIn(client: Queryable, checked: core.CheckedPosting): Promise<PostResult> {
+    const at = core.now(this.clock);
     const metadata = JSON.stringify(checked.metadata);
     const claimed = await client.query<{ id: string }>(
       `INSERT INTO ${this.s}.postings (key, reason, at, metadata, digest, reverses) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (key) DO NOTHING RETURNING id`,
@@ -143,16 +124,16 @@ export class PgLedger implements Ledger {
     const id = claimed.rows[0]?.id;
     if (id === undefined) {
       const first = await this.find(client, checked.key);
-      if (!first) throw errors.Conflict(ID, `key ${checked.key} is being posted: try again`);
-      return replay(first, checked);
+      if (!first) throw errors.Conflict(core.ID, `key ${checked.key} is being posted: try again`);
+      return core.replay(first, checked);
     }
     const accounts = [...new Set(checked.entries.map((e) => e.account))].sort();
     const locked = await client.query<{ id: string; allow_negative: boolean; balance: string }>(
       `SELECT id, allow_negative, balance FROM ${this.s}.accounts WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`,
       [accounts],
     );
-    const held = new Map<string, Held>(locked.rows.map((r) => [r.id, { allowNegative: r.allow_negative, balance: Number(r.balance) }]));
-    const planned = plan(checked.entries, held);
+    const held = new Map<string, core.Held>(locked.rows.map((r) => [r.id, { allowNegative: r.allow_negative, balance: Number(r.balance) }]));
+    const planned = core.plan(checked.entries, held);
     const ids = planned.map((p) => p.account);
     const afters = planned.map((p) => String(p.balanceAfter));
     await client.query(`UPDATE ${this.s}.accounts a SET balance = v.b FROM unnest($1::text[], $2::bigint[]) AS v (id, b) WHERE a.id = v.id`, [ids, afters]);
@@ -161,32 +142,21 @@ export class PgLedger implements Ledger {
        SELECT $1, v.account, v.amount, v.after FROM unnest($2::text[], $3::bigint[], $4::bigint[]) WITH ORDINALITY AS v (account, amount, after, n) ORDER BY v.n`,
       [id, ids, planned.map((p) => String(p.amount)), afters],
     );
-    const { digest: _, ...posting } = postingOf({ id, key: checked.key, reason: checked.reason, at, metadata, digest: checked.digest, reverses: checked.reverses ?? null }, checked.entries);
+    const { digest: _, ...posting } = core.postingOf({ id, key: checked.key, reason: checked.reason, at, metadata, digest: checked.digest, reverses: checked.reverses ?? null }, checked.entries);
     return { posting, replayed: false };
   }
 
-  async posting(key: string): Promise<Posting | undefined> {
-    const found = await this.find(this.db, checkKey(key));
-    if (!found) return undefined;
-    const { digest: _, ...posting } = found;
-    return posting;
-  }
 
-  async reverse(original: string, input: { key: string; reason: string; metadata?: Record<string, string> }): Promise<PostResult> {
-    const first = await this.posting(original);
-    if (!first) throw errors.NotFound(ID, `no posting has key ${original}`);
-    return this.record(reversalOf(first, input));
-  }
 
   async history(account: string, options?: { limit?: number; before?: number }): Promise<HistoryPage> {
-    const { limit, before } = checkPage(options);
+    const { limit, before } = core.checkPage(options);
     await this.account(account);
-    const { rows } = await this.db.query<HistoryRow>(
+    const { rows } = await this.db.query<core.HistoryRow>(
       `SELECT e.id, e.posting, p.key, p.reason, p.at, e.amount, e.balance_after FROM ${this.s}.entries e JOIN ${this.s}.postings p ON p.id = e.posting
        WHERE e.account = $1 AND e.id < $2 ORDER BY e.id DESC LIMIT $3`,
       [account, before, limit + 1],
     );
-    return historyOf(rows, limit);
+    return core.historyOf(rows, limit);
   }
 
   async trialBalance(): Promise<TrialBalance> {

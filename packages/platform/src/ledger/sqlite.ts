@@ -1,29 +1,8 @@
 import { errors } from '@micro/sdk';
 import { ensureSchema, openDatabase } from '@micro/server/engine';
-import {
-  accountConflict,
-  accountOf,
-  checkAccount,
-  checkAccountId,
-  checkKey,
-  checkPage,
-  checkPosting,
-  historyOf,
-  ID,
-  notFound,
-  now,
-  plan,
-  postingOf,
-  replay,
-  reversalOf,
-  type AccountRow,
-  type CheckedPosting,
-  type EntryRow,
-  type Held,
-  type HistoryRow,
-  type PostingRow,
-} from './core.js';
-import { UNIT, type Account, type AccountInput, type HistoryPage, type Ledger, type LedgerOptions, type Posting, type PostResult, type TrialBalance } from './ledger.js';
+import * as core from './core.js';
+import { BaseLedger } from './base.js';
+import { UNIT, type Account, type AccountInput, type HistoryPage, type LedgerOptions, type Posting, type PostResult, type TrialBalance } from './ledger.js';
 
 /**
  * The ledger of the local profile: one SQLite file (0600, WAL, synchronous FULL: see
@@ -69,24 +48,26 @@ export function openSqliteLedger(path: string, options: LedgerOptions = {}): Sql
   return new SqliteLedger(db, options.clock ?? Date.now);
 }
 
-export class SqliteLedger implements Ledger {
+export class SqliteLedger extends BaseLedger {
   constructor(
     /** the file's handle, for the engine's own tests (immutability) */
     readonly db: Database,
     private readonly clock: () => number,
-  ) {}
+  ) {
+    super();
+  }
 
   private one<R>(sql: string, ...params: unknown[]): R | undefined {
     return this.db.prepare<unknown[], R>(sql).get(...params);
   }
 
   async openAccount(input: AccountInput): Promise<Account> {
-    const a = checkAccount(input);
+    const a = core.checkAccount(input);
     return this.db
       .transaction(() => {
-        const row = this.one<AccountRow>('SELECT * FROM accounts WHERE id = ?', a.id);
-        if (row) return accountConflict(accountOf(row), a);
-        const at = now(this.clock);
+        const row = this.one<core.AccountRow>('SELECT * FROM accounts WHERE id = ?', a.id);
+        if (row) return core.accountConflict(core.accountOf(row), a);
+        const at = core.now(this.clock);
         this.db.prepare('INSERT INTO accounts (id, kind, unit, allow_negative, created_at) VALUES (?, ?, ?, ?, ?)').run(a.id, a.kind, UNIT, a.allowNegative ? 1 : 0, at);
         return { id: a.id, kind: a.kind, unit: UNIT, allowNegative: a.allowNegative, createdAt: at };
       })
@@ -94,40 +75,41 @@ export class SqliteLedger implements Ledger {
   }
 
   async account(id: string): Promise<Account> {
-    const row = this.one<AccountRow>('SELECT * FROM accounts WHERE id = ?', checkAccountId(id));
-    return row ? accountOf(row) : notFound(id);
+    const row = this.one<core.AccountRow>('SELECT * FROM accounts WHERE id = ?', core.checkAccountId(id));
+    return row ? core.accountOf(row) : core.notFound(id);
   }
 
   async balance(id: string): Promise<number> {
-    const row = this.one<{ balance: number }>('SELECT balance FROM accounts WHERE id = ?', checkAccountId(id));
-    return row ? row.balance : notFound(id);
+    const row = this.one<{ balance: number }>('SELECT balance FROM accounts WHERE id = ?', core.checkAccountId(id));
+    return row ? row.balance : core.notFound(id);
   }
 
   private find(key: string): (Posting & { digest: string }) | undefined {
-    const row = this.one<PostingRow>('SELECT * FROM postings WHERE key = ?', key);
+    const row = this.one<core.PostingRow>('SELECT * FROM postings WHERE key = ?', key);
     if (!row) return undefined;
-    return postingOf(row, this.db.prepare<[number], EntryRow>('SELECT account, amount FROM entries WHERE posting = ? ORDER BY id').all(Number(row.id)));
+    return core.postingOf(row, this.db.prepare<[number], core.EntryRow>('SELECT account, amount FROM entries WHERE posting = ? ORDER BY id').all(Number(row.id)));
   }
 
-  async post(input: Parameters<Ledger['post']>[0]): Promise<PostResult> {
-    return this.record(checkPosting(input));
+
+  protected async findByKey(key: string): Promise<(Posting & { digest: string }) | undefined> {
+    return this.find(key);
   }
 
-  private record(checked: CheckedPosting): PostResult {
+  protected async record(checked: core.CheckedPosting): Promise<PostResult> {
     return this.db
       .transaction((): PostResult => {
         const first = this.find(checked.key);
-        if (first) return replay(first, checked);
-        const held = new Map<string, Held>();
+        if (first) return core.replay(first, checked);
+        const held = new Map<string, core.Held>();
         for (const { account } of checked.entries) {
           const row = this.one<{ allow_negative: number; balance: number }>('SELECT allow_negative, balance FROM accounts WHERE id = ?', account);
           if (row) held.set(account, { allowNegative: row.allow_negative === 1, balance: row.balance });
         }
-        const planned = plan(checked.entries, held);
+        const planned = core.plan(checked.entries, held);
         if (checked.reverses !== undefined && this.one('SELECT 1 FROM postings WHERE reverses = ?', checked.reverses)) {
-          throw errors.Conflict(ID, `posting ${checked.reverses} was reversed before`);
+          throw errors.Conflict(core.ID, `posting ${checked.reverses} was reversed before`);
         }
-        const at = now(this.clock);
+        const at = core.now(this.clock);
         const metadata = JSON.stringify(checked.metadata);
         const id = Number(
           this.db
@@ -140,35 +122,24 @@ export class SqliteLedger implements Ledger {
           update.run(p.balanceAfter, p.account);
           insert.run(id, p.account, p.amount, p.balanceAfter);
         }
-        const { digest: _, ...posting } = postingOf({ id, key: checked.key, reason: checked.reason, at, metadata, digest: checked.digest, reverses: checked.reverses ?? null }, checked.entries);
+        const { digest: _, ...posting } = core.postingOf({ id, key: checked.key, reason: checked.reason, at, metadata, digest: checked.digest, reverses: checked.reverses ?? null }, checked.entries);
         return { posting, replayed: false };
       })
       .immediate();
   }
 
-  async posting(key: string): Promise<Posting | undefined> {
-    const found = this.find(checkKey(key));
-    if (!found) return undefined;
-    const { digest: _, ...posting } = found;
-    return posting;
-  }
 
-  async reverse(original: string, input: { key: string; reason: string; metadata?: Record<string, string> }): Promise<PostResult> {
-    const first = await this.posting(original);
-    if (!first) throw errors.NotFound(ID, `no posting has key ${original}`);
-    return this.record(reversalOf(first, input));
-  }
 
   async history(account: string, options?: { limit?: number; before?: number }): Promise<HistoryPage> {
-    const { limit, before } = checkPage(options);
+    const { limit, before } = core.checkPage(options);
     await this.account(account);
     const rows = this.db
-      .prepare<[string, number, number], HistoryRow>(
+      .prepare<[string, number, number], core.HistoryRow>(
         `SELECT e.id, e.posting, p.key, p.reason, p.at, e.amount, e.balance_after FROM entries e JOIN postings p ON p.id = e.posting
          WHERE e.account = ? AND e.id < ? ORDER BY e.id DESC LIMIT ?`,
       )
       .all(account, before, limit + 1);
-    return historyOf(rows, limit);
+    return core.historyOf(rows, limit);
   }
 
   async trialBalance(): Promise<TrialBalance> {
