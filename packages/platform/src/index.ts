@@ -3,6 +3,7 @@ import { signupCoreService } from './signup/index.js';
 
 export type { Mailer, MailMessage, MailerFromEnvOptions } from './mail/index.js';
 export { MemoryMailer, mailerFromEnv, checkAddress, verificationMessage, platformInviteMessage, teamInviteMessage, namespacesMessage } from './mail/index.js';
+export * as ledger from './ledger/index.js';
 export type { VerificationMessageInput, PlatformInviteMessageInput, TeamInviteMessageInput, NamespacesMessageInput } from './mail/index.js';
 
 /**
