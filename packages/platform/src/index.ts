@@ -3,7 +3,8 @@ import { signupCoreService } from './signup/index.js';
 
 export type { Mailer, MailMessage, MailerFromEnvOptions } from './mail/index.js';
 export { MemoryMailer, mailerFromEnv, checkAddress, verificationMessage, platformInviteMessage, teamInviteMessage, namespacesMessage } from './mail/index.js';
-export * as ledger from './ledger/index.js';
+export { openSqliteLedger, openPgLedger, UNIT, UNITS_PER_DOLLAR } from './ledger/index.js';
+export type { Ledger, LedgerOptions, Account as LedgerAccount, PostingInput, PostResult } from './ledger/index.js';
 export type { VerificationMessageInput, PlatformInviteMessageInput, TeamInviteMessageInput, NamespacesMessageInput } from './mail/index.js';
 
 /**

@@ -268,14 +268,14 @@ describe('signup service (open signup, tight limits)', () => {
 });
 
 /**
- * The loser of two signups of one email with one code: refused either because the winner
- * holds the email (409) or because the winner has used the code up by then (401), as the
- * timing falls; either way nothing of it is left.
+ * The loser of two signups of one email with one code: refused because the winner holds
+ * the email or the namespace asked for (409), or has used the code up by then (401), as
+ * the timing falls; either way nothing of it is left.
  */
 function sameEmailLoser(reason: unknown): void {
   const e = reason as { code?: number; detail?: string };
   if (e.code === 401) fails(401, /^code: no live code/)(reason);
-  else fails(409, /^email:/)(reason);
+  else fails(409, /^(email:|namespace: \S+ is taken)/)(reason);
 }
 
 describe('signup service on the nats profile (PostgreSQL)', () => {
