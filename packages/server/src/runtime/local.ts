@@ -1084,9 +1084,8 @@ export class LocalRuntime {
       svc = undefined;
     }
     if (!svc) {
-      svc = this.manage(recordOf(a, a.slots.length, this.buildDir(a.namespace, a.name, a.spec.build.id)));
-      svc.generation = undefined;
-      svc.running = false;
+      // not running, and no generation, until its build is here (stale below)
+      svc = this.manage({ ...recordOf(a, a.slots.length, this.buildDir(a.namespace, a.name, a.spec.build.id)), running: false });
       this.services.set(k, svc);
     }
     const target = svc;
@@ -1508,7 +1507,7 @@ function specOf(svc: Managed, build: BuildRecord): ServiceSpec {
   return spec;
 }
 
-/** A service of the desired state as this node records it: `instances` of its own, its build in `dir`. */
+/** A service of the desired state as this node records it: `instances` of its own, its build in `dir`; no generation (the caller sets it once it runs that one). */
 function recordOf(desired: Omit<Assignment, 'slots'>, instances: number, dir: string): ServiceRecordState {
   const { spec } = desired;
   const record: ServiceRecordState = {
@@ -1523,7 +1522,6 @@ function recordOf(desired: Omit<Assignment, 'slots'>, instances: number, dir: st
     processes: [],
     createdAt: spec.createdAt,
     updatedAt: spec.updatedAt,
-    generation: desired.generation,
   };
   if (spec.version) record.version = spec.version;
   return record;
