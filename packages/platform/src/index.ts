@@ -1,5 +1,8 @@
 import type { CoreServiceFactory } from '@micro/server/engine';
 import { signupCoreService } from './signup/index.js';
+import { PlatformHub } from './hub.js';
+
+export { PlatformHub } from './hub.js';
 
 export type { Mailer, MailMessage, MailerFromEnvOptions } from './mail/index.js';
 export { MemoryMailer, mailerFromEnv, checkAddress, verificationMessage, platformInviteMessage, teamInviteMessage, namespacesMessage } from './mail/index.js';
@@ -12,6 +15,7 @@ export type { VerificationMessageInput, PlatformInviteMessageInput, TeamInviteMe
  * the core services (MicroServerOptions.coreServices; `micro server` passes these).
  * Each folder of src/ adds its factory here.
  */
-export function platformCoreServices(): CoreServiceFactory[] {
-  return [signupCoreService()];
+export function platformCoreServices(options: { hub?: PlatformHub } = {}): CoreServiceFactory[] {
+  const hub = options.hub ?? new PlatformHub();
+  return [signupCoreService({ hub })];
 }

@@ -6,6 +6,7 @@ import { signupHandlers, type SignupHandlerOptions } from './handlers.js';
 import { codeKeyFrom, openPgSignup } from './postgres.js';
 import { openSqliteSignup } from './sqlite.js';
 import type { SignupStorage } from './storage.js';
+import type { PlatformHub } from '../hub.js';
 
 export { signupService, SIGNUP_PUBLIC_ENDPOINTS, LIMITS as SIGNUP_LIMITS } from './definition.js';
 export { signupHandlers } from './handlers.js';
@@ -17,6 +18,8 @@ export { checkNamespaceName, RESERVED_NAMESPACES } from './names.js';
 export interface SignupServiceOptions extends Partial<Omit<SignupHandlerOptions, 'logger'>> {
   /** the key of the codes' HMAC (default: random in signup.db on the local profile, derived from MICRO_AUTH_KEY on the nats profile) */
   codeKey?: Buffer;
+  /** the platform's shared engines: the storage is the hub's (default: its own, for a service built alone) */
+  hub?: PlatformHub;
 }
 
 /**
@@ -40,7 +43,9 @@ export function signupCoreService(options: SignupServiceOptions = {}): CoreServi
     const openSignup = options.openSignup ?? signupModeFromEnv().openSignup;
     const logger = ctx.logger.child({ component: 'signup' });
     const mailer = options.mailer ?? mailerFromEnv({ home: ctx.home, logger });
-    const { storage, codeKey } = await openStorage(ctx.profile, ctx.dataDir, options.codeKey);
+    const hub = options.hub;
+    hub?.acquire();
+    const { storage, codeKey } = hub ? await hub.signup(ctx) : await openSignupStorage(ctx.profile, ctx.dataDir, options.codeKey);
     const handlers = signupHandlers({ storage, accounts: ctx.accounts, tokens: ctx.tokens, hasher: new SecretHasher(codeKey), purge: ctx.purge, quotas: ctx.quotas }, { ...options, openSignup, mailer, logger });
     // what a team holds of its `members` quota shows in quota.Read
     ctx.quotas?.addSource(async (namespace) => ({ members: await storage.seats(namespace, Date.now()) }));
@@ -49,7 +54,8 @@ export function signupCoreService(options: SignupServiceOptions = {}): CoreServi
       handlers,
       publicEndpoints: [...SIGNUP_PUBLIC_ENDPOINTS],
       stop: async () => {
-        await storage.close();
+        if (hub) await hub.release();
+        else await storage.close();
         // a mailer given by the caller is the caller's to close
         if (!options.mailer) await mailer.close?.();
       },
@@ -59,7 +65,7 @@ export function signupCoreService(options: SignupServiceOptions = {}): CoreServi
 
 type Profile = Parameters<CoreServiceFactory>[0]['profile'];
 
-async function openStorage(profile: Profile, dataDir: string, key?: Buffer): Promise<{ storage: SignupStorage; codeKey: Buffer }> {
+export async function openSignupStorage(profile: Profile, dataDir: string, key?: Buffer): Promise<{ storage: SignupStorage; codeKey: Buffer }> {
   if (profile.name !== 'nats') {
     const { storage, codeKey } = openSqliteSignup(join(dataDir, 'signup.db'));
     return { storage, codeKey: key ?? codeKey };
