@@ -145,7 +145,7 @@ function lineOf(e: Read, kind: LineKind, period: string): { group: string; line:
     const plan = m.plan ?? 'unknown';
     const seats = safeCount(m.seats);
     const unitPrice = safeCount(m.price) ?? (seats && charge % seats === 0 ? charge / seats : undefined);
-    const line: InvoiceLine = { ...base, description: clip(`${plan} plan${seats === undefined ? '' : `: ${seats} seat${seats === 1 ? '' : 's'}`}`), plan };
+    const line: InvoiceLine = { ...base, description: clip(`${plan} plan`), plan };
     if (seats !== undefined) line.seats = seats;
     if (unitPrice !== undefined) line.unitPrice = unitPrice;
     return { group: JSON.stringify([kind, period, plan, seats, unitPrice]), line };

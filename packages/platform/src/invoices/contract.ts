@@ -69,7 +69,7 @@ export function invoicesContract(engine: string, make: MakeEngines): void {
     assert.deepEqual(
       i.lines.map((l) => [l.kind, l.period, l.description, l.amount, l.postings, l.calls ?? l.seats ?? null, l.unitPrice ?? null]),
       [
-        ['seats', '2027-01', 'Developer plan: 3 seats', 105 * DOLLAR, 1, 3, 35 * DOLLAR],
+        ['seats', '2027-01', 'Developer plan', 105 * DOLLAR, 1, 3, 35 * DOLLAR],
         ['proration', '2027-01', 'upgrade to Team on 2027-01-20', 5 * DOLLAR, 1, null, null],
         ['usage', '2027-01', 'search.Index', 250_000, 1, 1, null],
         ['usage', '2027-01', 'search.Query', 30_000, 3, 3, null],

@@ -49,12 +49,17 @@ export class Invoicer {
    * at a time in this process (and, through the storage, per payer across nodes).
    */
   issue(payer: string, period: Period): Promise<IssueOutcome> {
-    if (period.end > this.o.clock()) {
-      throw errors.BadRequest('invoices', `period: ${period.id} ends at ${new Date(period.end).toISOString()}; invoices are issued for periods that have ended`);
-    }
+    this.ensureEnded(period);
     const run = this.queue.then(() => this.o.storage.exclusive(payer, () => this.issueAlone(payer, period)));
     this.queue = run.catch(() => undefined);
     return run;
+  }
+
+  /** A 400 unless the period has ended by the clock. */
+  ensureEnded(period: Period): void {
+    if (period.end > this.o.clock()) {
+      throw errors.BadRequest('invoices', `period: ${period.id} ends at ${new Date(period.end).toISOString()}; invoices are issued for periods that have ended`);
+    }
   }
 
   private async issueAlone(payer: string, period: Period): Promise<IssueOutcome> {
