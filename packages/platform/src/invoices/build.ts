@@ -28,24 +28,12 @@ export interface Previous {
   closing: { balance: number; due: number };
 }
 
-export interface Draft {
+/** The figures of an invoice, before it is numbered and headed (invoice.ts says what each is). */
+export interface Draft
+  extends Pick<Invoice, 'lines' | 'subtotal' | 'taxRate' | 'taxBase' | 'tax' | 'total' | 'credits' | 'payments' | 'balance' | 'amountDue' | 'through' | 'closing' | 'deferred'> {
   payer: string;
   period: Period;
   previous?: string;
-  lines: InvoiceLine[];
-  subtotal: number;
-  taxRate: number;
-  taxBase: number;
-  tax: number;
-  total: number;
-  credits: number;
-  payments: number;
-  balance: number;
-  amountDue: number;
-  through: Through;
-  /** the balances of the two accounts at `through` (before this invoice's own tax) */
-  closing: { balance: number; due: number };
-  deferred: DeferredEntry[];
 }
 
 type Which = 'balance' | 'due';
