@@ -130,3 +130,30 @@ test('tenants see only their own invoices; staff issue and read any; renderings;
   code(await p.post('/v1/invoices/Issue', { period: '2027-01', payer: bob.customer }, p.admin), 200);
   code(await p.post('/v1/invoices/Issue', { period: '2026-12', payer: bob.customer }, p.admin), 409, /has an invoice of 2027-02/);
 });
+
+test('a namespace no customer owns pays for itself (ns.<namespace>): its admins see its invoices, its developers and strangers do not', { timeout: 60_000 }, async (t) => {
+  const p = await startInvoicesPlatform();
+  t.after(() => p.stop());
+  const ada = await p.signUp('ada@example.com', PASSWORD, 'ada-space');
+  const token = async (id: string, scopes: string[]) => {
+    code(await p.post('/v1/auth/CreateAccount', { id, secret: 'a-long-secret-1234', scopes, namespace: 'lone' }, p.admin), 200);
+    return (await p.post('/v1/auth/Token', { id, secret: 'a-long-secret-1234', namespace: 'lone' })).json.token as string;
+  };
+  const ops = await token('ops', ['admin']);
+  const dev = await token('dev', ['developer']);
+  for (const payer of ['ns.lone', ada.customer]) {
+    await p.bill.open(payer);
+    await p.bill.seats(payer, '2027-01', 'Developer', 1, 35 * DOLLAR);
+  }
+  p.clock.now = at(2027, 2, 1);
+  const issued = (await p.post('/v1/invoices/Issue', { period: '2027-01' }, p.admin)).json.issued as { number: string; payer: string; buyer: string }[];
+  const lone = issued.find((i) => i.payer === 'ns.lone');
+  assert.equal(lone?.buyer, 'Namespace lone');
+  const adaNo = issued.find((i) => i.payer === ada.customer)?.number as string;
+  const mine = await p.post('/v1/invoices/List', {}, ops);
+  assert.deepEqual([mine.json.payer, (mine.json.invoices as { number: string }[]).map((i) => i.number)], ['ns.lone', [lone?.number]]);
+  code(await p.post('/v1/invoices/Render', { number: lone?.number, format: 'html' }, ops), 200);
+  code(await p.post('/v1/invoices/Read', { number: adaNo }, ops), 404, /of yours/, "lone's admin reads ada's");
+  code(await p.post('/v1/invoices/List', {}, dev), 403, /invoices of namespace lone are its owner's/, 'a developer');
+  code(await p.post('/v1/invoices/Read', { number: lone?.number }, ada.token), 404, /of yours/, "ada reads lone's");
+});
