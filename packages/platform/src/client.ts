@@ -4,3 +4,5 @@
  * storage engine, mailer or server code.
  */
 export { signupService, SIGNUP_PUBLIC_ENDPOINTS, LIMITS as SIGNUP_LIMITS } from './signup/definition.js';
+export { invoicesService, INVOICES_LIMITS } from './invoices/definition.js';
+export { formatDollars } from './billing/amounts.js';

@@ -1,8 +1,11 @@
 import type { CoreServiceFactory } from '@micro/server/engine';
 import { signupCoreService } from './signup/index.js';
+import { invoicesCoreService } from './invoices/index.js';
 import { PlatformHub } from './hub.js';
 
 export { PlatformHub } from './hub.js';
+export { invoicesCoreService, invoicesService, invoiceHtml, invoicePdf } from './invoices/index.js';
+export type { Invoice, InvoiceLine, InvoiceSummary, InvoicesServiceOptions } from './invoices/index.js';
 
 export type { Mailer, MailMessage, MailerFromEnvOptions } from './mail/index.js';
 export { MemoryMailer, mailerFromEnv, checkAddress, verificationMessage, platformInviteMessage, teamInviteMessage, namespacesMessage } from './mail/index.js';
@@ -17,5 +20,5 @@ export type { VerificationMessageInput, PlatformInviteMessageInput, TeamInviteMe
  */
 export function platformCoreServices(options: { hub?: PlatformHub } = {}): CoreServiceFactory[] {
   const hub = options.hub ?? new PlatformHub();
-  return [signupCoreService({ hub })];
+  return [signupCoreService({ hub }), invoicesCoreService({ hub })];
 }

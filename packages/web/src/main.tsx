@@ -4,6 +4,7 @@ import { currentSession, logout, onSession, type Session } from './api';
 import { Accounts } from './accounts';
 import { Config } from './config';
 import { Events } from './events';
+import { Invoices } from './invoices';
 import { Login } from './login';
 import { Logs } from './logs';
 import { Metrics } from './metrics';
@@ -36,6 +37,7 @@ const PAGES: readonly Page[] = [
   { path: 'accounts', title: 'Accounts', view: Accounts },
   { path: 'quotas', title: 'Quotas', view: Quotas },
   { path: 'team', title: 'Team', view: Team },
+  { path: 'invoices', title: 'Invoices', view: Invoices },
 ];
 
 /** `#/traces/abc` → the traces page and `abc`; an unknown path → the first page. */

@@ -17,3 +17,4 @@ export { periodOf, parsePeriod, nextPeriod, previousPeriod } from './periods.js'
 export type { Period } from './periods.js';
 export { openBillingEngines } from './engines.js';
 export type { BillingEngines } from './engines.js';
+export { ensurePartSchema } from './schema.js';

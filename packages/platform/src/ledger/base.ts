@@ -1,6 +1,6 @@
 import { errors } from '@micro/sdk';
 import { checkKey, checkPosting, ID, reversalOf, type CheckedPosting } from './core.js';
-import type { Account, AccountInput, HistoryPage, Ledger, Posting, PostingInput, PostResult, TrialBalance } from './ledger.js';
+import type { Account, AccountInput, AccountPage, HistoryPage, Ledger, Posting, PostingInput, PostResult, TrialBalance } from './ledger.js';
 
 /**
  * What both engines do alike around their transactions: check, then record; look a posting
@@ -10,6 +10,7 @@ export abstract class BaseLedger implements Ledger {
   abstract openAccount(input: AccountInput): Promise<Account>;
   abstract account(id: string): Promise<Account>;
   abstract balance(id: string): Promise<number>;
+  abstract accounts(options?: { prefix?: string; after?: string; limit?: number }): Promise<AccountPage>;
   abstract history(account: string, options?: { limit?: number; before?: number }): Promise<HistoryPage>;
   abstract trialBalance(): Promise<TrialBalance>;
   abstract close(): Promise<void>;

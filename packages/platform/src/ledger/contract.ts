@@ -203,6 +203,27 @@ export function ledgerContract(engine: string, make: MakeLedger): void {
     await assert.rejects(l.history('customer:ghost:balance'), status(404));
   });
 
+  it('accounts: listed by id under a prefix, paged, bounded', async (l) => {
+    await standard(l, 'c2', 'c1', 'c_3');
+    await l.openAccount({ id: 'customer:c1:due', allowNegative: true });
+    const all = await l.accounts({ prefix: 'customer:' });
+    assert.deepEqual(all.items.map((a) => a.id), ['customer:c1:balance', 'customer:c1:due', 'customer:c2:balance', 'customer:c_3:balance']);
+    assert.equal(all.next, undefined);
+    assert.deepEqual(all.items[1], await l.account('customer:c1:due'));
+    const first = await l.accounts({ prefix: 'customer:', limit: 3 });
+    assert.deepEqual(first.items.map((a) => a.id), ['customer:c1:balance', 'customer:c1:due', 'customer:c2:balance']);
+    const second = await l.accounts({ prefix: 'customer:', limit: 3, after: first.next });
+    assert.deepEqual(second.items.map((a) => a.id), ['customer:c_3:balance']);
+    assert.equal(second.next, undefined);
+    // `_` and `%` are characters, not patterns
+    assert.deepEqual((await l.accounts({ prefix: 'customer:c_' })).items.map((a) => a.id), ['customer:c_3:balance']);
+    assert.equal((await l.accounts()).items.length, 7);
+    assert.deepEqual((await l.accounts({ prefix: 'nothing:' })).items, []);
+    for (const bad of [{ limit: 0 }, { limit: 201 }, { limit: 1.5 }, { prefix: 'a b' }, { prefix: "x'%" }, { prefix: 'x'.repeat(201) }, { after: 'a\u0000' }, { prefix: 7 }]) {
+      await assert.rejects(l.accounts(bad as { prefix?: string }), status(400), JSON.stringify(bad));
+    }
+  });
+
   it('concurrent spends never overdraw: funds for k of N, exactly k succeed', async (l) => {
     await standard(l, 'c1');
     await l.post(topUp('pay', 'c1', 7 * 3));

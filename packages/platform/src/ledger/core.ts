@@ -11,6 +11,7 @@ import {
   type Account,
   type AccountInput,
   type AccountKind,
+  type AccountPage,
   type EntryInput,
   type HistoryEntry,
   type Posting,
@@ -132,6 +133,24 @@ export function checkPage(options: { limit?: number; before?: number } = {}): { 
   if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_PAGE) throw bad(`limit must be a whole number from 1 to ${MAX_PAGE}`);
   if (before !== undefined && (!Number.isSafeInteger(before) || before < 1)) throw bad('before must be a positive whole number (a page\'s next)');
   return { limit, before: before ?? Number.MAX_SAFE_INTEGER };
+}
+
+const ACCOUNT_CHARS = /^[A-Za-z0-9_.:-]{0,200}$/;
+
+/** The options of `accounts`: a prefix and a cursor of account-id characters, a page size. */
+export function checkAccountPage(options: { prefix?: string; after?: string; limit?: number } = {}): { prefix: string; after: string; limit: number } {
+  const { prefix = '', after = '', limit = DEFAULT_PAGE } = options;
+  if (typeof prefix !== 'string' || !ACCOUNT_CHARS.test(prefix)) throw bad(`prefix ${show(prefix)} must be at most 200 of A-Za-z0-9_.:-, e.g. customer:`);
+  if (typeof after !== 'string' || !ACCOUNT_CHARS.test(after)) throw bad(`after ${show(after)} must be a page's next (an account id)`);
+  if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_PAGE) throw bad(`limit must be a whole number from 1 to ${MAX_PAGE}`);
+  return { prefix, after, limit };
+}
+
+/** A page of `accounts` from up to limit + 1 rows. */
+export function accountPageOf(rows: AccountRow[], limit: number): AccountPage {
+  const items = rows.slice(0, limit).map(accountOf);
+  const last = items[items.length - 1];
+  return rows.length > limit && last ? { items, next: last.id } : { items };
 }
 
 /** The state of an account a posting reads, locked by the engine. */

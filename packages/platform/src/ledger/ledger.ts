@@ -95,6 +95,12 @@ export interface HistoryPage {
   next?: number;
 }
 
+export interface AccountPage {
+  items: Account[];
+  /** pass as `after` for the next page; absent on the last page */
+  next?: string;
+}
+
 export interface TrialBalance {
   /** true when all entries sum to zero and each account's balance is the sum of its entries */
   ok: boolean;
@@ -111,6 +117,11 @@ export interface Ledger {
   openAccount(input: AccountInput): Promise<Account>;
   /** the account, or a 404 */
   account(id: string): Promise<Account>;
+  /**
+   * The accounts whose id starts with `prefix` (default all), by id, `limit` (default 50, at
+   * most 200) a page after the id `after`: how billing finds every payer (`customer:`).
+   */
+  accounts(options?: { prefix?: string; after?: string; limit?: number }): Promise<AccountPage>;
   /** the sum of the account's entries (a 404 for an unknown account) */
   balance(id: string): Promise<number>;
   /**

@@ -2,7 +2,7 @@ import { errors } from '@micro/sdk';
 import { migrate, openPostgres, type Migration, type Postgres } from '@micro/server/engine';
 import * as core from './core.js';
 import { BaseLedger } from './base.js';
-import { UNIT, type Account, type AccountInput, type HistoryPage, type LedgerOptions, type Posting, type PostResult, type TrialBalance } from './ledger.js';
+import { UNIT, type Account, type AccountInput, type AccountPage, type HistoryPage, type LedgerOptions, type Posting, type PostResult, type TrialBalance } from './ledger.js';
 
 /**
  * The ledger of the nats profile: tables in the platform's schema of the shared
@@ -83,6 +83,16 @@ export class PgLedger extends BaseLedger {
   async account(id: string): Promise<Account> {
     const { rows } = await this.db.query<core.AccountRow>(`SELECT * FROM ${this.s}.accounts WHERE id = $1`, [core.checkAccountId(id)]);
     return rows[0] ? core.accountOf(rows[0]) : core.notFound(id);
+  }
+
+  async accounts(options?: { prefix?: string; after?: string; limit?: number }): Promise<AccountPage> {
+    const { prefix, after, limit } = core.checkAccountPage(options);
+    // COLLATE "C": pages in byte order of the ids whatever the database's collation
+    const { rows } = await this.db.query<core.AccountRow>(
+      `SELECT * FROM ${this.s}.accounts WHERE id COLLATE "C" > $1 AND substr(id, 1, $2) = $3 ORDER BY id COLLATE "C" LIMIT $4`,
+      [after, prefix.length, prefix, limit + 1],
+    );
+    return core.accountPageOf(rows, limit);
   }
 
   async balance(id: string): Promise<number> {

@@ -2,7 +2,7 @@ import { errors } from '@micro/sdk';
 import { ensureSchema, openDatabase } from '@micro/server/engine';
 import * as core from './core.js';
 import { BaseLedger } from './base.js';
-import { UNIT, type Account, type AccountInput, type HistoryPage, type LedgerOptions, type Posting, type PostResult, type TrialBalance } from './ledger.js';
+import { UNIT, type Account, type AccountInput, type AccountPage, type HistoryPage, type LedgerOptions, type Posting, type PostResult, type TrialBalance } from './ledger.js';
 
 /**
  * The ledger of the local profile: one SQLite file (0600, WAL, synchronous FULL: see
@@ -77,6 +77,14 @@ export class SqliteLedger extends BaseLedger {
   async account(id: string): Promise<Account> {
     const row = this.one<core.AccountRow>('SELECT * FROM accounts WHERE id = ?', core.checkAccountId(id));
     return row ? core.accountOf(row) : core.notFound(id);
+  }
+
+  async accounts(options?: { prefix?: string; after?: string; limit?: number }): Promise<AccountPage> {
+    const { prefix, after, limit } = core.checkAccountPage(options);
+    const rows = this.db
+      .prepare<[string, number, string, number], core.AccountRow>('SELECT * FROM accounts WHERE id > ? AND substr(id, 1, ?) = ? ORDER BY id LIMIT ?')
+      .all(after, prefix.length, prefix, limit + 1);
+    return core.accountPageOf(rows, limit);
   }
 
   async balance(id: string): Promise<number> {

@@ -1,0 +1,4 @@
+import { invoicesContract } from './contract.js';
+import { pgEngines } from './testing.js';
+
+invoicesContract('postgres', pgEngines);
