@@ -4,3 +4,4 @@
  * storage engine, mailer or server code.
  */
 export { signupService, SIGNUP_PUBLIC_ENDPOINTS, LIMITS as SIGNUP_LIMITS } from './signup/definition.js';
+export { balanceService, BALANCE_LIMITS } from './balance/definition.js';
