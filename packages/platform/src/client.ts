@@ -5,3 +5,4 @@
  */
 export { signupService, SIGNUP_PUBLIC_ENDPOINTS, LIMITS as SIGNUP_LIMITS } from './signup/definition.js';
 export { balanceService, BALANCE_LIMITS } from './balance/definition.js';
+export { parseDollars, formatDollars } from './billing/amounts.js';
