@@ -1,20 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Browser } from 'playwright-core';
-import { createLogger } from '@micro/sdk';
 import { freePort } from '@micro/sdk/testing';
-import { MicroServer } from '@micro/server';
 import { browserReady, launchChromium } from '@micro/server/testing';
-import { balanceCoreService } from './balance/index.js';
+import { paidPlatform, PASSWORD, type PaidPlatform } from './balance/testing.js';
 import { dueAccount, openPayerAccounts, PLATFORM_REVENUE } from './billing/accounts.js';
-import { PlatformHub } from './hub.js';
-import { MemoryMailer } from './mail/mailer.js';
-import { FakeStripe } from './payments/stripe-fake.js';
-import { signupCoreService } from './signup/index.js';
 
 /**
  * The dashboard's Billing page (packages/web: billing.tsx) in Chromium against a real micro
@@ -23,47 +15,21 @@ import { signupCoreService } from './signup/index.js';
  * gateway and the payer back to the page, which shows the new balance and its history.
  */
 
-const silent = createLogger({ level: 'silent' });
 const ARTIFACTS = fileURLToPath(new URL('../../../test-artifacts/dashboard/', import.meta.url));
-const PASSWORD = 'correct horse battery';
 
 test('the billing page in chromium: balance, a top-up through the payment page, what is due paid, the history', { timeout: 120_000 }, async (t) => {
   if (!browserReady(t)) return;
-  const home = mkdtempSync(join(tmpdir(), 'micro-web-billing-'));
-  const mailer = new MemoryMailer();
-  const fake = new FakeStripe();
-  await fake.listen();
   const port = await freePort();
-  const site = `http://127.0.0.1:${port}/dashboard`;
-  const hub = new PlatformHub();
-  const stripe = { secretKey: fake.secretKey, webhookSecret: fake.webhookSecret, apiUrl: fake.url };
-  const server = await new MicroServer({ home, address: 'tcp://127.0.0.1:0', gateway: `127.0.0.1:${port}`, logger: silent, coreServices: [signupCoreService({ hub, mailer, siteUrl: site }), balanceCoreService({ hub, mailer, siteUrl: site, env: {}, stripe })] }).start();
-  let browser: Browser | undefined;
-  t.after(async () => {
-    await browser?.close();
-    await server.stop();
-    await fake.close();
-    rmSync(home, { recursive: true, force: true });
-  });
-  const url = server.gatewayUrl as string;
-  fake.endpoint = `${url}/webhooks/stripe`;
-  const post = async (path: string, body: unknown, token?: string) => {
-    const res = await fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify(body) });
-    const json = (await res.json()) as Record<string, unknown>;
-    assert.equal(res.status, 200, JSON.stringify(json));
-    return json;
-  };
-  // Ada signs up (invited by the staff, the mailed code)
-  const adminFile = JSON.parse(readFileSync(join(home, 'server', 'admin.json'), 'utf8')) as { id: string; secret: string };
-  const admin = (await post('/v1/auth/Token', adminFile)).token as string;
-  await post('/v1/signup/Invite', { email: 'ada@example.com' }, admin);
-  await post('/v1/signup/SendCode', { email: 'ada@example.com' });
-  const code = /code is:\s*([0-9]{6})/.exec(mailer.lastTo('ada@example.com')?.text ?? '')?.[1];
-  const made = await post('/v1/signup/CompleteSignup', { email: 'ada@example.com', code, password: PASSWORD, namespace: 'acme' });
-  const payer = ((await post('/v1/balance/Read', {}, made.token as string)) as { payer: string }).payer;
+  await paidPlatform(t, (p) => billingPage(t, p), { gateway: `127.0.0.1:${port}`, siteUrl: `http://127.0.0.1:${port}/dashboard` });
+});
+
+async function billingPage(t: { after(fn: () => unknown): void }, { url, fake, engines, post, customer }: PaidPlatform): Promise<void> {
+  const token = await customer('ada@example.com', 'acme');
+  const payer = (await post('/v1/balance/Read', {}, token)).json.payer as string;
 
   mkdirSync(ARTIFACTS, { recursive: true });
-  browser = await launchChromium();
+  const browser = await launchChromium();
+  t.after(() => browser.close());
   const page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
   const problems: string[] = [];
   page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
@@ -109,7 +75,7 @@ test('the billing page in chromium: balance, a top-up through the payment page, 
   await shot('billing-topped-up');
 
   // seat fees are due: Pay what is due, the same way
-  const { ledger } = await hub.billing({ profile: { name: 'local' }, dataDir: join(home, 'data') });
+  const { ledger } = engines;
   await openPayerAccounts(ledger, payer);
   await ledger.post({ key: 'seats-acme-2027-01', reason: 'seats of 2027-01', entries: [{ account: dueAccount(payer), amount: -35_000_000 }, { account: PLATFORM_REVENUE, amount: 35_000_000 }], metadata: { kind: 'seats', period: '2027-01' } });
   await page.getByRole('button', { name: 'Refresh' }).click();
@@ -130,4 +96,4 @@ test('the billing page in chromium: balance, a top-up through the payment page, 
   await page.getByRole('heading', { name: 'Billing of acme' }).waitFor();
   await balance.locator('[data-field="balance"]').getByText('$25.00').waitFor();
   assert.deepEqual(problems, []);
-});
+}

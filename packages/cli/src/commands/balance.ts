@@ -4,7 +4,7 @@ import { balanceService, BALANCE_LIMITS, formatDollars, parseDollars } from '@mi
 import { connect, type Connection } from '../connect.js';
 import type { CliContext } from '../context.js';
 import { CliError, UsageError, sanitize, truncate, type Printer } from '../output.js';
-import { iso } from './platform.js';
+import { iso, whole } from './platform.js';
 
 /**
  * `micro balance`: the prepaid balance of the namespace's payer and what it owes; its
@@ -150,12 +150,6 @@ export function dollars(text: string): number {
 
 function signed(units: number): string {
   return units > 0 ? `+${formatDollars(units)}` : formatDollars(units);
-}
-
-function whole(flag: string, value: string, min: number, max: number): number {
-  const n = /^\d{1,16}$/.test(value.trim()) ? Number(value) : NaN;
-  if (!Number.isSafeInteger(n) || n < min || n > max) throw new UsageError(`${flag} must be a whole number from ${min} to ${max}, not "${truncate(sanitize(value), 20)}"`);
-  return n;
 }
 
 function checkout(out: Printer, session: Session, what: string): void {

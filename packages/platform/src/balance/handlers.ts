@@ -68,6 +68,14 @@ function keyOf(kind: string, given: string | undefined, parts: unknown[]): strin
   return `${kind}:auto:${createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 40)}`;
 }
 
+interface StaffRequest {
+  customer?: string;
+  namespace?: string;
+  amount: number | string;
+  reason: string;
+  idempotencyKey?: string;
+}
+
 const notFound = (err: unknown) => isMicroError(err) && err.code === 404;
 
 export function balanceHandlers(deps: BalanceDeps, options: BalanceHandlerOptions): Handlers<typeof balanceService> {
@@ -80,6 +88,14 @@ export function balanceHandlers(deps: BalanceDeps, options: BalanceHandlerOption
     if (asked !== undefined && !NAMESPACE.test(asked)) throw errors.BadRequest(ID, `namespace: ${JSON.stringify(asked.slice(0, 64))} is not a namespace name`);
     const namespace = tenant(ctx, asked);
     return { namespace, payer: await deps.payerOf(namespace) };
+  };
+
+  /** A staff call (admins of micro only): its amount, reason and payer checked. */
+  const staffRequest = async (ctx: Context, req: StaffRequest) => {
+    admin(ctx);
+    const amount = units('amount', req.amount);
+    const reason = reasonOf(req.reason);
+    return { amount, reason, payer: await deps.resolve({ customer: req.customer, namespace: req.namespace }), idempotencyKey: req.idempotencyKey };
   };
 
   /** What a staff posting answers: the posting and the payer's accounts now. */
@@ -162,11 +178,8 @@ export function balanceHandlers(deps: BalanceDeps, options: BalanceHandlerOption
       return checkout(ctx, payer, 'due', amount);
     },
 
-    Credit: async ({ customer, namespace, amount: raw, reason: why, idempotencyKey }, ctx) => {
-      admin(ctx);
-      const amount = units('amount', raw);
-      const reason = reasonOf(why);
-      const payer = await deps.resolve({ customer, namespace });
+    Credit: async (req, ctx) => {
+      const { payer, amount, reason, idempotencyKey } = await staffRequest(ctx, req);
       const key = keyOf('credit', idempotencyKey, [payer, amount, reason]);
       const result = await post(payer, {
         key,
@@ -180,11 +193,9 @@ export function balanceHandlers(deps: BalanceDeps, options: BalanceHandlerOption
       return moved(payer, result, amount);
     },
 
-    Refund: async ({ customer, namespace, amount: raw, reason: why, to, idempotencyKey }, ctx) => {
-      admin(ctx);
-      const amount = units('amount', raw);
-      const reason = reasonOf(why);
-      const payer = await deps.resolve({ customer, namespace });
+    Refund: async (req, ctx) => {
+      const { payer, amount, reason, idempotencyKey } = await staffRequest(ctx, req);
+      const to = req.to;
       const target = to === 'due' ? dueAccount(payer) : balanceAccount(payer);
       const key = keyOf('refund', idempotencyKey, [payer, amount, reason, to ?? 'balance']);
       const input: PostingInput = {
@@ -207,12 +218,9 @@ export function balanceHandlers(deps: BalanceDeps, options: BalanceHandlerOption
       return moved(payer, result, amount);
     },
 
-    RecordPayment: async ({ customer, namespace, amount: raw, reason: why, to, idempotencyKey }, ctx) => {
-      admin(ctx);
-      const amount = units('amount', raw);
-      const reason = reasonOf(why);
-      const payer = await deps.resolve({ customer, namespace });
-      const purpose = to === 'balance' ? 'topup' : 'due';
+    RecordPayment: async (req, ctx) => {
+      const { payer, amount, reason, idempotencyKey } = await staffRequest(ctx, req);
+      const purpose = req.to === 'balance' ? 'topup' : 'due';
       const key = keyOf('payment', idempotencyKey, [payer, amount, reason, purpose]);
       const result = await deps.payments.record({ payer, amount, to: purpose, reason, key, by: ctx.account?.id ?? '' });
       return moved(payer, result, amount);

@@ -1,17 +1,7 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { test, type TestContext } from 'node:test';
-import { createLogger } from '@micro/sdk';
-import { MicroServer } from '@micro/server';
+import { test } from 'node:test';
 import { balanceAccount, dueAccount, openPayerAccounts, PLATFORM_REVENUE } from '../billing/accounts.js';
-import type { BillingEngines } from '../billing/engines.js';
-import { PlatformHub } from '../hub.js';
-import { MemoryMailer } from '../mail/mailer.js';
-import { FakeStripe } from '../payments/stripe-fake.js';
-import { signupCoreService } from '../signup/index.js';
-import { balanceCoreService } from './index.js';
+import { paidPlatform } from './testing.js';
 
 /**
  * The top-up flow end to end through a real micro server: a tenant asks the gateway for a
@@ -19,59 +9,10 @@ import { balanceCoreService } from './index.js';
  * reaches /webhooks/stripe of the gateway, and the balance rises exactly once.
  */
 
-const silent = createLogger({ level: 'silent' });
 const DOLLAR = 1_000_000;
 
-interface Platform {
-  url: string;
-  fake: FakeStripe;
-  mailer: MemoryMailer;
-  engines: BillingEngines;
-  admin: string;
-  post(path: string, body: unknown, token?: string): Promise<{ status: number; json: Record<string, unknown> }>;
-  customer(email: string, namespace: string): Promise<string>;
-}
-
-async function withPlatform(t: TestContext, fn: (p: Platform) => Promise<void>): Promise<void> {
-  const home = mkdtempSync(join(tmpdir(), 'micro-topup-'));
-  const fake = new FakeStripe();
-  await fake.listen();
-  const mailer = new MemoryMailer();
-  const hub = new PlatformHub();
-  const server = await new MicroServer({
-    home,
-    address: 'tcp://127.0.0.1:0',
-    gateway: '127.0.0.1:0',
-    logger: silent,
-    coreServices: [signupCoreService({ hub, mailer }), balanceCoreService({ hub, mailer, env: {}, stripe: { secretKey: fake.secretKey, webhookSecret: fake.webhookSecret, apiUrl: fake.url } })],
-  }).start();
-  t.after(async () => {
-    await server.stop();
-    await fake.close();
-    rmSync(home, { recursive: true, force: true });
-  });
-  const url = server.gatewayUrl as string;
-  fake.endpoint = `${url}/webhooks/stripe`;
-  const post = async (path: string, body: unknown, token?: string) => {
-    const res = await fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify(body) });
-    return { status: res.status, json: (await res.json()) as Record<string, unknown> };
-  };
-  const adminFile = JSON.parse(readFileSync(join(home, 'server', 'admin.json'), 'utf8')) as { id: string; secret: string };
-  const admin = (await post('/v1/auth/Token', adminFile)).json.token as string;
-  const customer = async (email: string, namespace: string) => {
-    assert.equal((await post('/v1/signup/Invite', { email }, admin)).status, 200);
-    await post('/v1/signup/SendCode', { email });
-    const code = /code is:\s*([0-9]{6})/.exec(mailer.lastTo(email)?.text ?? '')?.[1];
-    const made = await post('/v1/signup/CompleteSignup', { email, code, password: 'correct horse battery', namespace });
-    assert.equal(made.status, 200, JSON.stringify(made.json));
-    return made.json.token as string;
-  };
-  const engines = await hub.billing({ profile: { name: 'local' }, dataDir: join(home, 'data') });
-  await fn({ url, fake, mailer, engines, admin, post, customer });
-}
-
 test('top-up end to end: Checkout URL, the signed webhook through the gateway, the balance rises exactly once', { timeout: 120_000 }, (t) =>
-  withPlatform(t, async ({ fake, post, customer, engines }) => {
+  paidPlatform(t, async ({ fake, post, customer, engines }) => {
     const alice = await customer('alice@example.com', 'acme');
     const read = async (token: string) => (await post('/v1/balance/Read', {}, token)).json as { payer: string; balance: number; due: number; provider: string };
     const { payer, provider } = await read(alice);
@@ -108,7 +49,7 @@ test('top-up end to end: Checkout URL, the signed webhook through the gateway, t
 );
 
 test("strangers at the webhook: forged, unsigned or replayed events move nothing; paying another payer's session credits that payer", { timeout: 120_000 }, (t) =>
-  withPlatform(t, async ({ url, fake, post, customer, engines }) => {
+  paidPlatform(t, async ({ url, fake, post, customer, engines }) => {
     const alice = await customer('alice@example.com', 'acme');
     const mallory = await customer('mallory@example.com', 'evil');
     const payerOf = async (token: string) => (await post('/v1/balance/Read', {}, token)).json.payer as string;
@@ -138,7 +79,7 @@ test("strangers at the webhook: forged, unsigned or replayed events move nothing
 );
 
 test('paying what is due through Checkout, and top-ups paid while the balance is being spent', { timeout: 120_000 }, (t) =>
-  withPlatform(t, async ({ fake, post, customer, engines }) => {
+  paidPlatform(t, async ({ fake, post, customer, engines }) => {
     const bob = await customer('bob@example.com', 'bobs');
     const payer = (await post('/v1/balance/Read', {}, bob)).json.payer as string;
     await openPayerAccounts(engines.ledger, payer);

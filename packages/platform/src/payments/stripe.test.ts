@@ -16,6 +16,11 @@ async function balances(kit: StripeKit, payer: string): Promise<{ balance: numbe
   return { balance: await held(kit, balanceAccount(payer)), due: await held(kit, dueAccount(payer)) };
 }
 
+/** A Checkout session someone opened at Stripe directly, not through payments (another app of the same account). */
+function foreignSession(kit: StripeKit, cents: number, metadata: Record<string, string> = {}) {
+  return kit.provider.stripe.checkout.sessions.create({ mode: 'payment', line_items: [{ quantity: 1, price_data: { currency: 'usd', unit_amount: cents, product_data: { name: 'x' } } }], success_url: 'https://example.com', metadata });
+}
+
 const outcome = (d: { status: number; body: string } | undefined) => ({ ...(JSON.parse(d?.body ?? '{}') as { outcome?: string; replay?: boolean; detail?: string }), status: d?.status });
 
 const fails = (code: number, detail?: RegExp) => (err: unknown) => {
@@ -147,7 +152,7 @@ for (const engine of BILLING_ENGINES) {
       assert.equal(await held(kit, balanceAccount('cus_mallory')), 7 * DOLLAR);
       assert.equal(await held(kit, balanceAccount('cus_dan')), 20 * DOLLAR);
       // a session someone else opened at Stripe (not through us), paid: logged and answered 200, nothing moves
-      const foreign = await kit.provider.stripe.checkout.sessions.create({ mode: 'payment', line_items: [{ quantity: 1, price_data: { currency: 'usd', unit_amount: 9900, product_data: { name: 'x' } } }], success_url: 'https://example.com', metadata: { micro_payer: 'cus_dan' } });
+      const foreign = await foreignSession(kit, 9900, { micro_payer: 'cus_dan' });
       assert.deepEqual(outcome((await kit.fake.pay(foreign.id)).delivery), { status: 200, received: true, outcome: 'ignored' });
       assert.equal(await held(kit, balanceAccount('cus_dan')), 20 * DOLLAR);
       assert.equal(await held(kit, EXTERNAL_PAYMENTS), -27 * DOLLAR);
@@ -214,7 +219,7 @@ for (const engine of BILLING_ENGINES) {
       // more than was paid cannot be refunded at Stripe either (it answers 400; our code never asks)
       await assert.rejects(kit.provider.stripe.refunds.create({ payment_intent: pi, amount: 100_000 }), /greater than unrefunded amount/);
       // a refund of a payment that is not ours (no micro_payer mark): 200, ignored
-      const foreign = await kit.provider.stripe.checkout.sessions.create({ mode: 'payment', line_items: [{ quantity: 1, price_data: { currency: 'usd', unit_amount: 1000, product_data: { name: 'x' } } }], success_url: 'https://example.com' });
+      const foreign = await foreignSession(kit, 1000);
       await kit.fake.pay(foreign.id);
       const other = await kit.fake.refund(kit.fake.sessions.get(foreign.id)?.payment_intent as string);
       assert.deepEqual(outcome(other.delivery), { status: 200, received: true, outcome: 'ignored' });
