@@ -4,7 +4,7 @@ import { errors } from '@micro/sdk';
 import { silent, startAuthHarness, type AuthHarness } from '../auth/testing.js';
 import { Gateway } from './gateway.js';
 import { http } from './testing.js';
-import { collectWebhooks, type WebhookRequest } from './webhooks.js';
+import { collectWebhooks, webhookRoute, type WebhookRequest } from './webhooks.js';
 
 describe('gateway: raw webhook routes of the core services', () => {
   let h: AuthHarness;
@@ -63,7 +63,7 @@ describe('gateway: raw webhook routes of the core services', () => {
     for (const path of ['/webhooks/nope', '/webhooks/', '/webhooks/../v1/auth/Token', '/webhooks/ECHO', '/webhooks/echo/extra', `/webhooks/${'a'.repeat(65)}`]) {
       const res = await http(url, 'POST', path, { body: '{}' });
       assert.equal(res.status, 404, `${path}: ${res.body}`);
-      assert.match((res.json as { detail: string }).detail, /^no webhook .*: the webhooks are \/webhooks\/echo, \/webhooks\/refuse, \/webhooks\/crash$/);
+      assert.match((res.json as { detail: string }).detail, /^no webhook .*: the webhooks here are \/webhooks\/echo, \/webhooks\/refuse, \/webhooks\/crash$/);
     }
     const announced = await http(url, 'POST', '/webhooks/echo', { headers: { 'content-length': 5000 }, body: 'x'.repeat(5000) });
     assert.equal(announced.status, 413);
@@ -86,5 +86,6 @@ describe('gateway: raw webhook routes of the core services', () => {
     assert.throws(() => collectWebhooks([{ def: { name: 'a' }, webhooks: { stripe: route } }, { def: { name: 'b' }, webhooks: { stripe: route } }]), /core services a and b both serve \/webhooks\/stripe/);
     assert.throws(() => collectWebhooks([{ def: { name: 'a' }, webhooks: { 'Bad/Name': route } }]), /webhook name "Bad\/Name" must be/);
     assert.equal(collectWebhooks([{ def: { name: 'a' } }]).size, 0);
+    assert.throws(() => webhookRoute(new Map(), '/webhooks/stripe'), /no webhook "stripe": this server serves none/);
   });
 });

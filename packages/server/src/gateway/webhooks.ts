@@ -34,7 +34,10 @@ export const WEBHOOK_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 export function webhookRoute(routes: ReadonlyMap<string, WebhookRoute>, path: string): WebhookRoute {
   const name = path.slice('/webhooks/'.length).replace(/\/$/, '');
   const route = WEBHOOK_NAME.test(name) ? routes.get(name) : undefined;
-  if (!route) throw errors.NotFound('gateway', `no webhook ${JSON.stringify(name.slice(0, 64))}: the webhooks are ${[...routes.keys()].map((n) => `/webhooks/${n}`).join(', ') || 'none'}`);
+  if (!route) {
+    const served = routes.size > 0 ? `the webhooks here are ${[...routes.keys()].map((n) => `/webhooks/${n}`).join(', ')}` : 'this server serves none (a payment provider, once configured, serves /webhooks/<provider>)';
+    throw errors.NotFound('gateway', `no webhook ${JSON.stringify(name.slice(0, 64))}: ${served}`);
+  }
   return route;
 }
 
