@@ -19,6 +19,7 @@ import { registerSignupCommands } from './commands/signup.js';
 import { registerPlatformCommands } from './commands/platform.js';
 import { registerTeamCommands } from './commands/team.js';
 import { registerInvoicesCommands } from './commands/invoices.js';
+import { registerBalanceCommands } from './commands/balance.js';
 import { CliContext } from './context.js';
 import { explainError } from './connect.js';
 import { CliError } from './output.js';
@@ -63,6 +64,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerPlatformCommands(program, ctx);
   registerTeamCommands(program, ctx);
   registerInvoicesCommands(program, ctx);
+  registerBalanceCommands(program, ctx);
   program.addHelpText(
     'after',
     `

@@ -5,4 +5,5 @@
  */
 export { signupService, SIGNUP_PUBLIC_ENDPOINTS, LIMITS as SIGNUP_LIMITS } from './signup/definition.js';
 export { invoicesService, INVOICES_LIMITS } from './invoices/definition.js';
-export { formatDollars } from './billing/amounts.js';
+export { balanceService, BALANCE_LIMITS } from './balance/definition.js';
+export { parseDollars, formatDollars } from './billing/amounts.js';

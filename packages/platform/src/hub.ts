@@ -4,6 +4,9 @@ import { openBillingEngines, type BillingEngines } from './billing/engines.js';
 import { openSignupStorage } from './signup/index.js';
 import type { SignupStorage } from './signup/storage.js';
 
+/** Looks at a payer's balance after a posting (see PlatformHub.onBalance). */
+export type BalanceObserver = (payer: string, balanceAfter?: number) => Promise<void>;
+
 /**
  * What the platform's services of one micro server share, opened once however many of
  * them ask and closed when the last lets go: each factory calls `acquire()` when it is
@@ -17,6 +20,8 @@ export class PlatformHub {
   private signupOpen: Promise<{ storage: SignupStorage; codeKey: Buffer }> | undefined;
   /** namespace → payer, for `payerTtl` ms */
   private readonly payerCache = new Map<string, { payer: string; at: number }>();
+  /** who looks at a payer's balance after postings (the balance service's low/zero watch) */
+  private readonly balanceObservers = new Set<BalanceObserver>();
 
   constructor(
     private readonly options: {
@@ -51,6 +56,23 @@ export class PlatformHub {
 
   signup(ctx: Pick<CoreContext, 'profile' | 'dataDir'>): Promise<{ storage: SignupStorage; codeKey: Buffer }> {
     return (this.signupOpen ??= openSignupStorage(ctx.profile, ctx.dataDir, this.options.codeKey));
+  }
+
+  /** Adds an observer of balances (the balance service adds its low- and zero-balance watch); returns its removal. */
+  watchBalance(observer: BalanceObserver): () => void {
+    this.balanceObservers.add(observer);
+    return () => this.balanceObservers.delete(observer);
+  }
+
+  /**
+   * A payer's balance after a posting that changed it: whoever posts to a
+   * `customer:<payer>:balance` calls this afterwards (metering after its usage postings,
+   * balance and payments after theirs), with the balance the posting left when it knows it.
+   * The low- and zero-balance events go out once per crossing, however often this is called.
+   * Never throws; resolves once the observers have looked (a caller on a hot path need not wait).
+   */
+  async onBalance(payer: string, balanceAfter?: number): Promise<void> {
+    await Promise.all([...this.balanceObservers].map((o) => o(payer, balanceAfter).catch(() => undefined)));
   }
 
   /**

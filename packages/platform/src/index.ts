@@ -1,17 +1,24 @@
 import type { CoreServiceFactory } from '@micro/server/engine';
 import { signupCoreService } from './signup/index.js';
 import { invoicesCoreService } from './invoices/index.js';
+import { balanceCoreService } from './balance/index.js';
 import { PlatformHub } from './hub.js';
 
 export { PlatformHub } from './hub.js';
+export type { BalanceObserver } from './hub.js';
 export { invoicesCoreService, invoicesService, invoiceHtml, invoicePdf } from './invoices/index.js';
 export type { Invoice, InvoiceLine, InvoiceSummary, InvoicesServiceOptions } from './invoices/index.js';
+export { balanceCoreService, balanceService, BALANCE_TOPICS, balanceConfigFromEnv } from './balance/index.js';
+export type { BalanceServiceOptions, BalanceEvent, BalanceConfig } from './balance/index.js';
+export { stripeFromEnv } from './payments/env.js';
+export type { StripeConfig } from './payments/env.js';
+export type { PaymentProvider, CheckoutRequest, CheckoutSession } from './payments/provider.js';
 
 export type { Mailer, MailMessage, MailerFromEnvOptions } from './mail/index.js';
-export { MemoryMailer, mailerFromEnv, checkAddress, verificationMessage, platformInviteMessage, teamInviteMessage, namespacesMessage } from './mail/index.js';
+export { MemoryMailer, mailerFromEnv, checkAddress, verificationMessage, platformInviteMessage, teamInviteMessage, namespacesMessage, balanceMessage } from './mail/index.js';
 export { openSqliteLedger, openPgLedger, UNIT, UNITS_PER_DOLLAR } from './ledger/index.js';
 export type { Ledger, LedgerOptions, Account as LedgerAccount, PostingInput, PostResult } from './ledger/index.js';
-export type { VerificationMessageInput, PlatformInviteMessageInput, TeamInviteMessageInput, NamespacesMessageInput } from './mail/index.js';
+export type { VerificationMessageInput, PlatformInviteMessageInput, TeamInviteMessageInput, NamespacesMessageInput, BalanceMessageInput } from './mail/index.js';
 
 /**
  * The services of the platform layer, hosted by `micro server` in namespace `micro` beside
@@ -20,5 +27,5 @@ export type { VerificationMessageInput, PlatformInviteMessageInput, TeamInviteMe
  */
 export function platformCoreServices(options: { hub?: PlatformHub } = {}): CoreServiceFactory[] {
   const hub = options.hub ?? new PlatformHub();
-  return [signupCoreService({ hub }), invoicesCoreService({ hub })];
+  return [signupCoreService({ hub }), invoicesCoreService({ hub }), balanceCoreService({ hub })];
 }

@@ -6,6 +6,7 @@
  */
 export type { CoreContext, CoreService, CoreServiceFactory } from './core.js';
 export { positiveFromEnv } from './core.js';
+export type { WebhookRequest, WebhookAnswer, WebhookRoute } from './gateway/webhooks.js';
 export { namespaceFor, adminNamespaceFor, requireAdmin, isAdmin, isNamespaceAdmin, authenticate } from './auth/guard.js';
 export { LoginThrottle, sourceOf } from './auth/throttle.js';
 export type { LoginThrottleOptions } from './auth/throttle.js';

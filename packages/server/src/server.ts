@@ -44,6 +44,7 @@ import { defaultSdkPath } from './runtime/build.js';
 import { installPathsFor, Sandbox, type SandboxOptions } from './runtime/sandbox.js';
 import { DEFAULT_GATEWAY_ADDRESS, Gateway } from './gateway/index.js';
 import type { RedisRateLimiter } from './gateway/ratelimit-redis.js';
+import { collectWebhooks } from './gateway/webhooks.js';
 
 export interface MicroServerOptions {
   /** MICRO_HOME (default: the environment's, or ~/.micro) */
@@ -266,6 +267,7 @@ export class MicroServer {
           logger: this.logger.child({ component: 'gateway' }),
           selfGuarded: this.cores.map((cs) => cs.def.name),
           publicEndpoints: Object.fromEntries(this.cores.map((cs) => [cs.def.name, ['Debug.Health', ...(cs.publicEndpoints ?? [])]])),
+          webhooks: collectWebhooks(this.cores),
           corsOrigins: process.env.MICRO_GATEWAY_CORS_ORIGINS?.split(',').map((o) => o.trim()).filter(Boolean),
           stats,
         });

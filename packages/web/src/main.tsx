@@ -2,6 +2,7 @@ import { render, type ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { currentSession, logout, onSession, type Session } from './api';
 import { Accounts } from './accounts';
+import { Billing } from './billing';
 import { Config } from './config';
 import { Events } from './events';
 import { Invoices } from './invoices';
@@ -38,6 +39,7 @@ const PAGES: readonly Page[] = [
   { path: 'quotas', title: 'Quotas', view: Quotas },
   { path: 'team', title: 'Team', view: Team },
   { path: 'invoices', title: 'Invoices', view: Invoices },
+  { path: 'billing', title: 'Billing', view: Billing },
 ];
 
 /** `#/traces/abc` → the traces page and `abc`; an unknown path → the first page. */

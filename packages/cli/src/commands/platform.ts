@@ -186,7 +186,7 @@ function pageOf(opts: PageOptions): { limit?: number; after?: string } {
   return { ...(opts.limit !== undefined ? { limit: whole('--limit', opts.limit, 1, SIGNUP_LIMITS.page) } : {}), ...(opts.after ? { after: opts.after } : {}) };
 }
 
-function whole(flag: string, value: string, min: number, max: number): number {
+export function whole(flag: string, value: string, min: number, max: number): number {
   const n = /^\d+$/.test(value.trim()) ? Number(value) : NaN;
   if (!Number.isSafeInteger(n) || n < min || n > max) throw new UsageError(`${flag} must be a whole number from ${min} to ${max}, not "${value}"`);
   return n;

@@ -48,8 +48,11 @@ export const EXTERNAL_PAYMENTS = 'external:payments';
  * - `credit`: a credit granted by an admin, `promo → balance`
  * - `refund`: money given back by an admin, `revenue → balance` (or `→ due`)
  * - `tax`: tax on an invoice, `due → tax`
+ * - `payout`: money the provider sent back to the payer (a card refund of a top-up or a
+ *   payment, made at the provider): `balance → external:payments`, what the balance lacks
+ *   taken from `due` (then owed again)
  */
-export const POSTING_KINDS = ['usage', 'seats', 'proration', 'topup', 'payment', 'credit', 'refund', 'tax'] as const;
+export const POSTING_KINDS = ['usage', 'seats', 'proration', 'topup', 'payment', 'credit', 'refund', 'tax', 'payout'] as const;
 export type PostingKind = (typeof POSTING_KINDS)[number];
 
 /** Opens the platform's own accounts (idempotent; safe on every start). */

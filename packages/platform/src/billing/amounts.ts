@@ -1,3 +1,4 @@
+// the ledger's constants only: the CLI imports this (through ../client.ts) without any engine
 import { MAX_AMOUNT, UNITS_PER_DOLLAR } from '../ledger/ledger.js';
 
 /**

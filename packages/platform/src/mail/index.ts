@@ -7,5 +7,5 @@ export { SmtpMailer, parseSmtpUrl, DEFAULT_SMTP_TIMEOUT_MS } from './smtp.js';
 export type { SmtpMailerOptions, SmtpTarget } from './smtp.js';
 export { mailerFromEnv } from './env.js';
 export type { MailerFromEnvOptions } from './env.js';
-export { verificationMessage, platformInviteMessage, teamInviteMessage, namespacesMessage, escapeHtml } from './messages.js';
-export type { VerificationMessageInput, PlatformInviteMessageInput, TeamInviteMessageInput, NamespacesMessageInput } from './messages.js';
+export { verificationMessage, platformInviteMessage, teamInviteMessage, namespacesMessage, balanceMessage, escapeHtml } from './messages.js';
+export type { VerificationMessageInput, PlatformInviteMessageInput, TeamInviteMessageInput, NamespacesMessageInput, BalanceMessageInput } from './messages.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isMicroError } from '@micro/sdk';
-import { escapeHtml, MAX_LISTED_NAMESPACES, namespacesMessage, platformInviteMessage, teamInviteMessage, verificationMessage } from './messages.js';
+import { balanceMessage, escapeHtml, MAX_LISTED_NAMESPACES, namespacesMessage, platformInviteMessage, teamInviteMessage, verificationMessage } from './messages.js';
 
 const base = 'https://m3o.example.com/';
 const badRequest = (field: string) => (err: unknown) => isMicroError(err) && err.code === 400 && err.detail.startsWith(`${field}: `);
@@ -75,5 +75,19 @@ describe('mail messages', () => {
     assert.ok(many.text.includes('and 150 more.'));
     assert.throws(() => namespacesMessage({ to: 'a@example.com', namespaces: 'acme' as unknown as string[] }), badRequest('namespaces'));
     assert.throws(() => namespacesMessage({ to: 'a@example.com', namespaces: [''] }), badRequest('namespaces[0]'));
+  });
+
+  it('balance: low and used up, with the billing link; amounts and state checked', () => {
+    const low = balanceMessage({ to: 'owner@example.com', state: 'low', balance: '$0.42', threshold: '$1.00', base });
+    assert.equal(low.subject, 'Your M3O balance is low');
+    assert.ok(low.text.includes('Your prepaid M3O balance is $0.42, below $1.00.'), low.text);
+    assert.ok(low.text.includes('https://m3o.example.com/#/billing\n'), low.text);
+    const zero = balanceMessage({ to: 'owner@example.com', state: 'zero', balance: '$0.00', threshold: '$1,000.000001', base });
+    assert.equal(zero.subject, 'Your M3O balance is used up');
+    assert.ok(zero.html?.includes('<a href="https://m3o.example.com/#/billing">'));
+    assert.throws(() => balanceMessage({ to: 'owner@example.com', state: 'high' as 'low', balance: '$1.00', threshold: '$1.00', base }), badRequest('state'));
+    assert.throws(() => balanceMessage({ to: 'owner@example.com', state: 'low', balance: '<b>1</b>', threshold: '$1.00', base }), badRequest('balance'));
+    assert.throws(() => balanceMessage({ to: 'owner@example.com', state: 'low', balance: '$1.00', threshold: '1 dollar\r\nBcc: x', base }), badRequest('threshold'));
+    assert.throws(() => balanceMessage({ to: 'a@b.c, e@evil.com', state: 'low', balance: '$1.00', threshold: '$1.00', base }), badRequest('to'));
   });
 });

@@ -172,3 +172,34 @@ export function namespacesMessage(input: NamespacesMessageInput): MailMessage {
   blocks.push(`Someone asked for this list for this address. If it was not you, ignore this message.`);
   return message(to, `Your ${PRODUCT} namespaces`, blocks);
 }
+
+export interface BalanceMessageInput {
+  to: string;
+  /** `low`: below the threshold; `zero`: nothing left */
+  state: 'low' | 'zero';
+  /** the balance as people read it (`$0.42`: billing's formatDollars) */
+  balance: string;
+  /** the threshold, likewise (`$1.00`) */
+  threshold: string;
+  /** the dashboard's address; the link is `<base>/#/billing` */
+  base: string;
+}
+
+const DOLLARS = /^-?\$\d{1,3}(,\d{3})*\.\d{2}(\d{4})?$/;
+
+/** The owner's notice that its prepaid balance fell below the threshold, or to zero. */
+export function balanceMessage(input: BalanceMessageInput): MailMessage {
+  const to = checkAddress(input.to);
+  if (input.state !== 'low' && input.state !== 'zero') bad('state', 'must be low or zero');
+  for (const field of ['balance', 'threshold'] as const) if (typeof input[field] !== 'string' || !DOLLARS.test(input[field])) bad(field, 'must be dollars such as $1.00');
+  const billing = `${checkBase(input.base)}/#/billing`;
+  const zero = input.state === 'zero';
+  return message(to, zero ? `Your ${PRODUCT} balance is used up` : `Your ${PRODUCT} balance is low`, [
+    zero
+      ? `Your prepaid ${PRODUCT} balance is ${input.balance}: priced API calls are refused until you top it up.`
+      : `Your prepaid ${PRODUCT} balance is ${input.balance}, below ${input.threshold}. Priced API calls are refused once it is used up.`,
+    'Top it up here:',
+    { link: billing },
+    'You get this message once each time the balance falls this low.',
+  ]);
+}

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, configService, MicroError, createClient, createLogger, MemoryBroker, MemoryRegistry, RpcServer, Service, storeService, type ClientMiddleware, type Profile, type ServiceDef, type TypedClient } from '@micro/sdk';
-import { authenticate, configCoreService, openQuotas, storeFactory, type CoreContext, type CoreService, type Quotas } from '@micro/server/engine';
+import { authenticate, configCoreService, openQuotas, storeFactory, type CoreContext, type CoreService, type CoreServiceFactory, type Quotas } from '@micro/server/engine';
 import { startAuthHarness, type AuthHarness } from '@micro/server/testing';
 import { MemoryMailer } from '../mail/mailer.js';
 import { signupService } from './definition.js';
@@ -24,6 +24,10 @@ export interface SignupHarness {
   /** the store and config core services (local profile only), behind the same guard */
   store(token: string): TypedClient<typeof storeService>;
   config(token: string): TypedClient<typeof configService>;
+  /** a client of any service hosted here (the `more` of startSignupHarness), anonymous or with a token */
+  client<D extends ServiceDef>(def: D, token?: string): TypedClient<D>;
+  /** the CoreContext the services were built on */
+  ctx: CoreContext;
   /** a token of the admin of micro */
   adminToken(): Promise<string>;
   /** the 6-digit code of the last message to `email` */
@@ -45,7 +49,8 @@ function withToken(token: string): ClientMiddleware {
   };
 }
 
-export async function startSignupHarness(options: SignupServiceOptions = {}, profile: Profile = { name: 'local' }): Promise<SignupHarness> {
+/** `more`: other core services (the platform's billing) built on the same context and hosted behind the same guard. */
+export async function startSignupHarness(options: SignupServiceOptions = {}, profile: Profile = { name: 'local' }, more: CoreServiceFactory[] = []): Promise<SignupHarness> {
   const auth = await startAuthHarness();
   const home = mkdtempSync(join(tmpdir(), 'micro-signup-svc-'));
   const mailer = new MemoryMailer();
@@ -54,6 +59,7 @@ export async function startSignupHarness(options: SignupServiceOptions = {}, pro
   const core = await signupCoreService({ mailer, ...options })(ctx);
   // the team roles are checked by the guard of every core service: two of them with real local engines
   const others: CoreService[] = profile.name === 'local' ? [await storeFactory(ctx), await configCoreService(ctx)] : [];
+  for (const factory of more) others.push(await factory(ctx));
   const rpc = new RpcServer({ logger: silent });
   const address = await rpc.listen('tcp://127.0.0.1:0');
   const services = [core, ...others].map(
@@ -78,6 +84,8 @@ export async function startSignupHarness(options: SignupServiceOptions = {}, pro
     as,
     store: (token) => client(storeService, token),
     config: (token) => client(configService, token),
+    client,
+    ctx,
     adminToken: async () => (await auth.authAs().Token({ id: auth.admin.id, secret: auth.admin.secret, namespace: 'micro' })).token,
     codeOf(email) {
       const code = /code is:\s*([0-9]{6})/.exec(mailer.lastTo(email)?.text ?? '')?.[1];

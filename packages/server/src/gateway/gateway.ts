@@ -28,6 +28,7 @@ import { defaultDashboardDir, isDashboardPath, serveDashboard } from './dashboar
 import type { StatsCollector } from '../stats/collector.js';
 import { DEFAULT_STREAM_LIMITS, serveEventStream, serveWebSocket, wantsEventStream, type StreamCall, type StreamLimits } from './streams.js';
 import { activeTracing, remoteParent } from '@micro/sdk';
+import { webhookRoute, type WebhookRoute } from './webhooks.js';
 
 export interface GatewayOptions {
   /** where to listen: `tcp://127.0.0.1:8080` (default), `127.0.0.1:0`, `http://host:port` */
@@ -77,6 +78,8 @@ export interface GatewayOptions {
   stats?: StatsCollector;
   /** the built web dashboard served at /dashboard/ (default packages/web/dist); false: none */
   dashboardDir?: string | false;
+  /** raw routes of the core services, `POST /webhooks/<name>` (webhooks.ts); default none */
+  webhooks?: ReadonlyMap<string, WebhookRoute>;
 }
 
 /** MICRO_GATEWAY_TRUST_PROXY set: the gateway is behind a proxy that appends the client's address to X-Forwarded-For */
@@ -302,6 +305,7 @@ export class Gateway {
       if (req.method !== 'GET' && req.method !== 'HEAD') return this.notAllowed(req, res, 'GET');
       return this.metrics(req, res, query, this.options.stats);
     }
+    if (path.startsWith('/webhooks/') && this.options.webhooks) return this.webhook(req, res, path, this.options.webhooks);
     if (!path.startsWith('/v1/')) {
       // the dashboard's static files: off the API's path (a call never reaches this)
       if (this.options.dashboardDir !== false && isDashboardPath(path)) return serveDashboard(req, res, path, (this.dashboardDir ??= this.options.dashboardDir ?? defaultDashboardDir()));
@@ -792,6 +796,18 @@ export class Gateway {
     const body = await stats.prometheus(namespace);
     res.writeHead(200, [...SECURITY_PAIRS, 'content-type', 'text/plain; version=0.0.4; charset=utf-8', 'content-length', String(Buffer.byteLength(body))]);
     res.end(req.method === 'HEAD' ? undefined : body);
+  }
+
+  /** `POST /webhooks/<name>`: a core service's raw route (webhooks.ts) gets the body unparsed; it authenticates the caller itself. */
+  private async webhook(req: IncomingMessage, res: ServerResponse, path: string, routes: ReadonlyMap<string, WebhookRoute>): Promise<void> {
+    if (req.method !== 'POST') return this.notAllowed(req, res, 'POST');
+    const route = webhookRoute(routes, path);
+    const length = req.headers['content-length'];
+    if (length !== undefined && Number(length) > this.maxBody) throw errors.PayloadTooLarge(ID, `the request body is ${length} bytes; the most is ${this.maxBody}`);
+    const body = await readBody(req, this.maxBody);
+    bodyTaken.add(req);
+    const answer = await route({ method: req.method, headers: req.headers, body, peer: peerOf(req) });
+    send(res, answer.status, answer.body);
   }
 
   private fail(req: IncomingMessage, res: ServerResponse, err: unknown, id: string): void {
