@@ -1,11 +1,14 @@
 import { createServer, ServerResponse, type IncomingMessage, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import {
+  BLOCKED_ERROR_ID,
   bearerToken,
+  checkKeyServices,
   Client,
   errors,
   isMicroError,
   isPlatformAdmin,
+  keyMayCall,
   MicroError,
   RuleSet,
   serviceResource,
@@ -391,6 +394,8 @@ export class Gateway {
       if (typeof wait !== 'number') wait = await wait;
       if (wait > 0) throw tooMany(wait);
     }
+    // an API key limited to some services calls only those (403 v1.blocked), before any quota counts the call
+    if (account?.type === 'apikey') checkKeyServices(account, service);
     const namespace = this.namespaceOf(req, account);
     // the namespace's own calls count against its requestsPerSecond (quota.ts says why only those)
     if (this.rates && account?.issuer === namespace) await this.rates.admit(namespace);
@@ -572,8 +577,9 @@ export class Gateway {
       }
       return await this.options.tokens.verify(credential);
     } catch (err) {
-      // auth's storage out of reach (a 503) is not a wrong credential: it passes as it is
-      if (isMicroError(err) && err.code >= 500) throw err;
+      // auth's storage out of reach (a 503) is not a wrong credential: it passes as it is;
+      // nor is a blocked key (its secret matched): the caller gets the admin's message
+      if (isMicroError(err) && (err.code >= 500 || err.id === BLOCKED_ERROR_ID)) throw err;
       // failed credentials count against the caller's IP: guessing is rate limited too
       if (this.limiter) {
         const wait = await this.limiter.take(`ip:${req.socket.remoteAddress ?? ''}`);
@@ -759,6 +765,8 @@ export class Gateway {
     await this.loadRules(namespace);
     const rules = this.ruleSet(namespace);
     const access = (service: string, endpoint: string): EndpointAccess | undefined => {
+      // what an API key may not call is not its caller's to see
+      if (!keyMayCall(account, service)) return undefined;
       // public: what a caller without credentials may call: a public rule (scope ''), or
       // for the core services, which guard themselves, their own public endpoints
       const open = namespace === 'micro' && this.selfGuarded.has(service)
