@@ -4,6 +4,7 @@ import { currentSession, logout, onSession, type Session } from './api';
 import { Accounts } from './accounts';
 import { Config } from './config';
 import { Events } from './events';
+import { Keys } from './keys';
 import { Login } from './login';
 import { Logs } from './logs';
 import { Metrics } from './metrics';
@@ -34,6 +35,7 @@ const PAGES: readonly Page[] = [
   { path: 'store', title: 'Store', view: Store },
   { path: 'config', title: 'Config', view: Config },
   { path: 'accounts', title: 'Accounts', view: Accounts },
+  { path: 'keys', title: 'API keys', view: Keys },
   { path: 'quotas', title: 'Quotas', view: Quotas },
   { path: 'team', title: 'Team', view: Team },
 ];

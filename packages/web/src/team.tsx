@@ -47,7 +47,7 @@ function powersOf(role: Role | 'staff' | undefined): Powers {
 }
 
 /** An admin of micro (platform staff): manages any namespace's team, as an owner. */
-function isStaff(s: Session | undefined): boolean {
+export function isStaff(s: Session | undefined): boolean {
   return !s?.email && s?.account.issuer === 'micro' && (s.account.scopes ?? []).includes('admin');
 }
 
@@ -84,8 +84,8 @@ export function Team({ sub }: { sub: string }) {
   );
 }
 
-/** Staff pick the namespace whose team they see (their own, micro, has none). */
-function ChooseNamespace({ namespace, choose }: { namespace: string; choose: (n: string) => void }) {
+/** Staff pick the namespace whose team (or API keys) they see (their own, micro, has no team). */
+export function ChooseNamespace({ namespace, choose }: { namespace: string; choose: (n: string) => void }) {
   const [value, setValue] = useState(namespace);
   const submit = (e: Event) => {
     e.preventDefault();
@@ -103,7 +103,7 @@ function ChooseNamespace({ namespace, choose }: { namespace: string; choose: (n:
 }
 
 /** A destructive button that asks first, in place (no window.confirm: it blocks the page). */
-function Confirm({ label, question, disabled, onConfirm }: { label: string; question: string; disabled: boolean; onConfirm: () => void }) {
+export function Confirm({ label, question, disabled, onConfirm }: { label: string; question: string; disabled: boolean; onConfirm: () => void }) {
   const [open, setOpen] = useState(false);
   if (!open) {
     return (
@@ -188,7 +188,7 @@ function Members({ namespace, list, powers, me, reload }: { namespace: string; l
   );
 }
 
-function Head({ columns }: { columns: string[] }) {
+export function Head({ columns }: { columns: string[] }) {
   return (
     <thead>
       <tr>
