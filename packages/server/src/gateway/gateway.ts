@@ -790,6 +790,8 @@ export class Gateway {
     const account = await this.authenticate(req);
     if (!account) throw credentialsRequired();
     await this.limit(req, account);
+    // what stats.Prometheus serves: a key limited to other services does not read it
+    checkKeyServices(account, 'stats');
     let namespace = this.namespaceOf(req, account);
     const asked = query === '' ? null : new URLSearchParams(query).get('namespace');
     if (asked !== null) {

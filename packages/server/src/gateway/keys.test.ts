@@ -5,6 +5,7 @@ import { AUTH_PUBLIC_ENDPOINTS, authApi, defineService, endpoint, serverStream, 
 import { authenticate } from '../auth/guard.js';
 import { authHandlers } from '../auth/service.js';
 import { silent, startAuthHarness, type AuthHarness } from '../auth/testing.js';
+import { StatsCollector } from '../stats/collector.js';
 import { Gateway } from './gateway.js';
 import { http, type HttpAnswer } from './testing.js';
 
@@ -95,6 +96,7 @@ describe('API keys at the gateway', () => {
       rateLimit: false,
       selfGuarded: ['auth'],
       publicEndpoints: { auth: AUTH_PUBLIC_ENDPOINTS },
+      stats: new StatsCollector({ registry: h.registry, logger: silent }),
     });
     url = await gw.listen();
   });
@@ -122,6 +124,10 @@ describe('API keys at the gateway', () => {
     const ws = await upgrade(url, '/v1/other/Call', key);
     assert.ok(ws !== 'open' && ws.status === 403 && ws.body.id === 'v1.blocked', JSON.stringify(ws));
     assert.equal(await upgrade(url, '/v1/greeter/Count', key), 'open');
+    // GET /metrics is stats.Prometheus: not for a key of other services
+    assertError(await http(url, 'GET', '/metrics', { headers: { authorization: `Bearer ${key}` } }), 403, 'v1.blocked', /may call greeter$/);
+    const statsKey = (await h.authAs(alice).CreateKey({ name: 'scraper', services: ['stats'] })).key;
+    assert.equal((await http(url, 'GET', '/metrics', { headers: { authorization: `Bearer ${statsKey}` } })).status, 200);
     const doc = (await http(url, 'GET', '/openapi.json', { headers: { authorization: `Bearer ${key}` } })).json as { paths: Record<string, unknown> };
     const paths = Object.keys(doc.paths);
     assert.ok(paths.some((p) => p.startsWith('/v1/greeter/')) && !paths.some((p) => p.startsWith('/v1/other/')), paths.join(' '));
