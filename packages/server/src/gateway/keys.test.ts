@@ -1,5 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
 import { WebSocket } from 'ws';
 import { AUTH_PUBLIC_ENDPOINTS, authApi, defineService, endpoint, serverStream, Service, ServiceAuth, z, type Credentials } from '@micro/sdk';
 import { authenticate } from '../auth/guard.js';
@@ -20,6 +21,7 @@ const greeter = defineService({
   endpoints: {
     Call: endpoint({ request: z.object({ name: z.string() }), response: z.object({ message: z.string() }) }),
     Count: serverStream({ request: z.object({ n: z.number() }), response: z.object({ i: z.number() }) }),
+    Forever: serverStream({ request: z.object({ tag: z.string() }), response: z.object({ i: z.number() }) }),
   },
 });
 const other = defineService({ name: 'other', version: '1.0.0', endpoints: { Call: endpoint({ request: z.object({}), response: z.object({ ok: z.boolean() }) }) } });
@@ -48,6 +50,10 @@ function upgrade(url: string, path: string, key: string): Promise<'open' | { sta
   });
 }
 
+/** Streams the service runs until they are cancelled, by tag: resolved when the service's call is cancelled. */
+const cancelled = new Map<string, () => void>();
+const whenCancelled = (tag: string) => new Promise<void>((resolve) => cancelled.set(tag, resolve));
+
 describe('API keys at the gateway', () => {
   let h: AuthHarness;
   let gw: Gateway;
@@ -59,6 +65,26 @@ describe('API keys at the gateway', () => {
   const post = (path: string, body: unknown, key: string, headers: Record<string, string> = {}) =>
     http(url, 'POST', path, { headers: { 'content-type': 'application/json', authorization: `Bearer ${key}`, ...headers }, body: JSON.stringify(body) });
   const sse = (path: string, body: unknown, key: string) => post(path, body, key, { accept: 'text/event-stream' });
+  /** A server stream read as server-sent events: `first` once an event came, `ended` with all that came once the response closed. */
+  const eventStream = (path: string, body: unknown, key: string) => {
+    let first: () => void = () => undefined;
+    const firstEvent = new Promise<void>((resolve) => (first = resolve));
+    const ended = new Promise<string>((resolve, reject) => {
+      const { hostname, port } = new URL(url);
+      const headers = { 'content-type': 'application/json', accept: 'text/event-stream', authorization: `Bearer ${key}` };
+      const req = request({ host: hostname, port, method: 'POST', path, headers }, (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => {
+          text += c.toString();
+          if (text.includes('data: ')) first();
+        });
+        res.on('close', () => resolve(text));
+      });
+      req.on('error', reject);
+      req.end(JSON.stringify(body));
+    });
+    return { first: firstEvent, ended };
+  };
 
   before(async () => {
     h = await startAuthHarness();
@@ -66,9 +92,22 @@ describe('API keys at the gateway', () => {
     alice = { id: 'alice', secret: (await admin.CreateAccount({ id: 'alice', namespace: 'tenant-a', scopes: ['dev'] })).secret as string, namespace: 'tenant-a' };
     bob = { id: 'bob', secret: (await admin.CreateAccount({ id: 'bob', namespace: 'tenant-b', scopes: ['admin'] })).secret as string, namespace: 'tenant-b' };
     for (const [def, handlers] of [
-      [greeter, { Call: ({ name }: { name: string }) => ({ message: `Hello ${name}` }), async *Count({ n }: { n: number }) {
-        for (let i = 0; i < n; i++) yield { i };
-      } }],
+      [
+        greeter,
+        {
+          Call: ({ name }: { name: string }) => ({ message: `Hello ${name}` }),
+          async *Count({ n }: { n: number }) {
+            for (let i = 0; i < n; i++) yield { i };
+          },
+          async *Forever({ tag }: { tag: string }, ctx: { signal: AbortSignal }) {
+            ctx.signal.addEventListener('abort', () => cancelled.get(tag)?.());
+            for (let i = 0; !ctx.signal.aborted; i++) {
+              yield { i };
+              await new Promise((r) => setTimeout(r, 10));
+            }
+          },
+        },
+      ],
       [other, { Call: () => ({ ok: true }) }],
     ] as const) {
       const creds = { ...h.accounts.issueServiceSecret(def.name, 'tenant-a'), namespace: 'tenant-a' };
@@ -163,6 +202,26 @@ describe('API keys at the gateway', () => {
     assert.equal((await post('/v1/auth/ListKeys', {}, key)).status, 200);
     assert.equal((await sse('/v1/greeter/Count', { n: 2 }, key)).status, 200);
     assert.equal(await upgrade(url, '/v1/greeter/Count', key), 'open');
+  });
+
+  test('streams open when their key is blocked end at once (WebSocket 1008, server-sent events closed), and the service\'s calls are cancelled', { timeout: 30_000 }, async () => {
+    const { key, info } = await h.authAs(alice).CreateKey({ name: 'streaming' });
+    const wsCancelled = whenCancelled('ws');
+    const sseCancelled = whenCancelled('sse');
+    const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/v1/greeter/Forever`, ['micro', `micro-token.${key}`]);
+    const closed = new Promise<[number, string]>((resolve) => ws.once('close', (c, why) => resolve([c, why.toString()])));
+    ws.once('open', () => ws.send(JSON.stringify({ tag: 'ws' })));
+    await new Promise((resolve) => ws.once('message', resolve));
+    const events = eventStream('/v1/greeter/Forever', { tag: 'sse' }, key);
+    await events.first;
+
+    await h.authAs(h.admin).BlockKey({ id: info.id, message: 'stop streaming', namespace: 'tenant-a' });
+    assert.deepEqual(await closed, [1008, 'the API key was revoked or blocked']);
+    assert.match(await events.ended, /^data: \{"i":0\}/);
+    await Promise.all([wsCancelled, sseCancelled]);
+    // and a new one is refused
+    const again = await upgrade(url, '/v1/greeter/Forever', key);
+    assert.ok(again !== 'open' && again.status === 403, JSON.stringify(again));
   });
 
   test('calls through the gateway are the key\'s last use, shown in ListKeys', async () => {
