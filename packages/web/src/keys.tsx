@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { call, currentSession } from './api';
-import { ChooseNamespace, Confirm, Head, isStaff } from './team';
+import { ChooseNamespace, Confirm, Head, isStaff, useChange } from './team';
 import { Problem, Section, Submit, time, useLoad, useSubmit } from './ui';
 
 /** What auth.ListKeys answers of a key (packages/sdk/src/auth/definition.ts, KeyInfoSchema). */
@@ -54,18 +54,7 @@ export function Keys() {
 }
 
 function KeyTable({ keys, namespace, staff, reload }: { keys: KeyInfo[]; namespace: string; staff: boolean; reload: () => void }) {
-  const { busy, error, run } = useSubmit();
-  const [done, setDone] = useState<string>();
-  const change = (fn: () => Promise<unknown>, said: string) =>
-    void run(async () => {
-      setDone(undefined);
-      try {
-        await fn();
-        setDone(said);
-      } finally {
-        reload();
-      }
-    });
+  const { busy, error, done, change } = useChange(reload);
   const revoke = (k: KeyInfo) => change(() => call('auth', 'RevokeKey', { id: k.id, namespace }), `The key ${k.name} (${k.id}) was revoked: it no longer works.`);
   const block = (k: KeyInfo, message: string) => change(() => call('auth', 'BlockKey', { id: k.id, message, namespace }), `The key ${k.name} (${k.id}) is blocked.`);
   const unblock = (k: KeyInfo) => change(() => call('auth', 'UnblockKey', { id: k.id, namespace }), `The key ${k.name} (${k.id}) works again.`);

@@ -130,10 +130,11 @@ export function Confirm({ label, question, disabled, onConfirm }: { label: strin
 }
 
 /**
- * Runs a change of the team and reloads the list whatever the answer (a refused role change
- * shows the stored role again); `done` says what happened, the error what the server said.
+ * Runs a change of the team (or of API keys) and reloads the list whatever the answer (a
+ * refused role change shows the stored role again); `done` says what happened, the error
+ * what the server said.
  */
-function useChange(reload: () => void) {
+export function useChange(reload: () => void) {
   const { busy, error, run } = useSubmit();
   const [done, setDone] = useState<string>();
   const change = (fn: () => Promise<unknown>, said: string) =>

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { createLogger, defineService, endpoint, Service, z } from '@micro/sdk';
 import { MicroServer } from '../server.js';
-import { browserReady, launchChromium } from './browser-testing.js';
+import { browserReady, launchChromium, watchPage as watch } from './browser-testing.js';
 import { http } from './testing.js';
 
 /**
@@ -25,16 +25,6 @@ const greeter = defineService({
   version: '1.0.0',
   endpoints: { Call: endpoint({ request: z.object({ name: z.string() }), response: z.object({ message: z.string() }) }) },
 });
-
-/** Page errors, and console errors other than the refusals the test causes on purpose (4xx). */
-function watch(page: Page): string[] {
-  const problems: string[] = [];
-  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !/Failed to load resource: the server responded with a status of 4\d\d/.test(m.text())) problems.push(`console: ${m.text()}`);
-  });
-  return problems;
-}
 
 async function logIn(page: Page, url: string, id: string, secret: string, namespace: string): Promise<void> {
   await page.goto(`${url}/dashboard/`);
