@@ -194,7 +194,8 @@ export class Gateway {
     this.maxStreams = options.maxStreams ?? 100;
     this.streamLimits = { ...DEFAULT_STREAM_LIMITS, ...options.streamLimits };
     // a cached token of an API key, and the scoped copies of any token, may have been
-    // revoked (its account's scopes changed, a new password, a logout): mint afresh
+    // revoked (its account's scopes changed, a new password, a logout, its key revoked or
+    // blocked): mint afresh
     this.unsubscribeRevocations = options.tokens.revocations.subscribe((r) => {
       this.keyTokens.clear();
       this.scopedTokens.clear();
