@@ -8,7 +8,7 @@ import type { Browser, Page } from 'playwright-core';
 import { createLogger } from '@micro/sdk';
 import { freePort } from '@micro/sdk/testing';
 import { MicroServer } from '@micro/server';
-import { browserReady, launchChromium } from '@micro/server/testing';
+import { browserReady, launchChromium, watchPage as watch } from '@micro/server/testing';
 import { MemoryMailer } from './mail/mailer.js';
 import { signupCoreService } from './signup/index.js';
 import { startSignupHarness } from './signup/testing.js';
@@ -37,16 +37,6 @@ function api(url: string): Api {
       return { status: res.status, json: (await res.json()) as Record<string, unknown> };
     },
   };
-}
-
-/** Page errors, and console errors other than the failed calls the test makes on purpose (4xx). */
-function watch(page: Page): string[] {
-  const problems: string[] = [];
-  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !/Failed to load resource: the server responded with a status of 4\d\d/.test(m.text())) problems.push(`console: ${m.text()}`);
-  });
-  return problems;
 }
 
 /** A customer signed up by the API (invited by the admin, the mailed code): its token. */

@@ -6,6 +6,7 @@ import { Billing } from './billing';
 import { Config } from './config';
 import { Events } from './events';
 import { Invoices } from './invoices';
+import { Keys } from './keys';
 import { Login } from './login';
 import { Logs } from './logs';
 import { Metrics } from './metrics';
@@ -36,6 +37,7 @@ const PAGES: readonly Page[] = [
   { path: 'store', title: 'Store', view: Store },
   { path: 'config', title: 'Config', view: Config },
   { path: 'accounts', title: 'Accounts', view: Accounts },
+  { path: 'keys', title: 'API keys', view: Keys },
   { path: 'quotas', title: 'Quotas', view: Quotas },
   { path: 'team', title: 'Team', view: Team },
   { path: 'invoices', title: 'Invoices', view: Invoices },

@@ -47,7 +47,7 @@ function powersOf(role: Role | 'staff' | undefined): Powers {
 }
 
 /** An admin of micro (platform staff): manages any namespace's team, as an owner. */
-function isStaff(s: Session | undefined): boolean {
+export function isStaff(s: Session | undefined): boolean {
   return !s?.email && s?.account.issuer === 'micro' && (s.account.scopes ?? []).includes('admin');
 }
 
@@ -84,8 +84,8 @@ export function Team({ sub }: { sub: string }) {
   );
 }
 
-/** Staff pick the namespace whose team they see (their own, micro, has none). */
-function ChooseNamespace({ namespace, choose }: { namespace: string; choose: (n: string) => void }) {
+/** Staff pick the namespace whose team (or API keys) they see (their own, micro, has no team). */
+export function ChooseNamespace({ namespace, choose }: { namespace: string; choose: (n: string) => void }) {
   const [value, setValue] = useState(namespace);
   const submit = (e: Event) => {
     e.preventDefault();
@@ -103,7 +103,7 @@ function ChooseNamespace({ namespace, choose }: { namespace: string; choose: (n:
 }
 
 /** A destructive button that asks first, in place (no window.confirm: it blocks the page). */
-function Confirm({ label, question, disabled, onConfirm }: { label: string; question: string; disabled: boolean; onConfirm: () => void }) {
+export function Confirm({ label, question, disabled, onConfirm }: { label: string; question: string; disabled: boolean; onConfirm: () => void }) {
   const [open, setOpen] = useState(false);
   if (!open) {
     return (
@@ -130,10 +130,11 @@ function Confirm({ label, question, disabled, onConfirm }: { label: string; ques
 }
 
 /**
- * Runs a change of the team and reloads the list whatever the answer (a refused role change
- * shows the stored role again); `done` says what happened, the error what the server said.
+ * Runs a change of the team (or of API keys) and reloads the list whatever the answer (a
+ * refused role change shows the stored role again); `done` says what happened, the error
+ * what the server said.
  */
-function useChange(reload: () => void) {
+export function useChange(reload: () => void) {
   const { busy, error, run } = useSubmit();
   const [done, setDone] = useState<string>();
   const change = (fn: () => Promise<unknown>, said: string) =>
@@ -188,7 +189,7 @@ function Members({ namespace, list, powers, me, reload }: { namespace: string; l
   );
 }
 
-function Head({ columns }: { columns: string[] }) {
+export function Head({ columns }: { columns: string[] }) {
   return (
     <thead>
       <tr>

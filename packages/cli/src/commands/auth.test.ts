@@ -10,7 +10,7 @@ import { MicroServer } from '@micro/server';
 import { Home } from '../config.js';
 import { CliContext } from '../context.js';
 import { CliError } from '../output.js';
-import { accountRow, describeRule, parseAccess, parseAccountType, parseExpires, parseMetadata, parsePriority, parseScopes, registerAuthCommands, ruleRow } from './auth.js';
+import { accountRow, describeRule, keyRow, keyStatus, parseAccess, parseAccountType, parseExpires, parseMetadata, parsePriority, parseScopes, parseServices, registerAuthCommands, ruleRow } from './auth.js';
 import { checkPassword, registerUserCommands } from './user.js';
 
 test('flags are parsed, and wrong ones are named', () => {
@@ -33,6 +33,18 @@ test('flags are parsed, and wrong ones are named', () => {
   for (const bad of ['10s', '0m', 'soon', '4000d', '-1h']) assert.throws(() => parseExpires(bad), /--expires/, bad);
   assert.throws(() => checkPassword('short'), /at least 8/);
   assert.throws(() => checkPassword('two\nlines'), /one line/);
+});
+
+test('API keys: --services parsed, rows with their last use, expiry and status', () => {
+  assert.deepEqual(parseServices('store, db,store'), ['store', 'db']);
+  assert.deepEqual(parseServices('*'), ['*']);
+  assert.equal(parseServices(undefined), undefined);
+  for (const bad of ['', ' , ', ',']) assert.throws(() => parseServices(bad), /--services must name at least one service/, bad);
+  const key = { id: 'mk_1', name: 'ci', description: '', account: 'ada', namespace: 'shop', scopes: [], services: ['*'], createdAt: 0, blocked: false };
+  assert.deepEqual(keyRow(key, 1), ['mk_1', 'ci', 'ada', '-', '*', '-', '1970-01-01T00:00:00Z', 'never', 'never', 'active']);
+  assert.deepEqual(keyRow({ ...key, description: 'd', lastUsedAt: 60_000, expiresAt: 120_000 }, 1).slice(3), ['d', '*', '-', '1970-01-01T00:00:00Z', '1970-01-01T00:01:00Z', '1970-01-01T00:02:00Z', 'active']);
+  assert.equal(keyStatus({ ...key, expiresAt: 5 }, 5), 'expired');
+  assert.equal(keyStatus({ ...key, expiresAt: 5, blocked: true, blockMessage: 'unpaid' }, 5), 'blocked: unpaid');
 });
 
 test('rows and descriptions say what a rule does', () => {

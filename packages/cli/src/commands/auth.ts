@@ -10,9 +10,11 @@ import { readAll } from '../prompt.js';
  *
  *   micro auth create account <id> [--type user|service] [--secret S|-] [--scopes a,b] [--metadata k=v]
  *   micro auth create rule <id> --resource service:x:* --scope '*' --access granted --priority 10
- *   micro auth create key <name> [--scopes a,b] [--expires 30d]
+ *   micro auth create key <name> [--description D] [--services a,b|*] [--scopes a,b] [--expires 30d]
  *   micro auth list accounts|rules|keys
- *   micro auth delete account|rule|key <id>
+ *   micro auth delete account|rule|key <id>       (a key: revoked)
+ *   micro auth block key <id> --message M          (admins of micro)
+ *   micro auth unblock key <id>                    (admins of micro)
  *   micro auth rotate        (a new signing key; admins of micro)
  *
  * Every command acts in the namespace of the logged-in account; `--namespace` names
@@ -86,21 +88,26 @@ export function registerAuthCommands(program: Command, ctx: CliContext): void {
   create
     .command('key <name>')
     .description('create an API key for your account; it is printed once')
-    .option('--scopes <scopes>', "comma-separated scopes (default: the account's)")
+    .option('--description <text>', 'what the key is for')
+    .option('--services <services>', 'comma-separated services it may call through the gateway, or * for any (default *)')
+    .option('--scopes <scopes>', "comma-separated permission scopes of your account it acts with (default: the account's)")
     .option('--expires <duration>', 'how long it works, e.g. 90d, 12h (default: until revoked)')
     .option('-o, --output <format>', 'text or json')
-    .action(async (name: string, opts: Common & { scopes?: string; expires?: string }) => {
+    .action(async (name: string, opts: Common & { description?: string; services?: string; scopes?: string; expires?: string }) => {
       const out = ctx.printer(opts.output);
       const expiresIn = opts.expires === undefined ? undefined : parseExpires(opts.expires);
+      const services = parseServices(opts.services);
       const conn = connect(ctx.home);
       const res = await api(conn)
-        .CreateKey({ name, scopes: parseScopes(opts.scopes), expiresIn })
+        .CreateKey({ name, description: opts.description, services, scopes: parseScopes(opts.scopes), expiresIn })
         .catch((err: unknown) => {
           throw conn.explain(err);
         });
       if (out.json) return out.value(res);
       out.line(res.key);
-      out.info(`API key ${res.info.id} (${name}) of ${res.info.account} — shown only now: keep it. Use it as "Authorization: Bearer <key>" at the gateway, or exchange it with auth.Token {apiKey}.`);
+      out.info(
+        `API key ${res.info.id} (${name}) of ${res.info.account}, for ${servicesLabel(res.info.services)} — shown only now: keep it. Use it as "Authorization: Bearer <key>" at the gateway, or exchange it with auth.Token {apiKey}.`,
+      );
     });
 
   list
@@ -157,7 +164,7 @@ export function registerAuthCommands(program: Command, ctx: CliContext): void {
         .catch((err: unknown) => {
           throw conn.explain(err);
         });
-      out.table(KEY_HEADERS, keys.map(keyRow), keys);
+      out.table(KEY_HEADERS, keys.map((k) => keyRow(k)), keys);
     });
 
   for (const [what, remove] of [
@@ -177,6 +184,45 @@ export function registerAuthCommands(program: Command, ctx: CliContext): void {
         ctx.printer().info(`${what === 'key' ? 'revoked' : 'deleted'} ${what} ${id} (namespace ${conn.namespace})`);
       });
   }
+
+  auth
+    .command('block')
+    .description('block an API key (admins of micro)')
+    .command('key <id>')
+    .description('block an API key: its calls are refused with 403 v1.blocked and the message, until unblocked; its tokens stop')
+    .requiredOption('--message <text>', 'what its callers are told, e.g. "unpaid invoice: contact billing@example.com"')
+    .option('--namespace <namespace>', "the key's namespace (default: your own)")
+    .option('-o, --output <format>', 'text or json')
+    .action(async (id: string, opts: Common & { message: string }) => {
+      const out = ctx.printer(opts.output);
+      const conn = connect(ctx.home, opts.namespace);
+      const { key } = await api(conn)
+        .BlockKey({ id, message: opts.message, namespace: opts.namespace })
+        .catch((err: unknown) => {
+          throw conn.explain(err);
+        });
+      if (out.json) return out.value(key);
+      out.info(`blocked API key ${key.id} (${key.name}) of ${key.account} in namespace ${key.namespace}: its callers are told "${key.blockMessage ?? ''}"`);
+    });
+
+  auth
+    .command('unblock')
+    .description('unblock an API key (admins of micro)')
+    .command('key <id>')
+    .description('lift the block of an API key: it works again')
+    .option('--namespace <namespace>', "the key's namespace (default: your own)")
+    .option('-o, --output <format>', 'text or json')
+    .action(async (id: string, opts: Common) => {
+      const out = ctx.printer(opts.output);
+      const conn = connect(ctx.home, opts.namespace);
+      const { key } = await api(conn)
+        .UnblockKey({ id, namespace: opts.namespace })
+        .catch((err: unknown) => {
+          throw conn.explain(err);
+        });
+      if (out.json) return out.value(key);
+      out.info(`unblocked API key ${key.id} (${key.name}) of ${key.account} in namespace ${key.namespace}`);
+    });
 
   auth
     .command('update')
@@ -256,6 +302,17 @@ export function parsePriority(value: string): number {
   return n;
 }
 
+/** `--services a,b` or `*` → the list; undefined stays undefined (any service); an empty list is a usage error. */
+export function parseServices(value: string | undefined): string[] | undefined {
+  const list = parseScopes(value);
+  if (list !== undefined && list.length === 0) throw new UsageError('--services must name at least one service, or * for any');
+  return list;
+}
+
+function servicesLabel(services: string[]): string {
+  return services.includes('*') ? 'any service' : `services ${services.join(', ')}`;
+}
+
 /** `90d`, `12h`, `30m`, `3600s` or plain seconds → seconds (at least a minute, at most ten years). */
 export function parseExpires(value: string): number {
   const m = /^(\d+)(s|m|h|d)?$/.exec(value.trim());
@@ -279,9 +336,26 @@ export function ruleRow(r: Rule): string[] {
   return [r.id, r.resource, scopeLabel(r.scope), r.access, String(r.priority)];
 }
 
-export const KEY_HEADERS = ['ID', 'NAME', 'ACCOUNT', 'SCOPES', 'CREATED', 'EXPIRES'];
-export function keyRow(k: KeyInfo): string[] {
-  return [k.id, k.name, k.account, k.scopes.join(',') || '-', date(k.createdAt), k.expiresAt === undefined ? 'never' : date(k.expiresAt)];
+export const KEY_HEADERS = ['ID', 'NAME', 'ACCOUNT', 'DESCRIPTION', 'SERVICES', 'SCOPES', 'CREATED', 'LAST USED', 'EXPIRES', 'STATUS'];
+export function keyRow(k: KeyInfo, now = Date.now()): string[] {
+  return [
+    k.id,
+    k.name,
+    k.account,
+    k.description || '-',
+    k.services.join(',') || '-',
+    k.scopes.join(',') || '-',
+    date(k.createdAt),
+    k.lastUsedAt === undefined ? 'never' : date(k.lastUsedAt),
+    k.expiresAt === undefined ? 'never' : date(k.expiresAt),
+    keyStatus(k, now),
+  ];
+}
+
+/** active, expired, or blocked with its message (the last column: a message may have spaces). */
+export function keyStatus(k: KeyInfo, now = Date.now()): string {
+  if (k.blocked) return `blocked: ${k.blockMessage ?? ''}`;
+  return k.expiresAt !== undefined && k.expiresAt <= now ? 'expired' : 'active';
 }
 
 function scopeLabel(scope: string): string {

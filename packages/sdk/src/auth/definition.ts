@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { defineService, endpoint, serverStream } from '../service/definition.js';
+import { defineService, endpoint, serverStream, SERVICE_NAME } from '../service/definition.js';
+import { KEY_LIMITS } from './keys.js';
 import { RESOURCE_PATTERN } from './rules.js';
 
 /**
@@ -59,12 +60,34 @@ export const RuleSchema = z.object({
 export const KeyInfoSchema = z.object({
   id: z.string().describe('the key id, the part before the dot'),
   name: z.string(),
+  description: z.string().describe("what the key is for, in its owner's words ('' when none)"),
   account: z.string().describe('the account the key acts for'),
   namespace: z.string(),
-  scopes: z.array(z.string()),
-  createdAt: z.number(),
+  scopes: z.array(z.string()).describe("the account's permission scopes the key acts with"),
+  services: z.array(z.string()).describe('the services the key may call: ["*"] any, or their names'),
+  createdAt: z.number().describe('epoch ms'),
+  lastUsedAt: z.number().optional().describe('epoch ms of its last use (a call through the gateway, or Token), to the minute; none: never used'),
   expiresAt: z.number().optional().describe('epoch ms; none: until revoked'),
+  blocked: z.boolean().describe('blocked by an admin of micro: refused (403 v1.blocked) until unblocked'),
+  blockedAt: z.number().optional().describe('epoch ms, while blocked'),
+  blockMessage: z.string().optional().describe('what the refused caller is told, while blocked'),
 });
+
+/** text shown to people (a key's description, a block message): no control characters */
+const Text = (max: number) => z.string().max(max).regex(/^\P{Cc}*$/u, 'no control characters (new lines, tabs…)');
+// bounded so that a key's list fits in the tokens it is exchanged for (with the account's metadata)
+const KeyService = z
+  .string()
+  .min(1)
+  .max(KEY_LIMITS.serviceName)
+  .refine((s) => s === '*' || SERVICE_NAME.test(s), 'a service name (lower-case letters, digits and . _ -, starting with a letter) or *');
+const KeyServices = z
+  .array(KeyService)
+  .min(1)
+  .max(KEY_LIMITS.services)
+  .refine((l) => !l.includes('*') || l.length === 1, '* (any service) stands alone')
+  .describe('the services the key may call through the gateway: ["*"] (default) or service names');
+const KeyId = z.string().min(1).max(64).describe('the key id (the part before the dot)');
 
 export const JwkSchema = z.object({ kty: z.literal('OKP'), crv: z.literal('Ed25519'), x: z.string(), kid: z.string(), alg: z.literal('EdDSA'), use: z.literal('sig') });
 
@@ -225,10 +248,12 @@ export const authApi = defineService({
       idempotent: true,
     }),
     CreateKey: endpoint({
-      description: "Creates an API key acting for the caller's account (with the same or fewer scopes); the key is returned once",
+      description: "Creates an API key acting for the caller's account (with the same or fewer scopes), for all services or some; the key is returned once",
       request: z.object({
-        name: Id.describe('what the key is for'),
-        scopes: Scopes.optional().describe("default: the account's scopes"),
+        name: Id.describe('what the key is called'),
+        description: Text(KEY_LIMITS.description).optional().describe('what the key is for (default none)'),
+        scopes: Scopes.optional().describe("the account's permission scopes it acts with (default: the account's)"),
+        services: KeyServices.optional(),
         expiresIn: z.number().int().min(60).max(10 * 365 * 86_400).optional().describe('seconds (default: until revoked)'),
         namespace: Namespace,
       }),
@@ -243,9 +268,24 @@ export const authApi = defineService({
     }),
     RevokeKey: endpoint({
       description: 'Revokes an API key (one\'s own, or any of the namespace for admins)',
-      request: z.object({ id: z.string().min(1).max(64), namespace: Namespace }),
+      request: z.object({ id: KeyId, namespace: Namespace }),
       response: z.object({}),
       idempotent: true,
+    }),
+    BlockKey: endpoint({
+      description:
+        'Blocks an API key (admins of micro): its calls and Token exchanges are refused with 403 v1.blocked and the message, on every node at once, until UnblockKey; its access tokens stop',
+      request: z.object({
+        id: KeyId,
+        message: Text(KEY_LIMITS.blockMessage).min(1).describe('what the refused caller is told, e.g. "unpaid invoice: contact billing@example.com"'),
+        namespace: Namespace.describe("the key's namespace (default: the caller's own)"),
+      }),
+      response: z.object({ key: KeyInfoSchema }),
+    }),
+    UnblockKey: endpoint({
+      description: 'Lifts the block of an API key (admins of micro): it works again',
+      request: z.object({ id: KeyId, namespace: Namespace.describe("the key's namespace (default: the caller's own)") }),
+      response: z.object({ key: KeyInfoSchema }),
     }),
   },
 });

@@ -2,6 +2,7 @@
 export { authService, authApi, AUTH_PUBLIC_ENDPOINTS, AccountSchema, AccountInfoSchema, RuleSchema, KeyInfoSchema, JwkSchema, NAMESPACE_NAME, ACCOUNT_ID, SCOPE_NAME } from './definition.js';
 export type { Credentials, AuthAccount, AccountInfo, KeyInfo } from './definition.js';
 export { TokenSource, bearer } from './token.js';
+export { BLOCKED_ERROR_ID, KEY_SERVICES_METADATA, KEY_LIMITS, keyServicesOf, keyMayCall, checkKeyServices, keyBlocked } from './keys.js';
 export type { BearerOptions } from './token.js';
 export { CORE_SERVICES, isCoreService, audienceOf, audienceProblem, ScopedTokens } from './scoped.js';
 export { KeySet, TokenError, signJwt, accountOf, bearerToken, tokenKid, JWT_ALG, MAX_TOKEN_LENGTH, CLOCK_LEEWAY } from './jwt.js';

@@ -99,7 +99,7 @@ export class RevocationList {
 
 /** The 401 of a revoked token, saying why. */
 export function revokedError(id: string, r: Revocation): TokenError {
-  const why = r.kind === 'account' ? 'its account was deleted or lost its access' : r.kind === 'session' ? (r.id.startsWith('key:') ? 'its API key was revoked' : 'its session ended (logout)') : 'it was revoked';
+  const why = r.kind === 'account' ? 'its account was deleted or lost its access' : r.kind === 'session' ? (r.id.startsWith('key:') ? 'its API key was revoked or blocked' : 'its session ended (logout)') : 'it was revoked';
   return new TokenError(id, 'revoked', `token revoked: ${why} — get a new one (micro login)`);
 }
 

@@ -94,6 +94,8 @@ export class Accounts {
   }
 
   close(): void {
+    // the last uses of API keys remembered since the last write
+    void this.keys.usage.close();
     if (this.db.open) this.db.close();
   }
 

@@ -6,13 +6,14 @@ import { openDatabase } from '../sqlite.js';
  * hashed secrets, API keys, refresh tokens, rules and the namespaces seen so far.
  *
  * WAL with synchronous=FULL: a change is on disk before the call that made it answers.
- * The schema is made (or checked) on open; a database of a newer schema is refused
- * rather than misread.
+ * The schema is made (or migrated, MIGRATIONS) on open; a database of a newer schema is
+ * refused rather than misread (so a server that does not know of blocked keys never
+ * opens a database that has some).
  */
 
 export type Db = Database.Database;
 
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -74,6 +75,22 @@ CREATE TABLE IF NOT EXISTS rules (
 );
 `;
 
+/**
+ * The steps from one version to the next, each run once in the transaction that records
+ * the new version (a database made now runs them all: SCHEMA is version 1).
+ */
+const MIGRATIONS: Record<number, string> = {
+  // API keys: a description, the services they may call (existing keys: any), their last
+  // use, and blocks (an admin's, with the message the caller is told)
+  2: `
+ALTER TABLE api_keys ADD COLUMN description TEXT NOT NULL DEFAULT '';
+ALTER TABLE api_keys ADD COLUMN services TEXT NOT NULL DEFAULT '["*"]';
+ALTER TABLE api_keys ADD COLUMN last_used_at INTEGER;
+ALTER TABLE api_keys ADD COLUMN blocked_at INTEGER;
+ALTER TABLE api_keys ADD COLUMN block_message TEXT;
+`,
+};
+
 export function openAuthDb(path: string): Db {
   const db = openDatabase(path);
   try {
@@ -84,7 +101,8 @@ export function openAuthDb(path: string): Db {
     if (version > SCHEMA_VERSION) throw new Error(`${path} has schema version ${version}, newer than this server's ${SCHEMA_VERSION}: upgrade micro`);
     if (version < SCHEMA_VERSION) {
       db.transaction(() => {
-        db.exec(SCHEMA);
+        if (version === 0) db.exec(SCHEMA);
+        for (let v = Math.max(version, 1) + 1; v <= SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v] as string);
         db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)").run(String(SCHEMA_VERSION));
       })();
     }

@@ -1,4 +1,4 @@
-import { bearerToken, errors, isPlatformAdmin, type Account, type Context, type HandlerMiddleware, type ServiceDef } from '@micro/sdk';
+import { bearerToken, checkKeyServices, errors, isPlatformAdmin, type Account, type Context, type HandlerMiddleware, type ServiceDef } from '@micro/sdk';
 import { roleCheck } from './roles.js';
 import type { AuthTokens } from './storage.js';
 
@@ -27,6 +27,8 @@ export function authenticate(tokens: Pick<AuthTokens, 'verify'>, publicEndpoints
     const header = ctx.metadata.authorization;
     if (!header) throw errors.Unauthorized(ctx.service, 'credentials required: send authorization: Bearer <token> (micro login)');
     const account = await tokens.verify(bearerToken(header, ctx.service));
+    // a token of an API key limited to some services reaches only those (as at the gateway)
+    checkKeyServices(account, ctx.service);
     role?.(account, ctx.endpoint);
     (ctx as { account: Account | undefined }).account = account;
     return next(req);

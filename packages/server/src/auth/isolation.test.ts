@@ -72,6 +72,8 @@ const ops: fc.Arbitrary<[string, Op]> = fc.oneof(
   fc.tuple(fc.constant('ListKeys'), targetNs).map(([n, ns]) => [n, (a) => a.auth.ListKeys({ namespace: ns })] as [string, Op]),
   // B's key by its id, naming B or not
   fc.tuple(fc.constant('RevokeKey'), fc.constantFrom<'b' | undefined>('b', undefined)).map(([n, ns]) => [n, (a) => a.auth.RevokeKey({ id: bKeyId, namespace: ns })] as [string, Op]),
+  fc.tuple(fc.constant('BlockKey'), fc.constantFrom<'b' | undefined>('b', undefined)).map(([n, ns]) => [n, (a) => a.auth.BlockKey({ id: bKeyId, message: 'taken over', namespace: ns })] as [string, Op]),
+  fc.tuple(fc.constant('UnblockKey'), fc.constantFrom<'b' | undefined>('b', undefined)).map(([n, ns]) => [n, (a) => a.auth.UnblockKey({ id: bKeyId, namespace: ns })] as [string, Op]),
   fc.tuple(fc.constant('ListServices'), targetNs).map(([n, ns]) => [n, (a) => a.registry.ListServices({ namespace: ns })] as [string, Op]),
   fc.tuple(fc.constant('GetService'), targetNs).map(([n, ns]) => [n, (a) => a.registry.GetService({ name: 'b-svc', namespace: ns })] as [string, Op]),
   fc.tuple(fc.constant('Register'), fc.constantFrom('b-svc', 'a-svc'), targetNs).map(

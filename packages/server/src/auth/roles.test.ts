@@ -20,7 +20,7 @@ test('a viewer reaches only read-only endpoints of the core services, and its ow
     [runtime, ['Create', 'Update', 'Delete'], ['Read', 'Logs']],
     [storeService, ['Write', 'Delete', 'Blob.Delete'], ['Read', 'List', 'Databases', 'Tables']],
     [configService, ['Set', 'Delete'], ['Get', 'Watch']],
-    [authApi, ['CreateKey', 'RevokeKey', 'CreateAccount', 'CreateRule', 'DeleteRule', 'UpdateAccount'], ['ListKeys', 'ListRules', 'Logout', 'Scope', 'SetPassword', 'Debug.Health']],
+    [authApi, ['CreateKey', 'RevokeKey', 'BlockKey', 'UnblockKey', 'CreateAccount', 'CreateRule', 'DeleteRule', 'UpdateAccount'], ['ListKeys', 'ListRules', 'Logout', 'Scope', 'SetPassword', 'Debug.Health']],
   ] as const) {
     const check = roleCheck(def);
     for (const e of writes) refused(() => check(viewer, e), `${def.name}.${e}`);
@@ -32,7 +32,7 @@ test('a viewer reaches only read-only endpoints of the core services, and its ow
 
 test('a developer does all but manage accounts, keys and rules; admins and role-less accounts are not restricted here', () => {
   const auth = roleCheck(authApi);
-  for (const e of ['CreateKey', 'RevokeKey', 'CreateAccount', 'UpdateAccount', 'DeleteAccount', 'CreateRule', 'DeleteRule']) refused(() => auth(as(['developer']), e), e);
+  for (const e of ['CreateKey', 'RevokeKey', 'BlockKey', 'UnblockKey', 'CreateAccount', 'UpdateAccount', 'DeleteAccount', 'CreateRule', 'DeleteRule']) refused(() => auth(as(['developer']), e), e);
   for (const e of ['Create', 'Update', 'Delete']) roleCheck(runtime)(as(['developer']), e);
   roleCheck(storeService)(as(['developer']), 'Write');
   auth(as(['admin']), 'CreateKey');

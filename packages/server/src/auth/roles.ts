@@ -25,7 +25,7 @@ export function roleOf(account: Account): TeamRole | undefined {
 }
 
 /** What a developer may not call: accounts, keys and rules are the admins' (members are signup's own check). */
-const ADMIN_ONLY: ReadonlySet<string> = new Set(['CreateAccount', 'UpdateAccount', 'DeleteAccount', 'CreateRule', 'DeleteRule', 'CreateKey', 'RevokeKey', 'RotateKeys'].map((e) => `auth.${e}`));
+const ADMIN_ONLY: ReadonlySet<string> = new Set(['CreateAccount', 'UpdateAccount', 'DeleteAccount', 'CreateRule', 'DeleteRule', 'CreateKey', 'RevokeKey', 'BlockKey', 'UnblockKey', 'RotateKeys'].map((e) => `auth.${e}`));
 
 /** Not read-only, yet a viewer's own business: its session and its password. */
 const OWN_SESSION: ReadonlySet<string> = new Set(['Token', 'Login', 'Refresh', 'Logout', 'Inspect', 'Scope', 'Revocations', 'SetPassword'].map((e) => `auth.${e}`));

@@ -1,4 +1,4 @@
-import { audienceProblem, bearerToken, errors, isPlatformAdmin, signJwt, type AccessClaims, type Context, type SigningKey } from '@micro/sdk';
+import { audienceProblem, bearerToken, checkKeyServices, errors, isPlatformAdmin, signJwt, type AccessClaims, type Context, type SigningKey } from '@micro/sdk';
 import type { AuthTokens } from './storage.js';
 
 /**
@@ -28,5 +28,7 @@ export async function scopeForCaller(tokens: Pick<AuthTokens, 'scope'>, ctx: Con
   if (namespace !== me.issuer && !isPlatformAdmin(me)) {
     throw errors.Forbidden('auth', `audience: account ${me.id} of namespace ${me.issuer} may not call services of namespace ${namespace}`);
   }
+  // a token of an API key limited to some services is scoped to those only
+  checkKeyServices(me, audience.slice(namespace.length + 1));
   return tokens.scope(bearerToken(header, 'auth'), audience);
 }

@@ -1,4 +1,4 @@
-import { bearerToken, errors, type Account, type authApi, type Context, type Handlers } from '@micro/sdk';
+import { bearerToken, errors, type Account, type authApi, type Context, type Handlers, type KeyInfo } from '@micro/sdk';
 import type { Quotas } from '../quota/quotas.js';
 import { adminNamespaceFor, isNamespaceAdmin, namespaceFor, requireAdmin } from './guard.js';
 import { revocationFeed, revokeNow, type RevocationFeedOptions } from './revocations.js';
@@ -16,7 +16,7 @@ import { scopeForCaller } from './scoped.js';
  * - Own namespace, any account: ListRules (services need them to check their callers),
  *   CreateKey / ListKeys / RevokeKey for one's own keys, SetPassword for one's own.
  * - Scope `admin` of the namespace (or an admin of micro): accounts, rules, everyone's keys.
- * - Admins of micro: RotateKeys.
+ * - Admins of micro: RotateKeys, BlockKey / UnblockKey.
  *
  * Wrong secrets and passwords (Token, Login, SetPassword's current one) are throttled per
  * account and source, and per source: see LoginThrottle.
@@ -197,7 +197,7 @@ export function authHandlers(accounts: AuthAccounts, tokens: AuthTokens, throttl
       return {};
     },
 
-    CreateKey: async ({ name, scopes, expiresIn, namespace }, ctx) => {
+    CreateKey: async ({ name, description, scopes, services, expiresIn, namespace }, ctx) => {
       const me = caller(ctx);
       const ns = namespaceFor(ctx, namespace);
       if (ns !== me.issuer) throw errors.BadRequest('auth', `namespace: an API key acts for your own account, of namespace ${me.issuer}; create an account in ${ns} for a key there`);
@@ -209,7 +209,7 @@ export function authHandlers(accounts: AuthAccounts, tokens: AuthTokens, throttl
       if (extra.length > 0) throw errors.Forbidden('auth', `scopes: a key cannot have scopes its account lacks (${extra.join(', ')})`);
       // the apiKeys quota of the namespace, counted by the key engine in its insert's transaction
       const max = quotas ? (await quotas.limits(owner.issuer)).apiKeys : undefined;
-      return accounts.keys.create(owner, name, wanted, expiresIn, max);
+      return accounts.keys.create(owner, name, wanted, expiresIn, max, { description: description ?? '', services: dedupe(services ?? ['*']) });
     },
 
     ListKeys: async ({ namespace }, ctx) => {
@@ -229,7 +229,35 @@ export function authHandlers(accounts: AuthAccounts, tokens: AuthTokens, throttl
       await accounts.revocations.add(revokeNow('session', `key:${id}`));
       return {};
     },
+
+    // blocks are the platform's (abuse, unpaid bills): only its admins make and lift them
+    BlockKey: async ({ id, message, namespace }, ctx) => {
+      const ns = keyAdminNamespace(ctx, namespace);
+      const key = present(await accounts.keys.get(id), id, ns);
+      const blocked = present(await accounts.keys.block(key.id, message), id, ns);
+      // its access tokens (sid key:<id>) stop, and with them every node's cached tokens of it
+      await accounts.revocations.add(revokeNow('session', `key:${id}`));
+      return { key: blocked };
+    },
+
+    UnblockKey: async ({ id, namespace }, ctx) => {
+      const ns = keyAdminNamespace(ctx, namespace);
+      const key = present(await accounts.keys.get(id), id, ns);
+      return { key: present(await accounts.keys.unblock(key.id), id, ns) };
+    },
   };
+}
+
+/** The namespace of a key to block or unblock: blocks are for admins of micro (see the README). */
+function keyAdminNamespace(ctx: Context, namespace: string | undefined): string {
+  requireAdmin(ctx);
+  return namespaceFor(ctx, namespace);
+}
+
+/** The key when it is there and of `namespace`; a 404 otherwise. */
+function present(key: KeyInfo | undefined, id: string, namespace: string): KeyInfo {
+  if (!key || key.namespace !== namespace) throw errors.NotFound('auth', `no API key ${id} in namespace ${namespace}`);
+  return key;
 }
 
 function dedupe(values: string[]): string[] {

@@ -1,5 +1,6 @@
 import type { AccessClaims, Account, AccountInfo, Jwks, KeyInfo, Revocation, RevocationList, Rule } from '@micro/sdk';
 import type { NewAccount } from './accounts.js';
+import type { KeyDetails } from './keys.js';
 import type { StoredRule } from './rules.js';
 
 /**
@@ -17,14 +18,30 @@ export interface ApiKeyStorage {
    * A new key for an account; the key itself is returned here and never again. With
    * `maxInNamespace` (the apiKeys quota), the keys of the owner's namespace are counted and
    * the key refused (quotaExceeded) in the same transaction as the insert, serialised per
-   * namespace, so concurrent creates never pass it.
+   * namespace, so concurrent creates never pass it. `details`: its description and the
+   * services it may call (default any).
    */
-  create(owner: Account, name: string, scopes: string[], expiresIn?: number, maxInNamespace?: number | null): MaybePromise<{ key: string; info: KeyInfo }>;
-  /** What a key acts as; undefined for a key that is unknown, revoked, expired or wrong. */
+  create(owner: Account, name: string, scopes: string[], expiresIn?: number, maxInNamespace?: number | null, details?: KeyDetails): MaybePromise<{ key: string; info: KeyInfo }>;
+  /**
+   * What a key acts as (its services in the metadata, see keyAccount); undefined for a key
+   * that is unknown, revoked or wrong, or whose account is gone. Once the secret matched: a
+   * 401 for an expired key, a 403 v1.blocked with the admin's message for a blocked one.
+   * A use is remembered (last used, see key-usage.ts), without a write.
+   */
   verify(key: string): MaybePromise<Account | undefined>;
   get(keyId: string): MaybePromise<KeyInfo | undefined>;
   list(namespace: string, account?: string): MaybePromise<KeyInfo[]>;
   revoke(keyId: string): MaybePromise<boolean>;
+  /**
+   * Blocks a key with the message its callers are told; undefined when there is no such
+   * key, a 409 when it is blocked already. Every node refuses it from then on (the Postgres
+   * storage drops it from every node's cache).
+   */
+  block(keyId: string, message: string): MaybePromise<KeyInfo | undefined>;
+  /** Lifts a block; undefined when there is no such key, a 409 when it is not blocked. */
+  unblock(keyId: string): MaybePromise<KeyInfo | undefined>;
+  /** Writes the last uses remembered so far (the storage does it every minute, and on close). */
+  flushUsage(): MaybePromise<void>;
 }
 
 /** `session`: the id of the session (refresh family), the `sid` of the access tokens issued with it */

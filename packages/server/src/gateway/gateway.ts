@@ -1,11 +1,14 @@
 import { createServer, ServerResponse, type IncomingMessage, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import {
+  BLOCKED_ERROR_ID,
   bearerToken,
+  checkKeyServices,
   Client,
   errors,
   isMicroError,
   isPlatformAdmin,
+  keyMayCall,
   MicroError,
   RuleSet,
   serviceResource,
@@ -174,6 +177,8 @@ export class Gateway {
   private readonly openStreams = new Map<string, number>();
   /** what ends each open stream when the gateway closes */
   private readonly streamClosers = new Set<() => void>();
+  /** what ends each open stream of an API key (or of a token exchanged for one) when the key is revoked or blocked, by key id */
+  private readonly keyStreams = new Map<string, Set<() => void>>();
   private readonly unsubscribeRevocations: () => void;
   private boundUrl: string | undefined;
   private dashboardDir: string | undefined;
@@ -192,10 +197,13 @@ export class Gateway {
     this.maxStreams = options.maxStreams ?? 100;
     this.streamLimits = { ...DEFAULT_STREAM_LIMITS, ...options.streamLimits };
     // a cached token of an API key, and the scoped copies of any token, may have been
-    // revoked (its account's scopes changed, a new password, a logout): mint afresh
-    this.unsubscribeRevocations = options.tokens.revocations.subscribe(() => {
+    // revoked (its account's scopes changed, a new password, a logout, its key revoked or
+    // blocked): mint afresh
+    this.unsubscribeRevocations = options.tokens.revocations.subscribe((r) => {
       this.keyTokens.clear();
       this.scopedTokens.clear();
+      // a key revoked or blocked (on any node): its open streams end too
+      if (r.kind === 'session' && r.id.startsWith('key:')) for (const end of [...(this.keyStreams.get(r.id.slice(4)) ?? [])]) end();
     });
     this.wss = new WebSocketServer({
       noServer: true,
@@ -320,7 +328,7 @@ export class Gateway {
 
     const stats = this.options.stats?.gateway;
     const started = stats ? performance.now() : 0;
-    const { call, key, namespace } = await this.resolve(req, service, endpoint);
+    const { call, key, namespace, account } = await this.resolve(req, service, endpoint);
     const ep = call.endpoint;
     if (ep.kind === 'client' || ep.kind === 'bidi') throw errors.NotImplemented(service, `${service}.${ep.name} is a ${ep.kind} stream: open it as a WebSocket on this path`);
     // a link, an image or a top-level navigation of any site is a GET: it reaches only what changes nothing
@@ -331,9 +339,9 @@ export class Gateway {
         if (request instanceof Promise) request = await request;
         const release = this.acquire(key);
         const end = () => res.destroy();
-        this.streamClosers.add(end);
+        const untrack = this.trackStream(account, end, end);
         res.once('close', () => {
-          this.streamClosers.delete(end);
+          untrack();
           release();
         });
         return serveEventStream(req, res, call, request, this.streamLimits);
@@ -387,7 +395,7 @@ export class Gateway {
    * or a call with a cached key token makes none, which was 5 % of the gateway's CPU
    * (--cpu-prof) when every step was an async function.
    */
-  private async resolve(req: IncomingMessage, service: string, endpoint: string): Promise<{ call: StreamCall; key: string; namespace: string }> {
+  private async resolve(req: IncomingMessage, service: string, endpoint: string): Promise<{ call: StreamCall; key: string; namespace: string; account: Account | undefined }> {
     const account = this.credential(req) === undefined ? undefined : await this.authenticate(req);
     const key = this.limitKey(req, account);
     if (this.limiter) {
@@ -395,6 +403,8 @@ export class Gateway {
       if (typeof wait !== 'number') wait = await wait;
       if (wait > 0) throw tooMany(wait);
     }
+    // an API key limited to some services calls only those (403 v1.blocked), before any quota counts the call
+    if (account?.type === 'apikey') checkKeyServices(account, service);
     const namespace = this.namespaceOf(req, account);
     // the namespace's own calls count against its requestsPerSecond (quota.ts says why only those)
     if (this.rates && account?.issuer === namespace) await this.rates.admit(namespace);
@@ -419,7 +429,7 @@ export class Gateway {
     let token = account ? this.forwardToken(req, account, home, service) : undefined;
     if (token !== undefined && typeof token !== 'string') token = await token;
     const metadata: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
-    return { call: { service, endpoint: ep, client: this.client(home), metadata, timeout: this.timeout, peer: peerOf(req) }, key, namespace };
+    return { call: { service, endpoint: ep, client: this.client(home), metadata, timeout: this.timeout, peer: peerOf(req) }, key, namespace, account };
   }
 
   /** parsePath, remembered for up to 10,000 valid paths */
@@ -452,6 +462,26 @@ export class Gateway {
     return list;
   }
 
+  /**
+   * An open stream: `end` ends it when the gateway closes, `revoked` when the API key it
+   * was opened with (`metadata.key` of what a key, or a token of one, acts as) is revoked
+   * or blocked. Returns the untrack, once the stream is over.
+   */
+  private trackStream(account: Account | undefined, end: () => void, revoked: () => void): () => void {
+    this.streamClosers.add(end);
+    const keyId = account?.type === 'apikey' ? account.metadata?.key : undefined;
+    if (keyId === undefined) return () => this.streamClosers.delete(end);
+    let set = this.keyStreams.get(keyId);
+    if (!set) this.keyStreams.set(keyId, (set = new Set()));
+    const streams = set;
+    streams.add(revoked);
+    return () => {
+      this.streamClosers.delete(end);
+      streams.delete(revoked);
+      if (streams.size === 0 && this.keyStreams.get(keyId) === streams) this.keyStreams.delete(keyId);
+    };
+  }
+
   /** One more open stream of `key`; 429 past maxStreams. Returns the release (idempotent). */
   private acquire(key: string): () => void {
     const n = this.openStreams.get(key) ?? 0;
@@ -478,14 +508,14 @@ export class Gateway {
     if (String(req.headers.upgrade ?? '').toLowerCase() !== 'websocket') throw errors.BadRequest(ID, 'only Upgrade: websocket is supported');
     if (q >= 0 && q < url.length - 1) throw errors.BadRequest(service, 'a WebSocket stream takes its requests as messages, not query parameters');
     // the cookie is checked for its origin in authenticate (cross-site WebSocket hijacking)
-    const { call, key } = await this.resolve(req, service, endpoint);
+    const { call, key, account } = await this.resolve(req, service, endpoint);
     const release = this.acquire(key);
     socket.once('close', release);
     if (socket.destroyed) return release();
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       const end = () => ws.close(1001, 'the gateway is shutting down');
-      this.streamClosers.add(end);
-      void serveWebSocket(ws, call, this.streamLimits).finally(() => this.streamClosers.delete(end));
+      const untrack = this.trackStream(account, end, () => ws.close(1008, 'the API key was revoked or blocked'));
+      void serveWebSocket(ws, call, this.streamLimits).finally(untrack);
     });
   }
 
@@ -576,8 +606,9 @@ export class Gateway {
       }
       return await this.options.tokens.verify(credential);
     } catch (err) {
-      // auth's storage out of reach (a 503) is not a wrong credential: it passes as it is
-      if (isMicroError(err) && err.code >= 500) throw err;
+      // auth's storage out of reach (a 503) is not a wrong credential: it passes as it is;
+      // nor is a blocked key (its secret matched): the caller gets the admin's message
+      if (isMicroError(err) && (err.code >= 500 || err.id === BLOCKED_ERROR_ID)) throw err;
       // failed credentials count against the caller's IP: guessing is rate limited too
       if (this.limiter) {
         const wait = await this.limiter.take(`ip:${req.socket.remoteAddress ?? ''}`);
@@ -763,6 +794,8 @@ export class Gateway {
     await this.loadRules(namespace);
     const rules = this.ruleSet(namespace);
     const access = (service: string, endpoint: string): EndpointAccess | undefined => {
+      // what an API key may not call is not its caller's to see
+      if (!keyMayCall(account, service)) return undefined;
       // public: what a caller without credentials may call: a public rule (scope ''), or
       // for the core services, which guard themselves, their own public endpoints
       const open = namespace === 'micro' && this.selfGuarded.has(service)
@@ -786,6 +819,8 @@ export class Gateway {
     const account = await this.authenticate(req);
     if (!account) throw credentialsRequired();
     await this.limit(req, account);
+    // what stats.Prometheus serves: a key limited to other services does not read it
+    checkKeyServices(account, 'stats');
     let namespace = this.namespaceOf(req, account);
     const asked = query === '' ? null : new URLSearchParams(query).get('namespace');
     if (asked !== null) {

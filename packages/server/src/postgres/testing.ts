@@ -6,7 +6,7 @@ import { openPostgres, type Postgres, type PostgresOptions } from './pool.js';
 export { startAuthHarness } from '../auth/testing.js';
 export type { AuthHarness } from '../auth/testing.js';
 // Chromium for the dashboard's browser tests (the platform's pages are tested there too)
-export { browserReady, launchChromium, CHROMIUM } from '../gateway/browser-testing.js';
+export { browserReady, launchChromium, watchPage, CHROMIUM } from '../gateway/browser-testing.js';
 
 interface TestContext {
   skip(message?: string): void;

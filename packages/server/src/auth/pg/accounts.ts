@@ -5,7 +5,8 @@ import type { Postgres } from '../../postgres/index.js';
 import { LIMITS, toAccount, toInfo, type AccountRow, type NewAccount } from '../accounts.js';
 import type { SecretHasher, StoredSecret } from '../crypto.js';
 import { admit } from '../../quota/limits.js';
-import { info, KEY_FORMAT, KEY_PREFIX, keyAccount, MAX_KEYS_PER_ACCOUNT, type KeyRow } from '../keys.js';
+import { alreadyBlocked, info, KEY_FORMAT, keyAccount, MAX_KEYS_PER_ACCOUNT, newKey, notBlocked, tooManyKeys, type KeyDetails, type KeyRow } from '../keys.js';
+import { KeyUsage } from '../key-usage.js';
 import { checkNewRule, toRule, type RuleRow, type StoredRule } from '../rules.js';
 import { MAX_SESSIONS, REFRESH_FORMAT, REFRESH_TTL, type RefreshRow } from '../sessions.js';
 import type { ApiKeyStorage, AuthAccounts, RuleStorage, SessionStorage } from '../storage.js';
@@ -98,10 +99,15 @@ function keyRow(r: Record<string, unknown>): KeyRow {
     namespace: r.namespace as string,
     account: r.account as string,
     name: r.name as string,
+    description: r.description as string,
     scopes: r.scopes as string,
+    services: r.services as string,
     hash: r.hash as string,
     created_at: num(r.created_at),
     expires_at: numOrNull(r.expires_at),
+    last_used_at: numOrNull(r.last_used_at),
+    blocked_at: numOrNull(r.blocked_at),
+    block_message: (r.block_message as string | null) ?? null,
   };
 }
 
@@ -147,7 +153,9 @@ export class PgAccounts implements AuthAccounts {
     return this.ctx.db;
   }
 
-  close(): Promise<void> {
+  /** Writes the last uses of API keys remembered since the last write (lost if Postgres is away), then closes. */
+  async close(): Promise<void> {
+    await Promise.resolve(this.keys.usage.close()).catch(() => undefined);
     return this.onClose();
   }
 
@@ -365,24 +373,29 @@ export class PgAccounts implements AuthAccounts {
 type AccountOf = (q: Q, id: string, namespace: string) => Promise<Account | undefined>;
 
 export class PgApiKeys implements ApiKeyStorage {
+  readonly usage: KeyUsage;
+
   constructor(
     private readonly ctx: PgContext,
     private readonly account: AccountOf,
-  ) {}
+  ) {
+    // one statement per batch; GREATEST: another node may have written a later use
+    this.usage = new KeyUsage(async (uses) => {
+      await ctx.db.query(
+        `UPDATE ${ctx.t.keys} k SET last_used_at = GREATEST(COALESCE(k.last_used_at, 0), u.at) FROM unnest($1::text[], $2::bigint[]) AS u(id, at) WHERE k.key_id = u.id`,
+        [uses.map(([id]) => id), uses.map(([, at]) => at)],
+      );
+    });
+  }
 
-  async create(owner: Account, name: string, scopes: string[], expiresIn?: number, maxInNamespace?: number | null): Promise<{ key: string; info: KeyInfo }> {
-    const keyId = `${KEY_PREFIX}${randomBytes(8).toString('hex')}`;
-    const secret = randomBytes(32).toString('base64url');
-    const now = Date.now();
-    const expiresAt = expiresIn === undefined ? null : now + expiresIn * 1000;
+  async create(owner: Account, name: string, scopes: string[], expiresIn?: number, maxInNamespace?: number | null, details?: KeyDetails): Promise<{ key: string; info: KeyInfo }> {
+    const k = newKey(expiresIn, details);
     const t = this.ctx.t;
     const row = await this.ctx.db.transaction(async (c) => {
       // the account's row serialises the count and the insert of its keys
       if (!(await getAccount(this.ctx, c, owner.id, owner.issuer, true))) throw errors.NotFound('auth', `account ${owner.id} no longer exists`);
       const { rows } = await c.query<{ n: string }>(`SELECT COUNT(*) AS n FROM ${t.keys} WHERE namespace = $1 AND account = $2`, [owner.issuer, owner.id]);
-      if (num(rows[0]?.n ?? 0) >= MAX_KEYS_PER_ACCOUNT) {
-        throw errors.TooManyRequests('auth', `account ${owner.id} has ${MAX_KEYS_PER_ACCOUNT} API keys, the most it may have — revoke one first`);
-      }
+      if (num(rows[0]?.n ?? 0) >= MAX_KEYS_PER_ACCOUNT) throw tooManyKeys(owner);
       if (typeof maxInNamespace === 'number') {
         // the namespace's keys: creates of every account of it, on every node, one at a time
         await c.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`${t.keys} ${owner.issuer}`]);
@@ -390,14 +403,14 @@ export class PgApiKeys implements ApiKeyStorage {
         admit('apiKeys', num(all.rows[0]?.n ?? 0), 1, maxInNamespace, owner.issuer);
       }
       const inserted = await c.query(
-        `INSERT INTO ${t.keys} (key_id, namespace, account, name, scopes, hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *`,
-        [keyId, owner.issuer, owner.id, name, JSON.stringify(scopes), this.ctx.hasher.keyed(`${keyId}.${secret}`), now, expiresAt],
+        `INSERT INTO ${t.keys} (key_id, namespace, account, name, description, scopes, services, hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *`,
+        [k.keyId, owner.issuer, owner.id, name, k.description, JSON.stringify(scopes), k.services, this.ctx.hasher.keyed(`${k.keyId}.${k.secret}`), k.now, k.expiresAt],
       );
       return keyRow(inserted.rows[0] as Record<string, unknown>);
     });
     // a lookup of this id that missed (a guess) may be cached: forget it
-    this.ctx.cache.dropKey(keyId);
-    return { key: `${keyId}.${secret}`, info: info(row) };
+    this.ctx.cache.dropKey(k.keyId);
+    return { key: `${k.keyId}.${k.secret}`, info: info(row) };
   }
 
   /** On the gateway's hot path: the key's row and owner come from the cache when they can. */
@@ -413,7 +426,9 @@ export class PgApiKeys implements ApiKeyStorage {
       this.ctx.cache.setKey(keyId, row, owner, generation);
     }
     if (!hit.row || !this.ctx.hasher.keyedMatches(key, hit.row.hash)) return undefined;
-    return keyAccount(hit.row, hit.owner);
+    const account = keyAccount(hit.row, hit.owner);
+    if (account) this.usage.touch(keyId);
+    return account;
   }
 
   private async row(keyId: string): Promise<KeyRow | undefined> {
@@ -423,7 +438,7 @@ export class PgApiKeys implements ApiKeyStorage {
 
   async get(keyId: string): Promise<KeyInfo | undefined> {
     const row = await this.row(keyId);
-    return row && info(row);
+    return row && info(row, this.usage.seen(keyId));
   }
 
   async list(namespace: string, account?: string): Promise<KeyInfo[]> {
@@ -432,17 +447,48 @@ export class PgApiKeys implements ApiKeyStorage {
       account === undefined
         ? await this.ctx.db.query(`SELECT * FROM ${t.keys} WHERE namespace = $1 ORDER BY account, created_at, key_id LIMIT 10000`, [namespace])
         : await this.ctx.db.query(`SELECT * FROM ${t.keys} WHERE namespace = $1 AND account = $2 ORDER BY created_at, key_id`, [namespace, account]);
-    return rows.map((r) => info(keyRow(r)));
+    return rows.map((r) => {
+      const row = keyRow(r);
+      return info(row, this.usage.seen(row.key_id));
+    });
   }
 
   async revoke(keyId: string): Promise<boolean> {
-    const revoked = await this.ctx.db.transaction(async (c) => {
-      const { rowCount } = await c.query(`DELETE FROM ${this.ctx.t.keys} WHERE key_id = $1`, [keyId]);
-      if (rowCount) await announce(this.ctx, c, { t: 'key', id: keyId });
-      return !!rowCount;
+    return this.change(keyId, `DELETE FROM ${this.ctx.t.keys} WHERE key_id = $1 RETURNING *`, []).then((row) => !!row);
+  }
+
+  async block(keyId: string, message: string): Promise<KeyInfo | undefined> {
+    const row = await this.change(keyId, `UPDATE ${this.ctx.t.keys} SET blocked_at = $2, block_message = $3 WHERE key_id = $1 AND blocked_at IS NULL RETURNING *`, [Date.now(), message]);
+    if (row) return info(row, this.usage.seen(keyId));
+    const now = await this.row(keyId);
+    if (now) throw alreadyBlocked(now);
+    return undefined;
+  }
+
+  async unblock(keyId: string): Promise<KeyInfo | undefined> {
+    const row = await this.change(keyId, `UPDATE ${this.ctx.t.keys} SET blocked_at = NULL, block_message = NULL WHERE key_id = $1 AND blocked_at IS NOT NULL RETURNING *`, []);
+    if (row) return info(row, this.usage.seen(keyId));
+    if (await this.row(keyId)) throw notBlocked(keyId);
+    return undefined;
+  }
+
+  flushUsage(): Promise<void> {
+    return Promise.resolve(this.usage.flush());
+  }
+
+  /**
+   * A change of one key (`sql` with $1 the key id, RETURNING its row): announced to every
+   * node, whose caches drop the key, in its transaction; dropped here at once. The row, or
+   * undefined when nothing changed.
+   */
+  private async change(keyId: string, sql: string, params: unknown[]): Promise<KeyRow | undefined> {
+    const row = await this.ctx.db.transaction(async (c) => {
+      const { rows } = await c.query(sql, [keyId, ...params]);
+      if (rows[0]) await announce(this.ctx, c, { t: 'key', id: keyId });
+      return rows[0] ? keyRow(rows[0]) : undefined;
     });
     this.ctx.cache.dropKey(keyId);
-    return revoked;
+    return row;
   }
 }
 

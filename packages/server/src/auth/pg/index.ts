@@ -129,7 +129,8 @@ export async function openPgAuth(options: PgAuthOptions): Promise<PgAuth> {
       get listenLosses() {
         return n.losses;
       },
-      close,
+      // through accounts: the last uses of API keys are written first
+      close: () => accounts.close(),
     };
   } catch (err) {
     tokens?.stop();

@@ -4,6 +4,7 @@ import pg from 'pg';
 import { DEFAULT_RULE, MicroError, type Account } from '@micro/sdk';
 import { engineUrl, testPrefix } from '@micro/sdk/testing';
 import { relay } from '../../postgres/testing.js';
+import { revokeNow } from '../revocations.js';
 import { dropSchema, TEST_AUTH_KEY } from '../testing.js';
 import { openPgAuth, type PgAuth, type PgAuthOptions } from './index.js';
 
@@ -87,6 +88,42 @@ test('two nodes on one schema act as one: accounts, tokens, keys, sessions, rule
   await b.accounts.delete('alice', 'tenant-a');
   await eventually(async () => assert.equal(await a.accounts.keys.verify(key2), undefined));
   assert.equal(await a.accounts.verify('alice', 'tenant-a', secret as string), undefined);
+});
+
+test('a key blocked at one node is refused at the other at once: its cached row dropped, its tokens revoked; unblocked there, it works here', async (t) => {
+  const nodes = await twoNodes(t, 'authblock');
+  if (!nodes) return;
+  const [a, b] = nodes;
+  await a.accounts.create({ id: 'alice', namespace: 'tenant-a', type: 'user', scopes: ['dev'] });
+  const alice = (await a.accounts.get('alice', 'tenant-a')) as Account;
+  const { key, info } = await a.accounts.keys.create(alice, 'ci', ['dev'], undefined, undefined, { description: 'deploys', services: ['db'] });
+  // B has the key cached, and a token of it (what its gateway caches)
+  const asKey = (await b.accounts.keys.verify(key)) as Account;
+  assert.equal(asKey.metadata?.keyServices, 'db');
+  const { token } = await b.tokens.issue(asKey);
+  assert.equal((await b.tokens.verify(token)).id, 'alice');
+  // what auth.BlockKey does at A: the block, then the revocation of the key's session
+  await a.accounts.keys.block(info.id, 'abuse: contact support');
+  await a.accounts.revocations.add(revokeNow('session', `key:${info.id}`));
+  await eventually(() => assert.rejects(Promise.resolve(b.accounts.keys.verify(key)), code(403, /this API key is blocked: abuse: contact support/)));
+  await eventually(() => assert.rejects(b.tokens.verify(token), code(401, /revoked or blocked/)));
+  assert.equal((await b.accounts.keys.list('tenant-a'))[0]?.blockMessage, 'abuse: contact support');
+  await assert.rejects(Promise.resolve(b.accounts.keys.block(info.id, 'again')), code(409, /blocked already/));
+  await b.accounts.keys.unblock(info.id);
+  await eventually(async () => assert.equal((await a.accounts.keys.verify(key))?.id, 'alice'));
+  // a key used at A only: in B's listings once A wrote its uses (at most a minute later)
+  const other = await a.accounts.keys.create(alice, 'other', ['dev']);
+  assert.equal((await a.accounts.keys.verify(other.key))?.id, 'alice');
+  const byId = async (node: PgAuth) => (await node.accounts.keys.list('tenant-a')).find((k) => k.id === other.info.id);
+  assert.ok((await byId(a))?.lastUsedAt !== undefined, 'A lists its own use at once');
+  assert.equal((await byId(b))?.lastUsedAt, undefined);
+  await a.accounts.keys.flushUsage();
+  const used = (await byId(b))?.lastUsedAt;
+  assert.ok(used !== undefined && used <= Date.now());
+  // B's own use, older than what A wrote, never takes the time back
+  b.accounts.keys.usage.touch(other.info.id, 1_000);
+  await b.accounts.keys.flushUsage();
+  assert.equal((await byId(a))?.lastUsedAt, used);
 });
 
 test('signing keys rotate once for the platform; the other node signs and verifies with the new key', async (t) => {

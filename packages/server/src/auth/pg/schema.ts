@@ -99,4 +99,15 @@ CREATE INDEX auth_revocations_before ON auth_revocations (before);
     description: 'auth: accounts can be disabled',
     up: `ALTER TABLE auth_accounts ADD COLUMN disabled boolean NOT NULL DEFAULT false;`,
   },
+  {
+    version: 4,
+    description: 'auth: API keys have a description, the services they may call, their last use, and blocks',
+    up: `
+ALTER TABLE auth_api_keys ADD COLUMN description text NOT NULL DEFAULT '';
+ALTER TABLE auth_api_keys ADD COLUMN services text NOT NULL DEFAULT '["*"]';
+ALTER TABLE auth_api_keys ADD COLUMN last_used_at bigint;
+ALTER TABLE auth_api_keys ADD COLUMN blocked_at bigint;
+ALTER TABLE auth_api_keys ADD COLUMN block_message text;
+`,
+  },
 ];
