@@ -1,4 +1,5 @@
-import { MAX_AMOUNT, UNITS_PER_DOLLAR } from '../ledger/index.js';
+// the ledger's constants only: the CLI and the client entry load no engine through this file
+import { MAX_AMOUNT, UNITS_PER_DOLLAR } from '../ledger/ledger.js';
 
 /**
  * Money in billing is what the ledger takes: integer units of 10^-6 USD (1/10,000 of a
