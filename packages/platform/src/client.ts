@@ -4,3 +4,7 @@
  * storage engine, mailer or server code.
  */
 export { signupService, SIGNUP_PUBLIC_ENDPOINTS, LIMITS as SIGNUP_LIMITS } from './signup/definition.js';
+export { pricingService, PRICING_LIMITS } from './pricing/definition.js';
+export type { PriceView } from './pricing/definition.js';
+export { usageService, USAGE_LIMITS } from './usage/definition.js';
+export { parseDollars, formatDollars } from './billing/amounts.js';

@@ -1,8 +1,11 @@
 import type { CoreServiceFactory } from '@micro/server/engine';
 import { signupCoreService } from './signup/index.js';
+import { createPricing } from './pricing/index.js';
 import { PlatformHub } from './hub.js';
 
 export { PlatformHub } from './hub.js';
+export { createPricing, pricingCoreService, pricingService, PlatformPricing, PRICING_LIMITS } from './pricing/index.js';
+export type { Pricing, EndpointPrice, PricedEndpoint, PricingServiceOptions, PriceView } from './pricing/index.js';
 
 export type { Mailer, MailMessage, MailerFromEnvOptions } from './mail/index.js';
 export { MemoryMailer, mailerFromEnv, checkAddress, verificationMessage, platformInviteMessage, teamInviteMessage, namespacesMessage } from './mail/index.js';
@@ -17,5 +20,7 @@ export type { VerificationMessageInput, PlatformInviteMessageInput, TeamInviteMe
  */
 export function platformCoreServices(options: { hub?: PlatformHub } = {}): CoreServiceFactory[] {
   const hub = options.hub ?? new PlatformHub();
-  return [signupCoreService({ hub })];
+  // one Pricing for the pricing service and the meter: an admin's price reaches both at once
+  const { factory: pricingFactory } = createPricing({ hub });
+  return [signupCoreService({ hub }), pricingFactory];
 }

@@ -268,6 +268,7 @@ export class MicroServer {
           publicEndpoints: Object.fromEntries(this.cores.map((cs) => [cs.def.name, ['Debug.Health', ...(cs.publicEndpoints ?? [])]])),
           corsOrigins: process.env.MICRO_GATEWAY_CORS_ORIGINS?.split(',').map((o) => o.trim()).filter(Boolean),
           stats,
+          prices: this.cores.find((cs) => cs.prices)?.prices,
         });
         const months = this.gateway.months;
         if (months) quotas.addSource(async (namespace) => ({ requestsPerMonth: await months.used(namespace) }));
