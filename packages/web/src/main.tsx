@@ -14,6 +14,7 @@ import { Signup, Waitlist, type SignupLink } from './signup';
 import { Store } from './store';
 import { Team } from './team';
 import { Traces } from './traces';
+import { Usage } from './usage';
 import './style.css';
 
 interface Page {
@@ -35,6 +36,7 @@ const PAGES: readonly Page[] = [
   { path: 'config', title: 'Config', view: Config },
   { path: 'accounts', title: 'Accounts', view: Accounts },
   { path: 'quotas', title: 'Quotas', view: Quotas },
+  { path: 'usage', title: 'Usage', view: Usage },
   { path: 'team', title: 'Team', view: Team },
 ];
 
