@@ -40,7 +40,9 @@ test('micro usage: calls, charges and free quota left per endpoint, day and key;
 
   const read = await until('the calls in usage', 20_000, async () => {
     const r = await usage(['-o', 'json']);
-    const answer = r.code === 0 ? (JSON.parse(r.stdout) as { namespace: string; totals: { calls: number } }) : undefined;
+    // until says why it gave up: the last error
+    if (r.code !== 0) throw new Error(`micro usage exited ${r.code}: ${r.stderr.trim()}`);
+    const answer = JSON.parse(r.stdout) as { namespace: string; totals: { calls: number } };
     return answer && answer.totals.calls === 6 ? answer : undefined;
   });
   assert.equal(read.namespace, 'acme');

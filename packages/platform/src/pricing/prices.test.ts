@@ -113,12 +113,24 @@ test('when the storage cannot be read, the last prices stay in force (said once)
   assert.deepEqual(p.priceOf('acme', 'books', read), { price: 9, freeQuota: 0 }, 'never none: the last prices');
 });
 
+test('one storage at a time: a second attach is refused, a detached Pricing attaches again (a server restarted)', async (t) => {
+  const { storages } = sqlitePair(t);
+  const p = new PlatformPricing();
+  t.after(() => p.detach());
+  await p.attach(storages[0]);
+  await assert.rejects(p.attach(storages[1]), /attached to a storage already/);
+  p.detach();
+  await p.attach(storages[1]);
+});
+
 test('a server does not start with prices it cannot read', async (t) => {
   const { ledgers, storages } = sqlitePair(t);
   await ledgers[0].close();
   const p = new PlatformPricing();
   t.after(() => p.detach());
   await assert.rejects(p.attach(storages[0]), /not open/);
+  // nothing half attached: a storage that reads is taken
+  await p.attach(storages[1]);
 });
 
 test('refreshes one at a time: racing refreshes and sets end on the last state', async (t) => {

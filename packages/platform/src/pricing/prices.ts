@@ -59,8 +59,15 @@ export class PlatformPricing implements Pricing {
 
   /** Reads the settings once (a failure is thrown: a server must not start with prices it cannot read), then every refreshMs. */
   async attach(storage: PricingStorage, logger?: Logger): Promise<void> {
+    // a second attach would leave the first timer running: one factory per server (detach in its stop)
+    if (this.storage) throw new Error('this Pricing is attached to a storage already: createPricing gives one factory per server');
     this.storage = storage;
-    await this.refresh(true);
+    try {
+      await this.refresh(true);
+    } catch (err) {
+      this.storage = undefined;
+      throw err;
+    }
     this.timer = setInterval(() => {
       this.refresh().then(
         () => {
