@@ -1,13 +1,11 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createPrivateKey, randomUUID } from 'node:crypto';
 import { request } from 'node:http';
 import { readFileSync, rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { authApi, bearer, Client, createClient, isMicroError, signJwt } from '@micro/sdk';
-import { micro, natsPlatform, startServer, started, stopProcess, tempDir, type RunningServer } from './testing.js';
+import { micro, natsPlatform, startServer, startServiceProcess, stopProcess, tempDir, type RunningServer } from './testing.js';
 
 /*
  * Attacks on auth against running `micro server` processes, as a stranger would make them:
@@ -22,8 +20,6 @@ import { micro, natsPlatform, startServer, started, stopProcess, tempDir, type R
  * Different sources are different loopback addresses (127.0.0.2, …: all of 127/8 is the
  * loopback on Linux), which is what the gateway sees as the client's socket address.
  */
-
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
 interface Http {
   status: number;
@@ -70,27 +66,8 @@ const whoami = `
   process.stdout.write('ADDRESS ' + svc.address + '\\n');
 `;
 
-async function startWhoami(t: TestContext, env: Record<string, string>): Promise<string> {
-  const child: ChildProcessWithoutNullStreams = spawn(process.execPath, ['--input-type=module', '-e', whoami], {
-    cwd: root,
-    env: { ...process.env, MICRO_LOG_LEVEL: 'silent', MICRO_NAMESPACE: 'tenant-a', MICRO_SERVICE_ADDRESS: 'tcp://127.0.0.1:0', ...env },
-  });
-  started.add(child);
-  t.after(() => stopProcess(child, 'SIGKILL'));
-  let out = '';
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`whoami did not start:\n${out}`)), 30_000);
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /ADDRESS (\S+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1] as string);
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`whoami exited (${code}):\n${out}`)));
-  });
+function startWhoami(t: TestContext, env: Record<string, string>): Promise<string> {
+  return startServiceProcess(t, whoami, { MICRO_NAMESPACE: 'tenant-a', ...env });
 }
 
 /** What a token gets at each kind of verifier: HTTP status at the gateway, MicroError code (or 200) over RPC. */

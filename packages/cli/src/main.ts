@@ -20,6 +20,7 @@ import { registerPlatformCommands } from './commands/platform.js';
 import { registerTeamCommands } from './commands/team.js';
 import { registerInvoicesCommands } from './commands/invoices.js';
 import { registerBalanceCommands } from './commands/balance.js';
+import { registerUsageCommand } from './commands/usage.js';
 import { CliContext } from './context.js';
 import { explainError } from './connect.js';
 import { CliError } from './output.js';
@@ -65,6 +66,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerTeamCommands(program, ctx);
   registerInvoicesCommands(program, ctx);
   registerBalanceCommands(program, ctx);
+  registerUsageCommand(program, ctx);
   program.addHelpText(
     'after',
     `

@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { after, type TestContext } from 'node:test';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -84,6 +85,34 @@ export function startServer(home: string, options: { env?: Record<string, string
   });
 }
 
+/**
+ * A service written with the SDK, in a process of its own (`source`: an ES module body run
+ * from the repository's root, which prints `ADDRESS <address>` once it serves): as `micro
+ * run` would start one, with `env` for MICRO_SERVER and its credentials. Killed after the test.
+ */
+export function startServiceProcess(t: { after(fn: () => unknown): void }, source: string, env: Record<string, string>): Promise<string> {
+  const child = spawn(process.execPath, ['--input-type=module', '-e', source], {
+    cwd: join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..'),
+    env: { ...process.env, MICRO_LOG_LEVEL: 'silent', MICRO_SERVICE_ADDRESS: 'tcp://127.0.0.1:0', ...env },
+  });
+  started.add(child);
+  t.after(() => stopProcess(child, 'SIGKILL'));
+  let out = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the service did not start:\n${out}`)), 30_000);
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /ADDRESS (\S+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1] as string);
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`the service exited (${code}):\n${out}`)));
+  });
+}
+
 export function stopProcess(proc: ChildProcessWithoutNullStreams, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
   if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve(proc.exitCode);
   return new Promise((resolve) => {
@@ -118,6 +147,12 @@ export async function until<T>(what: string, ms: number, probe: () => Promise<T 
     if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms${last ? ` (${String(last)})` : ''}`);
     await new Promise((r) => setTimeout(r, 250));
   }
+}
+
+/** A command that failed as it should: exit code 1 and `why` on stderr. */
+export function refused(r: Result, why: RegExp, what: string): void {
+  assert.equal(r.code, 1, `${what}: ${r.stdout}`);
+  assert.match(r.stderr, why, what);
 }
 
 /** A JSON answer of the API gateway. */

@@ -52,6 +52,11 @@ describe('GET /openapi.json is valid OpenAPI 3.1', () => {
       assert.ok(doc.paths[p], `${p} in ${Object.keys(doc.paths).join(', ')}`);
     }
     assert.equal(doc.paths['/v1/greeter/Greeter/Hello']?.post?.operationId, 'greeter.Greeter.Hello');
+    // prices of the definitions: an extension and a sentence, valid OpenAPI as the rest
+    const hello = doc.paths['/v1/greeter/Greeter/Hello']?.post as unknown as { 'x-micro-price': unknown; description: string };
+    assert.deepEqual(hello['x-micro-price'], { units: 100, dollars: '0.0001', freeQuota: 1000 });
+    assert.match(hello.description, /^Priced: 0\.0001 USD/);
+    assert.deepEqual((doc.paths['/v1/greeter/Sum']?.get as unknown as { 'x-micro-price': unknown })['x-micro-price'], { units: 0, dollars: '0', freeQuota: 0 });
     assert.ok(doc.paths['/v1/greeter/Stream']?.get);
   });
 

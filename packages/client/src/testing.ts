@@ -19,7 +19,8 @@ export const greeter = defineService({
       response: z.object({ message: z.string() }),
       readonly: true,
     }),
-    'Greeter.Hello': endpoint({ request: z.object({ name: z.string() }), response: z.object({ message: z.string() }) }),
+    // priced in its definition: /openapi.json shows x-micro-price (this server meters nothing: no platform)
+    'Greeter.Hello': endpoint({ request: z.object({ name: z.string() }), response: z.object({ message: z.string() }), price: 100, freeQuota: 1000 }),
     Nested: endpoint({
       description: 'Nested objects, arrays, enums, records and nullables',
       request: z.object({
@@ -33,7 +34,7 @@ export const greeter = defineService({
     }),
     Slow: endpoint({ request: z.object({ ms: z.number().int() }), response: z.object({ ok: z.boolean() }) }),
     Stream: serverStream({ request: z.object({ name: z.string(), count: z.number().int().min(0).max(1000) }), response: z.object({ message: z.string(), index: z.number().int() }), readonly: true }),
-    Sum: clientStream({ description: 'Adds numbers up', request: z.object({ x: z.number() }), response: z.object({ sum: z.number(), count: z.number().int() }) }),
+    Sum: clientStream({ description: 'Adds numbers up', request: z.object({ x: z.number() }), response: z.object({ sum: z.number(), count: z.number().int() }), price: 0 }),
     Chat: bidiStream({
       description: 'Answers each message in capitals',
       request: z.object({ text: z.string(), fail: z.boolean().optional() }),

@@ -6,4 +6,7 @@
 export { signupService, SIGNUP_PUBLIC_ENDPOINTS, LIMITS as SIGNUP_LIMITS } from './signup/definition.js';
 export { invoicesService, INVOICES_LIMITS } from './invoices/definition.js';
 export { balanceService, BALANCE_LIMITS } from './balance/definition.js';
+export { pricingService, PRICING_LIMITS } from './pricing/definition.js';
+export type { PriceView } from './pricing/definition.js';
+export { usageService, USAGE_LIMITS } from './usage/definition.js';
 export { parseDollars, formatDollars } from './billing/amounts.js';

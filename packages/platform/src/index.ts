@@ -1,5 +1,6 @@
 import type { CoreServiceFactory } from '@micro/server/engine';
 import { signupCoreService } from './signup/index.js';
+import { createPricing } from './pricing/index.js';
 import { invoicesCoreService } from './invoices/index.js';
 import { balanceCoreService } from './balance/index.js';
 import { PlatformHub } from './hub.js';
@@ -13,6 +14,8 @@ export type { BalanceServiceOptions, BalanceEvent, BalanceConfig } from './balan
 export { stripeFromEnv } from './payments/env.js';
 export type { StripeConfig } from './payments/env.js';
 export type { PaymentProvider, CheckoutRequest, CheckoutSession } from './payments/provider.js';
+export { createPricing, pricingCoreService, pricingService, PlatformPricing, PRICING_LIMITS } from './pricing/index.js';
+export type { Pricing, EndpointPrice, PricedEndpoint, PricingServiceOptions, PriceView } from './pricing/index.js';
 
 export type { Mailer, MailMessage, MailerFromEnvOptions } from './mail/index.js';
 export { MemoryMailer, mailerFromEnv, checkAddress, verificationMessage, platformInviteMessage, teamInviteMessage, namespacesMessage, balanceMessage } from './mail/index.js';
@@ -27,5 +30,7 @@ export type { VerificationMessageInput, PlatformInviteMessageInput, TeamInviteMe
  */
 export function platformCoreServices(options: { hub?: PlatformHub } = {}): CoreServiceFactory[] {
   const hub = options.hub ?? new PlatformHub();
-  return [signupCoreService({ hub }), invoicesCoreService({ hub }), balanceCoreService({ hub })];
+  // one Pricing for the pricing service and the meter: an admin's price reaches both at once
+  const { factory: pricingFactory } = createPricing({ hub });
+  return [signupCoreService({ hub }), pricingFactory, invoicesCoreService({ hub }), balanceCoreService({ hub })];
 }

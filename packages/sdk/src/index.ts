@@ -19,6 +19,7 @@ export {
   SERVICE_NAME,
   ENDPOINT_NAME,
 } from './service/definition.js';
+export { PRICE_LIMITS, priceProblem } from './service/price.js';
 export type { ServiceDef, EndpointDef, AnyEndpointDef, EndpointMap, EndpointOptions, RequestIn, RequestOut, ResponseIn, ResponseOut } from './service/definition.js';
 export type { Handlers, HandlerFor, UnaryHandler, ServerStreamHandler, ClientStreamHandler, BidiStreamHandler } from './service/handlers.js';
 export { Service, run, HEALTH_ENDPOINT } from './service/service.js';

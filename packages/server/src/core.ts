@@ -4,6 +4,7 @@ import type { AuthAccounts, AuthTokens } from './auth/storage.js';
 import type { Quotas } from './quota/quotas.js';
 import type { PurgeReport } from './purge/index.js';
 import type { WebhookRoute } from './gateway/webhooks.js';
+import type { GatewayPrices } from './gateway/openapi.js';
 
 /**
  * What micro server gives each of its core services: where to keep data, the shared
@@ -54,6 +55,8 @@ export interface CoreService {
   purge?(namespace: string): Promise<void>;
   /** raw HTTP routes the gateway serves as `POST /webhooks/<name>` (gateway/webhooks.ts): a provider's callbacks, unparsed */
   webhooks?: Record<string, WebhookRoute>;
+  /** the price of an endpoint served from namespace `home` (the platform's pricing service): /openapi.json shows it */
+  prices?: GatewayPrices;
 }
 
 export type CoreServiceFactory = (ctx: CoreContext) => CoreService | Promise<CoreService>;

@@ -270,6 +270,7 @@ export class MicroServer {
           webhooks: collectWebhooks(this.cores),
           corsOrigins: process.env.MICRO_GATEWAY_CORS_ORIGINS?.split(',').map((o) => o.trim()).filter(Boolean),
           stats,
+          prices: this.cores.find((cs) => cs.prices)?.prices,
         });
         const months = this.gateway.months;
         if (months) quotas.addSource(async (namespace) => ({ requestsPerMonth: await months.used(namespace) }));

@@ -31,11 +31,12 @@ export function openDatabase(path: string): Database.Database {
 /**
  * Brings an engine's database to `version` with `create` (run in one transaction when the
  * file is new), recorded in a `meta` table; a file written by a newer micro is refused
- * rather than misread.
+ * rather than misread. `key` is where the version is kept: a file that holds the tables of
+ * several parts (billing.db) keeps one key per part, so a part added later is still created.
  */
-export function ensureSchema(db: Database.Database, path: string, what: string, version: number, create: () => void): void {
+export function ensureSchema(db: Database.Database, path: string, what: string, version: number, create: () => void, key = 'schema_version'): void {
   db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID');
-  const row = db.prepare<[], { value: string }>("SELECT value FROM meta WHERE key = 'schema_version'").get();
+  const row = db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?').get(key);
   const current = row ? Number(row.value) : 0;
   if (current > version) {
     throw new Error(`${path} has ${what} schema version ${current}, newer than this micro server knows (${version}): upgrade micro`);
@@ -43,7 +44,7 @@ export function ensureSchema(db: Database.Database, path: string, what: string, 
   if (current < version) {
     db.transaction(() => {
       create();
-      db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)").run(String(version));
+      db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run(key, String(version));
     })();
   }
 }

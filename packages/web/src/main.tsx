@@ -17,6 +17,7 @@ import { Signup, Waitlist, type SignupLink } from './signup';
 import { Store } from './store';
 import { Team } from './team';
 import { Traces } from './traces';
+import { Usage } from './usage';
 import './style.css';
 
 interface Page {
@@ -39,6 +40,7 @@ const PAGES: readonly Page[] = [
   { path: 'accounts', title: 'Accounts', view: Accounts },
   { path: 'keys', title: 'API keys', view: Keys },
   { path: 'quotas', title: 'Quotas', view: Quotas },
+  { path: 'usage', title: 'Usage', view: Usage },
   { path: 'team', title: 'Team', view: Team },
   { path: 'invoices', title: 'Invoices', view: Invoices },
   { path: 'billing', title: 'Billing', view: Billing },

@@ -47,7 +47,7 @@ export function percent(used: number, limit: number): number {
   return Math.min(100, Math.max(0, (used / limit) * 100));
 }
 
-function Bar({ title, used, limit, format }: { title: string; used: number; limit: number | null; format: (n: number) => string }) {
+export function Bar({ title, used, limit, format }: { title: string; used: number; limit: number | null; format: (n: number) => string }) {
   if (limit === null) return <span class="muted">unlimited</span>;
   const p = percent(used, limit);
   const level = p >= 100 ? 'full' : p >= 80 ? 'high' : 'ok';

@@ -1,6 +1,7 @@
 import { Fragment } from 'preact';
 import { useState } from 'preact/hooks';
-import { call } from './api';
+import { call, currentSession } from './api';
+import { priceFor, priceText, type Price, type PriceRow } from './money';
 import { fieldsOf, requestFrom, type Field, type JsonSchema } from './schema';
 import { Json, messageOf, Problem, Section, useLoad } from './ui';
 
@@ -10,6 +11,9 @@ interface EndpointRecord {
   request: JsonSchema;
   response: JsonSchema;
   description?: string;
+  /** what the service's definition says (pricing.List has the price that applies) */
+  price?: number;
+  freeQuota?: number;
 }
 interface ServiceRecord {
   name: string;
@@ -23,6 +27,9 @@ interface ServiceRecord {
 /** registry.ListServices: every service of the namespace, one entry per version. */
 export function Services() {
   const list = useLoad(() => call<{ services: ServiceRecord[] }>('registry', 'ListServices', {}));
+  // the prices that apply (an admin's over the definition's); a server without the pricing service has the records' own
+  const prices = useLoad(() => call<{ prices: PriceRow[] }>('pricing', 'List', {}).catch(() => ({ prices: [] as PriceRow[] })));
+  const namespace = currentSession()?.account.issuer ?? 'micro';
   const [open, setOpen] = useState<string>();
   const services = [...(list.value?.services ?? [])].sort((a, b) => a.name.localeCompare(b.name) || a.version.localeCompare(b.version));
   return (
@@ -57,7 +64,7 @@ export function Services() {
                 {open === key ? (
                   <tr>
                     <td colSpan={4}>
-                      <ServiceDetail service={s} />
+                      <ServiceDetail service={s} price={(ep) => priceFor(prices.value?.prices ?? [], s.namespace ?? namespace, s.name, s.version, ep)} />
                     </td>
                   </tr>
                 ) : null}
@@ -70,7 +77,7 @@ export function Services() {
   );
 }
 
-function ServiceDetail({ service }: { service: ServiceRecord }) {
+function ServiceDetail({ service, price }: { service: ServiceRecord; price: (ep: EndpointRecord) => Price | undefined }) {
   return (
     <div class="detail">
       {service.nodes.map((n) => (
@@ -79,13 +86,13 @@ function ServiceDetail({ service }: { service: ServiceRecord }) {
         </div>
       ))}
       {service.endpoints.map((ep) => (
-        <EndpointView key={ep.name} service={service.name} endpoint={ep} />
+        <EndpointView key={ep.name} service={service.name} endpoint={ep} price={price(ep)} />
       ))}
     </div>
   );
 }
 
-function EndpointView({ service, endpoint }: { service: string; endpoint: EndpointRecord }) {
+function EndpointView({ service, endpoint, price }: { service: string; endpoint: EndpointRecord; price: Price | undefined }) {
   const [schemas, setSchemas] = useState(false);
   return (
     <article class="endpoint" data-endpoint={endpoint.name}>
@@ -93,6 +100,11 @@ function EndpointView({ service, endpoint }: { service: string; endpoint: Endpoi
         {service}.{endpoint.name} <span class="badge">{endpoint.kind}</span>
       </h3>
       {endpoint.description ? <p class="muted">{endpoint.description}</p> : null}
+      {price ? (
+        <p class="price" aria-label={`price of ${service}.${endpoint.name}`}>
+          Price: {priceText(price)} <span class="badge">{price.source === 'admin' ? 'set by the platform' : 'from its definition'}</span>
+        </p>
+      ) : null}
       <button class="link" onClick={() => setSchemas(!schemas)}>
         {schemas ? 'Hide schemas' : 'Show schemas'}
       </button>

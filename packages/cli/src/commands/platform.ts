@@ -5,6 +5,7 @@ import { connect, type Connection } from '../connect.js';
 import type { CliContext } from '../context.js';
 import { CliError, UsageError } from '../output.js';
 import { ask } from '../prompt.js';
+import { registerPricingCommands } from './pricing.js';
 
 /**
  * `micro platform`: the staff's side of the platform (admins of namespace micro): invites,
@@ -14,6 +15,7 @@ import { ask } from '../prompt.js';
  *   micro platform invites | revoke <invite id> | waitlist | invite-next <n>
  *   micro platform customers [--status s] | customer <id|email>
  *   micro platform suspend | reactivate | delete <id|email>
+ *   micro platform pricing [set | clear]   (pricing.ts)
  */
 
 type Signup = TypedClient<typeof signupService>;
@@ -86,6 +88,7 @@ export function registerPlatformCommands(program: Command, ctx: CliContext): voi
     );
 
   registerCustomerCommands(platform, ctx, page, output);
+  registerPricingCommands(platform, ctx);
 }
 
 function registerCustomerCommands(platform: Command, ctx: CliContext, page: (c: Command) => Command, output: readonly [string, string]): void {

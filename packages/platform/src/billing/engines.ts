@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { CoreContext, Postgres } from '@micro/server/engine';
+import { ensureSchema, type CoreContext, type Postgres } from '@micro/server/engine';
 import { openPgLedger, openSqliteLedger, type Ledger } from '../ledger/index.js';
 import type { SqliteLedger } from '../ledger/sqlite.js';
 import type { PgLedger } from '../ledger/postgres.js';
@@ -32,4 +32,15 @@ export async function openBillingEngines(ctx: Pick<CoreContext, 'profile' | 'dat
   const ledger = openSqliteLedger(join(ctx.dataDir, 'billing.db'), { clock });
   await openPlatformAccounts(ledger);
   return { ledger, sqlite: ledger.db, clock };
+}
+
+/**
+ * Brings a part's tables in billing.db to `version` with `create`. The file's own
+ * `schema_version` is the ledger's, so each part keeps its version under
+ * `schema_version.<part>` of the same `meta` table: a part that joins a file made before
+ * it is created there, and a file written by a newer micro is refused rather than misread.
+ * (PostgreSQL: `migrate(pg, '<part>', …)` keeps one version a component already.)
+ */
+export function ensureBillingSchema(db: Database, part: string, version: number, create: () => void): void {
+  ensureSchema(db, db.name, part, version, create, `schema_version.${part}`);
 }

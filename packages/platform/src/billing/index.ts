@@ -15,6 +15,6 @@ export type { PostingKind } from './accounts.js';
 export { checkUnits, parseDollars, formatDollars, prorate, applyRate } from './amounts.js';
 export { periodOf, parsePeriod, nextPeriod, previousPeriod } from './periods.js';
 export type { Period } from './periods.js';
-export { openBillingEngines } from './engines.js';
+export { openBillingEngines, ensureBillingSchema } from './engines.js';
 export type { BillingEngines } from './engines.js';
 export { ensurePartSchema } from './schema.js';

@@ -2,9 +2,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Client, configService, MicroError, createClient, createLogger, MemoryBroker, MemoryRegistry, RpcServer, Service, storeService, type ClientMiddleware, type Profile, type ServiceDef, type TypedClient } from '@micro/sdk';
-import { authenticate, configCoreService, openQuotas, storeFactory, type CoreContext, type CoreService, type CoreServiceFactory, type Quotas } from '@micro/server/engine';
+import { Client, configService, MicroError, createClient, createLogger, MemoryBroker, storeService, type ClientMiddleware, type Profile, type ServiceDef, type TypedClient } from '@micro/sdk';
+import { configCoreService, openQuotas, storeFactory, type CoreContext, type CoreService, type CoreServiceFactory, type Quotas } from '@micro/server/engine';
 import { startAuthHarness, type AuthHarness } from '@micro/server/testing';
+import { hostCoreServices } from '../core-testing.js';
 import { MemoryMailer } from '../mail/mailer.js';
 import { signupService } from './definition.js';
 import { signupCoreService, type SignupServiceOptions } from './index.js';
@@ -60,21 +61,7 @@ export async function startSignupHarness(options: SignupServiceOptions = {}, pro
   // the team roles are checked by the guard of every core service: two of them with real local engines
   const others: CoreService[] = profile.name === 'local' ? [await storeFactory(ctx), await configCoreService(ctx)] : [];
   for (const factory of more) others.push(await factory(ctx));
-  const rpc = new RpcServer({ logger: silent });
-  const address = await rpc.listen('tcp://127.0.0.1:0');
-  const services = [core, ...others].map(
-    (cs) =>
-      new Service(cs.def, cs.handlers, {
-        server: rpc,
-        namespace: 'micro',
-        registry: new MemoryRegistry(),
-        logger: silent,
-        registerTTL: 0,
-        auth: false,
-        middleware: [authenticate(auth.tokens, new Set(['Debug.Health', ...(cs.publicEndpoints ?? [])]), cs.def)],
-      }),
-  );
-  for (const s of services) await s.start();
+  const { address, close: stopServing } = await hostCoreServices([core, ...others], auth.tokens);
   const client = <D extends ServiceDef>(def: D, token?: string) => createClient(def, new Client({ address, namespace: 'micro', preferLocal: false, timeout: 10_000, middleware: token ? [withToken(token)] : [] }));
   const as = (token?: string) => client(signupService, token);
   return {
@@ -93,8 +80,7 @@ export async function startSignupHarness(options: SignupServiceOptions = {}, pro
       return code;
     },
     async close() {
-      for (const s of services) await s.stop();
-      await rpc.close();
+      await stopServing();
       for (const cs of [core, ...others]) await cs.stop?.();
       await quotas.close();
       await auth.close();

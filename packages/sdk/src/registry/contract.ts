@@ -41,10 +41,23 @@ export function registryContract(name: string, make: () => Promise<{ registry: R
         const endpoints = [
           { name: 'Read', kind: 'unary' as const, request: { type: 'object' }, response: { type: 'object' }, idempotent: true, readonly: true, description: 'a read' },
           { name: 'Write', kind: 'unary' as const, request: { type: 'object' }, response: { type: 'object' }, readonly: false },
+          { name: 'Buy', kind: 'unary' as const, request: { type: 'object' }, response: { type: 'object' }, price: 100, freeQuota: 0 },
         ];
         await r.register(svc('books', '1.0.0', ['a'], { endpoints }));
         assert.deepEqual((await r.getService('books'))[0]?.endpoints, endpoints);
         await assert.rejects(r.register(svc('books', '1.0.0', ['a'], { endpoints: [{ ...endpoints[1], readonly: 'yes' } as never] })), isBadRequest(/service\.endpoints\[0\]\.readonly must be a boolean/));
+        // prices (units, free calls a month): whole, 0 to 10^15 and 10^12
+        for (const [extra, detail] of [
+          [{ price: -1 }, /service\.endpoints\[0\]\.price must be a whole number of units/],
+          [{ price: 1.5 }, /price must be/],
+          [{ price: 1e15 + 1 }, /price must be/],
+          [{ price: '100' }, /price must be .*not "100"/],
+          [{ freeQuota: -1 }, /service\.endpoints\[0\]\.freeQuota must be a whole number of calls/],
+          [{ freeQuota: 2 ** 60 }, /freeQuota must be/],
+        ] as const) {
+          await assert.rejects(r.register(svc('books', '1.0.0', ['a'], { endpoints: [{ ...endpoints[2], ...extra } as never] })), isBadRequest(detail), JSON.stringify(extra));
+        }
+        assert.deepEqual((await r.getService('books'))[0]?.endpoints, endpoints, 'refused registrations change nothing');
       }));
 
     test('keeps versions apart and lists every version of every service', () =>

@@ -25,6 +25,10 @@ export interface EndpointRecord {
   idempotent?: boolean;
   /** changes nothing: the API gateway lets GET reach it (other endpoints are POST only) */
   readonly?: boolean;
+  /** units (10^-6 USD) a successful call costs beyond the free quota, as the service defines it (platform admins may set another); set, the endpoint is metered */
+  price?: number;
+  /** successful calls a month each payer makes free of charge, as the service defines it; set, the endpoint is metered */
+  freeQuota?: number;
   metadata?: Record<string, string>;
 }
 

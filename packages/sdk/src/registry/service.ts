@@ -18,6 +18,9 @@ const Endpoint = z.object({
   description: z.string().optional(),
   idempotent: z.boolean().optional(),
   readonly: z.boolean().optional(),
+  // bounds checked by the registry (util.ts), the same way for every engine
+  price: z.number().optional(),
+  freeQuota: z.number().optional(),
   metadata: Metadata.optional(),
 });
 const Node = z.object({ id: z.string(), address: z.string(), metadata: Metadata.optional() });

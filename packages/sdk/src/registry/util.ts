@@ -5,6 +5,7 @@
  */
 
 import { BadRequest } from '../errors/errors.js';
+import { priceProblem } from '../service/price.js';
 import { DEFAULT_NAMESPACE } from './registry.js';
 import type { EndpointRecord, NodeRecord, ServiceRecord, StreamKind } from './registry.js';
 
@@ -124,6 +125,12 @@ function checkEndpoint(value: unknown, field: string): EndpointRecord {
   if (value.readonly !== undefined) {
     if (typeof value.readonly !== 'boolean') throw bad(`${field}.readonly must be a boolean`);
     out.readonly = value.readonly;
+  }
+  for (const kind of ['price', 'freeQuota'] as const) {
+    if (value[kind] === undefined) continue;
+    const problem = priceProblem(kind, value[kind], `${field}.${kind}`);
+    if (problem) throw bad(problem);
+    out[kind] = value[kind] as number;
   }
   const metadata = checkMetadata(value.metadata, `${field}.metadata`);
   if (metadata) out.metadata = metadata;

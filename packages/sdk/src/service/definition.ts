@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { isSchema } from './validate.js';
+import { priceProblem } from './price.js';
 import type { EndpointRecord, JSONSchema, StreamKind } from '../registry/registry.js';
 
 /**
@@ -30,6 +31,15 @@ export interface EndpointOptions<Req extends z.ZodType, Res extends z.ZodType> {
    * image or a form of another site cannot change anything (default false)
    */
   readonly?: boolean;
+  /**
+   * what a successful call through the API gateway costs the caller beyond its free quota:
+   * whole units of 10^-6 USD (`100` = $0.0001), 0 to 10^15. Set, even to 0, it makes the
+   * endpoint metered: its calls are counted and shown in `micro usage`. Platform admins may
+   * set another price (`micro platform pricing set`), which wins. Default: not priced
+   */
+  price?: number;
+  /** successful calls a month each payer makes free of charge, 0 to 10^12; set, it makes the endpoint metered. Default: none */
+  freeQuota?: number;
   metadata?: Record<string, string>;
 }
 
@@ -40,6 +50,8 @@ export interface EndpointDef<Req extends z.ZodType = z.ZodType, Res extends z.Zo
   readonly description?: string;
   readonly idempotent: boolean;
   readonly readonly: boolean;
+  readonly price?: number;
+  readonly freeQuota?: number;
   readonly metadata?: Record<string, string>;
 }
 
@@ -57,6 +69,9 @@ function make<K extends StreamKind>(kind: K) {
       description: options.description,
       idempotent: options.idempotent ?? false,
       readonly: options.readonly ?? false,
+      // checked by defineService, which can name the endpoint
+      ...(options.price !== undefined ? { price: options.price } : {}),
+      ...(options.freeQuota !== undefined ? { freeQuota: options.freeQuota } : {}),
       metadata: options.metadata,
     });
   };
@@ -96,9 +111,13 @@ export function defineService<const N extends string, const E extends EndpointMa
   if (typeof options.name !== 'string' || options.name.length > 128 || !SERVICE_NAME.test(options.name)) {
     throw new TypeError(`invalid service name "${String(options.name)}": use lower-case letters, digits, ".", "-" or "_", starting with a letter`);
   }
-  for (const name of Object.keys(options.endpoints)) {
+  for (const [name, def] of Object.entries(options.endpoints)) {
     if (name.length > 128 || !ENDPOINT_NAME.test(name)) {
       throw new TypeError(`invalid endpoint name "${name}" in service ${options.name}: use Name or Handler.Method`);
+    }
+    for (const kind of ['price', 'freeQuota'] as const) {
+      const problem = def[kind] === undefined ? undefined : priceProblem(kind, def[kind]);
+      if (problem) throw new TypeError(`invalid ${kind} of endpoint ${name} in service ${options.name}: ${problem}`);
     }
   }
   return Object.freeze({
@@ -131,6 +150,8 @@ export function endpointRecord(name: string, def: AnyEndpointDef): EndpointRecor
   if (def.description) record.description = def.description;
   if (def.idempotent) record.idempotent = true;
   if (def.readonly) record.readonly = true;
+  if (def.price !== undefined) record.price = def.price;
+  if (def.freeQuota !== undefined) record.freeQuota = def.freeQuota;
   if (def.metadata) record.metadata = def.metadata;
   return record;
 }

@@ -22,7 +22,7 @@ import {
 import type { AuthAccounts, AuthTokens } from '../auth/storage.js';
 import { WebSocketServer } from 'ws';
 import { TwoKeyCache } from './cache.js';
-import { flatFields, openApiDocument, type EndpointAccess } from './openapi.js';
+import { flatFields, openApiDocument, type EndpointAccess, type GatewayPrices } from './openapi.js';
 import { RateLimiter, type Limiter, type RateLimitOptions } from './ratelimit.js';
 import { NamespaceRates, RateLimited } from './quota.js';
 import { NamespaceMonths, type MonthlyCounter } from './monthly.js';
@@ -83,6 +83,8 @@ export interface GatewayOptions {
   dashboardDir?: string | false;
   /** raw routes of the core services, `POST /webhooks/<name>` (webhooks.ts); default none */
   webhooks?: ReadonlyMap<string, WebhookRoute>;
+  /** the price of each endpoint, shown in /openapi.json (micro server: the platform's pricing service); default what the endpoint's record says */
+  prices?: GatewayPrices;
 }
 
 /** MICRO_GATEWAY_TRUST_PROXY set: the gateway is behind a proxy that appends the client's address to X-Forwarded-For */
@@ -808,7 +810,7 @@ export class Gateway {
         return undefined;
       }
     };
-    send(res, 200, openApiDocument(namespace, services, access), req.method === 'HEAD');
+    send(res, 200, openApiDocument(namespace, services, access, this.options.prices), req.method === 'HEAD');
   }
 
   /**

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import type { EndpointRecord, ServiceRecord } from '@micro/sdk';
 import { silent, startAuthHarness, type AuthHarness } from '../auth/testing.js';
 import { Gateway } from './gateway.js';
-import { flatFields, openApiDocument, type EndpointAccess } from './openapi.js';
+import { flatFields, openApiDocument, unitsAsDollars, type EndpointAccess, type GatewayPrices } from './openapi.js';
 import { http } from './testing.js';
 
 // GET /openapi.json: what each operation says about its body, its credentials and streams
@@ -21,6 +21,7 @@ type Op = {
   'x-micro-sse'?: boolean;
   'x-micro-readonly'?: boolean;
   'x-micro-messages'?: { request: { $schema?: string; properties: object }; response: object };
+  'x-micro-price'?: { units: number; dollars: string; freeQuota: number };
 };
 type Doc = { paths: Record<string, { get?: Op; post?: Op }>; components: { securitySchemes: Record<string, { type: string; in?: string; name?: string }> } };
 
@@ -117,6 +118,51 @@ describe('openApiDocument', () => {
     assert.equal(flatFields(obj({ a: { type: 'array', items: { type: 'string' } } })), undefined);
     assert.equal(flatFields({ type: 'string' }), undefined);
     assert.deepEqual([...(flatFields({ type: 'object' }) ?? [])], []);
+  });
+});
+
+describe('prices in the document', () => {
+  const priced: ServiceRecord = {
+    ...shop,
+    endpoints: [
+      { ...ep('Buy', 'unary', obj({ item: { type: 'string' } })), price: 100, freeQuota: 1000 },
+      { ...ep('Sell', 'unary', obj({})), price: 2_500_000 },
+      { ...ep('Watch', 'server', obj({})), price: 0, freeQuota: 5 },
+      ep('List', 'unary', obj({})),
+    ],
+  };
+  const all = () => 'credentials' as const;
+  const op = (doc: Doc, name: string) => (doc.paths[`/v1/shop/${name}`]?.post ?? doc.paths[`/v1/shop/${name}`]?.get) as Op;
+
+  test("each priced operation: x-micro-price and a sentence, from the endpoint's record", () => {
+    const doc = openApiDocument('acme', [priced], all) as unknown as Doc;
+    assert.deepEqual(op(doc, 'Buy')['x-micro-price'], { units: 100, dollars: '0.0001', freeQuota: 1000 });
+    assert.equal(op(doc, 'Buy').description, 'Priced: 0.0001 USD (100 units of 10^-6 USD) a successful call beyond 1,000 free calls a month.');
+    assert.equal(op(doc, 'Sell').description, 'Priced: 2.5 USD (2500000 units of 10^-6 USD) a successful call.');
+    // a stream is one call: the sentence leads its description
+    assert.deepEqual(op(doc, 'Watch')['x-micro-price'], { units: 0, dollars: '0', freeQuota: 5 });
+    assert.match(op(doc, 'Watch').description ?? '', /^Metered: free of charge, each call counted in usage\. a server stream/);
+    assert.equal(op(doc, 'List')['x-micro-price'], undefined);
+    assert.equal(op(doc, 'List').description, undefined);
+  });
+
+  test('the prices hook (micro server: the pricing service) answers for every operation, with the home namespace', () => {
+    const asked: string[] = [];
+    const hook: GatewayPrices = (home, service, endpoint) => {
+      asked.push(`${home}/${service}.${endpoint.name}`);
+      if (endpoint.name === 'List') return { price: 7, freeQuota: 0 };
+      return endpoint.name === 'Buy' ? { price: endpoint.price ?? 0, freeQuota: 1 } : undefined;
+    };
+    const doc = openApiDocument('acme', [priced], all, hook) as unknown as Doc;
+    assert.deepEqual(asked.sort(), ['acme/shop.Buy', 'acme/shop.List', 'acme/shop.Sell', 'acme/shop.Watch']);
+    assert.deepEqual(op(doc, 'List')['x-micro-price'], { units: 7, dollars: '0.000007', freeQuota: 0 }, "an admin's price of an endpoint its definition does not price");
+    assert.deepEqual(op(doc, 'Buy')['x-micro-price'], { units: 100, dollars: '0.0001', freeQuota: 1 });
+    assert.equal(op(doc, 'Sell')['x-micro-price'], undefined, 'the hook has the last word');
+  });
+
+  test('unitsAsDollars: exact decimals of a dollar', () => {
+    const cases: [number, string][] = [[0, '0'], [1, '0.000001'], [100, '0.0001'], [35_000_000, '35'], [1_234_567, '1.234567'], [1e15, '1000000000'], [2_500_000, '2.5']];
+    for (const [units, dollars] of cases) assert.equal(unitsAsDollars(units), dollars, String(units));
   });
 });
 

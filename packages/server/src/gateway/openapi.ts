@@ -1,5 +1,38 @@
 import type { EndpointRecord, ServiceRecord } from '@micro/sdk';
 
+/**
+ * The price and free quota of an endpoint served from namespace `home` (units of 10^-6 USD
+ * a call, calls a month), or undefined when it is not priced: the platform's pricing
+ * service answers it (its admins' prices over the definitions'), without it the endpoint's
+ * record (recordPrice).
+ */
+export type GatewayPrices = (home: string, service: string, endpoint: Pick<EndpointRecord, 'name' | 'price' | 'freeQuota'>) => EndpointPrice | undefined;
+
+export interface EndpointPrice {
+  price: number;
+  freeQuota: number;
+}
+
+/** What an endpoint's own definition says of its price (its registry record), or undefined: not priced. */
+export function recordPrice(_home: string, _service: string, ep: Pick<EndpointRecord, 'price' | 'freeQuota'>): EndpointPrice | undefined {
+  if (ep.price === undefined && ep.freeQuota === undefined) return undefined;
+  return { price: ep.price ?? 0, freeQuota: ep.freeQuota ?? 0 };
+}
+
+/** units (10^-6 USD) as an exact decimal of dollars, as few digits as it takes: 100 → "0.0001", 35000000 → "35" */
+export function unitsAsDollars(units: number): string {
+  const digits = String(units).padStart(7, '0');
+  const cents = digits.slice(-6).replace(/0+$/, '');
+  return cents ? `${digits.slice(0, -6)}.${cents}` : digits.slice(0, -6);
+}
+
+/** The sentence of a priced operation, and its `x-micro-price`. */
+function priceOf(p: EndpointPrice): { sentence: string; extension: { units: number; dollars: string; freeQuota: number } } {
+  const free = p.freeQuota > 0 ? ` beyond ${p.freeQuota.toLocaleString('en-US')} free calls a month` : '';
+  const sentence = p.price === 0 ? 'Metered: free of charge, each call counted in usage.' : `Priced: ${unitsAsDollars(p.price)} USD (${p.price} units of 10^-6 USD) a successful call${free}.`;
+  return { sentence, extension: { units: p.price, dollars: unitsAsDollars(p.price), freeQuota: p.freeQuota } };
+}
+
 /** The path of an endpoint: `Call` → /v1/svc/Call, `Greeter.Hello` → /v1/svc/Greeter/Hello. */
 export function endpointPath(service: string, endpoint: string): string {
   return `/v1/${service}/${endpoint.split('.').join('/')}`;
@@ -141,7 +174,12 @@ function streamOperation(ep: EndpointRecord & { kind: 'server' | 'client' | 'bid
  * events), their message schemas in `x-micro-messages`. Public endpoints say so with an
  * empty security requirement (`{}`); the others need one of the credentials.
  */
-export function openApiDocument(namespace: string, services: ServiceRecord[], access: (service: string, endpoint: string) => EndpointAccess | boolean | undefined): Record<string, unknown> {
+export function openApiDocument(
+  namespace: string,
+  services: ServiceRecord[],
+  access: (service: string, endpoint: string) => EndpointAccess | boolean | undefined,
+  prices: GatewayPrices = recordPrice,
+): Record<string, unknown> {
   const paths: Record<string, unknown> = {};
   const seen = new Set<string>();
   for (const svc of [...services].sort((a, b) => a.name.localeCompare(b.name))) {
@@ -161,13 +199,20 @@ export function openApiDocument(namespace: string, services: ServiceRecord[], ac
       if (isPublic) op['x-micro-public'] = true;
       // changes nothing: also answers GET with the request as query parameters (flat requests)
       if (ep.readonly === true) op['x-micro-readonly'] = true;
+      const price = prices(namespace, svc.name, ep);
+      const priced = price && priceOf(price);
+      if (priced) op['x-micro-price'] = priced.extension;
       if (ep.kind !== 'unary') {
-        paths[endpointPath(svc.name, ep.name)] = { get: streamOperation(ep as EndpointRecord & { kind: 'server' | 'client' | 'bidi' }, op, isPublic) };
+        const stream = streamOperation(ep as EndpointRecord & { kind: 'server' | 'client' | 'bidi' }, op, isPublic);
+        // a stream is one call
+        if (priced) stream.description = `${priced.sentence} ${String(stream.description)}`;
+        paths[endpointPath(svc.name, ep.name)] = { get: stream };
         continue;
       }
       paths[endpointPath(svc.name, ep.name)] = {
         post: {
           ...op,
+          ...(priced ? { description: priced.sentence } : {}),
           requestBody: { required: needsBody(ep.request), content: { 'application/json': { schema: schema(ep.request) } } },
           responses: {
             '200': { description: 'the response', content: { 'application/json': { schema: schema(ep.response) } } },
