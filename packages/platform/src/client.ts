@@ -4,3 +4,4 @@
  * storage engine, mailer or server code.
  */
 export { signupService, SIGNUP_PUBLIC_ENDPOINTS, LIMITS as SIGNUP_LIMITS } from './signup/definition.js';
+export { billingService, BILLING_PUBLIC_ENDPOINTS, BILLING_LIMITS } from './plans/definition.js';
