@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, configService, MicroError, createClient, createLogger, MemoryBroker, MemoryRegistry, RpcServer, Service, storeService, type ClientMiddleware, type Profile, type ServiceDef, type TypedClient } from '@micro/sdk';
-import { authenticate, configCoreService, openQuotas, storeFactory, type CoreContext, type CoreService, type Quotas } from '@micro/server/engine';
+import { authenticate, configCoreService, openQuotas, storeFactory, type CoreContext, type CoreService, type CoreServiceFactory, type Quotas } from '@micro/server/engine';
 import { startAuthHarness, type AuthHarness } from '@micro/server/testing';
 import { MemoryMailer } from '../mail/mailer.js';
 import { signupService } from './definition.js';
@@ -21,6 +21,8 @@ export interface SignupHarness {
   quotas: Quotas;
   /** the signup service, anonymous or with a token */
   as(token?: string): TypedClient<typeof signupService>;
+  /** any service of the harness (those given as `more` too), anonymous or with a token */
+  client<D extends ServiceDef>(def: D, token?: string): TypedClient<D>;
   /** the store and config core services (local profile only), behind the same guard */
   store(token: string): TypedClient<typeof storeService>;
   config(token: string): TypedClient<typeof configService>;
@@ -45,7 +47,8 @@ function withToken(token: string): ClientMiddleware {
   };
 }
 
-export async function startSignupHarness(options: SignupServiceOptions = {}, profile: Profile = { name: 'local' }): Promise<SignupHarness> {
+/** `more`: other core services hosted beside signup on the same context (billing, with the same hub). */
+export async function startSignupHarness(options: SignupServiceOptions = {}, profile: Profile = { name: 'local' }, more: CoreServiceFactory[] = []): Promise<SignupHarness> {
   const auth = await startAuthHarness();
   const home = mkdtempSync(join(tmpdir(), 'micro-signup-svc-'));
   const mailer = new MemoryMailer();
@@ -54,6 +57,7 @@ export async function startSignupHarness(options: SignupServiceOptions = {}, pro
   const core = await signupCoreService({ mailer, ...options })(ctx);
   // the team roles are checked by the guard of every core service: two of them with real local engines
   const others: CoreService[] = profile.name === 'local' ? [await storeFactory(ctx), await configCoreService(ctx)] : [];
+  for (const factory of more) others.push(await factory(ctx));
   const rpc = new RpcServer({ logger: silent });
   const address = await rpc.listen('tcp://127.0.0.1:0');
   const services = [core, ...others].map(
@@ -76,6 +80,7 @@ export async function startSignupHarness(options: SignupServiceOptions = {}, pro
     mailer,
     quotas,
     as,
+    client,
     store: (token) => client(storeService, token),
     config: (token) => client(configService, token),
     adminToken: async () => (await auth.authAs().Token({ id: auth.admin.id, secret: auth.admin.secret, namespace: 'micro' })).token,
