@@ -1,4 +1,5 @@
-import { MAX_AMOUNT, UNITS_PER_DOLLAR } from '../ledger/index.js';
+// the constants only (ledger.ts), not the engines: the CLI loads this through @micro/platform/client
+import { MAX_AMOUNT, UNITS_PER_DOLLAR } from '../ledger/ledger.js';
 
 /**
  * Money in billing is what the ledger takes: integer units of 10^-6 USD (1/10,000 of a
