@@ -18,6 +18,7 @@ import { registerTraceCommand } from './commands/trace.js';
 import { registerSignupCommands } from './commands/signup.js';
 import { registerPlatformCommands } from './commands/platform.js';
 import { registerTeamCommands } from './commands/team.js';
+import { registerPlanCommands } from './commands/plan.js';
 import { CliContext } from './context.js';
 import { explainError } from './connect.js';
 import { CliError } from './output.js';
@@ -61,6 +62,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerSignupCommands(program, ctx);
   registerPlatformCommands(program, ctx);
   registerTeamCommands(program, ctx);
+  registerPlanCommands(program, ctx);
   program.addHelpText(
     'after',
     `

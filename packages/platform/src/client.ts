@@ -5,3 +5,4 @@
  */
 export { signupService, SIGNUP_PUBLIC_ENDPOINTS, LIMITS as SIGNUP_LIMITS } from './signup/definition.js';
 export { billingService, BILLING_PUBLIC_ENDPOINTS, BILLING_LIMITS } from './plans/definition.js';
+export { parseDollars, formatDollars } from './billing/amounts.js';

@@ -90,9 +90,11 @@ export class Subscriptions {
 
   /** A new plan, in force from the current period (nobody is on it: nothing is retroactive). */
   async createPlan(id: string, fields: PlanFields): Promise<PlanVersion> {
+    if ((await this.fresh()).has(id)) throw exists(id);
     const plan = planFrom(id, fields);
     const v: PlanVersion = { plan, from: this.period().id, at: this.d.clock() };
-    if (!(await this.d.storage.putVersion(v, 'create'))) throw errors.Conflict(BILLING_ERROR_ID, `id: plan ${id} exists: change it with UpdatePlan`);
+    // two creates racing: the storage lets one make it
+    if (!(await this.d.storage.putVersion(v, 'create'))) throw exists(id);
     this.edited();
     return v;
   }
@@ -394,6 +396,10 @@ export class Subscriptions {
       if (pending.length < PAGE || done === 0) return posted;
     }
   }
+}
+
+function exists(id: string) {
+  return errors.Conflict(BILLING_ERROR_ID, `id: plan ${id} exists: change it with UpdatePlan (micro platform plans set)`);
 }
 
 /** The plan a subscription gives in `period`: Community without one, once ended, or once a cancellation took effect. */
