@@ -7,6 +7,7 @@ import { Events } from './events';
 import { Login } from './login';
 import { Logs } from './logs';
 import { Metrics } from './metrics';
+import { Plan } from './plan';
 import { Quotas } from './quotas';
 import { Runtime } from './runtime';
 import { Services } from './services';
@@ -36,6 +37,7 @@ const PAGES: readonly Page[] = [
   { path: 'accounts', title: 'Accounts', view: Accounts },
   { path: 'quotas', title: 'Quotas', view: Quotas },
   { path: 'team', title: 'Team', view: Team },
+  { path: 'plan', title: 'Plan', view: Plan },
 ];
 
 /** `#/traces/abc` → the traces page and `abc`; an unknown path → the first page. */
