@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import type { Profile } from '@micro/sdk';
 import type { CoreContext } from '@micro/server/engine';
+import { testPostgres } from '@micro/server/testing';
 import { dueAccount } from '../billing/accounts.js';
 import { PlatformHub } from '../hub.js';
 import { fails, PASSWORD, startSignupHarness, type SignupHarness } from '../signup/testing.js';
@@ -16,7 +18,7 @@ import { billingCoreService } from './index.js';
 
 const at = (iso: string) => Date.parse(iso);
 
-describe('the billing service through the real guard', () => {
+function suite(engine: 'sqlite' | 'postgres'): void {
   let h: SignupHarness;
   let hub: PlatformHub;
   let now = at('2027-02-01T00:00:00Z');
@@ -36,18 +38,34 @@ describe('the billing service through the real guard', () => {
   const customerId = async (email: string) => (await h.as(staff).ReadCustomer({ email })).customer.id;
   const subs = () => hub.plans({} as CoreContext);
 
+  let skipped: string | undefined;
+  const cleanups: (() => unknown)[] = [];
+  const it = (name: string, fn: () => Promise<void>) =>
+    test(name, async (t) => {
+      if (skipped !== undefined) return t.skip(skipped);
+      await fn();
+    });
   before(async () => {
-    hub = new PlatformHub({ clock: () => now, payerTtl: 0 });
-    h = await startSignupHarness({ hub, sourceLimit: 10_000, now: () => now }, { name: 'local' }, [billingCoreService({ hub })]);
+    let profile: Profile = { name: 'local' };
+    if (engine === 'postgres') {
+      const db = await testPostgres({ skip: (why) => (skipped = why ?? 'postgres away'), after: (fn) => cleanups.push(fn) }, 'billingsvc');
+      if (!db) return;
+      profile = { name: 'nats', postgresUrl: db.url, prefix: db.prefix } as unknown as Profile;
+    }
+    hub = new PlatformHub({ clock: () => now, payerTtl: 0, codeKey: Buffer.alloc(32, 9) });
+    h = await startSignupHarness({ hub, sourceLimit: 10_000, now: () => now, codeKey: Buffer.alloc(32, 9) }, profile, [billingCoreService({ hub })]);
     staff = await h.adminToken();
     ada = await signUp('ada@example.com', 'acme');
     mal = await signUp('mal@example.com', 'mals');
     adaId = await customerId('ada@example.com');
     malId = await customerId('mal@example.com');
   });
-  after(() => h.close());
+  after(async () => {
+    await h?.close();
+    for (const fn of cleanups) await fn();
+  });
 
-  test('Plans is public: prices and what each includes; Cloud shown as reserved', async () => {
+  it('Plans is public: prices and what each includes; Cloud shown as reserved', async () => {
     const { plans, period } = await billing().Plans({});
     assert.equal(period, '2027-02');
     assert.deepEqual(plans.map((p) => [p.id, p.price, p.status]), [
@@ -65,14 +83,14 @@ describe('the billing service through the real guard', () => {
     assert.equal(typeof community?.limits.memoryPerInstance, 'number', 'limits in full: the platform defaults where the plan says nothing');
   });
 
-  test('Community: the owner alone (no shared namespaces); the members quota refuses an invite', async () => {
+  it('Community: the owner alone (no shared namespaces); the members quota refuses an invite', async () => {
     const { subscription } = await billing(ada).Subscription({});
     assert.deepEqual([subscription.plan.id, subscription.subscribed, subscription.namespaces, subscription.members, subscription.next.amount], ['community', false, ['acme'], 1, 0]);
     assert.equal((await h.quotas.limits('acme')).members, 1);
     await assert.rejects(h.as(ada).InviteMember({ namespace: 'acme', email: 'bob@example.com', role: 'developer' }), fails(403, /quota exceeded: members 1 of 1 used in namespace acme/));
   });
 
-  test('the owner subscribes to Team; members join and their seats are charged from when they joined', async () => {
+  it('the owner subscribes to Team; members join and their seats are charged from when they joined', async () => {
     now = at('2027-02-08T00:00:00Z');
     const { subscription, charged } = await billing(ada).ChangePlan({ plan: 'team' });
     // one seat, 21 of February's 28 days
@@ -93,7 +111,7 @@ describe('the billing service through the real guard', () => {
     assert.equal(await (await hub.billing({ profile: { name: 'local' }, dataDir: '' } as unknown as CoreContext)).ledger.balance(dueAccount(adaId)), -(26_250_000 + 37_500_000));
   });
 
-  test('members read; only the owner who pays changes: a developer, a viewer and a key-less owner token are refused', async () => {
+  it('members read; only the owner who pays changes: a developer and a viewer are refused', async () => {
     assert.equal((await billing(vic).Subscription({})).subscription.plan.id, 'team', 'a viewer reads');
     await assert.rejects(billing(bob).ChangePlan({ plan: 'developer' }), fails(403, /^ChangePlan: only the owner who pays for acme changes its plan \(you are developer/));
     await assert.rejects(billing(bob).Cancel({}), fails(403, /only the owner who pays/));
@@ -102,7 +120,7 @@ describe('the billing service through the real guard', () => {
     assert.equal((await billing(ada).Subscription({})).subscription.plan.id, 'team', 'unchanged');
   });
 
-  test("another customer can neither read nor change acme's plan, by namespace or by customer", async () => {
+  it("another customer can neither read nor change acme's plan, by namespace or by customer", async () => {
     await assert.rejects(billing(mal).Subscription({ namespace: 'acme' }), fails(403, /^namespace: account mal@example.com of mals may not see or change the plan of acme$/));
     await assert.rejects(billing(mal).Subscription({ customer: adaId }), fails(403, /^customer: the plan of mals is its owner's/));
     await assert.rejects(billing(mal).ChangePlan({ plan: 'community', customer: adaId }), fails(403));
@@ -115,7 +133,7 @@ describe('the billing service through the real guard', () => {
     assert.equal((await billing(mal).Subscription({})).subscription.customer, malId, 'its own is its own');
   });
 
-  test('a downgrade below what acme uses is refused with what to remove; bad plans are 400, 404, 409', async () => {
+  it('a downgrade below what acme uses is refused with what to remove; bad plans are 400, 404, 409', async () => {
     await assert.rejects(billing(ada).ChangePlan({ plan: 'developer' }), fails(409, /^plan: your namespaces use more than Developer includes: remove 2 members or invites in acme \(members 3 of 1\) first$/));
     await assert.rejects(billing(ada).ChangePlan({ plan: 'team' }), fails(409, /on Team already/));
     await assert.rejects(billing(ada).ChangePlan({ plan: 'gold' }), fails(404, /no plan gold/));
@@ -125,7 +143,7 @@ describe('the billing service through the real guard', () => {
     await assert.rejects(billing(ada).ChangePlan({ plan: 7 } as never), fails(400));
   });
 
-  test('cancel and resume: at period end, then Community', async () => {
+  it('cancel and resume: at period end, then Community', async () => {
     assert.equal((await billing(ada).Cancel({})).subscription.cancelAtPeriodEnd, true);
     const read = (await billing(ada).Subscription({})).subscription;
     assert.deepEqual([read.plan.id, read.next.plan, read.next.amount], ['team', 'community', 0]);
@@ -133,7 +151,7 @@ describe('the billing service through the real guard', () => {
     assert.equal((await billing(ada).Subscription({})).subscription.next.amount, 105_000_000);
   });
 
-  test('staff: any customer by id or email; plans created, changed from the next period, retired; hostile input is a 400', async () => {
+  it('staff: any customer by id or email; plans created, changed from the next period, retired; hostile input is a 400', async () => {
     assert.equal((await billing(staff).Subscription({ customer: 'ada@example.com' })).subscription.customer, adaId);
     assert.equal((await billing(staff).Subscription({ namespace: 'acme' })).subscription.customer, adaId);
     await assert.rejects(billing(staff).Subscription({}), fails(400, /^customer: staff name the customer/));
@@ -173,10 +191,13 @@ describe('the billing service through the real guard', () => {
     await assert.rejects(billing(staff).UpdatePlan({ id: 'team' }), fails(400, /at least one field/));
   });
 
-  test('staff change a customer; the quotas follow the plan at once', async () => {
+  it('staff change a customer; the quotas follow the plan at once', async () => {
     const { subscription } = await billing(staff).ChangePlan({ customer: 'ada@example.com', plan: 'platform' });
     assert.equal(subscription.plan.id, 'platform');
     assert.equal((await h.quotas.limits('acme')).requestsPerSecond, 500);
     assert.equal((await h.quotas.limits('mals')).requestsPerSecond, 10, 'another customer: Community');
   });
-});
+}
+
+describe('the billing service through the real guard (SQLite)', () => suite('sqlite'));
+describe('the billing service through the real guard (PostgreSQL)', () => suite('postgres'));
