@@ -1,9 +1,9 @@
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { startSmtpServer, type TestSmtp } from '@micro/platform/testing';
-import { codeFromSmtp, micro, startServer, tempDir, type Result } from './testing.js';
+import { codeFromSmtp, micro, natsPlatform, startServer, stopProcess, tempDir, type Result } from './testing.js';
 
 /*
  * Plans and subscriptions from the command line, against a real `micro server` (its mail
@@ -34,10 +34,12 @@ async function signUp(run: Run, smtp: TestSmtp, email: string, namespace?: strin
   ok(await run(['signup', '--email', email, '--code', code, '--password', '-', ...(namespace ? ['--namespace', namespace] : [])], `${PASSWORD}\n`), `signup of ${email}`);
 }
 
-test('micro plan and micro platform plans: staff edit plans, the owner subscribes, a developer is refused, hostile input', { timeout: 180_000 }, async (t) => {
+async function scenario(t: TestContext, env: Record<string, string>): Promise<void> {
   const home = tempDir('micro-plans-');
+  t.after(() => rmSync(home, { recursive: true, force: true }));
   const smtp = await startSmtpServer(t);
-  const server = await startServer(home, { env: { MICRO_SMTP_URL: smtp.url() } });
+  const server = await startServer(home, { timeout: 60_000, env: { MICRO_SMTP_URL: smtp.url(), ...env } });
+  t.after(() => stopProcess(server.proc));
   const staff: Run = (args, input) => micro(home, args, { input, env: { MICRO_ENV: 'staff' } });
   const ada: Run = (args, input) => micro(home, args, { input });
   const bob: Run = (args, input) => micro(home, args, { input, env: { MICRO_ENV: 'bob' } });
@@ -124,4 +126,13 @@ test('micro plan and micro platform plans: staff edit plans, the owner subscribe
   assert.deepEqual([byStaff.plan.id, byStaff.namespaces, byStaff.members], ['team', ['acme'], 2]);
   const up = JSON.parse(ok(await staff(['plan', 'change', 'platform', '--customer', 'ada@example.com', '-o', 'json']), 'staff upgrade')) as { charged: number };
   assert.ok(up.charged > 0);
+}
+
+test('micro plan and micro platform plans (local profile): staff edit plans, the owner subscribes, a developer is refused, hostile input', { timeout: 180_000 }, (t) => scenario(t, {}));
+
+test('micro plan and micro platform plans (nats profile: PostgreSQL)', { timeout: 240_000 }, async (t) => {
+  const platform = await natsPlatform(t, 'plans');
+  if (!platform) return;
+  t.after(() => platform.drop());
+  await scenario(t, platform.env);
 });
