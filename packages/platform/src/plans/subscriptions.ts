@@ -357,6 +357,8 @@ export class Subscriptions {
   /** Members of the payer's namespaces not seated in the period yet: a seat each from the second they joined. */
   private async joiners(s: SubscriptionRow, p: Period, now: number) {
     const { plan } = await this.version(s.plan, p.id);
+    // a free plan charges nobody: a change from it seats whoever is there (decideChange)
+    if (plan.price === 0) return undefined;
     const { members } = await this.seating(s.customer);
     const seated = new Set((await this.d.storage.seats(s.customer, p.id)).map((x) => x.member));
     const joining = [...members].filter(([member]) => !seated.has(member));
