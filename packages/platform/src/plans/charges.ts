@@ -35,6 +35,15 @@ export function share(full: number, p: Period, since: number): number {
   return since <= p.start ? full : prorate(full, secondsLeft(p, since), secondsIn(p));
 }
 
+/**
+ * `price`: what one seat cost in this posting (seats × price = the amount) — only for a
+ * whole period; a pro-rated one carries the plan's price as `listPrice`, so that an
+ * invoice never shows a unit price that does not multiply to its amount.
+ */
+function unitPrice(price: number, p: Period, since: number): Record<string, string> {
+  return since <= p.start ? { price: String(price) } : { listPrice: String(price) };
+}
+
 const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 interface ChargeInput {
@@ -90,7 +99,7 @@ export function periodFee(o: { payer: string; period: Period; plan: Plan; seats:
     amount,
     at: o.at,
     reason: `seats of ${o.period.id} on ${o.plan.name}: ${o.seats} × ${formatDollars(o.plan.price)}, ${part}`,
-    metadata: { plan: o.plan.id, seats: String(o.seats), price: String(o.plan.price), seconds: String(o.since <= o.period.start ? secondsIn(o.period) : secondsLeft(o.period, o.since)), of: String(secondsIn(o.period)) },
+    metadata: { plan: o.plan.id, seats: String(o.seats), ...unitPrice(o.plan.price, o.period, o.since), seconds: String(o.since <= o.period.start ? secondsIn(o.period) : secondsLeft(o.period, o.since)), of: String(secondsIn(o.period)) },
   });
 }
 
@@ -105,7 +114,7 @@ export function joinerFee(o: { payer: string; period: Period; plan: Plan; member
     amount: share(o.plan.price, o.period, o.since),
     at: o.at,
     reason: `a seat for ${o.member} from ${iso(o.since)} on ${o.plan.name}: ${formatDollars(o.plan.price)} for ${seconds} of ${secondsIn(o.period)} s`,
-    metadata: { plan: o.plan.id, seats: '1', member: o.member, price: String(o.plan.price), seconds: String(seconds), of: String(secondsIn(o.period)) },
+    metadata: { plan: o.plan.id, seats: '1', member: o.member, ...unitPrice(o.plan.price, o.period, o.since), seconds: String(seconds), of: String(secondsIn(o.period)) },
   });
 }
 

@@ -25,11 +25,11 @@ test('sqlite: beside the ledger in billing.db, its own schema version; reopening
     let ledger = openSqliteLedger(path);
     await openSqliteBilling(ledger.db).putVersion({ plan: DEFAULT_PLANS[0] as (typeof DEFAULT_PLANS)[number], from: '1970-01', at: 1 }, 'seed');
     const versions = ledger.db.prepare<[], { key: string; value: string }>("SELECT key, value FROM meta WHERE key LIKE 'schema_version%' ORDER BY key").all();
-    assert.deepEqual(versions, [{ key: 'schema_version', value: '1' }, { key: 'schema_version:plans', value: '1' }]);
+    assert.deepEqual(versions, [{ key: 'schema_version', value: '1' }, { key: 'schema_version.plans', value: '1' }]);
     await ledger.close();
     ledger = openSqliteLedger(path);
     assert.equal((await openSqliteBilling(ledger.db).versions()).length, 1);
-    ledger.db.prepare("UPDATE meta SET value = '9' WHERE key = 'schema_version:plans'").run();
+    ledger.db.prepare("UPDATE meta SET value = '9' WHERE key = 'schema_version.plans'").run();
     assert.throws(() => openSqliteBilling(ledger.db), /plans schema version 9, newer than this micro server knows \(1\): upgrade micro/);
     await ledger.close();
   } finally {

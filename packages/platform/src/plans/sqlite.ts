@@ -6,7 +6,7 @@ import type { BillingStorage, ChargeRow, Commit, Page, SeatRow, SubscriptionRow 
 type Database = SqliteLedger['db'];
 type Row = Record<string, unknown>;
 
-/** The component's name in billing.db's `meta` table (the ledger's is `schema_version`). */
+/** The part's name in billing.db's `meta` table: `schema_version.plans` (the ledger's is `schema_version`). */
 export const BILLING_SQLITE_COMPONENT = 'plans';
 export const BILLING_SQLITE_VERSION = 1;
 
@@ -23,12 +23,12 @@ export function openSqliteBilling(db: Database): SqliteBilling {
 
 /**
  * ensureSchema's rule (made once, in a transaction; a newer file refused) under a key of
- * this component's own: billing.db holds the tables of several parts of billing, and
- * `schema_version` is the ledger's.
+ * this part's own, `schema_version.<part>`: billing.db holds the tables of several parts of
+ * billing, and `schema_version` is the ledger's.
  */
 function ensureComponent(db: Database, component: string, version: number, create: () => void): void {
   db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID');
-  const key = `schema_version:${component}`;
+  const key = `schema_version.${component}`;
   db.transaction(() => {
     const current = Number(db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?').get(key)?.value ?? 0);
     if (current > version) throw new Error(`billing.db has ${component} schema version ${current}, newer than this micro server knows (${version}): upgrade micro`);

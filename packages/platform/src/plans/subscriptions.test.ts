@@ -213,13 +213,15 @@ describe('subscriptions', () => {
     assert.equal((await subs.namespacePlan('acme'))?.limits.requestsPerSecond, 50);
     const bo = await w.customer('bo@example.com', 'bos');
     await subs.change(bo, 'developer');
-    assert.equal((await w.ledger.posting(`seats:${bo}:2027-02`))?.metadata.price, String($(35)), 'subscribed this period: this period\'s version');
+    const bos = await w.ledger.posting(`seats:${bo}:2027-02`);
+    assert.deepEqual([bos?.metadata.listPrice, bos?.metadata.price], [String($(35)), undefined], 'subscribed this period: this period\'s version, pro-rated');
     // a second change in the period replaces the pending version, not the one in force
     await subs.updatePlan('developer', { price: $(41) });
     assert.equal((await subs.book()).versions('developer').length, 2);
     w.now = at('2027-03-01T00:01:00Z');
     await subs.runJob();
-    assert.equal((await w.ledger.posting(`seats:${ada}:2027-03`))?.entries[0]?.amount, -$(41));
+    const march = await w.ledger.posting(`seats:${ada}:2027-03`);
+    assert.deepEqual([march?.entries[0]?.amount, march?.metadata.price, march?.metadata.seats], [-$(41), String($(41)), '1'], 'a whole period: seats × price is the amount');
     assert.equal((await subs.namespacePlan('acme'))?.limits.requestsPerSecond, 77);
   });
 
