@@ -21,6 +21,7 @@ import { registerTeamCommands } from './commands/team.js';
 import { registerInvoicesCommands } from './commands/invoices.js';
 import { registerBalanceCommands } from './commands/balance.js';
 import { registerUsageCommand } from './commands/usage.js';
+import { registerPlanCommands } from './commands/plan.js';
 import { CliContext } from './context.js';
 import { explainError } from './connect.js';
 import { CliError } from './output.js';
@@ -67,6 +68,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerInvoicesCommands(program, ctx);
   registerBalanceCommands(program, ctx);
   registerUsageCommand(program, ctx);
+  registerPlanCommands(program, ctx);
   program.addHelpText(
     'after',
     `

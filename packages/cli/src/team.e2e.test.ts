@@ -43,6 +43,9 @@ test('owner invites, bob accepts and works as developer, becomes viewer, is remo
   assert.equal((await ada(['platform', 'invite', 'bob@example.com'])).code, 0);
   await signUp(ada, smtp, 'ada@example.com', PASSWORD, 'acme');
   await signUp(bob, smtp, 'bob@example.com', BOB_PASSWORD, 'bobs-place');
+  // members besides the owner are for plans with shared namespaces (Community has none)
+  const team = await ada(['plan', 'change', 'team']);
+  assert.equal(team.code, 0, team.stderr);
 
   // the owner invites bob as developer: a mail goes out, the invite is listed
   const mark = smtp.received.length;

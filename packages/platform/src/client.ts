@@ -9,4 +9,5 @@ export { balanceService, BALANCE_LIMITS } from './balance/definition.js';
 export { pricingService, PRICING_LIMITS } from './pricing/definition.js';
 export type { PriceView } from './pricing/definition.js';
 export { usageService, USAGE_LIMITS } from './usage/definition.js';
+export { billingService, BILLING_PUBLIC_ENDPOINTS, BILLING_LIMITS } from './plans/definition.js';
 export { parseDollars, formatDollars } from './billing/amounts.js';

@@ -1,6 +1,8 @@
 import type { CoreContext } from '@micro/server/engine';
 import { namespacePayer } from './billing/accounts.js';
 import { openBillingEngines, type BillingEngines } from './billing/engines.js';
+import { openSubscriptions } from './plans/index.js';
+import type { Subscriptions } from './plans/subscriptions.js';
 import { openSignupStorage } from './signup/index.js';
 import type { SignupStorage } from './signup/storage.js';
 
@@ -18,6 +20,7 @@ export class PlatformHub {
   private users = 0;
   private billingOpen: Promise<BillingEngines> | undefined;
   private signupOpen: Promise<{ storage: SignupStorage; codeKey: Buffer }> | undefined;
+  private plansOpen: Promise<Subscriptions> | undefined;
   /** namespace → payer, for `payerTtl` ms */
   private readonly payerCache = new Map<string, { payer: string; at: number }>();
   /** who looks at a payer's balance after postings (the balance service's low/zero watch) */
@@ -44,8 +47,9 @@ export class PlatformHub {
 
   async release(): Promise<void> {
     if (--this.users > 0) return;
-    const [billing, signup] = [this.billingOpen, this.signupOpen];
-    this.billingOpen = this.signupOpen = undefined;
+    const [billing, signup, plans] = [this.billingOpen, this.signupOpen, this.plansOpen];
+    this.billingOpen = this.signupOpen = this.plansOpen = undefined;
+    await plans?.then((p) => p.idle()).catch(() => undefined);
     this.payerCache.clear();
     await Promise.all([billing?.then((b) => b.ledger.close()), signup?.then((s) => s.storage.close())]);
   }
@@ -73,6 +77,17 @@ export class PlatformHub {
    */
   async onBalance(payer: string, balanceAfter?: number): Promise<void> {
     await Promise.all([...this.balanceObservers].map((o) => o(payer, balanceAfter).catch(() => undefined)));
+  }
+
+  /**
+   * Plans and subscriptions (plans/): which plan a payer is on (`planOf(payer)`), the plan
+   * of a namespace as the quotas take it (`namespacePlan`), the seat and pro-ration
+   * charges of a payer and period (`charges(payer, period)`). Opened once, in billing's
+   * database; the billing service's factory opens it with the server's context (the
+   * quotas it checks changes of plan against).
+   */
+  plans(ctx: CoreContext): Promise<Subscriptions> {
+    return (this.plansOpen ??= openSubscriptions(this, ctx));
   }
 
   /**

@@ -3,6 +3,7 @@ import { signupCoreService } from './signup/index.js';
 import { createPricing } from './pricing/index.js';
 import { invoicesCoreService } from './invoices/index.js';
 import { balanceCoreService } from './balance/index.js';
+import { billingCoreService } from './plans/index.js';
 import { PlatformHub } from './hub.js';
 
 export { PlatformHub } from './hub.js';
@@ -21,6 +22,8 @@ export type { Mailer, MailMessage, MailerFromEnvOptions } from './mail/index.js'
 export { MemoryMailer, mailerFromEnv, checkAddress, verificationMessage, platformInviteMessage, teamInviteMessage, namespacesMessage, balanceMessage } from './mail/index.js';
 export { openSqliteLedger, openPgLedger, UNIT, UNITS_PER_DOLLAR } from './ledger/index.js';
 export type { Ledger, LedgerOptions, Account as LedgerAccount, PostingInput, PostResult } from './ledger/index.js';
+export { billingCoreService, billingService, DEFAULT_PLANS, COMMUNITY } from './plans/index.js';
+export type { Plan, PlanVersion, Subscriptions, JobReport, ChargeRow } from './plans/index.js';
 export type { VerificationMessageInput, PlatformInviteMessageInput, TeamInviteMessageInput, NamespacesMessageInput, BalanceMessageInput } from './mail/index.js';
 
 /**
@@ -32,5 +35,6 @@ export function platformCoreServices(options: { hub?: PlatformHub } = {}): CoreS
   const hub = options.hub ?? new PlatformHub();
   // one Pricing for the pricing service and the meter: an admin's price reaches both at once
   const { factory: pricingFactory } = createPricing({ hub });
-  return [signupCoreService({ hub }), pricingFactory, invoicesCoreService({ hub }), balanceCoreService({ hub })];
+  // signup first: billing's job and checks read its customers and members
+  return [signupCoreService({ hub }), billingCoreService({ hub }), pricingFactory, invoicesCoreService({ hub }), balanceCoreService({ hub })];
 }

@@ -11,10 +11,12 @@ import { MicroServer } from '@micro/server';
 import { browserReady, launchChromium, watchPage as watch } from '@micro/server/testing';
 import { MemoryMailer } from './mail/mailer.js';
 import { signupCoreService } from './signup/index.js';
+import { PlatformHub } from './hub.js';
+import { billingCoreService } from './plans/index.js';
 import { startSignupHarness } from './signup/testing.js';
 
 /**
- * The dashboard's pages of the platform (packages/web: signup.tsx, login.tsx, quotas.tsx)
+ * The dashboard's pages of the platform (packages/web: signup.tsx, login.tsx, quotas.tsx, team.tsx, plan.tsx)
  * in Chromium against a real micro server that hosts the signup service. Here rather than
  * beside the dashboard's other browser test because @micro/server cannot import the platform.
  */
@@ -75,14 +77,20 @@ interface Platform {
   browser: Browser;
 }
 
-/** A micro server hosting the signup service with a MemoryMailer, and Chromium; both stopped after `fn`. */
-async function withPlatform(t: TestContext, fn: (p: Platform) => Promise<void>): Promise<void> {
+/**
+ * A micro server hosting the signup service with a MemoryMailer (and with `billing`, the
+ * billing service on the same hub: plans then drive the quotas), and Chromium; both
+ * stopped after `fn`.
+ */
+async function withPlatform(t: TestContext, fn: (p: Platform) => Promise<void>, options: { billing?: boolean } = {}): Promise<void> {
   if (!browserReady(t)) return;
   const home = mkdtempSync(join(tmpdir(), 'micro-web-platform-'));
   const mailer = new MemoryMailer();
   const port = await freePort();
   const site = `http://127.0.0.1:${port}/dashboard`;
-  const server = await new MicroServer({ home, address: 'tcp://127.0.0.1:0', gateway: `127.0.0.1:${port}`, logger: silent, coreServices: [signupCoreService({ mailer, siteUrl: site })] }).start();
+  const hub = new PlatformHub();
+  const coreServices = [signupCoreService({ mailer, siteUrl: site, hub }), ...(options.billing ? [billingCoreService({ hub })] : [])];
+  const server = await new MicroServer({ home, address: 'tcp://127.0.0.1:0', gateway: `127.0.0.1:${port}`, logger: silent, coreServices }).start();
   let browser: Browser | undefined;
   try {
     const gw = api(server.gatewayUrl as string);
@@ -362,6 +370,85 @@ test('the team page in chromium: invite, accept by the mailed link, the picker, 
     assert.deepEqual([...owner.problems, ...member.problems, ...staffProblems], []);
   }),
 );
+
+test('the plan page in chromium: the plans with prices, a subscription, a member refused, a downgrade refused with what to remove, cancel and resume', { timeout: 120_000 }, (t) =>
+  withPlatform(
+    t,
+    async ({ gw, mailer, admin, browser }) => {
+      const ada = { email: 'ada@example.com', password: 'correct horse battery one' };
+      const bob = { email: 'bob@example.com', password: 'correct horse battery two' };
+      const adaToken = await signUp(gw, mailer, admin, ada, 'ada-plan');
+
+      const owner = await logIn(browser, gw.url, ada);
+      const op = owner.page;
+      await op.getByRole('link', { name: 'Plan' }).click();
+      await op.getByRole('heading', { name: 'Plan of ada-plan' }).waitFor();
+      const facts = op.getByRole('definition');
+      await op.locator('[data-fact="plan"]').getByText('Community, $0.00 a seat a month').waitFor();
+      assert.equal(await op.locator('[data-fact="next"]').innerText(), `${await nextPeriod(op)}: Community: nothing to pay`);
+      assert.ok((await facts.count()) >= 5);
+      const plans = op.getByRole('table', { name: 'plans' });
+      assert.match(await plans.locator('tr[data-plan="team"]').innerText(), /Team[\s\S]*\$35\.00\s+20\s+50\s+50\s+email/);
+      assert.match(await plans.locator('tr[data-plan="developer"]').innerText(), /\$35\.00\s+20\s+50\s+you alone/);
+      assert.equal(await plans.locator('tr[data-plan="cloud"]').getByRole('button', { name: 'Coming later' }).isDisabled(), true);
+      await plans.locator('tr[data-plan="community"]').getByText('current').waitFor();
+
+      // Team, asked first: the pro-rated charge is said, the page shows the new plan
+      const team = plans.locator('tr[data-plan="team"]');
+      await team.getByRole('button', { name: 'Choose' }).click();
+      await team.getByRole('group', { name: /^Change to Team now\?/ }).getByRole('button', { name: 'Yes' }).click();
+      await op.getByRole('status').getByText(/^Now on Team: \$\d+\.\d+ charged for the rest of \d{4}-\d{2}\.$/).waitFor();
+      await op.locator('[data-fact="plan"]').getByText(/^Team, \$35\.00 a seat a month, since /).waitFor();
+      await team.getByText('current').waitFor();
+      await op.screenshot({ path: join(ARTIFACTS, 'plan-owner.png'), fullPage: true });
+
+      // bob joins as a developer: he sees the plan and its two seats; his change is the server's 403
+      ok(await gw.post('/v1/signup/InviteMember', { namespace: 'ada-plan', email: bob.email, role: 'developer' }, adaToken));
+      ok(await gw.post('/v1/signup/SendCode', { email: bob.email }));
+      const code = /code is:\s*([0-9]{6})/.exec(mailer.lastTo(bob.email)?.text ?? '')?.[1];
+      ok(await gw.post('/v1/signup/CompleteSignup', { email: bob.email, code, password: bob.password }));
+      const member = await logIn(browser, gw.url, bob);
+      const mp = member.page;
+      await mp.getByRole('link', { name: 'Plan' }).click();
+      await mp.locator('[data-fact="seats"]').getByText(/2 members now$/).waitFor();
+      assert.match(await mp.locator('[data-fact="next"]').innerText(), /: Team, 2 × \$35\.00 = \$70\.00$/);
+      const dev = mp.getByRole('table', { name: 'plans' }).locator('tr[data-plan="developer"]');
+      await dev.getByRole('button', { name: 'Choose' }).click();
+      await dev.getByRole('button', { name: 'Yes' }).click();
+      await mp.getByRole('alert').getByText(/^403 Forbidden: ChangePlan: only the owner who pays for ada-plan changes its plan \(you are developer/).waitFor();
+      await mp.locator('[data-fact="plan"]').getByText(/^Team,/).waitFor();
+
+      // the owner's downgrade below what is used: the server's 409 with what to remove
+      const devRow = plans.locator('tr[data-plan="developer"]');
+      await devRow.getByRole('button', { name: 'Choose' }).click();
+      await devRow.getByRole('button', { name: 'Yes' }).click();
+      await op.getByRole('alert').getByText('409 Conflict: plan: your namespaces use more than Developer includes: remove 1 member or invite in ada-plan (members 2 of 1) first').waitFor();
+
+      // cancel at period end (asked first), then resume
+      await op.getByRole('button', { name: 'Cancel at period end' }).click();
+      await op.getByRole('group', { name: /^Back to Community when/ }).getByRole('button', { name: 'Yes' }).click();
+      await op.getByRole('status').getByText(/^Team ends with \d{4}-\d{2}; then Community\.$/).waitFor();
+      await op.locator('[data-fact="period"]').getByText('cancelled: Community after it').waitFor();
+      assert.match(await op.locator('[data-fact="next"]').innerText(), /: Community: nothing to pay$/);
+      await op.screenshot({ path: join(ARTIFACTS, 'plan-cancelled.png'), fullPage: true });
+      await op.getByRole('button', { name: 'Resume' }).click();
+      await op.getByRole('status').getByText(/^Team goes on after/).waitFor();
+      assert.match(await op.locator('[data-fact="next"]').innerText(), /: Team, 2 × \$35\.00 = \$70\.00$/);
+      const read = await gw.post('/v1/billing/Subscription', {}, adaToken);
+      assert.deepEqual([(read.json.subscription as { plan: { id: string } }).plan.id, (read.json.subscription as { cancelAtPeriodEnd: boolean }).cancelAtPeriodEnd], ['team', false]);
+
+      assert.deepEqual([...owner.problems, ...member.problems], []);
+    },
+    { billing: true },
+  ),
+);
+
+/** The period after the current one, as the page prints it (`YYYY-MM`, UTC). */
+async function nextPeriod(page: Page): Promise<string> {
+  const text = await page.locator('[data-fact="period"]').innerText();
+  const [y, m] = (/^(\d{4})-(\d{2})/.exec(text) ?? []).slice(1).map(Number) as [number, number];
+  return m === 12 ? `${y + 1}-01` : `${y}-${String(m + 1).padStart(2, '0')}`;
+}
 
 test('the emailed link points at the dashboard of MICRO_PUBLIC_URL by default', async () => {
   const saved = process.env.MICRO_PUBLIC_URL;

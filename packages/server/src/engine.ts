@@ -23,6 +23,7 @@ export { configCoreService } from './config/index.js';
 export { checkPurgeNamespace, PURGE_ERROR_ID } from './purge/index.js';
 export type { PurgeReport } from './purge/index.js';
 /** the one refusal of every quota, and the quotas (CoreContext.quotas), for the platform's own limits (members) */
-export { quotaExceeded } from './quota/limits.js';
-export type { Quotas } from './quota/quotas.js';
+export { quotaExceeded, checkSettings, LIMIT_KEYS, MAX_LIMIT } from './quota/limits.js';
+export type { LimitKey, LimitSettings, Limits, Usage } from './quota/limits.js';
+export type { Quotas, NamespacePlan, PlanSource } from './quota/quotas.js';
 export { openQuotas } from './quota/index.js';

@@ -10,6 +10,7 @@ import { Keys } from './keys';
 import { Login } from './login';
 import { Logs } from './logs';
 import { Metrics } from './metrics';
+import { Plan } from './plan';
 import { Quotas } from './quotas';
 import { Runtime } from './runtime';
 import { Services } from './services';
@@ -44,6 +45,7 @@ const PAGES: readonly Page[] = [
   { path: 'team', title: 'Team', view: Team },
   { path: 'invoices', title: 'Invoices', view: Invoices },
   { path: 'billing', title: 'Billing', view: Billing },
+  { path: 'plan', title: 'Plan', view: Plan },
 ];
 
 /** `#/traces/abc` → the traces page and `abc`; an unknown path → the first page. */

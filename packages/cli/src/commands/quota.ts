@@ -7,7 +7,7 @@ import type { Printer } from '../output.js';
 /**
  * `micro quota`: the limits of a namespace and what it uses of them (quota.Read);
  * `micro quota set <namespace> key=value ...` changes them (quota.Set: admins of micro any value;
- * a namespace's owners and admins up to the platform defaults, their plan).
+ * a namespace's owners and admins up to their plan's limits, when the plan has per-namespace quotas).
  *
  *   micro quota [--namespace N] [-o json]
  *   micro quota set acme storeBytes=1048576 apiKeys=10 [-o json]
@@ -29,7 +29,7 @@ export function registerQuotaCommand(program: Command, ctx: CliContext): void {
     });
   quota
     .command('set <namespace> <limits...>')
-    .description(`set limits of a namespace (staff: any value; its owners and admins: up to the platform defaults): key=value for ${QUOTA_LIMIT_KEYS.join(', ')}`)
+    .description(`set limits of a namespace (staff: any value; its owners and admins: up to their plan's, on plans with per-namespace quotas): key=value for ${QUOTA_LIMIT_KEYS.join(', ')}`)
     // -o is the parent's option (commander gives it to `quota` wherever it is written)
     .action(async (namespace: string, pairs: string[]) => {
       const opts = quota.opts<{ output?: string }>();

@@ -22,11 +22,11 @@ export interface SignupHarness {
   quotas: Quotas;
   /** the signup service, anonymous or with a token */
   as(token?: string): TypedClient<typeof signupService>;
+  /** any service of the harness (those given as `more` too), anonymous or with a token */
+  client<D extends ServiceDef>(def: D, token?: string): TypedClient<D>;
   /** the store and config core services (local profile only), behind the same guard */
   store(token: string): TypedClient<typeof storeService>;
   config(token: string): TypedClient<typeof configService>;
-  /** a client of any service hosted here (the `more` of startSignupHarness), anonymous or with a token */
-  client<D extends ServiceDef>(def: D, token?: string): TypedClient<D>;
   /** the CoreContext the services were built on */
   ctx: CoreContext;
   /** a token of the admin of micro */

@@ -92,6 +92,39 @@ export function quotaContract(name: string, make: MakeQuotas): void {
     assert.deepEqual(await q.usage('globex'), {});
   });
 
+  test(`${name}: a plan source gives a namespace its plan's limits under its own settings; micro stays unlimited`, async (t) => {
+    const q = await open(t);
+    if (!q) return;
+    const asked: string[] = [];
+    q.setPlans(async (ns) => {
+      asked.push(ns);
+      return ns === 'acme' ? { id: 'dev', name: 'Developer', limits: { services: 2, requestsPerSecond: 7 }, ownersSetLimits: false } : undefined;
+    });
+    assert.deepEqual(await q.limits('acme'), { ...DEFAULTS, services: 2, requestsPerSecond: 7 });
+    assert.deepEqual(await q.planLimits('acme'), { ...DEFAULTS, services: 2, requestsPerSecond: 7 });
+    assert.equal((await q.plan('acme'))?.id, 'dev');
+    // a namespace without a plan keeps the platform defaults
+    assert.deepEqual(await q.limits('globex'), DEFAULTS);
+    // its own settings win over the plan; unset brings the plan's back
+    await q.set('acme', { services: 9, apiKeys: 1 });
+    assert.equal((await q.limits('acme')).services, 9);
+    assert.equal((await q.planLimits('acme')).services, 2);
+    await q.unset('acme', ['services']);
+    assert.deepEqual(await q.settings('acme'), { apiKeys: 1 });
+    assert.equal((await q.limits('acme')).services, 2);
+    // take is held to the plan's limit
+    await q.take('acme', 'services', 2);
+    await assert.rejects(q.take('acme', 'services'), refusal('services', /services 2 of 2 used in namespace acme/));
+    // micro is never asked and never limited
+    assert.ok(Object.values(await q.limits('micro')).every((v) => v === null));
+    assert.equal(await q.plan('micro'), undefined);
+    assert.ok(!asked.includes('micro'));
+    // without a source, every namespace is back on the defaults
+    q.setPlans(undefined);
+    assert.deepEqual(await q.limits('acme'), { ...DEFAULTS, apiKeys: 1 });
+    assert.equal(await q.plan('acme'), undefined);
+  });
+
   test(`${name}: bad namespaces and amounts are 400s`, async (t) => {
     const q = await open(t);
     if (!q) return;

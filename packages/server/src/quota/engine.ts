@@ -1,13 +1,15 @@
 import { MicroError } from '@micro/sdk';
 import { NAMESPACE_NAME } from '@micro/sdk';
-import { admit, QUOTA_ERROR_ID, resolveLimits, type LimitKey, type LimitSettings, type Limits, type Usage } from './limits.js';
-import { mergeUsage, type Counted, type Quotas, type UsageSource } from './quotas.js';
+import { admit, QUOTA_ERROR_ID, resolveLimits, UNLIMITED_NAMESPACE, type LimitKey, type LimitSettings, type Limits, type Usage } from './limits.js';
+import { mergeUsage, type Counted, type NamespacePlan, type PlanSource, type Quotas, type UsageSource } from './quotas.js';
 
 /** What an engine stores; QuotaEngine does the checking and resolving once for both. */
 export interface QuotaRows {
   settings(namespace: string): Promise<LimitSettings>;
-  /** writes (or, for undefined, deletes) each given key */
+  /** writes each given key */
   put(namespace: string, settings: LimitSettings): Promise<void>;
+  /** deletes the given keys */
+  unset(namespace: string, keys: readonly LimitKey[]): Promise<void>;
   clear(namespace: string): Promise<void>;
   /** deletes a namespace's settings and counters */
   forget(namespace: string): Promise<void>;
@@ -42,6 +44,7 @@ function checkAmount(amount: number): number {
 /** Quotas over an engine's rows (see sqlite.ts, postgres.ts). */
 export class QuotaEngine implements Quotas {
   private readonly sources: UsageSource[] = [];
+  private plans: PlanSource | undefined;
 
   constructor(
     private readonly rows: QuotaRows,
@@ -54,7 +57,28 @@ export class QuotaEngine implements Quotas {
 
   async limits(namespace: string): Promise<Limits> {
     checkQuotaNamespace(namespace);
-    return resolveLimits(namespace, await this.rows.settings(namespace), this.options.defaults);
+    const [settings, plan] = await Promise.all([this.rows.settings(namespace), this.plan(namespace)]);
+    return resolveLimits(namespace, settings, this.defaultsWith(plan));
+  }
+
+  setPlans(source: PlanSource | undefined): void {
+    this.plans = source;
+  }
+
+  async plan(namespace: string): Promise<NamespacePlan | undefined> {
+    checkQuotaNamespace(namespace);
+    // the platform's own namespace has no plan: it stays unlimited whatever billing says
+    if (!this.plans || namespace === UNLIMITED_NAMESPACE) return undefined;
+    return this.plans(namespace);
+  }
+
+  async planLimits(namespace: string): Promise<Limits> {
+    return resolveLimits(namespace, {}, this.defaultsWith(await this.plan(namespace)));
+  }
+
+  /** the plan's limits over the platform defaults */
+  private defaultsWith(plan: NamespacePlan | undefined): Readonly<Record<LimitKey, number>> {
+    return plan ? { ...this.options.defaults, ...plan.limits } : this.options.defaults;
   }
 
   async settings(namespace: string): Promise<LimitSettings> {
@@ -64,6 +88,10 @@ export class QuotaEngine implements Quotas {
   async set(namespace: string, settings: LimitSettings): Promise<Limits> {
     await this.rows.put(checkQuotaNamespace(namespace), settings);
     return this.limits(namespace);
+  }
+
+  async unset(namespace: string, keys: readonly LimitKey[]): Promise<void> {
+    await this.rows.unset(checkQuotaNamespace(namespace), keys);
   }
 
   async reset(namespace: string): Promise<void> {

@@ -10,9 +10,10 @@ export interface QuotaHandlerOptions {
   /**
    * What a caller may set for a namespace: throws (403) when it may not set these limits.
    * Default `withinPlan`: admins of micro anything; admins of the namespace (team owners and
-   * admins) up to the platform defaults, their plan until plans exist
+   * admins) up to their plan's limits (the platform defaults without a plan), when the plan
+   * lets owners set limits
    */
-  maySet?: (ctx: Context, namespace: string, settings: LimitSettings, quotas: Quotas) => void;
+  maySet?: (ctx: Context, namespace: string, settings: LimitSettings, quotas: Quotas) => void | Promise<void>;
 }
 
 /**
@@ -30,7 +31,7 @@ export function quotaHandlers(quotas: Quotas, options: QuotaHandlerOptions = {})
       if (!isNamespaceAdmin(ctx.account, req.namespace)) throw errors.Forbidden(QUOTA_ERROR_ID, 'only admins of micro, or the owners and admins of a namespace, set its limits');
       const namespace = checkQuotaNamespace(req.namespace);
       const settings = checkSettings(req.limits);
-      maySet(ctx, namespace, settings, quotas);
+      await maySet(ctx, namespace, settings, quotas);
       await quotas.set(namespace, settings);
       return answer(quotas, namespace);
     },
@@ -39,15 +40,21 @@ export function quotaHandlers(quotas: Quotas, options: QuotaHandlerOptions = {})
 
 /**
  * Staff (admins of micro) set any limit; the owners and admins of a namespace may set its
- * limits up to the platform defaults — to keep a team inside what it means to spend, or
- * one namespace from eating another's share — never above them.
+ * limits up to its plan's (the platform defaults when it has no plan) — to keep a team
+ * inside what it means to spend, or one namespace from eating another's share — never
+ * above them, and only when the plan includes per-namespace quotas.
  */
-export function withinPlan(ctx: Context, namespace: string, settings: LimitSettings, quotas: Quotas): void {
+export async function withinPlan(ctx: Context, namespace: string, settings: LimitSettings, quotas: Quotas): Promise<void> {
   if (isAdmin(ctx.account)) return;
   if (!isNamespaceAdmin(ctx.account, namespace)) throw errors.Forbidden(QUOTA_ERROR_ID, 'only admins of micro, or the owners and admins of a namespace, set its limits');
+  const plan = await quotas.plan(namespace);
+  if (plan && !plan.ownersSetLimits) {
+    throw errors.Forbidden(QUOTA_ERROR_ID, `your plan (${plan.name}) does not include per-namespace quotas: change to a plan that does (micro plan), or ask the platform's staff`);
+  }
+  const ceilings = await quotas.planLimits(namespace);
   for (const [key, value] of Object.entries(settings) as [LimitKey, number][]) {
-    const ceiling = quotas.defaults[key];
-    if (value > ceiling) throw errors.Forbidden(QUOTA_ERROR_ID, `${key}: ${value} is more than your plan's ${ceiling}; ask the platform's staff for more`);
+    const ceiling = ceilings[key];
+    if (ceiling !== null && value > ceiling) throw errors.Forbidden(QUOTA_ERROR_ID, `${key}: ${value} is more than your plan's ${ceiling}${plan ? ` (${plan.name})` : ''}; ask the platform's staff for more`);
   }
 }
 

@@ -6,7 +6,7 @@ import type { Limits } from './limits.js';
 
 export { quotaExceeded, checkSettings, defaultsFromEnv, resolveLimits, LIMIT_KEYS, BUILT_IN_DEFAULTS, MAX_LIMIT, QUOTA_ERROR_ID, UNLIMITED_NAMESPACE } from './limits.js';
 export type { LimitKey, Limits, LimitSettings, Usage } from './limits.js';
-export type { Quotas, Counted, UsageSource } from './quotas.js';
+export type { Quotas, Counted, UsageSource, NamespacePlan, PlanSource } from './quotas.js';
 export { openSqliteQuotas } from './sqlite.js';
 export { quotaHandlers } from './handlers.js';
 export type { QuotaHandlerOptions } from './handlers.js';

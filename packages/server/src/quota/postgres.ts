@@ -57,6 +57,11 @@ class PostgresQuotaRows implements QuotaRows {
     );
   }
 
+  async unset(namespace: string, keys: readonly LimitKey[]): Promise<void> {
+    if (keys.length === 0) return;
+    await this.db.query(`DELETE FROM ${this.s}.quota_settings WHERE namespace = $1 AND name = ANY($2::text[])`, [namespace, [...keys]]);
+  }
+
   async clear(namespace: string): Promise<void> {
     await this.db.query(`DELETE FROM ${this.s}.quota_settings WHERE namespace = $1`, [namespace]);
   }

@@ -50,6 +50,13 @@ class SqliteQuotaRows implements QuotaRows {
     })();
   }
 
+  async unset(namespace: string, keys: readonly LimitKey[]): Promise<void> {
+    const del = this.db.prepare('DELETE FROM quota_settings WHERE namespace = ? AND name = ?');
+    this.db.transaction(() => {
+      for (const key of keys) del.run(namespace, key);
+    })();
+  }
+
   async clear(namespace: string): Promise<void> {
     this.db.prepare('DELETE FROM quota_settings WHERE namespace = ?').run(namespace);
   }
