@@ -3,6 +3,7 @@ import { namespaceFor } from './auth/guard.js';
 import type { AuthAccounts, AuthTokens } from './auth/storage.js';
 import type { Quotas } from './quota/quotas.js';
 import type { PurgeReport } from './purge/index.js';
+import type { GatewayMeter } from './gateway/meter.js';
 
 /**
  * What micro server gives each of its core services: where to keep data, the shared
@@ -51,6 +52,8 @@ export interface CoreService {
   events?: Pick<Events, 'topics' | 'groups'>;
   /** deletes what the namespace holds in this service's engine (see purge/); safe to call again */
   purge?(namespace: string): Promise<void>;
+  /** the meter of the gateway's priced calls (gateway/meter.ts); at most one core service gives one */
+  meter?: GatewayMeter;
 }
 
 export type CoreServiceFactory = (ctx: CoreContext) => CoreService | Promise<CoreService>;

@@ -25,3 +25,7 @@ export type { PurgeReport } from './purge/index.js';
 export { quotaExceeded } from './quota/limits.js';
 export type { Quotas } from './quota/quotas.js';
 export { openQuotas } from './quota/index.js';
+/** the gateway's metering hook, which the platform's meter implements (CoreService.meter), and its refusals */
+export type { GatewayMeter, MeteredCall, MeterTicket } from './gateway/meter.js';
+export { credentialsRequired } from './gateway/meter.js';
+export { RateLimited } from './gateway/quota.js';
