@@ -31,11 +31,26 @@ export function openDatabase(path: string): Database.Database {
 /**
  * Brings an engine's database to `version` with `create` (run in one transaction when the
  * file is new), recorded in a `meta` table; a file written by a newer micro is refused
- * rather than misread.
+ * rather than misread. One version per file: a part that adds its tables to another
+ * engine's file uses ensurePartSchema.
  */
 export function ensureSchema(db: Database.Database, path: string, what: string, version: number, create: () => void): void {
+  versioned(db, path, what, 'schema_version', version, create);
+}
+
+/**
+ * The same for one part of a file shared by several (the billing parts' tables beside the
+ * ledger's in billing.db): the part's version is kept under its own key
+ * (`schema_version:<part>`), so it neither reads nor moves the version of the file's owner.
+ */
+export function ensurePartSchema(db: Database.Database, path: string, part: string, version: number, create: () => void): void {
+  if (!/^[a-z][a-z0-9_-]{0,63}$/.test(part)) throw new Error(`invalid schema part name ${JSON.stringify(part)}`);
+  versioned(db, path, part, `schema_version:${part}`, version, create);
+}
+
+function versioned(db: Database.Database, path: string, what: string, key: string, version: number, create: () => void): void {
   db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID');
-  const row = db.prepare<[], { value: string }>("SELECT value FROM meta WHERE key = 'schema_version'").get();
+  const row = db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?').get(key);
   const current = row ? Number(row.value) : 0;
   if (current > version) {
     throw new Error(`${path} has ${what} schema version ${current}, newer than this micro server knows (${version}): upgrade micro`);
@@ -43,7 +58,7 @@ export function ensureSchema(db: Database.Database, path: string, what: string, 
   if (current < version) {
     db.transaction(() => {
       create();
-      db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)").run(String(version));
+      db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run(key, String(version));
     })();
   }
 }
