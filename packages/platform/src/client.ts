@@ -4,3 +4,4 @@
  * storage engine, mailer or server code.
  */
 export { signupService, SIGNUP_PUBLIC_ENDPOINTS, LIMITS as SIGNUP_LIMITS } from './signup/definition.js';
+export { usageService, USAGE_LIMITS } from './usage/definition.js';
