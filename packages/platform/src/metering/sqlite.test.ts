@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { openSqliteLedger } from '../ledger/sqlite.js';
-import { account, MapPricing, meterContract, meteredCall, run, topUp } from './contract.js';
+import { balanceAccount, dueAccount, EXTERNAL_PAYMENTS } from '../billing/accounts.js';
+import { account, blocked, MapPricing, meterContract, meteredCall, run, topUp } from './contract.js';
 import { Meter } from './meter.js';
 import { SqliteMeterEngine } from './sqlite.js';
 
@@ -54,4 +55,20 @@ test('sqlite: the records of calls that end in one tick are written in one trans
   await Promise.all(tickets.map((tk) => tk?.settle(true, 200)));
   assert.equal(transactions, 1, 'one transaction for the 50 records');
   assert.equal((ledger.db.prepare('SELECT COUNT(*) AS n FROM usage_calls').get() as { n: number }).n, 50);
+});
+
+test('sqlite: a balance lowered outside metering (a chargeback) is seen by the first charge after balanceTtl', async (t) => {
+  const path = tempPath(t);
+  const ledger = openSqliteLedger(path);
+  t.after(() => ledger.close());
+  const pricing = new MapPricing().set('acme', 'paid', 'Call', { price: 100, freeQuota: 0 });
+  const fresh = new Meter({ engine: new SqliteMeterEngine(ledger.db, ledger, path, { balanceTtl: 0 }), ledger, pricing, payerOf: async (ns) => `ns.${ns}` });
+  await fresh.start();
+  t.after(() => fresh.stop());
+  await topUp(ledger, 'ns.acme', 1_000);
+  await run(fresh, meteredCall('acme', 'Call'));
+  await fresh.flush();
+  await ledger.post({ key: 'chargeback', reason: 'chargeback', entries: [{ account: balanceAccount('ns.acme'), amount: -900 }, { account: EXTERNAL_PAYMENTS, amount: 900 }] });
+  await assert.rejects(run(fresh, meteredCall('acme', 'Call')), blocked('insufficient credit'));
+  assert.equal(await ledger.balance(dueAccount('ns.acme')), 0, 'nothing had to go to the due account');
 });

@@ -58,6 +58,8 @@ interface PayerState {
   spent: number;
   /** free quota use per `service\nendpoint` in `period` */
   counters: Map<string, Counter>;
+  /** ms (Date.now) `ledger` was read from the ledger */
+  readAt: number;
   /** a balance read under way (a shortfall asks the ledger again, once, for top-ups) */
   refreshing?: Promise<void>;
 }
@@ -70,6 +72,12 @@ interface LocalHold extends Hold {
 
 export interface SqliteMeterOptions {
   logger?: Logger;
+  /**
+   * ms a payer's ledger balance is trusted before a charge reads it again (default 5,000):
+   * postings of others than the meter (a top-up, a chargeback) are seen within it; a
+   * shortfall reads it at once
+   */
+  balanceTtl?: number;
 }
 
 export class SqliteMeterEngine implements MeterEngine {
@@ -81,6 +89,7 @@ export class SqliteMeterEngine implements MeterEngine {
   private readonly queue = new Map<string, Charge>();
   private readonly commits: GroupCommit<Pending<never>>;
   private st!: ReturnType<SqliteMeterEngine['prepare']>;
+  private readonly balanceTtl: number;
 
   constructor(
     private readonly db: Database,
@@ -89,6 +98,7 @@ export class SqliteMeterEngine implements MeterEngine {
     private readonly options: SqliteMeterOptions = {},
   ) {
     this.commits = new GroupCommit((batch) => this.write(batch));
+    this.balanceTtl = options.balanceTtl ?? 5_000;
   }
 
   private prepare() {
@@ -122,7 +132,7 @@ export class SqliteMeterEngine implements MeterEngine {
     return this.load(a.payer).then((loaded) => this.decide(loaded, a, false));
   }
 
-  /** Synchronous unless the credit falls short: then the ledger is read once more (a top-up) and the call decided again. */
+  /** Synchronous unless the credit falls short or its balance is old: then the ledger is read once more and the call decided again. */
   private decide(s: PayerState, a: Admission, refreshed: boolean): LocalHold | Promise<LocalHold> {
     this.roll(s, a.period);
     const counter = this.counter(s, a);
@@ -135,10 +145,10 @@ export class SqliteMeterEngine implements MeterEngine {
       balance: s.ledger,
       unposted: s.unposted,
     });
-    if (kind === 'short') {
-      if (refreshed) throw insufficientCredit();
-      return this.refresh(s).then(() => this.decide(s, a, true));
-    }
+    // a charge against a balance read long ago (others post too: top-ups, chargebacks) or one that falls short reads it again, once
+    const stale = kind === 'charge' && a.price > 0 && Date.now() - s.readAt > this.balanceTtl;
+    if ((kind === 'short' || stale) && !refreshed) return this.refresh(s).then(() => this.decide(s, a, true));
+    if (kind === 'short') throw insufficientCredit();
     const hold: LocalHold = { ...holdOf(a, kind), state: s, counter };
     if (kind === 'free') counter.inflight++;
     s.held += hold.amount;
@@ -172,7 +182,7 @@ export class SqliteMeterEngine implements MeterEngine {
       const balance = await this.ledger.balance(balanceAccount(payer));
       let unposted = 0;
       for (const c of this.queue.values()) if (c.payer === payer) unposted += c.amount;
-      const s: PayerState = { payer, ledger: balance, held: 0, unposted, period: '', spent: 0, counters: new Map() };
+      const s: PayerState = { payer, ledger: balance, readAt: Date.now(), held: 0, unposted, period: '', spent: 0, counters: new Map() };
       this.payers.set(payer, s);
       return s;
     }).finally(() => this.loading.delete(payer));
@@ -183,7 +193,9 @@ export class SqliteMeterEngine implements MeterEngine {
   /** The ledger balance read again under the payer's lock: exact against this process's postings, and sees top-ups. */
   private refresh(s: PayerState): Promise<void> {
     return (s.refreshing ??= this.locked(s.payer, async () => {
+      const readAt = Date.now();
       s.ledger = await this.ledger.balance(balanceAccount(s.payer));
+      s.readAt = readAt;
     }).finally(() => (s.refreshing = undefined)));
   }
 
@@ -293,8 +305,10 @@ export class SqliteMeterEngine implements MeterEngine {
       if (!s) return { posted, balance: await this.ledger.balance(balanceAccount(payer)) };
       s.unposted -= landed;
       // charges put on the due account left the balance as it was: read it (it was lower than known)
-      if (posted.toDue > 0) s.ledger = await this.ledger.balance(balanceAccount(payer));
-      else s.ledger -= posted.fromBalance;
+      if (posted.toDue > 0) {
+        s.readAt = Date.now();
+        s.ledger = await this.ledger.balance(balanceAccount(payer));
+      } else s.ledger -= posted.fromBalance;
       return { posted, balance: s.ledger };
     });
   }
