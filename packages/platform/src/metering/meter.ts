@@ -42,6 +42,8 @@ const opened = new WeakMap<Ledger, Set<string>>();
 export async function postCharges(ledger: Ledger, charges: Charge[]): Promise<Posted> {
   const posted: Posted = { done: [], fromBalance: 0, toDue: 0 };
   for (const c of charges) {
+    // the calls waiting go first: a posting of the local ledger is a synchronous commit (an fsync)
+    if (posted.done.length > 0) await new Promise<void>((resolve) => setImmediate(resolve));
     try {
       await openAccounts(ledger, c.payer);
       const r = await postOne(ledger, c);
