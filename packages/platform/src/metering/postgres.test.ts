@@ -11,6 +11,9 @@ import { PgMeterEngine, type PgMeterOptions } from './postgres.js';
 /** Another spelling of the URL: a pool of its own, as another node has. */
 const otherPool = (url: string, name: string) => `${url}${url.includes('?') ? '&' : '?'}application_name=${name}`;
 
+const pricing = new MapPricing().set('acme', 'paid', 'Call', { price: 1_000, freeQuota: 0 }).set('acme', 'paid', 'Quota', { price: 1_000, freeQuota: 4 });
+const payerOf = async (ns: string) => `ns.${ns}`;
+
 async function nodes(t: test.TestContext) {
   const db = await testPostgres(t, 'metering');
   if (!db) return undefined;
@@ -19,7 +22,14 @@ async function nodes(t: test.TestContext) {
   t.after(() => ledger.close());
   let n = 0;
   const engine = async (options: PgMeterOptions = {}) => new PgMeterEngine(await openPostgres({ url: otherPool(url, `node${++n}`), prefix: db.prefix }), options);
-  return { db, ledger, engine };
+  /** a node's meter, started (and stopped after the test) */
+  const meter = async (options: PgMeterOptions = {}) => {
+    const m = new Meter({ engine: await engine(options), ledger, pricing, payerOf, postEvery: 60_000 });
+    await m.start();
+    t.after(() => m.stop());
+    return m;
+  };
+  return { db, ledger, engine, meter };
 }
 
 meterContract('postgres', async (t) => {
@@ -28,20 +38,12 @@ meterContract('postgres', async (t) => {
   return { ledger: x.ledger, engine: () => x.engine() };
 });
 
-const pricing = new MapPricing().set('acme', 'paid', 'Call', { price: 1_000, freeQuota: 0 }).set('acme', 'paid', 'Quota', { price: 1_000, freeQuota: 4 });
-const payerOf = async (ns: string) => `ns.${ns}`;
 
 test('postgres: two nodes on one schema: of 40 calls in parallel with credit for 7, exactly 7 pass; of 10 free slots exactly 10', async (t) => {
   const x = await nodes(t);
   if (!x) return;
-  const a = new Meter({ engine: await x.engine(), ledger: x.ledger, pricing, payerOf, postEvery: 60_000 });
-  const b = new Meter({ engine: await x.engine(), ledger: x.ledger, pricing, payerOf, postEvery: 60_000 });
-  await a.start();
-  await b.start();
-  t.after(async () => {
-    await a.stop();
-    await b.stop();
-  });
+  const a = await x.meter();
+  const b = await x.meter();
   await topUp(x.ledger, 'ns.acme', 7_000);
   const results = await Promise.allSettled(Array.from({ length: 40 }, (_, i) => run(i % 2 ? a : b, meteredCall('acme', 'Call'))));
   assert.equal(results.filter((r) => r.status === 'fulfilled').length, 7);
@@ -60,14 +62,8 @@ test('postgres: the holds of a node that stopped heart-beating are released by t
   const x = await nodes(t);
   if (!x) return;
   const fast = { heartbeat: 50, holdTtl: 300 };
-  const dead = new Meter({ engine: await x.engine(fast), ledger: x.ledger, pricing, payerOf, postEvery: 60_000 });
-  const alive = new Meter({ engine: await x.engine(fast), ledger: x.ledger, pricing, payerOf, postEvery: 60_000 });
-  await dead.start();
-  await alive.start();
-  t.after(async () => {
-    await alive.stop();
-    await dead.stop();
-  });
+  const dead = await x.meter(fast);
+  const alive = await x.meter(fast);
   await topUp(x.ledger, 'ns.acme', 1_000);
   const held = await admitted(dead, meteredCall('acme', 'Call'));
   await assert.rejects(run(alive, meteredCall('acme', 'Call')), blocked('insufficient credit'));
@@ -91,9 +87,7 @@ test('postgres: the holds of a node that stopped heart-beating are released by t
 test('postgres: usage records cannot be changed, deleted or truncated, even by hand', async (t) => {
   const x = await nodes(t);
   if (!x) return;
-  const m = new Meter({ engine: await x.engine(), ledger: x.ledger, pricing, payerOf });
-  await m.start();
-  t.after(() => m.stop());
+  const m = await x.meter();
   await topUp(x.ledger, 'ns.acme', 5_000);
   await run(m, meteredCall('acme', 'Call'));
   for (const sql of ['UPDATE usage_calls SET charged = 0', 'DELETE FROM usage_calls', 'TRUNCATE usage_calls']) {

@@ -4,7 +4,7 @@ import { migrate, type Migration, type Postgres, type Queryable } from '@micro/s
 import { balanceAccount } from '../billing/accounts.js';
 import { GroupCommit } from './commit.js';
 import { BLOCKED_ID, decide, holdOf, insufficientCredit, recordOf, type Pending, type Standing } from './core.js';
-import { CALL_COLUMNS, callOf, callsQuery, callValues, numbered, quotaRowOf, quotasQuery, usageQuery, usageRowOf, type CallRowRaw, type QuotaRowRaw, type UsageRowRaw } from './queries.js';
+import { CALL_COLUMNS, callOf, callsQuery, callsTable, callValues, numbered, quotaRowOf, quotasQuery, usageQuery, usageRowOf, type CallRowRaw, type QuotaRowRaw, type UsageRowRaw } from './queries.js';
 import type { Admission, CallRecord, Charge, Hold, MeterEngine, Outcome, PostCharges, Posted, QuotaRow, UsageFilter, UsageRow } from './storage.js';
 
 /**
@@ -22,16 +22,8 @@ export const METERING_POSTGRES_MIGRATIONS: readonly Migration[] = [
     version: 1,
     description: 'metering: usage records, outbox, holds, free quota and spend counters, nodes',
     up: `
-CREATE TABLE usage_calls (
-  request_id text PRIMARY KEY, at bigint NOT NULL, period text NOT NULL, day text NOT NULL,
-  payer text NOT NULL, namespace text NOT NULL, account text NOT NULL, key_id text NOT NULL,
-  home text NOT NULL, service text NOT NULL, endpoint text NOT NULL,
-  price bigint NOT NULL, free_quota bigint NOT NULL, free smallint NOT NULL, charged bigint NOT NULL,
-  outcome text NOT NULL, code integer NOT NULL, idem_key text, idem text, posting text UNIQUE
-);
+${callsTable({ text: 'text', int: 'bigint', flag: 'smallint' })}
 CREATE INDEX usage_calls_payer ON usage_calls (payer, period, service, endpoint);
-CREATE INDEX usage_calls_namespace ON usage_calls (namespace, day);
-CREATE INDEX usage_calls_idem ON usage_calls (idem) WHERE idem IS NOT NULL;
 CREATE FUNCTION usage_calls_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN RAISE EXCEPTION 'usage records are immutable'; END $$;
 CREATE TRIGGER usage_calls_immutable BEFORE UPDATE OR DELETE ON usage_calls FOR EACH ROW EXECUTE FUNCTION usage_calls_immutable();

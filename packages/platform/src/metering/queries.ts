@@ -146,6 +146,19 @@ export function callOf(r: CallRowRaw): CallRecord {
   };
 }
 
+/** `CREATE TABLE usage_calls` in a dialect's types (one definition for both engines) */
+export function callsTable(t: { text: string; int: string; flag: string }, suffix = ''): string {
+  return `CREATE TABLE usage_calls (
+  request_id ${t.text} PRIMARY KEY, at ${t.int} NOT NULL, period ${t.text} NOT NULL, day ${t.text} NOT NULL,
+  payer ${t.text} NOT NULL, namespace ${t.text} NOT NULL, account ${t.text} NOT NULL, key_id ${t.text} NOT NULL,
+  home ${t.text} NOT NULL, service ${t.text} NOT NULL, endpoint ${t.text} NOT NULL,
+  price ${t.int} NOT NULL, free_quota ${t.int} NOT NULL, free ${t.flag} NOT NULL, charged ${t.int} NOT NULL,
+  outcome ${t.text} NOT NULL, code INTEGER NOT NULL, idem_key ${t.text}, idem ${t.text}, posting ${t.text} UNIQUE
+)${suffix};
+CREATE INDEX usage_calls_namespace ON usage_calls (namespace, day);
+CREATE INDEX usage_calls_idem ON usage_calls (idem) WHERE idem IS NOT NULL;`;
+}
+
 /** The columns of a record, in the order of the INSERTs of both engines */
 export const CALL_COLUMNS = 'request_id, at, period, day, payer, namespace, account, key_id, home, service, endpoint, price, free_quota, free, charged, outcome, code, idem_key, idem, posting';
 

@@ -7,12 +7,24 @@ import { openSqliteLedger } from '../ledger/sqlite.js';
 import { balanceAccount, dueAccount, EXTERNAL_PAYMENTS } from '../billing/accounts.js';
 import { account, blocked, MapPricing, meterContract, meteredCall, run, topUp } from './contract.js';
 import { Meter } from './meter.js';
-import { SqliteMeterEngine } from './sqlite.js';
+import { SqliteMeterEngine, type SqliteMeterOptions } from './sqlite.js';
 
 function tempPath(t: { after(fn: () => unknown): void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'micro-metering-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   return join(dir, 'billing.db');
+}
+
+/** A meter on a fresh billing.db pricing acme's paid.Call at `price`, stopped (and the file closed) after the test. */
+async function meterOn(t: { after(fn: () => unknown): void }, price: number, options: SqliteMeterOptions = {}) {
+  const path = tempPath(t);
+  const ledger = openSqliteLedger(path);
+  t.after(() => ledger.close());
+  const pricing = new MapPricing().set('acme', 'paid', 'Call', { price, freeQuota: 0 });
+  const meter = new Meter({ engine: new SqliteMeterEngine(ledger.db, ledger, path, options), ledger, pricing, payerOf: async (ns) => `ns.${ns}` });
+  await meter.start();
+  t.after(() => meter.stop());
+  return { ledger, meter };
 }
 
 meterContract('sqlite', async (t) => {
@@ -23,12 +35,7 @@ meterContract('sqlite', async (t) => {
 });
 
 test('sqlite: usage records cannot be changed or deleted, even by hand', async (t) => {
-  const path = tempPath(t);
-  const ledger = openSqliteLedger(path);
-  t.after(() => ledger.close());
-  const meter = new Meter({ engine: new SqliteMeterEngine(ledger.db, ledger, path), ledger, pricing: new MapPricing().set('acme', 'paid', 'Call', { price: 5, freeQuota: 0 }), payerOf: async (ns) => `ns.${ns}` });
-  await meter.start();
-  t.after(() => meter.stop());
+  const { ledger, meter } = await meterOn(t, 5);
   await topUp(ledger, 'ns.acme', 100);
   await run(meter, meteredCall('acme', 'Call', { account: account('acme') }));
   assert.throws(() => ledger.db.prepare('UPDATE usage_calls SET charged = 0').run(), /immutable/);
@@ -36,13 +43,8 @@ test('sqlite: usage records cannot be changed or deleted, even by hand', async (
 });
 
 test('sqlite: the records of calls that end in one tick are written in one transaction', async (t) => {
-  const path = tempPath(t);
-  const ledger = openSqliteLedger(path);
-  t.after(() => ledger.close());
   // price 0: recorded, never posted (the outbox's transactions stay out of the count)
-  const meter = new Meter({ engine: new SqliteMeterEngine(ledger.db, ledger, path), ledger, pricing: new MapPricing().set('acme', 'paid', 'Call', { price: 0, freeQuota: 0 }), payerOf: async (ns) => `ns.${ns}` });
-  await meter.start();
-  t.after(() => meter.stop());
+  const { ledger, meter } = await meterOn(t, 0);
   const tickets = await Promise.all(Array.from({ length: 50 }, () => Promise.resolve(meter.admit(meteredCall('acme', 'Call')))));
   // count the transactions while they settle
   let transactions = 0;
@@ -58,13 +60,7 @@ test('sqlite: the records of calls that end in one tick are written in one trans
 });
 
 test('sqlite: a balance lowered outside metering (a chargeback) is seen by the first charge after balanceTtl', async (t) => {
-  const path = tempPath(t);
-  const ledger = openSqliteLedger(path);
-  t.after(() => ledger.close());
-  const pricing = new MapPricing().set('acme', 'paid', 'Call', { price: 100, freeQuota: 0 });
-  const fresh = new Meter({ engine: new SqliteMeterEngine(ledger.db, ledger, path, { balanceTtl: 0 }), ledger, pricing, payerOf: async (ns) => `ns.${ns}` });
-  await fresh.start();
-  t.after(() => fresh.stop());
+  const { ledger, meter: fresh } = await meterOn(t, 100, { balanceTtl: 0 });
   await topUp(ledger, 'ns.acme', 1_000);
   await run(fresh, meteredCall('acme', 'Call'));
   await fresh.flush();

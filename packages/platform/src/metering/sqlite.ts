@@ -5,7 +5,7 @@ import type { Ledger } from '../ledger/index.js';
 import type { SqliteLedger } from '../ledger/sqlite.js';
 import { GroupCommit } from './commit.js';
 import { chargeOf, decide, holdOf, insufficientCredit, recordOf, type Pending } from './core.js';
-import { CALL_COLUMNS, callOf, callsQuery, callValues, quotaRowOf, quotasQuery, usageQuery, usageRowOf, type CallRowRaw, type QuotaRowRaw, type UsageRowRaw } from './queries.js';
+import { CALL_COLUMNS, callOf, callsQuery, callsTable, callValues, quotaRowOf, quotasQuery, usageQuery, usageRowOf, type CallRowRaw, type QuotaRowRaw, type UsageRowRaw } from './queries.js';
 import type { Admission, CallRecord, Charge, Hold, MeterEngine, Outcome, PostCharges, Posted, QuotaRow, UsageFilter, UsageRow } from './storage.js';
 
 /**
@@ -21,16 +21,8 @@ type Database = SqliteLedger['db'];
 export const METERING_SQLITE_VERSION = 1;
 
 const SCHEMA = `
-CREATE TABLE usage_calls (
-  request_id TEXT PRIMARY KEY, at INTEGER NOT NULL, period TEXT NOT NULL, day TEXT NOT NULL,
-  payer TEXT NOT NULL, namespace TEXT NOT NULL, account TEXT NOT NULL, key_id TEXT NOT NULL,
-  home TEXT NOT NULL, service TEXT NOT NULL, endpoint TEXT NOT NULL,
-  price INTEGER NOT NULL, free_quota INTEGER NOT NULL, free INTEGER NOT NULL, charged INTEGER NOT NULL,
-  outcome TEXT NOT NULL, code INTEGER NOT NULL, idem_key TEXT, idem TEXT, posting TEXT UNIQUE
-) WITHOUT ROWID;
+${callsTable({ text: 'TEXT', int: 'INTEGER', flag: 'INTEGER' }, ' WITHOUT ROWID')}
 CREATE INDEX usage_calls_payer ON usage_calls (payer, period, service, endpoint, free);
-CREATE INDEX usage_calls_namespace ON usage_calls (namespace, day);
-CREATE INDEX usage_calls_idem ON usage_calls (idem) WHERE idem IS NOT NULL;
 CREATE TRIGGER usage_calls_no_update BEFORE UPDATE ON usage_calls BEGIN SELECT RAISE(ABORT, 'usage records are immutable'); END;
 CREATE TRIGGER usage_calls_no_delete BEFORE DELETE ON usage_calls BEGIN SELECT RAISE(ABORT, 'usage records are immutable'); END;
 CREATE TABLE usage_outbox (request_id TEXT PRIMARY KEY REFERENCES usage_calls (request_id), payer TEXT NOT NULL) WITHOUT ROWID;

@@ -6,8 +6,8 @@
  * (postgres.ts) as rows under a per-payer lock. See README.md.
  */
 
-/** One call about to be made, as the meter asks the engine to admit it (everything checked). */
-export interface Admission {
+/** What is known of a metered call from its admission on: who, what, at what price, when. */
+export interface CallFacts {
   /** the gateway's request id (a UUID): the record's key */
   requestId: string;
   /** who pays: a customer id, or `ns.<namespace>` */
@@ -26,18 +26,22 @@ export interface Admission {
   price: number;
   /** free calls a payer makes of this endpoint a period */
   freeQuota: number;
-  /** the Idempotency-Key as sent, or undefined */
-  idemKey: string | undefined;
-  /** the posting key of the idempotent call (`idemPosting`), which every retry shares; undefined without a key */
-  idem: string | undefined;
-  /** the payer's usage cap this period (units), or null */
-  cap: number | null;
   /** ms since the epoch of the admission; the call's period and day are those of this instant */
   at: number;
   /** `YYYY-MM` */
   period: string;
   /** `YYYY-MM-DD` (UTC) */
   day: string;
+}
+
+/** One call about to be made, as the meter asks the engine to admit it (everything checked). */
+export interface Admission extends CallFacts {
+  /** the Idempotency-Key as sent, or undefined */
+  idemKey: string | undefined;
+  /** the posting key of the idempotent call (`idemPosting`), which every retry shares; undefined without a key */
+  idem: string | undefined;
+  /** the payer's usage cap this period (units), or null */
+  cap: number | null;
 }
 
 /**
@@ -59,20 +63,7 @@ export interface Outcome {
 }
 
 /** A row of `usage_calls`: one metered call, whatever its outcome. */
-export interface CallRecord {
-  requestId: string;
-  at: number;
-  period: string;
-  day: string;
-  payer: string;
-  namespace: string;
-  account: string;
-  keyId: string;
-  home: string;
-  service: string;
-  endpoint: string;
-  price: number;
-  freeQuota: number;
+export interface CallRecord extends CallFacts {
   /** within the free quota */
   free: boolean;
   /** units charged: the price, or 0 (free, failed, a replay of an idempotent call, a price of 0) */

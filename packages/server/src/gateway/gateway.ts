@@ -353,15 +353,7 @@ export class Gateway {
         let request: unknown = get ? queryRequest(query, ep, service) : this.body(req, service);
         if (request instanceof Promise) request = await request;
         const release = this.acquire(key);
-        let ticket: MeterTicket | Promise<MeterTicket | undefined> | undefined;
-        try {
-          ticket = this.meter ? this.admit(req, resolved, true) : undefined;
-          if (ticket instanceof Promise) ticket = await ticket;
-        } catch (err) {
-          release();
-          throw err;
-        }
-        const settlement = ticket ? new Settlement(ticket, this.logger) : undefined;
+        const settlement = this.meter ? await this.admitStream(req, resolved, release) : undefined;
         const end = () => res.destroy();
         this.streamClosers.add(end);
         res.once('close', () => {
@@ -445,6 +437,17 @@ export class Gateway {
       return ticket instanceof Promise ? ticket.catch((err: unknown) => Promise.reject(anonymousRefusal(err))) : ticket;
     } catch (err) {
       throw anonymousRefusal(err);
+    }
+  }
+
+  /** A stream is one call: admitted at open (a refusal gives back the stream's place), settled once at its end (streams.ts). */
+  private async admitStream(req: IncomingMessage, r: Resolved, release: () => void): Promise<Settlement | undefined> {
+    try {
+      const ticket = await this.admit(req, r, true);
+      return ticket ? new Settlement(ticket, this.logger) : undefined;
+    } catch (err) {
+      release();
+      throw err;
     }
   }
 
@@ -569,16 +572,7 @@ export class Gateway {
     const resolved = await this.resolve(req, service, endpoint);
     const release = this.acquire(resolved.key);
     socket.once('close', release);
-    // a stream is one call: admitted at open, settled when it ends (streams.ts)
-    let ticket: MeterTicket | Promise<MeterTicket | undefined> | undefined;
-    try {
-      ticket = this.meter ? this.admit(req, resolved, true) : undefined;
-      if (ticket instanceof Promise) ticket = await ticket;
-    } catch (err) {
-      release();
-      throw err;
-    }
-    const settlement = ticket ? new Settlement(ticket, this.logger) : undefined;
+    const settlement = this.meter ? await this.admitStream(req, resolved, release) : undefined;
     // the upgrade may yet fail (a bad handshake): a socket that closes unsettled was no success
     if (settlement) socket.once('close', () => settlement.failed(499));
     if (socket.destroyed) {
