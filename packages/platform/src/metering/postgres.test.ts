@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { openPostgres } from '@micro/server/engine';
-import { testPostgres } from '@micro/server/testing';
+import { relay, testPostgres } from '@micro/server/testing';
 import { balanceAccount, PLATFORM_REVENUE } from '../billing/accounts.js';
 import { openPgLedger } from '../ledger/postgres.js';
 import { admitted, blocked, MapPricing, meterContract, meteredCall, run, topUp } from './contract.js';
@@ -21,10 +21,10 @@ async function nodes(t: test.TestContext) {
   const ledger = await openPgLedger({ url, prefix: db.prefix });
   t.after(() => ledger.close());
   let n = 0;
-  const engine = async (options: PgMeterOptions = {}) => new PgMeterEngine(await openPostgres({ url: otherPool(url, `node${++n}`), prefix: db.prefix }), options);
-  /** a node's meter, started (and stopped after the test) */
-  const meter = async (options: PgMeterOptions = {}) => {
-    const m = new Meter({ engine: await engine(options), ledger, pricing, payerOf, postEvery: 60_000 });
+  const engine = async (options: PgMeterOptions = {}, at = url) => new PgMeterEngine(await openPostgres({ url: otherPool(at, `node${++n}`), prefix: db.prefix }), options);
+  /** a node's meter, started (and stopped after the test), on its own pool (of `at`: a relay's URL) */
+  const meter = async (options: PgMeterOptions = {}, at = url) => {
+    const m = new Meter({ engine: await engine(options, at), ledger, pricing, payerOf, postEvery: 60_000 });
     await m.start();
     t.after(() => m.stop());
     return m;
@@ -93,4 +93,32 @@ test('postgres: usage records cannot be changed, deleted or truncated, even by h
   for (const sql of ['UPDATE usage_calls SET charged = 0', 'DELETE FROM usage_calls', 'TRUNCATE usage_calls']) {
     await assert.rejects(x.db.query(sql.replace('usage_calls', `${x.db.schema}.usage_calls`)), /immutable/, sql);
   }
+});
+
+test('postgres: a settle that fails (the database lost mid-call) is not charged, and its hold is released once the database is back', async (t) => {
+  const x = await nodes(t);
+  if (!x) return;
+  const cuttable = await relay(x.db.url);
+  t.after(() => cuttable.close());
+  const cut = await x.meter({ heartbeat: 50, holdTtl: 60_000 }, cuttable.url);
+  const other = await x.meter();
+  await topUp(x.ledger, 'ns.acme', 1_000);
+  const held = await admitted(cut, meteredCall('acme', 'Call'));
+  await assert.rejects(run(other, meteredCall('acme', 'Call')), blocked('insufficient credit'));
+  await cuttable.cut();
+  await assert.rejects(held.settle(true, 200), (err: unknown) => (err as { code?: number }).code === 503);
+  await cuttable.restore();
+  // the node's next heart-beat that reaches the database gives the hold back (it is alive: no other node would)
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const { rows } = await x.db.query(`SELECT COUNT(*)::int AS n FROM ${x.db.schema}.usage_holds`);
+    if ((rows[0] as { n: number }).n === 0) break;
+    assert.ok(Date.now() < deadline, 'the hold of the failed settle was not released');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await run(other, meteredCall('acme', 'Call'));
+  await other.flush();
+  assert.equal(await x.ledger.balance(balanceAccount('ns.acme')), 0);
+  const { rows } = await x.db.query(`SELECT COUNT(*)::int AS n FROM ${x.db.schema}.usage_calls WHERE charged > 0`);
+  assert.equal((rows[0] as { n: number }).n, 1, 'only the second call is charged');
 });

@@ -69,6 +69,10 @@ export class PgMeterEngine implements MeterEngine {
   private timer: NodeJS.Timeout | undefined;
   /** the first rounds after start take every row of the outbox, whichever node left it */
   private everything = true;
+  /** request ids of this node's calls that hold (or are being given) a hold row */
+  private readonly inflight = new Set<string>();
+  /** a settle failed and its holds may be left: the next heart-beat removes this node's holds of no call in flight */
+  private orphans = false;
 
   /**
    * `db` is a handle on the schema the ledger lives in: an admission reads the ledger's
@@ -100,11 +104,17 @@ export class PgMeterEngine implements MeterEngine {
     await this.db.query(`INSERT INTO ${s}.usage_nodes (node, beat) VALUES ($1, ${NOW_MS}) ON CONFLICT (node) DO UPDATE SET beat = EXCLUDED.beat`, [this.node]);
     await this.db.query(`DELETE FROM ${s}.usage_holds WHERE node <> $1 AND node NOT IN (SELECT node FROM ${s}.usage_nodes WHERE beat >= ${NOW_MS} - $2)`, [this.node, this.holdTtl]);
     await this.db.query(`DELETE FROM ${s}.usage_nodes WHERE node <> $1 AND beat < ${NOW_MS} - $2`, [this.node, this.holdTtl]);
+    if (this.orphans) {
+      this.orphans = false;
+      await this.db.query(`DELETE FROM ${s}.usage_holds WHERE node = $1 AND NOT (request_id = ANY($2::text[]))`, [this.node, [...this.inflight]]);
+    }
   }
 
   // ---- admission ---------------------------------------------------------------------
 
   async admit(a: Admission): Promise<Hold> {
+    // in flight from before its hold exists: a sweep of orphans never takes a hold being made
+    this.inflight.add(a.requestId);
     const kind = await this.db.transaction(async (c) => {
       await this.lockPayers(c, [a.payer]);
       const kind = decide(a, await this.standing(c, a));
@@ -122,7 +132,11 @@ export class PgMeterEngine implements MeterEngine {
         ]);
       }
       return kind;
+    }).catch((err: unknown) => {
+      this.inflight.delete(a.requestId);
+      throw err;
     });
+    if (kind === 'replay') this.inflight.delete(a.requestId);
     return holdOf(a, kind);
   }
 
@@ -176,9 +190,16 @@ export class PgMeterEngine implements MeterEngine {
       });
     } catch (err) {
       this.options.logger?.error({ err }, 'metering: recording calls failed; they are not charged');
-      for (const e of batch) e.reject(err);
+      for (const e of batch) {
+        this.inflight.delete(e.hold.admission.requestId);
+        e.reject(err);
+      }
+      // their holds are released now if the database answers, else by the next heart-beat that reaches it
+      this.orphans = true;
+      await this.db.query(`DELETE FROM ${this.s}.usage_holds WHERE request_id = ANY($1::text[])`, [batch.map((e) => e.hold.admission.requestId)]).catch(() => undefined);
       return;
     }
+    for (const e of batch) this.inflight.delete(e.hold.admission.requestId);
     batch.forEach((e, i) => {
       const r = results[i] as { record: CallRecord; error?: unknown };
       if (r.error !== undefined) e.reject(r.error);
