@@ -41,11 +41,11 @@ export function ensureSchema(db: Database.Database, path: string, what: string, 
 /**
  * The same for one part of a file shared by several (the billing parts' tables beside the
  * ledger's in billing.db): the part's version is kept under its own key
- * (`schema_version:<part>`), so it neither reads nor moves the version of the file's owner.
+ * (`schema_version.<part>`, billing's convention), so it neither reads nor moves the version of the file's owner.
  */
 export function ensurePartSchema(db: Database.Database, path: string, part: string, version: number, create: () => void): void {
   if (!/^[a-z][a-z0-9_-]{0,63}$/.test(part)) throw new Error(`invalid schema part name ${JSON.stringify(part)}`);
-  versioned(db, path, part, `schema_version:${part}`, version, create);
+  versioned(db, path, part, `schema_version.${part}`, version, create);
 }
 
 function versioned(db: Database.Database, path: string, what: string, key: string, version: number, create: () => void): void {
