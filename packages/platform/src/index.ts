@@ -5,6 +5,8 @@ import { invoicesCoreService } from './invoices/index.js';
 import { balanceCoreService } from './balance/index.js';
 import { billingCoreService } from './plans/index.js';
 import { PlatformHub } from './hub.js';
+import type { Pricing } from './pricing/pricing.js';
+import { usageCoreService, type UsageServiceOptions } from './usage/index.js';
 
 export { PlatformHub } from './hub.js';
 export type { BalanceObserver } from './hub.js';
@@ -25,16 +27,28 @@ export type { Ledger, LedgerOptions, Account as LedgerAccount, PostingInput, Pos
 export { billingCoreService, billingService, DEFAULT_PLANS, COMMUNITY } from './plans/index.js';
 export type { Plan, PlanVersion, Subscriptions, JobReport, ChargeRow } from './plans/index.js';
 export type { VerificationMessageInput, PlatformInviteMessageInput, TeamInviteMessageInput, NamespacesMessageInput, BalanceMessageInput } from './mail/index.js';
+export { Meter, NO_PRICES, BLOCKED_ID, insufficientCredit, usageCapExceeded } from './metering/index.js';
+export type { MeterOptions, MeterEngine } from './metering/index.js';
+export { usageCoreService, usageService } from './usage/index.js';
+export type { UsageServiceOptions } from './usage/index.js';
 
 /**
  * The services of the platform layer, hosted by `micro server` in namespace `micro` beside
  * the core services (MicroServerOptions.coreServices; `micro server` passes these).
  * Each folder of src/ adds its factory here.
  */
-export function platformCoreServices(options: { hub?: PlatformHub } = {}): CoreServiceFactory[] {
+export function platformCoreServices(options: { hub?: PlatformHub; pricing?: Pricing; usage?: Omit<UsageServiceOptions, 'hub' | 'pricing'> } = {}): CoreServiceFactory[] {
   const hub = options.hub ?? new PlatformHub();
   // one Pricing for the pricing service and the meter: an admin's price reaches both at once
-  const { factory: pricingFactory } = createPricing({ hub });
+  const { pricing, factory: pricingFactory } = createPricing({ hub });
   // signup first: billing's job and checks read its customers and members
-  return [signupCoreService({ hub }), billingCoreService({ hub }), pricingFactory, invoicesCoreService({ hub }), balanceCoreService({ hub })];
+  return [
+    signupCoreService({ hub }),
+    billingCoreService({ hub }),
+    pricingFactory,
+    // the meter tells the balance watch (low and zero balance) of each payer's balance after its charges
+    usageCoreService({ hub, pricing: options.pricing ?? pricing, onBalance: (payer, balance) => void hub.onBalance(payer, balance), ...options.usage }),
+    invoicesCoreService({ hub }),
+    balanceCoreService({ hub }),
+  ];
 }

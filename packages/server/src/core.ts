@@ -5,6 +5,7 @@ import type { Quotas } from './quota/quotas.js';
 import type { PurgeReport } from './purge/index.js';
 import type { WebhookRoute } from './gateway/webhooks.js';
 import type { GatewayPrices } from './gateway/openapi.js';
+import type { GatewayMeter } from './gateway/meter.js';
 
 /**
  * What micro server gives each of its core services: where to keep data, the shared
@@ -57,6 +58,8 @@ export interface CoreService {
   webhooks?: Record<string, WebhookRoute>;
   /** the price of an endpoint served from namespace `home` (the platform's pricing service): /openapi.json shows it */
   prices?: GatewayPrices;
+  /** the meter of the gateway's priced calls (gateway/meter.ts); at most one core service gives one */
+  meter?: GatewayMeter;
 }
 
 export type CoreServiceFactory = (ctx: CoreContext) => CoreService | Promise<CoreService>;

@@ -27,3 +27,7 @@ export { quotaExceeded, checkSettings, LIMIT_KEYS, MAX_LIMIT } from './quota/lim
 export type { LimitKey, LimitSettings, Limits, Usage } from './quota/limits.js';
 export type { Quotas, NamespacePlan, PlanSource } from './quota/quotas.js';
 export { openQuotas } from './quota/index.js';
+/** the gateway's metering hook, which the platform's meter implements (CoreService.meter), and its refusals */
+export type { GatewayMeter, MeteredCall, MeterTicket } from './gateway/meter.js';
+export { credentialsRequired } from './gateway/meter.js';
+export { RateLimited } from './gateway/quota.js';

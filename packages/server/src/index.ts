@@ -7,4 +7,4 @@ export { configCoreService } from './config/index.js';
 export { syncCoreService } from './sync/index.js';
 export { eventsCoreService, SqliteEvents } from './events/index.js';
 export { Gateway, DEFAULT_GATEWAY_ADDRESS } from './gateway/index.js';
-export type { GatewayOptions } from './gateway/index.js';
+export type { GatewayOptions, GatewayMeter, MeteredCall, MeterTicket } from './gateway/index.js';

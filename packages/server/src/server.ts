@@ -42,7 +42,7 @@ import { SERVER_NODE_KEY, withoutEndedServers } from './registry/leases.js';
 import { LocalRuntime, runtimeHandlers, type RuntimeOptions } from './runtime/index.js';
 import { defaultSdkPath } from './runtime/build.js';
 import { installPathsFor, Sandbox, type SandboxOptions } from './runtime/sandbox.js';
-import { DEFAULT_GATEWAY_ADDRESS, Gateway } from './gateway/index.js';
+import { DEFAULT_GATEWAY_ADDRESS, Gateway, type GatewayMeter } from './gateway/index.js';
 import type { RedisRateLimiter } from './gateway/ratelimit-redis.js';
 import { collectWebhooks } from './gateway/webhooks.js';
 
@@ -271,6 +271,7 @@ export class MicroServer {
           corsOrigins: process.env.MICRO_GATEWAY_CORS_ORIGINS?.split(',').map((o) => o.trim()).filter(Boolean),
           stats,
           prices: this.cores.find((cs) => cs.prices)?.prices,
+          meter: this.meter(),
         });
         const months = this.gateway.months;
         if (months) quotas.addSource(async (namespace) => ({ requestsPerMonth: await months.used(namespace) }));
@@ -288,6 +289,13 @@ export class MicroServer {
       await this.stop();
       throw err;
     }
+  }
+
+  /** The meter of the core service that gives one (the platform's usage service); two would charge a call twice. */
+  private meter(): GatewayMeter | undefined {
+    const meters = this.cores.filter((cs) => cs.meter);
+    if (meters.length > 1) throw new Error(`only one core service may meter the gateway's calls: ${meters.map((cs) => cs.def.name).join(', ')} each give a meter`);
+    return meters[0]?.meter;
   }
 
   /**

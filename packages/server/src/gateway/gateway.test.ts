@@ -322,8 +322,9 @@ describe('API gateway', () => {
   test('without credentials, an existing private endpoint, an unknown service and an unknown endpoint answer byte for byte the same', async () => {
     const answer = async (method: string, path: string, body?: string, namespace = 'tenant-a') => {
       const res = await raw(url, `${method} ${path} HTTP/1.1\r\nhost: gw\r\nmicro-namespace: ${namespace}\r\n${body === undefined ? '' : `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n`}\r\n${body ?? ''}`);
-      // the whole answer but its date
-      return res.text.replace(/\r\ndate: [^\r]*/i, '');
+      // the whole answer but its date and request id (a new one on every answer)
+      assert.match(res.text, /\r\nx-request-id: [0-9a-f-]{36}\r\n/);
+      return res.text.replace(/\r\ndate: [^\r]*/i, '').replace(/\r\nx-request-id: [^\r]*/i, '');
     };
     for (const [method, query, body] of [['POST', '', '{"name":"x"}'], ['POST', '', undefined], ['GET', '?name=x', undefined]] as const) {
       const existing = await answer(method, `/v1/greeter/Call${query}`, body);

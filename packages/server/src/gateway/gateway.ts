@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { createServer, ServerResponse, type IncomingMessage, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import {
@@ -30,6 +31,7 @@ import { SECURITY_HEADERS, SECURITY_PAIRS, tooDeep } from './json.js';
 import { defaultDashboardDir, isDashboardPath, serveDashboard } from './dashboard.js';
 import type { StatsCollector } from '../stats/collector.js';
 import { DEFAULT_STREAM_LIMITS, serveEventStream, serveWebSocket, wantsEventStream, type StreamCall, type StreamLimits } from './streams.js';
+import { credentialsRequired, failureCode, idempotencyKeyOf, Settlement, type GatewayMeter, type MeterTicket } from './meter.js';
 import { activeTracing, remoteParent } from '@micro/sdk';
 import { webhookRoute, type WebhookRoute } from './webhooks.js';
 
@@ -85,6 +87,23 @@ export interface GatewayOptions {
   webhooks?: ReadonlyMap<string, WebhookRoute>;
   /** the price of each endpoint, shown in /openapi.json (micro server: the platform's pricing service); default what the endpoint's record says */
   prices?: GatewayPrices;
+  /** metering of priced calls (meter.ts, the README's "Metering"); default none: nothing is metered */
+  meter?: GatewayMeter;
+}
+
+/** The request id the gateway made for a /v1 request (X-Request-Id), kept on the request. */
+const REQUEST_ID = Symbol('micro.requestId');
+type Identified = IncomingMessage & { [REQUEST_ID]?: string };
+
+/** A new request id for `req`, kept on it for every answer it gets. */
+function identify(req: IncomingMessage): string {
+  const id = randomUUID();
+  (req as Identified)[REQUEST_ID] = id;
+  return id;
+}
+
+function requestIdOf(req: IncomingMessage): string | undefined {
+  return (req as Identified)[REQUEST_ID];
 }
 
 /** MICRO_GATEWAY_TRUST_PROXY set: the gateway is behind a proxy that appends the client's address to X-Forwarded-For */
@@ -182,11 +201,13 @@ export class Gateway {
   /** what ends each open stream of an API key (or of a token exchanged for one) when the key is revoked or blocked, by key id */
   private readonly keyStreams = new Map<string, Set<() => void>>();
   private readonly unsubscribeRevocations: () => void;
+  private readonly meter: GatewayMeter | undefined;
   private boundUrl: string | undefined;
   private dashboardDir: string | undefined;
 
   constructor(private readonly options: GatewayOptions) {
     this.logger = options.logger;
+    this.meter = options.meter;
     this.selfGuarded = new Set(options.selfGuarded ?? []);
     this.maxBody = options.maxBodyBytes ?? 1024 * 1024;
     this.maxDepth = options.maxDepth ?? 64;
@@ -214,6 +235,10 @@ export class Gateway {
       perMessageDeflate: false,
       // the client offers `micro` and, from a browser, `micro-token.<token>`: the answer is `micro`
       handleProtocols: (protocols) => (protocols.has('micro') ? 'micro' : ([...protocols][0] ?? false)),
+    });
+    this.wss.on('headers', (headers: string[], req: IncomingMessage) => {
+      const id = requestIdOf(req);
+      if (id) headers.push(`X-Request-Id: ${id}`);
     });
     this.server = createServer(
       {
@@ -321,6 +346,7 @@ export class Gateway {
       if (this.options.dashboardDir !== false && isDashboardPath(path)) return serveDashboard(req, res, path, (this.dashboardDir ??= this.options.dashboardDir ?? defaultDashboardDir()));
       throw errors.NotFound(ID, 'not found: the API is under /v1/{service}/{endpoint}; see /openapi.json');
     }
+    const requestId = identify(req);
     const [service, endpoint] = this.route(path);
     const get = req.method === 'GET';
     if (req.method !== 'POST' && !get) return this.notAllowed(req, res, 'GET, POST');
@@ -330,7 +356,8 @@ export class Gateway {
 
     const stats = this.options.stats?.gateway;
     const started = stats ? performance.now() : 0;
-    const { call, key, namespace, account } = await this.resolve(req, service, endpoint);
+    const resolved = await this.resolve(req, service, endpoint);
+    const { call, key, namespace, account } = resolved;
     const ep = call.endpoint;
     if (ep.kind === 'client' || ep.kind === 'bidi') throw errors.NotImplemented(service, `${service}.${ep.name} is a ${ep.kind} stream: open it as a WebSocket on this path`);
     // a link, an image or a top-level navigation of any site is a GET: it reaches only what changes nothing
@@ -340,13 +367,16 @@ export class Gateway {
         let request: unknown = get ? queryRequest(query, ep, service) : this.body(req, service);
         if (request instanceof Promise) request = await request;
         const release = this.acquire(key);
+        const settlement = this.meter ? await this.admitStream(req, resolved, release) : undefined;
         const end = () => res.destroy();
         const untrack = this.trackStream(account, end, end);
         res.once('close', () => {
           untrack();
           release();
+          // a stream that has not ended normally by now has failed: the client went away
+          settlement?.failed(499);
         });
-        return serveEventStream(req, res, call, request, this.streamLimits);
+        return serveEventStream(req, res, { ...call, requestId }, request, this.streamLimits, settlement);
       }
       throw errors.NotImplemented(service, `${service}.${ep.name} is a server stream: open it as a WebSocket on this path, or ${get ? 'GET' : 'POST'} it with Accept: text/event-stream`);
     }
@@ -365,14 +395,18 @@ export class Gateway {
       prepared = call.client.prepare(service, ep.name, 'unary', ep.idempotent === true);
       this.prepared.set(ep, prepared);
     }
+    // metering: undefined for what is not metered, which makes no await
+    let ticket = this.meter ? this.admit(req, resolved, false) : undefined;
+    if (ticket instanceof Promise) ticket = await ticket;
     // traces (issue 7): a span of the request when the server traces; otherwise an
     // incoming traceparent is only handed on (no span object, one header read)
     const tracing = activeTracing();
     const tp = req.headers.traceparent;
     if (!tracing) {
       const parent = tp === undefined ? undefined : remoteParent(tp);
-      const result = await call.client.invoke(prepared, request, { timeout: this.timeout, metadata: call.metadata, parent, peer: call.peer });
-      send(res, 200, result === undefined ? null : result);
+      const invoked = call.client.invoke(prepared, request, { timeout: this.timeout, metadata: call.metadata, parent, peer: call.peer }) as Promise<unknown>;
+      const result = await (ticket ? this.settled(invoked, ticket, service) : invoked);
+      send(res, 200, result === undefined ? null : result, false, requestId);
       stats?.observe(namespace, service, ep.name, 200, started);
       return;
     }
@@ -380,14 +414,72 @@ export class Gateway {
     res.setHeader('traceresponse', span.traceparent());
     let result: unknown;
     try {
-      result = await call.client.invoke(prepared, request, { timeout: this.timeout, metadata: call.metadata, parent: span.parent(), peer: call.peer });
+      const invoked = call.client.invoke(prepared, request, { timeout: this.timeout, metadata: call.metadata, parent: span.parent(), peer: call.peer }) as Promise<unknown>;
+      result = await (ticket ? this.settled(invoked, ticket, service) : invoked);
     } catch (err) {
       span.end(err);
       throw err;
     }
     span.end();
-    send(res, 200, result === undefined ? null : result);
+    send(res, 200, result === undefined ? null : result, false, requestId);
     stats?.observe(namespace, service, ep.name, 200, started);
+  }
+
+  /**
+   * The call offered to the meter: not asked for accounts of micro (the platform's staff
+   * and services are not metered); for anonymous callers a refusal is the gateway's one
+   * 401 to strangers.
+   */
+  private admit(req: IncomingMessage, r: Resolved, stream: boolean): MeterTicket | undefined | Promise<MeterTicket | undefined> {
+    const { account } = r;
+    if (account?.issuer === 'micro') return undefined;
+    const meter = this.meter as GatewayMeter;
+    const call = {
+      requestId: requestIdOf(req) as string,
+      idempotencyKey: r.idempotencyKey,
+      account,
+      keyId: account?.type === 'apikey' ? account.metadata?.key : undefined,
+      namespace: r.namespace,
+      home: r.home,
+      service: r.call.service,
+      endpoint: r.call.endpoint,
+      stream,
+    };
+    if (account) return meter.admit(call);
+    try {
+      const ticket = meter.admit(call);
+      return ticket instanceof Promise ? ticket.catch((err: unknown) => Promise.reject(anonymousRefusal(err))) : ticket;
+    } catch (err) {
+      throw anonymousRefusal(err);
+    }
+  }
+
+  /** A stream is one call: admitted at open (a refusal gives back the stream's place), settled once at its end (streams.ts). */
+  private async admitStream(req: IncomingMessage, r: Resolved, release: () => void): Promise<Settlement | undefined> {
+    try {
+      const ticket = await this.admit(req, r, true);
+      return ticket ? new Settlement(ticket, this.logger) : undefined;
+    } catch (err) {
+      release();
+      throw err;
+    }
+  }
+
+  /**
+   * The service's answer once the meter has recorded it: a success is settled (durably)
+   * before the caller sees it, so every 200 of a metered call is charged; a failure
+   * releases what the meter held.
+   */
+  private async settled(invoked: Promise<unknown>, ticket: MeterTicket, service: string): Promise<unknown> {
+    let result: unknown;
+    try {
+      result = await invoked;
+    } catch (err) {
+      new Settlement(ticket, this.logger).failed(failureCode(err, service));
+      throw err;
+    }
+    await ticket.settle(true, 200);
+    return result;
   }
 
   /**
@@ -397,7 +489,9 @@ export class Gateway {
    * or a call with a cached key token makes none, which was 5 % of the gateway's CPU
    * (--cpu-prof) when every step was an async function.
    */
-  private async resolve(req: IncomingMessage, service: string, endpoint: string): Promise<{ call: StreamCall; key: string; namespace: string; account: Account | undefined }> {
+  private async resolve(req: IncomingMessage, service: string, endpoint: string): Promise<Resolved> {
+    // a bad Idempotency-Key is a 400 whoever calls, before anything is done
+    const idempotencyKey = idempotencyKeyOf(req.headers['idempotency-key']);
     const account = this.credential(req) === undefined ? undefined : await this.authenticate(req);
     const key = this.limitKey(req, account);
     if (this.limiter) {
@@ -431,7 +525,7 @@ export class Gateway {
     let token = account ? this.forwardToken(req, account, home, service) : undefined;
     if (token !== undefined && typeof token !== 'string') token = await token;
     const metadata: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
-    return { call: { service, endpoint: ep, client: this.client(home), metadata, timeout: this.timeout, peer: peerOf(req) }, key, namespace, account };
+    return { call: { service, endpoint: ep, client: this.client(home), metadata, timeout: this.timeout, peer: peerOf(req) }, key, namespace, home, account, idempotencyKey };
   }
 
   /** parsePath, remembered for up to 10,000 valid paths */
@@ -505,19 +599,26 @@ export class Gateway {
     const q = url.indexOf('?');
     const path = q < 0 ? url : url.slice(0, q);
     if (!path.startsWith('/v1/')) throw errors.NotFound(ID, 'not found: streams are under /v1/{service}/{endpoint}');
+    identify(req);
     const [service, endpoint] = parsePath(path);
     if (req.method !== 'GET') throw errors.MethodNotAllowed(ID, 'a WebSocket is opened with GET');
     if (String(req.headers.upgrade ?? '').toLowerCase() !== 'websocket') throw errors.BadRequest(ID, 'only Upgrade: websocket is supported');
     if (q >= 0 && q < url.length - 1) throw errors.BadRequest(service, 'a WebSocket stream takes its requests as messages, not query parameters');
     // the cookie is checked for its origin in authenticate (cross-site WebSocket hijacking)
-    const { call, key, account } = await this.resolve(req, service, endpoint);
-    const release = this.acquire(key);
+    const resolved = await this.resolve(req, service, endpoint);
+    const release = this.acquire(resolved.key);
     socket.once('close', release);
-    if (socket.destroyed) return release();
+    const settlement = this.meter ? await this.admitStream(req, resolved, release) : undefined;
+    // the upgrade may yet fail (a bad handshake): a socket that closes unsettled was no success
+    if (settlement) socket.once('close', () => settlement.failed(499));
+    if (socket.destroyed) {
+      settlement?.failed(499);
+      return release();
+    }
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       const end = () => ws.close(1001, 'the gateway is shutting down');
-      const untrack = this.trackStream(account, end, () => ws.close(1008, 'the API key was revoked or blocked'));
-      void serveWebSocket(ws, call, this.streamLimits).finally(untrack);
+      const untrack = this.trackStream(resolved.account, end, () => ws.close(1008, 'the API key was revoked or blocked'));
+      void serveWebSocket(ws, resolved.call, this.streamLimits, settlement).finally(untrack);
     });
   }
 
@@ -545,6 +646,8 @@ export class Gateway {
     const body = JSON.stringify({ ...e.toJSON(), code });
     const headers = [`HTTP/1.1 ${code} ${e.status.replace(/[^\x20-\x7e]/g, '')}`, 'content-type: application/json; charset=utf-8', `content-length: ${Buffer.byteLength(body)}`, 'connection: close'];
     for (const [k, v] of Object.entries(SECURITY_HEADERS)) headers.push(`${k}: ${v}`);
+    const requestId = requestIdOf(req);
+    if (requestId) headers.push(`x-request-id: ${requestId}`);
     if (code === 429) headers.push(`retry-after: ${e instanceof RateLimited ? e.retryAfter : 1}`);
     if (socket.writable) socket.end(`${headers.join('\r\n')}\r\n\r\n${body}`);
     else socket.destroy();
@@ -861,13 +964,26 @@ export class Gateway {
     if (hasBody(req) && !bodyTaken.has(req)) res.setHeader('connection', 'close');
     if (e.code === 429) res.setHeader('retry-after', String(e instanceof RateLimited ? e.retryAfter : 1));
     const code = e.code >= 400 && e.code <= 599 ? e.code : 500;
-    send(res, code, e.toJSON());
+    send(res, code, e.toJSON(), false, requestIdOf(req));
   }
 }
 
-/** The one answer to a caller without credentials who may not call what it asked for (or asked for what does not exist). */
-function credentialsRequired(): MicroError {
-  return errors.Unauthorized(ID, 'credentials required: send an access token or API key as Authorization: Bearer <token>');
+/** A call resolved: what the gateway calls, as whom, in which namespace. */
+interface Resolved {
+  call: StreamCall;
+  /** what limits count against */
+  key: string;
+  /** the namespace the call acts in */
+  namespace: string;
+  /** where the service runs (micro for the core services) */
+  home: string;
+  account: Account | undefined;
+  idempotencyKey: string | undefined;
+}
+
+/** A meter's refusal of an anonymous caller: the one 401 strangers get (see credentialsRequired). */
+function anonymousRefusal(err: unknown): unknown {
+  return isMicroError(err) && err.code === 401 ? credentialsRequired() : err;
 }
 
 /** Whether the request announced a body. */
@@ -942,11 +1058,13 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
   });
 }
 
-function send(res: ServerResponse, code: number, value: unknown, headOnly = false): void {
+function send(res: ServerResponse, code: number, value: unknown, headOnly = false, requestId?: string): void {
   const body = JSON.stringify(value);
   // one writeHead with a flat list: setHeader per header (validated one by one) cost
   // more than the rest of the answer under load (--cpu-prof, see BENCHMARKS.md)
-  res.writeHead(code, [...SECURITY_PAIRS, 'content-type', 'application/json; charset=utf-8', 'content-length', String(Buffer.byteLength(body))]);
+  const headers = [...SECURITY_PAIRS, 'content-type', 'application/json; charset=utf-8', 'content-length', String(Buffer.byteLength(body))];
+  if (requestId !== undefined) headers.push('x-request-id', requestId);
+  res.writeHead(code, headers);
   res.end(headOnly ? undefined : body);
 }
 

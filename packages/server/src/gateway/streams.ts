@@ -3,6 +3,7 @@ import { WebSocket, type RawData } from 'ws';
 import type { ResponseStream } from '@micro/sdk';
 import { SECURITY_PAIRS, tooDeep } from './json.js';
 import { errors, toMicroErrorPublic, type Client, type EndpointRecord, type MicroError } from './deps.js';
+import { failureCode, type Settlement } from './meter.js';
 
 /**
  * Streams through the gateway: a WebSocket on `/v1/{service}/{endpoint}` carries a stream
@@ -21,6 +22,8 @@ export interface StreamCall {
   timeout: number;
   /** the HTTP client's address, for services served in this process (CallOptions.peer) */
   peer?: string;
+  /** the gateway's id of the request (X-Request-Id of server-sent events) */
+  requestId?: string;
 }
 
 export interface StreamLimits {
@@ -44,6 +47,18 @@ export const CLOSE = { normal: 1000, goingAway: 1001, unsupported: 1003, policy:
 /** The close code of a call that failed with the HTTP status `code`: 4000 + code (4400 … 4599). */
 export function errorCloseCode(code: number): number {
   return 4000 + (code >= 400 && code <= 599 ? code : 500);
+}
+
+/**
+ * The status a stream that closed with `code` is recorded with by the meter: the error's
+ * (4000 + status), 400 for a client that broke the protocol, 503 for a gateway that shut
+ * down, 499 for a client that went away.
+ */
+function closeStatus(code: number): number {
+  if (code >= 4400 && code <= 4599) return code - 4000;
+  if (code === CLOSE.policy || code === CLOSE.unsupported || code === CLOSE.tooBig) return 400;
+  if (code === CLOSE.goingAway) return 503;
+  return 499;
 }
 
 /** A close reason fits in 123 bytes: ASCII only, cut short. */
@@ -112,7 +127,7 @@ class Inbox implements AsyncIterable<unknown> {
 /**
  * Serves one call on an accepted WebSocket. Resolves when the socket has closed.
  */
-export function serveWebSocket(ws: WebSocket, call: StreamCall, limits: StreamLimits = DEFAULT_STREAM_LIMITS): Promise<void> {
+export function serveWebSocket(ws: WebSocket, call: StreamCall, limits: StreamLimits = DEFAULT_STREAM_LIMITS, settlement?: Settlement): Promise<void> {
   const { service, endpoint: ep, client } = call;
   const kind = ep.kind;
   const abort = new AbortController();
@@ -127,6 +142,7 @@ export function serveWebSocket(ws: WebSocket, call: StreamCall, limits: StreamLi
 
   /** Ends the call on the service and closes the socket with `code`. */
   const stop = (code: number, why: string) => {
+    if (code !== CLOSE.normal) settlement?.failed(closeStatus(code));
     if (!done) {
       done = true;
       abort.abort();
@@ -137,6 +153,8 @@ export function serveWebSocket(ws: WebSocket, call: StreamCall, limits: StreamLi
   };
 
   ws.on('close', () => {
+    // a call whose end was not recorded as a success by now did not succeed
+    settlement?.failed(499);
     if (done) return;
     done = true;
     // the client went away: cancel the call on the service
@@ -188,15 +206,21 @@ export function serveWebSocket(ws: WebSocket, call: StreamCall, limits: StreamLi
     if (ws.bufferedAmount > limits.highWaterMark) await flushed;
   };
 
+  // metered calls are recorded (durably) as successes before the client sees their answer
+  // (a unary or client stream's one result) or their normal end (a server or bidi stream)
   const run = async (): Promise<void> => {
     const options = { metadata: call.metadata, signal: abort.signal, peer: call.peer };
-    if (kind === 'unary') {
-      const request = await firstRequest;
+    if (kind === 'unary' || kind === 'client') {
+      let result: unknown;
+      if (kind === 'unary') {
+        const request = await firstRequest;
+        if (done) return;
+        result = await client.call(service, ep.name, request, { ...options, timeout: call.timeout });
+      } else {
+        result = await (client.stream(service, ep.name, 'client', inbox, options) as Promise<unknown>);
+      }
       if (done) return;
-      const result = await client.call(service, ep.name, request, { ...options, timeout: call.timeout });
-      await send(result);
-    } else if (kind === 'client') {
-      const result = await (client.stream(service, ep.name, 'client', inbox, options) as Promise<unknown>);
+      await settlement?.ok();
       await send(result);
     } else {
       const request = kind === 'server' ? await firstRequest : inbox;
@@ -208,11 +232,14 @@ export function serveWebSocket(ws: WebSocket, call: StreamCall, limits: StreamLi
         if (done) break;
         await send(value);
       }
+      if (done) return;
+      await settlement?.ok();
     }
     stop(CLOSE.normal, 'done');
   };
 
   run().catch((err: unknown) => {
+    settlement?.failed(failureCode(err, service));
     if (done) return;
     const e = toMicroErrorPublic(err, service);
     const code = e.code >= 400 && e.code <= 599 ? e.code : 500;
@@ -232,7 +259,7 @@ export function wantsEventStream(req: IncomingMessage): boolean {
  * Serves a server stream as server-sent events: `data: <json>` per response, `event: error`
  * for an error, `event: end` when the stream is over (so that EventSource does not reconnect).
  */
-export async function serveEventStream(req: IncomingMessage, res: ServerResponse, call: StreamCall, request: unknown, limits: StreamLimits = DEFAULT_STREAM_LIMITS): Promise<void> {
+export async function serveEventStream(req: IncomingMessage, res: ServerResponse, call: StreamCall, request: unknown, limits: StreamLimits = DEFAULT_STREAM_LIMITS, settlement?: Settlement): Promise<void> {
   const { service, endpoint: ep, client } = call;
   const abort = new AbortController();
   const stream = client.stream(service, ep.name, 'server', request, { metadata: call.metadata, signal: abort.signal, peer: call.peer }) as ResponseStream<unknown>;
@@ -242,7 +269,9 @@ export async function serveEventStream(req: IncomingMessage, res: ServerResponse
     abort.abort();
     stream.cancel('the client went away');
   });
-  res.writeHead(200, [...SECURITY_PAIRS, 'content-type', 'text/event-stream; charset=utf-8', 'x-accel-buffering', 'no']);
+  const headers = [...SECURITY_PAIRS, 'content-type', 'text/event-stream; charset=utf-8', 'x-accel-buffering', 'no'];
+  if (call.requestId !== undefined) headers.push('x-request-id', call.requestId);
+  res.writeHead(200, headers);
   res.flushHeaders();
   const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), limits.keepAlive);
   keepAlive.unref();
@@ -263,8 +292,13 @@ export async function serveEventStream(req: IncomingMessage, res: ServerResponse
       if (gone) break;
       await write(`data: ${JSON.stringify(value === undefined ? null : value)}\n\n`);
     }
+    // the client that left before the end gets nothing more (and its call is no success)
+    if (gone) return;
+    // metered: recorded (durably) before the client sees the normal end
+    await settlement?.ok();
     await write('event: end\ndata: {}\n\n');
   } catch (err) {
+    settlement?.failed(failureCode(err, service));
     if (!gone) {
       const e = toMicroErrorPublic(err, service);
       await write(`event: error\ndata: ${JSON.stringify(e.toJSON())}\n\n`);

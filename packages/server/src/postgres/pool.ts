@@ -174,6 +174,11 @@ function handle(shared: Shared, options: PostgresOptions, schema: string, id: st
         throw fail(err);
       }
       let broken: unknown;
+      // a connection that breaks between the transaction's statements emits 'error' on the
+      // checked-out client, which the pool does not listen to then: unheard, it would end the
+      // process. The next statement fails with it, and the client is destroyed on release
+      const onError = (err: Error) => (broken = err);
+      client.on('error', onError);
       try {
         await client.query('BEGIN');
         const result = await fn(client);
@@ -184,6 +189,7 @@ function handle(shared: Shared, options: PostgresOptions, schema: string, id: st
         else await client.query('ROLLBACK').catch((e: unknown) => (broken = e));
         throw fail(err);
       } finally {
+        client.off('error', onError);
         // a connection that broke is destroyed, not handed to the next caller
         client.release(broken instanceof Error ? broken : broken === undefined ? undefined : true);
       }

@@ -160,6 +160,27 @@ test('a lost connection is a 503 at once, and calls work again when Postgres ret
   assert.equal(await db.transaction(async (c) => (await c.query<{ two: number }>('SELECT 2 AS two')).rows[0]?.two), 2);
 });
 
+test('a connection lost between the statements of a transaction fails it with a 503, and does not end the process', async (t) => {
+  const url = await engineUrl(t, 'postgres');
+  if (!url) return;
+  const cable = await relay(url);
+  t.after(() => cable.close());
+  const db = await openPostgres({ url: cable.url, prefix: testPrefix('pgmidtx'), errorId: 'micro.test', max: 2 });
+  t.after(() => db.close());
+  await assert.rejects(
+    db.transaction(async (c) => {
+      await c.query('SELECT 1');
+      // the client is idle between statements when the connection goes: it emits 'error'
+      await cable.cut();
+      await new Promise((r) => setTimeout(r, 100));
+      await c.query('SELECT 2');
+    }),
+    (err: unknown) => err instanceof MicroError && err.code === 503,
+  );
+  await cable.restore();
+  assert.equal(await db.transaction(async (c) => (await c.query<{ two: number }>('SELECT 2 AS two')).rows[0]?.two), 2);
+});
+
 test('a Postgres that stops answering fails calls after the query timeout, and they work again when it answers', async (t) => {
   const url = await engineUrl(t, 'postgres');
   if (!url) return;

@@ -1,0 +1,329 @@
+import { ensureBillingSchema } from '../billing/engines.js';
+import type { Logger } from '@micro/sdk';
+import { balanceAccount, openPayerAccounts } from '../billing/accounts.js';
+import type { Ledger } from '../ledger/index.js';
+import type { SqliteLedger } from '../ledger/sqlite.js';
+import { GroupCommit } from './commit.js';
+import { chargeOf, decide, holdOf, insufficientCredit, recordOf, type Pending } from './core.js';
+import { CALL_COLUMNS, callOf, callsQuery, callsTable, callValues, quotaRowOf, quotasQuery, usageQuery, usageRowOf, type CallRowRaw, type QuotaRowRaw, type UsageRowRaw } from './queries.js';
+import type { Admission, CallRecord, Charge, Hold, MeterEngine, Outcome, PostCharges, Posted, QuotaRow, UsageFilter, UsageRow } from './storage.js';
+
+/**
+ * The meter of the local profile: one process owns billing.db, so the holds and counters
+ * live in memory (no write, no await on the path of a call the meter already knows the
+ * payer of), rebuilt at start from the records and the ledger. Records go to
+ * `usage_calls` beside the ledger's tables, one transaction per tick (group commit), with
+ * an outbox row for each charge until its posting is in the ledger.
+ */
+
+type Database = SqliteLedger['db'];
+
+export const METERING_SQLITE_VERSION = 1;
+
+const SCHEMA = `
+${callsTable({ text: 'TEXT', int: 'INTEGER', flag: 'INTEGER' }, ' WITHOUT ROWID')}
+CREATE INDEX usage_calls_payer ON usage_calls (payer, period, service, endpoint, free);
+CREATE TRIGGER usage_calls_no_update BEFORE UPDATE ON usage_calls BEGIN SELECT RAISE(ABORT, 'usage records are immutable'); END;
+CREATE TRIGGER usage_calls_no_delete BEFORE DELETE ON usage_calls BEGIN SELECT RAISE(ABORT, 'usage records are immutable'); END;
+CREATE TABLE usage_outbox (request_id TEXT PRIMARY KEY REFERENCES usage_calls (request_id), payer TEXT NOT NULL) WITHOUT ROWID;
+`;
+
+interface Counter {
+  /** free calls recorded this period */
+  used: number;
+  /** free slots held by calls in flight */
+  inflight: number;
+}
+
+/** What the meter knows of a payer (kept exact by this process alone, see README). */
+interface PayerState {
+  payer: string;
+  /** the ledger balance of customer:<payer>:balance as of the last read, less the usage postings since */
+  ledger: number;
+  /** credit held by calls in flight */
+  held: number;
+  /** charges recorded and not yet in the ledger */
+  unposted: number;
+  /** the period of `spent` and `counters` */
+  period: string;
+  /** units charged in `period` */
+  spent: number;
+  /** free quota use per `service\nendpoint` in `period` */
+  counters: Map<string, Counter>;
+  /** ms (Date.now) `ledger` was read from the ledger */
+  readAt: number;
+  /** a balance read under way (a shortfall asks the ledger again, once, for top-ups) */
+  refreshing?: Promise<void>;
+}
+
+interface LocalHold extends Hold {
+  state: PayerState;
+  counter: Counter;
+  released?: boolean;
+}
+
+export interface SqliteMeterOptions {
+  logger?: Logger;
+  /**
+   * ms a payer's ledger balance is trusted before a charge reads it again (default 5,000):
+   * postings of others than the meter (a top-up, a chargeback) are seen within it; a
+   * shortfall reads it at once
+   */
+  balanceTtl?: number;
+}
+
+export class SqliteMeterEngine implements MeterEngine {
+  readonly kind = 'sqlite';
+  private readonly payers = new Map<string, PayerState>();
+  private readonly loading = new Map<string, Promise<PayerState>>();
+  private readonly locks = new Map<string, Promise<void>>();
+  /** the outbox in memory, oldest first: every charge recorded and not yet posted */
+  private readonly queue = new Map<string, Charge>();
+  private readonly commits: GroupCommit<Pending<never>>;
+  private st!: ReturnType<SqliteMeterEngine['prepare']>;
+  private readonly balanceTtl: number;
+
+  constructor(
+    private readonly db: Database,
+    private readonly ledger: Ledger,
+    private readonly path: string,
+    private readonly options: SqliteMeterOptions = {},
+  ) {
+    this.commits = new GroupCommit((batch) => this.write(batch));
+    this.balanceTtl = options.balanceTtl ?? 5_000;
+  }
+
+  private prepare() {
+    const db = this.db;
+    return {
+      insert: db.prepare(`INSERT INTO usage_calls (${CALL_COLUMNS}) VALUES (${CALL_COLUMNS.split(',').map(() => '?').join(', ')})`),
+      outbox: db.prepare('INSERT INTO usage_outbox (request_id, payer) VALUES (?, ?)'),
+      unbox: db.prepare('DELETE FROM usage_outbox WHERE request_id = ?'),
+      done: db.prepare<[string], { one: number }>("SELECT 1 AS one FROM usage_calls WHERE idem = ? AND outcome = 'ok' LIMIT 1"),
+      used: db.prepare<[string, string, string, string], { n: number }>('SELECT COUNT(*) AS n FROM usage_calls WHERE payer = ? AND period = ? AND service = ? AND endpoint = ? AND free = 1'),
+      spent: db.prepare<[string, string], { n: number }>('SELECT COALESCE(SUM(charged), 0) AS n FROM usage_calls WHERE payer = ? AND period = ?'),
+      pending: db.prepare<[], CallRowRaw>('SELECT c.* FROM usage_outbox o JOIN usage_calls c ON c.request_id = o.request_id ORDER BY c.at, c.request_id'),
+    };
+  }
+
+  async start(): Promise<void> {
+    ensureBillingSchema(this.db, 'metering', METERING_SQLITE_VERSION, () => this.db.exec(SCHEMA));
+    this.st = this.prepare();
+    // the outbox left by the last run (a crash): posted by the meter's first round
+    for (const row of this.st.pending.all()) {
+      const r = callOf(row);
+      this.queue.set(r.requestId, chargeOf(r));
+    }
+  }
+
+  // ---- admission ---------------------------------------------------------------------
+
+  admit(a: Admission): Hold | Promise<Hold> {
+    const s = this.payers.get(a.payer);
+    if (s) return this.decide(s, a, false);
+    return this.load(a.payer).then((loaded) => this.decide(loaded, a, false));
+  }
+
+  /** Synchronous unless the credit falls short or its balance is old: then the ledger is read once more and the call decided again. */
+  private decide(s: PayerState, a: Admission, refreshed: boolean): LocalHold | Promise<LocalHold> {
+    this.roll(s, a.period);
+    const counter = this.counter(s, a);
+    const kind = decide(a, {
+      done: a.idem !== undefined && this.st.done.get(a.idem) !== undefined,
+      used: counter.used,
+      inflight: counter.inflight,
+      spent: s.spent,
+      held: s.held,
+      balance: s.ledger,
+      unposted: s.unposted,
+    });
+    // a charge against a balance read long ago (others post too: top-ups, chargebacks) or one that falls short reads it again, once
+    const stale = kind === 'charge' && a.price > 0 && Date.now() - s.readAt > this.balanceTtl;
+    if ((kind === 'short' || stale) && !refreshed) return this.refresh(s).then(() => this.decide(s, a, true));
+    if (kind === 'short') throw insufficientCredit();
+    const hold: LocalHold = { ...holdOf(a, kind), state: s, counter };
+    if (kind === 'free') counter.inflight++;
+    s.held += hold.amount;
+    return hold;
+  }
+
+  /** A new period starts with its own counts (read from the records: a restart mid-period). */
+  private roll(s: PayerState, period: string): void {
+    if (s.period === period) return;
+    s.period = period;
+    s.counters = new Map();
+    s.spent = (this.st.spent.get(s.payer, period) as { n: number }).n;
+  }
+
+  private counter(s: PayerState, a: Admission): Counter {
+    const key = `${a.service}\n${a.endpoint}`;
+    let c = s.counters.get(key);
+    if (!c) {
+      c = { used: (this.st.used.get(s.payer, s.period, a.service, a.endpoint) as { n: number }).n, inflight: 0 };
+      s.counters.set(key, c);
+    }
+    return c;
+  }
+
+  /** The payer's state, read once under its lock (no posting of its charges runs meanwhile). */
+  private load(payer: string): Promise<PayerState> {
+    let p = this.loading.get(payer);
+    if (p) return p;
+    p = this.locked(payer, async () => {
+      await openPayerAccounts(this.ledger, payer);
+      const balance = await this.ledger.balance(balanceAccount(payer));
+      let unposted = 0;
+      for (const c of this.queue.values()) if (c.payer === payer) unposted += c.amount;
+      const s: PayerState = { payer, ledger: balance, readAt: Date.now(), held: 0, unposted, period: '', spent: 0, counters: new Map() };
+      this.payers.set(payer, s);
+      return s;
+    }).finally(() => this.loading.delete(payer));
+    this.loading.set(payer, p);
+    return p;
+  }
+
+  /** The ledger balance read again under the payer's lock: exact against this process's postings, and sees top-ups. */
+  private refresh(s: PayerState): Promise<void> {
+    return (s.refreshing ??= this.locked(s.payer, async () => {
+      const readAt = Date.now();
+      s.ledger = await this.ledger.balance(balanceAccount(s.payer));
+      s.readAt = readAt;
+    }).finally(() => (s.refreshing = undefined)));
+  }
+
+  /** `fn` after every earlier holder of the payer's lock (loads, refreshes and postings of its charges). */
+  private locked<T>(payer: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(payer) ?? Promise.resolve();
+    const run = prev.then(fn);
+    const tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.locks.set(payer, tail);
+    void tail.then(() => {
+      if (this.locks.get(payer) === tail) this.locks.delete(payer);
+    });
+    return run;
+  }
+
+  // ---- settling ----------------------------------------------------------------------
+
+  settle(hold: Hold, outcome: Outcome): Promise<CallRecord> {
+    // a failure gives back what it held at once; its record follows with the tick's others
+    if (!outcome.ok) this.release(hold as LocalHold);
+    return new Promise((resolve, reject) => this.commits.add({ hold, outcome, resolve, reject }));
+  }
+
+  private release(h: LocalHold): void {
+    if (h.released) return;
+    h.released = true;
+    h.state.held -= h.amount;
+    if (h.kind === 'free') h.counter.inflight--;
+  }
+
+  /** One transaction for the records of the tick: a success turns its hold into a charge, a free call or a replay. */
+  private write(batch: Pending<never>[]): void {
+    const done = new Set<string>();
+    const records = batch.map((e) => {
+      const a = e.hold.admission;
+      let kind: Hold['kind'] | 'failed' = e.outcome.ok ? e.hold.kind : 'failed';
+      // the first success of an Idempotency-Key is the one charged; later ones (in this batch too) are replays
+      if (kind !== 'failed' && a.idem !== undefined) {
+        if (kind !== 'replay' && (done.has(a.idem) || this.st.done.get(a.idem) !== undefined)) kind = 'replay';
+        done.add(a.idem);
+      }
+      return recordOf(a, e.outcome, kind);
+    });
+    try {
+      this.db
+        .transaction(() => {
+          records.forEach((r, i) => {
+            this.st.insert.run(...callValues(r, (batch[i] as Pending<never>).hold.admission.idem));
+            if (r.charged > 0) this.st.outbox.run(r.requestId, r.payer);
+          });
+        })
+        .immediate();
+    } catch (err) {
+      this.options.logger?.error({ err }, 'metering: recording calls failed; they are not charged');
+      for (const e of batch) {
+        this.release(e.hold as LocalHold);
+        e.reject(err);
+      }
+      return;
+    }
+    batch.forEach((e, i) => {
+      const r = records[i] as CallRecord;
+      this.apply(e.hold as LocalHold, r);
+      e.resolve(r);
+    });
+  }
+
+  /** What a recorded call leaves in memory: its hold released, a free slot used, a charge to post. */
+  private apply(h: LocalHold, r: CallRecord): void {
+    this.release(h);
+    if (r.free) h.counter.used++;
+    if (r.charged > 0) {
+      if (h.state.period === r.period) h.state.spent += r.charged;
+      h.state.unposted += r.charged;
+      this.queue.set(r.requestId, chargeOf(r));
+    }
+  }
+
+  // ---- the outbox --------------------------------------------------------------------
+
+  async unposted(limit: number): Promise<Charge[]> {
+    const out: Charge[] = [];
+    for (const c of this.queue.values()) {
+      if (out.length >= limit) break;
+      out.push(c);
+    }
+    return out;
+  }
+
+  post(payer: string, charges: Charge[], post: PostCharges): Promise<{ posted: Posted; balance: number }> {
+    return this.locked(payer, async () => {
+      const pending = charges.filter((c) => this.queue.has(c.requestId));
+      const posted = pending.length > 0 ? await post(pending) : { done: [], fromBalance: 0, toDue: 0 };
+      // the ledger has them: out of the outbox (a crash before this posts them again, as replays)
+      this.db.transaction(() => {
+        for (const id of posted.done) this.st.unbox.run(id);
+      })();
+      let landed = 0;
+      for (const id of posted.done) {
+        landed += this.queue.get(id)?.amount ?? 0;
+        this.queue.delete(id);
+      }
+      const s = this.payers.get(payer);
+      if (!s) return { posted, balance: await this.ledger.balance(balanceAccount(payer)) };
+      s.unposted -= landed;
+      // charges put on the due account left the balance as it was: read it (it was lower than known)
+      if (posted.toDue > 0) {
+        s.readAt = Date.now();
+        s.ledger = await this.ledger.balance(balanceAccount(payer));
+      } else s.ledger -= posted.fromBalance;
+      return { posted, balance: s.ledger };
+    });
+  }
+
+  // ---- reads -------------------------------------------------------------------------
+
+  async usage(filter: UsageFilter, by: 'endpoint' | 'day' | 'key'): Promise<UsageRow[]> {
+    const q = usageQuery('usage_calls', filter, by);
+    return this.db.prepare<unknown[], UsageRowRaw>(q.sql).all(...q.params).map(usageRowOf);
+  }
+
+  async quotas(payer: string, period: string): Promise<QuotaRow[]> {
+    const q = quotasQuery('usage_calls', payer, period);
+    return this.db.prepare<unknown[], QuotaRowRaw>(q.sql).all(...q.params).map(quotaRowOf);
+  }
+
+  async calls(filter: UsageFilter, limit: number): Promise<CallRecord[]> {
+    const q = callsQuery('usage_calls', filter, limit);
+    return this.db.prepare<unknown[], CallRowRaw>(q.sql).all(...q.params).map(callOf);
+  }
+
+  /** Writes the records still waiting for their tick (the database itself is the ledger's, closed by the hub). */
+  async close(): Promise<void> {
+    await this.commits.drain();
+  }
+}
