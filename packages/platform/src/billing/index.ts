@@ -17,4 +17,3 @@ export { periodOf, parsePeriod, nextPeriod, previousPeriod } from './periods.js'
 export type { Period } from './periods.js';
 export { openBillingEngines, ensureBillingSchema } from './engines.js';
 export type { BillingEngines } from './engines.js';
-export { ensurePartSchema } from './schema.js';

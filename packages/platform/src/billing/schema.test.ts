@@ -3,27 +3,36 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { openSqliteLedger } from '../ledger/sqlite.js';
-import { ensurePartSchema } from './schema.js';
+import { openSqliteLedger } from '../ledger/index.js';
+import { ensureBillingSchema } from './engines.js';
 
-test('a part of billing gets its own tables in billing.db beside the ledger, versioned on its own', async (t) => {
+test('a part of billing gets its tables in a billing.db the ledger made before it, once, and refuses a newer file', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'micro-billing-schema-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const ledger = openSqliteLedger(join(dir, 'billing.db'));
+  const path = join(dir, 'billing.db');
+  // the ledger first, as every server of before made the file
+  await openSqliteLedger(path).close();
+  const ledger = openSqliteLedger(path);
   t.after(() => ledger.close());
-  let made = 0;
+  let created = 0;
   const create = () => {
-    made++;
-    ledger.db.exec('CREATE TABLE part_things (id INTEGER PRIMARY KEY)');
+    created++;
+    ledger.db.exec('CREATE TABLE part_rows (id INTEGER PRIMARY KEY)');
   };
-  ensurePartSchema(ledger.db, 'things', 1, create);
-  ensurePartSchema(ledger.db, 'things', 1, create);
-  assert.equal(made, 1, 'created once, though the ledger holds schema_version 1 already');
-  ledger.db.prepare('INSERT INTO part_things (id) VALUES (1)').run();
-  assert.throws(() => ensurePartSchema(ledger.db, 'things', 0, create), /newer than this micro server knows/);
-  assert.throws(() => ensurePartSchema(ledger.db, 'Bad Name', 1, create), /a billing part is named/);
-  // a failed create leaves no version behind
-  assert.throws(() => ensurePartSchema(ledger.db, 'other', 1, () => ledger.db.exec('CREATE TABLE part_things (x)')), /already exists/);
-  assert.equal(ledger.db.prepare("SELECT value FROM meta WHERE key = 'schema_version.other'").get(), undefined);
-  assert.equal((ledger.db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as { value: string }).value, '1');
+  ensureBillingSchema(ledger.db, 'part', 1, create);
+  ensureBillingSchema(ledger.db, 'part', 1, create);
+  assert.equal(created, 1);
+  ledger.db.prepare('INSERT INTO part_rows (id) VALUES (1)').run();
+  // another part keeps its own version
+  ensureBillingSchema(ledger.db, 'other', 1, () => ledger.db.exec('CREATE TABLE other_rows (id INTEGER PRIMARY KEY)'));
+  const versions = ledger.db.prepare<[], { key: string; value: string }>("SELECT key, value FROM meta WHERE key LIKE 'schema_version%' ORDER BY key").all();
+  assert.deepEqual(versions, [
+    { key: 'schema_version', value: '1' },
+    { key: 'schema_version.other', value: '1' },
+    { key: 'schema_version.part', value: '1' },
+  ]);
+  // a file of a newer micro is refused, not misread
+  ledger.db.prepare("UPDATE meta SET value = '9' WHERE key = 'schema_version.part'").run();
+  assert.throws(() => ensureBillingSchema(ledger.db, 'part', 1, create), /part schema version 9, newer than this micro server knows \(1\)/);
+  assert.equal(created, 1);
 });

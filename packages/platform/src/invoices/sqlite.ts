@@ -1,4 +1,4 @@
-import { ensurePartSchema } from '../billing/index.js';
+import { ensureBillingSchema } from '../billing/engines.js';
 import type { SqliteLedger } from '../ledger/sqlite.js';
 import type { Invoice, InvoiceSummary } from './invoice.js';
 import { checkPrevious, listPage, listParams, numbered, parseDoc, SQL, statement, yearOf, type InvoiceQuery, type InvoiceStorage, type ListRow } from './storage.js';
@@ -33,7 +33,7 @@ const Q = Object.fromEntries(Object.entries(SQL).map(([k, v]) => [k, statement(v
  */
 export class SqliteInvoiceStorage implements InvoiceStorage {
   constructor(readonly db: Database) {
-    ensurePartSchema(db, 'invoices', INVOICES_SQLITE_VERSION, () => db.exec(SCHEMA));
+    ensureBillingSchema(db, 'invoices', INVOICES_SQLITE_VERSION, () => db.exec(SCHEMA));
   }
 
   private doc(sql: string, ...params: unknown[]): Invoice | undefined {

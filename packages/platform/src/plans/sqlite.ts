@@ -1,3 +1,4 @@
+import { ensureBillingSchema } from '../billing/engines.js';
 import type { SqliteLedger } from '../ledger/sqlite.js';
 import type { PlanVersion } from './plans.js';
 import { billingTables, chargeValues, CHARGE_COLUMNS, pageOf, subscriptionFilter, subscriptionValues, SUBSCRIPTION_COLUMNS, toCharge, toSubscription, toVersion } from './rows.js';
@@ -17,25 +18,8 @@ export const BILLING_SQLITE_VERSION = 1;
  * included, which share the connection — can run inside it.
  */
 export function openSqliteBilling(db: Database): SqliteBilling {
-  ensureComponent(db, BILLING_SQLITE_COMPONENT, BILLING_SQLITE_VERSION, () => db.exec(billingTables({ int: 'INTEGER', id: 'INTEGER PRIMARY KEY AUTOINCREMENT', text: 'TEXT' })));
+  ensureBillingSchema(db, BILLING_SQLITE_COMPONENT, BILLING_SQLITE_VERSION, () => db.exec(billingTables({ int: 'INTEGER', id: 'INTEGER PRIMARY KEY AUTOINCREMENT', text: 'TEXT' })));
   return new SqliteBilling(db);
-}
-
-/**
- * ensureSchema's rule (made once, in a transaction; a newer file refused) under a key of
- * this part's own, `schema_version.<part>`: billing.db holds the tables of several parts of
- * billing, and `schema_version` is the ledger's.
- */
-function ensureComponent(db: Database, component: string, version: number, create: () => void): void {
-  db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID');
-  const key = `schema_version.${component}`;
-  db.transaction(() => {
-    const current = Number(db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?').get(key)?.value ?? 0);
-    if (current > version) throw new Error(`billing.db has ${component} schema version ${current}, newer than this micro server knows (${version}): upgrade micro`);
-    if (current === version) return;
-    create();
-    db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run(key, String(version));
-  }).immediate();
 }
 
 export class SqliteBilling implements BillingStorage {
