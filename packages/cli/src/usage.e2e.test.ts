@@ -130,9 +130,12 @@ test('micro usage: calls, charges and free quota left per endpoint, day and key;
 
     await page.getByLabel('day', { exact: true }).check();
     await calls.locator('th', { hasText: 'Day' }).waitFor();
+    await calls.locator('tr[data-row="books.Read"] > td:first-child', { hasText: today }).waitFor();
     assert.deepEqual((await cells('books.Read'))[0], today);
     await page.getByLabel('API key', { exact: true }).check();
     await calls.locator('th', { hasText: 'API key' }).waitFor();
+    // the header follows the choice at once; the rows follow the service's answer
+    await calls.locator('tr[data-row="books.Read"] > td:first-child', { hasText: key.info.id }).waitFor();
     const leads = (await calls.locator('tr[data-row="books.Read"] > td:first-child').allInnerTexts()).map((c) => c.trim()).sort();
     assert.deepEqual(leads, ['(token)', key.info.id].sort());
 
