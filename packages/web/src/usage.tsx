@@ -162,7 +162,9 @@ export function Usage() {
   const [form, setForm] = useState({ mode: 'month' as 'month' | 'days', period: thisMonth(), from: '', to: '', namespace: '' });
   const [filter, setFilter] = useState<UsageFilter>(() => filterOf(form));
   const [by, setBy] = useState<By>('endpoint');
-  const read = useLoad(() => call<UsageRead>('usage', 'Read', { ...filter, by }), [JSON.stringify(filter), by]);
+  // the answer keeps the grouping it was asked with: until the next one arrives, the table
+  // shows the last answer under its own columns, never old rows under the new header
+  const read = useLoad(async () => ({ ...(await call<UsageRead>('usage', 'Read', { ...filter, by })), by }), [JSON.stringify(filter), by]);
   const csv = useSubmit();
   const [truncated, setTruncated] = useState(false);
   const value = read.value;
@@ -240,7 +242,7 @@ export function Usage() {
           <p class="muted">
             {value.from} to {value.to} (UTC){value.payer && value.payer !== value.namespace ? `, paid by ${value.payer}` : ''}
           </p>
-          <CallsTable read={value} by={by} />
+          <CallsTable read={value} by={value.by} />
           <h3>Free quotas this month</h3>
           {value.quotas.length > 0 ? <QuotaTable read={value} /> : <p class="muted">No free quota was used this month.</p>}
         </>
