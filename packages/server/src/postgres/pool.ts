@@ -232,8 +232,9 @@ export function isConnectionError(err: unknown): boolean {
   if (typeof code === 'string') {
     if (CONNECTION_CODES.has(code)) return true;
     // SQLSTATE class 08: connection exception; 57P01-03: shut down, crashed, starting;
-    // 53300: too many connections; 28xxx: credentials refused (changed while running)
-    if (code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03' || code === '53300' || code.startsWith('28')) return true;
+    // 53300: too many connections; 28xxx: credentials refused (changed while running);
+    // 25P03: the server ended a session that sat idle in a transaction (the network was lost)
+    if (code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03' || code === '53300' || code === '25P03' || code.startsWith('28')) return true;
   }
   return /Connection terminated|connection error|not queryable|timeout exceeded when trying to connect|Client was closed|Query read timeout/i.test(err.message);
 }
