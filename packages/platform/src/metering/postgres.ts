@@ -95,7 +95,7 @@ export class PgMeterEngine implements MeterEngine {
     this.heartbeat = options.heartbeat ?? 5_000;
     this.holdTtl = options.holdTtl ?? 30_000;
     this.idleInTransaction = options.idleInTransaction ?? 5_000;
-    if (!Number.isSafeInteger(this.idleInTransaction) || this.idleInTransaction < 1) throw new Error(`idleInTransaction is a whole number of ms from 1, not ${this.idleInTransaction}`);
+    if (!Number.isSafeInteger(this.idleInTransaction) || this.idleInTransaction < 1) throw new Error(`idleInTransaction is a whole number of ms from 1, not ${String(this.idleInTransaction)}`);
     this.commits = new GroupCommit((batch) => this.write(batch));
   }
 
@@ -155,13 +155,10 @@ export class PgMeterEngine implements MeterEngine {
    * payers wait for. A node whose host or network is lost in the middle leaves PostgreSQL
    * waiting on a connection nobody closes (for as long as TCP keepalive takes: hours by
    * default), so the session is told first to end itself after idleInTransaction ms of
-   * silence: its locks go with it and its uncommitted holds and records with them.
+   * silence (set with its BEGIN): its locks go with it, its uncommitted holds and records too.
    */
   private transaction<T>(fn: (c: Queryable) => Promise<T>): Promise<T> {
-    return this.db.transaction(async (c) => {
-      await c.query(`SET LOCAL idle_in_transaction_session_timeout = ${this.idleInTransaction}`);
-      return fn(c);
-    });
+    return this.db.transaction(fn, { idleTimeout: this.idleInTransaction });
   }
 
   /** The payers' rows, made if new and locked in the order of their ids (two transactions never deadlock). */
