@@ -1,14 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
-import { Agent, request } from 'node:http';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { bearer, Client, createLogger, defineService, endpoint, platformClient, RemoteRegistry, Service, ServiceAuth, TokenSource, z } from '@micro/sdk';
 import { openPgLedger } from '@micro/platform';
-import { startSmtpServer } from '@micro/platform/testing';
+import { gatewayCaller, startSmtpServer } from '@micro/platform/testing';
 import { codeFromSmtp, micro, natsPlatform, ok, post, started, startServer, stopProcess, tempDir, until, type RunningServer } from './testing.js';
 
 /*
@@ -65,29 +64,7 @@ interface Attempt {
   detail?: string;
 }
 
-const agent = new Agent({ keepAlive: true, maxSockets: 64 });
-
-/** A POST to a gateway; a connection that breaks (the node killed) rejects. */
-function call(gateway: string, path: string, body: unknown, headers: Record<string, string>): Promise<{ status: number; requestId?: string; body: Record<string, unknown> }> {
-  const url = new URL(path, gateway);
-  const data = JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data), ...headers } }, (res) => {
-      let text = '';
-      res.on('data', (d: Buffer) => (text += d.toString()));
-      res.on('end', () => {
-        try {
-          resolve({ status: res.statusCode ?? 0, requestId: res.headers['x-request-id'] as string | undefined, body: JSON.parse(text) as Record<string, unknown> });
-        } catch (err) {
-          reject(err as Error);
-        }
-      });
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(data);
-  });
-}
+const { call, close } = gatewayCaller();
 
 /**
  * `micro server` as the command runs it, but with a billing clock `offset` ms ahead: its
@@ -140,7 +117,7 @@ test('nats profile: kill -9 of one node of two under thousands of priced calls; 
   t.after(async () => {
     for (const fn of cleanup.reverse()) await fn().catch(() => undefined);
     await Promise.all([...started].map((p) => stopProcess(p, 'SIGKILL')));
-    agent.destroy();
+    close();
     await db.end().catch(() => undefined);
     await platform.drop();
     for (const h of Object.values(homes)) rmSync(h, { recursive: true, force: true });
