@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { testPostgres } from '@micro/server/testing';
+import { openPostgres } from '@micro/server/engine';
+import { relay, silencedInTransaction, testPostgres } from '@micro/server/testing';
 import { ledgerContract, raceTwoHandles } from './contract.js';
-import { openPgLedger } from './postgres.js';
+import { openPgLedger, PgLedger } from './postgres.js';
 
 ledgerContract('postgres', async (t, options) => {
   const db = await testPostgres(t, 'ledger');
@@ -36,4 +37,36 @@ test('postgres: two nodes (two pools) spending one balance never overdraw', asyn
     await b.close();
   });
   assert.equal(await raceTwoHandles(a, b, 5, 16), 5);
+});
+
+test('postgres: a node that goes silent inside a posting (its host gone: the connection is not closed) holds the accounts it locked for seconds, not hours', { timeout: 60_000 }, async (t) => {
+  const db = await testPostgres(t, 'ledger');
+  if (!db) return;
+  const other = await openPgLedger({ url: db.url, prefix: db.prefix });
+  t.after(() => other.close());
+  const cable = await relay(db.url);
+  const pool = await openPostgres({ url: `${cable.url}${cable.url.includes('?') ? '&' : '?'}application_name=silent`, prefix: db.prefix });
+  const silenced = silencedInTransaction(pool, cable, /FOR UPDATE/);
+  const silent = new PgLedger(silenced.db, Date.now);
+  t.after(async () => {
+    await cable.close();
+    await silent.close();
+  });
+  await other.openAccount({ id: 'external:payments', allowNegative: true });
+  for (const c of ['c1', 'c2']) await other.openAccount({ id: `customer:${c}:balance` });
+  const topUp = (l: PgLedger, c: string, key: string) => l.post({ key, reason: 'top-up', entries: [{ account: `customer:${c}:balance`, amount: 5 }, { account: 'external:payments', amount: -5 }] });
+  // the silent node has locked external:payments (and c1's balance) when its network goes
+  const frozen = silenced.arm();
+  const lost = topUp(silent, 'c1', 'silent').catch((err: unknown) => err);
+  await frozen;
+  // another node's posting to external:payments waits until PostgreSQL ends the silent session (5 s); were it kept, it
+  // would fail with the pool's 503 after its 30 s query timeout, and every posting to that account after it
+  const started = Date.now();
+  await topUp(other, 'c2', 'other');
+  t.diagnostic(`the other node's posting waited ${Date.now() - started} ms for the silent node's locks`);
+  cable.thaw();
+  assert.equal(((await lost) as { code?: number }).code, 503, 'the silent posting failed');
+  assert.equal(await other.posting('silent'), undefined, 'and was rolled back');
+  assert.equal(await other.balance('external:payments'), -5);
+  assert.equal((await other.trialBalance()).ok, true);
 });

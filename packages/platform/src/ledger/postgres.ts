@@ -44,6 +44,9 @@ interface Queryable {
   query<R extends object>(sql: string, params?: unknown[]): Promise<{ rows: R[] }>;
 }
 
+/** ms PostgreSQL waits on a posting's transaction that sends nothing before it ends the session (README: Decisions) */
+export const IDLE_IN_TRANSACTION_MS = 5_000;
+
 export const LEDGER_POSTGRES_MIGRATIONS: readonly Migration[] = [{ version: 1, description: 'ledger: accounts, postings, entries (immutable)', up: SCHEMA }];
 
 export async function openPgLedger(options: { url: string; prefix: string } & LedgerOptions): Promise<PgLedger> {
@@ -115,7 +118,11 @@ export class PgLedger extends BaseLedger {
 
   protected async record(checked: core.CheckedPosting): Promise<PostResult> {
     try {
-      return await this.db.transaction((client) => this.recordIn(client, checked));
+      // the posting locks its accounts' rows (platform:revenue: every node's postings wait
+      // for it). A node whose host or network is lost mid-transaction closes nothing, and
+      // PostgreSQL would keep the locks until TCP keepalive gives up (hours): it ends a
+      // session silent this long inside the transaction instead, rolling the posting back
+      return await this.db.transaction((client) => this.recordIn(client, checked), { idleTimeout: IDLE_IN_TRANSACTION_MS });
     } catch (err) {
       if ((err as { code?: string; constraint?: string }).code === '23505' && (err as { constraint?: string }).constraint === 'postings_reverses_key') {
         throw errors.Conflict(core.ID, `posting ${checked.reverses} was reversed before`);

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
@@ -10,6 +9,7 @@ import { bearer, Client, createLogger, defineService, endpoint, platformClient, 
 import { balanceAccount, dueAccount, PLATFORM_REVENUE } from '../billing/accounts.js';
 import { openSqliteLedger } from '../ledger/sqlite.js';
 import { topUp } from './contract.js';
+import { gatewayCaller, type GatewayAnswer } from './testing.js';
 
 /*
  * Exactly once under kill -9 (local profile): a real micro server process (the platform's
@@ -82,29 +82,9 @@ function exited(proc: ChildProcessWithoutNullStreams): Promise<void> {
   return proc.exitCode !== null || proc.signalCode !== null ? Promise.resolve() : new Promise((resolve) => proc.once('exit', () => resolve()));
 }
 
-interface Answer {
-  status: number;
-  requestId?: string;
-  body: Record<string, unknown>;
-}
-
-const agent = new Agent({ keepAlive: true, maxSockets: 64 });
-
-/** A POST to the gateway; a connection that breaks (the server killed) rejects. */
-function call(gateway: string, path: string, body: unknown, headers: Record<string, string> = {}): Promise<Answer> {
-  const url = new URL(path, gateway);
-  const data = JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data), ...headers } }, (res) => {
-      let text = '';
-      res.on('data', (d: Buffer) => (text += d.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, requestId: res.headers['x-request-id'] as string | undefined, body: JSON.parse(text) as Record<string, unknown> }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(data);
-  });
-}
+const caller = gatewayCaller();
+const call = caller.call;
+type Answer = GatewayAnswer;
 
 /** The tenant's priced service, in this process, registered with the server at `address`; it counts what it served. */
 async function servePaid(address: string, creds: { id: string; secret: string }, served: { n: number }): Promise<Service> {
@@ -130,7 +110,7 @@ test('kill -9 with thousands of priced calls in flight: charges equal the record
     for (const svc of services) await svc.stop().catch(() => undefined);
     for (const p of running) p.kill('SIGKILL');
     await Promise.all([...running].map(exited));
-    agent.destroy();
+    caller.close();
     rmSync(home, { recursive: true, force: true });
   });
   const began = Date.now();

@@ -27,7 +27,7 @@ export const NO_PRICES: Pricing = { priceOf: () => undefined };
 export async function openMeterEngine(
   ctx: Pick<CoreContext, 'profile' | 'dataDir'>,
   billing: BillingEngines,
-  options: { logger?: Logger } & Pick<PgMeterOptions, 'node' | 'heartbeat' | 'holdTtl'> & Pick<SqliteMeterOptions, 'balanceTtl'> = {},
+  options: { logger?: Logger } & Pick<PgMeterOptions, 'node' | 'heartbeat' | 'holdTtl' | 'idleInTransaction'> & Pick<SqliteMeterOptions, 'balanceTtl'> = {},
 ): Promise<MeterEngine> {
   if (ctx.profile.name === 'nats') {
     const db = await openPostgres({ url: ctx.profile.postgresUrl, prefix: ctx.profile.prefix, errorId: 'micro.usage' });

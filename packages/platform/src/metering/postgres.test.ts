@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { openPostgres } from '@micro/server/engine';
-import { relay, testPostgres } from '@micro/server/testing';
+import { relay, silencedInTransaction, testPostgres } from '@micro/server/testing';
 import { balanceAccount, PLATFORM_REVENUE } from '../billing/accounts.js';
 import { openPgLedger } from '../ledger/postgres.js';
 import { admitted, blocked, MapPricing, meterContract, meteredCall, run, topUp } from './contract.js';
@@ -121,4 +121,40 @@ test('postgres: a settle that fails (the database lost mid-call) is not charged,
   assert.equal(await x.ledger.balance(balanceAccount('ns.acme')), 0);
   const { rows } = await x.db.query(`SELECT COUNT(*)::int AS n FROM ${x.db.schema}.usage_calls WHERE charged > 0`);
   assert.equal((rows[0] as { n: number }).n, 1, 'only the second call is charged');
+});
+
+test('postgres: a node that goes silent inside a transaction (its host gone: the connection is not closed) holds its payer on the other nodes for seconds, not hours', { timeout: 60_000 }, async (t) => {
+  const x = await nodes(t);
+  if (!x) return;
+  const cable = await relay(x.db.url);
+  // the silent node's pool goes through the cable, which is frozen the moment its admission has locked the payer's row
+  const db = await openPostgres({ url: otherPool(cable.url, 'silent'), prefix: x.db.prefix });
+  // the timeout goes into the text of a statement: whole milliseconds only
+  for (const bad of [0, -1, 1.5, Number.NaN, '5s; DROP TABLE x' as unknown as number]) assert.throws(() => new PgMeterEngine(db, { idleInTransaction: bad }), /idleInTransaction is a whole number of ms/);
+  const silenced = silencedInTransaction(db, cable, /FOR UPDATE/);
+  const silent = new Meter({ engine: new PgMeterEngine(silenced.db), ledger: x.ledger, pricing, payerOf, postEvery: 60_000 });
+  await silent.start();
+  t.after(async () => {
+    await cable.close();
+    await silent.stop().catch(() => undefined);
+  });
+  const other = await x.meter();
+  await topUp(x.ledger, 'ns.acme', 5_000);
+  const frozen = silenced.arm();
+  // the silent node's admission never gets an answer: its host is gone
+  const lost = Promise.resolve(silent.admit(meteredCall('acme', 'Call'))).catch((err: unknown) => err);
+  await frozen;
+  // the other node's calls of the same payer wait for the row the silent transaction locked until PostgreSQL ends
+  // that session (idleInTransaction, 5 s); were it kept, they would fail with the pool's 503 after its 30 s query timeout
+  const started = Date.now();
+  await run(other, meteredCall('acme', 'Call'));
+  t.diagnostic(`the other node's call waited ${Date.now() - started} ms for the silent node's lock`);
+  // PostgreSQL ended the silent session: its admission is refused when its network is back, and it held nothing
+  cable.thaw();
+  const refused = await lost;
+  assert.equal((refused as { code?: number }).code, 503, String(refused));
+  const { rows } = await x.db.query(`SELECT COUNT(*)::int AS n FROM ${x.db.schema}.usage_holds`);
+  assert.equal((rows[0] as { n: number }).n, 0);
+  await other.flush();
+  assert.equal(await x.ledger.balance(balanceAccount('ns.acme')), 4_000, 'only the other node\'s call is charged');
 });

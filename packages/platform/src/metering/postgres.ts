@@ -54,6 +54,13 @@ export interface PgMeterOptions {
   heartbeat?: number;
   /** ms of silence after which a node's holds are released by the others (default 30,000) */
   holdTtl?: number;
+  /**
+   * ms PostgreSQL waits on a transaction of this node that holds payers' rows and sends
+   * nothing before it ends the session (`idle_in_transaction_session_timeout`, default
+   * 5,000): a node that goes silent mid-transaction holds its payers on the other nodes no
+   * longer than this (README.md, "Nodes")
+   */
+  idleInTransaction?: number;
   logger?: Logger;
 }
 
@@ -65,6 +72,7 @@ export class PgMeterEngine implements MeterEngine {
   private readonly s: string;
   private readonly heartbeat: number;
   private readonly holdTtl: number;
+  private readonly idleInTransaction: number;
   private readonly commits: GroupCommit<Pending<never>>;
   private timer: NodeJS.Timeout | undefined;
   /** the first rounds after start take every row of the outbox, whichever node left it */
@@ -86,6 +94,8 @@ export class PgMeterEngine implements MeterEngine {
     this.node = options.node ?? randomUUID();
     this.heartbeat = options.heartbeat ?? 5_000;
     this.holdTtl = options.holdTtl ?? 30_000;
+    this.idleInTransaction = options.idleInTransaction ?? 5_000;
+    if (!Number.isSafeInteger(this.idleInTransaction) || this.idleInTransaction < 1) throw new Error(`idleInTransaction is a whole number of ms from 1, not ${String(this.idleInTransaction)}`);
     this.commits = new GroupCommit((batch) => this.write(batch));
   }
 
@@ -115,7 +125,7 @@ export class PgMeterEngine implements MeterEngine {
   async admit(a: Admission): Promise<Hold> {
     // in flight from before its hold exists: a sweep of orphans never takes a hold being made
     this.inflight.add(a.requestId);
-    const kind = await this.db.transaction(async (c) => {
+    const kind = await this.transaction(async (c) => {
       await this.lockPayers(c, [a.payer]);
       const kind = decide(a, await this.standing(c, a));
       if (kind === 'short') throw insufficientCredit();
@@ -138,6 +148,17 @@ export class PgMeterEngine implements MeterEngine {
     });
     if (kind === 'replay') this.inflight.delete(a.requestId);
     return holdOf(a, kind);
+  }
+
+  /**
+   * A transaction of the meter: it locks payers' rows, which every node's calls of those
+   * payers wait for. A node whose host or network is lost in the middle leaves PostgreSQL
+   * waiting on a connection nobody closes (for as long as TCP keepalive takes: hours by
+   * default), so the session is told first to end itself after idleInTransaction ms of
+   * silence (set with its BEGIN): its locks go with it, its uncommitted holds and records too.
+   */
+  private transaction<T>(fn: (c: Queryable) => Promise<T>): Promise<T> {
+    return this.db.transaction(fn, { idleTimeout: this.idleInTransaction });
   }
 
   /** The payers' rows, made if new and locked in the order of their ids (two transactions never deadlock). */
@@ -179,7 +200,7 @@ export class PgMeterEngine implements MeterEngine {
   private async write(batch: Pending<never>[]): Promise<void> {
     let results: Array<{ record: CallRecord; error?: unknown }> = [];
     try {
-      await this.db.transaction(async (c) => {
+      await this.transaction(async (c) => {
         results = [];
         await this.lockPayers(
           c,

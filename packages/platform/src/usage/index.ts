@@ -18,8 +18,8 @@ export interface UsageServiceOptions {
   usageCap?(payer: string): number | null;
   /** told a payer's ledger balance after its usage postings (low-balance events); default none */
   onBalance?(payer: string, balanceAfter: number): void;
-  /** nats profile: this node's heart-beat and how long the holds of a silent node last (see metering/README.md) */
-  nodes?: Pick<PgMeterOptions, 'heartbeat' | 'holdTtl'>;
+  /** nats profile: this node's heart-beat, how long the holds of a silent node last, how long PostgreSQL waits on a silent transaction (see metering/README.md) */
+  nodes?: Pick<PgMeterOptions, 'heartbeat' | 'holdTtl' | 'idleInTransaction'>;
   /** ms between rounds of the outbox (default 2,000) */
   postEvery?: number;
 }

@@ -181,6 +181,30 @@ test('a connection lost between the statements of a transaction fails it with a 
   assert.equal(await db.transaction(async (c) => (await c.query<{ two: number }>('SELECT 2 AS two')).rows[0]?.two), 2);
 });
 
+test('transaction idleTimeout: a session Postgres ended for sitting idle in a transaction (the network lost) fails it with a 503, and the pool goes on', async (t) => {
+  const url = await engineUrl(t, 'postgres');
+  if (!url) return;
+  const cable = await relay(url);
+  t.after(() => cable.close());
+  const db = await openPostgres({ url: cable.url, prefix: testPrefix('pgidletx'), errorId: 'micro.test', max: 2 });
+  t.after(() => db.close());
+  await assert.rejects(
+    db.transaction(async (c) => {
+      await c.query('SELECT 1');
+      // the network goes silent: the next statement waits in it while Postgres ends the
+      // session, and gets the session's end (25P03) for an answer once the network is back
+      cable.freeze();
+      const next = c.query('SELECT 1');
+      await new Promise((r) => setTimeout(r, 1_000));
+      cable.thaw();
+      await next;
+    }, { idleTimeout: 100 }),
+    (err: unknown) => err instanceof MicroError && err.code === 503,
+  );
+  for (const bad of [0, -1, 1.5, Number.NaN, '100; DROP SCHEMA x' as unknown as number]) await assert.rejects(db.transaction(async () => 1, { idleTimeout: bad }), /idleTimeout is a whole number of ms/);
+  assert.equal(await db.transaction(async (c) => (await c.query<{ two: number }>('SELECT 2 AS two')).rows[0]?.two), 2);
+});
+
 test('a Postgres that stops answering fails calls after the query timeout, and they work again when it answers', async (t) => {
   const url = await engineUrl(t, 'postgres');
   if (!url) return;

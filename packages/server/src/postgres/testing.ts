@@ -1,5 +1,6 @@
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { engineUrl, testPrefix } from '@micro/sdk/testing';
+import type pg from 'pg';
 import { openPostgres, type Postgres, type PostgresOptions } from './pool.js';
 
 // the auth storage of a test, for the tests of services built on auth (@micro/platform)
@@ -119,5 +120,32 @@ export async function relay(url: string): Promise<Relay> {
       await cut();
       if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
     },
+  };
+}
+
+/**
+ * A handle like `db` (whose URL goes through `cable`) whose transactions, once `arm()` was
+ * called, freeze the cable right after a statement matching `when` has answered: the node
+ * goes silent inside that transaction and keeps what it locked, as when its host or its
+ * network is lost (a process killed has its connections closed instead). `arm()` resolves
+ * once the cable is frozen.
+ */
+export function silencedInTransaction(db: Postgres, cable: Relay, when: RegExp): { db: Postgres; arm(): Promise<void> } {
+  let armed: (() => void) | undefined;
+  const query = (c: pg.PoolClient) => async (sql: string, params?: unknown[]) => {
+    const r = await c.query(sql, params);
+    if (armed && when.test(sql)) {
+      cable.freeze();
+      armed();
+      armed = undefined;
+    }
+    return r;
+  };
+  return {
+    db: {
+      ...db,
+      transaction: (fn, options) => db.transaction((c) => fn(new Proxy(c, { get: (target, p, receiver) => (p === 'query' ? query(target) : (Reflect.get(target, p, receiver) as unknown)) })), options),
+    },
+    arm: () => new Promise<void>((resolve) => (armed = resolve)),
   };
 }
