@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { testPostgres } from '@micro/server/testing';
-import { ledgerContract, raceTwoHandles } from './contract.js';
+import { ledgerContract, raceKeysTwoHandles, raceTwoHandles, spendAndRace } from './contract.js';
 import { openPgLedger } from './postgres.js';
 
 ledgerContract('postgres', async (t, options) => {
@@ -25,15 +25,51 @@ test('postgres: entries and postings cannot be changed, deleted or truncated, ev
   assert.deepEqual((await l.trialBalance()).mismatched, ['customer:c1:balance']);
 });
 
-test('postgres: two nodes (two pools) spending one balance never overdraw', async (t) => {
+/** two handles on one schema as two nodes have them: each with its own pool (another URL spelling: handles of one URL share a pool) */
+async function twoNodes(t: Parameters<typeof testPostgres>[0]) {
   const db = await testPostgres(t, 'ledger');
-  if (!db) return;
-  // two handles on the same URL share a pool: another URL spelling gives each node its own connections
+  if (!db) return undefined;
   const a = await openPgLedger({ url: db.url, prefix: db.prefix });
   const b = await openPgLedger({ url: `${db.url}${db.url.includes('?') ? '&' : '?'}application_name=node-b`, prefix: db.prefix });
   t.after(async () => {
     await a.close();
     await b.close();
   });
-  assert.equal(await raceTwoHandles(a, b, 5, 16), 5);
+  return { a, b };
+}
+
+test('postgres: two nodes (two pools) spending one balance never overdraw', async (t) => {
+  const nodes = await twoNodes(t);
+  if (!nodes) return;
+  assert.equal(await raceTwoHandles(nodes.a, nodes.b, 5, 16), 5);
+});
+
+test('postgres: two nodes racing for the same keys record each once', async (t) => {
+  const nodes = await twoNodes(t);
+  if (!nodes) return;
+  await raceKeysTwoHandles(nodes.a, nodes.b);
+});
+
+test('postgres: two nodes, 64 callers each, group-committing at once: exactly the funds are spent, each key once', async (t) => {
+  const nodes = await twoNodes(t);
+  if (!nodes) return;
+  const { a, b } = nodes;
+  for (const [id, allowNegative] of [['external:payments', true], ['platform:revenue', false], ['customer:c1:balance', false], ['customer:c2:balance', false]] as const) {
+    await a.openAccount({ id, allowNegative });
+  }
+  const funds = 211;
+  await a.post({ key: 'pay', reason: 'card', entries: [{ account: 'customer:c1:balance', amount: funds }, { account: 'external:payments', amount: -funds }] });
+  await a.post({ key: 'pay-2', reason: 'card', entries: [{ account: 'customer:c2:balance', amount: 1_000 }, { account: 'external:payments', amount: -1_000 }] });
+  const [x, y] = await Promise.all([spendAndRace(a, 'a'), spendAndRace(b, 'b')]);
+  assert.deepEqual([...x.odd, ...y.odd], [], 'every refusal is for funds');
+  assert.equal(x.spent + y.spent, funds);
+  for (let k = 0; k < 100; k++) {
+    const [p, q] = [x.shared[k], y.shared[k]] as [[number, boolean], [number, boolean]];
+    assert.ok(p[0] > 0 && p[0] === q[0], `shared-${k}: one posting for both`);
+    assert.equal(Number(p[1]) + Number(q[1]), 1, `shared-${k}: one records, the other replays`);
+  }
+  assert.equal(await b.balance('customer:c1:balance'), 0);
+  assert.equal(await b.balance('customer:c2:balance'), 900);
+  const trial = await b.trialBalance();
+  assert.deepEqual([trial.ok, trial.postings], [true, 2 + funds + 100]);
 });
