@@ -115,6 +115,33 @@ export async function spendAndRace(l: Ledger, who: string): Promise<{ spent: num
   return { spent, odd, shared: shared.map((o): [number, boolean] => (o.ok ? [o.posting.id, o.replayed] : [0, false])) };
 }
 
+/** spends spendAndRace may make from c1: exactly this many go through, whatever the interleaving */
+export const RACE_FUNDS = 211;
+
+/** Opens the accounts spendAndRace uses and funds them: c1 with RACE_FUNDS, c2 with 1,000. */
+export async function fundRace(l: Ledger): Promise<void> {
+  await standard(l, 'c1', 'c2');
+  await l.post(topUp('pay', 'c1', RACE_FUNDS));
+  await l.post(topUp('pay-2', 'c2', 1_000));
+}
+
+type RaceAnswer = Awaited<ReturnType<typeof spendAndRace>>;
+
+/** What two spendAndRace at once must have done, whoever won each race. */
+export async function checkRace(l: Ledger, x: RaceAnswer, y: RaceAnswer): Promise<void> {
+  assert.deepEqual([...x.odd, ...y.odd], [], 'every refusal is for funds');
+  assert.equal(x.spent + y.spent, RACE_FUNDS, `funds for ${RACE_FUNDS} spends: exactly that many went through`);
+  for (let k = 0; k < 100; k++) {
+    const [p, q] = [x.shared[k], y.shared[k]] as [[number, boolean], [number, boolean]];
+    assert.ok(p[0] > 0 && p[0] === q[0], `shared-${k}: one posting for both`);
+    assert.equal(Number(p[1]) + Number(q[1]), 1, `shared-${k}: one records, the other replays`);
+  }
+  assert.equal(await l.balance('customer:c1:balance'), 0);
+  assert.equal(await l.balance('customer:c2:balance'), 900);
+  const trial = await l.trialBalance();
+  assert.deepEqual([trial.ok, trial.postings], [true, 2 + RACE_FUNDS + 100]);
+}
+
 export function ledgerContract(engine: string, make: MakeLedger): void {
   const it = (name: string, fn: (l: Ledger, clock: { now: number }) => Promise<void>, options: LedgerOptions = {}) =>
     test(`${engine}: ${name}`, async (t) => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { testPostgres } from '@micro/server/testing';
-import { ledgerContract, raceKeysTwoHandles, raceTwoHandles, spendAndRace } from './contract.js';
+import { checkRace, fundRace, ledgerContract, raceKeysTwoHandles, raceTwoHandles, spendAndRace } from './contract.js';
 import { openPgLedger } from './postgres.js';
 
 ledgerContract('postgres', async (t, options) => {
@@ -54,22 +54,7 @@ test('postgres: two nodes, 64 callers each, group-committing at once: exactly th
   const nodes = await twoNodes(t);
   if (!nodes) return;
   const { a, b } = nodes;
-  for (const [id, allowNegative] of [['external:payments', true], ['platform:revenue', false], ['customer:c1:balance', false], ['customer:c2:balance', false]] as const) {
-    await a.openAccount({ id, allowNegative });
-  }
-  const funds = 211;
-  await a.post({ key: 'pay', reason: 'card', entries: [{ account: 'customer:c1:balance', amount: funds }, { account: 'external:payments', amount: -funds }] });
-  await a.post({ key: 'pay-2', reason: 'card', entries: [{ account: 'customer:c2:balance', amount: 1_000 }, { account: 'external:payments', amount: -1_000 }] });
+  await fundRace(a);
   const [x, y] = await Promise.all([spendAndRace(a, 'a'), spendAndRace(b, 'b')]);
-  assert.deepEqual([...x.odd, ...y.odd], [], 'every refusal is for funds');
-  assert.equal(x.spent + y.spent, funds);
-  for (let k = 0; k < 100; k++) {
-    const [p, q] = [x.shared[k], y.shared[k]] as [[number, boolean], [number, boolean]];
-    assert.ok(p[0] > 0 && p[0] === q[0], `shared-${k}: one posting for both`);
-    assert.equal(Number(p[1]) + Number(q[1]), 1, `shared-${k}: one records, the other replays`);
-  }
-  assert.equal(await b.balance('customer:c1:balance'), 0);
-  assert.equal(await b.balance('customer:c2:balance'), 900);
-  const trial = await b.trialBalance();
-  assert.deepEqual([trial.ok, trial.postings], [true, 2 + funds + 100]);
+  await checkRace(b, x, y);
 });

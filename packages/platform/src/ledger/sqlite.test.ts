@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { spawn } from 'node:child_process';
-import { ledgerContract, raceKeysTwoHandles, raceTwoHandles, spendAndRace } from './contract.js';
+import { checkRace, fundRace, ledgerContract, raceKeysTwoHandles, raceTwoHandles, spendAndRace } from './contract.js';
 import { openSqliteLedger } from './sqlite.js';
 
 function tempPath(t: { after(fn: () => unknown): void }): string {
@@ -30,7 +30,8 @@ test('sqlite: entries and postings cannot be changed or deleted, even by hand', 
   assert.deepEqual((await l.trialBalance()).mismatched, ['customer:c1:balance']);
 });
 
-test('sqlite: two handles on one file (two processes) never overdraw', async (t) => {
+/** two handles on one file, as two processes have them */
+function twoHandles(t: { after(fn: () => unknown): void }) {
   const path = tempPath(t);
   const a = openSqliteLedger(path);
   const b = openSqliteLedger(path);
@@ -38,17 +39,16 @@ test('sqlite: two handles on one file (two processes) never overdraw', async (t)
     await a.close();
     await b.close();
   });
+  return { a, b };
+}
+
+test('sqlite: two handles on one file (two processes) never overdraw', async (t) => {
+  const { a, b } = twoHandles(t);
   assert.equal(await raceTwoHandles(a, b, 2, 4), 2);
 });
 
 test('sqlite: two handles racing for the same keys record each once', async (t) => {
-  const path = tempPath(t);
-  const a = openSqliteLedger(path);
-  const b = openSqliteLedger(path);
-  t.after(async () => {
-    await a.close();
-    await b.close();
-  });
+  const { a, b } = twoHandles(t);
   await raceKeysTwoHandles(a, b);
 });
 
@@ -56,13 +56,7 @@ test('sqlite: two processes on one file, posting at once, never overdraw and rec
   const path = tempPath(t);
   const l = openSqliteLedger(path);
   t.after(() => l.close());
-  await l.openAccount({ id: 'external:payments', allowNegative: true });
-  await l.openAccount({ id: 'platform:revenue' });
-  await l.openAccount({ id: 'customer:c1:balance' });
-  await l.openAccount({ id: 'customer:c2:balance' });
-  const funds = 211;
-  await l.post({ key: 'pay', reason: 'card', entries: [{ account: 'customer:c1:balance', amount: funds }, { account: 'external:payments', amount: -funds }] });
-  await l.post({ key: 'pay-2', reason: 'card', entries: [{ account: 'customer:c2:balance', amount: 1_000 }, { account: 'external:payments', amount: -1_000 }] });
+  await fundRace(l);
   const code = `
     import { openSqliteLedger } from ${JSON.stringify(new URL('./sqlite.js', import.meta.url).href)};
     import { spendAndRace } from ${JSON.stringify(new URL('./contract.js', import.meta.url).href)};
@@ -99,16 +93,6 @@ test('sqlite: two processes on one file, posting at once, never overdraw and rec
   assert.equal(await nextLine(), 'ready');
   const answer = nextLine();
   child.stdin.write('go\n');
-  const [mine, theirs] = await Promise.all([spendAndRace(l, 'parent'), answer.then((line) => JSON.parse(line) as Awaited<ReturnType<typeof spendAndRace>>)]);
-  assert.deepEqual([...mine.odd, ...theirs.odd], [], 'every refusal is for funds');
-  assert.equal(mine.spent + theirs.spent, funds, 'funds for 211 spends: exactly 211 went through');
-  for (let k = 0; k < 100; k++) {
-    const [x, y] = [mine.shared[k], theirs.shared[k]] as [[number, boolean], [number, boolean]];
-    assert.ok(x[0] > 0 && x[0] === y[0], `shared-${k}: one posting for both`);
-    assert.equal(Number(x[1]) + Number(y[1]), 1, `shared-${k}: one records, the other replays`);
-  }
-  assert.equal(await l.balance('customer:c1:balance'), 0);
-  assert.equal(await l.balance('customer:c2:balance'), 900);
-  const trial = await l.trialBalance();
-  assert.deepEqual([trial.ok, trial.postings], [true, 2 + funds + 100]);
+  const [mine, theirs] = await Promise.all([spendAndRace(l, 'parent'), answer.then((line) => JSON.parse(line) as Parameters<typeof checkRace>[2])]);
+  await checkRace(l, mine, theirs);
 });
