@@ -390,6 +390,18 @@ export function ledgerContract(engine: string, make: MakeLedger): void {
     assert.deepEqual((await l.postMany([null as unknown as PostingInput, topUp('h', 'c1', 1)])).map((o) => o.ok), [false, true]);
   });
 
+  it('a posting refused by a broken clock moves nothing: the next in the batch sees the balance as it was', async (l, clock) => {
+    await standard(l, 'c1');
+    await l.post(topUp('pay', 'c1', 10));
+    let calls = 0;
+    Object.defineProperty(clock, 'now', { get: () => (calls++ === 0 ? -1 : T0 + 9), configurable: true });
+    const out = await l.postMany([spend('x', 'c1', 10), spend('y', 'c1', 10)]);
+    assert.deepEqual(out.map((o) => (o.ok ? o.posting.at : /clock/.test(o.error.message))), [true, T0 + 9]);
+    assert.equal(await l.posting('x'), undefined);
+    assert.equal(await l.balance('customer:c1:balance'), 0);
+    assert.equal((await l.trialBalance()).ok, true);
+  });
+
   it('duplicate keys in one batch: the same content records once and replays, other content is a 409', async (l) => {
     await standard(l, 'c1');
     const out = await l.postMany([topUp('k1', 'c1', 5), topUp('k1', 'c1', 5), topUp('k2', 'c1', 7), topUp('k2', 'c1', 8), topUp('k1', 'c1', 6)]);

@@ -238,18 +238,18 @@ export function planBatch(batch: CheckedPosting[], state: BatchState, clock: () 
         slots.push({ result: replay(first, checked) });
         continue;
       }
+      // every check before anything moves: a refusal leaves the running state as it was
       const planned = plan(checked.entries, held);
-      if (checked.reverses !== undefined) {
-        if (reversed.has(checked.reverses)) throw errors.Conflict(ID, `posting ${checked.reverses} was reversed before`);
-        reversed.add(checked.reverses);
-      }
+      if (checked.reverses !== undefined && reversed.has(checked.reverses)) throw errors.Conflict(ID, `posting ${checked.reverses} was reversed before`);
+      const at = now(clock);
+      if (checked.reverses !== undefined) reversed.add(checked.reverses);
       for (const p of planned) {
         (held.get(p.account) as Held).balance = p.balanceAfter;
         balances.set(p.account, p.balanceAfter);
       }
       pending.set(checked.key, accepted.length);
       slots.push({ index: accepted.length, replayed: false });
-      accepted.push({ checked, at: now(clock), metadata: JSON.stringify(checked.metadata), planned });
+      accepted.push({ checked, at, metadata: JSON.stringify(checked.metadata), planned });
     } catch (error) {
       slots.push({ error: error as Error });
     }
