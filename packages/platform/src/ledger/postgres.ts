@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { errors } from '@micro/sdk';
 import { migrate, openPostgres, type Migration, type Postgres } from '@micro/server/engine';
 import * as core from './core.js';
@@ -39,7 +38,7 @@ CREATE TRIGGER postings_no_truncate BEFORE TRUNCATE ON postings FOR EACH STATEME
 CREATE TRIGGER entries_no_truncate BEFORE TRUNCATE ON entries FOR EACH STATEMENT EXECUTE FUNCTION ledger_immutable();
 `;
 
-/** runs one statement and gives its rows: on the pool (statements named by the handle), or on a transaction's client */
+/** runs one statement and gives its rows: on the pool, or on a transaction's client */
 type Run = <R extends object>(text: string, values: unknown[]) => Promise<R[]>;
 
 export const LEDGER_POSTGRES_MIGRATIONS: readonly Migration[] = [{ version: 1, description: 'ledger: accounts, postings, entries (immutable)', up: SCHEMA }];
@@ -71,18 +70,15 @@ interface StateRow {
 /** a transaction's connection, as Postgres.transaction hands it over */
 type Client = Parameters<Parameters<Postgres['transaction']>[0]>[0];
 
-const names = new Map<string, string>();
-
-/** Statements on a transaction's client, named: PostgreSQL parses and plans each once per connection, not per batch. */
+/**
+ * Statements on a transaction's client, unnamed: PostgreSQL plans each for its own
+ * arrays and the tables as they are now. A named statement would be planned once per
+ * connection and then kept as a generic plan — made while the tables were small (a new
+ * ledger), it scans them whole, and the cost grows with every posting until autovacuum
+ * happens to invalidate it (measured: the batch's read went from 1 ms to 40 ms in 15 s).
+ */
 function on(client: Client): Run {
-  return async <R extends object>(text: string, values: unknown[]) => {
-    let name = names.get(text);
-    if (name === undefined) {
-      name = `ledger_${createHash('sha256').update(text).digest('hex').slice(0, 40)}`;
-      names.set(text, name);
-    }
-    return (await client.query<R & object>({ name, text, values })).rows;
-  };
+  return async <R extends object>(text: string, values: unknown[]) => (await client.query<R & object>(text, values)).rows;
 }
 
 export class PgLedger extends BaseLedger {
@@ -98,7 +94,15 @@ export class PgLedger extends BaseLedger {
     super(options);
     this.s = db.schema;
     this.clock = options.clock ?? Date.now;
-    this.pooled = async <R extends object>(text: string, values: unknown[]) => (await db.query<R & object>(text, values)).rows;
+    // unnamed, as on(client): see there (db.query names its statements); for the reads
+    // whose plan depends on how big the tables are (batches, postings by key, history)
+    this.pooled = async <R extends object>(text: string, values: unknown[]) => {
+      try {
+        return (await db.pool.query<R & object>(text, values)).rows;
+      } catch (err) {
+        throw db.fail(err);
+      }
+    };
   }
 
   async openAccount(input: AccountInput): Promise<Account> {
@@ -227,7 +231,7 @@ export class PgLedger extends BaseLedger {
   async history(account: string, options?: HistoryOptions): Promise<HistoryPage> {
     const { limit, before, from, to } = core.checkHistory(options);
     await this.account(account);
-    const { rows } = await this.db.query<core.HistoryRow>(
+    const rows = await this.pooled<core.HistoryRow>(
       `SELECT e.id, e.posting, p.key, p.reason, p.at, e.amount, e.balance_after, p.metadata FROM ${this.s}.entries e JOIN ${this.s}.postings p ON p.id = e.posting
        WHERE e.account = $1 AND e.id < $2 AND p.at >= $3 AND p.at < $4 ORDER BY e.id DESC LIMIT $5`,
       [account, before, from, to, limit + 1],
