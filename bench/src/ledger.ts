@@ -11,8 +11,9 @@
  * of them (in turn) into `platform:revenue`, the hot account every usage posting touches,
  * with a key of its own and `metadata.kind = usage`, as the meter posts. `post`: 64
  * callers in a closed loop (each posts again once answered), for 2 s; latency p99 of
- * those posts. `postMany`: one caller posting 500 at a time (how the meter posts a batch of
- * usage records), for 2 s. SQLite: a file in a temporary folder (WAL, synchronous=FULL).
+ * those posts; then 256 callers (a batch holds what its callers posted: more callers,
+ * bigger batches). `postMany`: one caller posting 500 at a time (how the meter posts a
+ * batch of usage records), for 2 s. SQLite: a file in a temporary folder (WAL, synchronous=FULL).
  * PostgreSQL: MICRO_BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test),
  * a schema of each side's own, dropped at the end; the server is another process of the
  * machine, so it shows in "other processes busy".
@@ -25,6 +26,8 @@ import { openPgLedger, openSqliteLedger, type Ledger, type PostingInput } from '
 import type { Benchmark, Contestant } from './harness.js';
 
 const POSTERS = 64;
+/** more callers: bigger batches (at 64, every batch holds all 64 callers' postings) */
+const MORE_POSTERS = 256;
 const MANY = 500;
 const CUSTOMERS = 1_000;
 const ROUND_MS = 2_000;
@@ -92,13 +95,13 @@ function loader(l: Ledger, tag: string) {
     };
   };
 
-  /** POSTERS callers for `ms`: postings/s and the p99 latency of a post in ms */
-  async function posts(ms: number): Promise<{ rate: number; p99: number }> {
+  /** `callers` in a closed loop for `ms`: postings/s and the p99 latency of a post in ms */
+  async function posts(ms: number, callers: number): Promise<{ rate: number; p99: number }> {
     const latencies: number[] = [];
     const start = performance.now();
     const end = start + ms;
     await Promise.all(
-      Array.from({ length: POSTERS }, async () => {
+      Array.from({ length: callers }, async () => {
         while (performance.now() < end) {
           const t0 = performance.now();
           await l.post(usage());
@@ -135,16 +138,17 @@ async function contestant(batch: number | undefined): Promise<Contestant> {
   return {
     async warmUp() {
       for (const e of ['sqlite', 'postgres'] as const) {
-        await load[e].posts(WARM_MS);
+        await load[e].posts(WARM_MS, POSTERS);
         await load[e].many(WARM_MS);
       }
     },
     async round() {
       const values: Record<string, number> = {};
       for (const e of ['sqlite', 'postgres'] as const) {
-        const { rate, p99 } = await load[e].posts(ROUND_MS);
+        const { rate, p99 } = await load[e].posts(ROUND_MS, POSTERS);
         values[`ledger.${e}.post`] = rate;
         values[`ledger.${e}.p99`] = p99;
+        values[`ledger.${e}.post256`] = (await load[e].posts(ROUND_MS, MORE_POSTERS)).rate;
         values[`ledger.${e}.many`] = await load[e].many(ROUND_MS);
       }
       return values;
@@ -169,9 +173,11 @@ export const ledger: Benchmark = {
   figures: [
     { id: 'ledger.sqlite.post', label: `ledger postings/s, SQLite, ${POSTERS} callers`, unit: 'postings/s', better: 'higher', floor: TARGET },
     { id: 'ledger.sqlite.p99', label: `ledger post latency p99 under that load, SQLite`, unit: 'ms', better: 'lower' },
+    { id: 'ledger.sqlite.post256', label: `ledger postings/s, SQLite, ${MORE_POSTERS} callers`, unit: 'postings/s', better: 'higher' },
     { id: 'ledger.sqlite.many', label: `ledger postings/s, SQLite, postMany of ${MANY}, one caller`, unit: 'postings/s', better: 'higher' },
     { id: 'ledger.postgres.post', label: `ledger postings/s, PostgreSQL, ${POSTERS} callers`, unit: 'postings/s', better: 'higher', floor: TARGET },
     { id: 'ledger.postgres.p99', label: `ledger post latency p99 under that load, PostgreSQL`, unit: 'ms', better: 'lower' },
+    { id: 'ledger.postgres.post256', label: `ledger postings/s, PostgreSQL, ${MORE_POSTERS} callers`, unit: 'postings/s', better: 'higher' },
     { id: 'ledger.postgres.many', label: `ledger postings/s, PostgreSQL, postMany of ${MANY}, one caller`, unit: 'postings/s', better: 'higher' },
   ],
   async setup() {
