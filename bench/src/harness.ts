@@ -20,13 +20,19 @@ export interface FigureSpec {
   readonly id: string;
   /** what the row of the table says */
   readonly label: string;
-  readonly unit: 'calls/s' | 'µs' | 'ms' | 'MB';
+  readonly unit: 'calls/s' | 'postings/s' | 'µs' | 'ms' | 'MB';
   readonly better: 'higher' | 'lower';
   /**
    * The ratio ours/peer the figure must reach: at least `ratio` when higher is better,
    * at most `ratio` when lower is better. No target: the figure is informational.
    */
   readonly target?: number;
+  /**
+   * A value Micro's median must reach by itself, in the figure's unit (at least when
+   * higher is better, at most when lower is), whatever the peer does: e.g. the ledger's
+   * 10,000 postings/s. Met only when the ratio target (if any) is met too.
+   */
+  readonly floor?: number;
 }
 
 /** One side of a pair, ready to be measured. */
@@ -231,7 +237,8 @@ export async function runBenchmark(bench: Benchmark, options: HarnessOptions): P
     const m = stats(micro[f.id] ?? []);
     const p = stats(peer[f.id] ?? []);
     const ratio = m.median / p.median;
-    const met = f.target === undefined ? undefined : f.better === 'higher' ? ratio >= f.target : ratio <= f.target;
+    const reaches = (value: number, bound: number | undefined) => bound === undefined || (f.better === 'higher' ? value >= bound : value <= bound);
+    const met = f.target === undefined && f.floor === undefined ? undefined : reaches(ratio, f.target) && reaches(m.median, f.floor);
     return { ...f, micro: m, peer: p, ratio, met };
   });
   return result(figures);
@@ -511,7 +518,7 @@ export function exitWithParent(cleanup: () => Promise<void> | void = () => undef
 
 export function fmt(value: number, unit: FigureSpec['unit']): string {
   if (!Number.isFinite(value)) return 'n/a';
-  if (unit === 'calls/s') return `${Math.round(value).toLocaleString('en-US')}`;
+  if (unit === 'calls/s' || unit === 'postings/s') return `${Math.round(value).toLocaleString('en-US')}`;
   if (unit === 'µs') return value >= 100 ? value.toFixed(0) : value.toFixed(1);
   return value.toFixed(1);
 }
@@ -521,8 +528,9 @@ function cell(s: Stats, unit: FigureSpec['unit']): string {
 }
 
 export function targetText(f: FigureSpec): string {
-  if (f.target === undefined) return '–';
-  return `${f.better === 'higher' ? '≥' : '≤'} ${f.target.toFixed(2)}x`;
+  const sign = f.better === 'higher' ? '≥' : '≤';
+  const parts = [...(f.target === undefined ? [] : [`${sign} ${f.target.toFixed(2)}x`]), ...(f.floor === undefined ? [] : [`${sign} ${fmt(f.floor, f.unit)} ${f.unit}`])];
+  return parts.length === 0 ? '–' : parts.join(', ');
 }
 
 /** The Markdown table of every figure: median (min–max) of each side, ratio, target. */

@@ -33,6 +33,7 @@ import { memory } from './memory.js';
 import { scaleRegistry } from './scale-registry.js';
 import { scaleRuntime } from './scale-runtime.js';
 import { gatewayConcurrency } from './gateway-concurrency.js';
+import { ledger } from './ledger.js';
 import { writeConcurrencyPlot } from './plot.js';
 import { killChildren, machineInfo, markdownTable, NOISY, runBenchmark, type Benchmark, type BenchmarkResult, type PinMode } from './harness.js';
 
@@ -53,6 +54,7 @@ const BENCHMARKS: readonly Benchmark[] = [
   scaleRegistry,
   scaleRuntime,
   gatewayConcurrency,
+  ledger,
 ];
 const PEER = `moleculer ${MOLECULER_VERSION}`;
 

@@ -14,8 +14,11 @@ import {
   type AccountPage,
   type EntryInput,
   type HistoryEntry,
+  type HistoryOptions,
   type Posting,
   type PostingInput,
+  type PostOutcome,
+  type PostResult,
 } from './ledger.js';
 
 /**
@@ -128,11 +131,17 @@ export function checkPosting(input: PostingInput, reverses?: number): CheckedPos
   return { key, reason, entries, metadata, ...(reverses === undefined ? {} : { reverses }), digest };
 }
 
-export function checkPage(options: { limit?: number; before?: number } = {}): { limit: number; before: number } {
-  const { limit = DEFAULT_PAGE, before } = options;
+/** A page of history: its size, the cursor, the time range [from, to) (unbounded when absent). */
+export function checkHistory(options: HistoryOptions = {}): Required<HistoryOptions> {
+  if (typeof options !== 'object' || options === null) throw bad('history options must be an object');
+  const { limit = DEFAULT_PAGE, before, from, to } = options;
   if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_PAGE) throw bad(`limit must be a whole number from 1 to ${MAX_PAGE}`);
   if (before !== undefined && (!Number.isSafeInteger(before) || before < 1)) throw bad('before must be a positive whole number (a page\'s next)');
-  return { limit, before: before ?? Number.MAX_SAFE_INTEGER };
+  for (const [field, v] of [['from', from], ['to', to]] as const) {
+    if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) throw bad(`${field} must be a time in ms since the epoch (a whole number, at least 0), got ${show(v)}`);
+  }
+  if (from !== undefined && to !== undefined && from > to) throw bad(`from (${from}) must not be after to (${to}): the range is [from, to)`);
+  return { limit, before: before ?? Number.MAX_SAFE_INTEGER, from: from ?? 0, to: to ?? Number.MAX_SAFE_INTEGER };
 }
 
 const ACCOUNT_CHARS = /^[A-Za-z0-9_.:-]{0,200}$/;
@@ -190,6 +199,102 @@ export function replay(first: Posting & { digest: string }, checked: CheckedPost
   return { posting, replayed: true };
 }
 
+/** A posting of a batch that will be written: its row and its entries with the balances after them. */
+export interface Accepted {
+  checked: CheckedPosting;
+  at: number;
+  /** the metadata as stored (JSON) */
+  metadata: string;
+  planned: Planned[];
+}
+
+/** What an engine read, under its locks, for a batch: the accounts, the keys posted before, the postings reversed before. */
+export interface BatchState {
+  /** every existing account of the batch's entries, locked (a missing one is a 404 for its posting) */
+  held: Map<string, Held>;
+  /** the postings already recorded under the batch's keys */
+  known: Map<string, Posting & { digest: string }>;
+  /** the ids, among those the batch reverses, of postings already reversed */
+  reversed: Set<number>;
+}
+
+export interface BatchPlan {
+  /** the postings to write, in order: their ids must increase in this order */
+  accepted: Accepted[];
+  /** the final balance of every account an accepted posting moves */
+  balances: Map<string, number>;
+  /** the outcome of every posting of the batch, once the engine has the ids of the accepted ones (in their order) */
+  finish(ids: number[]): PostOutcome[];
+}
+
+/**
+ * The arithmetic of a batch, the same on both engines: the postings are taken in order, as
+ * if each ran alone after the ones before it — a replay of a key (posted before, or earlier
+ * in the batch) returns the first result or a 409, a refusal (unknown account, funds,
+ * bounds, reversed before) takes only its own posting, and an accepted posting moves the
+ * running balances the next ones are checked against. Nothing is written here: the
+ * engine writes `accepted` and `balances` in one transaction, under the locks it read
+ * `state` with.
+ */
+export function planBatch(batch: CheckedPosting[], state: BatchState, clock: () => number): BatchPlan {
+  const { held, known, reversed } = state;
+  const accepted: Accepted[] = [];
+  const balances = new Map<string, number>();
+  /** per posting: its error, a replay of a posting read before, or the index of an accepted one it records or replays */
+  const slots: Array<{ error: Error } | { result: PostResult } | { index: number; replayed: boolean }> = [];
+  const pending = new Map<string, number>();
+  for (const checked of batch) {
+    try {
+      const index = pending.get(checked.key);
+      if (index !== undefined) {
+        const first = accepted[index] as Accepted;
+        if (first.checked.digest !== checked.digest) throw errors.Conflict(ID, `key ${checked.key} was posted before with other content`);
+        slots.push({ index, replayed: true });
+        continue;
+      }
+      const first = known.get(checked.key);
+      if (first) {
+        slots.push({ result: replay(first, checked) });
+        continue;
+      }
+      // every check before anything moves: a refusal leaves the running state as it was
+      const planned = plan(checked.entries, held);
+      if (checked.reverses !== undefined && reversed.has(checked.reverses)) throw errors.Conflict(ID, `posting ${checked.reverses} was reversed before`);
+      const at = now(clock);
+      if (checked.reverses !== undefined) reversed.add(checked.reverses);
+      for (const p of planned) {
+        (held.get(p.account) as Held).balance = p.balanceAfter;
+        balances.set(p.account, p.balanceAfter);
+      }
+      pending.set(checked.key, accepted.length);
+      slots.push({ index: accepted.length, replayed: false });
+      accepted.push({ checked, at, metadata: JSON.stringify(checked.metadata), planned });
+    } catch (error) {
+      slots.push({ error: error as Error });
+    }
+  }
+  return {
+    accepted,
+    balances,
+    finish(ids) {
+      const postings = accepted.map((a, i) => {
+        const { digest: _, ...posting } = postingOf(
+          { id: ids[i] as number, key: a.checked.key, reason: a.checked.reason, at: a.at, metadata: a.metadata, digest: a.checked.digest, reverses: a.checked.reverses ?? null },
+          a.checked.entries,
+        );
+        return posting;
+      });
+      return slots.map((slot): PostOutcome => {
+        if ('error' in slot) return { ok: false, error: slot.error };
+        if ('result' in slot) return { ok: true, ...structuredClone(slot.result) };
+        const posting = postings[slot.index] as Posting;
+        // a replay within the batch gets a copy: two callers never share one object
+        return { ok: true, posting: slot.replayed ? structuredClone(posting) : posting, replayed: slot.replayed };
+      });
+    },
+  };
+}
+
 export function accountConflict(existing: Account, wanted: { kind: AccountKind; allowNegative: boolean }): Account {
   if (existing.kind !== wanted.kind || existing.allowNegative !== wanted.allowNegative) {
     throw errors.Conflict(ID, `account ${existing.id} exists with allowNegative ${existing.allowNegative}`);
@@ -245,6 +350,7 @@ export interface HistoryRow {
   at: number | string;
   amount: number | string;
   balance_after: number | string;
+  metadata: string;
 }
 
 export function historyOf(rows: HistoryRow[], limit: number): { items: HistoryEntry[]; next?: number } {
@@ -256,6 +362,7 @@ export function historyOf(rows: HistoryRow[], limit: number): { items: HistoryEn
     at: Number(r.at),
     amount: Number(r.amount),
     balanceAfter: Number(r.balance_after),
+    metadata: JSON.parse(r.metadata) as Record<string, string>,
   }));
   const last = items[items.length - 1];
   return rows.length > limit && last ? { items, next: last.id } : { items };

@@ -21,6 +21,15 @@ export const MAX_ENTRIES = 100;
 /** page size of history: default and most */
 export const DEFAULT_PAGE = 50;
 export const MAX_PAGE = 200;
+/**
+ * postings written in one transaction at most (group commit): concurrent posts and the
+ * inputs of postMany are gathered into transactions of up to this many
+ */
+export const MAX_BATCH = 500;
+/** entries written in one transaction at most (a batch stops before it would hold more; one posting always fits) */
+export const MAX_BATCH_ENTRIES = 10_000;
+/** inputs of one postMany call at most */
+export const MAX_POST_MANY = 10_000;
 
 export type AccountKind = 'customer' | 'platform' | 'external';
 export const ACCOUNT_KINDS: readonly AccountKind[] = ['customer', 'platform', 'external'];
@@ -87,6 +96,8 @@ export interface HistoryEntry {
   amount: number;
   /** the account's balance just after this entry */
   balanceAfter: number;
+  /** the posting's metadata (billing's `kind`, `period`…) */
+  metadata: Record<string, string>;
 }
 
 export interface HistoryPage {
@@ -99,6 +110,20 @@ export interface AccountPage {
   items: Account[];
   /** pass as `after` for the next page; absent on the last page */
   next?: string;
+}
+
+/** What postMany answers for each input, in the order of the inputs. */
+export type PostOutcome = ({ ok: true } & PostResult) | { ok: false; error: Error };
+
+export interface HistoryOptions {
+  /** entries a page: 1..200, default 50 */
+  limit?: number;
+  /** only entries older than this entry id (a page's `next`) */
+  before?: number;
+  /** only entries of postings recorded at or after this time (ms since the epoch, inclusive) */
+  from?: number;
+  /** only entries of postings recorded before this time (ms since the epoch, exclusive): [from, to) like a billing period */
+  to?: number;
 }
 
 export interface TrialBalance {
@@ -130,6 +155,13 @@ export interface Ledger {
    * (409, id `micro.ledger.funds`), the key posted before with other content (409).
    */
   post(input: PostingInput): Promise<PostResult>;
+  /**
+   * Posts many at once (at most MAX_POST_MANY): each input is a posting of its own, all or
+   * nothing on its own and refused alone (as by `post`), written in order in as few
+   * transactions as the batch bound allows. One outcome per input, in their order; a
+   * list that is not an array or too long is a 400 for the whole call.
+   */
+  postMany(inputs: PostingInput[]): Promise<PostOutcome[]>;
   /** the posting of a key, or undefined */
   posting(key: string): Promise<Posting | undefined>;
   /**
@@ -138,8 +170,8 @@ export interface Ledger {
    * below-zero rule applies as to any posting.
    */
   reverse(original: string, input: { key: string; reason: string; metadata?: Record<string, string> }): Promise<PostResult>;
-  /** the account's entries, newest first, `limit` (default 50, at most 200) a page */
-  history(account: string, options?: { limit?: number; before?: number }): Promise<HistoryPage>;
+  /** the account's entries, newest first, `limit` (default 50, at most 200) a page; `from`/`to` keep those of postings recorded in [from, to) */
+  history(account: string, options?: HistoryOptions): Promise<HistoryPage>;
   trialBalance(): Promise<TrialBalance>;
   close(): Promise<void>;
 }
@@ -147,4 +179,9 @@ export interface Ledger {
 export interface LedgerOptions {
   /** ms since the epoch (default Date.now) */
   clock?: () => number;
+  /**
+   * postings written in one transaction at most (1..MAX_BATCH, default MAX_BATCH); 1 writes
+   * one transaction per posting, one after another (the old path, the benchmark's baseline)
+   */
+  batch?: number;
 }

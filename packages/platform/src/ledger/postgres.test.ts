@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { openPostgres } from '@micro/server/engine';
 import { relay, silencedInTransaction, testPostgres } from '@micro/server/testing';
-import { ledgerContract, raceTwoHandles } from './contract.js';
+import { checkRace, fundRace, ledgerContract, raceKeysTwoHandles, raceTwoHandles, spendAndRace } from './contract.js';
 import { openPgLedger, PgLedger } from './postgres.js';
 
 ledgerContract('postgres', async (t, options) => {
@@ -26,17 +26,38 @@ test('postgres: entries and postings cannot be changed, deleted or truncated, ev
   assert.deepEqual((await l.trialBalance()).mismatched, ['customer:c1:balance']);
 });
 
-test('postgres: two nodes (two pools) spending one balance never overdraw', async (t) => {
+/** two handles on one schema as two nodes have them: each with its own pool (another URL spelling: handles of one URL share a pool) */
+async function twoNodes(t: Parameters<typeof testPostgres>[0]) {
   const db = await testPostgres(t, 'ledger');
-  if (!db) return;
-  // two handles on the same URL share a pool: another URL spelling gives each node its own connections
+  if (!db) return undefined;
   const a = await openPgLedger({ url: db.url, prefix: db.prefix });
   const b = await openPgLedger({ url: `${db.url}${db.url.includes('?') ? '&' : '?'}application_name=node-b`, prefix: db.prefix });
   t.after(async () => {
     await a.close();
     await b.close();
   });
-  assert.equal(await raceTwoHandles(a, b, 5, 16), 5);
+  return { a, b };
+}
+
+test('postgres: two nodes (two pools) spending one balance never overdraw', async (t) => {
+  const nodes = await twoNodes(t);
+  if (!nodes) return;
+  assert.equal(await raceTwoHandles(nodes.a, nodes.b, 5, 16), 5);
+});
+
+test('postgres: two nodes racing for the same keys record each once', async (t) => {
+  const nodes = await twoNodes(t);
+  if (!nodes) return;
+  await raceKeysTwoHandles(nodes.a, nodes.b);
+});
+
+test('postgres: two nodes, 64 callers each, group-committing at once: exactly the funds are spent, each key once', async (t) => {
+  const nodes = await twoNodes(t);
+  if (!nodes) return;
+  const { a, b } = nodes;
+  await fundRace(a);
+  const [x, y] = await Promise.all([spendAndRace(a, 'a'), spendAndRace(b, 'b')]);
+  await checkRace(b, x, y);
 });
 
 test('postgres: a node that goes silent inside a posting (its host gone: the connection is not closed) holds the accounts it locked for seconds, not hours', { timeout: 60_000 }, async (t) => {
@@ -47,7 +68,7 @@ test('postgres: a node that goes silent inside a posting (its host gone: the con
   const cable = await relay(db.url);
   const pool = await openPostgres({ url: `${cable.url}${cable.url.includes('?') ? '&' : '?'}application_name=silent`, prefix: db.prefix });
   const silenced = silencedInTransaction(pool, cable, /FOR UPDATE/);
-  const silent = new PgLedger(silenced.db, Date.now);
+  const silent = new PgLedger(silenced.db);
   t.after(async () => {
     await cable.close();
     await silent.close();

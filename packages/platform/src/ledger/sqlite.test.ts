@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { ledgerContract, raceTwoHandles } from './contract.js';
+import { spawn } from 'node:child_process';
+import { checkRace, fundRace, ledgerContract, raceKeysTwoHandles, raceTwoHandles, spendAndRace } from './contract.js';
 import { openSqliteLedger } from './sqlite.js';
 
 function tempPath(t: { after(fn: () => unknown): void }): string {
@@ -29,7 +30,8 @@ test('sqlite: entries and postings cannot be changed or deleted, even by hand', 
   assert.deepEqual((await l.trialBalance()).mismatched, ['customer:c1:balance']);
 });
 
-test('sqlite: two handles on one file (two processes) never overdraw', async (t) => {
+/** two handles on one file, as two processes have them */
+function twoHandles(t: { after(fn: () => unknown): void }) {
   const path = tempPath(t);
   const a = openSqliteLedger(path);
   const b = openSqliteLedger(path);
@@ -37,5 +39,60 @@ test('sqlite: two handles on one file (two processes) never overdraw', async (t)
     await a.close();
     await b.close();
   });
+  return { a, b };
+}
+
+test('sqlite: two handles on one file (two processes) never overdraw', async (t) => {
+  const { a, b } = twoHandles(t);
   assert.equal(await raceTwoHandles(a, b, 2, 4), 2);
+});
+
+test('sqlite: two handles racing for the same keys record each once', async (t) => {
+  const { a, b } = twoHandles(t);
+  await raceKeysTwoHandles(a, b);
+});
+
+test('sqlite: two processes on one file, posting at once, never overdraw and record each key once', async (t) => {
+  const path = tempPath(t);
+  const l = openSqliteLedger(path);
+  t.after(() => l.close());
+  await fundRace(l);
+  const code = `
+    import { openSqliteLedger } from ${JSON.stringify(new URL('./sqlite.js', import.meta.url).href)};
+    import { spendAndRace } from ${JSON.stringify(new URL('./contract.js', import.meta.url).href)};
+    const l = openSqliteLedger(process.argv[1]);
+    process.stdout.write('ready\\n');
+    process.stdin.once('data', async () => {
+      const result = await spendAndRace(l, 'child');
+      await l.close();
+      process.stdout.write(JSON.stringify(result) + '\\n');
+    });
+  `;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', code, path], { stdio: ['pipe', 'pipe', 'inherit'] });
+  t.after(() => child.kill('SIGKILL'));
+  let out = '';
+  const lines: string[] = [];
+  const nextLine = () =>
+    new Promise<string>((resolve, reject) => {
+      const take = () => {
+        const n = out.indexOf('\n');
+        if (n < 0) return false;
+        lines.push(out.slice(0, n));
+        out = out.slice(n + 1);
+        resolve(lines[lines.length - 1] as string);
+        return true;
+      };
+      if (take()) return;
+      const onData = (chunk: Buffer) => {
+        out += chunk.toString();
+        if (take()) child.stdout.off('data', onData);
+      };
+      child.stdout.on('data', onData);
+      child.once('exit', (c) => reject(new Error(`the child exited with ${c}`)));
+    });
+  assert.equal(await nextLine(), 'ready');
+  const answer = nextLine();
+  child.stdin.write('go\n');
+  const [mine, theirs] = await Promise.all([spendAndRace(l, 'parent'), answer.then((line) => JSON.parse(line) as Parameters<typeof checkRace>[2])]);
+  await checkRace(l, mine, theirs);
 });

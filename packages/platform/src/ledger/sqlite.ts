@@ -1,14 +1,14 @@
-import { errors } from '@micro/sdk';
 import { ensureSchema, openDatabase } from '@micro/server/engine';
 import * as core from './core.js';
 import { BaseLedger } from './base.js';
-import { UNIT, type Account, type AccountInput, type AccountPage, type HistoryPage, type LedgerOptions, type Posting, type PostResult, type TrialBalance } from './ledger.js';
+import { UNIT, type Account, type AccountInput, type AccountPage, type HistoryOptions, type HistoryPage, type LedgerOptions, type Posting, type PostOutcome, type TrialBalance } from './ledger.js';
 
 /**
  * The ledger of the local profile: one SQLite file (0600, WAL, synchronous FULL: see
- * openDatabase). Each posting is one synchronous better-sqlite3 transaction begun
- * IMMEDIATE (the write lock taken before the balances are read), so nothing, not even
- * another process on the same file, runs between the check of a balance and its update.
+ * openDatabase). Each batch of postings (group commit, see BaseLedger) is one synchronous
+ * better-sqlite3 transaction begun IMMEDIATE (the write lock taken before the balances are
+ * read), so nothing, not even another process on the same file, runs between the check
+ * of a balance and its update.
  * Triggers refuse any UPDATE or DELETE of postings and entries.
  */
 
@@ -41,20 +41,37 @@ export function openSqliteLedger(path: string, options: LedgerOptions = {}): Sql
   const db = openDatabase(path);
   try {
     ensureSchema(db, path, 'ledger', LEDGER_SQLITE_VERSION, () => db.exec(SCHEMA));
+    return new SqliteLedger(db, options);
   } catch (err) {
     db.close();
     throw err;
   }
-  return new SqliteLedger(db, options.clock ?? Date.now);
+}
+
+function statements(db: Database) {
+  return {
+    account: db.prepare<[string], { allow_negative: number; balance: number }>('SELECT allow_negative, balance FROM accounts WHERE id = ?'),
+    posting: db.prepare<[string], core.PostingRow>('SELECT * FROM postings WHERE key = ?'),
+    entries: db.prepare<[number], core.EntryRow>('SELECT account, amount FROM entries WHERE posting = ? ORDER BY id'),
+    reversed: db.prepare<[number], { one: number }>('SELECT 1 AS one FROM postings WHERE reverses = ?'),
+    insertPosting: db.prepare<[string, string, number, string, string, number | null]>('INSERT INTO postings (key, reason, at, metadata, digest, reverses) VALUES (?, ?, ?, ?, ?, ?)'),
+    insertEntry: db.prepare<[number, string, number, number]>('INSERT INTO entries (posting, account, amount, balance_after) VALUES (?, ?, ?, ?)'),
+    setBalance: db.prepare<[number, string]>('UPDATE accounts SET balance = ? WHERE id = ?'),
+  };
 }
 
 export class SqliteLedger extends BaseLedger {
+  private readonly clock: () => number;
+  private readonly s: ReturnType<typeof statements>;
+
   constructor(
     /** the file's handle, for the engine's own tests (immutability) */
     readonly db: Database,
-    private readonly clock: () => number,
+    options: LedgerOptions = {},
   ) {
-    super();
+    super(options);
+    this.clock = options.clock ?? Date.now;
+    this.s = statements(db);
   }
 
   private one<R>(sql: string, ...params: unknown[]): R | undefined {
@@ -88,65 +105,61 @@ export class SqliteLedger extends BaseLedger {
   }
 
   async balance(id: string): Promise<number> {
-    const row = this.one<{ balance: number }>('SELECT balance FROM accounts WHERE id = ?', core.checkAccountId(id));
+    const row = this.s.account.get(core.checkAccountId(id));
     return row ? row.balance : core.notFound(id);
   }
 
   private find(key: string): (Posting & { digest: string }) | undefined {
-    const row = this.one<core.PostingRow>('SELECT * FROM postings WHERE key = ?', key);
-    if (!row) return undefined;
-    return core.postingOf(row, this.db.prepare<[number], core.EntryRow>('SELECT account, amount FROM entries WHERE posting = ? ORDER BY id').all(Number(row.id)));
+    const row = this.s.posting.get(key);
+    return row && core.postingOf(row, this.s.entries.all(Number(row.id)));
   }
-
 
   protected async findByKey(key: string): Promise<(Posting & { digest: string }) | undefined> {
     return this.find(key);
   }
 
-  protected async record(checked: core.CheckedPosting): Promise<PostResult> {
+  /**
+   * The batch in one synchronous transaction begun IMMEDIATE: the write lock is taken
+   * before anything is read, so no other process (and, being synchronous, nothing else of
+   * this one) runs between the reads of the balances and the writes. One fsync at COMMIT.
+   */
+  protected async writeBatch(batch: core.CheckedPosting[]): Promise<PostOutcome[]> {
     return this.db
-      .transaction((): PostResult => {
-        const first = this.find(checked.key);
-        if (first) return core.replay(first, checked);
-        const held = new Map<string, core.Held>();
-        for (const { account } of checked.entries) {
-          const row = this.one<{ allow_negative: number; balance: number }>('SELECT allow_negative, balance FROM accounts WHERE id = ?', account);
-          if (row) held.set(account, { allowNegative: row.allow_negative === 1, balance: row.balance });
+      .transaction((): PostOutcome[] => {
+        const state: core.BatchState = { held: new Map(), known: new Map(), reversed: new Set() };
+        const read = new Set<string>();
+        for (const checked of batch) {
+          for (const { account } of checked.entries) {
+            if (read.has(account)) continue;
+            read.add(account);
+            const row = this.s.account.get(account);
+            if (row) state.held.set(account, { allowNegative: row.allow_negative === 1, balance: row.balance });
+          }
+          const first = state.known.has(checked.key) ? undefined : this.find(checked.key);
+          if (first) state.known.set(checked.key, first);
+          if (checked.reverses !== undefined && this.s.reversed.get(checked.reverses)) state.reversed.add(checked.reverses);
         }
-        const planned = core.plan(checked.entries, held);
-        if (checked.reverses !== undefined && this.one('SELECT 1 FROM postings WHERE reverses = ?', checked.reverses)) {
-          throw errors.Conflict(core.ID, `posting ${checked.reverses} was reversed before`);
-        }
-        const at = core.now(this.clock);
-        const metadata = JSON.stringify(checked.metadata);
-        const id = Number(
-          this.db
-            .prepare('INSERT INTO postings (key, reason, at, metadata, digest, reverses) VALUES (?, ?, ?, ?, ?, ?)')
-            .run(checked.key, checked.reason, at, metadata, checked.digest, checked.reverses ?? null).lastInsertRowid,
-        );
-        const update = this.db.prepare('UPDATE accounts SET balance = ? WHERE id = ?');
-        const insert = this.db.prepare('INSERT INTO entries (posting, account, amount, balance_after) VALUES (?, ?, ?, ?)');
-        for (const p of planned) {
-          update.run(p.balanceAfter, p.account);
-          insert.run(id, p.account, p.amount, p.balanceAfter);
-        }
-        const { digest: _, ...posting } = core.postingOf({ id, key: checked.key, reason: checked.reason, at, metadata, digest: checked.digest, reverses: checked.reverses ?? null }, checked.entries);
-        return { posting, replayed: false };
+        const plan = core.planBatch(batch, state, this.clock);
+        const ids = plan.accepted.map(({ checked, at, metadata, planned }) => {
+          const id = Number(this.s.insertPosting.run(checked.key, checked.reason, at, metadata, checked.digest, checked.reverses ?? null).lastInsertRowid);
+          for (const p of planned) this.s.insertEntry.run(id, p.account, p.amount, p.balanceAfter);
+          return id;
+        });
+        for (const [account, balance] of plan.balances) this.s.setBalance.run(balance, account);
+        return plan.finish(ids);
       })
       .immediate();
   }
 
-
-
-  async history(account: string, options?: { limit?: number; before?: number }): Promise<HistoryPage> {
-    const { limit, before } = core.checkPage(options);
+  async history(account: string, options?: HistoryOptions): Promise<HistoryPage> {
+    const { limit, before, from, to } = core.checkHistory(options);
     await this.account(account);
     const rows = this.db
-      .prepare<[string, number, number], core.HistoryRow>(
-        `SELECT e.id, e.posting, p.key, p.reason, p.at, e.amount, e.balance_after FROM entries e JOIN postings p ON p.id = e.posting
-         WHERE e.account = ? AND e.id < ? ORDER BY e.id DESC LIMIT ?`,
+      .prepare<[string, number, number, number, number], core.HistoryRow>(
+        `SELECT e.id, e.posting, p.key, p.reason, p.at, e.amount, e.balance_after, p.metadata FROM entries e JOIN postings p ON p.id = e.posting
+         WHERE e.account = ? AND e.id < ? AND p.at >= ? AND p.at < ? ORDER BY e.id DESC LIMIT ?`,
       )
-      .all(account, before, limit + 1);
+      .all(account, before, from, to, limit + 1);
     return core.historyOf(rows, limit);
   }
 
@@ -166,7 +179,7 @@ export class SqliteLedger extends BaseLedger {
     return { ok: total === 0n && mismatched.length === 0, total: String(total), postings: counts?.postings ?? 0, entries: counts?.entries ?? 0, mismatched };
   }
 
-  async close(): Promise<void> {
+  protected async release(): Promise<void> {
     if (this.db.open) this.db.close();
   }
 }
