@@ -17,6 +17,22 @@ export const greeterHandlers: Handlers<typeof greeter> = {
   Hello: ({ name }) => ({ message: `Hello ${name}` }),
 };
 
+/**
+ * The same greeter with Hello priced in its definition (`price` units of 10^-6 USD a
+ * call, no free quota): through a gateway with the platform's meter, every successful
+ * call is held, recorded and posted to the ledger (gateway-metering). Its handlers are
+ * `greeterHandlers`.
+ */
+export function pricedGreeter(price: number) {
+  return defineService({
+    name: 'greeter',
+    version: '1.0.0',
+    endpoints: {
+      Hello: endpoint({ request: z.object({ name: z.string() }), response: z.object({ message: z.string() }), price, freeQuota: 0 }),
+    },
+  });
+}
+
 /** The same service for Moleculer; `params` turns on its validator (fastest-validator), as zod does ours. */
 export const moleculerGreeter: ServiceSchema = {
   name: 'greeter',

@@ -439,14 +439,17 @@ export interface ChildServer<Info> {
 }
 
 /**
- * Starts `node script args...` and waits for the first line it prints on stdout, a JSON
+ * Starts `node script args...` (with `--cpu-prof` when MICRO_BENCH_CPU_PROF names a
+ * folder) and waits for the first line it prints on stdout, a JSON
  * object describing what it serves (its address). The child exits by itself when its
  * stdin closes, so it dies with this process even if this one is killed with SIGKILL.
  */
 export async function startChild<Info>(script: string, options: { args?: string[]; cpus?: string | undefined; timeoutMs?: number } = {}): Promise<ChildServer<Info>> {
   hookExit();
   const timeoutMs = options.timeoutMs ?? 15_000;
-  const argv = [script, ...(options.args ?? [])];
+  // MICRO_BENCH_CPU_PROF=<dir>: every child writes a V8 CPU profile there when it exits (see BENCHMARKS.md)
+  const profile = process.env.MICRO_BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.MICRO_BENCH_CPU_PROF}`, '--cpu-prof-interval', '200'] : [];
+  const argv = [...profile, script, ...(options.args ?? [])];
   // taskset execs node in place: the child's pid is node's, and a kill reaches it
   const [cmd, args] = options.cpus ? ['taskset', ['-c', options.cpus, process.execPath, ...argv]] : [process.execPath, argv];
   const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, NODE_NO_WARNINGS: '1' } });

@@ -107,6 +107,8 @@ export function jsonPost(host: string, port: number, path: string, body: unknown
 }
 
 export interface LoadResult {
+  /** requests answered (every one a 200 with the expected body) */
+  count: number;
   /** requests/s */
   rate: number;
   /** latency of the requests of the round, µs */
@@ -184,7 +186,7 @@ export class HttpLoad {
     const elapsed = performance.now() - start;
     const sorted = Float64Array.from(latencies).sort();
     const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] as number;
-    return { rate: (latencies.length / elapsed) * 1000, p50: at(50), p99: at(99) };
+    return { count: latencies.length, rate: (latencies.length / elapsed) * 1000, p50: at(50), p99: at(99) };
   }
 
   close(): void {

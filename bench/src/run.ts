@@ -3,7 +3,7 @@
  *
  *     npm run bench                      # from the repo root: builds, then runs all
  *     npm run bench -- remote            # only the remote calls
- *     npm run bench -- gateway gateway-fastify gateway-remote
+ *     npm run bench -- gateway gateway-fastify gateway-remote gateway-metering
  *     node bench/dist/run.js --rounds 3 inprocess
  *
  * Options: `--rounds N` timed rounds per side (5); `--pin split|shared|off` where the
@@ -27,6 +27,7 @@ import { coldStart } from './cold-start.js';
 import { sandbox } from './sandbox.js';
 import { coreServices } from './core-services.js';
 import { gateway, gatewayFastify, gatewayNodeHttp, gatewayRemote } from './gateway.js';
+import { gatewayMetering } from './gateway-metering.js';
 import { remoteNats } from './calls-nats.js';
 import { eventsJetStream } from './events-jetstream.js';
 import { memory } from './memory.js';
@@ -48,6 +49,7 @@ const BENCHMARKS: readonly Benchmark[] = [
   gatewayFastify,
   gatewayNodeHttp,
   gatewayRemote,
+  gatewayMetering,
   remoteNats,
   eventsJetStream,
   memory,

@@ -164,7 +164,7 @@ describe('metering at the gateway of micro server', () => {
     const start = await balance();
     const r = await post('/v1/paid/Call', {}, acme);
     assert.equal(r.status, 200, JSON.stringify(r.body));
-    assert.match(r.requestId ?? '', /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    assert.match(r.requestId ?? '', /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     const record = await recordOf(r.requestId);
     assert.equal(record?.charged, PRICE);
     assert.equal(record?.outcome, 'ok');

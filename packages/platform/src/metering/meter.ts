@@ -2,7 +2,7 @@ import { errors, isMicroError, type Logger } from '@micro/sdk';
 import { credentialsRequired, type GatewayMeter, type MeteredCall, type MeterTicket } from '@micro/server/engine';
 import { balanceAccount, dueAccount, openPayerAccounts, PLATFORM_REVENUE } from '../billing/accounts.js';
 import { periodOf } from '../billing/periods.js';
-import { FUNDS_ID, type Ledger, type PostingInput } from '../ledger/index.js';
+import { FUNDS_ID, SqliteLedger, type Ledger, type PostingInput, type PostResult } from '../ledger/index.js';
 import type { Pricing } from '../pricing/pricing.js';
 import { BLOCKED_ID, idemPosting } from './core.js';
 import type { Admission, Charge, Hold, MeterEngine, Posted } from './storage.js';
@@ -33,29 +33,79 @@ export function usagePosting(c: Charge, from = balanceAccount(c.payer)): Posting
 const opened = new WeakMap<Ledger, Set<string>>();
 
 /**
- * Posts charges to the ledger: THE one place that does, so that a batch API of the
- * ledger replaces the loop here alone. Each charge is one posting under its own key
- * (idempotent: one posted before counts as done). A charge the balance can no longer
- * cover (it was lowered outside metering after the call was admitted) goes against the
- * payer's due account, so it is invoiced rather than lost. Stops at the first error.
+ * Posts charges to the ledger: THE one place that does. Each charge is one posting under
+ * its own key (idempotent: one posted before counts as done). A charge the balance can no
+ * longer cover (it was lowered outside metering after the call was admitted) goes against
+ * the payer's due account, so it is invoiced rather than lost.
+ *
+ * On the local ledger (SQLite) all the charges go in ONE transaction first
+ * (`inOneTransaction`: one fsync for all instead of one each, which was more than half of
+ * a metered gateway's CPU); what that batch refused (funds; a key posted before with other
+ * content) and the charges of any other ledger are posted one after another, stopping at
+ * the first error. `done` lists what is in the ledger either way; the outbox keeps the
+ * rest. (With the ledger's own `postMany`, that call replaces `inOneTransaction` for every
+ * engine: its outcomes have the same shape.)
  */
 export async function postCharges(ledger: Ledger, charges: Charge[]): Promise<Posted> {
   const posted: Posted = { done: [], fromBalance: 0, toDue: 0 };
-  for (const c of charges) {
-    // the calls waiting go first: a posting of the local ledger is a synchronous commit (an fsync)
-    if (posted.done.length > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+  try {
+    for (const c of charges) await openAccounts(ledger, c.payer);
+  } catch (err) {
+    posted.error = err;
+    return posted;
+  }
+  const batch = ledger instanceof SqliteLedger ? await inOneTransaction(ledger, charges.map((c) => usagePosting(c))) : undefined;
+  for (const [i, c] of charges.entries()) {
+    const outcome = batch?.[i];
+    if (outcome?.ok) {
+      count(posted, c, outcome.replayed ? 'before' : 'balance');
+      continue;
+    }
+    // one at a time; the calls waiting go first: a posting of the local ledger is a synchronous commit (an fsync)
+    if (!batch && posted.done.length > 0) await new Promise<void>((resolve) => setImmediate(resolve));
     try {
-      await openAccounts(ledger, c.payer);
-      const r = await postOne(ledger, c);
-      posted.done.push(c.requestId);
-      if (r === 'balance') posted.fromBalance += c.amount;
-      if (r === 'due') posted.toDue++;
+      count(posted, c, await postOne(ledger, c));
     } catch (err) {
       posted.error = err;
       break;
     }
   }
   return posted;
+}
+
+function count(posted: Posted, c: Charge, where: 'balance' | 'due' | 'before'): void {
+  posted.done.push(c.requestId);
+  if (where === 'balance') posted.fromBalance += c.amount;
+  if (where === 'due') posted.toDue++;
+}
+
+/** What became of one posting of a batch (the shape of the ledger's `postMany` outcomes). */
+type Outcome = ({ ok: true } & PostResult) | { ok: false; error: unknown };
+
+/**
+ * The postings in one IMMEDIATE transaction of the local ledger's database, or undefined
+ * when that transaction failed as a whole (then none of them is in). Each `ledger.post`
+ * runs inside it as a savepoint (better-sqlite3 nests transactions so), with all of the
+ * ledger's checks: one refused (funds) leaves the others in. The SQLite ledger does all of
+ * a posting's work synchronously, before its promise settles, and this function is
+ * synchronous from BEGIN to COMMIT, so nothing else runs in between (the meter's group
+ * commit of records included). Were a posting ever to defer its work, it would run after
+ * this transaction, in one of its own: slower, never wrong.
+ */
+async function inOneTransaction(ledger: SqliteLedger, inputs: PostingInput[]): Promise<Outcome[] | undefined> {
+  const results: Promise<PostResult>[] = [];
+  try {
+    ledger.db
+      .transaction(() => {
+        for (const input of inputs) results.push(ledger.post(input));
+      })
+      .immediate();
+  } catch {
+    // rolled back: posted one by one instead, where the error is met again and reported
+    for (const r of results) r.catch(() => undefined);
+    return undefined;
+  }
+  return (await Promise.allSettled(results)).map((r): Outcome => (r.status === 'fulfilled' ? { ok: true, ...r.value } : { ok: false, error: r.reason }));
 }
 
 async function openAccounts(ledger: Ledger, payer: string): Promise<void> {

@@ -1,13 +1,16 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { openSqliteLedger } from '../ledger/sqlite.js';
-import { balanceAccount, dueAccount, EXTERNAL_PAYMENTS } from '../billing/accounts.js';
+import { openSqliteLedger, type SqliteLedger } from '../ledger/sqlite.js';
+import { balanceAccount, dueAccount, EXTERNAL_PAYMENTS, PLATFORM_REVENUE } from '../billing/accounts.js';
 import { account, blocked, MapPricing, meterContract, meteredCall, run, topUp } from './contract.js';
-import { Meter } from './meter.js';
+import { requestPosting } from './core.js';
+import { Meter, postCharges } from './meter.js';
 import { SqliteMeterEngine, type SqliteMeterOptions } from './sqlite.js';
+import type { Charge } from './storage.js';
 
 function tempPath(t: { after(fn: () => unknown): void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'micro-metering-'));
@@ -47,15 +50,9 @@ test('sqlite: the records of calls that end in one tick are written in one trans
   const { ledger, meter } = await meterOn(t, 0);
   const tickets = await Promise.all(Array.from({ length: 50 }, () => Promise.resolve(meter.admit(meteredCall('acme', 'Call')))));
   // count the transactions while they settle
-  let transactions = 0;
-  const exec = ledger.db.transaction.bind(ledger.db);
-  (ledger.db as { transaction: typeof exec }).transaction = ((fn: Parameters<typeof exec>[0]) => {
-    transactions++;
-    return exec(fn);
-  }) as typeof exec;
-  t.after(() => ((ledger.db as { transaction: typeof exec }).transaction = exec));
+  const seen = countTransactions(t, ledger.db);
   await Promise.all(tickets.map((tk) => tk?.settle(true, 200)));
-  assert.equal(transactions, 1, 'one transaction for the 50 records');
+  assert.equal(seen.outer, 1, 'one transaction for the 50 records');
   assert.equal((ledger.db.prepare('SELECT COUNT(*) AS n FROM usage_calls').get() as { n: number }).n, 50);
 });
 
@@ -67,4 +64,98 @@ test('sqlite: a balance lowered outside metering (a chargeback) is seen by the f
   await ledger.post({ key: 'chargeback', reason: 'chargeback', entries: [{ account: balanceAccount('ns.acme'), amount: -900 }, { account: EXTERNAL_PAYMENTS, amount: 900 }] });
   await assert.rejects(run(fresh, meteredCall('acme', 'Call')), blocked('insufficient credit'));
   assert.equal(await ledger.balance(dueAccount('ns.acme')), 0, 'nothing had to go to the due account');
+});
+
+/** Counts the transactions begun on the handle (nested ones are savepoints of the outer one) until the test ends. */
+function countTransactions(t: { after(fn: () => unknown): void }, db: SqliteLedger['db']): { outer: number } {
+  const seen = { outer: 0 };
+  const exec = db.transaction.bind(db);
+  (db as { transaction: typeof exec }).transaction = ((fn: Parameters<typeof exec>[0]) => {
+    if (!db.inTransaction) seen.outer++;
+    return exec(fn);
+  }) as typeof exec;
+  t.after(() => ((db as { transaction: typeof exec }).transaction = exec));
+  return seen;
+}
+
+const charge = (payer: string, amount: number): Charge => {
+  const requestId = randomUUID();
+  return { requestId, payer, amount, posting: requestPosting(payer, requestId), period: '2027-01', service: 'paid', endpoint: 'Call' };
+};
+
+test('sqlite: the charges of a round are posted in one transaction of the ledger (one commit, not one each)', async (t) => {
+  const ledger = openSqliteLedger(tempPath(t));
+  t.after(() => ledger.close());
+  await topUp(ledger, 'ns.acme', 10_000);
+  await topUp(ledger, 'ns.globex', 10_000);
+  const charges = [...Array.from({ length: 40 }, () => charge('ns.acme', 100)), ...Array.from({ length: 10 }, () => charge('ns.globex', 7))];
+  // the payers' accounts are opened (once) before the batch
+  await postCharges(ledger, [charges[0] as Charge, charges[40] as Charge]);
+  const seen = countTransactions(t, ledger.db);
+  const posted = await postCharges(ledger, charges);
+  assert.equal(seen.outer, 1, 'one transaction for the 50 postings');
+  assert.equal(posted.error, undefined);
+  assert.deepEqual(posted.done, charges.map((c) => c.requestId));
+  // two were posted before: found, not taken twice
+  assert.equal(posted.fromBalance, 39 * 100 + 9 * 7);
+  assert.equal(await ledger.balance(balanceAccount('ns.acme')), 10_000 - 40 * 100);
+  assert.equal(await ledger.balance(balanceAccount('ns.globex')), 10_000 - 10 * 7);
+  for (const c of charges) assert.deepEqual((await ledger.posting(c.posting))?.entries.map((e) => e.amount), [-c.amount, c.amount]);
+  assert.equal((await ledger.trialBalance()).ok, true);
+});
+
+test('sqlite: in a batch, what the balance no longer covers goes to the due account; the rest stays posted from the balance', async (t) => {
+  const ledger = openSqliteLedger(tempPath(t));
+  t.after(() => ledger.close());
+  await topUp(ledger, 'ns.acme', 250);
+  const charges = Array.from({ length: 4 }, () => charge('ns.acme', 100));
+  const posted = await postCharges(ledger, charges);
+  assert.equal(posted.error, undefined);
+  assert.deepEqual(posted.done, charges.map((c) => c.requestId));
+  assert.deepEqual([posted.fromBalance, posted.toDue], [200, 2]);
+  assert.equal(await ledger.balance(balanceAccount('ns.acme')), 50);
+  assert.equal(await ledger.balance(dueAccount('ns.acme')), -200);
+  assert.equal(await ledger.balance(PLATFORM_REVENUE), 400);
+  // posted again (a crash before the outbox was emptied): all found, nothing moves
+  const again = await postCharges(ledger, charges);
+  assert.deepEqual([again.done.length, again.fromBalance, again.toDue], [4, 0, 0]);
+  assert.equal(await ledger.balance(PLATFORM_REVENUE), 400);
+  assert.equal((await ledger.trialBalance()).ok, true);
+});
+
+test('sqlite: a batch whose transaction fails as a whole is posted one by one; a ledger that refuses stops at the first error', async (t) => {
+  const ledger = openSqliteLedger(tempPath(t));
+  t.after(() => ledger.close());
+  await topUp(ledger, 'ns.acme', 1_000);
+  // the payer's accounts are opened (once) before the batch
+  await postCharges(ledger, [charge('ns.acme', 100)]);
+  const charges = Array.from({ length: 3 }, () => charge('ns.acme', 100));
+  // the next transaction begun (the batch's) fails at its COMMIT, after its postings ran
+  const exec = ledger.db.transaction.bind(ledger.db);
+  let failed = false;
+  (ledger.db as { transaction: unknown }).transaction = (fn: () => void) => {
+    if (failed || ledger.db.inTransaction) return exec(fn);
+    failed = true;
+    return {
+      immediate: () =>
+        exec(() => {
+          fn();
+          throw new Error('disk I/O error');
+        }).immediate(),
+    };
+  };
+  t.after(() => ((ledger.db as { transaction: typeof exec }).transaction = exec));
+  const posted = await postCharges(ledger, charges);
+  assert.ok(failed);
+  assert.equal(posted.error, undefined);
+  assert.deepEqual([posted.done.length, posted.fromBalance], [3, 300]);
+  assert.equal(await ledger.balance(balanceAccount('ns.acme')), 600);
+  // a ledger that refuses every posting: nothing is done, the error is reported for the outbox to retry
+  const away = Object.create(ledger) as SqliteLedger;
+  away.post = () => Promise.reject(new Error('the ledger is away'));
+  const refused = await postCharges(away, Array.from({ length: 3 }, () => charge('ns.acme', 100)));
+  assert.deepEqual(refused.done, []);
+  assert.match(String(refused.error), /the ledger is away/);
+  assert.equal(await ledger.balance(balanceAccount('ns.acme')), 600);
+  assert.equal((await ledger.trialBalance()).ok, true);
 });

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { createServer, ServerResponse, type IncomingMessage, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import {
@@ -32,6 +31,7 @@ import { defaultDashboardDir, isDashboardPath, serveDashboard } from './dashboar
 import type { StatsCollector } from '../stats/collector.js';
 import { DEFAULT_STREAM_LIMITS, serveEventStream, serveWebSocket, wantsEventStream, type StreamCall, type StreamLimits } from './streams.js';
 import { credentialsRequired, failureCode, idempotencyKeyOf, Settlement, type GatewayMeter, type MeterTicket } from './meter.js';
+import { requestId } from './request-id.js';
 import { activeTracing, remoteParent } from '@micro/sdk';
 import { webhookRoute, type WebhookRoute } from './webhooks.js';
 
@@ -97,7 +97,7 @@ type Identified = IncomingMessage & { [REQUEST_ID]?: string };
 
 /** A new request id for `req`, kept on it for every answer it gets. */
 function identify(req: IncomingMessage): string {
-  const id = randomUUID();
+  const id = requestId();
   (req as Identified)[REQUEST_ID] = id;
   return id;
 }

@@ -1,0 +1,110 @@
+/**
+ * Child process of the gateway-metering benchmark: `micro server` as the CLI starts it —
+ * MicroServer with the platform's core services (`platformCoreServices()` on one
+ * PlatformHub: signup, plans, pricing, usage with its meter, invoices, balance) in a new
+ * MICRO_HOME, RPC and gateway on free ports of 127.0.0.1, the local profile (billing.db:
+ * SQLite, WAL, synchronous FULL) — with the greeter of tenant namespace `bench` in this
+ * process, registered in the server's registry (the gateway calls it in process).
+ *
+ * - `--price N`: greeter.Hello is priced N units a call in its definition (no free
+ *   quota): the meter holds, records, group-commits and posts every call to the ledger;
+ * - no argument: the same greeter, Hello not priced: the meter answers "not metered".
+ *
+ * Everything else is the same on both sides, set up through the gateway's own API as a
+ * user would:
+ * - the staff (the server's admin) make tenant namespace `bench` with its owner
+ *   (`auth.CreateAccount`, scope admin), who logs in and makes an API key
+ *   (`auth.CreateKey`): every benchmark call is made with that key;
+ * - its payer (`ns.bench`: no signup customer owns the namespace) gets a promo credit of
+ *   CREDIT units (`balance.Credit`), which the load cannot use up;
+ * - its quotas are raised by the staff (`quota.Set`, what admins of micro may set for any
+ *   namespace): `requestsPerSecond` and `requestsPerMonth` to the largest limit, so neither
+ *   the namespace's rate nor its month refuses the load. (Changing its payer's plan would
+ *   not do: the largest plan, Platform, allows 500 requests a second.) Both checks still run on every call;
+ * - the gateway's per-caller rate limit (50/s by default) is raised to 1e9/s as in
+ *   micro-gateway.ts: the load generator is one caller. The limiter still runs.
+ *
+ * Prints `{"url", "key", "admin", "namespace", "pid"}` when ready (`admin`: an access
+ * token of the server's admin, for the bench's reads of balance and usage) and exits
+ * when its parent goes away.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createLogger, Service } from '@micro/sdk';
+import { MicroServer } from '@micro/server';
+import { MAX_LIMIT } from '@micro/server/engine';
+import { platformCoreServices, PlatformHub } from '@micro/platform';
+import { greeter, greeterHandlers, pricedGreeter } from '../greeter.js';
+import { exitWithParent } from '../harness.js';
+
+/** the tenant namespace the benchmark's calls act in */
+export const NAMESPACE = 'bench';
+/** units of 10^-6 USD: $1,000,000, a billion calls at 1 unit */
+const CREDIT = 1_000_000_000_000;
+
+interface Internals {
+  gateway: { limiter?: { rate: number; burst: number } };
+}
+
+const priceAt = process.argv.indexOf('--price');
+const price = priceAt >= 0 ? Number(process.argv[priceAt + 1]) : undefined;
+if (price !== undefined && !(Number.isSafeInteger(price) && price > 0)) throw new Error(`--price takes whole units above 0, not ${process.argv[priceAt + 1]}`);
+
+const home = mkdtempSync(join(tmpdir(), 'micro-bench-metering-'));
+const logger = createLogger({ level: 'silent' });
+const server = new MicroServer({
+  home,
+  address: 'tcp://127.0.0.1:0',
+  gateway: 'tcp://127.0.0.1:0',
+  logger,
+  // no tenant service is started by the runtime here: nothing to sandbox
+  sandbox: { mode: 'off' },
+  coreServices: platformCoreServices({ hub: new PlatformHub() }),
+});
+await server.start();
+const url = server.gatewayUrl as string;
+const limiter = (server as unknown as Internals).gateway.limiter;
+if (!limiter) throw new Error('the gateway has no rate limiter to raise: has gateway.ts changed?');
+limiter.rate = 1e9;
+limiter.burst = 1e9;
+
+/** A POST to the gateway; anything but a 200 stops the child with what it answered. */
+async function call<T>(path: string, body: unknown, token?: string): Promise<T> {
+  const res = await fetch(new URL(path, url), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`${path} answered ${res.status} ${text.slice(0, 500)}`);
+  return JSON.parse(text) as T;
+}
+
+const creds = JSON.parse(readFileSync(join(home, 'server', 'admin.json'), 'utf8')) as { id: string; secret: string };
+const { token: admin } = await call<{ token: string }>('/v1/auth/Token', { ...creds, namespace: 'micro' });
+const secret = 'bench-owner-password-1';
+await call('/v1/auth/CreateAccount', { id: 'owner', namespace: NAMESPACE, secret, scopes: ['admin'] }, admin);
+// before the tenant's first call: the gateway keeps a namespace's limits for 5 s once it has read them
+await call('/v1/quota/Set', { namespace: NAMESPACE, limits: { requestsPerSecond: MAX_LIMIT, requestsPerMonth: MAX_LIMIT } }, admin);
+const { token: owner } = await call<{ token: string }>('/v1/auth/Login', { id: 'owner', password: secret, namespace: NAMESPACE });
+const { key } = await call<{ key: string }>('/v1/auth/CreateKey', { name: 'bench', namespace: NAMESPACE }, owner);
+await call('/v1/balance/Credit', { namespace: NAMESPACE, amount: CREDIT, reason: 'benchmark credit', idempotencyKey: 'bench-credit' }, admin);
+
+// a listener of its own, so that it is in the registry; the gateway's SDK client then calls the local instance in process
+const svc = new Service(price === undefined ? greeter : pricedGreeter(price), greeterHandlers, {
+  registry: server.registry,
+  namespace: NAMESPACE,
+  address: 'tcp://127.0.0.1:0',
+  logger,
+  auth: false,
+  registerTTL: 0,
+});
+await svc.start();
+
+exitWithParent(async () => {
+  await svc.stop();
+  await server.stop();
+  rmSync(home, { recursive: true, force: true });
+});
+process.stdout.write(`${JSON.stringify({ url, key, admin, namespace: NAMESPACE, pid: process.pid })}\n`);
