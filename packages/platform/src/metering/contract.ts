@@ -291,6 +291,8 @@ export function meterContract(engineName: string, make: MakeSetup): void {
     // a ledger that refuses postings: the records are made, the postings are not
     const away = Object.create(setup.ledger) as Ledger;
     away.post = () => Promise.reject(new Error('the ledger is away'));
+  away.postMany = () => Promise.reject(new Error('the ledger is away'));
+    away.postMany = () => Promise.reject(new Error('the ledger is away'));
     const m = await meter({ ledger: away });
     const calls = Array.from({ length: 4 }, () => meteredCall('acme', 'Call'));
     for (const c of calls) await run(m, c);

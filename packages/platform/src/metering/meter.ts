@@ -2,7 +2,7 @@ import { errors, isMicroError, type Logger } from '@micro/sdk';
 import { credentialsRequired, type GatewayMeter, type MeteredCall, type MeterTicket } from '@micro/server/engine';
 import { balanceAccount, dueAccount, openPayerAccounts, PLATFORM_REVENUE } from '../billing/accounts.js';
 import { periodOf } from '../billing/periods.js';
-import { FUNDS_ID, SqliteLedger, type Ledger, type PostingInput, type PostResult } from '../ledger/index.js';
+import { FUNDS_ID, MAX_POST_MANY, type Ledger, type PostingInput, type PostOutcome } from '../ledger/index.js';
 import type { Pricing } from '../pricing/pricing.js';
 import { BLOCKED_ID, idemPosting } from './core.js';
 import type { Admission, Charge, Hold, MeterEngine, Posted } from './storage.js';
@@ -38,13 +38,11 @@ const opened = new WeakMap<Ledger, Set<string>>();
  * longer cover (it was lowered outside metering after the call was admitted) goes against
  * the payer's due account, so it is invoiced rather than lost.
  *
- * On the local ledger (SQLite) all the charges go in ONE transaction first
- * (`inOneTransaction`: one fsync for all instead of one each, which was more than half of
- * a metered gateway's CPU); what that batch refused (funds; a key posted before with other
- * content) and the charges of any other ledger are posted one after another, stopping at
- * the first error. `done` lists what is in the ledger either way; the outbox keeps the
- * rest. (With the ledger's own `postMany`, that call replaces `inOneTransaction` for every
- * engine: its outcomes have the same shape.)
+ * All the charges of a round go through the ledger's `postMany` first (one transaction and
+ * one fsync for all instead of one each, which was more than half of a metered gateway's
+ * CPU); what that batch refused (funds; a key posted before with other content) is posted
+ * one after another, stopping at the first error. `done` lists what is in the ledger
+ * either way; the outbox keeps the rest.
  */
 export async function postCharges(ledger: Ledger, charges: Charge[]): Promise<Posted> {
   const posted: Posted = { done: [], fromBalance: 0, toDue: 0 };
@@ -54,7 +52,7 @@ export async function postCharges(ledger: Ledger, charges: Charge[]): Promise<Po
     posted.error = err;
     return posted;
   }
-  const batch = ledger instanceof SqliteLedger ? await inOneTransaction(ledger, charges.map((c) => usagePosting(c))) : undefined;
+  const batch = await inBatches(ledger, charges.map((c) => usagePosting(c)));
   for (const [i, c] of charges.entries()) {
     const outcome = batch?.[i];
     if (outcome?.ok) {
@@ -79,33 +77,20 @@ function count(posted: Posted, c: Charge, where: 'balance' | 'due' | 'before'): 
   if (where === 'due') posted.toDue++;
 }
 
-/** What became of one posting of a batch (the shape of the ledger's `postMany` outcomes). */
-type Outcome = ({ ok: true } & PostResult) | { ok: false; error: unknown };
-
 /**
- * The postings in one IMMEDIATE transaction of the local ledger's database, or undefined
- * when that transaction failed as a whole (then none of them is in). Each `ledger.post`
- * runs inside it as a savepoint (better-sqlite3 nests transactions so), with all of the
- * ledger's checks: one refused (funds) leaves the others in. The SQLite ledger does all of
- * a posting's work synchronously, before its promise settles, and this function is
- * synchronous from BEGIN to COMMIT, so nothing else runs in between (the meter's group
- * commit of records included). Were a posting ever to defer its work, it would run after
- * this transaction, in one of its own: slower, never wrong.
+ * The postings through the ledger's postMany (group commit: one transaction, one fsync,
+ * for a whole round on either engine; each posting still decided on its own), in chunks of
+ * MAX_POST_MANY; undefined when a chunk failed as a whole (then the charges go one by one,
+ * where the error is met again and reported).
  */
-async function inOneTransaction(ledger: SqliteLedger, inputs: PostingInput[]): Promise<Outcome[] | undefined> {
-  const results: Promise<PostResult>[] = [];
+async function inBatches(ledger: Ledger, inputs: PostingInput[]): Promise<PostOutcome[] | undefined> {
+  const outcomes: PostOutcome[] = [];
   try {
-    ledger.db
-      .transaction(() => {
-        for (const input of inputs) results.push(ledger.post(input));
-      })
-      .immediate();
+    for (let i = 0; i < inputs.length; i += MAX_POST_MANY) outcomes.push(...(await ledger.postMany(inputs.slice(i, i + MAX_POST_MANY))));
   } catch {
-    // rolled back: posted one by one instead, where the error is met again and reported
-    for (const r of results) r.catch(() => undefined);
     return undefined;
   }
-  return (await Promise.allSettled(results)).map((r): Outcome => (r.status === 'fulfilled' ? { ok: true, ...r.value } : { ok: false, error: r.reason }));
+  return outcomes;
 }
 
 async function openAccounts(ledger: Ledger, payer: string): Promise<void> {

@@ -153,6 +153,7 @@ test('sqlite: a batch whose transaction fails as a whole is posted one by one; a
   // a ledger that refuses every posting: nothing is done, the error is reported for the outbox to retry
   const away = Object.create(ledger) as SqliteLedger;
   away.post = () => Promise.reject(new Error('the ledger is away'));
+  away.postMany = () => Promise.reject(new Error('the ledger is away'));
   const refused = await postCharges(away, Array.from({ length: 3 }, () => charge('ns.acme', 100)));
   assert.deepEqual(refused.done, []);
   assert.match(String(refused.error), /the ledger is away/);
