@@ -201,6 +201,11 @@ export class PgLedger extends BaseLedger {
   }
 
   private async tryBatch(run: Run, batch: core.CheckedPosting[]): Promise<PostOutcome[]> {
+    // No JIT for this transaction's statements: their estimated cost grows with tables that
+    // have no statistics yet (a new ledger, or autovacuum off), and past jit_above_cost
+    // PostgreSQL compiled the read with LLVM on every batch — 10-15 ms of CPU for a
+    // statement that runs in 0.5 ms (measured: 8,500 postings/s fell to 2,600).
+    await run('SET LOCAL jit = off', []);
     const accounts = [...new Set(batch.flatMap((c) => c.entries.map((e) => e.account)))].sort();
     const keys = [...new Set(batch.map((c) => c.key))];
     const state = await this.read(run, accounts, keys, batch.flatMap((c) => (c.reverses === undefined ? [] : [c.reverses])));
