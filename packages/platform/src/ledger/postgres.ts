@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { errors } from '@micro/sdk';
 import { migrate, openPostgres, type Migration, type Postgres } from '@micro/server/engine';
 import * as core from './core.js';
@@ -38,8 +39,8 @@ CREATE TRIGGER postings_no_truncate BEFORE TRUNCATE ON postings FOR EACH STATEME
 CREATE TRIGGER entries_no_truncate BEFORE TRUNCATE ON entries FOR EACH STATEMENT EXECUTE FUNCTION ledger_immutable();
 `;
 
-/** runs one statement and gives its rows: on the pool, or on a transaction's client */
-type Run = <R extends object>(text: string, values: unknown[]) => Promise<R[]>;
+/** runs one statement and gives its rows: on the pool, or on a transaction's client (`named`: see on) */
+type Run = <R extends object>(text: string, values: unknown[], named?: boolean) => Promise<R[]>;
 
 /** ms PostgreSQL waits on a posting's transaction that sends nothing before it ends the session (README: Decisions) */
 export const IDLE_IN_TRANSACTION_MS = 5_000;
@@ -65,7 +66,8 @@ export async function openPgLedger(options: { url: string; prefix: string } & Le
 
 /** one row: the locked accounts, the postings of the keys (with their entries), the postings already reversed, as JSON */
 interface StateRow {
-  held: Array<[string, boolean, string]> | null;
+  /** id, allowNegative, balance, ctid (where the locked row is: it stays there until this transaction updates it) */
+  held: Array<[string, boolean, string, string]> | null;
   known: Array<[string, string, string, string, string, string, string | null, Array<[string, string]>]> | null;
   reversed: string[] | null;
 }
@@ -73,15 +75,27 @@ interface StateRow {
 /** a transaction's connection, as Postgres.transaction hands it over */
 type Client = Parameters<Parameters<Postgres['transaction']>[0]>[0];
 
+const names = new Map<string, string>();
+
 /**
- * Statements on a transaction's client, unnamed: PostgreSQL plans each for its own
- * arrays and the tables as they are now. A named statement would be planned once per
- * connection and then kept as a generic plan — made while the tables were small (a new
- * ledger), it scans them whole, and the cost grows with every posting until autovacuum
+ * Statements on a transaction's client. Unnamed by default: PostgreSQL plans each for its
+ * own arrays and the tables as they are now. A named statement is planned a few times,
+ * then kept per connection as a generic plan — one made while the tables were small (a
+ * new ledger) scans them whole, and its cost grows with every posting until autovacuum
  * happens to invalidate it (measured: the batch's read went from 1 ms to 40 ms in 15 s).
+ * Only a statement whose every plan reaches rows through unique indexes or ctids may be
+ * `named` (the batch's write: planning it cost more than running it).
  */
 function on(client: Client): Run {
-  return async <R extends object>(text: string, values: unknown[]) => (await client.query<R & object>(text, values)).rows;
+  return async <R extends object>(text: string, values: unknown[], named = false) => {
+    if (!named) return (await client.query<R & object>(text, values)).rows;
+    let name = names.get(text);
+    if (name === undefined) {
+      name = `ledger_${createHash('sha256').update(text).digest('hex').slice(0, 40)}`;
+      names.set(text, name);
+    }
+    return (await client.query<R & object>({ name, text, values })).rows;
+  };
 }
 
 export class PgLedger extends BaseLedger {
@@ -146,11 +160,11 @@ export class PgLedger extends BaseLedger {
    * key committed meanwhile by a node that held them is missed here and caught by the
    * write (see writeBatch).
    */
-  private async read(run: Run, accounts: string[], keys: string[], reverses: number[]): Promise<core.BatchState> {
+  private async read(run: Run, accounts: string[], keys: string[], reverses: number[]): Promise<core.BatchState & { ctids: Map<string, string> }> {
     const s = this.s;
     const rows = await run<StateRow>(
-      `WITH l AS MATERIALIZED (SELECT id, allow_negative, balance FROM ${s}.accounts WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE)
-         SELECT (SELECT json_agg(json_build_array(l.id, l.allow_negative, l.balance::text)) FROM l) AS held,
+      `WITH l AS MATERIALIZED (SELECT id, allow_negative, balance, ctid FROM ${s}.accounts WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE)
+         SELECT (SELECT json_agg(json_build_array(l.id, l.allow_negative, l.balance::text, l.ctid::text)) FROM l) AS held,
            (SELECT json_agg(json_build_array(p.id::text, p.key, p.reason, p.at::text, p.metadata, p.digest, p.reverses::text,
               (SELECT json_agg(json_build_array(e.account, e.amount::text) ORDER BY e.id) FROM ${s}.entries e WHERE e.posting = p.id)))
             FROM ${s}.postings p WHERE p.key = ANY($2::text[])) AS known,
@@ -160,6 +174,7 @@ export class PgLedger extends BaseLedger {
     const row = rows[0] as StateRow;
     return {
       held: new Map((row.held ?? []).map(([id, allowNegative, balance]) => [id, { allowNegative, balance: Number(balance) }])),
+      ctids: new Map((row.held ?? []).map(([id, , , ctid]) => [id, ctid])),
       known: new Map(
         (row.known ?? []).map(([id, key, reason, at, metadata, digest, reverses, entries]) => [
           key,
@@ -215,7 +230,9 @@ export class PgLedger extends BaseLedger {
     const entries = a.flatMap((x, i) => x.planned.map((p) => ({ posting: i + 1, ...p })));
     const rows = await run<{ id: string; n: string }>(
       // ids from the sequence in the batch's order (v), rows inserted in the keys' order (p):
-      // two batches waiting on each other's keys wait in one order, never in a cycle
+      // two batches waiting on each other's keys wait in one order, never in a cycle. The
+      // balances are set where the read found the locked rows (ctid): no plan of this
+      // statement scans a table, so it is named and planned once per connection.
       `WITH v AS (
          SELECT nextval('${this.s}.postings_id_seq'::regclass) AS id, v.* FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[])
            WITH ORDINALITY AS v (key, reason, at, metadata, digest, reverses, n) ORDER BY v.n
@@ -227,7 +244,7 @@ export class PgLedger extends BaseLedger {
          SELECT p.id, x.account, x.amount, x.after FROM unnest($7::int[], $8::text[], $9::bigint[], $10::bigint[]) WITH ORDINALITY AS x (i, account, amount, after, n)
            JOIN v ON v.n = x.i JOIN p ON p.id = v.id ORDER BY x.n
        ), b AS (
-         UPDATE ${this.s}.accounts a SET balance = b.balance FROM unnest($11::text[], $12::bigint[]) AS b (id, balance) WHERE a.id = b.id
+         UPDATE ${this.s}.accounts a SET balance = b.balance FROM unnest($11::tid[], $12::bigint[]) AS b (t, balance) WHERE a.ctid = ANY($11::tid[]) AND a.ctid = b.t
        )
        SELECT p.id, v.n FROM p JOIN v ON v.id = p.id`,
       [
@@ -241,9 +258,10 @@ export class PgLedger extends BaseLedger {
         entries.map((x) => x.account),
         entries.map((x) => String(x.amount)),
         entries.map((x) => String(x.balanceAfter)),
-        [...plan.balances.keys()],
+        [...plan.balances.keys()].map((account) => state.ctids.get(account)),
         [...plan.balances.values()].map(String),
       ],
+      true,
     );
     if (rows.length !== a.length) throw new LostRace();
     const ids: number[] = [];
