@@ -67,5 +67,13 @@ function newest(paths) {
 
 function workspaceManifests() {
   const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
-  return (pkg.workspaces ?? []).map((w) => join(w, 'package.json'));
+  return (pkg.workspaces ?? []).flatMap((w) => {
+    if (!w.endsWith('/*')) return [join(w, 'package.json')];
+    // `services/*`: every folder of services/ with a package.json
+    const parent = join(root, w.slice(0, -2));
+    if (!existsSync(parent)) return [];
+    return readdirSync(parent, { withFileTypes: true })
+      .filter((e) => e.isDirectory() && existsSync(join(parent, e.name, 'package.json')))
+      .map((e) => join(w.slice(0, -2), e.name, 'package.json'));
+  });
 }

@@ -21,8 +21,20 @@ function collect(dir, out) {
   return out;
 }
 
+/** The folders of the workspaces: `services/*` is every folder of services/ with a package.json. */
+function workspaceDirs() {
+  return (pkg.workspaces ?? []).flatMap((w) => {
+    if (!w.endsWith('/*')) return [w];
+    const parent = w.slice(0, -2);
+    if (!existsSync(join(root, parent))) return [];
+    return readdirSync(join(root, parent), { withFileTypes: true })
+      .filter((e) => e.isDirectory() && existsSync(join(root, parent, e.name, 'package.json')))
+      .map((e) => `${parent}/${e.name}`);
+  });
+}
+
 const files = [];
-for (const ws of pkg.workspaces ?? []) collect(join(root, ws, 'dist'), files);
+for (const ws of workspaceDirs()) collect(join(root, ws, 'dist'), files);
 files.sort();
 if (files.length === 0) {
   console.error('no test files found: did the build run? (npm test builds first)');

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
-import { after, type TestContext } from 'node:test';
+import { after } from 'node:test';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -181,57 +180,7 @@ export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
-/**
- * A platform of its own on the real engines (nats profile): the environment its nodes
- * share (NATS, PostgreSQL and Redis under a fresh prefix, a fresh MICRO_AUTH_KEY) and
- * `drop()`, which removes what they made. Undefined when an engine is missing: engineUrl
- * has printed why (in CI it failed the test instead).
- */
-export async function natsPlatform(t: TestContext, name: string): Promise<{ env: Record<string, string>; drop: () => Promise<void> } | undefined> {
-  const { engineUrl, testPrefix } = await import('@micro/sdk/testing');
-  const nats = await engineUrl(t, 'nats');
-  const postgres = nats && (await engineUrl(t, 'postgres'));
-  const redis = postgres && (await engineUrl(t, 'redis'));
-  if (!nats || !postgres || !redis) return undefined;
-  const prefix = testPrefix(name);
-  return {
-    env: { MICRO_PROFILE: 'nats', MICRO_NATS_URL: nats, MICRO_POSTGRES_URL: postgres, MICRO_REDIS_URL: redis, MICRO_PREFIX: prefix, MICRO_AUTH_KEY: randomBytes(24).toString('hex') },
-    drop: () => dropPrefix(prefix, { nats, postgres, redis }),
-  };
-}
-
-/** Removes everything the nodes made under the prefix: streams and buckets, the schema, the keys. */
-export async function dropPrefix(prefix: string, urls: { nats: string; postgres: string; redis: string }): Promise<void> {
-  const { connect } = await import('@nats-io/transport-node');
-  const { jetstreamManager } = await import('@nats-io/jetstream');
-  const nc = await connect({ servers: urls.nats });
-  try {
-    const jsm = await jetstreamManager(nc);
-    for await (const s of jsm.streams.list()) {
-      const name = s.config.name;
-      if (name.toLowerCase().includes(prefix)) await jsm.streams.delete(name).catch(() => undefined);
-    }
-  } finally {
-    await nc.close();
-  }
-  const pg = (await import('pg')).default;
-  const client = new pg.Client({ connectionString: urls.postgres });
-  await client.connect();
-  try {
-    await client.query(`DROP SCHEMA IF EXISTS "${prefix}" CASCADE`);
-  } finally {
-    await client.end();
-  }
-  const { Redis } = await import('ioredis');
-  const redis = new Redis(urls.redis, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  try {
-    await redis.connect();
-    const keys = await redis.keys(`${prefix}:*`);
-    if (keys.length > 0) await redis.del(...keys);
-  } finally {
-    redis.disconnect();
-  }
-}
+export { natsPlatform, dropPrefix } from '@micro/server/testing';
 
 /** The code of the latest verification mail to `to` among what the SMTP server received. */
 export async function codeFromSmtp(smtp: TestSmtp, to: string, after = 0): Promise<string> {

@@ -17,6 +17,7 @@ export {
   endpointRecord,
   jsonSchemaOf,
   SERVICE_NAME,
+  PUBLIC_SERVICE_KEY,
   ENDPOINT_NAME,
 } from './service/definition.js';
 export { PRICE_LIMITS, priceProblem } from './service/price.js';
@@ -104,7 +105,8 @@ export * from './events/index.js';
 // traces: OpenTelemetry spans of calls, exported to micro server (tracing/index.ts)
 export * from './tracing/index.js';
 // the default engines of a service: the server's with MICRO_SERVER, else in memory
-export { store, blobs, config, events, sync, broker, cache } from './client/engines.js';
+export { store, blobs, config, events, sync, broker, cache, defaultEngines, remoteEngines } from './client/engines.js';
+export type { Engines } from './client/engines.js';
 
 // profiles: embedded engines, or NATS, PostgreSQL and Redis shared by several nodes
 export { profileFromEnv, checkPrefix, redactUrl, DEFAULT_NATS_URL, DEFAULT_POSTGRES_URL, DEFAULT_REDIS_URL, DEFAULT_PREFIX } from './engines/profile.js';

@@ -1,5 +1,7 @@
 export { MicroServer, DEFAULT_SERVER_ADDRESS } from './server.js';
 export type { MicroServerOptions, ServerInfo } from './server.js';
+export { selectHosted } from './hosted/index.js';
+export type { HostedService } from './hosted/index.js';
 export { serverPaths } from './home.js';
 export type { ServerPaths } from './home.js';
 export { storeFactory, storeCoreService, SqliteStore, FileBlobStore } from './store/index.js';

@@ -32,6 +32,7 @@ import { authenticate } from './auth/guard.js';
 import { authCoreService } from './auth/index.js';
 import { guardedBroker, guardedRegistry, positiveFromEnv, type CoreContext, type CoreService, type CoreServiceFactory } from './core.js';
 import { coreServicesFor } from './core-services.js';
+import { HostedServices, selectHosted, type HostedService } from './hosted/index.js';
 import { PURGE_ERROR_ID, purgeAuth, purgeNamespace, purgeRegistry, type PurgeReport, type PurgeStep } from './purge/index.js';
 import { openQuotas, quotaCoreService, type Quotas } from './quota/index.js';
 import { StatsCollector, statsCoreService } from './stats/index.js';
@@ -73,6 +74,12 @@ export interface MicroServerOptions {
    * (the platform layer, `@micro/platform`, joins this way; `micro server` passes it)
    */
   coreServices?: readonly CoreServiceFactory[];
+  /**
+   * Public services to host in process (the value-add services of services/): see
+   * hosted/. Which of them run is chosen by MICRO_SERVICES (default all; `none`; or
+   * `db,user,…`). Default none.
+   */
+  services?: readonly HostedService[];
 }
 
 /** What `<home>/server/server.json` says about a running server. */
@@ -116,6 +123,8 @@ export class MicroServer {
   private readonly addressAllowed: MicroServerOptions['addressAllowed'];
   private readonly sandboxOptions: MicroServerOptions['sandbox'];
   private readonly extraServices: readonly CoreServiceFactory[];
+  private readonly hostedServices: readonly HostedService[];
+  private hosted: HostedServices | undefined;
   /** how tenant services are sandboxed; its addressAllowed says where a namespace may serve from */
   sandbox: Sandbox | undefined;
   private readonly gatewayAddress: string | false;
@@ -129,6 +138,7 @@ export class MicroServer {
     this.addressAllowed = options.addressAllowed;
     this.sandboxOptions = options.sandbox;
     this.extraServices = options.coreServices ?? [];
+    this.hostedServices = options.services ?? [];
     // --- API gateway: where it listens (a server on a free port gets a gateway on a free port)
     this.gatewayAddress =
       options.gateway ?? process.env.MICRO_GATEWAY_ADDRESS ?? (/:0$/.test(this.requestedAddress) ? 'tcp://127.0.0.1:0' : DEFAULT_GATEWAY_ADDRESS);
@@ -251,6 +261,19 @@ export class MicroServer {
       }
       for (const svc of this.services) await svc.start();
       for (const svc of this.services) stats.addLocal(svc);
+      // the public value-add services, once the core services they keep data in answer
+      this.hosted = new HostedServices({
+        services: selectHosted(this.hostedServices),
+        rpc: this.rpc,
+        address: this.boundAddress.replace('//0.0.0.0:', '//127.0.0.1:').replace('//[::]:', '//[::1]:'),
+        registry: this.registry,
+        accounts: this.accounts,
+        tokens: this.tokens,
+        logger: this.logger,
+        registerTTL: common.registerTTL,
+        nodeMetadata,
+      });
+      await this.hosted.start();
       // --- API gateway (packages/server/src/gateway): HTTP/JSON in front of the services of every namespace
       if (this.gatewayAddress !== false) {
         // rate limits shared by the nodes in Redis (nats profile); in memory otherwise
@@ -356,6 +379,8 @@ export class MicroServer {
     // --- end API gateway
     await this.runtime?.stop().catch((err: unknown) => this.logger.error({ err }, 'runtime stop failed'));
     this.runtime = undefined;
+    await this.hosted?.stop();
+    this.hosted = undefined;
     await this.directory?.close().catch((err: unknown) => this.logger.error({ err }, 'runtime directory close failed'));
     this.directory = undefined;
     for (const svc of this.services.reverse()) await svc.stop().catch(() => undefined);

@@ -4,7 +4,7 @@ import type { Account, CallContext, Context } from '../context/context.js';
 import { Forbidden, isMicroError, ServiceUnavailable, Unauthorized } from '../errors/errors.js';
 import type { Logger } from '../logger/logger.js';
 import type { HandlerMiddleware } from '../service/router.js';
-import { authApi, type Credentials } from './definition.js';
+import { authApi, NAMESPACE_NAME, type Credentials } from './definition.js';
 import { bearerToken, KeySet, tokenKid, accountOf, TokenError, type AccessClaims } from './jwt.js';
 import { admitClaims, maxTokenTtlFromEnv, RevocationList, revokedError } from './revocations.js';
 import { identityTokens, processIdentity, type Identity } from './process.js';
@@ -40,6 +40,13 @@ import { TokenSource } from './token.js';
  *   sees which service calls it (and a user's token never leaves the first hop).
  *
  * `Debug.Health` and `Debug.Metrics` are always public.
+ *
+ * A public service of `micro` (ServiceDefOptions.public, see servePublic) serves every
+ * namespace: an account of any namespace whose token is scoped to it (only the gateway
+ * mints those for other namespaces, after applying the caller's own namespace's rules)
+ * may call it, `micro`'s rules are not applied to strangers, and `ctx.tenant` is the
+ * caller's namespace — for an admin of micro the `micro-tenant` it acts in (the gateway
+ * sets it from the Micro-Namespace header), else `micro`. Anonymous calls get a 401.
  */
 
 export interface ServiceAuthOptions {
@@ -84,6 +91,8 @@ export class ServiceAuth {
   private readonly verified = new Map<string, { account: Account; exp: number; aud: string; claims: AccessClaims }>();
   /** the audience of each service name served (made once, not per call) */
   private readonly audiences = new Map<string, string>();
+  /** the public services served (they take accounts of every namespace when served in micro) */
+  private readonly publicServices = new Set<string>();
   /** the server's revocation list, as the stream told it; 'off' for a server without one */
   private readonly revocations = new RevocationList();
   private revocationsState: 'unknown' | 'on' | 'off' = 'unknown';
@@ -132,6 +141,11 @@ export class ServiceAuth {
 
   private currentState(): State {
     return this.state;
+  }
+
+  /** Serves `service` as a public service (see the class comment): a Service calls this for a definition with `public`. */
+  servePublic(service: string): void {
+    this.publicServices.add(service);
   }
 
   /** Whether calls are checked: undefined until the server has been asked. */
@@ -356,8 +370,8 @@ export class ServiceAuth {
         const hit = this.verified.get(token);
         account = hit && hit.exp > Date.now() / 1000 && hit.aud === aud ? this.unrevoked(hit, ctx.service) : await this.verify(token, ctx.service, aud);
       }
-      this.authorize(ctx, account);
       const call = ctx as CallContext;
+      this.authorize(call, account);
       call.account = account;
       this.handOn(call);
       return next(req);
@@ -370,8 +384,13 @@ export class ServiceAuth {
     return aud;
   }
 
-  /** The namespace rule, then the rules of the namespace. */
-  private authorize(ctx: Context, account: Account | undefined): void {
+  /** The namespace rule, then the rules of the namespace (a public service's strangers: see the class comment). */
+  private authorize(ctx: CallContext, account: Account | undefined): void {
+    if (ctx.namespace === 'micro' && this.publicServices.has(ctx.service)) {
+      if (!account) throw Unauthorized(ctx.service, `credentials required to call ${ctx.service}.${ctx.endpoint} — send authorization: Bearer <token or API key>`);
+      ctx.tenant = isPlatformAdmin(account) ? adminTenant(ctx.metadata['micro-tenant']) : account.issuer;
+      if (account.issuer !== 'micro') return;
+    }
     if (account && isPlatformAdmin(account)) return;
     if (account && account.issuer !== ctx.namespace) {
       throw Forbidden(ctx.service, `a token of namespace ${account.issuer} cannot call services of namespace ${ctx.namespace}`);
@@ -397,6 +416,11 @@ export class ServiceAuth {
     }
     if (this.identity) handOnIdentity(call, identityTokens(this.identity));
   }
+}
+
+/** The namespace an admin of micro acts in on a public service: the one it names, if it is a namespace name. */
+function adminTenant(asked: string | undefined): string {
+  return asked !== undefined && asked.length <= 63 && NAMESPACE_NAME.test(asked) ? asked : 'micro';
 }
 
 function unavailable(service: string, what: string, err: unknown): Error {

@@ -60,3 +60,45 @@ export const events = (): Events => engine<Events>('events', (c) => tracedEvents
 export const sync = (): Sync => engine<Sync>('sync', (c) => new RemoteSync(c), () => new MemorySync());
 export const cache = (): Cache => engine<Cache>('cache', (c) => new RemoteCache(c), () => new MemoryCache());
 export const broker = (): Broker => engine<Broker>('broker', (c) => tracedBroker(new RemoteBroker(c)), () => tracedBroker(new MemoryBroker()));
+
+/**
+ * The engines a service keeps its data in, as one value: what a service that can be
+ * hosted elsewhere takes instead of calling the defaults above (micro server hosts the
+ * platform's public services in process and gives them its own; see
+ * `MicroServerOptions.services`).
+ */
+export interface Engines {
+  store: Store;
+  blobs: BlobStore;
+  config: Config;
+  events: Events;
+  sync: Sync;
+  cache: Cache;
+  broker: Broker;
+}
+
+/** The process's default engines (above), made on first use of each. */
+export function defaultEngines(): Engines {
+  return {
+    get store() { return store(); },
+    get blobs() { return blobs(); },
+    get config() { return config(); },
+    get events() { return events(); },
+    get sync() { return sync(); },
+    get cache() { return cache(); },
+    get broker() { return broker(); },
+  };
+}
+
+/** The engines of the server a client reaches, acting as the client's identity. */
+export function remoteEngines(client: Client): Engines {
+  return {
+    store: new RemoteStore(client),
+    blobs: new RemoteBlobStore(client),
+    config: new RemoteConfig(client),
+    events: tracedEvents(new RemoteEvents(client)),
+    sync: new RemoteSync(client),
+    cache: new RemoteCache(client),
+    broker: tracedBroker(new RemoteBroker(client)),
+  };
+}

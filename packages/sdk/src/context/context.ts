@@ -19,6 +19,12 @@ export interface Context {
   readonly service: string;
   readonly endpoint: string;
   readonly namespace: string;
+  /**
+   * The namespace whose data the call acts on: the service's own namespace, except for a
+   * public service of `micro` (ServiceDefOptions.public), where it is the caller's — set
+   * by the service's auth from the verified token, never from what the caller says.
+   */
+  readonly tenant: string;
   readonly account: Account | undefined;
   readonly metadata: Metadata;
   /** absolute deadline, epoch ms; undefined when the call has none */
@@ -53,6 +59,8 @@ export interface CallContextInit {
   service: string;
   endpoint: string;
   namespace: string;
+  /** default: namespace */
+  tenant?: string | undefined;
   account?: Account | undefined;
   metadata?: Metadata | undefined;
   deadline?: number | undefined;
@@ -99,6 +107,7 @@ export class CallContext implements Context {
   readonly service: string;
   readonly endpoint: string;
   readonly namespace: string;
+  tenant: string;
   account: Account | undefined;
   readonly metadata: Metadata;
   readonly deadline: number | undefined;
@@ -115,6 +124,7 @@ export class CallContext implements Context {
     this.service = init.service;
     this.endpoint = init.endpoint;
     this.namespace = init.namespace;
+    this.tenant = init.tenant ?? init.namespace;
     this.account = init.account;
     this.metadata = init.metadata ?? EMPTY;
     this.deadline = init.deadline;

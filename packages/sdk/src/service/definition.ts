@@ -91,6 +91,14 @@ export interface ServiceDefOptions<N extends string, E extends EndpointMap> {
   version?: string;
   description?: string;
   metadata?: Record<string, string>;
+  /**
+   * A public service (default false): run in namespace `micro`, it serves the callers of
+   * every namespace (the platform's value-add services). The gateway routes a tenant's
+   * `/v1/<name>/…` to it when the tenant's own namespace has no service of that name; any
+   * account with a token scoped to it may call it, and its handlers keep each caller's
+   * data apart by `ctx.tenant`. Run in any other namespace it is an ordinary service.
+   */
+  public?: boolean;
   endpoints: E;
 }
 
@@ -99,8 +107,12 @@ export interface ServiceDef<N extends string = string, E extends EndpointMap = E
   readonly version: string;
   readonly description?: string;
   readonly metadata?: Record<string, string>;
+  readonly public?: boolean;
   readonly endpoints: E;
 }
+
+/** The registry metadata that marks a public service (see ServiceDefOptions.public). */
+export const PUBLIC_SERVICE_KEY = 'public';
 
 /** Service names: lower-case words with dots, dashes or underscores, like DNS labels. */
 export const SERVICE_NAME = /^[a-z][a-z0-9]*([._-][a-z0-9]+)*$/;
@@ -125,6 +137,7 @@ export function defineService<const N extends string, const E extends EndpointMa
     version: options.version ?? 'latest',
     description: options.description,
     metadata: options.metadata,
+    ...(options.public ? { public: true } : {}),
     endpoints: options.endpoints,
   });
 }

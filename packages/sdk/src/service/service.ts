@@ -8,7 +8,7 @@ import { RpcServer } from '../transport/server.js';
 import { NatsRpcListener, type NatsTransportOptions } from '../transport/nats/server.js';
 import { profileFromEnv } from '../engines/profile.js';
 import { randomHex } from '../util/ids.js';
-import { endpoint, endpointRecord, type AnyEndpointDef, type ServiceDef } from './definition.js';
+import { endpoint, endpointRecord, PUBLIC_SERVICE_KEY, type AnyEndpointDef, type ServiceDef } from './definition.js';
 import type { Handler, Handlers } from './handlers.js';
 import { addLocal, removeLocal, type LocalInstance } from './local.js';
 import { Router, type HandlerMiddleware } from './router.js';
@@ -136,6 +136,7 @@ export class Service<D extends ServiceDef = ServiceDef> {
       if (!(name in def.endpoints)) throw new TypeError(`service ${def.name}: handler ${name} has no endpoint in the definition`);
     }
     this.auth = serviceAuth(options.auth, this.logger);
+    if (def.public) this.auth?.servePublic(def.name);
     // auth runs first: no other middleware sees a call that is not allowed; the router's
     // `observe` (metrics) wraps it all, so that denied calls are counted (as 401/403)
     // tracing (issue 7): a SERVER span around each call served, when the process traces
@@ -173,7 +174,8 @@ export class Service<D extends ServiceDef = ServiceDef> {
       nodes: this.boundAddress ? [{ id: this.nodeId, address: this.boundAddress, metadata: { ...this.options.nodeMetadata, ...nodeMetadata() } }] : [],
     };
     if (this.def.description) record.description = this.def.description;
-    const metadata = { ...this.def.metadata, ...this.options.metadata };
+    const metadata: Record<string, string> = { ...this.def.metadata, ...this.options.metadata };
+    if (this.def.public) metadata[PUBLIC_SERVICE_KEY] = 'true';
     if (Object.keys(metadata).length > 0) record.metadata = metadata;
     return record;
   }

@@ -242,6 +242,7 @@ export function childOf(parent: Context | undefined, traceId: string, spanId: st
     service: parent?.service ?? service ?? '',
     endpoint: parent?.endpoint ?? '',
     namespace: parent?.namespace ?? '',
+    tenant: parent?.tenant ?? parent?.namespace ?? '',
     account: parent?.account,
     metadata: parent?.metadata ?? EMPTY,
     deadline: parent?.deadline,

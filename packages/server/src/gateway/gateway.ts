@@ -10,6 +10,7 @@ import {
   isPlatformAdmin,
   keyMayCall,
   MicroError,
+  PUBLIC_SERVICE_KEY,
   RuleSet,
   serviceResource,
   toMicroErrorPublic,
@@ -18,6 +19,7 @@ import {
   type PreparedCall,
   type Logger,
   type Registry,
+  type ServiceRecord,
 } from './deps.js';
 import type { AuthAccounts, AuthTokens } from '../auth/storage.js';
 import { WebSocketServer } from 'ws';
@@ -181,7 +183,8 @@ export class Gateway {
    * cached, so a service that just registered is found at once; one that left is routed
    * for at most ENDPOINT_TTL more, and its call then fails with the client's own error.
    */
-  private readonly endpoints = new TwoKeyCache<{ list: EndpointRecord[]; at: number }>(10_000);
+  /** by namespace and service: the endpoints a call finds, and where they are served (`home`: the namespace, or micro for a public service) */
+  private readonly endpoints = new TwoKeyCache<Located>(10_000);
   private readonly keyTokens = new Map<string, { token: string; exp: number }>();
   /** tokens scoped to a service, by credential then `<namespace>/<service>`, with the second until which they are handed out */
   private readonly scopedTokens = new TwoKeyCache<{ token: string; until: number }>(10_000);
@@ -508,23 +511,31 @@ export class Gateway {
 
     // the core services (registry, store, auth, runtime, …) run in namespace micro and serve
     // every namespace themselves (they act in the caller's, from its token): a tenant's
-    // call of one is routed there; their names are reserved for that
-    const home = this.selfGuarded.has(service) ? 'micro' : namespace;
+    // call of one is routed there; their names are reserved for that. Any other name is
+    // looked up in the caller's namespace first, then among micro's public services.
     let ep: EndpointRecord | undefined;
+    let located: Located;
     try {
-      ep = findEndpoint(this.cachedEndpoints(service, home) ?? (await this.endpointsOf(service, home)), endpoint);
+      const asked = this.selfGuarded.has(service) ? 'micro' : namespace;
+      located = this.cachedEndpoints(service, asked) ?? (await this.endpointsOf(service, asked));
+      ep = findEndpoint(located.list, endpoint);
       if (!ep) throw errors.NotFound(service, `endpoint ${endpoint} of service ${service} not found`);
-      if (!this.rulesFresh(home)) await this.loadRules(home);
-      this.authorize(service, ep.name, home, account, ep);
+      // a public service is called under the caller's own namespace's rules (it serves strangers: see the SDK's auth/enforce.ts)
+      const rulesOf = located.public ? namespace : located.home;
+      if (!this.rulesFresh(rulesOf)) await this.loadRules(rulesOf);
+      this.authorize(service, ep.name, rulesOf, account, ep);
     } catch (err) {
       // without credentials, a service that does not exist, an endpoint that does not and
       // one no public rule opens get the same answer: a stranger learns nothing of the namespace
       if (!account && isMicroError(err) && (err.code === 404 || err.code === 401)) throw credentialsRequired();
       throw err;
     }
+    const home = located.home;
     let token = account ? this.forwardToken(req, account, home, service) : undefined;
     if (token !== undefined && typeof token !== 'string') token = await token;
     const metadata: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+    // the namespace an admin of micro acts in, for a public service (which trusts it from admins only)
+    if (located.public) metadata['micro-tenant'] = namespace;
     return { call: { service, endpoint: ep, client: this.client(home), metadata, timeout: this.timeout, peer: peerOf(req) }, key, namespace, home, account, idempotencyKey };
   }
 
@@ -540,22 +551,28 @@ export class Gateway {
   }
 
   /** The endpoints of a service read less than ENDPOINT_TTL ago, or undefined. */
-  private cachedEndpoints(service: string, namespace: string): EndpointRecord[] | undefined {
+  private cachedEndpoints(service: string, namespace: string): Located | undefined {
     // by namespace, then service: no key string to build per request
     const hit = this.endpoints.get(namespace, service);
-    return hit && Date.now() - hit.at < ENDPOINT_TTL ? hit.list : undefined;
+    return hit && Date.now() - hit.at < ENDPOINT_TTL ? hit : undefined;
   }
 
-  private async endpointsOf(service: string, namespace: string): Promise<EndpointRecord[]> {
+  /** The service in `namespace`, else a public service of that name in micro, or a 404. */
+  private async endpointsOf(service: string, namespace: string): Promise<Located> {
     const now = Date.now();
-    const records = await this.options.registry.getService(service, { namespace });
+    let records = await this.options.registry.getService(service, { namespace });
+    let home = namespace;
+    if (records.length === 0 && namespace !== 'micro') {
+      records = (await this.options.registry.getService(service, { namespace: 'micro' })).filter(isPublicRecord);
+      home = 'micro';
+    }
     if (records.length === 0) {
       this.endpoints.delete(namespace, service);
       throw errors.NotFound(service, `service ${service} not found in namespace ${namespace}`);
     }
-    const list = records.flatMap((r) => r.endpoints);
-    this.endpoints.set(namespace, service, { list, at: now });
-    return list;
+    const located: Located = { list: records.flatMap((r) => r.endpoints), at: now, home, public: home === 'micro' && records.every(isPublicRecord) };
+    this.endpoints.set(namespace, service, located);
+    return located;
   }
 
   /**
@@ -895,7 +912,10 @@ export class Gateway {
     // what a namespace holds, public endpoints included, is for its callers only
     if (!account) throw credentialsRequired();
     const namespace = this.namespaceOf(req, account);
-    const services = await this.options.registry.listServices({ namespace });
+    const own = await this.options.registry.listServices({ namespace });
+    // micro's public services answer a tenant's calls of names its namespace does not hold
+    const shared = namespace === 'micro' ? [] : (await this.options.registry.listServices({ namespace: 'micro' })).filter((r) => isPublicRecord(r) && !own.some((o) => o.name === r.name));
+    const services = [...own, ...shared.map((r) => ({ ...r, namespace: 'micro' }))];
     await this.loadRules(namespace);
     const rules = this.ruleSet(namespace);
     const access = (service: string, endpoint: string): EndpointAccess | undefined => {
@@ -1072,7 +1092,9 @@ function send(res: ServerResponse, code: number, value: unknown, headOnly = fals
 function parsePath(path: string): [string, string] {
   const parts = path.slice(4).split('/');
   if (parts.length === 3 && parts[2] === '') parts.pop();
-  const [service, a, b] = parts as [string, string | undefined, string | undefined];
+  const [asked, a, b] = parts as [string, string | undefined, string | undefined];
+  // service names are lower-case (SERVICE_NAME): `/v1/DB/Read` is db's, as M3O answered
+  const service = asked.toLowerCase();
   if (parts.length < 2 || parts.length > 3) throw errors.BadRequest(ID, 'the path must be /v1/{service}/{endpoint} or /v1/{service}/{Handler}/{Method}');
   if (!SERVICE.test(service)) throw errors.BadRequest(ID, 'invalid service name in the path: letters, digits, ".", "_" and "-" only');
   if (b === undefined) {
@@ -1081,6 +1103,18 @@ function parsePath(path: string): [string, string] {
   }
   if (!SEGMENT.test(a as string) || !SEGMENT.test(b)) throw errors.BadRequest(ID, 'invalid endpoint name in the path: letters, digits and "_" only');
   return [service, `${a}.${b}`];
+}
+
+/** Where the calls of a service go: its endpoints, the namespace serving them, and whether it is a public service of micro. */
+interface Located {
+  list: EndpointRecord[];
+  at: number;
+  home: string;
+  public: boolean;
+}
+
+function isPublicRecord(r: ServiceRecord): boolean {
+  return r.metadata?.[PUBLIC_SERVICE_KEY] === 'true';
 }
 
 /** `Call` answers to `Call` and `call` (the SDK's alias, lower-case first letter). */

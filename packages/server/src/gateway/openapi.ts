@@ -199,7 +199,8 @@ export function openApiDocument(
       if (isPublic) op['x-micro-public'] = true;
       // changes nothing: also answers GET with the request as query parameters (flat requests)
       if (ep.readonly === true) op['x-micro-readonly'] = true;
-      const price = prices(namespace, svc.name, ep);
+      // a public service of micro is priced where it is served
+      const price = prices(svc.namespace ?? namespace, svc.name, ep);
       const priced = price && priceOf(price);
       if (priced) op['x-micro-price'] = priced.extension;
       if (ep.kind !== 'unary') {

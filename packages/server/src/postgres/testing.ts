@@ -1,6 +1,7 @@
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { engineUrl, testPrefix } from '@micro/sdk/testing';
 import type pg from 'pg';
+import { randomBytes } from 'node:crypto';
 import { openPostgres, type Postgres, type PostgresOptions } from './pool.js';
 
 // the auth storage of a test, for the tests of services built on auth (@micro/platform)
@@ -149,3 +150,55 @@ export function silencedInTransaction(db: Postgres, cable: Relay, when: RegExp):
     arm: () => new Promise<void>((resolve) => (armed = resolve)),
   };
 }
+
+/**
+ * A platform of its own on the real engines (nats profile): the environment its nodes
+ * share (NATS, PostgreSQL and Redis under a fresh prefix, a fresh MICRO_AUTH_KEY) and
+ * `drop()`, which removes what they made. Undefined when an engine is missing: engineUrl
+ * has printed why (in CI it failed the test instead).
+ */
+export async function natsPlatform(t: TestContext, name: string): Promise<{ env: Record<string, string>; drop: () => Promise<void> } | undefined> {
+  const nats = await engineUrl(t, 'nats');
+  const postgres = nats && (await engineUrl(t, 'postgres'));
+  const redis = postgres && (await engineUrl(t, 'redis'));
+  if (!nats || !postgres || !redis) return undefined;
+  const prefix = testPrefix(name);
+  return {
+    env: { MICRO_PROFILE: 'nats', MICRO_NATS_URL: nats, MICRO_POSTGRES_URL: postgres, MICRO_REDIS_URL: redis, MICRO_PREFIX: prefix, MICRO_AUTH_KEY: randomBytes(24).toString('hex') },
+    drop: () => dropPrefix(prefix, { nats, postgres, redis }),
+  };
+}
+
+/** Removes everything the nodes made under the prefix: streams and buckets, the schema, the keys. */
+export async function dropPrefix(prefix: string, urls: { nats: string; postgres: string; redis: string }): Promise<void> {
+  const { connect } = await import('@nats-io/transport-node');
+  const { jetstreamManager } = await import('@nats-io/jetstream');
+  const nc = await connect({ servers: urls.nats });
+  try {
+    const jsm = await jetstreamManager(nc);
+    for await (const s of jsm.streams.list()) {
+      const name = s.config.name;
+      if (name.toLowerCase().includes(prefix)) await jsm.streams.delete(name).catch(() => undefined);
+    }
+  } finally {
+    await nc.close();
+  }
+  const pg = (await import('pg')).default;
+  const client = new pg.Client({ connectionString: urls.postgres });
+  await client.connect();
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS "${prefix}" CASCADE`);
+  } finally {
+    await client.end();
+  }
+  const { Redis } = await import('ioredis');
+  const redis = new Redis(urls.redis, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect();
+    const keys = await redis.keys(`${prefix}:*`);
+    if (keys.length > 0) await redis.del(...keys);
+  } finally {
+    redis.disconnect();
+  }
+}
+

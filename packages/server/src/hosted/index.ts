@@ -1,0 +1,2 @@
+export { HostedServices, selectHosted } from './hosted.js';
+export type { HostedService, HostedOptions } from './hosted.js';
