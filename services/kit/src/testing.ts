@@ -179,3 +179,13 @@ function stream(url: string, key: string, service: string, endpoint: string, bod
   done.catch(() => undefined);
   return { opened, frames: done, close: () => ws.close() };
 }
+
+export { shapeOf, shapeProblems, endpointsOf } from './shapes.js';
+export type { EndpointShape, Field } from './shapes.js';
+
+/** Fails with every difference when `body` is not M3O's response shape of `service.endpoint`. */
+export async function expectShape(service: string, endpoint: string, body: unknown): Promise<void> {
+  const { shapeProblems } = await import('./shapes.js');
+  const problems = shapeProblems(service, endpoint, body);
+  if (problems.length > 0) throw new Error(`${service}.${endpoint} does not answer M3O's shape:\n  ${problems.join('\n  ')}\nbody: ${JSON.stringify(body).slice(0, 1000)}`);
+}

@@ -26,8 +26,9 @@ export function registerServerCommand(program: Command, ctx: CliContext): void {
       // loaded here, not at the top: every other command starts faster without the server
       const { MicroServer } = await import('@micro/server');
       const { platformCoreServices } = await import('@micro/platform');
+      const { valueAddServices } = await import('../services.js');
       const gateway = opts.gateway === undefined ? undefined : opts.gateway === 'false' ? (false as const) : opts.gateway;
-      const server = new MicroServer({ home: ctx.home.dir, address, gateway, coreServices: platformCoreServices() });
+      const server = new MicroServer({ home: ctx.home.dir, address, gateway, coreServices: platformCoreServices(), services: await valueAddServices() });
       try {
         await server.start();
       } catch (err) {
