@@ -1,4 +1,4 @@
-import { Client, MicroError, RemoteRegistry, TokenSource, bearer, createClient, platformClient, runtime, type ClientMiddleware, type TypedClient } from '@micro/sdk';
+import { Client, MicroError, PUBLIC_SERVICE_KEY, RemoteRegistry, TokenSource, bearer, createClient, platformClient, runtime, type ClientMiddleware, type ServiceRecord, type TypedClient } from '@micro/sdk';
 import { Home, LOCAL_ENV, displayAddress, type ResolvedEnv } from './config.js';
 import { CliError } from './output.js';
 
@@ -17,6 +17,7 @@ export class Connection {
   readonly platform: Client;
   readonly registry: RemoteRegistry;
   private servicesClient: Client | undefined;
+  private publicClient: Client | undefined;
 
   constructor(env: ResolvedEnv, namespace?: string) {
     if (!env.address) throw noLocalServer();
@@ -43,6 +44,23 @@ export class Connection {
       middleware: this.middleware,
     });
     return this.servicesClient;
+  }
+
+  /** The untyped client for micro's public services (the value-add services), which serve every namespace. */
+  get publicServices(): Client {
+    this.publicClient ??= new Client({ namespace: 'micro', registry: this.registry, preferLocal: false, middleware: this.middleware });
+    return this.publicClient;
+  }
+
+  /**
+   * The service as a call of this namespace finds it: the namespace's own, else a public
+   * service of micro of that name (as the gateway routes it); no records: neither.
+   */
+  async find(service: string): Promise<{ records: ServiceRecord[]; client: Client }> {
+    const own = await this.registry.getService(service, { namespace: this.namespace });
+    if (own.length > 0 || this.namespace === 'micro') return { records: own, client: this.services };
+    const shared = (await this.registry.getService(service, { namespace: 'micro' })).filter((r) => r.metadata?.[PUBLIC_SERVICE_KEY] === 'true');
+    return { records: shared, client: this.publicServices };
   }
 
   get runtime(): TypedClient<typeof runtime> {

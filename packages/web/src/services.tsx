@@ -22,14 +22,26 @@ interface ServiceRecord {
   description?: string;
   endpoints: EndpointRecord[];
   nodes: { id: string; address: string }[];
+  /** a public service of micro (the platform's value-add services), which serves this namespace too */
+  shared?: boolean;
 }
 
-/** registry.ListServices: every service of the namespace, one entry per version. */
+/**
+ * registry.ListServices: every service of the namespace, one entry per version, and the
+ * public services of micro that its calls reach (those its own services do not shadow).
+ */
 export function Services() {
-  const list = useLoad(() => call<{ services: ServiceRecord[] }>('registry', 'ListServices', {}));
+  const namespace = currentSession()?.account.issuer ?? 'micro';
+  const list = useLoad(async () => {
+    const own = await call<{ services: ServiceRecord[] }>('registry', 'ListServices', {});
+    if (namespace === 'micro') return own;
+    // micro's registry shows a stranger its public services only
+    const shared = await call<{ services: ServiceRecord[] }>('registry', 'ListServices', { namespace: 'micro' }).catch(() => ({ services: [] as ServiceRecord[] }));
+    const mine = new Set(own.services.map((s) => s.name));
+    return { services: [...own.services, ...shared.services.filter((s) => !mine.has(s.name)).map((s) => ({ ...s, namespace: 'micro', shared: true }))] };
+  });
   // the prices that apply (an admin's over the definition's); a server without the pricing service has the records' own
   const prices = useLoad(() => call<{ prices: PriceRow[] }>('pricing', 'List', {}).catch(() => ({ prices: [] as PriceRow[] })));
-  const namespace = currentSession()?.account.issuer ?? 'micro';
   const [open, setOpen] = useState<string>();
   const services = [...(list.value?.services ?? [])].sort((a, b) => a.name.localeCompare(b.name) || a.version.localeCompare(b.version));
   return (
@@ -55,6 +67,7 @@ export function Services() {
                     <button class="link" aria-expanded={open === key}>
                       {s.name}
                     </button>
+                    {s.shared ? <span class="muted"> · public</span> : null}
                     {s.description ? <div class="muted">{s.description}</div> : null}
                   </td>
                   <td>{s.version}</td>

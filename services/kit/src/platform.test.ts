@@ -99,3 +99,27 @@ test('a tenant\'s own service of the same name comes first', async (t) => {
   // the other tenant still reaches the public one
   assert.equal((await p.call(p.b.key, 'memo', 'Read', { memo_id: 'x' })).body.tenant, 'tenant-b');
 });
+
+test('tenants find and call public services over RPC too (the CLI\'s way), and see nothing else of micro', async (t) => {
+  const p = await startPlatform(t, { services: [hosted] });
+  if (!p) return;
+  t.after(() => p.close());
+  const { RemoteRegistry, platformClient, bearer, TokenSource, Client, createClient } = await import('@micro/sdk');
+  const tokens = new TokenSource(p.a.owner, new Client({ address: p.server.address, namespace: 'micro', preferLocal: false }));
+  const registry = new RemoteRegistry(platformClient(p.server.address, [bearer(tokens)]));
+  // micro's registry shows a stranger its public services only
+  const listed = await registry.listServices({ namespace: 'micro' });
+  assert.deepEqual([...new Set(listed.map((r) => r.name))], ['memo']);
+  assert.equal((await registry.getService('auth', { namespace: 'micro' })).length, 0);
+  assert.equal((await registry.getService('memo', { namespace: 'micro' })).length, 1);
+  // auth.Scope mints a token for micro's public service; the service sees the tenant
+  const client = createClient(memo, new Client({ namespace: 'micro', registry, preferLocal: false, middleware: [bearer(tokens)] }));
+  await client.Save({ memo_id: 'rpc', text: 'over rpc' });
+  assert.deepEqual(await client.Read({ memo_id: 'rpc' }), { text: 'over rpc', tenant: 'tenant-a' });
+  // b does not see it
+  assert.equal((await p.call(p.b.key, 'memo', 'Read', { memo_id: 'rpc' })).body.text, '');
+  // but not for micro's other services: a tenant's token is not scoped to them
+  const { authApi } = await import('@micro/sdk');
+  const scope = await createClient(authApi, platformClient(p.server.address, [bearer(tokens)])).Scope({ audience: 'micro/notpublic' }).catch((e: unknown) => e);
+  assert.equal((scope as { code?: number }).code, 403);
+});

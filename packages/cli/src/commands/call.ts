@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { EndpointRecord, ResponseStream, ServiceRecord } from '@micro/sdk';
+import { PUBLIC_SERVICE_KEY, type Client, type EndpointRecord, type ResponseStream, type ServiceRecord } from '@micro/sdk';
 import { connect, type Connection } from '../connect.js';
 import type { CliContext } from '../context.js';
 import { endpointHelp, endpointsOf, serviceHelp, takeEndpoint, matchEndpoint, commandName } from '../endpoints.js';
@@ -31,6 +31,12 @@ export function registerCallCommands(program: Command, ctx: CliContext): void {
         throw conn.explain(err);
       });
       printServices(out, records, conn.namespace);
+      // micro's public services answer this namespace's calls of names it does not hold
+      if (!out.json && conn.namespace !== 'micro') {
+        const shared = await conn.registry.listServices({ namespace: 'micro' }).catch(() => []);
+        const names = [...new Set(shared.filter((r) => r.metadata?.[PUBLIC_SERVICE_KEY] === 'true' && !records.some((o) => o.name === r.name)).map((r) => r.name))].sort();
+        if (names.length > 0) out.info(`public services (call them as your own, e.g. \`micro ${names[0]} --help\`): ${names.join(', ')}`);
+      }
     });
 
   for (const name of ['call', 'stream'] as const) {
@@ -45,10 +51,10 @@ export function registerCallCommands(program: Command, ctx: CliContext): void {
         const request = parseBody(body);
         const timeout = parseTimeout(opts.timeout);
         const conn = connect(ctx.home, opts.namespace);
-        const records = await lookup(conn, service);
+        const { records, client } = await lookup(conn, service);
         const ep = matchEndpoint(endpointsOf(records), endpoint);
         if (!ep) throw noEndpoint(service, endpoint, records);
-        await invoke(ctx, conn, out, service, ep, request, timeout);
+        await invoke(ctx, conn, client, out, service, ep, request, timeout);
       });
   }
 }
@@ -90,7 +96,7 @@ export async function runDynamic(ctx: CliContext, args: readonly string[], known
   } catch (err) {
     throw unknownCommandOr(service, knownCommands, err as CliError);
   }
-  const records = await conn.registry.getService(service, { namespace: conn.namespace }).catch((err: unknown) => {
+  const { records, client } = await conn.find(service).catch((err: unknown) => {
     throw unknownCommandOr(service, knownCommands, conn.explain(err));
   });
   if (records.length === 0) throw unknownService(service, conn.namespace, knownCommands);
@@ -111,12 +117,11 @@ export async function runDynamic(ctx: CliContext, args: readonly string[], known
   }
   // parseFlags leaves --output to the request when the endpoint has a field of that name
   const out = ctx.printer(parsed.output);
-  await invoke(ctx, conn, out, service, endpoint, parsed.request, undefined);
+  await invoke(ctx, conn, client, out, service, endpoint, parsed.request, undefined);
 }
 
-/** Calls an endpoint of any kind and prints what comes back. */
-async function invoke(ctx: CliContext, conn: Connection, out: Printer, service: string, ep: EndpointRecord, request: unknown, timeout: number | undefined): Promise<void> {
-  const client = conn.services;
+/** Calls an endpoint of any kind (with the client of the namespace serving it) and prints what comes back. */
+async function invoke(ctx: CliContext, conn: Connection, client: Client, out: Printer, service: string, ep: EndpointRecord, request: unknown, timeout: number | undefined): Promise<void> {
   const input = ep.kind === 'client' || ep.kind === 'bidi' ? requestsFor(ctx, request) : undefined;
   try {
     switch (ep.kind) {
@@ -160,12 +165,12 @@ function requestsFor(ctx: CliContext, request: unknown): { requests: Iterable<un
   return { requests: requests(), failure: () => failed };
 }
 
-async function lookup(conn: Connection, service: string): Promise<ServiceRecord[]> {
-  const records = await conn.registry.getService(service, { namespace: conn.namespace }).catch((err: unknown) => {
+async function lookup(conn: Connection, service: string): Promise<{ records: ServiceRecord[]; client: Client }> {
+  const found = await conn.find(service).catch((err: unknown) => {
     throw conn.explain(err);
   });
-  if (records.length === 0) throw new CliError(`service ${service} not found in namespace ${conn.namespace} — see \`micro services\``);
-  return records;
+  if (found.records.length === 0) throw new CliError(`service ${service} not found in namespace ${conn.namespace} — see \`micro services\``);
+  return found;
 }
 
 function parseBody(body: string | undefined): unknown {

@@ -1,4 +1,4 @@
-import { AUTH_PUBLIC_ENDPOINTS, authApi } from '@micro/sdk';
+import { AUTH_PUBLIC_ENDPOINTS, authApi, PUBLIC_SERVICE_KEY } from '@micro/sdk';
 import type { CoreContext, CoreServiceFactory } from '../core.js';
 import type { Quotas } from '../quota/quotas.js';
 import { authHandlers } from './service.js';
@@ -17,7 +17,9 @@ export { nodeId } from '../home.js';
 /** The auth core service: its handlers over the server's accounts and tokens; closes the database on stop. */
 export const authCoreService: CoreServiceFactory = (c) => ({
   def: authApi,
-  handlers: authHandlers(c.accounts, c.tokens, undefined, undefined, keyQuota(c)),
+  handlers: authHandlers(c.accounts, c.tokens, undefined, undefined, keyQuota(c), async (service) =>
+    (await c.registry.getService(service, { namespace: 'micro' })).some((r) => r.metadata?.[PUBLIC_SERVICE_KEY] === 'true'),
+  ),
   publicEndpoints: [...AUTH_PUBLIC_ENDPOINTS],
   stop: async () => {
     await c.accounts.close();

@@ -16,16 +16,22 @@ export function signScoped(parent: string, audience: string, key: SigningKey): {
 
 /**
  * auth.Scope: the caller's own token (the one it called with) scoped to `audience`, a
- * service of the caller's namespace (any namespace for an admin of micro).
+ * service of the caller's namespace (any namespace for an admin of micro), or a public
+ * service of micro (ServiceDefOptions.public), which serves every namespace.
  */
-export async function scopeForCaller(tokens: Pick<AuthTokens, 'scope'>, ctx: Context, audience: string): Promise<{ token: string; expiresAt: number }> {
+export async function scopeForCaller(
+  tokens: Pick<AuthTokens, 'scope'>,
+  ctx: Context,
+  audience: string,
+  isPublic: (service: string) => Promise<boolean> = () => Promise.resolve(false),
+): Promise<{ token: string; expiresAt: number }> {
   const me = ctx.account;
   const header = ctx.metadata.authorization;
   if (!me || header === undefined) throw errors.Unauthorized('auth', 'credentials required: Scope exchanges the token you call it with');
   const problem = audienceProblem(audience);
   if (problem) throw errors.BadRequest('auth', `audience: ${problem}`);
   const namespace = audience.slice(0, audience.indexOf('/'));
-  if (namespace !== me.issuer && !isPlatformAdmin(me)) {
+  if (namespace !== me.issuer && !isPlatformAdmin(me) && !(namespace === 'micro' && (await isPublic(audience.slice(namespace.length + 1))))) {
     throw errors.Forbidden('auth', `audience: account ${me.id} of namespace ${me.issuer} may not call services of namespace ${namespace}`);
   }
   // a token of an API key limited to some services is scoped to those only

@@ -27,7 +27,15 @@ import { scopeForCaller } from './scoped.js';
  * revocation entries (revocations.ts) that every verifier checks at once; `Revocations`
  * streams them to the services of other processes.
  */
-export function authHandlers(accounts: AuthAccounts, tokens: AuthTokens, throttle = new LoginThrottle(), feed: RevocationFeedOptions = {}, quotas?: Pick<Quotas, 'limits'>): Handlers<typeof authApi> {
+export function authHandlers(
+  accounts: AuthAccounts,
+  tokens: AuthTokens,
+  throttle = new LoginThrottle(),
+  feed: RevocationFeedOptions = {},
+  quotas?: Pick<Quotas, 'limits'>,
+  /** whether micro serves a public service of this name (auth.Scope mints tokens for it to every namespace) */
+  isPublic?: (service: string) => Promise<boolean>,
+): Handlers<typeof authApi> {
   /**
    * An access token, and for people (user accounts) a refresh token: services and API
    * keys hold their credentials and simply exchange them again.
@@ -131,7 +139,7 @@ export function authHandlers(accounts: AuthAccounts, tokens: AuthTokens, throttl
       return info?.expiresAt === undefined ? { account } : { account, expiresAt: Math.floor(info.expiresAt / 1000) };
     },
 
-    Scope: ({ audience }, ctx) => scopeForCaller(tokens, ctx, audience),
+    Scope: ({ audience }, ctx) => scopeForCaller(tokens, ctx, audience, isPublic),
 
     Keys: () => tokens.jwks(),
 

@@ -1,4 +1,4 @@
-import { errors, isPlatformAdmin, registryHandlers, type Account, type Context, type Handlers, type Registry, type registryService, type ServiceRecord } from '@micro/sdk';
+import { errors, isPlatformAdmin, PUBLIC_SERVICE_KEY, registryHandlers, type Account, type Context, type Handlers, type Registry, type registryService, type ServiceRecord } from '@micro/sdk';
 import { isNamespaceAdmin, namespaceFor } from '../auth/guard.js';
 
 /**
@@ -14,7 +14,8 @@ import { isNamespaceAdmin, namespaceFor } from '../auth/guard.js';
  *
  * The same holds for heart-beats (a Register again) and Deregister. Reads (GetService,
  * ListServices, Watch) need only an account of the namespace. Every request acts in the
- * caller's namespace unless an admin of `micro` names another.
+ * caller's namespace unless an admin of `micro` names another; any account may read
+ * micro's public services (GetService and ListServices of namespace micro show it those only).
  *
  * A node's address must also be one the namespace may serve from (`addressAllowed`,
  * given by the server: the runtime's sandbox lets tenant services serve only from their
@@ -51,6 +52,19 @@ export function checkNodes(ctx: Context, namespace: string, service: ServiceReco
   });
 }
 
+/**
+ * An account of another namespace reading micro's registry: it sees micro's public
+ * services (ServiceDefOptions.public), which serve it, and nothing else of micro.
+ */
+function strangerInMicro(ctx: Context, asked: string | undefined): boolean {
+  const account = ctx.account;
+  return asked === 'micro' && account !== undefined && account.issuer !== 'micro' && !isPlatformAdmin(account);
+}
+
+function isPublic(r: ServiceRecord): boolean {
+  return r.metadata?.[PUBLIC_SERVICE_KEY] === 'true';
+}
+
 /** The registry service with the namespace rule and the rule above applied. */
 export function guardedRegistry(registry: Registry, options: RegistryGuardOptions = {}): Handlers<typeof registryService> {
   const h = registryHandlers(registry);
@@ -65,8 +79,14 @@ export function guardedRegistry(registry: Registry, options: RegistryGuardOption
       checkNodes(ctx, namespace, req.service, options, false);
       return h.Deregister({ ...req, namespace });
     },
-    GetService: (req, ctx) => h.GetService({ ...req, namespace: namespaceFor(ctx, req.namespace) }),
-    ListServices: (req, ctx) => h.ListServices({ ...req, namespace: namespaceFor(ctx, req.namespace) }),
+    GetService: async (req, ctx) => {
+      if (!strangerInMicro(ctx, req.namespace)) return h.GetService({ ...req, namespace: namespaceFor(ctx, req.namespace) });
+      return { services: (await h.GetService({ ...req, namespace: 'micro' })).services.filter(isPublic) };
+    },
+    ListServices: async (req, ctx) => {
+      if (!strangerInMicro(ctx, req.namespace)) return h.ListServices({ ...req, namespace: namespaceFor(ctx, req.namespace) });
+      return { services: (await h.ListServices({ ...req, namespace: 'micro' })).services.filter(isPublic) };
+    },
     Watch: (req, ctx) => h.Watch({ ...req, namespace: namespaceFor(ctx, req.namespace) }, ctx),
   };
 }
