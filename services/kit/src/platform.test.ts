@@ -123,3 +123,32 @@ test('tenants find and call public services over RPC too (the CLI\'s way), and s
   const scope = await createClient(authApi, platformClient(p.server.address, [bearer(tokens)])).Scope({ audience: 'micro/notpublic' }).catch((e: unknown) => e);
   assert.equal((scope as { code?: number }).code, 403);
 });
+
+test('a public service\'s calls are metered to the calling tenant: free within the quota, then charged from its balance', async (t) => {
+  const priced = defineService({
+    name: 'priced',
+    public: true,
+    endpoints: { Echo: endpoint({ request: z.object({ text: z.string().max(10) }), response: z.object({ text: z.string(), tenant: z.string() }), price: 100, freeQuota: 2 }) },
+  });
+  const p = await startPlatform(t, { services: [publicService(priced, () => ({ Echo: ({ text }, ctx) => ({ text, tenant: ctx.tenant }) }))], platform: true });
+  if (!p) return;
+  t.after(() => p.close());
+  const echo = (key: string) => p.call(key, 'priced', 'Echo', { text: 'hi' });
+  // the free quota of the month: two calls
+  assert.equal((await echo(p.a.key)).status, 200);
+  assert.equal((await echo(p.a.key)).status, 200);
+  // then the price, which a tenant without credit cannot pay: M3O's answer
+  const refused = await echo(p.a.key);
+  assert.equal(refused.status, 403, JSON.stringify(refused.body));
+  assert.equal(refused.body.id, 'v1.blocked');
+  assert.match(refused.body.detail, /insufficient credit/);
+  // the staff credit tenant a; its next call is charged to it, not to b or to micro
+  const credit = await p.call(p.adminToken, 'balance', 'Credit', { namespace: 'tenant-a', amount: 1_000, reason: 'a test credit' });
+  assert.equal(credit.status, 200, JSON.stringify(credit.body));
+  assert.deepEqual((await echo(p.a.key)).body, { text: 'hi', tenant: 'tenant-a' });
+  const balance = await p.call(p.a.key, 'balance', 'Read', {});
+  assert.equal(balance.body.balance, 900, JSON.stringify(balance.body));
+  // b has its own free quota, untouched by a's calls
+  assert.equal((await echo(p.b.key)).status, 200);
+  assert.equal((await p.call(p.b.key, 'balance', 'Read', {})).body.balance, 0);
+});

@@ -65,6 +65,8 @@ export interface PlatformOptions {
   services: readonly HostedService[];
   /** `nats`: NATS, PostgreSQL and Redis under a prefix of the test's own (skips without them, outside CI) */
   profile?: 'local' | 'nats';
+  /** with the platform's core services (signup, billing, pricing, usage: priced calls are metered and charged); default false */
+  platform?: boolean;
 }
 
 const silent = createLogger({ level: 'silent' });
@@ -80,7 +82,8 @@ export async function startPlatform(t: TestContext, options: PlatformOptions): P
     drop = nats.drop;
   }
   const home = mkdtempSync(join(tmpdir(), 'micro-services-'));
-  const server = new MicroServer({ home, address: 'tcp://127.0.0.1:0', gateway: '127.0.0.1:0', logger: silent, services: options.services });
+  const coreServices = options.platform ? (await import('@micro/platform')).platformCoreServices() : undefined;
+  const server = new MicroServer({ home, address: 'tcp://127.0.0.1:0', gateway: '127.0.0.1:0', logger: silent, services: options.services, coreServices });
   try {
     await server.start();
   } catch (err) {
