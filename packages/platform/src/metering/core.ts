@@ -99,7 +99,7 @@ export function recordOf(a: Admission, outcome: Outcome, kind: Hold['kind'] | 'f
 }
 
 export function chargeOf(r: CallRecord): Charge {
-  return { requestId: r.requestId, payer: r.payer, amount: r.charged, posting: r.posting as string, period: r.period, service: r.service, endpoint: r.endpoint };
+  return { requestId: r.requestId, payer: r.payer, amount: r.charged, calls: 1, posting: r.posting as string, period: r.period, service: r.service, endpoint: r.endpoint };
 }
 
 /** The group commit of the records of calls that end in one tick: entries wait for their batch's transaction. */

@@ -26,7 +26,7 @@ export function usagePosting(c: Charge, from = balanceAccount(c.payer)): Posting
       { account: from, amount: -c.amount },
       { account: PLATFORM_REVENUE, amount: c.amount },
     ],
-    metadata: { kind: 'usage', period: c.period, service: c.service, endpoint: c.endpoint, calls: '1', request_id: c.requestId },
+    metadata: { kind: 'usage', period: c.period, service: c.service, endpoint: c.endpoint, calls: String(c.calls), request_id: c.requestId },
   };
 }
 
@@ -138,6 +138,12 @@ export interface MeterOptions {
   payerTtl?: number;
   /** ms between rounds of the outbox that retry and take over the charges of stopped nodes (default 2,000) */
   postEvery?: number;
+  /**
+   * ms from a charge's record to the outbox round that posts it (default 50): the charges
+   * recorded meanwhile go to the ledger together, one transaction (one fsync) a round
+   * rather than one a tick of the event loop
+   */
+  postDelay?: number;
   /** ms stop waits for the outbox to post what is left (default 5,000; the rest is posted at the next start) */
   stopGrace?: number;
 }
@@ -158,6 +164,9 @@ export class Meter implements GatewayMeter {
   private posting: Promise<void> | undefined;
   private again = false;
   private timer: NodeJS.Timeout | undefined;
+  /** the round a charge asked for, postDelay after it */
+  private soon: NodeJS.Timeout | undefined;
+  private readonly postDelay: number;
   private stopping = false;
   private started = false;
 
@@ -165,6 +174,7 @@ export class Meter implements GatewayMeter {
     this.engine = options.engine;
     this.clock = options.clock ?? Date.now;
     this.payerTtl = options.payerTtl ?? 5_000;
+    this.postDelay = options.postDelay ?? 50;
   }
 
   /** Makes the tables, rebuilds the engine's state and posts the charges left unposted (a crash). */
@@ -180,6 +190,7 @@ export class Meter implements GatewayMeter {
   async stop(): Promise<void> {
     this.stopping = true;
     if (this.timer) clearInterval(this.timer);
+    if (this.soon) clearTimeout(this.soon);
     if (!this.started) return this.engine.close();
     const grace = new Promise<void>((resolve) => setTimeout(resolve, this.options.stopGrace ?? 5_000).unref());
     await Promise.race([this.flush().catch((err: unknown) => this.options.logger?.error({ err }, 'metering: charges left unposted at stop are posted at the next start')), grace]);
@@ -260,7 +271,13 @@ export class Meter implements GatewayMeter {
 
   private async settle(hold: Hold, ok: boolean, code: number): Promise<void> {
     const record = await this.engine.settle(hold, { ok, code });
-    if (record.charged > 0) this.kick();
+    if (record.charged > 0 && !this.soon && !this.stopping) {
+      this.soon = setTimeout(() => {
+        this.soon = undefined;
+        this.kick();
+      }, this.postDelay);
+      this.soon.unref();
+    }
   }
 
   /** Runs the outbox now, or once more after the round in progress. */

@@ -288,7 +288,7 @@ export class PgMeterEngine implements MeterEngine {
     if (rows.length < limit) this.everything = false;
     return rows.map((row) => {
       const r = callOf(row);
-      return { requestId: r.requestId, payer: r.payer, amount: r.charged, posting: r.posting as string, period: r.period, service: r.service, endpoint: r.endpoint };
+      return { requestId: r.requestId, payer: r.payer, amount: r.charged, calls: 1, posting: r.posting as string, period: r.period, service: r.service, endpoint: r.endpoint };
     });
   }
 

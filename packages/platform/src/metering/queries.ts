@@ -146,14 +146,18 @@ export function callOf(r: CallRowRaw): CallRecord {
   };
 }
 
-/** `CREATE TABLE usage_calls` in a dialect's types (one definition for both engines) */
-export function callsTable(t: { text: string; int: string; flag: string }, suffix = ''): string {
+/**
+ * `CREATE TABLE usage_calls` in a dialect's types (one definition for both engines).
+ * `posting`: `UNIQUE` where each charged call has a posting of its own (PostgreSQL), ''
+ * where the calls of a group commit share one (SQLite).
+ */
+export function callsTable(t: { text: string; int: string; flag: string }, suffix = '', posting = 'UNIQUE'): string {
   return `CREATE TABLE usage_calls (
   request_id ${t.text} PRIMARY KEY, at ${t.int} NOT NULL, period ${t.text} NOT NULL, day ${t.text} NOT NULL,
   payer ${t.text} NOT NULL, namespace ${t.text} NOT NULL, account ${t.text} NOT NULL, key_id ${t.text} NOT NULL,
   home ${t.text} NOT NULL, service ${t.text} NOT NULL, endpoint ${t.text} NOT NULL,
   price ${t.int} NOT NULL, free_quota ${t.int} NOT NULL, free ${t.flag} NOT NULL, charged ${t.int} NOT NULL,
-  outcome ${t.text} NOT NULL, code INTEGER NOT NULL, idem_key ${t.text}, idem ${t.text}, posting ${t.text} UNIQUE
+  outcome ${t.text} NOT NULL, code INTEGER NOT NULL, idem_key ${t.text}, idem ${t.text}, posting ${t.text} ${posting}
 )${suffix};
 CREATE INDEX usage_calls_namespace ON usage_calls (namespace, day);
 CREATE INDEX usage_calls_idem ON usage_calls (idem) WHERE idem IS NOT NULL;`;

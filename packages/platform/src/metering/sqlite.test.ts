@@ -80,7 +80,7 @@ function countTransactions(t: { after(fn: () => unknown): void }, db: SqliteLedg
 
 const charge = (payer: string, amount: number): Charge => {
   const requestId = randomUUID();
-  return { requestId, payer, amount, posting: requestPosting(payer, requestId), period: '2027-01', service: 'paid', endpoint: 'Call' };
+  return { requestId, payer, amount, calls: 1, posting: requestPosting(payer, requestId), period: '2027-01', service: 'paid', endpoint: 'Call' };
 };
 
 test('sqlite: the charges of a round are posted in one transaction of the ledger (one commit, not one each)', async (t) => {
@@ -159,4 +159,65 @@ test('sqlite: a batch whose transaction fails as a whole is posted one by one; a
   assert.match(String(refused.error), /the ledger is away/);
   assert.equal(await ledger.balance(balanceAccount('ns.acme')), 600);
   assert.equal((await ledger.trialBalance()).ok, true);
+});
+
+test('sqlite: the charged calls of one tick, payer and endpoint are one posting that counts them; idempotent calls keep their own', async (t) => {
+  const { ledger, meter } = await meterOn(t, 5);
+  await topUp(ledger, 'ns.acme', 1_000);
+  const calls = [...Array.from({ length: 20 }, () => meteredCall('acme', 'Call')), meteredCall('acme', 'Call', { idempotencyKey: 'once' })];
+  const tickets = await Promise.all(calls.map((c) => Promise.resolve(meter.admit(c))));
+  await Promise.all(tickets.map((tk) => tk?.settle(true, 200)));
+  await meter.flush();
+  const rows = ledger.db.prepare('SELECT request_id, posting, charged FROM usage_calls ORDER BY request_id').all() as { request_id: string; posting: string; charged: number }[];
+  const shared = rows.filter((r) => r.posting !== rows.find((x) => x.request_id === calls[20]?.requestId)?.posting);
+  assert.equal(new Set(shared.map((r) => r.posting)).size, 1, 'the 20 calls without a key share a posting');
+  const posting = await ledger.posting(shared[0]?.posting as string);
+  assert.deepEqual(posting?.entries.map((e) => e.amount), [-100, 100]);
+  assert.equal(posting?.metadata.calls, '20');
+  // its key is that of the first call's request id, which its metadata names
+  assert.equal(posting?.key, requestPosting('ns.acme', posting?.metadata.request_id as string));
+  assert.ok(shared.some((r) => r.request_id === posting?.metadata.request_id));
+  const own = await ledger.posting(rows.find((r) => r.request_id === calls[20]?.requestId)?.posting as string);
+  assert.deepEqual([own?.metadata.calls, own?.entries.map((e) => e.amount)], ['1', [-5, 5]]);
+  assert.equal(await ledger.balance(balanceAccount('ns.acme')), 1_000 - 21 * 5);
+  assert.equal((ledger.db.prepare('SELECT COUNT(*) AS n FROM usage_outbox').get() as { n: number }).n, 0);
+});
+
+test('sqlite: a billing.db of version 1 (a posting and an outbox row per call) is upgraded; its outbox is posted, its records kept', async (t) => {
+  const path = tempPath(t);
+  const ledger = openSqliteLedger(path);
+  t.after(() => ledger.close());
+  await topUp(ledger, 'ns.acme', 100);
+  const requestId = randomUUID();
+  const posting = requestPosting('ns.acme', requestId);
+  // the tables as version 1 made them, with one charged call left in the outbox by a crash
+  ledger.db.exec(`
+    CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+    INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version.metering', '1');
+    CREATE TABLE usage_calls (
+      request_id TEXT PRIMARY KEY, at INTEGER NOT NULL, period TEXT NOT NULL, day TEXT NOT NULL, payer TEXT NOT NULL, namespace TEXT NOT NULL,
+      account TEXT NOT NULL, key_id TEXT NOT NULL, home TEXT NOT NULL, service TEXT NOT NULL, endpoint TEXT NOT NULL, price INTEGER NOT NULL,
+      free_quota INTEGER NOT NULL, free INTEGER NOT NULL, charged INTEGER NOT NULL, outcome TEXT NOT NULL, code INTEGER NOT NULL,
+      idem_key TEXT, idem TEXT, posting TEXT UNIQUE) WITHOUT ROWID;
+    CREATE INDEX usage_calls_namespace ON usage_calls (namespace, day);
+    CREATE INDEX usage_calls_idem ON usage_calls (idem) WHERE idem IS NOT NULL;
+    CREATE INDEX usage_calls_payer ON usage_calls (payer, period, service, endpoint, free);
+    CREATE TRIGGER usage_calls_no_update BEFORE UPDATE ON usage_calls BEGIN SELECT RAISE(ABORT, 'usage records are immutable'); END;
+    CREATE TRIGGER usage_calls_no_delete BEFORE DELETE ON usage_calls BEGIN SELECT RAISE(ABORT, 'usage records are immutable'); END;
+    CREATE TABLE usage_outbox (request_id TEXT PRIMARY KEY REFERENCES usage_calls (request_id), payer TEXT NOT NULL) WITHOUT ROWID;
+  `);
+  ledger.db
+    .prepare(`INSERT INTO usage_calls VALUES (?, 0, '2027-01', '2027-01-01', 'ns.acme', 'acme', 'u1', '', 'acme', 'paid', 'Call', 7, 0, 0, 7, 'ok', 200, NULL, NULL, ?)`)
+    .run(requestId, posting);
+  ledger.db.prepare(`INSERT INTO usage_outbox VALUES (?, 'ns.acme')`).run(requestId);
+  const meter = new Meter({ engine: new SqliteMeterEngine(ledger.db, ledger, path), ledger, pricing: new MapPricing(), payerOf: async (ns) => `ns.${ns}` });
+  await meter.start();
+  t.after(() => meter.stop());
+  assert.equal((ledger.db.prepare("SELECT value FROM meta WHERE key = 'schema_version.metering'").get() as { value: string }).value, '2');
+  const p = await ledger.posting(posting);
+  assert.deepEqual([p?.metadata.calls, p?.metadata.request_id, p?.entries.map((e) => e.amount)], ['1', requestId, [-7, 7]]);
+  assert.equal(await ledger.balance(balanceAccount('ns.acme')), 93);
+  assert.equal((ledger.db.prepare('SELECT COUNT(*) AS n FROM usage_outbox').get() as { n: number }).n, 0);
+  assert.deepEqual(ledger.db.prepare('SELECT request_id, charged, posting FROM usage_calls').all(), [{ request_id: requestId, charged: 7, posting }]);
+  assert.throws(() => ledger.db.prepare('DELETE FROM usage_calls').run(), /immutable/, 'still immutable');
 });

@@ -18,14 +18,35 @@ import type { Admission, CallRecord, Charge, Hold, MeterEngine, Outcome, PostCha
 
 type Database = SqliteLedger['db'];
 
-export const METERING_SQLITE_VERSION = 1;
+export const METERING_SQLITE_VERSION = 2;
 
 const SCHEMA = `
-${callsTable({ text: 'TEXT', int: 'INTEGER', flag: 'INTEGER' }, ' WITHOUT ROWID')}
+${callsTable({ text: 'TEXT', int: 'INTEGER', flag: 'INTEGER' }, ' WITHOUT ROWID', '')}
 CREATE INDEX usage_calls_payer ON usage_calls (payer, period, service, endpoint, free);
 CREATE TRIGGER usage_calls_no_update BEFORE UPDATE ON usage_calls BEGIN SELECT RAISE(ABORT, 'usage records are immutable'); END;
 CREATE TRIGGER usage_calls_no_delete BEFORE DELETE ON usage_calls BEGIN SELECT RAISE(ABORT, 'usage records are immutable'); END;
-CREATE TABLE usage_outbox (request_id TEXT PRIMARY KEY REFERENCES usage_calls (request_id), payer TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE usage_outbox (request_id TEXT PRIMARY KEY REFERENCES usage_calls (request_id), payer TEXT NOT NULL, amount INTEGER, calls INTEGER) WITHOUT ROWID;
+`;
+
+/**
+ * From version 1, where every charged call had a posting of its own (posting UNIQUE) and
+ * an outbox row of its own: the records copied into the table of version 2 (the triggers
+ * that keep them immutable dropped for the copy only), the outbox's rows kept as rows of
+ * one call (amount and calls NULL: the record's charge, one call).
+ */
+const FROM_V1 = `
+DROP TRIGGER usage_calls_no_update;
+DROP TRIGGER usage_calls_no_delete;
+DROP INDEX usage_calls_namespace;
+DROP INDEX usage_calls_idem;
+DROP INDEX usage_calls_payer;
+ALTER TABLE usage_calls RENAME TO usage_calls_v1;
+ALTER TABLE usage_outbox RENAME TO usage_outbox_v1;
+${SCHEMA}
+INSERT INTO usage_calls SELECT * FROM usage_calls_v1;
+INSERT INTO usage_outbox (request_id, payer) SELECT request_id, payer FROM usage_outbox_v1;
+DROP TABLE usage_outbox_v1;
+DROP TABLE usage_calls_v1;
 `;
 
 interface Counter {
@@ -60,6 +81,34 @@ interface LocalHold extends Hold {
   state: PayerState;
   counter: Counter;
   released?: boolean;
+}
+
+/** the outbox's own columns beside a record's (NULL in a row of version 1: one call) */
+interface OutboxRaw {
+  outbox_amount: number | null;
+  outbox_calls: number | null;
+}
+
+/**
+ * The charges of a tick's records: one per payer, period, endpoint and price, keyed by
+ * its first call (whose posting key every record of it takes), one per idempotent call.
+ */
+function chargesOf(records: CallRecord[], batch: Pending<never>[]): Charge[] {
+  const groups = new Map<string, Charge>();
+  records.forEach((r, i) => {
+    if (r.charged <= 0) return;
+    const idem = (batch[i] as Pending<never>).hold.admission.idem !== undefined;
+    const group = idem ? `k\n${r.requestId}` : `r\n${r.payer}\n${r.period}\n${r.service}\n${r.endpoint}\n${r.price}`;
+    const c = groups.get(group);
+    if (!c) {
+      groups.set(group, chargeOf(r));
+      return;
+    }
+    c.amount += r.charged;
+    c.calls++;
+    r.posting = c.posting;
+  });
+  return [...groups.values()];
 }
 
 export interface SqliteMeterOptions {
@@ -97,22 +146,28 @@ export class SqliteMeterEngine implements MeterEngine {
     const db = this.db;
     return {
       insert: db.prepare(`INSERT INTO usage_calls (${CALL_COLUMNS}) VALUES (${CALL_COLUMNS.split(',').map(() => '?').join(', ')})`),
-      outbox: db.prepare('INSERT INTO usage_outbox (request_id, payer) VALUES (?, ?)'),
+      outbox: db.prepare('INSERT INTO usage_outbox (request_id, payer, amount, calls) VALUES (?, ?, ?, ?)'),
       unbox: db.prepare('DELETE FROM usage_outbox WHERE request_id = ?'),
       done: db.prepare<[string], { one: number }>("SELECT 1 AS one FROM usage_calls WHERE idem = ? AND outcome = 'ok' LIMIT 1"),
       used: db.prepare<[string, string, string, string], { n: number }>('SELECT COUNT(*) AS n FROM usage_calls WHERE payer = ? AND period = ? AND service = ? AND endpoint = ? AND free = 1'),
       spent: db.prepare<[string, string], { n: number }>('SELECT COALESCE(SUM(charged), 0) AS n FROM usage_calls WHERE payer = ? AND period = ?'),
-      pending: db.prepare<[], CallRowRaw>('SELECT c.* FROM usage_outbox o JOIN usage_calls c ON c.request_id = o.request_id ORDER BY c.at, c.request_id'),
+      pending: db.prepare<[], CallRowRaw & OutboxRaw>('SELECT c.*, o.amount AS outbox_amount, o.calls AS outbox_calls FROM usage_outbox o JOIN usage_calls c ON c.request_id = o.request_id ORDER BY c.at, c.request_id'),
     };
   }
 
   async start(): Promise<void> {
-    ensureBillingSchema(this.db, 'metering', METERING_SQLITE_VERSION, () => this.db.exec(SCHEMA));
+    ensureBillingSchema(this.db, 'metering', METERING_SQLITE_VERSION, () => {
+      const v1 = this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'usage_calls'").get() !== undefined;
+      this.db.exec(v1 ? FROM_V1 : SCHEMA);
+    });
     this.st = this.prepare();
     // the outbox left by the last run (a crash): posted by the meter's first round
     for (const row of this.st.pending.all()) {
       const r = callOf(row);
-      this.queue.set(r.requestId, chargeOf(r));
+      const c = chargeOf(r);
+      if (row.outbox_amount !== null) c.amount = Number(row.outbox_amount);
+      if (row.outbox_calls !== null) c.calls = Number(row.outbox_calls);
+      this.queue.set(r.requestId, c);
     }
   }
 
@@ -221,7 +276,13 @@ export class SqliteMeterEngine implements MeterEngine {
     if (h.kind === 'free') h.counter.inflight--;
   }
 
-  /** One transaction for the records of the tick: a success turns its hold into a charge, a free call or a replay. */
+  /**
+   * One transaction for the records of the tick: a success turns its hold into a charge, a
+   * free call or a replay. The charged calls of one payer, endpoint and price in the tick
+   * make one outbox row and so one ledger posting (`calls: N`), keyed by the first one's
+   * request id; every record names that posting. An idempotent call keeps a posting of
+   * its own (its key is what charges a retry once).
+   */
   private write(batch: Pending<never>[]): void {
     const done = new Set<string>();
     const records = batch.map((e) => {
@@ -234,13 +295,12 @@ export class SqliteMeterEngine implements MeterEngine {
       }
       return recordOf(a, e.outcome, kind);
     });
+    const charges = chargesOf(records, batch);
     try {
       this.db
         .transaction(() => {
-          records.forEach((r, i) => {
-            this.st.insert.run(...callValues(r, (batch[i] as Pending<never>).hold.admission.idem));
-            if (r.charged > 0) this.st.outbox.run(r.requestId, r.payer);
-          });
+          records.forEach((r, i) => this.st.insert.run(...callValues(r, (batch[i] as Pending<never>).hold.admission.idem)));
+          for (const c of charges) this.st.outbox.run(c.requestId, c.payer, c.amount, c.calls);
         })
         .immediate();
     } catch (err) {
@@ -251,6 +311,7 @@ export class SqliteMeterEngine implements MeterEngine {
       }
       return;
     }
+    for (const c of charges) this.queue.set(c.requestId, c);
     batch.forEach((e, i) => {
       const r = records[i] as CallRecord;
       this.apply(e.hold as LocalHold, r);
@@ -258,14 +319,13 @@ export class SqliteMeterEngine implements MeterEngine {
     });
   }
 
-  /** What a recorded call leaves in memory: its hold released, a free slot used, a charge to post. */
+  /** What a recorded call leaves in memory: its hold released, a free slot used, a charge to post (queued by write). */
   private apply(h: LocalHold, r: CallRecord): void {
     this.release(h);
     if (r.free) h.counter.used++;
     if (r.charged > 0) {
       if (h.state.period === r.period) h.state.spent += r.charged;
       h.state.unposted += r.charged;
-      this.queue.set(r.requestId, chargeOf(r));
     }
   }
 

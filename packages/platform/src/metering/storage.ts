@@ -75,11 +75,18 @@ export interface CallRecord extends CallFacts {
   posting: string | null;
 }
 
-/** A charge recorded and not yet posted to the ledger: an entry of the outbox. */
+/**
+ * A charge recorded and not yet posted to the ledger: an entry of the outbox. One call's
+ * (the nats profile's, and an idempotent call's), or the charged calls of one payer,
+ * endpoint and price that one group commit recorded (the local profile's): then
+ * `requestId` is the first of them, `amount` their sum and `calls` their number.
+ */
 export interface Charge {
   requestId: string;
   payer: string;
   amount: number;
+  /** the charged calls it stands for (1 for one call's) */
+  calls: number;
   /** the posting's key (`usage:<payer>:…`) */
   posting: string;
   period: string;

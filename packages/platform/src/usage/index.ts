@@ -22,6 +22,8 @@ export interface UsageServiceOptions {
   nodes?: Pick<PgMeterOptions, 'heartbeat' | 'holdTtl' | 'idleInTransaction'>;
   /** ms between rounds of the outbox (default 2,000) */
   postEvery?: number;
+  /** ms from a charge's record to the round that posts it (default 50) */
+  postDelay?: number;
 }
 
 /**
@@ -48,6 +50,7 @@ export function usageCoreService(options: UsageServiceOptions): CoreServiceFacto
         clock: billing.clock,
         logger,
         postEvery: options.postEvery,
+        postDelay: options.postDelay,
       });
       return {
         def: usageService,

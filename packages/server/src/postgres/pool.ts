@@ -55,8 +55,10 @@ export interface Postgres {
    * BEGIN: no extra round trip), so the locks of a client whose host or network was lost
    * are not kept until TCP keepalive gives up (hours). Only for transactions that send
    * their statements back to back.
+   * `noJit`: `SET LOCAL jit = off` with the BEGIN (no extra round trip), for short
+   * transactions whose plans PostgreSQL might otherwise compile on every run.
    */
-  transaction<T>(fn: (client: pg.PoolClient) => Promise<T>, options?: { idleTimeout?: number }): Promise<T>;
+  transaction<T>(fn: (client: pg.PoolClient) => Promise<T>, options?: { idleTimeout?: number; noJit?: boolean }): Promise<T>;
   /** Turns a pg error into the typed one this handle throws (lost connection → 503); others pass. */
   fail(err: unknown): unknown;
   /** Releases this handle; the pool ends with the last handle of its URL. */
@@ -170,7 +172,7 @@ function handle(shared: Shared, options: PostgresOptions, schema: string, id: st
         throw fail(err);
       }
     },
-    async transaction<T>(fn: (client: pg.PoolClient) => Promise<T>, options: { idleTimeout?: number } = {}): Promise<T> {
+    async transaction<T>(fn: (client: pg.PoolClient) => Promise<T>, options: { idleTimeout?: number; noJit?: boolean } = {}): Promise<T> {
       checkOpen();
       const idle = options.idleTimeout;
       // it goes into the text of the statement: a whole number only
@@ -188,7 +190,10 @@ function handle(shared: Shared, options: PostgresOptions, schema: string, id: st
       const onError = (err: Error) => (broken = err);
       client.on('error', onError);
       try {
-        await client.query(idle === undefined ? 'BEGIN' : `BEGIN; SET LOCAL idle_in_transaction_session_timeout = ${idle}`);
+        let begin = 'BEGIN';
+        if (idle !== undefined) begin += `; SET LOCAL idle_in_transaction_session_timeout = ${idle}`;
+        if (options.noJit) begin += '; SET LOCAL jit = off';
+        await client.query(begin);
         const result = await fn(client);
         await client.query('COMMIT');
         return result;
