@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { authApi, bearer, Client, createClient, createLogger, platformClient, TokenSource, type Credentials } from '@micro/sdk';
 import { MicroServer, type HostedService } from '@micro/server';
+import type { CoreServiceFactory } from '@micro/server/engine';
 import { natsPlatform } from '@micro/server/testing';
 import WebSocket from 'ws';
 
@@ -65,6 +66,8 @@ export interface PlatformOptions {
   services: readonly HostedService[];
   /** `nats`: NATS, PostgreSQL and Redis under a prefix of the test's own (skips without them, outside CI) */
   profile?: 'local' | 'nats';
+  /** more core services of micro beside the server's own (e.g. the platform's mail, which the user service sends through) */
+  coreServices?: readonly CoreServiceFactory[];
 }
 
 const silent = createLogger({ level: 'silent' });
@@ -80,7 +83,7 @@ export async function startPlatform(t: TestContext, options: PlatformOptions): P
     drop = nats.drop;
   }
   const home = mkdtempSync(join(tmpdir(), 'micro-services-'));
-  const server = new MicroServer({ home, address: 'tcp://127.0.0.1:0', gateway: '127.0.0.1:0', logger: silent, services: options.services });
+  const server = new MicroServer({ home, address: 'tcp://127.0.0.1:0', gateway: '127.0.0.1:0', logger: silent, services: options.services, coreServices: options.coreServices });
   try {
     await server.start();
   } catch (err) {
