@@ -1,5 +1,6 @@
 import { errors, mailService, type Account, type Context, type Handlers } from '@micro/sdk';
 import type { CoreServiceFactory } from '@micro/server/engine';
+import { checkMessage } from './checks.js';
 import { mailerFromEnv } from './env.js';
 import type { Mailer } from './mailer.js';
 
@@ -74,8 +75,10 @@ export function mailHandlers(mailer: Mailer, rate: TenantRate): Handlers<typeof 
   return {
     Send: async ({ tenant, to, subject, text, html, fromName }, ctx) => {
       requireMicro(ctx);
+      // checked before it counts: a refused message does not use the tenant's allowance
+      const message = checkMessage({ to, subject, text, ...(html !== undefined ? { html } : {}), ...(fromName !== undefined ? { fromName } : {}) });
       rate.take(tenant);
-      await mailer.send({ to, subject, text, ...(html !== undefined ? { html } : {}), ...(fromName !== undefined ? { fromName } : {}) });
+      await mailer.send(message);
       ctx.logger.info({ tenant, by: ctx.account?.id }, 'mail: sent for a tenant');
       return {};
     },
