@@ -42,6 +42,7 @@ for (const profile of ['local', 'nats'] as const) {
       refused(await b('Validate', { id: 'alice@example.com', code: '123456' }), 404, /id: no code/);
       assert.deepEqual((await a('Validate', { id: 'shared-id', code: mine })).body, { success: true });
       await fc.assert(
+        // eslint-disable-next-line no-control-regex -- ids with control characters are refused (tested below)
         fc.asyncProperty(fc.string({ minLength: 1, maxLength: 40 }).filter((s) => s.trim() !== '' && !/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(s)), async (id) => {
           await a('Generate', { id });
           const r = await b('Validate', { id, code: '000000' });
