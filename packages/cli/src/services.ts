@@ -7,7 +7,9 @@ import type { HostedService } from '@micro/server';
 export async function valueAddServices(): Promise<HostedService[]> {
   return Promise.all([
     // one line a service, in the order of M3O-API.md
+    import('@micro/service-user').then((m) => m.service),
     import('@micro/service-id').then((m) => m.service),
+    import('@micro/service-otp').then((m) => m.service),
     import('@micro/service-wallet').then((m) => m.service),
   ]);
 }

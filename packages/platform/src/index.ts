@@ -7,6 +7,7 @@ import { billingCoreService } from './plans/index.js';
 import { PlatformHub } from './hub.js';
 import type { Pricing } from './pricing/pricing.js';
 import { usageCoreService, type UsageServiceOptions } from './usage/index.js';
+import { mailCoreService, type MailServiceOptions } from './mail/index.js';
 
 export { PlatformHub } from './hub.js';
 export type { BalanceObserver } from './hub.js';
@@ -21,6 +22,8 @@ export { createPricing, pricingCoreService, pricingService, PlatformPricing, PRI
 export type { Pricing, EndpointPrice, PricedEndpoint, PricingServiceOptions, PriceView } from './pricing/index.js';
 
 export type { Mailer, MailMessage, MailerFromEnvOptions } from './mail/index.js';
+export { mailCoreService, TenantRate, DEFAULT_MAIL_PER_TENANT } from './mail/index.js';
+export type { MailServiceOptions } from './mail/index.js';
 export { MemoryMailer, mailerFromEnv, checkAddress, verificationMessage, platformInviteMessage, teamInviteMessage, namespacesMessage, balanceMessage } from './mail/index.js';
 export { openSqliteLedger, openPgLedger, UNIT, UNITS_PER_DOLLAR } from './ledger/index.js';
 export type { Ledger, LedgerOptions, Account as LedgerAccount, PostingInput, PostResult } from './ledger/index.js';
@@ -37,7 +40,9 @@ export type { UsageServiceOptions } from './usage/index.js';
  * the core services (MicroServerOptions.coreServices; `micro server` passes these).
  * Each folder of src/ adds its factory here.
  */
-export function platformCoreServices(options: { hub?: PlatformHub; pricing?: Pricing; usage?: Omit<UsageServiceOptions, 'hub' | 'pricing'> } = {}): CoreServiceFactory[] {
+export function platformCoreServices(
+  options: { hub?: PlatformHub; pricing?: Pricing; usage?: Omit<UsageServiceOptions, 'hub' | 'pricing'>; mail?: MailServiceOptions } = {},
+): CoreServiceFactory[] {
   const hub = options.hub ?? new PlatformHub();
   // one Pricing for the pricing service and the meter: an admin's price reaches both at once
   const { pricing, factory: pricingFactory } = createPricing({ hub });
@@ -50,5 +55,7 @@ export function platformCoreServices(options: { hub?: PlatformHub; pricing?: Pri
     usageCoreService({ hub, pricing: options.pricing ?? pricing, onBalance: (payer, balance) => void hub.onBalance(payer, balance), ...options.usage }),
     invoicesCoreService({ hub }),
     balanceCoreService({ hub }),
+    // the hosted value-add services' email (user: verification, reset and magic links)
+    mailCoreService(options.mail),
   ];
 }

@@ -32,6 +32,8 @@ export { formatIssues } from './service/validate.js';
 export { ServiceMetrics, METRICS_ENDPOINT, formatPrometheus, mergeFamilies, sanitizeFamilies, statsService, StatsReadResponse, CallStats, Series } from './metrics/index.js';
 export { quotaService, QuotaReadResponse, QUOTA_LIMIT_KEYS } from './quota/definition.js';
 export type { QuotaService } from './quota/definition.js';
+export { mailService, MAIL_LIMITS } from './mail/definition.js';
+export type { MailService } from './mail/definition.js';
 export type { MetricFamily, MetricSample, Sanitized, StatsService } from './metrics/index.js';
 
 // calling services

@@ -21,7 +21,7 @@ import {
 import { MicroServer, type MicroServerOptions } from './server.js';
 
 /** the services of @micro/platform, which `micro server` hosts beside these */
-const PLATFORM_SERVICES = ['signup', 'billing', 'pricing', 'usage', 'invoices', 'balance'];
+const PLATFORM_SERVICES = ['signup', 'billing', 'pricing', 'usage', 'invoices', 'balance', 'mail'];
 
 const silent = createLogger({ level: 'silent' });
 

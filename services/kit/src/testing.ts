@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { authApi, bearer, Client, createClient, createLogger, platformClient, TokenSource, type Credentials } from '@micro/sdk';
 import { MicroServer, type HostedService } from '@micro/server';
+import type { CoreServiceFactory } from '@micro/server/engine';
 import { natsPlatform } from '@micro/server/testing';
 import WebSocket from 'ws';
 
@@ -65,8 +66,10 @@ export interface PlatformOptions {
   services: readonly HostedService[];
   /** `nats`: NATS, PostgreSQL and Redis under a prefix of the test's own (skips without them, outside CI) */
   profile?: 'local' | 'nats';
-  /** with the platform's core services (signup, billing, pricing, usage: priced calls are metered and charged); default false */
+  /** with the platform's core services (signup, billing, pricing, usage, mail: priced calls are metered and charged); default false */
   platform?: boolean;
+  /** more core services of micro beside the server's own (e.g. only the platform's mail, which the user service sends through) */
+  coreServices?: readonly CoreServiceFactory[];
 }
 
 const silent = createLogger({ level: 'silent' });
@@ -82,7 +85,7 @@ export async function startPlatform(t: TestContext, options: PlatformOptions): P
     drop = nats.drop;
   }
   const home = mkdtempSync(join(tmpdir(), 'micro-services-'));
-  const coreServices = options.platform ? (await import('@micro/platform')).platformCoreServices() : undefined;
+  const coreServices = [...(options.platform ? (await import('@micro/platform')).platformCoreServices() : []), ...(options.coreServices ?? [])];
   const server = new MicroServer({ home, address: 'tcp://127.0.0.1:0', gateway: '127.0.0.1:0', logger: silent, services: options.services, coreServices });
   try {
     await server.start();

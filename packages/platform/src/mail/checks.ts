@@ -18,6 +18,8 @@ export const MAX_ADDRESS_LENGTH = 254;
 const MAX_LOCAL_LENGTH = 64;
 /** Subjects are ours (the builders), short and fixed; a long one is a mistake. */
 export const MAX_SUBJECT_LENGTH = 200;
+/** A display name a tenant gives its messages (`Acme Support`). */
+export const MAX_FROM_NAME_LENGTH = 100;
 /** A body of ours is a few kB; this bounds what an engine writes or sends. */
 export const MAX_BODY_LENGTH = 100_000;
 
@@ -102,5 +104,6 @@ export function checkMessage(message: MailMessage): MailMessage {
   };
   const html = checkBody('html', message.html, false);
   if (html !== undefined) checked.html = html;
+  if (message.fromName !== undefined) checked.fromName = checkHeaderValue('fromName', message.fromName, MAX_FROM_NAME_LENGTH);
   return checked;
 }

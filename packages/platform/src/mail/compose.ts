@@ -1,3 +1,4 @@
+import addressparser from 'nodemailer/lib/addressparser';
 import MailComposer from 'nodemailer/lib/mail-composer';
 import type { MailComposerOptions } from 'nodemailer/lib/mail-composer';
 import type { MailMessage } from './mailer.js';
@@ -11,7 +12,7 @@ export const DEFAULT_FROM = 'M3O <no-reply@localhost>';
  */
 export function composerOptions(from: string, message: MailMessage): MailComposerOptions {
   const options: MailComposerOptions = {
-    from,
+    from: message.fromName === undefined ? from : { name: message.fromName, address: addressOf(from) },
     to: message.to,
     subject: message.subject,
     text: message.text,
@@ -25,4 +26,9 @@ export function composerOptions(from: string, message: MailMessage): MailCompose
 /** The message as RFC 5322 bytes (headers, MIME parts, Date and Message-ID), as SMTP would carry it. */
 export function composeMessage(from: string, message: MailMessage): Promise<Buffer> {
   return new MailComposer(composerOptions(from, message)).compile().build();
+}
+
+/** The bare address of a checked sender (`M3O <no-reply@m3o.com>` → `no-reply@m3o.com`). */
+function addressOf(sender: string): string {
+  return addressparser(sender, { flatten: true })[0]?.address ?? sender;
 }

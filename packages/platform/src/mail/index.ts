@@ -9,3 +9,5 @@ export { mailerFromEnv } from './env.js';
 export type { MailerFromEnvOptions } from './env.js';
 export { verificationMessage, platformInviteMessage, teamInviteMessage, namespacesMessage, balanceMessage, escapeHtml } from './messages.js';
 export type { VerificationMessageInput, PlatformInviteMessageInput, TeamInviteMessageInput, NamespacesMessageInput, BalanceMessageInput } from './messages.js';
+export { mailCoreService, mailHandlers, TenantRate, DEFAULT_MAIL_PER_TENANT } from './service.js';
+export type { MailServiceOptions } from './service.js';

@@ -14,6 +14,8 @@ export interface MailMessage {
   /** the plain-text body; every message has one */
   text: string;
   html?: string;
+  /** the sender's display name in place of the configured one (the address stays the platform's) */
+  fromName?: string;
 }
 
 export interface Mailer {

@@ -75,6 +75,12 @@ export interface Engines {
   sync: Sync;
   cache: Cache;
   broker: Broker;
+  /**
+   * The client the engines call the server with, as the same identity: how a service
+   * hosted by the platform reaches the platform's other core services (e.g. `mail`).
+   * Undefined for in-memory engines (no server).
+   */
+  client?: Client;
 }
 
 /** The process's default engines (above), made on first use of each. */
@@ -87,6 +93,10 @@ export function defaultEngines(): Engines {
     get sync() { return sync(); },
     get cache() { return cache(); },
     get broker() { return broker(); },
+    get client() {
+      const address = serverAddress();
+      return address ? (platform ??= platformClient(address)) : undefined;
+    },
   };
 }
 
@@ -100,5 +110,6 @@ export function remoteEngines(client: Client): Engines {
     sync: new RemoteSync(client),
     cache: new RemoteCache(client),
     broker: tracedBroker(new RemoteBroker(client)),
+    client,
   };
 }

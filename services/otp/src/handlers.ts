@@ -1,0 +1,100 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { errors, type Context, type Engines, type Handlers } from '@micro/sdk';
+import { publicService, tenantStore } from '@micro/services-kit';
+import { otp, OTP_LIMITS } from './definition.js';
+import { sameCode, stepOf, totp } from './totp.js';
+
+export interface OtpOptions {
+  /** default Date.now */
+  now?: () => number;
+}
+
+/**
+ * What is kept per id (database `otp`, table `secrets` of the tenant's own namespace): the
+ * secret, which no endpoint returns; the code's size and step; the last step a code was
+ * accepted for (a code is good once); the wrong codes left before a new Generate.
+ */
+interface StoredOtp {
+  secret: string;
+  size: number;
+  expiry: number;
+  used: number;
+  triesLeft: number;
+}
+
+// eslint-disable-next-line no-control-regex -- control characters are what is refused
+const CONTROLS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+
+function bad(field: string, why: string): never {
+  throw errors.BadRequest('otp', `${field}: ${why}`);
+}
+
+function checkId(id: string | undefined): string {
+  if (id === undefined || id.trim() === '') throw errors.BadRequest('otp', 'Missing id');
+  if (CONTROLS.test(id)) bad('id', 'must not hold control characters');
+  return id;
+}
+
+function inRange(field: string, value: number | undefined, limits: { min: number; max: number; default: number }): number {
+  const v = value === undefined || value === 0 ? limits.default : value;
+  if (v < limits.min || v > limits.max) bad(field, `must be from ${limits.min} to ${limits.max}`);
+  return v;
+}
+
+/** One caller at a time per id (sync engine, the tenant's namespace): tries and one-time use hold under concurrency. */
+async function withLock<T>(engines: Engines, ctx: Context, id: string, fn: () => Promise<T>): Promise<T> {
+  const name = `otp/${createHash('sha256').update(id).digest('hex')}`;
+  const lock = await engines.sync.lock(name, { namespace: ctx.tenant, ttl: 10_000, wait: 10_000, owner: 'otp service' });
+  try {
+    return await fn();
+  } finally {
+    await lock.release().catch(() => undefined);
+  }
+}
+
+export function otpHandlers(engines: Engines, options: OtpOptions = {}): Handlers<typeof otp> {
+  const now = () => (options.now ?? Date.now)() / 1000;
+  const db = (ctx: Context) => tenantStore(engines.store, ctx, 'otp');
+  const read = async (ctx: Context, id: string) => (await db(ctx).read(id, { table: 'secrets' }))[0]?.value as StoredOtp | undefined;
+  const write = (ctx: Context, id: string, value: StoredOtp) => db(ctx).write({ key: id, value }, { table: 'secrets' });
+
+  return {
+    Generate: async (req, ctx) => {
+      const id = checkId(req.id);
+      const size = inRange('size', req.size, OTP_LIMITS.size);
+      const expiry = inRange('expiry', req.expiry, OTP_LIMITS.expiry);
+      return withLock(engines, ctx, id, async () => {
+        const prev = await read(ctx, id);
+        const secret = prev?.secret ?? randomBytes(20).toString('base64');
+        // a new step length starts a new count of used steps
+        const used = prev && prev.expiry === expiry ? prev.used : -1;
+        await write(ctx, id, { secret, size, expiry, used, triesLeft: OTP_LIMITS.tries });
+        return { code: totp(Buffer.from(secret, 'base64'), now(), expiry, size) };
+      });
+    },
+
+    Validate: async (req, ctx) => {
+      const id = checkId(req.id);
+      const code = (req.code ?? '').trim();
+      if (code === '') throw errors.BadRequest('otp', 'Missing code');
+      return withLock(engines, ctx, id, async () => {
+        const stored = await read(ctx, id);
+        if (!stored) throw errors.NotFound('otp', 'id: no code was generated for this id');
+        if (stored.triesLeft <= 0) throw errors.TooManyRequests('otp', `id: ${OTP_LIMITS.tries} wrong codes were given; Generate a new code first`);
+        const secret = Buffer.from(stored.secret, 'base64');
+        const current = stepOf(now(), stored.expiry);
+        // this step's code, or the previous step's (one generated just before a step ends)
+        const step = [current, current - 1].find((s) => s > stored.used && sameCode(totp(secret, s * stored.expiry, stored.expiry, stored.size), code));
+        if (step === undefined) {
+          await write(ctx, id, { ...stored, triesLeft: stored.triesLeft - 1 });
+          return { success: false };
+        }
+        await write(ctx, id, { ...stored, used: step, triesLeft: OTP_LIMITS.tries });
+        return { success: true };
+      });
+    },
+  };
+}
+
+export const service = publicService(otp, (engines) => otpHandlers(engines));
+export { otp } from './definition.js';
