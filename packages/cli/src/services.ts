@@ -7,5 +7,9 @@ import type { HostedService } from '@micro/server';
 export async function valueAddServices(): Promise<HostedService[]> {
   return Promise.all([
     // one line a service, in the order of M3O-API.md
+    import('@micro/service-stream').then((m) => m.service),
+    import('@micro/service-event').then((m) => m.service),
+    import('@micro/service-mq').then((m) => m.service),
+    import('@micro/service-secret').then((m) => m.service),
   ]);
 }
