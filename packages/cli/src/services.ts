@@ -10,6 +10,10 @@ export async function valueAddServices(): Promise<HostedService[]> {
     import('@micro/service-user').then((m) => m.service),
     import('@micro/service-id').then((m) => m.service),
     import('@micro/service-otp').then((m) => m.service),
+    import('@micro/service-event').then((m) => m.service),
+    import('@micro/service-stream').then((m) => m.service),
+    import('@micro/service-mq').then((m) => m.service),
+    import('@micro/service-secret').then((m) => m.service),
     import('@micro/service-wallet').then((m) => m.service),
   ]);
 }

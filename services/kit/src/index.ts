@@ -3,3 +3,5 @@ export { tenantStore } from './tenant.js';
 export type { TenantStore } from './tenant.js';
 export { publicService } from './service.js';
 export type { ServiceFactory } from './service.js';
+export { needs, TOPIC_NAME, topicName, jsonObject, depthOf, checkJson } from './message.js';
+export type { MessageBounds } from './message.js';
