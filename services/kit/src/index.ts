@@ -6,3 +6,5 @@ export type { ServiceFactory } from './service.js';
 export type { PublicServiceOptions } from './service.js';
 export { routeRequest, routeAnswer, gatewayOnly, pathSegments, publicUrl } from './route.js';
 export type { RouteRequest, RouteAnswer } from './route.js';
+export { TenantObjects, checkName, fromBase64, mediaType, encodePath, MAX_NAME_BYTES } from './objects.js';
+export type { ObjectRecord } from './objects.js';
