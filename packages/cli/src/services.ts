@@ -7,5 +7,8 @@ import type { HostedService } from '@micro/server';
 export async function valueAddServices(): Promise<HostedService[]> {
   return Promise.all([
     // one line a service, in the order of M3O-API.md
+    import('@micro/service-url').then((m) => m.service),
+    import('@micro/service-file').then((m) => m.service),
+    import('@micro/service-space').then((m) => m.service),
   ]);
 }
