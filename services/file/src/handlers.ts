@@ -70,6 +70,7 @@ export const service = publicService(file, (engines: Engines) => {
     List: async (req, ctx) => {
       const project = projectOf(req.project);
       const prefix = req.path ? req.path.replace(/^\/+/, '') : '';
+      // eslint-disable-next-line no-control-regex -- control characters are what it looks for
       if (prefix !== '' && /[\u0000-\u001f\u007f]/.test(prefix)) throw errors.BadRequest(SERVICE, 'path: must not contain control characters');
       const list = await files(ctx.tenant).list(keyOf(project, prefix), LIST_LIMIT);
       return { files: list.map(({ key, rec }) => recordOf(project, key.slice(project.length + 1), rec, '')) };

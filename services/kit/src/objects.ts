@@ -40,6 +40,7 @@ export function checkName(value: string | undefined, field: string, service: str
   const bad = (why: string) => errors.BadRequest(service, `${field}: ${why}`);
   if (value === undefined || value === '') throw bad('is required');
   if (Buffer.byteLength(value, 'utf8') > MAX_NAME_BYTES) throw bad(`must be at most ${MAX_NAME_BYTES} bytes`);
+  // eslint-disable-next-line no-control-regex -- control characters are what it looks for
   if (/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(value)) throw bad('must not contain control characters');
   // a lone surrogate is not a character
   if (LONE_SURROGATE.test(value)) throw bad('must be well-formed Unicode');

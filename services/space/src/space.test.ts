@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { expectShape, startPlatform, type Platform } from '@micro/services-kit/testing';
+import { expectShape, startPlatform } from '@micro/services-kit/testing';
 import { service } from './handlers.js';
 
 const b64 = (s: string | Buffer) => Buffer.from(s).toString('base64');
