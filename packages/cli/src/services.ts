@@ -8,8 +8,11 @@ export async function valueAddServices(): Promise<HostedService[]> {
   return Promise.all([
     // one line a service, in the order of M3O-API.md
     import('@micro/service-user').then((m) => m.service),
+    import('@micro/service-url').then((m) => m.service),
     import('@micro/service-id').then((m) => m.service),
     import('@micro/service-otp').then((m) => m.service),
+    import('@micro/service-file').then((m) => m.service),
+    import('@micro/service-space').then((m) => m.service),
     import('@micro/service-event').then((m) => m.service),
     import('@micro/service-stream').then((m) => m.service),
     import('@micro/service-mq').then((m) => m.service),

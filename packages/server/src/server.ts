@@ -46,6 +46,7 @@ import { installPathsFor, Sandbox, type SandboxOptions } from './runtime/sandbox
 import { DEFAULT_GATEWAY_ADDRESS, Gateway, type GatewayMeter } from './gateway/index.js';
 import type { RedisRateLimiter } from './gateway/ratelimit-redis.js';
 import { collectWebhooks } from './gateway/webhooks.js';
+import { collectRoutes } from './gateway/routes.js';
 
 export interface MicroServerOptions {
   /** MICRO_HOME (default: the environment's, or ~/.micro) */
@@ -262,8 +263,9 @@ export class MicroServer {
       for (const svc of this.services) await svc.start();
       for (const svc of this.services) stats.addLocal(svc);
       // the public value-add services, once the core services they keep data in answer
+      const hostedNow = selectHosted(this.hostedServices);
       this.hosted = new HostedServices({
-        services: selectHosted(this.hostedServices),
+        services: hostedNow,
         rpc: this.rpc,
         address: this.boundAddress.replace('//0.0.0.0:', '//127.0.0.1:').replace('//[::]:', '//[::1]:'),
         registry: this.registry,
@@ -291,6 +293,7 @@ export class MicroServer {
           selfGuarded: this.cores.map((cs) => cs.def.name),
           publicEndpoints: Object.fromEntries(this.cores.map((cs) => [cs.def.name, ['Debug.Health', ...(cs.publicEndpoints ?? [])]])),
           webhooks: collectWebhooks(this.cores),
+          routes: collectRoutes(hostedNow),
           corsOrigins: process.env.MICRO_GATEWAY_CORS_ORIGINS?.split(',').map((o) => o.trim()).filter(Boolean),
           stats,
           prices: this.cores.find((cs) => cs.prices)?.prices,

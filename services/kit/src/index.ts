@@ -5,3 +5,8 @@ export { publicService } from './service.js';
 export type { ServiceFactory } from './service.js';
 export { needs, TOPIC_NAME, topicName, jsonObject, depthOf, checkJson } from './message.js';
 export type { MessageBounds } from './message.js';
+export type { PublicServiceOptions } from './service.js';
+export { routeRequest, routeAnswer, gatewayOnly, pathSegments, publicUrl } from './route.js';
+export type { RouteRequest, RouteAnswer } from './route.js';
+export { TenantObjects, checkName, fromBase64, mediaType, encodePath, MAX_NAME_BYTES } from './objects.js';
+export type { ObjectRecord } from './objects.js';

@@ -8,9 +8,16 @@ import type { Engines, Handlers, ServiceDef } from '@micro/sdk';
 export interface ServiceFactory<D extends ServiceDef = ServiceDef> {
   def: D;
   handlers(engines: Engines): Handlers<D>;
+  /** anonymous HTTP routes the gateway serves with endpoints of this service (see route.ts), by path prefix: `{ u: 'Redirect' }`; default none */
+  routes?: Record<string, string>;
+}
+
+export interface PublicServiceOptions<D extends ServiceDef> {
+  /** path prefix → endpoint: the gateway serves `GET /<prefix>/<rest>` with that endpoint (route.ts) */
+  routes?: Record<string, keyof D['endpoints'] & string>;
 }
 
 /** A ServiceFactory, with the handlers typed by the definition. */
-export function publicService<D extends ServiceDef>(def: D, handlers: (engines: Engines) => Handlers<D>): ServiceFactory<D> {
-  return { def, handlers };
+export function publicService<D extends ServiceDef>(def: D, handlers: (engines: Engines) => Handlers<D>, options: PublicServiceOptions<D> = {}): ServiceFactory<D> {
+  return { def, handlers, ...(options.routes ? { routes: options.routes } : {}) };
 }

@@ -36,6 +36,7 @@ import { credentialsRequired, failureCode, idempotencyKeyOf, Settlement, type Ga
 import { requestId } from './request-id.js';
 import { activeTracing, remoteParent } from '@micro/sdk';
 import { webhookRoute, type WebhookRoute } from './webhooks.js';
+import { routeOf, routeQuery, writeRouteAnswer, type RouteRequest, type RouteTarget } from './routes.js';
 
 export interface GatewayOptions {
   /** where to listen: `tcp://127.0.0.1:8080` (default), `127.0.0.1:0`, `http://host:port` */
@@ -87,6 +88,8 @@ export interface GatewayOptions {
   dashboardDir?: string | false;
   /** raw routes of the core services, `POST /webhooks/<name>` (webhooks.ts); default none */
   webhooks?: ReadonlyMap<string, WebhookRoute>;
+  /** anonymous routes of micro's public services by prefix, `GET /<prefix>/<rest>` → an endpoint (routes.ts); default none */
+  routes?: ReadonlyMap<string, RouteTarget>;
   /** the price of each endpoint, shown in /openapi.json (micro server: the platform's pricing service); default what the endpoint's record says */
   prices?: GatewayPrices;
   /** metering of priced calls (meter.ts, the README's "Metering"); default none: nothing is metered */
@@ -186,6 +189,8 @@ export class Gateway {
   /** by namespace and service: the endpoints a call finds, and where they are served (`home`: the namespace, or micro for a public service) */
   private readonly endpoints = new TwoKeyCache<Located>(10_000);
   private readonly keyTokens = new Map<string, { token: string; exp: number }>();
+  /** the gateway's own tokens for the public services' routes, by service */
+  private readonly routeTokens = new Map<string, { token: string; until: number }>();
   /** tokens scoped to a service, by credential then `<namespace>/<service>`, with the second until which they are handed out */
   private readonly scopedTokens = new TwoKeyCache<{ token: string; until: number }>(10_000);
   /** `/v1/…` paths already parsed (valid ones only): the same few paths come again and again */
@@ -345,6 +350,9 @@ export class Gateway {
     }
     if (path.startsWith('/webhooks/') && this.options.webhooks) return this.webhook(req, res, path, this.options.webhooks);
     if (!path.startsWith('/v1/')) {
+      // the public services' anonymous routes (a short link, a public object): off the API's path too
+      const route = this.options.routes ? routeOf(this.options.routes, path) : undefined;
+      if (route) return this.serveRoute(req, res, route[0], route[1], query);
       // the dashboard's static files: off the API's path (a call never reaches this)
       if (this.options.dashboardDir !== false && isDashboardPath(path)) return serveDashboard(req, res, path, (this.dashboardDir ??= this.options.dashboardDir ?? defaultDashboardDir()));
       throw errors.NotFound(ID, 'not found: the API is under /v1/{service}/{endpoint}; see /openapi.json');
@@ -968,6 +976,41 @@ export class Gateway {
     bodyTaken.add(req);
     const answer = await route({ method: req.method, headers: req.headers, body, peer: peerOf(req) });
     send(res, answer.status, answer.body);
+  }
+
+  /**
+   * `GET|HEAD|PUT /<prefix>/<rest>` of a public service's route (routes.ts): anonymous,
+   * rate limited per IP, the body of a PUT at most maxBodyBytes; the endpoint is called as
+   * the gateway (a token of micro scoped to the service) and its answer written with the
+   * gateway's own headers.
+   */
+  private async serveRoute(req: IncomingMessage, res: ServerResponse, target: RouteTarget, rest: string, query: string): Promise<void> {
+    const requestId = identify(req);
+    const method = req.method ?? '';
+    if (method !== 'GET' && method !== 'HEAD' && method !== 'PUT') return this.notAllowed(req, res, 'GET, HEAD, PUT');
+    await this.limit(req, undefined);
+    const request: RouteRequest = { method, path: rest, query: routeQuery(query), body: '', contentType: '' };
+    if (method === 'PUT') {
+      const length = req.headers['content-length'];
+      if (length !== undefined && Number(length) > this.maxBody) throw errors.PayloadTooLarge(ID, `the request body is ${length} bytes; the most is ${this.maxBody}`);
+      request.body = (await readBody(req, this.maxBody)).toString('base64');
+      bodyTaken.add(req);
+      request.contentType = String(req.headers['content-type'] ?? '').slice(0, 200);
+    }
+    const token = await this.routeToken(target.service);
+    const answer = await this.client('micro').call(target.service, target.endpoint, request, { timeout: this.timeout, metadata: { authorization: `Bearer ${token}` }, peer: peerOf(req) });
+    writeRouteAnswer(res, target.service, answer, method === 'HEAD', requestId);
+  }
+
+  /** The gateway's own token for a public service's routes: an account of micro, scoped to the service, minted in process and kept until a minute before it expires. */
+  private async routeToken(service: string): Promise<string> {
+    const now = Date.now() / 1000;
+    const hit = this.routeTokens.get(service);
+    if (hit && hit.until > now) return hit.token;
+    const general = await this.options.tokens.issue({ id: 'service:gateway', type: 'service', issuer: 'micro', scopes: ['service', 'admin'] });
+    const { token, expiresAt } = await this.options.tokens.scope(general.token, `micro/${service}`);
+    this.routeTokens.set(service, { token, until: Math.min(expiresAt, general.expiresAt) - API_KEY_TOKEN_MARGIN });
+    return token;
   }
 
   private fail(req: IncomingMessage, res: ServerResponse, err: unknown, id: string): void {

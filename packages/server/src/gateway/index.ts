@@ -3,3 +3,4 @@ export { credentialsRequired, type GatewayMeter, type MeteredCall, type MeterTic
 export { RateLimiter, type Limiter, type RateLimitOptions } from './ratelimit.js';
 // the Redis rate limiter (nats profile) is in ../nats.ts, so that the local profile never loads ioredis
 export { openApiDocument } from './openapi.js';
+export { collectRoutes, type RouteRequest, type RouteAnswer, type RouteTarget } from './routes.js';

@@ -23,6 +23,12 @@ export interface HostedService {
   /** the handlers, given the engines to keep data in */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each service has its own handler types
   handlers(engines: Engines): Handlers<any>;
+  /**
+   * anonymous HTTP routes the gateway serves with its endpoints, by path prefix:
+   * `{ u: 'Redirect' }` sends `GET /u/<rest>` to endpoint Redirect (gateway/routes.ts says
+   * what the endpoint is given and answers); default none
+   */
+  routes?: Record<string, string>;
 }
 
 /** Which hosted services run: MICRO_SERVICES unset or `all`: every one; `none`: none; else a comma-separated list of names. */

@@ -1,0 +1,2 @@
+export { file, MAX_CONTENT_BYTES } from './definition.js';
+export { service } from './handlers.js';
