@@ -7,5 +7,10 @@ import type { HostedService } from '@micro/server';
 export async function valueAddServices(): Promise<HostedService[]> {
   return Promise.all([
     // one line a service, in the order of M3O-API.md
+    import('@micro/service-notes').then((m) => m.service),
+    import('@micro/service-lists').then((m) => m.service),
+    import('@micro/service-comments').then((m) => m.service),
+    import('@micro/service-chat').then((m) => m.service),
+    import('@micro/service-contact').then((m) => m.service),
   ]);
 }
