@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { HostedService } from '@micro/server';
-import { expectShape, startPlatform, untilHeard, type Platform } from './testing.js';
+import { callPatiently, expectShape, startPlatform, untilHeard, type Platform } from './testing.js';
 
 export interface RecordSuite {
   service: HostedService;
@@ -163,10 +163,10 @@ async function isolation(p: Platform, s: RecordSuite): Promise<void> {
   await fc.assert(
     fc.asyncProperty(fc.oneof(fc.string({ maxLength: 80 }), fc.constantFrom(theirs.id, `${theirs.id}/..`, '*', '>', `../${theirs.id}`, `${name}.records.*`)), async (id) => {
       for (const endpoint of ['Read', 'Delete'] as const) {
-        const res = await p.call(p.b.key, name, endpoint, { id });
+        const res = await callPatiently(p, p.b.key, name, endpoint, { id });
         assert.ok([400, 404].includes(res.status), `${endpoint} ${JSON.stringify(id)}: ${res.status} ${JSON.stringify(res.body)}`);
       }
-      const res = await p.call(p.b.key, name, 'Update', { [s.one]: { id, ...s.change } });
+      const res = await callPatiently(p, p.b.key, name, 'Update', { [s.one]: { id, ...s.change } });
       assert.ok([400, 404].includes(res.status), `Update ${JSON.stringify(id)}: ${res.status}`);
     }),
     { numRuns: 40 },
