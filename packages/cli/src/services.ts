@@ -17,6 +17,11 @@ export async function valueAddServices(): Promise<HostedService[]> {
     import('@micro/service-stream').then((m) => m.service),
     import('@micro/service-mq').then((m) => m.service),
     import('@micro/service-secret').then((m) => m.service),
+    import('@micro/service-notes').then((m) => m.service),
+    import('@micro/service-lists').then((m) => m.service),
+    import('@micro/service-comments').then((m) => m.service),
+    import('@micro/service-chat').then((m) => m.service),
+    import('@micro/service-contact').then((m) => m.service),
     import('@micro/service-wallet').then((m) => m.service),
   ]);
 }

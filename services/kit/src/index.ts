@@ -10,3 +10,9 @@ export { routeRequest, routeAnswer, gatewayOnly, pathSegments, publicUrl } from 
 export type { RouteRequest, RouteAnswer } from './route.js';
 export { TenantObjects, checkName, fromBase64, mediaType, encodePath, MAX_NAME_BYTES } from './objects.js';
 export type { ObjectRecord } from './objects.js';
+export { Records, recordId, text, RECORD_ID, MAX_RECORDS } from './records.js';
+export type { Stamped, RecordsOptions, Change } from './records.js';
+export { listen, MAX_LISTENERS, MAX_QUEUED } from './listen.js';
+export type { Listening } from './listen.js';
+export { recordService } from './crud.js';
+export type { RecordServiceSpec } from './crud.js';

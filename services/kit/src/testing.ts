@@ -59,6 +59,8 @@ export interface Stream {
   opened: Promise<void>;
   /** the frames received, parsed; rejects on timeout with what came so far */
   frames: Promise<any[]>; // eslint-disable-line @typescript-eslint/no-explicit-any -- as Answer.body
+  /** the frames received so far (live): a test may act until the stream shows it is listening */
+  received: readonly any[]; // eslint-disable-line @typescript-eslint/no-explicit-any -- as Answer.body
   close(): void;
 }
 
@@ -183,7 +185,7 @@ function stream(url: string, key: string, service: string, endpoint: string, bod
   });
   // a rejection nobody awaits (the test read `opened` only) must not crash the runner
   done.catch(() => undefined);
-  return { opened, frames: done, close: () => ws.close() };
+  return { opened, frames: done, received: frames, close: () => ws.close() };
 }
 
 export { shapeOf, shapeProblems, endpointsOf } from './shapes.js';
@@ -194,4 +196,30 @@ export async function expectShape(service: string, endpoint: string, body: unkno
   const { shapeProblems } = await import('./shapes.js');
   const problems = shapeProblems(service, endpoint, body);
   if (problems.length > 0) throw new Error(`${service}.${endpoint} does not answer M3O's shape:\n  ${problems.join('\n  ')}\nbody: ${JSON.stringify(body).slice(0, 1000)}`);
+}
+
+/**
+ * Calls `poke` (something that makes the stream say something) every `interval` ms until
+ * the stream received a frame: a stream of changes says nothing when it is in place, so
+ * this is how a test knows that what it does next will be heard.
+ */
+export async function untilHeard(stream: Pick<Stream, 'received'>, poke: () => Promise<unknown>, { interval = 100, timeout = 10_000 } = {}): Promise<void> {
+  const until = Date.now() + timeout;
+  while (stream.received.length === 0) {
+    if (Date.now() > until) throw new Error(`the stream heard nothing in ${timeout} ms`);
+    await poke();
+    await new Promise((r) => setTimeout(r, interval));
+  }
+}
+
+/**
+ * `p.call`, waiting out the gateway's rate limit (a 429 with Retry-After, 50 calls a
+ * second by default) rather than answering it: for property tests that make many calls.
+ */
+export async function callPatiently(p: Pick<Platform, 'call'>, key: string, service: string, endpoint: string, body?: unknown): Promise<Answer> {
+  for (;;) {
+    const res = await p.call(key, service, endpoint, body);
+    if (res.status !== 429 || res.body?.id === service) return res;
+    await new Promise((r) => setTimeout(r, 1_000 * Number(res.headers.get('retry-after') ?? 1)));
+  }
 }

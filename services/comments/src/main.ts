@@ -1,0 +1,5 @@
+import { defaultEngines, run } from '@micro/sdk';
+import { service } from './handlers.js';
+
+// `micro run ./services/comments`: the comments service in its own namespace, on the process's engines
+await run(service.def, service.handlers(defaultEngines()));
