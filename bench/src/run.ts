@@ -36,6 +36,7 @@ import { scaleRuntime } from './scale-runtime.js';
 import { gatewayConcurrency } from './gateway-concurrency.js';
 import { ledger } from './ledger.js';
 import { url } from './url.js';
+import { search } from './search.js';
 import { writeConcurrencyPlot } from './plot.js';
 import { killChildren, machineInfo, markdownTable, NOISY, runBenchmark, type Benchmark, type BenchmarkResult, type PinMode } from './harness.js';
 
@@ -59,6 +60,7 @@ const BENCHMARKS: readonly Benchmark[] = [
   gatewayConcurrency,
   ledger,
   url,
+  search,
 ];
 const PEER = `moleculer ${MOLECULER_VERSION}`;
 

@@ -13,6 +13,7 @@ export async function valueAddServices(): Promise<HostedService[]> {
     import('@micro/service-otp').then((m) => m.service),
     import('@micro/service-file').then((m) => m.service),
     import('@micro/service-space').then((m) => m.service),
+    import('@micro/service-search').then((m) => m.service),
     import('@micro/service-event').then((m) => m.service),
     import('@micro/service-stream').then((m) => m.service),
     import('@micro/service-mq').then((m) => m.service),

@@ -103,11 +103,12 @@ export * from './store/index.js';
 export * from './config/index.js';
 export * from './sync/index.js';
 export * from './cache/index.js';
+export * from './fulltext/index.js';
 export * from './events/index.js';
 // traces: OpenTelemetry spans of calls, exported to micro server (tracing/index.ts)
 export * from './tracing/index.js';
 // the default engines of a service: the server's with MICRO_SERVER, else in memory
-export { store, blobs, config, events, sync, broker, cache, defaultEngines, remoteEngines } from './client/engines.js';
+export { store, blobs, config, events, sync, broker, cache, fulltext, defaultEngines, remoteEngines } from './client/engines.js';
 export type { Engines } from './client/engines.js';
 
 // profiles: embedded engines, or NATS, PostgreSQL and Redis shared by several nodes

@@ -12,6 +12,8 @@ export { syncContract } from './sync/contract.js';
 export { eventsContract } from './events/contract.js';
 export { cacheContract } from './cache/contract.js';
 export type { MadeCache as CacheContractImpl } from './cache/contract.js';
+export { fulltextContract } from './fulltext/contract.js';
+export type { MadeFulltext as FulltextContractImpl } from './fulltext/contract.js';
 export type { EventsGaps, EventsHarness } from './events/contract.js';
 export { engineUrl, processAlive, testPrefix, TEST_ENGINE_URLS, freePort, privateNats, privateRedis, REDIS_SERVER_BIN } from './engines/testing.js';
 export type { EngineName, PrivateServer } from './engines/testing.js';

@@ -7,6 +7,8 @@ export type { ServerPaths } from './home.js';
 export { storeFactory, storeCoreService, SqliteStore, FileBlobStore } from './store/index.js';
 export { configCoreService } from './config/index.js';
 export { syncCoreService } from './sync/index.js';
+export { SqliteFulltext, SqliteFulltextStorage, fulltextFactory, fulltextServiceHandlers, postgresFulltextCoreService } from './fulltext/index.js';
+export type { SqliteFulltextOptions } from './fulltext/index.js';
 export { eventsCoreService, SqliteEvents } from './events/index.js';
 export { Gateway, DEFAULT_GATEWAY_ADDRESS } from './gateway/index.js';
 export type { GatewayOptions, GatewayMeter, MeteredCall, MeterTicket } from './gateway/index.js';

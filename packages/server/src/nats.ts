@@ -12,6 +12,7 @@ import { postgresSyncCoreService } from './sync/postgres.js';
 import { eventsCoreServiceFor } from './events/jetstream.js';
 import { redisCacheCoreService } from './cache/redis.js';
 import { natsTraceCoreService } from './trace/nats.js';
+import { postgresFulltextCoreService } from './fulltext/index.js';
 
 export { openRegistry, KvRegistry } from '@micro/sdk/nats';
 export { openPostgres, migrate, SchemaVersionError } from './postgres/index.js';
@@ -29,8 +30,10 @@ export { openPgAuth, PgAccounts, PgTokens } from './auth/pg/index.js';
 export type { PgAuth, PgAuthOptions } from './auth/pg/index.js';
 export { PostgresRuntimeDirectory } from './runtime/directory.js';
 export { natsTraceShare, natsTraceCoreService } from './trace/nats.js';
+export { PostgresFulltext, PostgresFulltextStorage, FULLTEXT_POSTGRES_MIGRATIONS } from './fulltext/postgres.js';
+export type { PostgresFulltextOptions } from './fulltext/postgres.js';
 
 /** The core services on the shared engines, in the order micro server starts them (see core-services.ts). */
 export function natsCoreServices(profile: NatsProfile): CoreServiceFactory[] {
-  return [natsTraceCoreService(profile), postgresStoreCoreService(profile), configCoreServiceFor(profile), postgresSyncCoreService(profile), eventsCoreServiceFor(profile), redisCacheCoreService(profile)];
+  return [natsTraceCoreService(profile), postgresStoreCoreService(profile), configCoreServiceFor(profile), postgresSyncCoreService(profile), eventsCoreServiceFor(profile), redisCacheCoreService(profile), postgresFulltextCoreService(profile)];
 }

@@ -64,7 +64,7 @@ test('first start creates a private home with an admin account, and tokens work'
 
     const registry = new RemoteRegistry(clientAs(server.address, admin));
     const names = (await registry.listServices({ namespace: 'micro' })).map((s) => s.name).sort();
-    assert.deepEqual(names, ['auth', 'broker', 'cache', 'config', 'events', 'quota', 'registry', 'runtime', 'stats', 'store', 'sync', 'trace']);
+    assert.deepEqual(names, ['auth', 'broker', 'cache', 'config', 'events', 'fulltext', 'quota', 'registry', 'runtime', 'stats', 'store', 'sync', 'trace']);
     // the SDK sends general tokens to exactly these and the platform layer's (which `micro
     // server` adds: the CLI's e2e test checks the whole list); any other service gets a scoped one
     assert.deepEqual(names, [...CORE_SERVICES].filter((s) => !PLATFORM_SERVICES.includes(s)).sort());

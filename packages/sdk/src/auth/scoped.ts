@@ -21,7 +21,7 @@ import { authApi, NAMESPACE_NAME } from './definition.js';
  * The core services of micro server: the only services a general token is sent to.
  * Kept equal to what the server hosts by a test (packages/server/src/server.test.ts).
  */
-export const CORE_SERVICES: ReadonlySet<string> = new Set(['auth', 'balance', 'billing', 'broker', 'cache', 'config', 'events', 'invoices', 'mail', 'pricing', 'registry', 'quota', 'runtime', 'signup', 'stats', 'store', 'sync', 'trace', 'usage']);
+export const CORE_SERVICES: ReadonlySet<string> = new Set(['auth', 'balance', 'billing', 'broker', 'cache', 'config', 'events', 'fulltext', 'invoices', 'mail', 'pricing', 'registry', 'quota', 'runtime', 'signup', 'stats', 'store', 'sync', 'trace', 'usage']);
 
 /** Whether a call goes to one of the server's core services (which take general tokens). */
 export function isCoreService(namespace: string, service: string): boolean {

@@ -9,6 +9,9 @@ import type { Config } from '../config/config.js';
 import { MemoryConfig } from '../config/memory.js';
 import { RemoteConfig } from '../config/remote.js';
 import type { Events } from '../events/events.js';
+import type { Fulltext } from '../fulltext/fulltext.js';
+import { MemoryFulltext } from '../fulltext/memory.js';
+import { RemoteFulltext } from '../fulltext/remote.js';
 import { MemoryEvents } from '../events/memory.js';
 import { RemoteEvents } from '../events/remote.js';
 import type { BlobStore } from '../store/blob.js';
@@ -59,6 +62,7 @@ export const config = (): Config => engine<Config>('config', (c) => new RemoteCo
 export const events = (): Events => engine<Events>('events', (c) => tracedEvents(new RemoteEvents(c)), () => tracedEvents(new MemoryEvents()));
 export const sync = (): Sync => engine<Sync>('sync', (c) => new RemoteSync(c), () => new MemorySync());
 export const cache = (): Cache => engine<Cache>('cache', (c) => new RemoteCache(c), () => new MemoryCache());
+export const fulltext = (): Fulltext => engine<Fulltext>('fulltext', (c) => new RemoteFulltext(c), () => new MemoryFulltext());
 export const broker = (): Broker => engine<Broker>('broker', (c) => tracedBroker(new RemoteBroker(c)), () => tracedBroker(new MemoryBroker()));
 
 /**
@@ -81,6 +85,8 @@ export interface Engines {
    * Undefined for in-memory engines (no server).
    */
   client?: Client;
+  /** full-text search indexes */
+  fulltext: Fulltext;
 }
 
 /** The process's default engines (above), made on first use of each. */
@@ -97,6 +103,7 @@ export function defaultEngines(): Engines {
       const address = serverAddress();
       return address ? (platform ??= platformClient(address)) : undefined;
     },
+    get fulltext() { return fulltext(); },
   };
 }
 
@@ -111,5 +118,6 @@ export function remoteEngines(client: Client): Engines {
     cache: new RemoteCache(client),
     broker: tracedBroker(new RemoteBroker(client)),
     client,
+    fulltext: new RemoteFulltext(client),
   };
 }
