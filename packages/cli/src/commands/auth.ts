@@ -104,8 +104,9 @@ export function registerAuthCommands(program: Command, ctx: CliContext): void {
           throw conn.explain(err);
         });
       if (out.json) return out.value(res);
+      // the key alone on stdout, so that `export MICRO_API_KEY=$(micro auth create key mine)` keeps it; the note for people on stderr
       out.line(res.key);
-      out.info(
+      out.warn(
         `API key ${res.info.id} (${name}) of ${res.info.account}, for ${servicesLabel(res.info.services)} — shown only now: keep it. Use it as "Authorization: Bearer <key>" at the gateway, or exchange it with auth.Token {apiKey}.`,
       );
     });
