@@ -388,6 +388,8 @@ export class PostgresStore implements Store {
       await this.db.query(`DELETE FROM ${s}.query_indexes WHERE namespace = $1 AND db = $2 AND tbl = $3 AND path = $4`, [scope.namespace, scope.database, scope.table, field]);
       throw this.db.fail(err);
     }
+    // statistics of the new expression, so the planner weighs the index (ANALYZE samples: bounded work)
+    await this.db.pool.query(`ANALYZE ${s}.records`).catch(() => undefined);
     return true;
   }
 
