@@ -15,7 +15,7 @@
  *   field holds different JSON types order by type in an engine's own way.
  */
 
-import type { Order, QueryOptions, CountOptions, StoreWhere, StoreQueryValue, StoreQueryOp } from './store.js';
+import type { Order, QueryOptions, CountOptions, StoreQueryValue, StoreQueryOp } from './store.js';
 import { STORE_LIMITS, bad, checkLimit, checkOffset, compareKeys, printable } from './util.js';
 
 export const QUERY_LIMITS = Object.freeze({
