@@ -37,6 +37,7 @@ import { gatewayConcurrency } from './gateway-concurrency.js';
 import { ledger } from './ledger.js';
 import { url } from './url.js';
 import { search } from './search.js';
+import { db } from './db.js';
 import { writeConcurrencyPlot } from './plot.js';
 import { killChildren, machineInfo, markdownTable, NOISY, runBenchmark, type Benchmark, type BenchmarkResult, type PinMode } from './harness.js';
 
@@ -61,6 +62,7 @@ const BENCHMARKS: readonly Benchmark[] = [
   ledger,
   url,
   search,
+  db,
 ];
 const PEER = `moleculer ${MOLECULER_VERSION}`;
 

@@ -7,6 +7,7 @@ import type { HostedService } from '@micro/server';
 export async function valueAddServices(): Promise<HostedService[]> {
   return Promise.all([
     // one line a service, in the order of M3O-API.md
+    import('@micro/service-db').then((m) => m.service),
     import('@micro/service-user').then((m) => m.service),
     import('@micro/service-url').then((m) => m.service),
     import('@micro/service-id').then((m) => m.service),

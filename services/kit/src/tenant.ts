@@ -1,4 +1,4 @@
-import type { Context, Store, StoreDeleteOptions as DeleteOptions, StoreListOptions as ListOptions, StoreReadOptions as ReadOptions, StoreRecord, StoreWriteOptions as WriteOptions } from '@micro/sdk';
+import type { Context, Store, StoreCountOptions as CountOptions, StoreQueryOptions as QueryOptions, StoreDeleteOptions as DeleteOptions, StoreListOptions as ListOptions, StoreReadOptions as ReadOptions, StoreRecord, StoreWriteOptions as WriteOptions } from '@micro/sdk';
 
 /**
  * A value-add service keeps each caller's data in the caller's own namespace (ctx.tenant:
@@ -13,6 +13,9 @@ export interface TenantStore {
   delete(key: string, options?: Omit<DeleteOptions, 'namespace' | 'database'>): Promise<void>;
   list(options?: Omit<ListOptions, 'namespace' | 'database'>): Promise<string[]>;
   tables(): Promise<string[]>;
+  /** records whose values match a where, evaluated by the engine (Store.query) */
+  query(options?: Omit<QueryOptions, 'namespace' | 'database'>): Promise<StoreRecord[]>;
+  count(options?: Omit<CountOptions, 'namespace' | 'database'>): Promise<number>;
 }
 
 /** The store of the calling tenant, in database `database` (by convention the service's name). */
@@ -24,5 +27,7 @@ export function tenantStore(store: Store, ctx: Pick<Context, 'tenant'>, database
     delete: (key, options) => store.delete(key, { ...options, ...scope }),
     list: (options) => store.list({ ...options, ...scope }),
     tables: () => store.tables({ namespace: ctx.tenant, database, limit: 1000 }),
+    query: (options) => store.query({ ...options, ...scope }),
+    count: (options) => store.count({ ...options, ...scope }),
   };
 }

@@ -322,6 +322,115 @@ export function storeContract(name: string, make: () => Promise<Made<Store>>): v
         assert.deepEqual(await dump(s), snapshot);
       }));
 
+    test('query: conditions on fields of the values, and/or, every comparison, as data', () =>
+      withStore(async (s) => {
+        const people = [
+          { key: 'p1', value: { name: 'ada', age: 36, admin: true, address: { city: 'London' } } },
+          { key: 'p2', value: { name: 'bob', age: 17, admin: false, address: { city: 'Paris' } } },
+          { key: 'p3', value: { name: 'cy', age: 52.5, address: { city: 'london' } } },
+          { key: 'p4', value: { name: 'dee', age: '40', note: "'; DROP TABLE records; --" } },
+          { key: 'p5', value: [1, 2, 3] },
+          { key: 'p6', value: 'just text' },
+        ];
+        for (const p of people) await s.write(p);
+        await s.write({ key: 'other', value: { age: 99 } }, { table: 'other' });
+        const keys = async (where: unknown, extra: object = {}) => (await s.query({ where: where as never, ...extra })).map((r) => r.key);
+        assert.deepEqual(await keys({ field: 'age', op: '>', value: 18 }), ['p1', 'p3']);
+        assert.deepEqual(await keys({ field: 'age', op: '>=', value: 36 }), ['p1', 'p3']);
+        assert.deepEqual(await keys({ field: 'age', op: '<', value: 36 }), ['p2']);
+        assert.deepEqual(await keys({ field: 'age', op: '<=', value: 36 }), ['p1', 'p2']);
+        assert.deepEqual(await keys({ field: 'age', op: '==', value: 52.5 }), ['p3']);
+        // a string is not a number: '40' matches only as a string
+        assert.deepEqual(await keys({ field: 'age', op: '==', value: '40' }), ['p4']);
+        assert.deepEqual(await keys({ field: 'age', op: '==', value: 40 }), []);
+        // != is the negation of ==: records without the field match
+        assert.deepEqual(await keys({ field: 'name', op: '!=', value: 'ada' }), ['p2', 'p3', 'p4', 'p5', 'p6']);
+        assert.deepEqual(await keys({ field: 'admin', op: '==', value: true }), ['p1']);
+        assert.deepEqual(await keys({ field: 'admin', op: '==', value: false }), ['p2']);
+        assert.deepEqual(await keys({ field: 'admin', op: '!=', value: true }), ['p2', 'p3', 'p4', 'p5', 'p6']);
+        assert.deepEqual(await keys({ field: 'address.city', op: '==', value: 'London' }), ['p1']);
+        assert.deepEqual(await keys({ field: 'address.city', op: '>', value: 'M' }), ['p2', 'p3']);
+        assert.deepEqual(await keys({ and: [{ field: 'age', op: '>', value: 10 }, { field: 'address.city', op: '!=', value: 'Paris' }] }), ['p1', 'p3']);
+        assert.deepEqual(await keys({ or: [{ field: 'name', op: '==', value: 'bob' }, { and: [{ field: 'age', op: '>', value: 50 }] }] }), ['p2', 'p3']);
+        // an object is not a string, whatever its JSON says
+        assert.deepEqual(await keys({ field: 'address', op: '==', value: '{"city":"London"}' }), []);
+        // hostile strings are values, compared as they are
+        assert.deepEqual(await keys({ field: 'note', op: '==', value: "'; DROP TABLE records; --" }), ['p4']);
+        assert.deepEqual(await keys({ field: 'name', op: '==', value: "ada' OR '1'='1" }), []);
+        assert.deepEqual(await keys({ field: 'name', op: '==', value: '%' }), []);
+        assert.deepEqual(await keys(undefined), ['p1', 'p2', 'p3', 'p4', 'p5', 'p6']);
+        assert.equal(await s.count(), 6);
+        assert.equal(await s.count({ where: { field: 'age', op: '>', value: 18 } }), 2);
+        assert.equal(await s.count({ table: 'other' }), 1);
+        assert.equal(await s.count({ table: 'none' }), 0);
+        assert.deepEqual(await s.query({ table: 'none' }), []);
+        const [first] = await s.query({ where: { field: 'name', op: '==', value: 'ada' } });
+        assert.deepEqual(first, people[0]);
+        assert.equal((await s.list({ limit: 1000 })).length, 6, 'the table is still there');
+      }));
+
+    test('query: order by a field (missing first going up), ties and pages by key', () =>
+      withStore(async (s) => {
+        const rows: [string, unknown][] = [['a', { n: 3 }], ['b', { n: 1 }], ['c', { n: 2 }], ['d', {}], ['e', { n: 1 }], ['f', { n: 10 }]];
+        for (const [key, value] of rows) await s.write({ key, value });
+        const keys = async (o: object) => (await s.query(o)).map((r) => r.key);
+        assert.deepEqual(await keys({ orderBy: 'n' }), ['d', 'b', 'e', 'c', 'a', 'f']);
+        assert.deepEqual(await keys({ orderBy: 'n', order: 'desc' }), ['f', 'a', 'c', 'e', 'b', 'd']);
+        assert.deepEqual(await keys({ orderBy: 'n', limit: 2, offset: 1 }), ['b', 'e']);
+        assert.deepEqual(await keys({ order: 'desc', limit: 3 }), ['f', 'e', 'd']);
+        assert.deepEqual(await keys({ where: { field: 'n', op: '>=', value: 2 }, orderBy: 'n', order: 'desc' }), ['f', 'a', 'c']);
+        await s.write({ key: 'w', value: { s: 'b' } }, { table: 'words' });
+        await s.write({ key: 'x', value: { s: 'B' } }, { table: 'words' });
+        await s.write({ key: 'y', value: { s: 'é' } }, { table: 'words' });
+        await s.write({ key: 'z', value: { s: 'ab' } }, { table: 'words' });
+        assert.deepEqual(await keys({ table: 'words', orderBy: 's' }), ['x', 'z', 'w', 'y']);
+        assert.equal((await s.query({ limit: 1000 })).length, 6);
+        await s.write({ key: 'gone', value: { n: 0 } }, { ttl: 0.05 });
+        await sleep(150);
+        assert.deepEqual(await keys({ where: { field: 'n', op: '==', value: 0 } }), []);
+        assert.equal(await s.count(), 6);
+      }));
+
+    test('query: namespaces, databases and tables keep records apart', () =>
+      withStore(async (s) => {
+        await s.write({ key: 'k', value: { v: 1 } }, { namespace: 'contract-a', table: 't' });
+        await s.write({ key: 'k', value: { v: 1 } }, { namespace: 'contract-b', table: 't' });
+        await s.write({ key: 'k2', value: { v: 1 } }, { namespace: 'contract-a', database: 'd2', table: 't' });
+        const where = { field: 'v', op: '==', value: 1 } as const;
+        assert.deepEqual((await s.query({ namespace: 'contract-a', table: 't', where })).map((r) => r.key), ['k']);
+        assert.equal(await s.count({ namespace: 'contract-b', table: 't', where }), 1);
+        assert.equal(await s.count({ namespace: 'contract-c', table: 't', where }), 0);
+        assert.equal(await s.count({ namespace: 'contract-a', database: 'd2', table: 't' }), 1);
+      }));
+
+    test('query: bad where, field paths and pages are 400s naming the field', () =>
+      withStore(async (s) => {
+        await s.write({ key: 'k', value: { a: 1 } });
+        const q = (o: unknown) => () => s.query(o as never);
+        await rejectsWith(q({ where: { field: 'a', op: '~', value: 1 } }), 400, /op/);
+        await rejectsWith(q({ where: { field: "a'); DROP TABLE records; --", op: '==', value: 1 } }), 400, /field/);
+        await rejectsWith(q({ where: { field: 'a..b', op: '==', value: 1 } }), 400, /field/);
+        await rejectsWith(q({ where: { field: '$.a', op: '==', value: 1 } }), 400, /field/);
+        await rejectsWith(q({ where: { field: 'a', op: '==', value: null } }), 400, /value/);
+        await rejectsWith(q({ where: { field: 'a', op: '==', value: { x: 1 } } }), 400, /value/);
+        await rejectsWith(q({ where: { field: 'a', op: '==', value: Number.NaN } }), 400, /value/);
+        await rejectsWith(q({ where: { field: 'a', op: '>', value: true } }), 400, /booleans/);
+        await rejectsWith(q({ where: { field: 'a', op: '==', value: 'x'.repeat(1025) } }), 400, /value/);
+        await rejectsWith(q({ where: { field: Array.from({ length: 9 }, () => 'a').join('.'), op: '==', value: 1 } }), 400, /deeper/);
+        await rejectsWith(q({ where: { and: [] } }), 400, /and/);
+        let deep: unknown = { field: 'a', op: '==', value: 1 };
+        for (let i = 0; i < 10; i++) deep = { and: [deep] };
+        await rejectsWith(q({ where: deep }), 400, /deeper/);
+        await rejectsWith(q({ where: { or: Array.from({ length: 65 }, () => ({ field: 'a', op: '==', value: 1 })) } }), 400, /at most/);
+        await rejectsWith(q({ orderBy: 'a b' }), 400, /orderBy/);
+        await rejectsWith(q({ order: 'up' }), 400, /order/);
+        await rejectsWith(q({ limit: 1001 }), 400, /limit/);
+        await rejectsWith(q({ offset: -1 }), 400, /offset/);
+        await rejectsWith(q({ table: '../x' }), 400, /table/);
+        await rejectsWith(() => s.count({ where: { field: '', op: '==', value: 1 } }), 400, /field/);
+        assert.deepEqual(await dump(s), [{ key: 'k', value: { a: 1 } }]);
+      }));
+
     test('concurrent writes to many keys all land', () =>
       withStore(async (s) => {
         await Promise.all(Array.from({ length: 100 }, (_, i) => s.write({ key: `c${i}`, value: i })));

@@ -29,6 +29,12 @@ const Scan = {
   offset: Offset,
 };
 
+/**
+ * A where tree (`{field, op, value}`, `{and: [...]}`, `{or: [...]}`): taken as any JSON here
+ * and checked by the engine (query.ts), whose 400s name the exact part that is wrong.
+ */
+const Where = z.unknown();
+
 export const StoreRecordSchema = z.object({
   key: z.string(),
   value: z.unknown().describe('any JSON value'),
@@ -109,6 +115,29 @@ export const storeService = defineService({
       description: 'The tables of a database that hold records',
       request: z.object({ namespace: Namespace, database: Database, limit: Limit, offset: Offset }),
       response: z.object({ tables: z.array(z.string()) }),
+      idempotent: true,
+      readonly: true,
+    }),
+    Query: endpoint({
+      description: 'The records of a table whose JSON values match where, ordered by a field, a page of them',
+      request: z.object({
+        where: Where.optional().describe('{field, op, value} or {and: [...]} / {or: [...]}; field a dotted path'),
+        orderBy: z.string().max(256).optional().describe('a field path (default: the key)'),
+        order: z.enum(['asc', 'desc']).optional(),
+        limit: Limit,
+        offset: Offset,
+        namespace: Namespace,
+        database: Database,
+        table: Table,
+      }),
+      response: z.object({ records: z.array(StoreRecordSchema), more: z.boolean().optional().describe('cut to fit one answer: query again with the offset moved on') }),
+      idempotent: true,
+      readonly: true,
+    }),
+    Count: endpoint({
+      description: 'How many records of a table match where',
+      request: z.object({ where: Where.optional(), namespace: Namespace, database: Database, table: Table }),
+      response: z.object({ count: z.number() }),
       idempotent: true,
       readonly: true,
     }),

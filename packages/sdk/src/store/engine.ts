@@ -30,5 +30,7 @@ export {
   reverseKey,
 } from './util.js';
 export type { KeyScan, ReadPlan, Scope } from './util.js';
+export { QUERY_LIMITS, QUERY_OPS, MAX_QUERY_INDEXES, checkCount, checkPath, checkQuery, checkWhere, compareForOrder, matches, queriedPaths, valueAt } from './query.js';
+export type { CheckedQuery, CheckedWhere } from './query.js';
 export { blobChunks, blobListScan, blobNotFound, blobTooLarge, checkMaxSize } from './blob.js';
 export type { BlobScan } from './blob.js';

@@ -3,7 +3,7 @@ import { MicroError } from '../errors/errors.js';
 import type { Handlers } from '../service/handlers.js';
 import { BLOB_CHUNK_SIZE, blobChunks, type BlobStore } from './blob.js';
 import type { storeService } from './definition.js';
-import type { Store } from './store.js';
+import type { Store, StoreWhere } from './store.js';
 import { STORE_ERROR_ID, bad, checkKey, fitting } from './util.js';
 
 /**
@@ -49,6 +49,12 @@ export function storeHandlers(store: Store, blobs: BlobStore, options: StoreHand
     },
     Databases: async (req, ctx) => ({ databases: await store.databases({ ...req, namespace: ns(ctx, req.namespace) }) }),
     Tables: async (req, ctx) => ({ tables: await store.tables({ ...req, namespace: ns(ctx, req.namespace) }) }),
+    Query: async (req, ctx) => {
+      const records = await store.query({ ...req, where: req.where as StoreWhere | undefined, namespace: ns(ctx, req.namespace) });
+      const n = fitting(records, budget);
+      return n < records.length ? { records: records.slice(0, n), more: true } : { records };
+    },
+    Count: async (req, ctx) => ({ count: await store.count({ ...req, where: req.where as StoreWhere | undefined, namespace: ns(ctx, req.namespace) }) }),
 
     'Blob.Put': async (requests, ctx) => {
       const source = requests[Symbol.asyncIterator]();

@@ -17,7 +17,13 @@ export type {
   NamesOptions as StoreNamesOptions,
   TablesOptions as StoreTablesOptions,
   Order as StoreOrder,
+  QueryOptions as StoreQueryOptions,
+  CountOptions as StoreCountOptions,
+  StoreWhere,
+  StoreQueryOp,
+  StoreQueryValue,
 } from './store.js';
+export { QUERY_LIMITS, checkPath as checkQueryPath } from './query.js';
 export type { BlobStore, BlobInfo, BlobOptions, BlobListOptions, BlobData } from './blob.js';
 export { DEFAULT_BLOB_MAX_SIZE, BLOB_CHUNK_SIZE, readBlob } from './blob.js';
 export { MemoryStore } from './memory.js';

@@ -7,7 +7,7 @@
  */
 
 import { ServiceUnavailable } from '../errors/errors.js';
-import type { DeleteOptions, ListOptions, MetadataValue, NamesOptions, ReadOptions, Store, StoreDefaults, StoreRecord, TablesOptions, WriteOptions } from './store.js';
+import type { CountOptions, DeleteOptions, QueryOptions, ListOptions, MetadataValue, NamesOptions, ReadOptions, Store, StoreDefaults, StoreRecord, TablesOptions, WriteOptions } from './store.js';
 import {
   STORE_ERROR_ID,
   bad,
@@ -28,6 +28,7 @@ import {
   type KeyScan,
   type Scope,
 } from './util.js';
+import { checkCount, checkQuery, compareForOrder, matches } from './query.js';
 
 export interface MemoryStoreOptions extends StoreDefaults {
   /** the clock, epoch ms; tests inject one to move time without sleeping */
@@ -128,6 +129,35 @@ export class MemoryStore implements Store {
     const now = this.now();
     const names = [...tables.entries()].filter(([, t]) => this.anyLive(t, now)).map(([name]) => name);
     return names.sort(compareKeys).slice(offset, offset + limit);
+  }
+
+  async query(options: QueryOptions = {}): Promise<StoreRecord[]> {
+    this.checkOpen();
+    const q = checkQuery(options);
+    const scope = resolveScope(options, this.defaults);
+    const found = this.matching(scope, q.where);
+    found.sort(compareForOrder(q.orderBy, q.order));
+    return found.slice(q.offset, q.offset + q.limit).map(([key, , entry]) => toRecord(key, entry));
+  }
+
+  async count(options: CountOptions = {}): Promise<number> {
+    this.checkOpen();
+    const where = checkCount(options);
+    return this.matching(resolveScope(options, this.defaults), where).length;
+  }
+
+  /** The live records of a table whose values match, parsed once each. */
+  private matching(scope: Scope, where: Parameters<typeof matches>[1]): [string, unknown, Entry][] {
+    const table = this.table(scope, false);
+    if (!table) return [];
+    const now = this.now();
+    const out: [string, unknown, Entry][] = [];
+    for (const [key, entry] of table) {
+      if (expired(entry, now)) continue;
+      const value = JSON.parse(entry.value) as unknown;
+      if (matches(value, where)) out.push([key, value, entry]);
+    }
+    return out;
   }
 
   async close(): Promise<void> {

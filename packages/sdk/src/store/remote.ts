@@ -2,8 +2,9 @@ import type { Client } from '../client/client.js';
 import { createClient, type TypedClient } from '../client/typed.js';
 import { BLOB_CHUNK_SIZE, blobChunks, type BlobData, type BlobInfo, type BlobListOptions, type BlobOptions, type BlobStore } from './blob.js';
 import { storeService } from './definition.js';
-import type { DeleteOptions, ListOptions, NamesOptions, ReadOptions, Store, StoreDefaults, StoreRecord, TablesOptions, WriteOptions } from './store.js';
+import type { CountOptions, DeleteOptions, QueryOptions, ListOptions, NamesOptions, ReadOptions, Store, StoreDefaults, StoreRecord, TablesOptions, WriteOptions } from './store.js';
 import { STORE_LIMITS, checkKey, checkMetadata, checkValue } from './util.js';
+import { checkQuery } from './query.js';
 
 /**
  * The store service of a `micro server`, reached through `client` (whose address is the
@@ -73,6 +74,26 @@ export class RemoteStore implements Store {
   async tables(options: TablesOptions = {}): Promise<string[]> {
     const database = options.database ?? this.defaults.database;
     return (await this.api.Tables({ namespace: options.namespace ?? this.defaults.namespace, database, limit: options.limit, offset: options.offset })).tables;
+  }
+
+  async query(options: QueryOptions = {}): Promise<StoreRecord[]> {
+    // checked here too: the page continuation below relies on a valid limit and offset
+    checkQuery(options);
+    const request = { ...this.scope(options), where: options.where, orderBy: options.orderBy, order: options.order, limit: options.limit, offset: options.offset };
+    const limit = options.limit ?? STORE_LIMITS.defaultLimit;
+    const out: StoreRecord[] = [];
+    for (;;) {
+      const { records, more } = await this.api.Query(request);
+      out.push(...records);
+      if (!more || records.length === 0 || out.length >= limit) return out;
+      // no key cursor here (the order is by a field): the next page by offset
+      request.offset = (options.offset ?? 0) + out.length;
+      request.limit = limit - out.length;
+    }
+  }
+
+  async count(options: CountOptions = {}): Promise<number> {
+    return (await this.api.Count({ ...this.scope(options), where: options.where })).count;
   }
 
   private scope(options: { namespace?: string; database?: string; table?: string }) {

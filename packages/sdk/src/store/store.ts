@@ -92,6 +92,32 @@ export interface TablesOptions extends NamesOptions {
   database?: string;
 }
 
+export type StoreQueryValue = string | number | boolean;
+export type StoreQueryOp = '==' | '!=' | '<' | '>' | '<=' | '>=';
+
+/**
+ * Conditions on the JSON value of a record: `field op value` (field a dotted path such as
+ * `user.age`), combined with `and`/`or`. See query.ts for the exact meaning and bounds.
+ */
+export type StoreWhere = { field: string; op: StoreQueryOp; value: StoreQueryValue } | { and: StoreWhere[] } | { or: StoreWhere[] };
+
+export interface QueryOptions extends ScopeOptions {
+  /** default: every record of the table */
+  where?: StoreWhere;
+  /** a field path to order by (default: the key); ties go by key */
+  orderBy?: string;
+  /** default asc */
+  order?: Order;
+  /** default 100, at most 1000 */
+  limit?: number;
+  /** default 0, at most 100,000 */
+  offset?: number;
+}
+
+export interface CountOptions extends ScopeOptions {
+  where?: StoreWhere;
+}
+
 export interface Store {
   readonly name: string;
   /**
@@ -109,6 +135,14 @@ export interface Store {
   databases(options?: NamesOptions): Promise<string[]>;
   /** The tables of a database that hold at least one live record, sorted. */
   tables(options?: TablesOptions): Promise<string[]>;
+  /**
+   * The records of a table whose values match `where`, in `orderBy` order, a page of
+   * them. Engines evaluate it where the data is (never by loading the table), and may
+   * index the fields that are queried often.
+   */
+  query(options?: QueryOptions): Promise<StoreRecord[]>;
+  /** How many live records of a table match `where`. */
+  count(options?: CountOptions): Promise<number>;
   close?(): Promise<void>;
 }
 

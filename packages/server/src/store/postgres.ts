@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
-import { BLOB_CHUNK_SIZE, errors, storeEngine as E, storeService, type BlobData, type BlobInfo, type BlobListOptions, type BlobOptions, type BlobStore, type Logger, type NatsProfile, type Store, type StoreDefaults, type StoreDeleteOptions as DeleteOptions, type StoreListOptions as ListOptions, type StoreMetadataValue as MetadataValue, type StoreNamesOptions as NamesOptions, type StoreReadOptions as ReadOptions, type StoreRecord, type StoreTablesOptions as TablesOptions, type StoreWriteOptions as WriteOptions } from '@micro/sdk';
+import { BLOB_CHUNK_SIZE, errors, storeEngine as E, storeService, type BlobData, type BlobInfo, type BlobListOptions, type BlobOptions, type BlobStore, type Logger, type NatsProfile, type Store, type StoreDefaults, type StoreDeleteOptions as DeleteOptions, type StoreListOptions as ListOptions, type StoreMetadataValue as MetadataValue, type StoreNamesOptions as NamesOptions, type StoreQueryOptions as QueryOptions, type StoreCountOptions as CountOptions, type StoreReadOptions as ReadOptions, type StoreRecord, type StoreTablesOptions as TablesOptions, type StoreWriteOptions as WriteOptions } from '@micro/sdk';
 import { positiveFromEnv, type CoreServiceFactory } from '../core.js';
 import { storeLimits } from '../quota/index.js';
 import { admitBlob, admitWrite, blobCeiling, blobTooLargeForQuota, recordSize, sqlSize, type StoreLimits, type StoreUsage } from './usage.js';
 import type { Limits } from '../quota/limits.js';
 import { migrate, openPostgres, statement, type Migration, type Postgres, type PostgresOptions } from '../postgres/index.js';
 import { storeServiceHandlers } from './handlers.js';
+import { QueryUse, indexName, orderSql, postgres as dialect, whereSql, type SqlParams } from './query-sql.js';
 
 /**
  * The store and the blob store in PostgreSQL, shared by every micro server node of a
@@ -73,6 +74,11 @@ export const STORE_POSTGRES_MIGRATIONS: readonly Migration[] = [
       await client.query(usageMigration(schema));
     },
   },
+  {
+    version: 3,
+    description: 'the query indexes of each table (Store.query)',
+    up: 'CREATE TABLE query_indexes (namespace text COLLATE "C" NOT NULL, db text COLLATE "C" NOT NULL, tbl text COLLATE "C" NOT NULL, path text NOT NULL, name text NOT NULL, PRIMARY KEY (namespace, db, tbl, path))',
+  },
 ];
 
 /** A column's size in bytes in PostgreSQL. */
@@ -136,6 +142,8 @@ export interface PostgresStoreOptions extends StoreDefaults, Omit<PostgresOption
   now?: () => number;
   /** the quota limits a write must stay within (default none: unchecked) */
   limits?: StoreLimits;
+  /** queries of a field of a table after which it gets an index (default 5; 0 = never) */
+  indexAfter?: number;
 }
 
 /** Appends `column` starts with `prefix` as a key range to `where`. */
@@ -159,6 +167,9 @@ export class PostgresStore implements Store {
   private readonly limits: StoreLimits | undefined;
   private purger: NodeJS.Timeout | undefined;
   private closed = false;
+  private readonly use: QueryUse;
+  /** the index builds asked for, one after the other, off the calls that asked */
+  private indexing: Promise<void> = Promise.resolve();
 
   /** Opens the pool, brings the schema up to date, and starts the purges. */
   static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
@@ -181,6 +192,7 @@ export class PostgresStore implements Store {
     this.defaults = defaults;
     this.now = options.now ?? Date.now;
     this.limits = options.limits;
+    this.use = new QueryUse(options.indexAfter ?? 5);
     const s = db.schema;
     const live = '(expiry IS NULL OR expiry > $';
     this.sql = {
@@ -285,6 +297,108 @@ export class PostgresStore implements Store {
     const offset = E.checkOffset(options.offset);
     const { rows } = await this.db.query<{ name: string }>(this.sql.tables, [namespace, database, this.now(), limit, offset]);
     return rows.map((r) => r.name);
+  }
+
+  async query(options: QueryOptions = {}): Promise<StoreRecord[]> {
+    this.checkOpen();
+    const q = E.checkQuery(options);
+    const scope = E.resolveScope(options, this.defaults);
+    this.noteUse(scope, E.queriedPaths(q));
+    const { rows } = await this.db.query<Row>(...this.querySql(scope, q));
+    return rows.map(toRecord);
+  }
+
+  async count(options: CountOptions = {}): Promise<number> {
+    this.checkOpen();
+    const where = E.checkCount(options);
+    const scope = E.resolveScope(options, this.defaults);
+    this.noteUse(scope, E.queriedPaths({ where }));
+    const { sql, params } = this.matching(scope, where);
+    const { rows } = await this.db.query<{ n: string }>(`SELECT count(*) AS n ${sql}`, params);
+    return Number(rows[0]?.n ?? 0);
+  }
+
+  /** The plan PostgreSQL chose for a query (EXPLAIN's lines), for tests that check an index serves it. */
+  async explainQuery(options: QueryOptions = {}): Promise<string[]> {
+    const [sql, params] = this.querySql(E.resolveScope(options, this.defaults), E.checkQuery(options));
+    const { rows } = await this.db.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${sql}`, params);
+    return rows.map((r) => r['QUERY PLAN']);
+  }
+
+  /** Resolves once the index builds asked for so far are done (tests, benchmarks). */
+  async indexed(): Promise<void> {
+    await this.indexing;
+  }
+
+  private querySql(scope: E.Scope, q: E.CheckedQuery): [string, SqlParams] {
+    const { sql, params } = this.matching(scope, q.where);
+    params.push(q.limit, q.offset);
+    const n = params.length;
+    return [`SELECT key, value, metadata, expiry ${sql} ORDER BY ${orderSql(dialect, q, true)} LIMIT $${n - 1} OFFSET $${n}`, params];
+  }
+
+  /** The FROM/WHERE of the live records of a table that match. */
+  private matching(scope: E.Scope, where: E.CheckedWhere | undefined): { sql: string; params: SqlParams } {
+    const params: SqlParams = [scope.namespace, scope.database, scope.table, this.now()];
+    let sql = `FROM ${this.db.schema}.records WHERE namespace = $1 AND db = $2 AND tbl = $3 AND (expiry IS NULL OR expiry > $4)`;
+    if (where) sql += ` AND ${whereSql(dialect, where, params, (n) => `$${n}`)}`;
+    return { sql, params };
+  }
+
+  /**
+   * Counts the fields a query names; one queried often gets an expression index of its
+   * table (partial: only that table's rows), built CONCURRENTLY (writes go on meanwhile)
+   * after the call that asked returns. At most MAX_QUERY_INDEXES per table, on every node.
+   */
+  private noteUse(scope: E.Scope, paths: string[][]): void {
+    const due = this.use.due(scope, paths);
+    if (due.length === 0) return;
+    this.indexing = this.indexing.then(async () => {
+      for (const path of due) {
+        // Postgres away or another node building the same index: queries stay right without it
+        await this.createIndex(scope, path).catch(() => undefined);
+      }
+    });
+  }
+
+  /** The index of one field of one table (see noteUse); false when the table has its share. */
+  async createIndex(scope: E.Scope, path: string[]): Promise<boolean> {
+    if (this.closed) return false;
+    const s = this.db.schema;
+    const name = indexName(scope, path);
+    const field = path.join('.');
+    const claimed = await this.db.query(
+      `INSERT INTO ${s}.query_indexes (namespace, db, tbl, path, name)
+       SELECT $1, $2, $3, $4, $5 WHERE (SELECT count(*) FROM ${s}.query_indexes WHERE namespace = $1 AND db = $2 AND tbl = $3) < ${E.MAX_QUERY_INDEXES}
+       ON CONFLICT DO NOTHING`,
+      [scope.namespace, scope.database, scope.table, field, name],
+    );
+    const known = await this.db.query(`SELECT 1 FROM ${s}.query_indexes WHERE namespace = $1 AND db = $2 AND tbl = $3 AND path = $4`, [scope.namespace, scope.database, scope.table, field]);
+    if (known.rowCount === 0) return false;
+    if (claimed.rowCount === 0 && (await this.indexValid(name))) return true;
+    // literals only of checked names (indexable) and a checked path: DDL takes no parameters.
+    // Not a prepared statement (CONCURRENTLY runs outside any transaction).
+    const ddl = `CREATE INDEX CONCURRENTLY IF NOT EXISTS ${name} ON ${s}.records (namespace, db, tbl, ${dialect.field(path)} NULLS FIRST, key)
+                 WHERE namespace = '${scope.namespace}' AND db = '${scope.database}' AND tbl = '${scope.table}'`;
+    try {
+      await this.db.pool.query(ddl);
+    } catch (err) {
+      // a build that failed leaves an invalid index behind: drop it so that a later one can try again
+      await this.db.pool.query(`DROP INDEX CONCURRENTLY IF EXISTS ${s}.${name}`).catch(() => undefined);
+      await this.db.query(`DELETE FROM ${s}.query_indexes WHERE namespace = $1 AND db = $2 AND tbl = $3 AND path = $4`, [scope.namespace, scope.database, scope.table, field]);
+      throw this.db.fail(err);
+    }
+    // statistics of the new expression, so the planner weighs the index (ANALYZE samples: bounded work)
+    await this.db.pool.query(`ANALYZE ${s}.records`).catch(() => undefined);
+    return true;
+  }
+
+  private async indexValid(name: string): Promise<boolean> {
+    const { rows } = await this.db.query<{ valid: boolean }>(
+      `SELECT i.indisvalid AS valid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = $1 AND n.nspname = $2`,
+      [name, this.db.prefix],
+    );
+    return rows[0]?.valid === true;
   }
 
   /**

@@ -2,7 +2,8 @@ import type Database from 'better-sqlite3';
 import { openDatabase } from '../sqlite.js';
 import { admitWrite, recordSize, sqlSize, type StoreLimits, type StoreUsage } from './usage.js';
 import { errors } from '@micro/sdk';
-import { storeEngine as E, type Store, type StoreDefaults, type StoreDeleteOptions as DeleteOptions, type StoreListOptions as ListOptions, type StoreMetadataValue as MetadataValue, type StoreNamesOptions as NamesOptions, type StoreReadOptions as ReadOptions, type StoreRecord, type StoreTablesOptions as TablesOptions, type StoreWriteOptions as WriteOptions } from '@micro/sdk';
+import { QueryUse, indexName, orderSql, sqlite as dialect, whereSql, type SqlParams } from './query-sql.js';
+import { storeEngine as E, type Store, type StoreDefaults, type StoreDeleteOptions as DeleteOptions, type StoreListOptions as ListOptions, type StoreMetadataValue as MetadataValue, type StoreNamesOptions as NamesOptions, type StoreQueryOptions as QueryOptions, type StoreCountOptions as CountOptions, type StoreReadOptions as ReadOptions, type StoreRecord, type StoreTablesOptions as TablesOptions, type StoreWriteOptions as WriteOptions } from '@micro/sdk';
 
 /**
  * The store in SQLite: one row per record in <dataDir>/store.db.
@@ -25,7 +26,7 @@ import { storeEngine as E, type Store, type StoreDefaults, type StoreDeleteOptio
  *   of a newer version is refused rather than misread.
  */
 
-export const STORE_SCHEMA_VERSION = 2;
+export const STORE_SCHEMA_VERSION = 3;
 const PURGE_BATCH = 1000;
 /** batches per purge run: the rest waits for the next run */
 const PURGE_BATCHES = 20;
@@ -39,6 +40,8 @@ export interface SqliteStoreOptions extends StoreDefaults {
   now?: () => number;
   /** the quota limits a write must stay within (default none: unchecked) */
   limits?: StoreLimits;
+  /** queries of a field of a table after which it gets an index (default 5; 0 = never) */
+  indexAfter?: number;
 }
 
 interface Row {
@@ -84,6 +87,10 @@ export class SqliteStore implements Store {
   private purger: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly limits: StoreLimits | undefined;
+  private readonly queries = new Map<string, Database.Statement<SqlParams, Row & { n: number }>>();
+  private readonly use: QueryUse;
+  /** the index builds asked for, one after the other, off the calls that asked */
+  private indexing: Promise<void> = Promise.resolve();
   private readonly quota: {
     size: Database.Statement<[string, string, string, string], { size: number }>;
     usage: Database.Statement<[string], { storeBytes: number; storeRecords: number; blobBytes: number }>;
@@ -91,6 +98,7 @@ export class SqliteStore implements Store {
 
   constructor(options: SqliteStoreOptions) {
     this.limits = options.limits;
+    this.use = new QueryUse(options.indexAfter ?? 5);
     this.path = options.path;
     this.defaults = E.checkDefaults(options);
     this.now = options.now ?? Date.now;
@@ -217,6 +225,105 @@ export class SqliteStore implements Store {
     return this.stmt.tables.all(namespace, database, this.now(), limit, offset).map((r) => r.name);
   }
 
+  async query(options: QueryOptions = {}): Promise<StoreRecord[]> {
+    this.checkOpen();
+    const q = E.checkQuery(options);
+    const scope = E.resolveScope(options, this.defaults);
+    this.noteUse(scope, E.queriedPaths(q));
+    const { sql, params } = this.matching(scope, q.where);
+    params.push(q.limit, q.offset);
+    return this.prepared(`SELECT key, value, metadata, expiry ${sql} ORDER BY ${orderSql(dialect, q, false)} LIMIT ? OFFSET ?`).all(...params).map(toRecord);
+  }
+
+  async count(options: CountOptions = {}): Promise<number> {
+    this.checkOpen();
+    const where = E.checkCount(options);
+    const scope = E.resolveScope(options, this.defaults);
+    this.noteUse(scope, E.queriedPaths({ where }));
+    const { sql, params } = this.matching(scope, where);
+    return this.prepared(`SELECT count(*) AS n ${sql}`).get(...params)?.n ?? 0;
+  }
+
+  /** The query plan SQLite chose for a query (its detail lines), for tests that check an index serves it. */
+  explainQuery(options: QueryOptions = {}): string[] {
+    const q = E.checkQuery(options);
+    const { sql, params } = this.matching(E.resolveScope(options, this.defaults), q.where);
+    params.push(q.limit, q.offset);
+    const plan = this.db.prepare<SqlParams, { detail: string }>(`EXPLAIN QUERY PLAN SELECT key, value, metadata, expiry ${sql} ORDER BY ${orderSql(dialect, q, false)} LIMIT ? OFFSET ?`);
+    return plan.all(...params).map((r) => r.detail);
+  }
+
+  /** Resolves once the index builds asked for so far are done (tests, benchmarks). */
+  async indexed(): Promise<void> {
+    await this.indexing;
+  }
+
+  /** The FROM/WHERE of the live records of a table that match. */
+  private matching(scope: E.Scope, where: E.CheckedWhere | undefined): { sql: string; params: SqlParams } {
+    const params: SqlParams = [scope.namespace, scope.database, scope.table, this.now()];
+    let sql = 'FROM records WHERE namespace = ? AND "database" = ? AND tbl = ? AND (expiry IS NULL OR expiry > ?)';
+    if (where) sql += ` AND ${whereSql(dialect, where, params, () => '?')}`;
+    return { sql, params };
+  }
+
+  private prepared(sql: string): Database.Statement<SqlParams, Row & { n: number }> {
+    let stmt = this.queries.get(sql);
+    if (!stmt) {
+      // bounded: the texts vary with the shape of the where
+      if (this.queries.size >= 1000) this.queries.clear();
+      stmt = this.db.prepare<SqlParams, Row & { n: number }>(sql);
+      this.queries.set(sql, stmt);
+    }
+    return stmt;
+  }
+
+  /**
+   * Counts the fields a query names; one queried often gets an expression index of its
+   * table (partial: only that table's rows), built after the call that asked returns.
+   * At most MAX_QUERY_INDEXES per table.
+   */
+  private noteUse(scope: E.Scope, paths: string[][]): void {
+    const due = this.use.due(scope, paths);
+    if (due.length === 0) return;
+    this.indexing = this.indexing.then(
+      () =>
+        new Promise<void>((resolve) => {
+          setImmediate(() => {
+            for (const path of due) {
+              try {
+                this.createIndex(scope, path);
+              } catch {
+                // a busy database or a closed store: the field stays unindexed, queries stay right
+              }
+            }
+            resolve();
+          });
+        }),
+    );
+  }
+
+  /** The index of one field of one table (see noteUse); false when the table has its share. */
+  createIndex(scope: E.Scope, path: string[]): boolean {
+    if (this.closed) return false;
+    const name = indexName(scope, path);
+    const field = path.join('.');
+    return this.db.transaction(() => {
+      const known = this.db.prepare<[string, string, string, string], { name: string }>('SELECT name FROM query_indexes WHERE namespace = ? AND "database" = ? AND tbl = ? AND path = ?').get(scope.namespace, scope.database, scope.table, field);
+      if (known) return true;
+      const n = this.db.prepare<[string, string, string], { n: number }>('SELECT count(*) AS n FROM query_indexes WHERE namespace = ? AND "database" = ? AND tbl = ?').get(scope.namespace, scope.database, scope.table)?.n ?? 0;
+      if (n >= E.MAX_QUERY_INDEXES) return false;
+      // literals only of checked names (indexable) and a checked path: DDL takes no parameters
+      this.db.exec(
+        `CREATE INDEX IF NOT EXISTS ${name} ON records (namespace, "database", tbl, ${dialect.field(path)}, key) WHERE namespace = '${scope.namespace}' AND "database" = '${scope.database}' AND tbl = '${scope.table}'`,
+      );
+      this.db.prepare('INSERT INTO query_indexes (namespace, "database", tbl, path, name) VALUES (?, ?, ?, ?, ?)').run(scope.namespace, scope.database, scope.table, field, name);
+      // the planner weighs the new index against the others by statistics of them all (a
+      // sample misjudges a table's share of the rows); the build itself read every row already
+      this.db.exec('ANALYZE records');
+      return true;
+    })();
+  }
+
   /**
    * Deletes every record of a namespace (purge/): the usage triggers count them out, and
    * the namespace's usage row, at zero once its blobs went too (FileBlobStore.purgeNamespace
@@ -295,7 +402,8 @@ function migrate(db: Database.Database, path: string): void {
   if (version === STORE_SCHEMA_VERSION) return;
   db.transaction(() => {
     if (version < 1) createTables(db);
-    createUsage(db);
+    if (version < 2) createUsage(db);
+    db.exec('CREATE TABLE IF NOT EXISTS query_indexes (namespace TEXT NOT NULL, "database" TEXT NOT NULL, tbl TEXT NOT NULL, path TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (namespace, "database", tbl, path))');
     db.pragma(`user_version = ${STORE_SCHEMA_VERSION}`);
   })();
 }
