@@ -124,7 +124,11 @@ async function direct(): Promise<Contestant> {
   const dir = mkdtempSync(join(tmpdir(), 'micro-bench-search-'));
   const engine = new SqliteFulltext({ path: join(dir, 'fulltext.db') });
   const ns = { namespace: 'tenant-a' };
-  return contestant({ index: (n) => engine.put(INDEX, record(n), ns), search: (query) => engine.search(INDEX, query, ns) }, async () => {
+  // the engine is synchronous SQLite: each call gives the event loop a turn, or the micro
+  // server of the other side, in this process, would starve (its idle keep-alive sockets
+  // then close under the client's next request: ECONNRESET)
+  const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+  return contestant({ index: async (n) => (await turn(), engine.put(INDEX, record(n), ns)), search: async (query) => (await turn(), engine.search(INDEX, query, ns)) }, async () => {
     await engine.close();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -144,11 +148,12 @@ export const search: Benchmark = {
     { id: 'search.query.p99', label: 'search Search latency p99', unit: 'ms', better: 'lower' },
   ],
   async setup() {
-    const micro = await viaGateway();
+    // the engine's side first: its corpus is loaded before the gateway's connections exist
+    const peer = await direct();
     try {
-      return { micro, peer: await direct() };
+      return { micro: await viaGateway(), peer };
     } catch (err) {
-      await micro.close().catch(() => undefined);
+      await peer.close().catch(() => undefined);
       throw err;
     }
   },
