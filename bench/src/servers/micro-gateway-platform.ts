@@ -21,8 +21,9 @@
  *   namespace): `requestsPerSecond` and `requestsPerMonth` to the largest limit, so neither
  *   the namespace's rate nor its month refuses the load. (Changing its payer's plan would
  *   not do: the largest plan, Platform, allows 500 requests a second.) Both checks still run on every call;
- * - the gateway's per-caller rate limit (50/s by default) is raised to 1e9/s as in
- *   micro-gateway.ts: the load generator is one caller. The limiter still runs.
+ * - the gateway's per-caller rate limit (50/s by default) is raised to 1e9/s
+ *   (`gatewayRate`) as in micro-gateway.ts: the load generator is one caller. The
+ *   limiter still runs.
  *
  * Prints `{"url", "key", "admin", "namespace", "pid"}` when ready (`admin`: an access
  * token of the server's admin, for the bench's reads of balance and usage) and exits
@@ -32,7 +33,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger, Service } from '@micro/sdk';
-import { MicroServer } from '@micro/server';
+import { MAX_GATEWAY_RATE, MicroServer } from '@micro/server';
 import { MAX_LIMIT } from '@micro/server/engine';
 import { platformCoreServices, PlatformHub } from '@micro/platform';
 import { greeter, greeterHandlers, pricedGreeter } from '../greeter.js';
@@ -42,10 +43,6 @@ import { exitWithParent } from '../harness.js';
 export const NAMESPACE = 'bench';
 /** units of 10^-6 USD: $1,000,000, a billion calls at 1 unit */
 const CREDIT = 1_000_000_000_000;
-
-interface Internals {
-  gateway: { limiter?: { rate: number; burst: number } };
-}
 
 const priceAt = process.argv.indexOf('--price');
 const price = priceAt >= 0 ? Number(process.argv[priceAt + 1]) : undefined;
@@ -61,13 +58,10 @@ const server = new MicroServer({
   // no tenant service is started by the runtime here: nothing to sandbox
   sandbox: { mode: 'off' },
   coreServices: platformCoreServices({ hub: new PlatformHub() }),
+  gatewayRate: { rate: MAX_GATEWAY_RATE, burst: MAX_GATEWAY_RATE },
 });
 await server.start();
 const url = server.gatewayUrl as string;
-const limiter = (server as unknown as Internals).gateway.limiter;
-if (!limiter) throw new Error('the gateway has no rate limiter to raise: has gateway.ts changed?');
-limiter.rate = 1e9;
-limiter.burst = 1e9;
 
 /** A POST to the gateway; anything but a 200 stops the child with what it answered. */
 async function call<T>(path: string, body: unknown, token?: string): Promise<T> {

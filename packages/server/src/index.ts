@@ -8,5 +8,5 @@ export { storeFactory, storeCoreService, SqliteStore, FileBlobStore } from './st
 export { configCoreService } from './config/index.js';
 export { syncCoreService } from './sync/index.js';
 export { eventsCoreService, SqliteEvents } from './events/index.js';
-export { Gateway, DEFAULT_GATEWAY_ADDRESS } from './gateway/index.js';
-export type { GatewayOptions, GatewayMeter, MeteredCall, MeterTicket } from './gateway/index.js';
+export { Gateway, DEFAULT_GATEWAY_ADDRESS, MAX_GATEWAY_RATE } from './gateway/index.js';
+export type { GatewayOptions, GatewayMeter, GatewayRate, MeteredCall, MeterTicket } from './gateway/index.js';
