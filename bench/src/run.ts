@@ -35,6 +35,7 @@ import { scaleRegistry } from './scale-registry.js';
 import { scaleRuntime } from './scale-runtime.js';
 import { gatewayConcurrency } from './gateway-concurrency.js';
 import { ledger } from './ledger.js';
+import { event } from './event.js';
 import { writeConcurrencyPlot } from './plot.js';
 import { killChildren, machineInfo, markdownTable, NOISY, runBenchmark, type Benchmark, type BenchmarkResult, type PinMode } from './harness.js';
 
@@ -57,6 +58,7 @@ const BENCHMARKS: readonly Benchmark[] = [
   scaleRuntime,
   gatewayConcurrency,
   ledger,
+  event,
 ];
 const PEER = `moleculer ${MOLECULER_VERSION}`;
 
