@@ -29,15 +29,15 @@
  * token of the server's admin, for the bench's reads of balance and usage) and exits
  * when its parent goes away.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger, Service } from '@micro/sdk';
 import { MAX_GATEWAY_RATE, MicroServer } from '@micro/server';
-import { MAX_LIMIT } from '@micro/server/engine';
 import { platformCoreServices, PlatformHub } from '@micro/platform';
 import { greeter, greeterHandlers, pricedGreeter } from '../greeter.js';
 import { exitWithParent } from '../harness.js';
+import { benchTenant } from './tenant.js';
 
 /** the tenant namespace the benchmark's calls act in */
 export const NAMESPACE = 'bench';
@@ -63,26 +63,7 @@ const server = new MicroServer({
 await server.start();
 const url = server.gatewayUrl as string;
 
-/** A POST to the gateway; anything but a 200 stops the child with what it answered. */
-async function call<T>(path: string, body: unknown, token?: string): Promise<T> {
-  const res = await fetch(new URL(path, url), {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: JSON.stringify(body),
-  });
-  const text = await res.text();
-  if (res.status !== 200) throw new Error(`${path} answered ${res.status} ${text.slice(0, 500)}`);
-  return JSON.parse(text) as T;
-}
-
-const creds = JSON.parse(readFileSync(join(home, 'server', 'admin.json'), 'utf8')) as { id: string; secret: string };
-const { token: admin } = await call<{ token: string }>('/v1/auth/Token', { ...creds, namespace: 'micro' });
-const secret = 'bench-owner-password-1';
-await call('/v1/auth/CreateAccount', { id: 'owner', namespace: NAMESPACE, secret, scopes: ['admin'] }, admin);
-// before the tenant's first call: the gateway keeps a namespace's limits for 5 s once it has read them
-await call('/v1/quota/Set', { namespace: NAMESPACE, limits: { requestsPerSecond: MAX_LIMIT, requestsPerMonth: MAX_LIMIT } }, admin);
-const { token: owner } = await call<{ token: string }>('/v1/auth/Login', { id: 'owner', password: secret, namespace: NAMESPACE });
-const { key } = await call<{ key: string }>('/v1/auth/CreateKey', { name: 'bench', namespace: NAMESPACE }, owner);
+const { key, admin, call } = await benchTenant(url, home, NAMESPACE);
 await call('/v1/balance/Credit', { namespace: NAMESPACE, amount: CREDIT, reason: 'benchmark credit', idempotencyKey: 'bench-credit' }, admin);
 
 // a listener of its own, so that it is in the registry; the gateway's SDK client then calls the local instance in process
