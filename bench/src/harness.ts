@@ -20,7 +20,7 @@ export interface FigureSpec {
   readonly id: string;
   /** what the row of the table says */
   readonly label: string;
-  readonly unit: 'calls/s' | 'postings/s' | 'µs' | 'ms' | 'MB';
+  readonly unit: 'calls/s' | 'postings/s' | 'events/s' | 'µs' | 'ms' | 'MB';
   readonly better: 'higher' | 'lower';
   /**
    * The ratio ours/peer the figure must reach: at least `ratio` when higher is better,
@@ -521,7 +521,7 @@ export function exitWithParent(cleanup: () => Promise<void> | void = () => undef
 
 export function fmt(value: number, unit: FigureSpec['unit']): string {
   if (!Number.isFinite(value)) return 'n/a';
-  if (unit === 'calls/s' || unit === 'postings/s') return `${Math.round(value).toLocaleString('en-US')}`;
+  if (unit === 'calls/s' || unit === 'postings/s' || unit === 'events/s') return `${Math.round(value).toLocaleString('en-US')}`;
   if (unit === 'µs') return value >= 100 ? value.toFixed(0) : value.toFixed(1);
   return value.toFixed(1);
 }

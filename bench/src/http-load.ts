@@ -189,6 +189,12 @@ export class HttpLoad {
     return { count: latencies.length, rate: (latencies.length / elapsed) * 1000, p50: at(50), p99: at(99) };
   }
 
+  /** Runs `work` once per connection at once, each with its own `send`; resolves when all are done. */
+  async each(work: (send: (request: Buffer) => Promise<HttpResponse>) => Promise<void>): Promise<void> {
+    await this.refresh();
+    await Promise.all(this.conns.map((c) => work((request) => c.send(request))));
+  }
+
   close(): void {
     for (const c of this.conns) c.close();
   }

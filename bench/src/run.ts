@@ -38,6 +38,7 @@ import { ledger } from './ledger.js';
 import { url } from './url.js';
 import { search } from './search.js';
 import { db } from './db.js';
+import { event } from './event.js';
 import { writeConcurrencyPlot } from './plot.js';
 import { killChildren, machineInfo, markdownTable, NOISY, runBenchmark, type Benchmark, type BenchmarkResult, type PinMode } from './harness.js';
 
@@ -63,6 +64,7 @@ const BENCHMARKS: readonly Benchmark[] = [
   url,
   search,
   db,
+  event,
 ];
 const PEER = `moleculer ${MOLECULER_VERSION}`;
 

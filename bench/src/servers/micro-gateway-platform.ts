@@ -21,31 +21,28 @@
  *   namespace): `requestsPerSecond` and `requestsPerMonth` to the largest limit, so neither
  *   the namespace's rate nor its month refuses the load. (Changing its payer's plan would
  *   not do: the largest plan, Platform, allows 500 requests a second.) Both checks still run on every call;
- * - the gateway's per-caller rate limit (50/s by default) is raised to 1e9/s as in
- *   micro-gateway.ts: the load generator is one caller. The limiter still runs.
+ * - the gateway's per-caller rate limit (50/s by default) is raised to 1e9/s
+ *   (`gatewayRate`) as in micro-gateway.ts: the load generator is one caller. The
+ *   limiter still runs.
  *
  * Prints `{"url", "key", "admin", "namespace", "pid"}` when ready (`admin`: an access
  * token of the server's admin, for the bench's reads of balance and usage) and exits
  * when its parent goes away.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger, Service } from '@micro/sdk';
-import { MicroServer } from '@micro/server';
-import { MAX_LIMIT } from '@micro/server/engine';
+import { MAX_GATEWAY_RATE, MicroServer } from '@micro/server';
 import { platformCoreServices, PlatformHub } from '@micro/platform';
 import { greeter, greeterHandlers, pricedGreeter } from '../greeter.js';
 import { exitWithParent } from '../harness.js';
+import { benchTenant } from './tenant.js';
 
 /** the tenant namespace the benchmark's calls act in */
 export const NAMESPACE = 'bench';
 /** units of 10^-6 USD: $1,000,000, a billion calls at 1 unit */
 const CREDIT = 1_000_000_000_000;
-
-interface Internals {
-  gateway: { limiter?: { rate: number; burst: number } };
-}
 
 const priceAt = process.argv.indexOf('--price');
 const price = priceAt >= 0 ? Number(process.argv[priceAt + 1]) : undefined;
@@ -61,34 +58,12 @@ const server = new MicroServer({
   // no tenant service is started by the runtime here: nothing to sandbox
   sandbox: { mode: 'off' },
   coreServices: platformCoreServices({ hub: new PlatformHub() }),
+  gatewayRate: { rate: MAX_GATEWAY_RATE, burst: MAX_GATEWAY_RATE },
 });
 await server.start();
 const url = server.gatewayUrl as string;
-const limiter = (server as unknown as Internals).gateway.limiter;
-if (!limiter) throw new Error('the gateway has no rate limiter to raise: has gateway.ts changed?');
-limiter.rate = 1e9;
-limiter.burst = 1e9;
 
-/** A POST to the gateway; anything but a 200 stops the child with what it answered. */
-async function call<T>(path: string, body: unknown, token?: string): Promise<T> {
-  const res = await fetch(new URL(path, url), {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: JSON.stringify(body),
-  });
-  const text = await res.text();
-  if (res.status !== 200) throw new Error(`${path} answered ${res.status} ${text.slice(0, 500)}`);
-  return JSON.parse(text) as T;
-}
-
-const creds = JSON.parse(readFileSync(join(home, 'server', 'admin.json'), 'utf8')) as { id: string; secret: string };
-const { token: admin } = await call<{ token: string }>('/v1/auth/Token', { ...creds, namespace: 'micro' });
-const secret = 'bench-owner-password-1';
-await call('/v1/auth/CreateAccount', { id: 'owner', namespace: NAMESPACE, secret, scopes: ['admin'] }, admin);
-// before the tenant's first call: the gateway keeps a namespace's limits for 5 s once it has read them
-await call('/v1/quota/Set', { namespace: NAMESPACE, limits: { requestsPerSecond: MAX_LIMIT, requestsPerMonth: MAX_LIMIT } }, admin);
-const { token: owner } = await call<{ token: string }>('/v1/auth/Login', { id: 'owner', password: secret, namespace: NAMESPACE });
-const { key } = await call<{ key: string }>('/v1/auth/CreateKey', { name: 'bench', namespace: NAMESPACE }, owner);
+const { key, admin, call } = await benchTenant(url, home, NAMESPACE);
 await call('/v1/balance/Credit', { namespace: NAMESPACE, amount: CREDIT, reason: 'benchmark credit', idempotencyKey: 'bench-credit' }, admin);
 
 // a listener of its own, so that it is in the registry; the gateway's SDK client then calls the local instance in process

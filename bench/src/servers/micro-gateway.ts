@@ -10,24 +10,24 @@
  * - `--remote '<record>'`: the greeter runs in another process (micro-greeter-node.ts); its
  *   registry record is registered in the server's registry, so the gateway dials it.
  *
- * Two settings differ from a default server, both through the running server's objects
- * (MicroServerOptions does not expose them):
+ * Two settings differ from a default server:
  * - a public rule (`service:greeter:*`, scope '') lets anonymous callers call the
- *   greeter, so requests carry no token (no per-request token verification);
+ *   greeter, so requests carry no token (no per-request token verification); made on the
+ *   running server's objects (MicroServerOptions does not expose rules);
  * - the gateway's per-caller rate limit (50/s, bursts of 100, by default) is raised to
- *   1e9/s: the load generator is one caller. The limiter still runs on every request.
+ *   1e9/s (`gatewayRate`): the load generator is one caller. The limiter still runs on
+ *   every request.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger, Service, type ServiceRecord } from '@micro/sdk';
-import { MicroServer } from '@micro/server';
+import { MAX_GATEWAY_RATE, MicroServer } from '@micro/server';
 import { greeter, greeterHandlers } from '../greeter.js';
 import { exitWithParent } from '../harness.js';
 
 interface Internals {
   accounts: { rules: { create(namespace: string, rule: { id: string; resource: string; scope: string; access: 'granted'; priority: number }): unknown } };
-  gateway: { limiter?: { rate: number; burst: number } };
 }
 
 const remoteAt = process.argv.indexOf('--remote');
@@ -35,14 +35,10 @@ const remote = remoteAt >= 0 ? (JSON.parse(process.argv[remoteAt + 1] as string)
 
 const home = mkdtempSync(join(tmpdir(), 'micro-bench-gateway-'));
 const logger = createLogger({ level: 'silent' });
-const server = new MicroServer({ home, address: 'tcp://127.0.0.1:0', gateway: 'tcp://127.0.0.1:0', logger });
+const server = new MicroServer({ home, address: 'tcp://127.0.0.1:0', gateway: 'tcp://127.0.0.1:0', logger, gatewayRate: { rate: MAX_GATEWAY_RATE, burst: MAX_GATEWAY_RATE } });
 await server.start();
 const internals = server as unknown as Internals;
 internals.accounts.rules.create('micro', { id: 'bench-greeter-public', resource: 'service:greeter:*', scope: '', access: 'granted', priority: 100 });
-const limiter = internals.gateway.limiter;
-if (!limiter) throw new Error('the gateway has no rate limiter to raise: has gateway.ts changed?');
-limiter.rate = 1e9;
-limiter.burst = 1e9;
 
 let svc: Service | undefined;
 if (remote) {

@@ -10,5 +10,5 @@ export { syncCoreService } from './sync/index.js';
 export { SqliteFulltext, SqliteFulltextStorage, fulltextFactory, fulltextServiceHandlers, postgresFulltextCoreService } from './fulltext/index.js';
 export type { SqliteFulltextOptions } from './fulltext/index.js';
 export { eventsCoreService, SqliteEvents } from './events/index.js';
-export { Gateway, DEFAULT_GATEWAY_ADDRESS } from './gateway/index.js';
-export type { GatewayOptions, GatewayMeter, MeteredCall, MeterTicket } from './gateway/index.js';
+export { Gateway, DEFAULT_GATEWAY_ADDRESS, MAX_GATEWAY_RATE } from './gateway/index.js';
+export type { GatewayOptions, GatewayMeter, GatewayRate, MeteredCall, MeterTicket } from './gateway/index.js';

@@ -43,7 +43,7 @@ import { SERVER_NODE_KEY, withoutEndedServers } from './registry/leases.js';
 import { LocalRuntime, runtimeHandlers, type RuntimeOptions } from './runtime/index.js';
 import { defaultSdkPath } from './runtime/build.js';
 import { installPathsFor, Sandbox, type SandboxOptions } from './runtime/sandbox.js';
-import { DEFAULT_GATEWAY_ADDRESS, Gateway, type GatewayMeter } from './gateway/index.js';
+import { checkGatewayRate, DEFAULT_GATEWAY_ADDRESS, Gateway, parseGatewayRate, type GatewayMeter, type GatewayRate } from './gateway/index.js';
 import type { RedisRateLimiter } from './gateway/ratelimit-redis.js';
 import { collectWebhooks } from './gateway/webhooks.js';
 import { collectRoutes } from './gateway/routes.js';
@@ -64,6 +64,14 @@ export interface MicroServerOptions {
    */
   gateway?: string | false;
   /**
+   * The gateway's limit per caller (an account; anonymous callers and failed credentials
+   * per IP): `rate` calls a second in bursts of up to `burst` (default twice the rate).
+   * false turns it off, meant for benchmarks only: anonymous callers and guessed
+   * credentials are then not slowed either. Each namespace's requestsPerSecond quota
+   * applies either way. Default MICRO_GATEWAY_RATE, else 50 a second in bursts of 100.
+   */
+  gatewayRate?: GatewayRate;
+  /**
    * Whether nodes of a namespace may register with an address (the registry guard,
    * registry/guard.ts); default: the sandbox's rule (a sandboxed namespace serves only from
    * unix sockets in its own folder; any address when the sandbox is off). Admins of micro
@@ -81,6 +89,13 @@ export interface MicroServerOptions {
    * `db,user,…`). Default none.
    */
   services?: readonly HostedService[];
+}
+
+/** The gateway's per-caller limit: the option, else MICRO_GATEWAY_RATE, else undefined (the default). */
+function gatewayRateOf(option: GatewayRate | undefined): { rate: number; burst: number } | false | undefined {
+  if (option !== undefined) return checkGatewayRate(option, 'gatewayRate');
+  const text = process.env.MICRO_GATEWAY_RATE;
+  return text === undefined || text.trim() === '' ? undefined : parseGatewayRate(text);
 }
 
 /** What `<home>/server/server.json` says about a running server. */
@@ -129,6 +144,8 @@ export class MicroServer {
   /** how tenant services are sandboxed; its addressAllowed says where a namespace may serve from */
   sandbox: Sandbox | undefined;
   private readonly gatewayAddress: string | false;
+  /** undefined: the gateway's default (50 a second, bursts of 100) */
+  private readonly gatewayRate: { rate: number; burst: number } | false | undefined;
   private gateway: Gateway | undefined;
 
   constructor(options: MicroServerOptions = {}) {
@@ -143,6 +160,8 @@ export class MicroServer {
     // --- API gateway: where it listens (a server on a free port gets a gateway on a free port)
     this.gatewayAddress =
       options.gateway ?? process.env.MICRO_GATEWAY_ADDRESS ?? (/:0$/.test(this.requestedAddress) ? 'tcp://127.0.0.1:0' : DEFAULT_GATEWAY_ADDRESS);
+    // checked here, so that a wrong setting stops the server before it starts anything
+    this.gatewayRate = gatewayRateOf(options.gatewayRate);
   }
 
   /** `http://host:port` of the API gateway, or undefined when it is off. */
@@ -279,9 +298,13 @@ export class MicroServer {
       // --- API gateway (packages/server/src/gateway): HTTP/JSON in front of the services of every namespace
       if (this.gatewayAddress !== false) {
         // rate limits shared by the nodes in Redis (nats profile); in memory otherwise
-        this.limiter = profile.name === 'nats' ? await (await import('./nats.js')).openRateLimiter(profile, { logger: this.logger.child({ component: 'gateway' }) }) : undefined;
+        // (the namespaces' requestsPerSecond and requestsPerMonth count there even with the per-caller limit off)
+        const rate = this.gatewayRate || undefined;
+        this.limiter = profile.name === 'nats' ? await (await import('./nats.js')).openRateLimiter(profile, { ...rate, logger: this.logger.child({ component: 'gateway' }) }) : undefined;
+        if (this.gatewayRate === false) this.logger.warn('the gateway\'s per-caller rate limit is off (MICRO_GATEWAY_RATE=off): meant for benchmarks, not for a server strangers reach');
         this.gateway = new Gateway({
           limiter: this.limiter,
+          rateLimit: this.gatewayRate === false ? false : rate,
           requestsPerSecond: async (namespace) => (await quotas.limits(namespace)).requestsPerSecond,
           requestsPerMonth: async (namespace) => (await quotas.limits(namespace)).requestsPerMonth,
           monthlyCounter: this.limiter,

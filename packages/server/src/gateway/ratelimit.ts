@@ -77,3 +77,42 @@ export class RateLimiter implements Limiter {
     if (this.buckets.size >= this.maxKeys) this.buckets.clear();
   }
 }
+
+/** The largest rate (calls a second) or burst the gateway's per-caller limit takes. */
+export const MAX_GATEWAY_RATE = 1_000_000_000;
+
+/**
+ * The gateway's per-caller limit as set: `rate` calls a second in bursts of up to `burst`
+ * (default twice the rate), or false for none.
+ */
+export type GatewayRate = { rate: number; burst?: number } | false;
+
+/**
+ * Checks a per-caller limit and fills in its burst; a clear error naming `name` (the
+ * setting it came from) when the rate is not a number above 0 or the burst not a whole
+ * number of at least 1, or either is above MAX_GATEWAY_RATE.
+ */
+export function checkGatewayRate(value: GatewayRate, name: string): { rate: number; burst: number } | false {
+  if (value === false) return false;
+  const { rate } = value;
+  if (typeof rate !== 'number' || !Number.isFinite(rate) || rate <= 0 || rate > MAX_GATEWAY_RATE) {
+    throw new Error(`${name}: the rate must be a number of calls a second above 0 and at most ${MAX_GATEWAY_RATE}, not ${String(rate)}`);
+  }
+  const burst = value.burst ?? Math.max(1, Math.ceil(rate * 2));
+  if (!Number.isSafeInteger(burst) || burst < 1 || burst > MAX_GATEWAY_RATE) {
+    throw new Error(`${name}: the burst must be a whole number of calls from 1 to ${MAX_GATEWAY_RATE}, not ${String(burst)}`);
+  }
+  return { rate, burst };
+}
+
+/**
+ * MICRO_GATEWAY_RATE's text: `<rate>` or `<rate>/<burst>` (`50/100`), or `off`.
+ * Throws a clear error naming `name` for anything else.
+ */
+export function parseGatewayRate(text: string, name = 'MICRO_GATEWAY_RATE'): { rate: number; burst: number } | false {
+  const t = text.trim();
+  if (t.toLowerCase() === 'off') return false;
+  const m = /^([0-9]+(?:\.[0-9]+)?)(?:\/([0-9]+))?$/.exec(t);
+  if (!m) throw new Error(`${name} must be <calls a second>[/<burst>] (e.g. 50/100) or off, not "${text}"`);
+  return checkGatewayRate({ rate: Number(m[1]), burst: m[2] === undefined ? undefined : Number(m[2]) }, name);
+}
