@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { micro, startServer, started, stopProcess, tempDir, type Result, type RunningServer } from './testing.js';
+import { valueAddServices } from './services.js';
 import {
   Client,
   RemoteRegistry,
@@ -11,6 +12,7 @@ import {
   TokenSource,
   bearer,
   CORE_SERVICES,
+  PUBLIC_SERVICE_KEY,
   clientStream,
   defineService,
   endpoint,
@@ -52,7 +54,7 @@ describe('micro against a running server', () => {
 
   before(async () => {
     home = tempDir('micro-cli-e2e-');
-    server = await startServer(home);
+    server = await startServer(home, { env: { MICRO_SERVICES: 'all' } });
     // the test process plays a service registered with the server, as `micro run` would start one
     const admin = JSON.parse(readFileSync(join(home, 'server', 'admin.json'), 'utf8')) as { id: string; secret: string; namespace: string };
     const tokens = new TokenSource(admin, new Client({ address: server.address, namespace: 'micro', preferLocal: false }));
@@ -104,11 +106,16 @@ describe('micro against a running server', () => {
     assert.match(text.stdout, /^NAME +VERSION +NODES +ENDPOINTS\n/);
     assert.match(text.stdout, /^greeter +1\.2\.0 +1 +Call, Echo, Stream, Sum$/m);
     const json = await micro(home, ['services', '--output', 'json']);
-    const records = JSON.parse(json.stdout) as { name: string; endpoints: unknown[] }[];
+    const records = JSON.parse(json.stdout) as { name: string; endpoints: unknown[]; metadata?: Record<string, string> }[];
     // the four of its definition, and Debug.Health and Debug.Metrics that every service answers
     assert.ok(records.some((r) => r.name === 'greeter' && r.endpoints.length === 6));
     // micro server with the platform layer hosts exactly the services the SDK sends general tokens to
-    assert.deepEqual(records.map((r) => r.name).filter((n) => n !== 'greeter').sort(), [...CORE_SERVICES].sort());
+    const core = records.filter((r) => r.metadata?.[PUBLIC_SERVICE_KEY] !== 'true');
+    assert.deepEqual(core.map((r) => r.name).filter((n) => n !== 'greeter').sort(), [...CORE_SERVICES].sort());
+    // and beside them the value-add services, public: they take tokens scoped to them
+    const shared = records.filter((r) => r.metadata?.[PUBLIC_SERVICE_KEY] === 'true').map((r) => r.name);
+    assert.deepEqual(shared.sort(), (await valueAddServices()).map((h) => h.def.name).sort());
+    for (const name of shared) assert.ok(!CORE_SERVICES.has(name), `${name} is not a core service`);
   });
 
   test('micro call and micro stream take a JSON request', async () => {

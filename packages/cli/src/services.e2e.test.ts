@@ -15,7 +15,7 @@ let server: RunningServer;
 
 before(async () => {
   home = tempDir('micro-services-e2e-');
-  server = await startServer(home);
+  server = await startServer(home, { env: { MICRO_SERVICES: 'all' } });
 });
 
 after(async () => {

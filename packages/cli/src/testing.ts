@@ -57,10 +57,12 @@ export interface RunningServer {
 
 /**
  * `micro server --address tcp://127.0.0.1:0` (its gateway on a free port too), once it
- * says where it listens. `env` adds to the environment (a profile, its engines).
+ * says where it listens. `env` adds to the environment (a profile, its engines). The
+ * value-add services are off unless `env` turns them on (MICRO_SERVICES): a test of
+ * something else does not pay for them, on three nodes of a cluster least of all.
  */
 export function startServer(home: string, options: { env?: Record<string, string>; timeout?: number } = {}): Promise<RunningServer> {
-  const proc = spawn(process.execPath, [bin, 'server', '--address', 'tcp://127.0.0.1:0'], { env: { ...process.env, MICRO_HOME: home, MICRO_LOG_LEVEL: 'silent', ...options.env } });
+  const proc = spawn(process.execPath, [bin, 'server', '--address', 'tcp://127.0.0.1:0'], { env: { ...process.env, MICRO_HOME: home, MICRO_LOG_LEVEL: 'silent', MICRO_SERVICES: 'none', ...options.env } });
   started.add(proc);
   let out = '';
   return new Promise((resolve, reject) => {
