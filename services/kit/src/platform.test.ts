@@ -146,7 +146,12 @@ test('a public service\'s calls are metered to the calling tenant: free within t
   const credit = await p.call(p.adminToken, 'balance', 'Credit', { namespace: 'tenant-a', amount: 1_000, reason: 'a test credit' });
   assert.equal(credit.status, 200, JSON.stringify(credit.body));
   assert.deepEqual((await echo(p.a.key)).body, { text: 'hi', tenant: 'tenant-a' });
-  const balance = await p.call(p.a.key, 'balance', 'Read', {});
+  // the call was recorded before its answer; its ledger posting follows within a round of the outbox
+  let balance = await p.call(p.a.key, 'balance', 'Read', {});
+  for (let i = 0; i < 50 && balance.body.balance !== 900; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    balance = await p.call(p.a.key, 'balance', 'Read', {});
+  }
   assert.equal(balance.body.balance, 900, JSON.stringify(balance.body));
   // b has its own free quota, untouched by a's calls
   assert.equal((await echo(p.b.key)).status, 200);
