@@ -9,7 +9,8 @@ import { MicroError } from '@micro/sdk';
 import { BoundedOutput, LineSplitter, Tail } from './lines.js';
 import { LogFile, type LogLine } from './logs.js';
 import { copyTree, parseSource } from './source.js';
-import { findEntry, relocateTsconfig, serviceName, stripJsonComments } from './build.js';
+import { findEntry, serviceName } from './build.js';
+import { relocateTsconfig, stripJsonComments } from './tsconfig.js';
 import { maskEnv } from './local.js';
 import { runCommand } from './exec.js';
 import { StateStore } from './state.js';
@@ -178,6 +179,9 @@ describe('builds', () => {
   it('names a service from the request, package.json or the folder', () => {
     assert.equal(serviceName('given', { name: '@acme/other' }, 'folder'), 'given');
     assert.equal(serviceName(undefined, { name: '@acme/billing' }, 'folder'), 'billing');
+    assert.equal(serviceName(undefined, { name: '@micro/service-id', micro: { name: 'id' } }, 'folder'), 'id');
+    assert.equal(serviceName('given', { micro: { name: 'id' } }, 'folder'), 'given');
+    assert.equal(code(() => serviceName(undefined, { name: 'ok', micro: { name: '../etc' } }, 'folder')), 400);
     assert.equal(serviceName(undefined, undefined, 'my-svc'), 'my-svc');
     assert.equal(code(() => serviceName(undefined, undefined, 'My Service')), 400);
   });
