@@ -3,7 +3,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { basename, join, relative } from 'node:path';
 import ignore, { type Ignore } from 'ignore';
-import { create } from 'tar';
+import { Header, Pack, ReadEntry } from 'tar';
+import { selfContainedTsconfig } from '@micro/server/tsconfig';
 import { UsageError } from './output.js';
 
 /**
@@ -17,6 +18,10 @@ import { UsageError } from './output.js';
  * its own folder, as git reads them) and a `.microignore` at the top list (gitignore
  * syntax). Only files and folders travel: a symbolic link is left out with a warning,
  * since the server refuses links in uploads. Bounded before anything is sent.
+ *
+ * A tsconfig file extending one outside the folder (a monorepo's shared
+ * tsconfig.base.json) travels with what it extends merged in, without its references
+ * outside the folder (selfContainedTsconfig): the server never sees those files.
  */
 
 export interface PackLimits {
@@ -42,13 +47,36 @@ export async function packFolder(dir: string, limits: PackLimits = PACK_LIMITS):
   const chunks: Buffer[] = [];
   let size = 0;
   // portable: no owner names or ids of this machine; only the listed files (no recursion)
-  const stream = create({ gzip: true, cwd: dir, portable: true, follow: false, noDirRecurse: true }, files);
+  const stream = new Pack({ gzip: true, cwd: dir, portable: true, follow: false, noDirRecurse: true });
+  for (const file of files) {
+    const text = TSCONFIG_RE.test(basename(file)) ? tsconfigFor(dir, file) : undefined;
+    if (text === undefined) {
+      stream.add(file);
+      continue;
+    }
+    const data = Buffer.from(text);
+    const entry = new ReadEntry(new Header({ path: file, type: 'File', size: data.length, mode: 0o644, mtime: new Date() }));
+    stream.add(entry);
+    entry.end(data);
+  }
+  stream.end();
   for await (const chunk of stream as AsyncIterable<Buffer>) {
     size += chunk.length;
     if (size > limits.bytes) throw new UsageError(`${dir} packs to more than ${limits.bytes / 1024 / 1024} MiB: is it the service's folder? List what the build does not need in .microignore (gitignore syntax)`);
     chunks.push(chunk);
   }
   return { key: uploadKey(dir), data: Buffer.concat(chunks), files: files.length, skipped };
+}
+
+const TSCONFIG_RE = /^tsconfig.*\.json$/;
+
+/** The text to upload for a tsconfig file that points outside `dir`; undefined to upload it as it is. */
+function tsconfigFor(dir: string, file: string): string | undefined {
+  try {
+    return selfContainedTsconfig(join(dir, file), dir);
+  } catch (err) {
+    throw new UsageError(`${join(dir, file)}: ${(err as Error).message}`);
+  }
 }
 
 /** The blob key of an upload of `dir`: a fresh id and the folder's name (the service's default name). */

@@ -41,7 +41,7 @@ import type { PostgresRuntimeDirectory } from './runtime/directory.js';
 import { DEFAULT_NODE_LEASE } from './runtime/lease.js';
 import { SERVER_NODE_KEY, withoutEndedServers } from './registry/leases.js';
 import { LocalRuntime, runtimeHandlers, type RuntimeOptions } from './runtime/index.js';
-import { defaultSdkPath } from './runtime/build.js';
+import { defaultProvided } from './runtime/build.js';
 import { installPathsFor, Sandbox, type SandboxOptions } from './runtime/sandbox.js';
 import { checkGatewayRate, DEFAULT_GATEWAY_ADDRESS, Gateway, parseGatewayRate, type GatewayMeter, type GatewayRate } from './gateway/index.js';
 import type { RedisRateLimiter } from './gateway/ratelimit-redis.js';
@@ -354,7 +354,7 @@ export class MicroServer {
    * server does not start; off: tenants run unsandboxed).
    */
   private async openSandbox(rpc: RpcServer): Promise<Sandbox> {
-    const sandbox = new Sandbox({ ...this.sandboxOptions, home: this.paths.home, installPaths: installPathsFor(defaultSdkPath()) });
+    const sandbox = new Sandbox({ ...this.sandboxOptions, home: this.paths.home, installPaths: installPathsFor(defaultProvided().map((p) => p.path)) });
     if (sandbox.mode === 'off') {
       this.logger.warn('MICRO_RUNTIME_SANDBOX=off: services of every namespace run unsandboxed, as this server\'s user, with its files in reach');
       return sandbox;

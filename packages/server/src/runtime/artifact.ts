@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { create as createTar } from 'tar';
 import type { BlobStore } from '@micro/sdk';
+import { PROVIDED_PACKAGES } from './build.js';
 import { extractUpload, type UploadLimits } from './upload.js';
 
 /**
@@ -18,7 +19,8 @@ import { extractUpload, type UploadLimits } from './upload.js';
  * Packed by the server right after the build's last step, before any instance runs from
  * the folder: no tenant process can change it meanwhile (build steps end with their
  * sandbox), and links are archived as links, never followed. The links the runtime makes
- * to the server's SDK and @types/node are left out: they are made again at restore.
+ * to the server's installation (the provided packages: the SDK, the services' kit) and to
+ * @types/node are left out: they are made again at restore.
  */
 
 /** 256 MiB: the bound on a packed build; a bigger one is not kept (the service rebuilds from source where its folder is gone). */
@@ -26,7 +28,7 @@ export const ARTIFACT_MAX_BYTES = 256 * 1024 * 1024;
 /** Bounds of an unpacked build: node_modules has many files. */
 export const ARTIFACT_LIMITS: Readonly<UploadLimits> = { files: 200_000, bytes: 1024 * 1024 * 1024, fileBytes: 256 * 1024 * 1024 };
 
-const PROVIDED_LINKS = new Set(['node_modules/@micro/sdk', 'node_modules/@types/node']);
+const PROVIDED_LINKS = new Set([...PROVIDED_PACKAGES, '@types/node'].map((name) => `node_modules/${name}`));
 
 export function artifactPrefix(name: string): string {
   return `runtime/builds/${name}/`;

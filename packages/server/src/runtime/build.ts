@@ -1,10 +1,11 @@
-import { closeSync, constants, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, rm, symlink, lstat, readFile, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { delimiter, dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { delimiter, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { errors } from '@micro/sdk';
 import { runCommand, type CommandOptions, type CommandResult } from './exec.js';
+import { relocateTsconfig } from './tsconfig.js';
 
 /**
  * Turning fetched source into something to run: install dependencies, make @micro/sdk
@@ -13,8 +14,21 @@ import { runCommand, type CommandOptions, type CommandResult } from './exec.js';
 
 const ERROR_ID = 'runtime';
 const SDK_PACKAGE = '@micro/sdk';
-/** What the runtime provides itself, so a service depending only on these needs no npm install. */
-const PROVIDED = new Set([SDK_PACKAGE]);
+const KIT_PACKAGE = '@micro/services-kit';
+/**
+ * What the runtime provides itself, linked to the server's installation, so a service
+ * depending only on these needs no npm install: the SDK (a service must speak the
+ * server's protocol) and the kit the value-add services in services/ are built on.
+ * Neither is published.
+ */
+export const PROVIDED_PACKAGES = [SDK_PACKAGE, KIT_PACKAGE] as const;
+const PROVIDED = new Set<string>(PROVIDED_PACKAGES);
+/**
+ * The scope of the platform's own packages, none of them published: a service's
+ * devDependencies in it (@micro/server, @micro/platform for its tests' harness) are left
+ * out of npm install. What the runtime compiles must not need them: see tsconfig.build.json.
+ */
+const OWN_SCOPE = '@micro/';
 export const ENTRY_CANDIDATES = ['dist/main.js', 'dist/index.js', 'main.js', 'index.js'];
 
 export interface PackageJson {
@@ -25,6 +39,8 @@ export interface PackageJson {
   dependencies?: Record<string, string>;
   devDependencies?: Record<string, string>;
   optionalDependencies?: Record<string, string>;
+  /** what the runtime reads beyond npm's fields: `name`, the service's name when the package's is npm's only (@micro/service-id runs as id) */
+  micro?: { name?: unknown };
 }
 
 export function readPackage(dir: string): PackageJson | undefined {
@@ -50,9 +66,11 @@ function readNoFollow(file: string): string {
   }
 }
 
-/** The service's name: as asked, else package.json's name without its @scope/, else the folder's. */
+/** The service's name: as asked, else package.json's micro.name, else its name without its @scope/, else the folder's. */
 export function serviceName(requested: string | undefined, pkg: PackageJson | undefined, folder: string): string {
   if (requested) return checkServiceName(requested);
+  const own = pkg?.micro && typeof pkg.micro === 'object' ? pkg.micro.name : undefined;
+  if (own !== undefined) return checkServiceName(String(own), ' (package.json micro.name)');
   const fromPkg = typeof pkg?.name === 'string' ? pkg.name.replace(/^@[^/]+\//, '') : undefined;
   return checkServiceName(fromPkg || folder, fromPkg ? ' (from package.json; or give a name)' : ' (from the folder name; or give a name)');
 }
@@ -67,9 +85,15 @@ export function checkServiceName(name: string, from = ''): string {
 // the NAME rule of the runtime contract (packages/sdk/src/runtime/definition.ts)
 const SERVICE_NAME_RE = /^[a-z][a-z0-9]*([._-][a-z0-9]+)*$/;
 
+/** A package the runtime provides: its name and the root folder of the server's installation of it. */
+export interface ProvidedPackage {
+  name: string;
+  path: string;
+}
+
 export interface BuildOptions {
-  /** root of the SDK package, linked as node_modules/@micro/sdk */
-  sdkPath: string;
+  /** linked as node_modules/<name> (defaultProvided()) */
+  provided: readonly ProvidedPackage[];
   /** the folder the source came from, to resolve tsconfig paths that point outside it */
   origin?: string;
   env: NodeJS.ProcessEnv;
@@ -94,7 +118,13 @@ const NOFOLLOW_WRITE = constants.O_WRONLY | constants.O_TRUNC | constants.O_NOFO
  * The links of linkProvided, made as the tenant's uid inside its sandbox: the server
  * never follows a path the tenant's npm may have turned into a symlink.
  */
-const LINK_SCRIPT = 'mkdir -p node_modules/@micro node_modules/@types && rm -rf node_modules/@micro/sdk && ln -s "$1" node_modules/@micro/sdk && { [ -z "$2" ] || [ -e node_modules/@types/node ] || [ -L node_modules/@types/node ] || ln -s "$2" node_modules/@types/node; }';
+const LINK_SCRIPT = [
+  'types="$1"; shift; mkdir -p node_modules/@types || exit 1',
+  'while [ $# -gt 1 ]; do mkdir -p "node_modules/${1%/*}" && rm -rf "node_modules/$1" && ln -s "$2" "node_modules/$1" || exit 1; shift 2; done',
+  '[ -z "$types" ] || [ -e node_modules/@types/node ] || [ -L node_modules/@types/node ] || ln -s "$types" node_modules/@types/node',
+].join('\n');
+/** The TypeScript project the runtime compiles when the folder has it (else tsconfig.json): the service without its tests. */
+export const BUILD_TSCONFIG = 'tsconfig.build.json';
 
 /** npm scripts of the package itself that `npm install` would have run, in its order. */
 const LIFECYCLE = ['preinstall', 'install', 'postinstall', 'prepare'];
@@ -117,10 +147,11 @@ export async function buildService(dir: string, pkg: PackageJson | undefined, op
     if (!res.ok) throw failure('npm install', res);
   }
   if (options.sandbox) {
-    const res = await run('install', 'sh', ['-c', LINK_SCRIPT, 'link', options.sdkPath, nodeTypesPath() ?? ''], options.installTimeout);
-    if (!res.ok) throw failure('linking @micro/sdk', res);
+    const links = options.provided.flatMap((p) => [p.name, p.path]);
+    const res = await run('install', 'sh', ['-c', LINK_SCRIPT, 'link', nodeTypesPath() ?? '', ...links], options.installTimeout);
+    if (!res.ok) throw failure(`linking ${options.provided.map((p) => p.name).join(', ')}`, res);
   } else {
-    await linkProvided(dir, options.sdkPath);
+    await linkProvided(dir, options.provided);
   }
   if (install && options.sandbox) {
     options.progress('install', 'npm rebuild');
@@ -137,9 +168,10 @@ export async function buildService(dir: string, pkg: PackageJson | undefined, op
     options.progress('build', 'npm run build');
     const res = await run('build', 'npm', ['run', 'build', '--silent'], options.buildTimeout);
     if (!res.ok) throw failure('npm run build', res);
-  } else if (existsSync(join(dir, 'tsconfig.json'))) {
-    options.progress('build', 'tsc -p .');
-    const res = await run('build', process.execPath, [tscPath(), '-p', '.', '--pretty', 'false'], options.buildTimeout);
+  } else if (existsSync(join(dir, 'tsconfig.json')) || existsSync(join(dir, BUILD_TSCONFIG))) {
+    const project = existsSync(join(dir, BUILD_TSCONFIG)) ? BUILD_TSCONFIG : '.';
+    options.progress('build', `tsc -p ${project}`);
+    const res = await run('build', process.execPath, [tscPath(), '-p', project, '--pretty', 'false'], options.buildTimeout);
     if (!res.ok) throw failure('tsc', res);
   }
   return findEntry(dir, pkg);
@@ -157,7 +189,8 @@ async function sandboxed(sandbox: BuildSandbox, argv: string[], network: boolean
 }
 
 function needsInstall(pkg: PackageJson): boolean {
-  const deps = [pkg.dependencies, pkg.devDependencies, pkg.optionalDependencies].flatMap((d) => (d && typeof d === 'object' ? Object.keys(d) : []));
+  const names = (d: Record<string, string> | undefined) => (d && typeof d === 'object' ? Object.keys(d) : []);
+  const deps = [...names(pkg.dependencies), ...names(pkg.optionalDependencies), ...names(pkg.devDependencies).filter((d) => !d.startsWith(OWN_SCOPE))];
   return deps.some((d) => !PROVIDED.has(d));
 }
 
@@ -173,9 +206,10 @@ export function buildOutput(err: unknown): string | undefined {
 }
 
 /**
- * npm cannot install @micro/sdk: it is not published, the runtime links its own. So npm
- * sees a package.json without it (restored afterwards), and the link is made after npm,
- * which would otherwise remove it as extraneous.
+ * npm cannot install the provided packages nor the platform's own (none is published):
+ * the runtime links the provided ones, and the own ones in devDependencies are only for
+ * the service's tests. So npm sees a package.json without them (restored afterwards), and
+ * the links are made after npm, which would otherwise remove them as extraneous.
  */
 async function withoutProvided(dir: string, install: () => Promise<CommandResult>): Promise<CommandResult> {
   const file = join(dir, 'package.json');
@@ -184,7 +218,8 @@ async function withoutProvided(dir: string, install: () => Promise<CommandResult
   const pkg = JSON.parse(original) as Record<string, Record<string, string> | undefined>;
   for (const field of ['dependencies', 'devDependencies', 'optionalDependencies', 'peerDependencies']) {
     const deps = pkg[field];
-    if (deps && typeof deps === 'object') for (const name of PROVIDED) delete deps[name];
+    if (!deps || typeof deps !== 'object') continue;
+    for (const name of Object.keys(deps)) if (PROVIDED.has(name) || (field === 'devDependencies' && name.startsWith(OWN_SCOPE))) delete deps[name];
   }
   await writeFile(file, JSON.stringify(pkg, null, 2), { flag: NOFOLLOW_WRITE });
   try {
@@ -195,12 +230,13 @@ async function withoutProvided(dir: string, install: () => Promise<CommandResult
 }
 
 /**
- * Links node_modules/@micro/sdk to the server's own SDK (a service must speak the
- * server's protocol), and @types/node to the server's when the service brings none, so
- * that a service without devDependencies still compiles against Node's types.
+ * Links node_modules/<name> of each provided package to the server's installation of it
+ * (node_modules/@micro/sdk to the server's own SDK), and @types/node to the server's when
+ * the service brings none, so that a service without devDependencies still compiles
+ * against Node's types.
  */
-export async function linkProvided(dir: string, sdkPath: string): Promise<void> {
-  await link(join(dir, 'node_modules', '@micro', 'sdk'), sdkPath, true);
+export async function linkProvided(dir: string, provided: readonly ProvidedPackage[]): Promise<void> {
+  for (const p of provided) await link(join(dir, 'node_modules', ...p.name.split('/')), p.path, true);
   const types = nodeTypesPath();
   if (types) await link(join(dir, 'node_modules', '@types', 'node'), types, false);
 }
@@ -231,12 +267,27 @@ function nodeTypesPath(): string | undefined {
   }
 }
 
-/** The root folder of the SDK package (the one holding its package.json). */
-export function defaultSdkPath(): string {
-  let dir = dirname(fileURLToPath(import.meta.resolve(SDK_PACKAGE)));
+/**
+ * What the runtime provides: the SDK this package resolves, and @micro/services-kit where
+ * the server's installation has it (the `micro` command's does: it hosts the value-add
+ * services); without it a service that needs the kit fails at npm install.
+ */
+export function defaultProvided(): ProvidedPackage[] {
+  const provided = [{ name: SDK_PACKAGE, path: packageRoot(SDK_PACKAGE) }];
+  try {
+    provided.push({ name: KIT_PACKAGE, path: packageRoot(KIT_PACKAGE) });
+  } catch {
+    // not installed beside the server
+  }
+  return provided;
+}
+
+/** The root folder of a package this one resolves (the one holding its package.json). */
+function packageRoot(name: string): string {
+  let dir = dirname(fileURLToPath(import.meta.resolve(name)));
   while (!existsSync(join(dir, 'package.json'))) {
     const up = dirname(dir);
-    if (up === dir) throw new Error(`cannot find the root of ${SDK_PACKAGE}`);
+    if (up === dir) throw new Error(`cannot find the root of ${name}`);
     dir = up;
   }
   return dir;
@@ -260,60 +311,4 @@ export function findEntry(dir: string, pkg: PackageJson | undefined): string {
     if (existsSync(file)) return relative(dir, file);
   }
   throw errors.BadRequest(ERROR_ID, `no entry file: looked for ${candidates.join(', ')}${pkg?.main ? ' (package.json main)' : ''} after the build`);
-}
-
-/**
- * A copied folder loses what its tsconfig.json points to outside of it (a monorepo's
- * `"extends": "../../tsconfig.base.json"`, project `references`). Such paths, when they
- * exist next to the original folder, are made absolute in the copy.
- */
-export async function relocateTsconfig(dir: string, origin: string): Promise<void> {
-  const file = join(dir, 'tsconfig.json');
-  if (!existsSync(file)) return;
-  const text = readFileSync(file, 'utf8');
-  if (!/"(extends|references)"/.test(text)) return;
-  let config: { extends?: unknown; references?: unknown };
-  try {
-    config = JSON.parse(stripJsonComments(text)) as typeof config;
-  } catch {
-    return; // tsc will report it
-  }
-  let changed = false;
-  const fix = (p: unknown): unknown => {
-    if (typeof p !== 'string' || !(p.startsWith('./') || p.startsWith('../')) || isAbsolute(p)) return p;
-    if (!relative(origin, resolve(origin, p)).startsWith('..')) return p; // inside: copied along
-    const abs = resolve(origin, p);
-    if (!existsSync(abs)) return p;
-    changed = true;
-    return abs;
-  };
-  if (Array.isArray(config.extends)) config.extends = config.extends.map(fix);
-  else config.extends = fix(config.extends);
-  if (Array.isArray(config.references)) {
-    config.references = config.references.map((r: unknown) => (r && typeof r === 'object' && 'path' in r ? { ...r, path: fix((r as { path: unknown }).path) } : r));
-  }
-  if (changed) writeFileSync(file, JSON.stringify(config, null, 2));
-}
-
-/** JSON with comments and trailing commas (tsconfig's dialect) to JSON. */
-export function stripJsonComments(text: string): string {
-  let out = '';
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (c === '"') {
-      let j = i + 1;
-      while (j < text.length && text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
-      out += text.slice(i, j + 1);
-      i = j;
-    } else if (c === '/' && text[i + 1] === '/') {
-      while (i < text.length && text[i] !== '\n') i++;
-      out += '\n';
-    } else if (c === '/' && text[i + 1] === '*') {
-      const end = text.indexOf('*/', i + 2);
-      i = end === -1 ? text.length : end + 1;
-    } else {
-      out += c;
-    }
-  }
-  return out.replace(/,(\s*[}\]])/g, '$1');
 }

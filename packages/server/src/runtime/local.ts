@@ -4,7 +4,7 @@ import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { errors, isMicroError, MicroError, type BlobStore, type Logger, type Profile, type Registry, type RuntimeInstance, type RuntimeProgress, type RuntimeService, type RuntimeState } from '@micro/sdk';
 import { ArtifactTooLarge, ARTIFACT_LIMITS, ARTIFACT_MAX_BYTES, artifactKey, artifactPrefix, packBuild, unpackBuild } from './artifact.js';
-import { buildOutput, buildPath, buildService, checkServiceName, defaultSdkPath, linkProvided, readPackage, serviceName, tscPath, type BuildSandbox, type PackageJson } from './build.js';
+import { buildOutput, buildPath, buildService, checkServiceName, defaultProvided, linkProvided, readPackage, serviceName, tscPath, type BuildSandbox, type PackageJson, type ProvidedPackage } from './build.js';
 import { Instance, StartError, type InstanceHost, type Launch, type Timing } from './instance.js';
 import type { Sandbox } from './sandbox.js';
 import { admitInstances, admitService, instanceCap, type InstanceCap, type RuntimeQuotas } from './quota.js';
@@ -44,8 +44,8 @@ export interface RuntimeOptions {
   /** the account a service acts as, given to it as MICRO_AUTH_ID / MICRO_AUTH_SECRET */
   credentials(service: string, namespace: string): Promise<{ id: string; secret: string }>;
   logger: Logger;
-  /** root of the SDK package, linked as node_modules/@micro/sdk of built services (default: the one this package resolves) */
-  sdkPath?: string;
+  /** the packages linked into built services, never installed by npm (default: defaultProvided(): the SDK this package resolves, and @micro/services-kit where installed) */
+  provided?: readonly ProvidedPackage[];
   /** restart backoff in ms (default 1 s doubling up to 30 s) */
   backoff?: { initial?: number; max?: number };
   /** other durations, in ms (see Timing) */
@@ -190,7 +190,7 @@ export class LocalRuntime {
   /** kills build steps when the runtime stops */
   private abort = new AbortController();
   private closed = true;
-  private sdk: string | undefined;
+  private providedPackages: readonly ProvidedPackage[] | undefined;
   /** counts finished create, update and kill calls: a reconcile that read the placement before one of them ends acts on nothing */
   private epoch = 0;
   private reconciling = false;
@@ -218,9 +218,9 @@ export class LocalRuntime {
     this.logFiles = new LogFiles(this.logsDir);
   }
 
-  private get sdkPath(): string {
-    this.sdk ??= this.options.sdkPath ?? defaultSdkPath();
-    return this.sdk;
+  private get provided(): readonly ProvidedPackage[] {
+    this.providedPackages ??= this.options.provided ?? defaultProvided();
+    return this.providedPackages;
   }
 
   /**
@@ -738,7 +738,7 @@ export class LocalRuntime {
       // fetched by the server: given to the namespace's uid before any of its code runs
       if (sandbox) await this.options.sandbox?.own(svc.namespace, dir);
       const entry = await buildService(dir, pkg, {
-        sdkPath: this.sdkPath,
+        provided: this.provided,
         origin: spec.kind === 'folder' ? spec.path : undefined,
         env: sandbox
           ? { ...this.sandbox(svc.namespace)?.baseEnv([dirname(tscPath())]), ...npmConfig(), npm_config_cache: '/tmp/.npm', npm_config_update_notifier: 'false', ...svc.env }
@@ -869,7 +869,7 @@ export class LocalRuntime {
       await rm(build.dir, { recursive: true, force: true });
       await unpackBuild(blobs, build.artifact, svc.namespace, build.dir, { ...ARTIFACT_LIMITS, ...this.options.artifacts?.limits });
       // unpacked by the server, no tenant code has touched it yet: the server links, then hands it over
-      await linkProvided(build.dir, this.sdkPath);
+      await linkProvided(build.dir, this.provided);
       if (this.sandbox(svc.namespace)) await this.options.sandbox?.own(svc.namespace, build.dir);
       if (!existsSync(join(build.dir, build.entry))) throw new Error(`it has no entry file ${build.entry}`);
       svc.log.append('', 'runtime', `its build folder is gone: restored build ${build.id} from ${build.artifact.key} (no fetch, install or compile)`);

@@ -402,16 +402,22 @@ export class Sandbox {
   }
 }
 
-/** The folders of the server's installation a built service needs: the SDK, and the node_modules it resolves from. */
-export function installPathsFor(sdkPath: string): string[] {
-  const sdk = realpathSync(sdkPath);
-  const paths = [sdk];
-  for (let dir = dirname(sdk); ; dir = dirname(dir)) {
-    const nm = join(dir, 'node_modules');
-    if (existsSync(nm)) paths.push(nm);
-    if (dirname(dir) === dir) break;
+/**
+ * The folders of the server's installation a built service needs: each provided package
+ * (the SDK, the services' kit), and the node_modules folders they resolve from.
+ */
+export function installPathsFor(packagePaths: readonly string[]): string[] {
+  const paths = new Set<string>();
+  for (const path of packagePaths) {
+    const root = realpathSync(path);
+    paths.add(root);
+    for (let dir = dirname(root); ; dir = dirname(dir)) {
+      const nm = join(dir, 'node_modules');
+      if (existsSync(nm)) paths.add(nm);
+      if (dirname(dir) === dir) break;
+    }
   }
-  return paths;
+  return [...paths];
 }
 
 function isUnder(path: string, dir: string): boolean {

@@ -9,7 +9,8 @@ import { MicroError } from '@micro/sdk';
 import { BoundedOutput, LineSplitter, Tail } from './lines.js';
 import { LogFile, type LogLine } from './logs.js';
 import { copyTree, parseSource } from './source.js';
-import { findEntry, relocateTsconfig, serviceName, stripJsonComments } from './build.js';
+import { findEntry, serviceName } from './build.js';
+import { relocateTsconfig, selfContainedTsconfig, stripJsonComments } from './tsconfig.js';
 import { maskEnv } from './local.js';
 import { runCommand } from './exec.js';
 import { StateStore } from './state.js';
@@ -178,6 +179,9 @@ describe('builds', () => {
   it('names a service from the request, package.json or the folder', () => {
     assert.equal(serviceName('given', { name: '@acme/other' }, 'folder'), 'given');
     assert.equal(serviceName(undefined, { name: '@acme/billing' }, 'folder'), 'billing');
+    assert.equal(serviceName(undefined, { name: '@micro/service-id', micro: { name: 'id' } }, 'folder'), 'id');
+    assert.equal(serviceName('given', { micro: { name: 'id' } }, 'folder'), 'given');
+    assert.equal(code(() => serviceName(undefined, { name: 'ok', micro: { name: '../etc' } }, 'folder')), 400);
     assert.equal(serviceName(undefined, undefined, 'my-svc'), 'my-svc');
     assert.equal(code(() => serviceName(undefined, undefined, 'My Service')), 400);
   });
@@ -217,6 +221,27 @@ describe('builds', () => {
         [join(dir, 'repo/lib'), './inside', '../../missing'],
       );
     });
+  });
+
+  it('makes an uploaded tsconfig self-contained: what it extends outside merged in, references outside left out', (t) => {
+    const dir = temp(t);
+    const svc = join(dir, 'repo/services/svc');
+    mkdirSync(svc, { recursive: true });
+    writeFileSync(join(dir, 'repo/root.json'), '{ "compilerOptions": { "strict": false, "target": "ES2020" } }');
+    writeFileSync(join(dir, 'repo/tsconfig.base.json'), '{ // shared\n "extends": "./root.json", "compilerOptions": { "strict": true, "outDir": "out", "typeRoots": ["./types"] }, "include": ["src"], "references": [{ "path": "./x" }] }');
+    const file = join(svc, 'tsconfig.json');
+    writeFileSync(file, '{ "extends": "../../tsconfig.base.json", "compilerOptions": { "target": "ES2022" }, "references": [{ "path": "../../lib" }, { "path": "./inside" }] }');
+    assert.deepEqual(JSON.parse(selfContainedTsconfig(file, svc) ?? 'null'), {
+      compilerOptions: { strict: true, target: 'ES2022', outDir: '../../out', typeRoots: ['../../types'] },
+      include: ['../../src'],
+      references: [{ path: './inside' }],
+    });
+    writeFileSync(join(svc, 'tsconfig.build.json'), '{ "extends": "./tsconfig.json", "exclude": ["src/**/*.test.ts"] }');
+    assert.equal(selfContainedTsconfig(join(svc, 'tsconfig.build.json'), svc), undefined, 'nothing outside: uploaded as it is');
+    writeFileSync(join(svc, 'broken.json'), '{ nope');
+    assert.equal(selfContainedTsconfig(join(svc, 'broken.json'), svc), undefined, 'left to tsc');
+    writeFileSync(join(dir, 'repo/root.json'), '{ "extends": "@tsconfig/node20" }');
+    assert.throws(() => selfContainedTsconfig(file, svc), /extends "@tsconfig\/node20": a package outside the folder is not uploaded/);
   });
 
   it('masks env values whose names look secret', () => {
