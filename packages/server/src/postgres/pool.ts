@@ -63,7 +63,8 @@ export interface Postgres {
    * that the COMMIT travels with it. A statement that fails aborts the transaction and
    * the COMMIT sent behind it then rolls back: `fn` must make every condition it would
    * roll back for an error of a statement (nothing is decided in JavaScript between its
-   * last statement and the COMMIT). No cursors or `rows` queries in `fn`.
+   * last statement and the COMMIT). Once `commit()` is called, what `fn` throws undoes
+   * nothing the COMMIT kept. No cursors or `rows` queries in `fn`.
    */
   transaction<T>(fn: (client: pg.PoolClient, commit: () => Promise<void>) => Promise<T>, options?: TransactionOptions): Promise<T>;
   /** Turns a pg error into the typed one this handle throws (lost connection → 503); others pass. */
