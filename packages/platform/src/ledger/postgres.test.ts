@@ -11,7 +11,7 @@ ledgerContract('postgres', async (t, options) => {
   return openPgLedger({ url: db.url, prefix: db.prefix, ...options });
 });
 
-test('postgres: entries and postings cannot be changed, deleted or truncated, even by hand', async (t) => {
+test('postgres: entries and postings cannot be changed, deleted or truncated, accounts not deleted, even by hand; the trial balance finds entries written by hand', async (t) => {
   const db = await testPostgres(t, 'ledger');
   if (!db) return;
   const l = await openPgLedger({ url: db.url, prefix: db.prefix });
@@ -22,8 +22,16 @@ test('postgres: entries and postings cannot be changed, deleted or truncated, ev
   for (const sql of ['UPDATE entries SET amount = 500', 'DELETE FROM entries', "UPDATE postings SET reason = 'x'", 'DELETE FROM postings', 'TRUNCATE entries CASCADE', 'TRUNCATE postings CASCADE']) {
     await assert.rejects(db.query(sql.replace(/(entries|postings)/, `${db.schema}.$1`)), /immutable/, sql);
   }
+  for (const sql of ["DELETE FROM accounts WHERE id = 'customer:c1:balance'", 'TRUNCATE accounts CASCADE']) {
+    await assert.rejects(db.query(sql.replace('accounts', `${db.schema}.accounts`)), /accounts are never deleted/, sql);
+  }
   await db.query(`UPDATE ${db.schema}.accounts SET balance = 6 WHERE id = 'customer:c1:balance'`);
   assert.deepEqual((await l.trialBalance()).mismatched, ['customer:c1:balance']);
+  // entries of no account, or of no posting (no foreign key stops a hand that writes them): reported too
+  await db.query(`INSERT INTO ${db.schema}.entries (posting, account, amount, balance_after) VALUES ((SELECT max(id) FROM ${db.schema}.postings), 'customer:ghost:balance', 1, 1)`);
+  await db.query(`INSERT INTO ${db.schema}.entries (posting, account, amount, balance_after) VALUES (-7, 'external:payments', -1, -6)`);
+  const trial = await l.trialBalance();
+  assert.deepEqual([trial.ok, trial.mismatched], [false, ['customer:c1:balance', 'customer:ghost:balance', 'external:payments']]);
 });
 
 /** two handles on one schema as two nodes have them: each with its own pool (another URL spelling: handles of one URL share a pool) */

@@ -57,12 +57,29 @@ export interface Postgres {
    * their statements back to back.
    * `noJit`: `SET LOCAL jit = off` with the BEGIN (no extra round trip), for short
    * transactions whose plans PostgreSQL might otherwise compile on every run.
+   * `pipeline`: statements go out without waiting for the answer of the one before (the
+   * connection in pg's pipeline mode for the transaction): the BEGIN travels with `fn`'s
+   * first statement, and `fn` may call `commit()` right after sending its last one, so
+   * that the COMMIT travels with it. A statement that fails aborts the transaction and
+   * the COMMIT sent behind it then rolls back: `fn` must make every condition it would
+   * roll back for an error of a statement (nothing is decided in JavaScript between its
+   * last statement and the COMMIT). Once `commit()` is called, what `fn` throws undoes
+   * nothing the COMMIT kept. No cursors or `rows` queries in `fn`.
    */
-  transaction<T>(fn: (client: pg.PoolClient) => Promise<T>, options?: { idleTimeout?: number; noJit?: boolean }): Promise<T>;
+  transaction<T>(fn: (client: pg.PoolClient, commit: () => Promise<void>) => Promise<T>, options?: TransactionOptions): Promise<T>;
   /** Turns a pg error into the typed one this handle throws (lost connection → 503); others pass. */
   fail(err: unknown): unknown;
   /** Releases this handle; the pool ends with the last handle of its URL. */
   close(): Promise<void>;
+}
+
+export interface TransactionOptions {
+  /** ms without a statement inside the transaction before Postgres ends the session (default: the server's) */
+  idleTimeout?: number;
+  /** `SET LOCAL jit = off` (default false) */
+  noJit?: boolean;
+  /** send statements without waiting for the answers of the ones before (default false) */
+  pipeline?: boolean;
 }
 
 interface Shared {
@@ -172,7 +189,7 @@ function handle(shared: Shared, options: PostgresOptions, schema: string, id: st
         throw fail(err);
       }
     },
-    async transaction<T>(fn: (client: pg.PoolClient) => Promise<T>, options: { idleTimeout?: number; noJit?: boolean } = {}): Promise<T> {
+    async transaction<T>(fn: (client: pg.PoolClient, commit: () => Promise<void>) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
       checkOpen();
       const idle = options.idleTimeout;
       // it goes into the text of the statement: a whole number only
@@ -189,19 +206,39 @@ function handle(shared: Shared, options: PostgresOptions, schema: string, id: st
       // process. The next statement fails with it, and the client is destroyed on release
       const onError = (err: Error) => (broken = err);
       client.on('error', onError);
+      const piped = client as pg.PoolClient & { pipeline: boolean };
+      if (options.pipeline) piped.pipeline = true;
+      let committed: Promise<unknown> | undefined;
+      const commit = async () => {
+        if (!committed) {
+          committed = client.query('COMMIT');
+          // answered through this function, or awaited by the rollback on failure
+          committed.catch(() => undefined);
+        }
+        await committed;
+      };
       try {
         let begin = 'BEGIN';
         if (idle !== undefined) begin += `; SET LOCAL idle_in_transaction_session_timeout = ${idle}`;
         if (options.noJit) begin += '; SET LOCAL jit = off';
-        await client.query(begin);
-        const result = await fn(client);
-        await client.query('COMMIT');
+        const begun = client.query(begin);
+        // pipelined: awaited after fn. Its texts are fixed, so the BEGIN fails only with the
+        // connection (then so does everything behind it); a SET LOCAL that failed leaves the
+        // transaction open and aborted, and fn's statements fail in it
+        begun.catch(() => undefined);
+        if (!options.pipeline) await begun;
+        const result = await fn(client, commit);
+        await begun;
+        await commit();
         return result;
       } catch (err) {
         if (isConnectionError(err)) broken = err;
+        // after a COMMIT sent (it rolled back, or failed): a warning, no error; it also waits for
+        // every statement still in the pipeline, so the connection goes back to the pool idle
         else await client.query('ROLLBACK').catch((e: unknown) => (broken = e));
         throw fail(err);
       } finally {
+        piped.pipeline = false;
         client.off('error', onError);
         // a connection that broke is destroyed, not handed to the next caller
         client.release(broken instanceof Error ? broken : broken === undefined ? undefined : true);

@@ -256,3 +256,38 @@ test('handles share one pool per URL, which ends with the last handle', async (t
   await b.close();
   assert.equal(b.pool.ending, true);
 });
+
+test('transaction pipeline: statements and the COMMIT go out together; a statement that fails makes the COMMIT behind it roll back', async (t) => {
+  const db = await testPostgres(t, 'pgpipe');
+  if (!db) return;
+  await db.query(`CREATE SCHEMA IF NOT EXISTS ${db.schema}`);
+  await db.query(`CREATE TABLE ${db.schema}.piped (n integer PRIMARY KEY)`);
+  const count = async () => Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM ${db.schema}.piped`)).rows[0]?.n);
+  const written = await db.transaction(
+    async (c, commit) => {
+      const first = c.query(`INSERT INTO ${db.schema}.piped VALUES (1)`);
+      // not waiting for the first answer: both are on the wire, and the COMMIT behind them
+      const second = c.query(`INSERT INTO ${db.schema}.piped VALUES (2) RETURNING n`);
+      const [, r] = await Promise.all([first, second, commit()]);
+      return r.rows[0]?.n;
+    },
+    { pipeline: true, noJit: true, idleTimeout: 5_000 },
+  );
+  assert.deepEqual([written, await count()], [2, 2]);
+
+  await assert.rejects(
+    db.transaction(
+      async (c, commit) => {
+        const ok = c.query(`INSERT INTO ${db.schema}.piped VALUES (3)`);
+        const duplicate = c.query(`INSERT INTO ${db.schema}.piped VALUES (1)`);
+        await Promise.all([ok, duplicate, commit()]);
+      },
+      { pipeline: true },
+    ),
+    (err: unknown) => (err as { code?: string }).code === '23505',
+  );
+  assert.equal(await count(), 2, 'the row inserted before the failure was rolled back with it');
+  // the connection went back to the pool ready for statements one at a time
+  assert.equal(await db.transaction(async (c) => (await c.query<{ two: number }>('SELECT 2 AS two')).rows[0]?.two), 2);
+  assert.equal(await count(), 2);
+});

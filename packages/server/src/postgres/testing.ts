@@ -145,7 +145,7 @@ export function silencedInTransaction(db: Postgres, cable: Relay, when: RegExp):
   return {
     db: {
       ...db,
-      transaction: (fn, options) => db.transaction((c) => fn(new Proxy(c, { get: (target, p, receiver) => (p === 'query' ? query(target) : (Reflect.get(target, p, receiver) as unknown)) })), options),
+      transaction: (fn, options) => db.transaction((c, commit) => fn(new Proxy(c, { get: (target, p, receiver) => (p === 'query' ? query(target) : (Reflect.get(target, p, receiver) as unknown)) }), commit), options),
     },
     arm: () => new Promise<void>((resolve) => (armed = resolve)),
   };
