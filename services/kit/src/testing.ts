@@ -70,6 +70,8 @@ export interface PlatformOptions {
   profile?: 'local' | 'nats';
   /** with the platform's core services (signup, billing, pricing, usage, mail: priced calls are metered and charged); default false */
   platform?: boolean;
+  /** the gateway's per-caller limit (default 100,000 a second: off the tests' way; see MicroServerOptions.gatewayRate) */
+  gatewayRate?: { rate: number; burst?: number } | false;
   /** more core services of micro beside the server's own (e.g. only the platform's mail, which the user service sends through) */
   coreServices?: readonly CoreServiceFactory[];
 }
@@ -88,7 +90,9 @@ export async function startPlatform(t: TestContext, options: PlatformOptions): P
   }
   const home = mkdtempSync(join(tmpdir(), 'micro-services-'));
   const coreServices = [...(options.platform ? (await import('@micro/platform')).platformCoreServices() : []), ...(options.coreServices ?? [])];
-  const server = new MicroServer({ home, address: 'tcp://127.0.0.1:0', gateway: '127.0.0.1:0', logger: silent, services: options.services, coreServices });
+  // the per-caller limit (50 calls a second by default) is not what these tests test: their
+  // property runs make hundreds of calls a second, and a 429 would hide the answer they check
+  const server = new MicroServer({ home, address: 'tcp://127.0.0.1:0', gateway: '127.0.0.1:0', logger: silent, services: options.services, coreServices, gatewayRate: options.gatewayRate ?? { rate: 100_000, burst: 100_000 } });
   try {
     await server.start();
   } catch (err) {
