@@ -46,12 +46,34 @@ export function compileSearch(query: FulltextQuery, dialect: Dialect, indexId: n
   const leaves = textLeaves(query);
   const names = new Map<TextLeaf, string>(leaves.map((leaf, i) => [leaf, `t${i}`]));
   const ctes = leaves.map((leaf) => `${names.get(leaf)} AS MATERIALIZED (${dialect.text(leaf, bind, index)})`);
-  const joins = leaves.map((leaf) => `LEFT JOIN ${names.get(leaf)} ON ${names.get(leaf)}.k = d.${dialect.key}`).join(' ');
+  // a text condition every hit must meet (reached from the root through ANDs only) is an
+  // inner join, so the query starts from its matches instead of every document of the index
+  const required = requiredLeaves(query);
+  const joins = leaves.map((leaf) => `${required.has(leaf) ? 'JOIN' : 'LEFT JOIN'} ${names.get(leaf)} ON ${names.get(leaf)}.k = d.${dialect.key}`).join(' ');
   const score = leaves.length === 0 ? '0.0' : leaves.map((leaf) => `coalesce(${names.get(leaf)}.s, 0)`).join(' + ');
   const idx = index();
-  const where = condition(query, dialect, bind, names, index);
+  // with no condition every hit must meet (an OR at the top), the hits are still among the
+  // matches of the text conditions when each branch has one: the query starts from those
+  const among = required.size === 0 ? candidates(query, names) : undefined;
+  const where = condition(query, dialect, bind, names, index) + (among ? ` AND d.${dialect.key} IN (${among})` : '');
   const sql = `${ctes.length ? `WITH ${ctes.join(', ')} ` : ''}SELECT d.id AS id, d.data AS data, ${score} AS score FROM ${dialect.documents} ${joins} WHERE d.idx = ${idx} AND ${where} ORDER BY score DESC, d.id LIMIT ${bind(limit)}`;
   return { sql, params };
+}
+
+/** The documents a hit must be among (the keys of text conditions), or undefined when a branch has none. */
+function candidates(node: FulltextQuery, names: Map<TextLeaf, string>): string | undefined {
+  if (node.kind === 'text') return `SELECT k FROM ${names.get(node)}`;
+  if (node.kind === 'number') return undefined;
+  const parts = node.nodes.map((n) => candidates(n, names));
+  if (node.kind === 'and') return parts.find((p) => p !== undefined);
+  return parts.every((p) => p !== undefined) ? parts.join(' UNION ') : undefined;
+}
+
+/** The text leaves every hit must match: the root's, or its AND's, recursively. */
+function requiredLeaves(node: FulltextQuery): Set<TextLeaf> {
+  if (node.kind === 'text') return new Set([node]);
+  if (node.kind !== 'and') return new Set();
+  return new Set(node.nodes.flatMap((n) => [...requiredLeaves(n)]));
 }
 
 function condition(node: FulltextQuery, dialect: Dialect, bind: Bind, names: Map<TextLeaf, string>, index: () => string): string {
