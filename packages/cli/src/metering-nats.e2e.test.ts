@@ -266,7 +266,15 @@ test('nats profile: kill -9 of one node of two under thousands of priced calls; 
   killed = false;
   await until('the outbox empty', 30_000, async () => (Number((await q<{ n: string }>('SELECT COUNT(*) AS n FROM S.usage_outbox'))[0]?.n) === 0 ? true : undefined));
   mark('node A restarted, the outbox empty');
-  await until('paid through node A again', 30_000, async () => ((await answered(1, () => 'a')).status === 200 ? true : undefined));
+  // node A's first calls may still find the credit held by its own calls in flight at the kill until node B's release is seen
+  let lastAnswer = '';
+  await until('paid through node A again', 60_000, async () => {
+    const r = await answered(1, () => 'a');
+    lastAnswer = `${r.status} ${r.detail ?? ''}`;
+    return r.status === 200 ? true : undefined;
+  }).catch((err: unknown) => {
+    throw new Error(`${(err as Error).message}; its last answer: ${lastAnswer}`);
+  });
 
   // --- phase 2: the lost calls with a key, retried; then both nodes spend the rest of the credit
   for (const [i, x] of lost.filter((l) => l.key).entries()) {
