@@ -25,7 +25,10 @@ export function gatewayCaller(): GatewayCaller {
     call(gateway, path, body, headers = {}) {
       const url = new URL(path, gateway);
       const data = JSON.stringify(body);
-      return new Promise((resolve, reject) => {
+      // a kept-alive socket the gateway closed as idle (5 s) while this process was too busy to
+      // see it: the request is reset before the gateway reads it, and is sent again once on a
+      // fresh socket (node's documented answer to this race: req.reusedSocket and ECONNRESET)
+      const send = (retried: boolean): Promise<GatewayAnswer> => new Promise((resolve, reject) => {
         const req = request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data), ...headers } }, (res) => {
           let text = '';
           res.on('data', (d: Buffer) => (text += d.toString()));
@@ -38,9 +41,13 @@ export function gatewayCaller(): GatewayCaller {
           });
           res.on('error', reject);
         });
-        req.on('error', reject);
+        req.on('error', (err: NodeJS.ErrnoException) => {
+          if (!retried && req.reusedSocket && err.code === 'ECONNRESET') send(true).then(resolve, reject);
+          else reject(err);
+        });
         req.end(data);
       });
+      return send(false);
     },
     close: () => agent.destroy(),
   };
