@@ -1,4 +1,4 @@
-import { Client, MicroError, PUBLIC_SERVICE_KEY, RemoteRegistry, TokenSource, bearer, createClient, platformClient, runtime, type ClientMiddleware, type ServiceRecord, type TypedClient } from '@micro/sdk';
+import { Client, MicroError, isPublicService, RemoteRegistry, TokenSource, bearer, createClient, platformClient, runtime, type ClientMiddleware, type ServiceRecord, type TypedClient } from '@micro/sdk';
 import { Home, LOCAL_ENV, displayAddress, type ResolvedEnv } from './config.js';
 import { CliError } from './output.js';
 
@@ -59,7 +59,7 @@ export class Connection {
   async find(service: string): Promise<{ records: ServiceRecord[]; client: Client }> {
     const own = await this.registry.getService(service, { namespace: this.namespace });
     if (own.length > 0 || this.namespace === 'micro') return { records: own, client: this.services };
-    const shared = (await this.registry.getService(service, { namespace: 'micro' })).filter((r) => r.metadata?.[PUBLIC_SERVICE_KEY] === 'true');
+    const shared = (await this.registry.getService(service, { namespace: 'micro' })).filter(isPublicService);
     return { records: shared, client: this.publicServices };
   }
 

@@ -12,7 +12,7 @@ import {
   TokenSource,
   bearer,
   CORE_SERVICES,
-  PUBLIC_SERVICE_KEY,
+  isPublicService,
   clientStream,
   defineService,
   endpoint,
@@ -110,10 +110,10 @@ describe('micro against a running server', () => {
     // the four of its definition, and Debug.Health and Debug.Metrics that every service answers
     assert.ok(records.some((r) => r.name === 'greeter' && r.endpoints.length === 6));
     // micro server with the platform layer hosts exactly the services the SDK sends general tokens to
-    const core = records.filter((r) => r.metadata?.[PUBLIC_SERVICE_KEY] !== 'true');
+    const core = records.filter((r) => !isPublicService(r));
     assert.deepEqual(core.map((r) => r.name).filter((n) => n !== 'greeter').sort(), [...CORE_SERVICES].sort());
     // and beside them the value-add services, public: they take tokens scoped to them
-    const shared = records.filter((r) => r.metadata?.[PUBLIC_SERVICE_KEY] === 'true').map((r) => r.name);
+    const shared = records.filter(isPublicService).map((r) => r.name);
     assert.deepEqual(shared.sort(), (await valueAddServices()).map((h) => h.def.name).sort());
     for (const name of shared) assert.ok(!CORE_SERVICES.has(name), `${name} is not a core service`);
   });

@@ -18,6 +18,7 @@ export {
   jsonSchemaOf,
   SERVICE_NAME,
   PUBLIC_SERVICE_KEY,
+  isPublicService,
   ENDPOINT_NAME,
 } from './service/definition.js';
 export { PRICE_LIMITS, priceProblem } from './service/price.js';

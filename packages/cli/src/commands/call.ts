@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { PUBLIC_SERVICE_KEY, type Client, type EndpointRecord, type ResponseStream, type ServiceRecord } from '@micro/sdk';
+import { isPublicService, type Client, type EndpointRecord, type ResponseStream, type ServiceRecord } from '@micro/sdk';
 import { connect, type Connection } from '../connect.js';
 import type { CliContext } from '../context.js';
 import { endpointHelp, endpointsOf, serviceHelp, takeEndpoint, matchEndpoint, commandName } from '../endpoints.js';
@@ -34,7 +34,7 @@ export function registerCallCommands(program: Command, ctx: CliContext): void {
       // micro's public services answer this namespace's calls of names it does not hold
       if (!out.json && conn.namespace !== 'micro') {
         const shared = await conn.registry.listServices({ namespace: 'micro' }).catch(() => []);
-        const names = [...new Set(shared.filter((r) => r.metadata?.[PUBLIC_SERVICE_KEY] === 'true' && !records.some((o) => o.name === r.name)).map((r) => r.name))].sort();
+        const names = [...new Set(shared.filter((r) => isPublicService(r) && !records.some((o) => o.name === r.name)).map((r) => r.name))].sort();
         if (names.length > 0) out.info(`public services (call them as your own, e.g. \`micro ${names[0]} --help\`): ${names.join(', ')}`);
       }
     });

@@ -114,6 +114,11 @@ export interface ServiceDef<N extends string = string, E extends EndpointMap = E
 /** The registry metadata that marks a public service (see ServiceDefOptions.public). */
 export const PUBLIC_SERVICE_KEY = 'public';
 
+/** Whether a registry record is of a public service (see ServiceDefOptions.public). */
+export function isPublicService(record: { metadata?: Record<string, string> }): boolean {
+  return record.metadata?.[PUBLIC_SERVICE_KEY] === 'true';
+}
+
 /** Service names: lower-case words with dots, dashes or underscores, like DNS labels. */
 export const SERVICE_NAME = /^[a-z][a-z0-9]*([._-][a-z0-9]+)*$/;
 /** Endpoint names: `Call`, `call`, `Greeter.Hello`. */

@@ -1,4 +1,4 @@
-import { AUTH_PUBLIC_ENDPOINTS, authApi, PUBLIC_SERVICE_KEY } from '@micro/sdk';
+import { AUTH_PUBLIC_ENDPOINTS, authApi, isPublicService } from '@micro/sdk';
 import type { CoreContext, CoreServiceFactory } from '../core.js';
 import type { Quotas } from '../quota/quotas.js';
 import { authHandlers } from './service.js';
@@ -18,7 +18,7 @@ export { nodeId } from '../home.js';
 export const authCoreService: CoreServiceFactory = (c) => ({
   def: authApi,
   handlers: authHandlers(c.accounts, c.tokens, undefined, undefined, keyQuota(c), async (service) =>
-    (await c.registry.getService(service, { namespace: 'micro' })).some((r) => r.metadata?.[PUBLIC_SERVICE_KEY] === 'true'),
+    (await c.registry.getService(service, { namespace: 'micro' })).some(isPublicService),
   ),
   publicEndpoints: [...AUTH_PUBLIC_ENDPOINTS],
   stop: async () => {

@@ -1,5 +1,5 @@
 /** What the gateway takes from the SDK, in one place. */
-export { BLOCKED_ERROR_ID, bearerToken, checkKeyServices, Client, errors, isMicroError, isPlatformAdmin, keyMayCall, MicroError, PUBLIC_SERVICE_KEY, RuleSet, serviceResource } from '@micro/sdk';
+export { BLOCKED_ERROR_ID, bearerToken, checkKeyServices, Client, errors, isMicroError, isPlatformAdmin, keyMayCall, MicroError, isPublicService, RuleSet, serviceResource } from '@micro/sdk';
 export type { Account, EndpointRecord, Logger, PreparedCall, Registry, ServiceRecord } from '@micro/sdk';
 import { errors, isMicroError, type MicroError } from '@micro/sdk';
 

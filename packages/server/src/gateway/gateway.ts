@@ -10,7 +10,7 @@ import {
   isPlatformAdmin,
   keyMayCall,
   MicroError,
-  PUBLIC_SERVICE_KEY,
+  isPublicService,
   RuleSet,
   serviceResource,
   toMicroErrorPublic,
@@ -19,7 +19,6 @@ import {
   type PreparedCall,
   type Logger,
   type Registry,
-  type ServiceRecord,
 } from './deps.js';
 import type { AuthAccounts, AuthTokens } from '../auth/storage.js';
 import { WebSocketServer } from 'ws';
@@ -571,14 +570,14 @@ export class Gateway {
     let records = await this.options.registry.getService(service, { namespace });
     let home = namespace;
     if (records.length === 0 && namespace !== 'micro') {
-      records = (await this.options.registry.getService(service, { namespace: 'micro' })).filter(isPublicRecord);
+      records = (await this.options.registry.getService(service, { namespace: 'micro' })).filter(isPublicService);
       home = 'micro';
     }
     if (records.length === 0) {
       this.endpoints.delete(namespace, service);
       throw errors.NotFound(service, `service ${service} not found in namespace ${namespace}`);
     }
-    const located: Located = { list: records.flatMap((r) => r.endpoints), at: now, home, public: home === 'micro' && records.every(isPublicRecord) };
+    const located: Located = { list: records.flatMap((r) => r.endpoints), at: now, home, public: home === 'micro' && records.every(isPublicService) };
     this.endpoints.set(namespace, service, located);
     return located;
   }
@@ -922,7 +921,7 @@ export class Gateway {
     const namespace = this.namespaceOf(req, account);
     const own = await this.options.registry.listServices({ namespace });
     // micro's public services answer a tenant's calls of names its namespace does not hold
-    const shared = namespace === 'micro' ? [] : (await this.options.registry.listServices({ namespace: 'micro' })).filter((r) => isPublicRecord(r) && !own.some((o) => o.name === r.name));
+    const shared = namespace === 'micro' ? [] : (await this.options.registry.listServices({ namespace: 'micro' })).filter((r) => isPublicService(r) && !own.some((o) => o.name === r.name));
     const services = [...own, ...shared.map((r) => ({ ...r, namespace: 'micro' }))];
     await this.loadRules(namespace);
     const rules = this.ruleSet(namespace);
@@ -1154,10 +1153,6 @@ interface Located {
   at: number;
   home: string;
   public: boolean;
-}
-
-function isPublicRecord(r: ServiceRecord): boolean {
-  return r.metadata?.[PUBLIC_SERVICE_KEY] === 'true';
 }
 
 /** `Call` answers to `Call` and `call` (the SDK's alias, lower-case first letter). */

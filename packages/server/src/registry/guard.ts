@@ -1,4 +1,4 @@
-import { errors, isPlatformAdmin, PUBLIC_SERVICE_KEY, registryHandlers, type Account, type Context, type Handlers, type Registry, type registryService, type ServiceRecord } from '@micro/sdk';
+import { errors, isPlatformAdmin, isPublicService, registryHandlers, type Account, type Context, type Handlers, type Registry, type registryService, type ServiceRecord } from '@micro/sdk';
 import { isNamespaceAdmin, namespaceFor } from '../auth/guard.js';
 
 /**
@@ -61,10 +61,6 @@ function strangerInMicro(ctx: Context, asked: string | undefined): boolean {
   return asked === 'micro' && account !== undefined && account.issuer !== 'micro' && !isPlatformAdmin(account);
 }
 
-function isPublic(r: ServiceRecord): boolean {
-  return r.metadata?.[PUBLIC_SERVICE_KEY] === 'true';
-}
-
 /** The registry service with the namespace rule and the rule above applied. */
 export function guardedRegistry(registry: Registry, options: RegistryGuardOptions = {}): Handlers<typeof registryService> {
   const h = registryHandlers(registry);
@@ -81,11 +77,11 @@ export function guardedRegistry(registry: Registry, options: RegistryGuardOption
     },
     GetService: async (req, ctx) => {
       if (!strangerInMicro(ctx, req.namespace)) return h.GetService({ ...req, namespace: namespaceFor(ctx, req.namespace) });
-      return { services: (await h.GetService({ ...req, namespace: 'micro' })).services.filter(isPublic) };
+      return { services: (await h.GetService({ ...req, namespace: 'micro' })).services.filter(isPublicService) };
     },
     ListServices: async (req, ctx) => {
       if (!strangerInMicro(ctx, req.namespace)) return h.ListServices({ ...req, namespace: namespaceFor(ctx, req.namespace) });
-      return { services: (await h.ListServices({ ...req, namespace: 'micro' })).services.filter(isPublic) };
+      return { services: (await h.ListServices({ ...req, namespace: 'micro' })).services.filter(isPublicService) };
     },
     Watch: (req, ctx) => h.Watch({ ...req, namespace: namespaceFor(ctx, req.namespace) }, ctx),
   };
