@@ -13,7 +13,7 @@ export type { LoginThrottleOptions } from './auth/throttle.js';
 export type { AuthAccounts, AuthTokens } from './auth/storage.js';
 export { openPostgres, migrate, quoteSchema, isConnectionError, SchemaVersionError } from './postgres/index.js';
 export type { Postgres, PostgresOptions, Queryable, Migration } from './postgres/index.js';
-export { openDatabase, ensureSchema } from './sqlite.js';
+export { openDatabase, ensureSchema, DeferredSyncDatabase } from './sqlite.js';
 export { Sealer, SecretHasher } from './auth/crypto.js';
 export { roleOf, roleCheck } from './auth/roles.js';
 export type { TeamRole } from './auth/roles.js';

@@ -1,4 +1,4 @@
-import { chmodSync, closeSync, openSync } from 'node:fs';
+import { chmodSync, closeSync, fdatasync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 
 /**
@@ -26,6 +26,76 @@ export function openDatabase(path: string): Database.Database {
     throw err;
   }
   return db;
+}
+
+/**
+ * A connection whose commits are made durable off the event loop, for a writer whose
+ * fsyncs would otherwise take a large share of the event loop (the meter's records: a
+ * commit every tick under load). It commits with synchronous = NORMAL: a commit is in the
+ * WAL when it returns (the kernel has it: a kill -9 loses nothing) but not yet flushed;
+ * `durable()` resolves once an fdatasync of the WAL begun after it was called has ended.
+ * The fdatasync runs in libuv's thread pool, so the event loop serves other calls
+ * meanwhile, and the commits that ask while one runs share the next: one flush for many
+ * commits. Acknowledge a commit only after its `durable()`, and the promise of FULL holds
+ * (flushed before acknowledged, so it survives a power cut too).
+ *
+ * Why this is exact: fdatasync flushes every written page of the file, whichever
+ * descriptor wrote it; SQLite writes a commit's frames to the WAL with write() before the
+ * commit returns; and the WAL file stays the same file while a connection to the database
+ * is open (SQLite deletes it only when the last one closes). Checkpoints flush the WAL
+ * themselves under NORMAL before they copy it into the database.
+ */
+export class DeferredSyncDatabase {
+  readonly db: Database.Database;
+  private readonly wal: number;
+  /** the flush under way, and the one that the commits made since it began will share */
+  private running: Promise<void> | undefined;
+  private next: Promise<void> | undefined;
+  private closed = false;
+
+  constructor(path: string) {
+    this.db = openDatabase(path);
+    try {
+      this.db.pragma('synchronous = NORMAL');
+      // the first read of a WAL database opens (creates) its -wal file, with the database's mode
+      this.db.prepare('SELECT 1 FROM sqlite_master LIMIT 1').get();
+      this.wal = openSync(`${path}-wal`, 'r');
+    } catch (err) {
+      this.db.close();
+      throw err;
+    }
+  }
+
+  /** Resolves when everything committed on this connection before the call is on disk; rejects with the flush's error (EIO: the commits may be lost). */
+  durable(): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('the database is closed'));
+    if (!this.running) return (this.running = this.flush());
+    // a flush began before this commit: it may miss it, so the commit waits for the one after
+    return (this.next ??= this.running.then(
+      () => this.flush(),
+      () => this.flush(),
+    ));
+  }
+
+  private flush(): Promise<void> {
+    const p = new Promise<void>((resolve, reject) => fdatasync(this.wal, (err) => (err ? reject(err) : resolve())));
+    this.running = p;
+    this.next = undefined;
+    const done = (): void => {
+      if (this.running === p) this.running = undefined;
+    };
+    p.then(done, done);
+    return p;
+  }
+
+  /** Waits for the flush under way, then closes the connection (its last commits are flushed by SQLite's close). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await (this.next ?? this.running)?.catch(() => undefined);
+    this.closed = true;
+    closeSync(this.wal);
+    this.db.close();
+  }
 }
 
 /**

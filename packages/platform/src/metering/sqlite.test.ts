@@ -49,8 +49,8 @@ test('sqlite: the records of calls that end in one tick are written in one trans
   // price 0: recorded, never posted (the outbox's transactions stay out of the count)
   const { ledger, meter } = await meterOn(t, 0);
   const tickets = await Promise.all(Array.from({ length: 50 }, () => Promise.resolve(meter.admit(meteredCall('acme', 'Call')))));
-  // count the transactions while they settle
-  const seen = countTransactions(t, ledger.db);
+  // count the transactions of every connection (the records have one of their own) while they settle
+  const seen = countTransactions(t, Object.getPrototypeOf(ledger.db) as SqliteLedger['db']);
   await Promise.all(tickets.map((tk) => tk?.settle(true, 200)));
   assert.equal(seen.outer, 1, 'one transaction for the 50 records');
   assert.equal((ledger.db.prepare('SELECT COUNT(*) AS n FROM usage_calls').get() as { n: number }).n, 50);
@@ -66,15 +66,22 @@ test('sqlite: a balance lowered outside metering (a chargeback) is seen by the f
   assert.equal(await ledger.balance(dueAccount('ns.acme')), 0, 'nothing had to go to the due account');
 });
 
-/** Counts the transactions begun on the handle (nested ones are savepoints of the outer one) until the test ends. */
+/**
+ * Counts the transactions begun on the handle — or, given the prototype, on every connection —
+ * until the test ends (nested ones are savepoints of the outer one).
+ */
 function countTransactions(t: { after(fn: () => unknown): void }, db: SqliteLedger['db']): { outer: number } {
   const seen = { outer: 0 };
-  const exec = db.transaction.bind(db);
-  (db as { transaction: typeof exec }).transaction = ((fn: Parameters<typeof exec>[0]) => {
-    if (!db.inTransaction) seen.outer++;
-    return exec(fn);
-  }) as typeof exec;
-  t.after(() => ((db as { transaction: typeof exec }).transaction = exec));
+  const own = Object.prototype.hasOwnProperty.call(db, 'transaction');
+  const exec = db.transaction;
+  (db as { transaction: typeof exec }).transaction = function (this: SqliteLedger['db'], fn: Parameters<typeof exec>[0]) {
+    if (!this.inTransaction) seen.outer++;
+    return exec.call(this, fn);
+  } as typeof exec;
+  t.after(() => {
+    if (own) (db as { transaction: typeof exec }).transaction = exec;
+    else delete (db as { transaction?: typeof exec }).transaction;
+  });
   return seen;
 }
 

@@ -1,5 +1,6 @@
 import { ensureBillingSchema } from '../billing/engines.js';
 import type { Logger } from '@micro/sdk';
+import { DeferredSyncDatabase } from '@micro/server/engine';
 import { balanceAccount, openPayerAccounts } from '../billing/accounts.js';
 import type { Ledger } from '../ledger/index.js';
 import type { SqliteLedger } from '../ledger/sqlite.js';
@@ -14,6 +15,12 @@ import type { Admission, CallRecord, Charge, Hold, MeterEngine, Outcome, PostCha
  * payer of), rebuilt at start from the records and the ledger. Records go to
  * `usage_calls` beside the ledger's tables, one transaction per tick (group commit), with
  * an outbox row for each charge until its posting is in the ledger.
+ *
+ * The records have a connection of their own to billing.db whose commits are flushed in
+ * libuv's thread pool (`DeferredSyncDatabase`): a call's settle resolves — and the gateway
+ * answers — only once its record is on disk, as with synchronous = FULL, but the event loop
+ * serves other calls during the fsync, and the commits of the ticks that end meanwhile
+ * share the next one. (An fsync a tick on the event loop was most of what metering cost.)
  */
 
 type Database = SqliteLedger['db'];
@@ -130,6 +137,8 @@ export class SqliteMeterEngine implements MeterEngine {
   private readonly queue = new Map<string, Charge>();
   private readonly commits: GroupCommit<Pending<never>>;
   private st!: ReturnType<SqliteMeterEngine['prepare']>;
+  /** the records' connection (opened by start) */
+  private records: DeferredSyncDatabase | undefined;
   private readonly balanceTtl: number;
 
   constructor(
@@ -142,8 +151,7 @@ export class SqliteMeterEngine implements MeterEngine {
     this.balanceTtl = options.balanceTtl ?? 5_000;
   }
 
-  private prepare() {
-    const db = this.db;
+  private prepare(db: Database) {
     return {
       insert: db.prepare(`INSERT INTO usage_calls (${CALL_COLUMNS}) VALUES (${CALL_COLUMNS.split(',').map(() => '?').join(', ')})`),
       outbox: db.prepare('INSERT INTO usage_outbox (request_id, payer, amount, calls) VALUES (?, ?, ?, ?)'),
@@ -160,7 +168,8 @@ export class SqliteMeterEngine implements MeterEngine {
       const v1 = this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'usage_calls'").get() !== undefined;
       this.db.exec(v1 ? FROM_V1 : SCHEMA);
     });
-    this.st = this.prepare();
+    this.records = new DeferredSyncDatabase(this.path);
+    this.st = this.prepare(this.records.db);
     // the outbox left by the last run (a crash): posted by the meter's first round
     for (const row of this.st.pending.all()) {
       const r = callOf(row);
@@ -296,27 +305,38 @@ export class SqliteMeterEngine implements MeterEngine {
       return recordOf(a, e.outcome, kind);
     });
     const charges = chargesOf(records, batch);
+    const conn = this.records as DeferredSyncDatabase;
     try {
-      this.db
+      conn.db
         .transaction(() => {
           records.forEach((r, i) => this.st.insert.run(...callValues(r, (batch[i] as Pending<never>).hold.admission.idem)));
           for (const c of charges) this.st.outbox.run(c.requestId, c.payer, c.amount, c.calls);
         })
         .immediate();
     } catch (err) {
-      this.options.logger?.error({ err }, 'metering: recording calls failed; they are not charged');
-      for (const e of batch) {
-        this.release(e.hold as LocalHold);
-        e.reject(err);
-      }
+      this.failed(batch, err);
       return;
     }
+    // committed: what the records leave in memory is this process's at once (later admissions and batches count them) …
     for (const c of charges) this.queue.set(c.requestId, c);
-    batch.forEach((e, i) => {
-      const r = records[i] as CallRecord;
-      this.apply(e.hold as LocalHold, r);
-      e.resolve(r);
-    });
+    batch.forEach((e, i) => this.apply(e.hold as LocalHold, records[i] as CallRecord));
+    // … and their callers are answered once the records are on disk
+    void conn.durable().then(
+      () => batch.forEach((e, i) => e.resolve(records[i] as CallRecord)),
+      (err: unknown) => {
+        // the disk refused the flush: the records may not survive a power cut, so no call of the batch is answered as a success
+        this.options.logger?.error({ err }, 'metering: flushing call records failed; their calls are answered with an error');
+        for (const e of batch) e.reject(err);
+      },
+    );
+  }
+
+  private failed(batch: Pending<never>[], err: unknown): void {
+    this.options.logger?.error({ err }, 'metering: recording calls failed; they are not charged');
+    for (const e of batch) {
+      this.release(e.hold as LocalHold);
+      e.reject(err);
+    }
   }
 
   /** What a recorded call leaves in memory: its hold released, a free slot used, a charge to post (queued by write). */
@@ -345,7 +365,7 @@ export class SqliteMeterEngine implements MeterEngine {
       const pending = charges.filter((c) => this.queue.has(c.requestId));
       const posted = pending.length > 0 ? await post(pending) : { done: [], fromBalance: 0, toDue: 0 };
       // the ledger has them: out of the outbox (a crash before this posts them again, as replays)
-      this.db.transaction(() => {
+      (this.records as DeferredSyncDatabase).db.transaction(() => {
         for (const id of posted.done) this.st.unbox.run(id);
       })();
       let landed = 0;
@@ -369,21 +389,28 @@ export class SqliteMeterEngine implements MeterEngine {
 
   async usage(filter: UsageFilter, by: 'endpoint' | 'day' | 'key'): Promise<UsageRow[]> {
     const q = usageQuery('usage_calls', filter, by);
-    return this.db.prepare<unknown[], UsageRowRaw>(q.sql).all(...q.params).map(usageRowOf);
+    return this.reader().prepare<unknown[], UsageRowRaw>(q.sql).all(...q.params).map(usageRowOf);
   }
 
   async quotas(payer: string, period: string): Promise<QuotaRow[]> {
     const q = quotasQuery('usage_calls', payer, period);
-    return this.db.prepare<unknown[], QuotaRowRaw>(q.sql).all(...q.params).map(quotaRowOf);
+    return this.reader().prepare<unknown[], QuotaRowRaw>(q.sql).all(...q.params).map(quotaRowOf);
   }
 
   async calls(filter: UsageFilter, limit: number): Promise<CallRecord[]> {
     const q = callsQuery('usage_calls', filter, limit);
-    return this.db.prepare<unknown[], CallRowRaw>(q.sql).all(...q.params).map(callOf);
+    return this.reader().prepare<unknown[], CallRowRaw>(q.sql).all(...q.params).map(callOf);
   }
 
-  /** Writes the records still waiting for their tick (the database itself is the ledger's, closed by the hub). */
+  /** the records' connection once started (it sees its own commits before they are flushed), the ledger's before */
+  private reader(): Database {
+    return this.records?.db ?? this.db;
+  }
+
+  /** Writes the records still waiting for their tick and closes the records' connection (billing.db itself is the ledger's, closed by the hub). */
   async close(): Promise<void> {
     await this.commits.drain();
+    await this.records?.close();
+    this.records = undefined;
   }
 }
