@@ -154,6 +154,22 @@ interface KnownPayer {
   at: number;
 }
 
+/** The UTC day and billing period of a time, worked out once a day rather than once a call. */
+class Calendar {
+  private from = 0;
+  private until = -1;
+  private current = { period: '', day: '' };
+
+  of(at: number): { period: string; day: string } {
+    if (at < this.from || at >= this.until) {
+      this.from = at - (at % 86_400_000);
+      this.until = this.from + 86_400_000;
+      this.current = { period: periodOf(at).id, day: new Date(at).toISOString().slice(0, 10) };
+    }
+    return this.current;
+  }
+}
+
 const SAFE = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
 
 export class Meter implements GatewayMeter {
@@ -161,6 +177,7 @@ export class Meter implements GatewayMeter {
   private readonly clock: () => number;
   private readonly payers = new Map<string, KnownPayer>();
   private readonly payerTtl: number;
+  private readonly calendar = new Calendar();
   private posting: Promise<void> | undefined;
   private again = false;
   private timer: NodeJS.Timeout | undefined;
@@ -234,6 +251,7 @@ export class Meter implements GatewayMeter {
 
   private hold(call: MeteredCall, price: number, freeQuota: number, payer: string): MeterTicket | Promise<MeterTicket> {
     const at = this.clock();
+    const { period, day } = this.calendar.of(at);
     const endpoint = call.endpoint.name;
     const admission: Admission = {
       requestId: call.requestId,
@@ -250,8 +268,8 @@ export class Meter implements GatewayMeter {
       idem: call.idempotencyKey === undefined ? undefined : idemPosting(payer, call.service, endpoint, call.idempotencyKey),
       cap: this.options.usageCap?.(payer) ?? null,
       at,
-      period: periodOf(at).id,
-      day: new Date(at).toISOString().slice(0, 10),
+      period,
+      day,
     };
     const held = this.engine.admit(admission);
     return held instanceof Promise ? held.then((h) => this.ticket(h)) : this.ticket(held);
