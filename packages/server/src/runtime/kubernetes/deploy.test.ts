@@ -32,8 +32,13 @@ type Obj = Record<string, any>;
 /** Why kubectl cannot be used here, or undefined when it can (MICRO_REQUIRE_ENGINES=1 makes its absence a failure). */
 const kubectlMissing = (() => {
   const run = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8', timeout: 30_000 });
-  if (!run.error && run.status === 0) return undefined;
-  const why = `kubectl is not on the PATH (${run.error?.message ?? run.stderr.trim()}); install kubectl 1.27 or newer (kustomize v5) to render deploy/kubernetes`;
+  // Debian's kubectl 1.20 carries kustomize v2, which lacks `patches:` and folders in `resources:`
+  const kustomize = Number(/Kustomize Version: v(\d+)/.exec(run.stdout ?? '')?.[1] ?? 0);
+  let why: string | undefined;
+  if (run.error || run.status !== 0) why = `kubectl is not on the PATH (${run.error?.message ?? run.stderr.trim()})`;
+  else if (kustomize < 5) why = `kubectl on the PATH (${/GitVersion:"([^"]+)"/.exec(run.stdout)?.[1] ?? /Client Version: (\S+)/.exec(run.stdout)?.[1] ?? 'unknown version'}) has kustomize ${kustomize ? `v${kustomize}` : 'older than v5'}`;
+  if (!why) return undefined;
+  why += '; deploy/kubernetes needs kubectl 1.27 or newer (kustomize v5): see deploy/README.md';
   if (process.env.MICRO_REQUIRE_ENGINES === '1') throw new Error(`${why} — required with MICRO_REQUIRE_ENGINES=1`);
   return why;
 })();
