@@ -259,6 +259,7 @@ describe('deploy/kubernetes: each overlay as kubectl kustomize renders it', () =
       assert.ok(dep.spec.replicas >= 2, `${dep.spec.replicas} replicas`);
       assert.equal(dep.spec.strategy.rollingUpdate.maxUnavailable, 0, 'a rollout never has fewer ready nodes');
       assert.equal(dep.spec.template.metadata.labels['app.kubernetes.io/name'], 'micro-server', 'the label tenant NetworkPolicies let egress reach');
+      assert.equal(dep.spec.template.spec.enableServiceLinks, false, 'no MICRO_SERVER_* variables injected from the Service micro-server');
       const c = serverContainer(objs);
       assert.deepEqual(c.args, ['server']);
       const value = (n: string) => envNamed(c, n).value as string;
