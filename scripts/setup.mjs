@@ -44,6 +44,12 @@ if (process.platform === 'linux' && !(process.env.PATH ?? '').split(':').some((d
   process.stderr.write('micro setup: note: bubblewrap is not installed, so micro server will refuse services of namespaces other than micro (apt-get install bubblewrap; see README "Tenants run sandboxed")\n');
 }
 
+// deploy/kubernetes is rendered by `kubectl kustomize` in the server's deploy tests, which
+// skip without it (CI fetches one: .ci/run).
+if (!(process.env.PATH ?? '').split(':').some((d) => d && existsSync(join(d, 'kubectl')))) {
+  process.stderr.write('micro setup: note: kubectl is not installed, so the tests of deploy/kubernetes skip (kubectl 1.27 or newer, with kustomize v5; see deploy/README.md)\n');
+}
+
 // The dashboard (packages/web): type-checked and bundled by vite into packages/web/dist,
 // which the gateway serves at /dashboard/. Skipped when that is newer than every source.
 const web = join(root, 'packages', 'web');

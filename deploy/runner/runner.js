@@ -1,0 +1,1 @@
+import '/app/packages/server/dist/runtime/kubernetes/runner.js';
