@@ -10,12 +10,17 @@ export interface OtpOptions {
 }
 
 /**
- * What is kept per id (database `otp`, table `secrets` of the tenant's own namespace): the
- * secret, which no endpoint returns; the code's size and step; the last step a code was
- * accepted for (a code is good once); the wrong codes left before a new Generate.
+ * What is kept per id, in the tenant's own namespace:
+ * - the secret, which no endpoint returns, as a config secret (sealed with AES-256-GCM by
+ *   the config engine under the server's config key, bound to the namespace and path) at
+ *   `micro_otp._<sha256 of the id>` — encrypted at rest like every secret of the platform;
+ * - the rest in database `otp`, table `secrets`: the code's size and step; the last step a
+ *   code was accepted for (a code is good once); the wrong codes left before a new Generate.
+ *   (A row written before the secrets were sealed may still hold `secret`: it is moved to
+ *   the config at the id's next Generate.)
  */
 interface StoredOtp {
-  secret: string;
+  secret?: string;
   size: number;
   expiry: number;
   used: number;
@@ -57,6 +62,11 @@ export function otpHandlers(engines: Engines, options: OtpOptions = {}): Handler
   const db = (ctx: Context) => tenantStore(engines.store, ctx, 'otp');
   const read = async (ctx: Context, id: string) => (await db(ctx).read(id, { table: 'secrets' }))[0]?.value as StoredOtp | undefined;
   const write = (ctx: Context, id: string, value: StoredOtp) => db(ctx).write({ key: id, value }, { table: 'secrets' });
+  const secretPath = (id: string) => `micro_otp._${createHash('sha256').update(id).digest('hex')}`;
+  const readSecret = async (ctx: Context, id: string, stored: StoredOtp | undefined): Promise<string | undefined> => {
+    const sealed = await engines.config.get(secretPath(id), { namespace: ctx.tenant, secrets: true });
+    return typeof sealed === 'string' ? sealed : stored?.secret;
+  };
 
   return {
     Generate: async (req, ctx) => {
@@ -65,10 +75,14 @@ export function otpHandlers(engines: Engines, options: OtpOptions = {}): Handler
       const expiry = inRange('expiry', req.expiry, OTP_LIMITS.expiry);
       return withLock(engines, ctx, id, async () => {
         const prev = await read(ctx, id);
-        const secret = prev?.secret ?? randomBytes(20).toString('base64');
+        let secret = await readSecret(ctx, id, prev);
+        if (secret === undefined || prev?.secret !== undefined) {
+          secret ??= randomBytes(20).toString('base64');
+          await engines.config.set(secretPath(id), secret, { namespace: ctx.tenant, secret: true });
+        }
         // a new step length starts a new count of used steps
         const used = prev && prev.expiry === expiry ? prev.used : -1;
-        await write(ctx, id, { secret, size, expiry, used, triesLeft: OTP_LIMITS.tries });
+        await write(ctx, id, { size, expiry, used, triesLeft: OTP_LIMITS.tries });
         return { code: totp(Buffer.from(secret, 'base64'), now(), expiry, size) };
       });
     },
@@ -79,9 +93,10 @@ export function otpHandlers(engines: Engines, options: OtpOptions = {}): Handler
       if (code === '') throw errors.BadRequest('otp', 'Missing code');
       return withLock(engines, ctx, id, async () => {
         const stored = await read(ctx, id);
-        if (!stored) throw errors.NotFound('otp', 'id: no code was generated for this id');
+        const sealed = stored && (await readSecret(ctx, id, stored));
+        if (!stored || sealed === undefined) throw errors.NotFound('otp', 'id: no code was generated for this id');
         if (stored.triesLeft <= 0) throw errors.TooManyRequests('otp', `id: ${OTP_LIMITS.tries} wrong codes were given; Generate a new code first`);
-        const secret = Buffer.from(stored.secret, 'base64');
+        const secret = Buffer.from(sealed, 'base64');
         const current = stepOf(now(), stored.expiry);
         // this step's code, or the previous step's (one generated just before a step ends)
         const step = [current, current - 1].find((s) => s > stored.used && sameCode(totp(secret, s * stored.expiry, stored.expiry, stored.size), code));

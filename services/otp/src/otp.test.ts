@@ -1,5 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import { expectShape, startPlatform } from '@micro/services-kit/testing';
 import { service } from './handlers.js';
@@ -33,6 +36,34 @@ for (const profile of ['local', 'nats'] as const) {
       // the secret is never answered, only the code
       assert.deepEqual(Object.keys(gen.body), ['code']);
     });
+
+    if (profile === 'local') {
+      await t.test('the secret is encrypted at rest: no file of the server holds it', async () => {
+        await a('Generate', { id: 'at-rest@example.com' });
+        const path = `micro_otp._${createHash('sha256').update('at-rest@example.com').digest('hex')}`;
+        // the staff read it in clear (config secrets of any namespace), to know what to look for
+        const read = await fetch(`${p.url}/v1/config/Get`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${p.adminToken}` },
+          body: JSON.stringify({ path, namespace: p.a.namespace, secrets: true }),
+        });
+        const secret = ((await read.json()) as { value: unknown }).value;
+        assert.equal(typeof secret, 'string', 'the secret is a config secret of the tenant');
+        const raw = Buffer.from(secret as string, 'base64');
+        const files = (dir: string): string[] => readdirSync(dir).flatMap((f) => (statSync(join(dir, f)).isDirectory() ? files(join(dir, f)) : [join(dir, f)]));
+        const all = files(p.home);
+        assert.ok(all.some((f) => f.endsWith('.db')), 'the server keeps its data in files of its home');
+        for (const f of all) {
+          const bytes = readFileSync(f);
+          assert.equal(bytes.includes(secret as string), false, `${f} holds the secret in base64`);
+          assert.equal(bytes.includes(raw), false, `${f} holds the secret's bytes`);
+          assert.equal(bytes.includes(raw.toString('hex')), false, `${f} holds the secret in hex`);
+        }
+        // and the tenant sees it masked
+        const masked = await a('Generate', { id: 'at-rest@example.com' });
+        assert.equal(masked.status, 200);
+      });
+    }
 
     await t.test("isolation: b's codes and ids are its own", async () => {
       const mine = (await a('Generate', { id: 'shared-id' })).body.code;
