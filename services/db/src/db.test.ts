@@ -65,6 +65,15 @@ for (const profile of ['local', 'nats'] as const) {
 
     await t.test('compatibility', () => compat(p));
 
+    await t.test('concurrency: of concurrent Creates of one id exactly one succeeds; concurrent Updates keep every field', async () => {
+      const creates = await Promise.all(Array.from({ length: 8 }, (_, i) => p.call(p.a.key, 'db', 'Create', { table: 'race', id: 'one', record: { by: i } })));
+      assert.deepEqual(creates.map((r) => r.status).sort(), [200, 409, 409, 409, 409, 409, 409, 409], JSON.stringify(creates.map((r) => r.body)));
+      const updates = await Promise.all(Array.from({ length: 8 }, (_, i) => p.call(p.a.key, 'db', 'Update', { table: 'race', id: 'one', record: { [`f${i}`]: i } })));
+      assert.deepEqual(updates.map((r) => r.status), Array(8).fill(200));
+      const [record] = (await p.call(p.a.key, 'db', 'Read', { table: 'race', id: 'one' })).body.records;
+      for (let i = 0; i < 8; i++) assert.equal(record[`f${i}`], i, `field f${i} of a concurrent Update is kept: ${JSON.stringify(record)}`);
+    });
+
     await t.test('isolation: b reaches none of a\'s records through any field', async () => {
       await p.call(p.a.key, 'db', 'Create', { table: 'secrets', id: 's1', record: { v: 'of a' } });
       const tried = [

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { errors, type Context, type Engines, type StoreRecord, type StoreWhere } from '@micro/sdk';
-import { publicService, tenantStore, type TenantStore } from '@micro/services-kit';
+import { publicService, tenantStore, withTenantLock, type TenantStore } from '@micro/services-kit';
 import { db } from './definition.js';
 import { parseQuery, QueryError } from './query.js';
 
@@ -131,9 +131,12 @@ export const service = publicService(db, (engines: Engines) => {
       const id = idOf(req.id, record) ?? randomUUID();
       record.id = id;
       const store = tenant(ctx);
-      if ((await store.read(id, { table })).length > 0) throw errors.Conflict(ID, `a record with id "${printable(id)}" exists in table ${table} (use Update)`);
-      await store.write({ key: id, value: { created: Date.now(), data: record } satisfies Stored }, { table });
-      return { id };
+      // one writer at a time per record: of two Creates of one id, one is a 409
+      return withTenantLock(engines, ctx, 'db', `${table}\n${id}`, async () => {
+        if ((await store.read(id, { table })).length > 0) throw errors.Conflict(ID, `a record with id "${printable(id)}" exists in table ${table} (use Update)`);
+        await store.write({ key: id, value: { created: Date.now(), data: record } satisfies Stored }, { table });
+        return { id };
+      });
     },
     Update: async (req, ctx) => {
       const record = checkRecord(req.record);
@@ -141,13 +144,16 @@ export const service = publicService(db, (engines: Engines) => {
       const id = idOf(req.id, record);
       if (!id) throw errors.BadRequest(ID, 'Missing id (give id, or record.id)');
       const store = tenant(ctx);
-      const [old] = await store.read(id, { table });
-      if (!old) throw errors.NotFound(ID, `no record with id "${printable(id)}" in table ${table}`);
-      const stored = old.value as Stored;
-      const data = { ...stored.data, ...record, id };
-      if (Buffer.byteLength(JSON.stringify(data), 'utf8') > DB_LIMITS.recordBytes) throw errors.BadRequest(ID, `record must be at most ${DB_LIMITS.recordBytes} bytes as JSON (with what it merges into)`);
-      await store.write({ key: id, value: { created: stored.created, data } satisfies Stored }, { table });
-      return {};
+      // the merge reads then writes: concurrent Updates of one record each keep the other's fields
+      return withTenantLock(engines, ctx, 'db', `${table}\n${id}`, async () => {
+        const [old] = await store.read(id, { table });
+        if (!old) throw errors.NotFound(ID, `no record with id "${printable(id)}" in table ${table}`);
+        const stored = old.value as Stored;
+        const data = { ...stored.data, ...record, id };
+        if (Buffer.byteLength(JSON.stringify(data), 'utf8') > DB_LIMITS.recordBytes) throw errors.BadRequest(ID, `record must be at most ${DB_LIMITS.recordBytes} bytes as JSON (with what it merges into)`);
+        await store.write({ key: id, value: { created: stored.created, data } satisfies Stored }, { table });
+        return {};
+      });
     },
     Read: async (req, ctx) => {
       const table = tableName(req.table);

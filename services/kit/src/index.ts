@@ -1,5 +1,7 @@
 export { i64, i64Out, str64, lowerCamel, m3oRequest, rfc3339, unixSeconds, missing, MAX_I64 } from './wire.js';
 export { tenantStore } from './tenant.js';
+export { withTenantLock } from './lock.js';
+export type { TenantLockOptions } from './lock.js';
 export type { TenantStore } from './tenant.js';
 export { publicService } from './service.js';
 export type { ServiceFactory } from './service.js';

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { errors, type Context, type Engines, type Handlers } from '@micro/sdk';
-import { publicService, tenantStore } from '@micro/services-kit';
+import { publicService, tenantStore, withTenantLock } from '@micro/services-kit';
 import { otp, OTP_LIMITS } from './definition.js';
 import { sameCode, stepOf, totp } from './totp.js';
 
@@ -46,17 +46,6 @@ function inRange(field: string, value: number | undefined, limits: { min: number
   return v;
 }
 
-/** One caller at a time per id (sync engine, the tenant's namespace): tries and one-time use hold under concurrency. */
-async function withLock<T>(engines: Engines, ctx: Context, id: string, fn: () => Promise<T>): Promise<T> {
-  const name = `otp/${createHash('sha256').update(id).digest('hex')}`;
-  const lock = await engines.sync.lock(name, { namespace: ctx.tenant, ttl: 10_000, wait: 10_000, owner: 'otp service' });
-  try {
-    return await fn();
-  } finally {
-    await lock.release().catch(() => undefined);
-  }
-}
-
 export function otpHandlers(engines: Engines, options: OtpOptions = {}): Handlers<typeof otp> {
   const now = () => (options.now ?? Date.now)() / 1000;
   const db = (ctx: Context) => tenantStore(engines.store, ctx, 'otp');
@@ -73,7 +62,8 @@ export function otpHandlers(engines: Engines, options: OtpOptions = {}): Handler
       const id = checkId(req.id);
       const size = inRange('size', req.size, OTP_LIMITS.size);
       const expiry = inRange('expiry', req.expiry, OTP_LIMITS.expiry);
-      return withLock(engines, ctx, id, async () => {
+      // one caller at a time per id: tries and one-time use hold under concurrency
+      return withTenantLock(engines, ctx, 'otp', id, async () => {
         const prev = await read(ctx, id);
         let secret = await readSecret(ctx, id, prev);
         if (secret === undefined || prev?.secret !== undefined) {
@@ -91,7 +81,8 @@ export function otpHandlers(engines: Engines, options: OtpOptions = {}): Handler
       const id = checkId(req.id);
       const code = (req.code ?? '').trim();
       if (code === '') throw errors.BadRequest('otp', 'Missing code');
-      return withLock(engines, ctx, id, async () => {
+      // one caller at a time per id: tries and one-time use hold under concurrency
+      return withTenantLock(engines, ctx, 'otp', id, async () => {
         const stored = await read(ctx, id);
         const sealed = stored && (await readSecret(ctx, id, stored));
         if (!stored || sealed === undefined) throw errors.NotFound('otp', 'id: no code was generated for this id');
