@@ -105,10 +105,8 @@ export class Kubelet implements LogServer {
     if (!pod?.metadata.deletionTimestamp) return;
     const rt = this.pods.get(uid);
     if (rt?.isTerminating) return;
-    if (rt) {
-      const graceMs = Math.max(0, Date.parse(pod.metadata.deletionTimestamp) - this.ctx.clock.now());
-      await rt.terminate(Math.min(graceMs, this.ctx.clock.seconds(pod.metadata.deletionGracePeriodSeconds ?? 30)));
-    }
+    // the grace period as the API server recorded it (deletionTimestamp has only seconds)
+    if (rt) await rt.terminate(this.ctx.clock.seconds(pod.metadata.deletionGracePeriodSeconds ?? 30));
     const now = this.current(uid);
     if (!now || this.closed) return;
     this.ctx.api.modify(R.Pod, now, (x) => {
@@ -123,7 +121,7 @@ export class Kubelet implements LogServer {
     const rt = this.pods.get(pod.metadata.uid as string);
     if (!rt) throw new Error(`pod ${namespace}/${name} is not running on the fake node`);
     this.ctx.events.record(pod, 'Warning', 'Evicted', message, 'kubelet');
-    rt.evict(message);
+    void rt.evict(message);
   }
 
   /** `GET pods/{name}/log` */

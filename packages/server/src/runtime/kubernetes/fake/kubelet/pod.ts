@@ -21,6 +21,7 @@ export class PodRuntime {
   readonly uid: string;
   private last: Pod;
   private terminating = false;
+  private evicting = false;
   private evicted?: string;
   private readonly startTime: string;
   private readonly since = new Map<string, { status: string; at: string }>();
@@ -35,7 +36,7 @@ export class PodRuntime {
     const ch: ContainerHost = {
       ...host,
       pod: () => this.pod(),
-      stopping: () => this.terminating || this.evicted !== undefined,
+      stopping: () => this.terminating || this.evicting,
       changed: () => host.changed(this.uid),
       event: (type, reason, message) => host.event(this.pod(), type, reason, message),
       finished: (c) => this.finished(c),
@@ -81,10 +82,13 @@ export class PodRuntime {
     return this.terminating;
   }
 
-  /** killed at once, phase Failed, reason Evicted: the kubelet under memory pressure */
-  evict(message: string): void {
+  /** killed at once, then phase Failed, reason Evicted: the kubelet under memory pressure */
+  async evict(message: string): Promise<void> {
+    this.evicting = true;
+    const all = [...this.init, ...this.main];
+    for (const c of all) c.kill(137);
+    await Promise.all(all.map((c) => c.whenExited()));
     this.evicted = message;
-    for (const c of [...this.init, ...this.main]) c.kill(137);
     this.host.changed(this.uid);
   }
 
