@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { type KubernetesObject, PatchStrategy, setHeaderOptions, type V1Deployment } from '@kubernetes/client-node';
 import { type FakeKubernetes, startFakeKubernetes } from './index.js';
-import { type Clients, clients, refused } from './testkit.js';
+import { type Clients, clients, refused, until } from './testkit.js';
 
 function deployment(name: string, namespace: string, image = 'web:1'): V1Deployment {
   return {
@@ -25,6 +25,17 @@ describe('the test API server with @kubernetes/client-node', () => {
     await c.core.createNamespace({ body: { metadata: { name: 'acme', labels: { 'micro.dev/owner': 'alice' } } } });
   });
   after(() => fake.close());
+
+  /** a Deployment of no replicas, once its controller has written its status (no write follows) */
+  async function settled(name: string): Promise<V1Deployment> {
+    const body = deployment(name, 'acme');
+    body.spec!.replicas = 0;
+    await c.apps.createNamespacedDeployment({ namespace: 'acme', body });
+    return until('settled', async () => {
+      const x = await c.apps.readNamespacedDeployment({ name, namespace: 'acme' });
+      return x.status?.conditions?.some((cd) => cd.reason === 'NewReplicaSetAvailable') && x;
+    });
+  }
 
   test('a namespace is created as a cluster creates it: labelled with its name, Active, with its default ServiceAccount', async () => {
     const ns = await c.core.readNamespace({ name: 'acme' });
@@ -63,7 +74,7 @@ describe('the test API server with @kubernetes/client-node', () => {
   });
 
   test('a stale resourceVersion is a 409 Conflict; the same name twice is a 409 AlreadyExists', async () => {
-    const d = await c.apps.createNamespacedDeployment({ namespace: 'acme', body: deployment('occ', 'acme') });
+    const d = await settled('occ');
     const stale = structuredClone(d);
     d.spec!.replicas = 2;
     await c.apps.replaceNamespacedDeployment({ name: 'occ', namespace: 'acme', body: d });
@@ -170,11 +181,19 @@ describe('the test API server with @kubernetes/client-node', () => {
     assert.match(immutable.message ?? '', /field is immutable/);
   });
 
+  test('a controller\'s status write makes a client\'s read stale, as on a cluster', async () => {
+    const d = await c.apps.createNamespacedDeployment({ namespace: 'acme', body: deployment('racy', 'acme') });
+    await until('the controller wrote the status', async () => (await c.apps.readNamespacedDeployment({ name: 'racy', namespace: 'acme' })).status?.observedGeneration === 1);
+    d.spec!.replicas = 2;
+    assert.equal((await refused(c.apps.replaceNamespacedDeployment({ name: 'racy', namespace: 'acme', body: d }))).reason, 'Conflict');
+  });
+
   test('an update that changes nothing keeps the resourceVersion; metadata changes do not bump the generation', async () => {
-    const d = await c.apps.createNamespacedDeployment({ namespace: 'acme', body: deployment('noop', 'acme') });
+    const d = await settled('noop');
     const same = await c.apps.replaceNamespacedDeployment({ name: 'noop', namespace: 'acme', body: d });
     assert.equal(same.metadata?.resourceVersion, d.metadata?.resourceVersion);
-    same.metadata!.annotations = { note: 'x' };
+    // (keeping the controller's revision annotation, else it writes it back and the next PUT is stale)
+    same.metadata!.annotations = { ...same.metadata!.annotations, note: 'x' };
     const annotated = await c.apps.replaceNamespacedDeployment({ name: 'noop', namespace: 'acme', body: same });
     assert.notEqual(annotated.metadata?.resourceVersion, d.metadata?.resourceVersion);
     assert.equal(annotated.metadata?.generation, 1);
@@ -229,6 +248,38 @@ describe('the test API server with @kubernetes/client-node', () => {
     const junk = await fetch(`${fake.url}/api/v1/namespaces/acme/configmaps`, { method: 'POST', headers: { ...auth, 'Content-Type': 'application/json' }, body: '{"metadata":' });
     assert.equal(junk.status, 400);
     assert.ok(fake.requests.some((r) => r.path === '/api/v1/namespaces' && r.status === 401));
+  });
+
+  test('deletecollection by label, and dryRun writes nothing', async () => {
+    for (const name of ['dc-1', 'dc-2', 'dc-keep']) await c.core.createNamespacedConfigMap({ namespace: 'acme', body: { metadata: { name, labels: { batch: name === 'dc-keep' ? 'keep' : 'drop' } } } });
+    await c.core.deleteCollectionNamespacedConfigMap({ namespace: 'acme', labelSelector: 'batch=drop' });
+    const left = (await c.core.listNamespacedConfigMap({ namespace: 'acme', labelSelector: 'batch' })).items.map((x) => x.metadata?.name);
+    assert.deepEqual(left, ['dc-keep']);
+    const dry = await c.core.createNamespacedConfigMap({ namespace: 'acme', dryRun: 'All', body: { metadata: { name: 'dry' } } });
+    assert.equal(dry.metadata?.name, 'dry');
+    assert.equal((await refused(c.core.readNamespacedConfigMap({ name: 'dry', namespace: 'acme' }))).code, 404);
+    await c.core.deleteNamespacedConfigMap({ name: 'dc-keep', namespace: 'acme', dryRun: 'All' });
+    assert.equal((await c.core.readNamespacedConfigMap({ name: 'dc-keep', namespace: 'acme' })).metadata?.name, 'dc-keep');
+  });
+
+  test('hostile input: names that are paths, prototype keys in patches, bodies that are not objects', async () => {
+    const auth = { Authorization: `Bearer ${fake.token}`, 'Content-Type': 'application/json' };
+    for (const name of ['..', 'a/b', '%2e%2e', 'ünïcode', '']) {
+      const s = await refused(c.core.createNamespacedSecret({ namespace: 'acme', body: { metadata: { name } } }));
+      assert.ok(s.code === 422 || s.code === 400, `${name}: ${s.code}`);
+    }
+    const traversal = await fetch(`${fake.url}/api/v1/namespaces/acme/secrets/..%2F..%2Fnamespaces`, { headers: auth });
+    assert.equal(traversal.status, 404);
+    const array = await fetch(`${fake.url}/api/v1/namespaces/acme/secrets`, { method: 'POST', headers: auth, body: '[1,2]' });
+    assert.equal(array.status, 400);
+    await c.core.createNamespacedConfigMap({ namespace: 'acme', body: { metadata: { name: 'proto' } } });
+    const res = await fetch(`${fake.url}/api/v1/namespaces/acme/configmaps/proto`, { method: 'PATCH', headers: { ...auth, 'Content-Type': 'application/merge-patch+json' }, body: '{"__proto__":{"polluted":true},"data":{"__proto__":{"x":1},"ok":"1"}}' });
+    assert.equal(res.status, 200);
+    assert.equal(({} as { polluted?: boolean }).polluted, undefined);
+    const cm = await c.core.readNamespacedConfigMap({ name: 'proto', namespace: 'acme' });
+    assert.deepEqual(cm.data, { ok: '1' });
+    const selectors = await refused(c.core.listNamespacedSecret({ namespace: 'acme', labelSelector: 'x'.repeat(5000) }));
+    assert.equal(selectors.code, 400);
   });
 
   test('objects() reads the store as it is', async () => {

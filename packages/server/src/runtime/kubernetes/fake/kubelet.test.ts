@@ -25,6 +25,7 @@ const files = scripts({
   `,
   'flag.js': `process.exit(require('node:fs').existsSync(process.env.FLAG) ? 0 : 1);`,
   'done.js': `console.log('work done'); process.exit(0);`,
+  'mark.js': `require('node:fs').writeFileSync(process.env.MARK, 'stopping'); process.exit(0);`,
 });
 
 /** image `node/<script>` runs that script; exec probes `check <script>` run a script; image `missing/...` cannot be pulled */
@@ -254,6 +255,38 @@ describe('the fake kubelet runs pods as local processes', () => {
     const unknown = await refused(c.core.readNamespacedPodLog({ name: 'duo', namespace: 'k', container: 'nope' }));
     assert.equal(unknown.message, 'container nope is not valid for pod duo');
     assert.equal(await c.core.readNamespacedPodLog({ name: 'duo', namespace: 'k', container: 'side' }), '');
+  });
+
+  test('a preStop exec hook runs before SIGTERM, with the container\'s env', async () => {
+    const mark = join(files.dir, 'prestop.mark');
+    const body = pod('hooked', 'node/talker.js', {}, [{ name: 'MARK', value: mark }]);
+    body.spec!.containers[0]!.lifecycle = { preStop: { exec: { command: ['check', 'mark.js'] } } };
+    await c.core.createNamespacedPod({ namespace: 'k', body });
+    await until('running', async () => (await read('hooked')).status?.phase === 'Running');
+    await c.core.deleteNamespacedPod({ name: 'hooked', namespace: 'k' });
+    await until('gone', async () => (await refused(read('hooked'))).code === 404);
+    assert.ok(existsSync(mark));
+  });
+
+  test('a failing liveness probe restarts the container', async () => {
+    const body = pod('unlively', 'node/talker.js', {}, [{ name: 'FLAG', value: join(files.dir, 'never-there') }]);
+    body.spec!.containers[0]!.livenessProbe = { exec: { command: ['check', 'flag.js'] }, periodSeconds: 2, failureThreshold: 1 };
+    await c.core.createNamespacedPod({ namespace: 'k', body });
+    const p = await until('restarted', async () => {
+      const x = await read('unlively');
+      return (x.status?.containerStatuses?.[0]?.restartCount ?? 0) >= 1 && x;
+    });
+    assert.ok(p.status?.containerStatuses?.[0]?.lastState?.terminated);
+    const killing = await c.core.listNamespacedEvent({ namespace: 'k', fieldSelector: 'involvedObject.name=unlively,reason=Killing' });
+    assert.equal(killing.items[0]?.message, 'Container main failed liveness probe, will be restarted');
+    await c.core.deleteNamespacedPod({ name: 'unlively', namespace: 'k', gracePeriodSeconds: 0 });
+  });
+
+  test('the eviction subresource deletes a pod gracefully', async () => {
+    await c.core.createNamespacedPod({ namespace: 'k', body: pod('evictee', 'pause') });
+    await until('ready', async () => (await read('evictee')).status?.phase === 'Running');
+    await c.core.createNamespacedPodEviction({ name: 'evictee', namespace: 'k', body: { metadata: { name: 'evictee', namespace: 'k' } } });
+    await until('gone', async () => (await refused(read('evictee'))).code === 404);
   });
 
   test('init containers run first, one after the other', async () => {

@@ -27,11 +27,15 @@ export function applyPatch(type: string, target: Json, patch: Json): Json {
   }
 }
 
+/** keys no Kubernetes type has, which must not reach an object's prototype */
+const FORBIDDEN = new Set(['__proto__', 'constructor', 'prototype']);
+
 /** RFC 7386: objects merge, null removes, anything else replaces */
 export function mergePatch(target: Json, patch: Json): Json {
   if (!isObject(patch)) return clone(patch);
   const out: Record<string, Json> = isObject(target) ? clone(target) : {};
   for (const [k, v] of Object.entries(patch)) {
+    if (FORBIDDEN.has(k)) continue;
     if (v === null) delete out[k];
     else out[k] = mergePatch(out[k], v);
   }
@@ -85,7 +89,8 @@ function addAt(doc: Json, parts: string[], value: Json, op: string, replace: boo
     const i = arrayIndex(parent, key, !replace, op);
     parent.splice(i, replace ? 1 : 0, clone(value));
   } else if (isObject(parent)) {
-    if (replace && !(key in parent)) throw new StatusError(422, 'Invalid', `json patch replace operation does not apply: doc is missing key: /${parts.join('/')}`);
+    if (FORBIDDEN.has(key)) throw badRequest(`json patch: invalid path /${parts.join('/')}`);
+    if (replace && !Object.hasOwn(parent, key)) throw new StatusError(422, 'Invalid', `json patch replace operation does not apply: doc is missing key: /${parts.join('/')}`);
     parent[key] = clone(value);
   } else throw new StatusError(422, 'Invalid', `json patch ${op} operation does not apply: doc is missing path: /${parts.join('/')}`);
   return doc;
@@ -163,7 +168,7 @@ export function strategicPatch(target: Json, patch: Json, _field: string): Json 
   const out: Record<string, Json> = isObject(target) ? clone(target) : {};
   const retain = Array.isArray(patch.$retainKeys) ? new Set(patch.$retainKeys.map(String)) : undefined;
   for (const [k, v] of Object.entries(patch)) {
-    if (k === '$patch' || k === '$retainKeys' || k.startsWith('$setElementOrder/')) continue;
+    if (FORBIDDEN.has(k) || k === '$patch' || k === '$retainKeys' || k.startsWith('$setElementOrder/')) continue;
     if (k.startsWith('$deleteFromPrimitiveList/')) {
       const f = k.slice('$deleteFromPrimitiveList/'.length);
       if (Array.isArray(out[f]) && Array.isArray(v)) out[f] = (out[f] as Json[]).filter((x) => !v.some((y) => deepEqual(x, y)));

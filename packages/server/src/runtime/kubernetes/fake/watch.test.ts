@@ -138,9 +138,11 @@ describe('watches', () => {
     informer.on('add', (o: KubernetesObject) => added.push(o.metadata?.name ?? ''));
     // as the client's documentation says: an informer whose connection failed is started again
     let restarts = 0;
+    let stopped = false;
     informer.on('error', () => {
+      if (stopped) return;
       restarts += 1;
-      setTimeout(() => void informer.start().catch(() => {}), 50);
+      setTimeout(() => void (stopped ? undefined : informer.start().catch(() => {})), 50);
     });
     await informer.start();
     await c.core.createNamespacedConfigMap({ namespace: 'inf', body: { metadata: { name: 'first' } } });
@@ -152,6 +154,7 @@ describe('watches', () => {
     restore();
     await c.core.createNamespacedConfigMap({ namespace: 'inf', body: { metadata: { name: 'second' } } });
     await until('the informer sees the second', () => informer.list('inf').some((o) => o.metadata?.name === 'second'), 15_000);
+    stopped = true;
     await informer.stop();
     assert.ok(added.includes('first') && added.includes('second'));
     assert.ok(restarts >= 1);
