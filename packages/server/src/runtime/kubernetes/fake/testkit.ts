@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiException, AppsV1Api, BatchV1Api, CoreV1Api, KubeConfig, KubernetesObjectApi, Log, Watch } from '@kubernetes/client-node';
-import type { FakeKubernetes } from './index.js';
+import { after, before } from 'node:test';
+import { type FakeKubernetes, type FakeKubernetesOptions, startFakeKubernetes } from './index.js';
 import type { Status } from './status.js';
 
 /**
@@ -33,6 +34,18 @@ export function clients(fake: FakeKubernetes): Clients {
     watch: new Watch(kc),
     log: new Log(kc),
   };
+}
+
+/** a fake for the tests of a describe block: started (and `setup` run) before them, closed after */
+export function withFake(options: FakeKubernetesOptions = {}, setup?: (c: Clients) => Promise<unknown>): { fake: FakeKubernetes; c: Clients } {
+  const env = {} as { fake: FakeKubernetes; c: Clients };
+  before(async () => {
+    env.fake = await startFakeKubernetes(options);
+    env.c = clients(env.fake);
+    await setup?.(env.c);
+  });
+  after(() => env.fake.close());
+  return env;
 }
 
 /** the Status the API server answered a failed call of the client with */

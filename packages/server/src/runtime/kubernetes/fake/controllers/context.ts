@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { ApiServer } from '../apiserver.js';
+import { StatusError } from '../status.js';
 import type { Clock } from '../clock.js';
 import { Queue } from '../clock.js';
 import type { Resource } from '../resources.js';
 import { resourceOf } from '../resources.js';
 import type { Change, Store } from '../store.js';
 import { keyOf } from '../store.js';
-import type { KObj } from '../types.js';
+import type { KObj, OwnerReference, PodTemplate } from '../types.js';
 import { timestamp } from '../types.js';
 
 /**
@@ -32,6 +33,92 @@ export const R = {
   ReplicaSet: resourceOf('apps/v1', 'ReplicaSet') as Resource,
   Job: resourceOf('batch/v1', 'Job') as Resource,
 };
+
+/**
+ * A controller: a work queue of keys (`namespace/name`, or a uid) fed by the store's changes
+ * it cares about (`onChange`), each reconciled by `sync`.
+ */
+export abstract class Controller {
+  protected readonly queue: Queue;
+  private readonly unsubscribe: () => void;
+
+  constructor(
+    protected readonly ctx: Context,
+    name: string,
+    /** the resource it reconciles and the one it makes: their changes queue the owner */
+    private readonly follows?: { own: Resource; child: Resource },
+  ) {
+    this.queue = controllerQueue(ctx, name, (ns, n) => this.sync(ns, n));
+    this.unsubscribe = ctx.store.subscribe((c) => this.onChange(c));
+  }
+
+  protected abstract sync(namespace: string, name: string): void;
+
+  /** a change of an object it reconciles queues it (its deletion `forget`s it); a change of one it controls queues the owner */
+  protected onChange(c: Change): void {
+    if (!this.follows) return;
+    const { own, child } = this.follows;
+    if (c.resource === own) {
+      if (c.type === 'DELETED') this.forget(c.object.metadata.uid as string);
+      else this.queue.add(keyOf(c.object.metadata.namespace, c.object.metadata.name));
+    } else if (c.resource === child) {
+      const owner = ownerKey(c, own.kind);
+      if (owner) this.queue.add(owner);
+    }
+  }
+
+  /** what it remembers of an object that is gone */
+  protected forget(_uid: string): void {}
+
+  /** creates a pod of `owner`'s template, recording the event; the refusal's message when the API server refuses it */
+  protected createPod(owner: KObj, template: PodTemplate, component: string): string | undefined {
+    try {
+      const pod = this.ctx.api.create(R.Pod, owner.metadata.namespace, podFromTemplate(owner, template));
+      this.ctx.events.record(owner, 'Normal', 'SuccessfulCreate', `Created pod: ${pod.metadata.name}`, component);
+      return undefined;
+    } catch (err) {
+      if (!(err instanceof StatusError)) throw err;
+      this.ctx.events.record(owner, 'Warning', 'FailedCreate', `Error creating: ${err.message}`, component);
+      return err.message;
+    }
+  }
+
+  close(): void {
+    this.unsubscribe();
+  }
+}
+
+/** deletes an object unless it is already gone or was replaced (a 404 or a failed uid precondition) */
+export function deleteIfThere(ctx: Context, r: Resource, o: KObj, propagationPolicy?: string): void {
+  try {
+    ctx.api.delete(r, o.metadata.namespace, o.metadata.name, { ...(propagationPolicy ? { propagationPolicy } : {}), preconditions: { uid: o.metadata.uid as string } });
+  } catch (err) {
+    if (!(err instanceof StatusError && (err.code === 404 || err.code === 409))) throw err;
+  }
+}
+
+/** a pod of a controller's template, owned by it */
+export function podFromTemplate(owner: KObj, template: PodTemplate): KObj {
+  const ref: OwnerReference = { apiVersion: owner.apiVersion, kind: owner.kind, name: owner.metadata.name, uid: owner.metadata.uid as string, controller: true, blockOwnerDeletion: true };
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name: '',
+      generateName: `${owner.metadata.name}-`,
+      namespace: owner.metadata.namespace,
+      ...(template.metadata?.labels ? { labels: { ...template.metadata.labels } } : {}),
+      ...(template.metadata?.annotations ? { annotations: { ...template.metadata.annotations } } : {}),
+      ownerReferences: [ref],
+    },
+    spec: structuredClone(template.spec),
+  };
+}
+
+/** the objects of `r` in `namespace` whose controller is `owner` */
+export function ownedBy<T extends KObj>(ctx: Context, r: Resource, owner: KObj): T[] {
+  return ctx.store.scan(r, owner.metadata.namespace).filter((o) => o.metadata.ownerReferences?.some((x) => x.controller && x.uid === owner.metadata.uid)) as T[];
+}
 
 /** a queue of `namespace/name` keys of one resource, fed by the store's changes the controller cares about */
 export function controllerQueue(ctx: Context, name: string, work: (namespace: string, name: string) => void): Queue {

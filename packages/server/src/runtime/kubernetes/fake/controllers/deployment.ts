@@ -1,10 +1,8 @@
-import type { Queue } from '../clock.js';
 import { StatusError } from '../status.js';
-import type { Change } from '../store.js';
 import { keyOf } from '../store.js';
 import type { Condition, Deployment, KObj, PodTemplate, ReplicaSet } from '../types.js';
 import { deepEqual, fnv32a, safeEncode, stableJson, timestamp } from '../types.js';
-import { type Context, controllerQueue, ownerKey, R } from './context.js';
+import { type Context, Controller, deleteIfThere, ownedBy, R } from './context.js';
 
 /**
  * The Deployment controller, after the real one: one ReplicaSet per pod template (named
@@ -40,35 +38,22 @@ function fenceposts(d: Deployment): { surge: number; unavailable: number } {
 const specReplicas = (rss: ReplicaSet[]) => rss.reduce((s, rs) => s + (rs.spec.replicas ?? 0), 0);
 const statusOf = (rss: ReplicaSet[], f: 'replicas' | 'readyReplicas' | 'availableReplicas') => rss.reduce((s, rs) => s + (rs.status?.[f] ?? 0), 0);
 
-export class DeploymentController {
-  private readonly queue: Queue;
-  private readonly stop: () => void;
+export class DeploymentController extends Controller {
   /** deployment uid → when it last made progress (ms) */
   private readonly progress = new Map<string, number>();
 
-  constructor(private readonly ctx: Context) {
-    this.queue = controllerQueue(ctx, 'deployment controller', (ns, name) => this.sync(ns, name));
-    this.stop = ctx.store.subscribe((c) => this.onChange(c));
+  constructor(ctx: Context) {
+    super(ctx, 'deployment controller', { own: R.Deployment, child: R.ReplicaSet });
   }
 
-  close(): void {
-    this.stop();
+  protected override forget(uid: string): void {
+    this.progress.delete(uid);
   }
 
-  private onChange(c: Change): void {
-    if (c.resource === R.Deployment) {
-      if (c.type === 'DELETED') this.progress.delete(c.object.metadata.uid as string);
-      else this.queue.add(keyOf(c.object.metadata.namespace, c.object.metadata.name));
-    } else if (c.resource === R.ReplicaSet) {
-      const owner = ownerKey(c, 'Deployment');
-      if (owner) this.queue.add(owner);
-    }
-  }
-
-  private sync(namespace: string, name: string): void {
+  protected sync(namespace: string, name: string): void {
     const d = this.ctx.store.get(R.Deployment, namespace, name) as Deployment | undefined;
     if (!d || d.metadata.deletionTimestamp) return;
-    const rss = this.ctx.store.scan(R.ReplicaSet, namespace).filter((rs) => rs.metadata.ownerReferences?.some((r) => r.controller && r.uid === d.metadata.uid)) as ReplicaSet[];
+    const rss = ownedBy<ReplicaSet>(this.ctx, R.ReplicaSet, d);
     let newRS = rss.find((rs) => deepEqual(this.withoutHash(rs.spec.template), d.spec.template));
     const old = rss.filter((rs) => rs !== newRS).sort((a, b) => String(a.metadata.creationTimestamp).localeCompare(String(b.metadata.creationTimestamp)));
     let created = false;
@@ -80,7 +65,7 @@ export class DeploymentController {
     } else this.keepRevision(d, newRS, old);
     const acted = d.spec.strategy?.type === 'Recreate' ? this.recreate(d, newRS, old) : this.rolling(d, newRS, old);
     if (!acted) this.cleanup(d, old);
-    const fresh = this.ctx.store.scan(R.ReplicaSet, namespace).filter((rs) => rs.metadata.ownerReferences?.some((r) => r.controller && r.uid === d.metadata.uid)) as ReplicaSet[];
+    const fresh = ownedBy<ReplicaSet>(this.ctx, R.ReplicaSet, d);
     this.writeStatus(d, fresh, fresh.find((rs) => rs.metadata.uid === newRS?.metadata.uid), created);
   }
 
@@ -211,13 +196,7 @@ export class DeploymentController {
   private cleanup(d: Deployment, old: ReplicaSet[]): void {
     const limit = d.spec.revisionHistoryLimit ?? 10;
     const idle = old.filter((rs) => (rs.spec.replicas ?? 0) === 0 && (rs.status?.replicas ?? 0) === 0);
-    for (const rs of idle.slice(0, Math.max(0, idle.length - limit))) {
-      try {
-        this.ctx.api.delete(R.ReplicaSet, rs.metadata.namespace, rs.metadata.name, { propagationPolicy: 'Background', preconditions: { uid: rs.metadata.uid as string } });
-      } catch (err) {
-        if (!(err instanceof StatusError && (err.code === 404 || err.code === 409))) throw err;
-      }
-    }
+    for (const rs of idle.slice(0, Math.max(0, idle.length - limit))) deleteIfThere(this.ctx, R.ReplicaSet, rs, 'Background');
   }
 
   private writeStatus(d: Deployment, rss: ReplicaSet[], newRS: ReplicaSet | undefined, created: boolean): void {

@@ -1,10 +1,8 @@
-import type { Queue } from '../clock.js';
 import type { Resource } from '../resources.js';
 import { RESOURCES } from '../resources.js';
-import { StatusError } from '../status.js';
 import type { Change } from '../store.js';
 import type { KObj } from '../types.js';
-import { type Context, controllerQueue } from './context.js';
+import { type Context, Controller, deleteIfThere } from './context.js';
 
 /**
  * The garbage collector: follows ownerReferences. When an owner is gone its dependents are
@@ -13,27 +11,20 @@ import { type Context, controllerQueue } from './context.js';
  * dependents; one deleted with `Foreground` (`foregroundDeletion`) stays until its
  * dependents are gone. All of it asynchronously, as on a cluster.
  */
-export class GarbageCollector {
+export class GarbageCollector extends Controller {
   /** uid → where the object is */
   private readonly where = new Map<string, { r: Resource; namespace?: string; name: string }>();
-  private readonly queue: Queue;
-  private readonly stop: () => void;
 
-  constructor(private readonly ctx: Context) {
-    this.queue = controllerQueue(ctx, 'garbage collector', (_ns, uid) => this.sync(uid));
+  constructor(ctx: Context) {
+    super(ctx, 'garbage collector');
     for (const r of RESOURCES) for (const o of ctx.store.scan(r)) this.index(r, o);
-    this.stop = ctx.store.subscribe((c) => this.onChange(c));
-  }
-
-  close(): void {
-    this.stop();
   }
 
   private index(r: Resource, o: KObj): void {
     if (o.metadata.uid) this.where.set(o.metadata.uid, { r, ...(o.metadata.namespace ? { namespace: o.metadata.namespace } : {}), name: o.metadata.name });
   }
 
-  private onChange(c: Change): void {
+  protected override onChange(c: Change): void {
     const uid = c.object.metadata.uid as string;
     if (c.type === 'DELETED') {
       this.where.delete(uid);
@@ -56,7 +47,7 @@ export class GarbageCollector {
     return out;
   }
 
-  private sync(uid: string): void {
+  protected sync(_ns: string, uid: string): void {
     const at = this.where.get(uid);
     const owner = at && this.ctx.store.get(at.r, at.namespace, at.name);
     if (!owner || owner.metadata.uid !== uid) return this.ownerGone(uid);
@@ -74,7 +65,7 @@ export class GarbageCollector {
         this.ctx.api.modify(r, o, (x) => {
           x.metadata.ownerReferences = x.metadata.ownerReferences?.filter((ref) => ref.uid !== uid);
         });
-      } else this.remove(r, o, 'Background');
+      } else deleteIfThere(this.ctx, r, o, 'Background');
     }
   }
 
@@ -92,7 +83,7 @@ export class GarbageCollector {
 
   private foreground(r: Resource, owner: KObj): void {
     const deps = this.dependents(owner.metadata.uid as string, owner.metadata.namespace);
-    for (const d of deps) if (!d.o.metadata.deletionTimestamp) this.remove(d.r, d.o, 'Foreground');
+    for (const d of deps) if (!d.o.metadata.deletionTimestamp) deleteIfThere(this.ctx, d.r, d.o, 'Foreground');
     if (deps.length === 0) this.dropFinalizer(r, owner, 'foregroundDeletion');
   }
 
@@ -103,11 +94,4 @@ export class GarbageCollector {
     });
   }
 
-  private remove(r: Resource, o: KObj, propagationPolicy: string): void {
-    try {
-      this.ctx.api.delete(r, o.metadata.namespace, o.metadata.name, { propagationPolicy, preconditions: { uid: o.metadata.uid as string } });
-    } catch (err) {
-      if (!(err instanceof StatusError && (err.code === 404 || err.code === 409))) throw err;
-    }
-  }
 }

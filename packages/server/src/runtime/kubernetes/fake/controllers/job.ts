@@ -1,10 +1,7 @@
-import type { Queue } from '../clock.js';
-import { StatusError } from '../status.js';
-import type { Change } from '../store.js';
 import { keyOf } from '../store.js';
-import type { Condition, Job, KObj, Pod } from '../types.js';
+import type { Condition, Job, Pod } from '../types.js';
 import { podActive, podReady, timestamp } from '../types.js';
-import { type Context, controllerQueue, ownerKey, R } from './context.js';
+import { type Context, Controller, deleteIfThere, ownedBy, R } from './context.js';
 
 /**
  * The Job controller: pods of the template until `completions` succeed (`parallelism` at a
@@ -30,28 +27,15 @@ interface Memory {
   finishedMs?: number;
 }
 
-export class JobController {
-  private readonly queue: Queue;
-  private readonly stop: () => void;
+export class JobController extends Controller {
   private readonly memory = new Map<string, Memory>();
 
-  constructor(private readonly ctx: Context) {
-    this.queue = controllerQueue(ctx, 'job controller', (ns, name) => this.sync(ns, name));
-    this.stop = ctx.store.subscribe((c) => this.onChange(c));
+  constructor(ctx: Context) {
+    super(ctx, 'job controller', { own: R.Job, child: R.Pod });
   }
 
-  close(): void {
-    this.stop();
-  }
-
-  private onChange(c: Change): void {
-    if (c.resource === R.Job) {
-      if (c.type === 'DELETED') this.memory.delete(c.object.metadata.uid as string);
-      else this.queue.add(keyOf(c.object.metadata.namespace, c.object.metadata.name));
-    } else if (c.resource === R.Pod) {
-      const owner = ownerKey(c, 'Job');
-      if (owner) this.queue.add(owner);
-    }
+  protected override forget(uid: string): void {
+    this.memory.delete(uid);
   }
 
   private memoryOf(job: Job): Memory {
@@ -64,20 +48,20 @@ export class JobController {
     return m;
   }
 
-  private sync(namespace: string, name: string): void {
+  protected sync(namespace: string, name: string): void {
     const job = this.ctx.store.get(R.Job, namespace, name) as Job | undefined;
     if (!job || job.metadata.deletionTimestamp) return;
     const finished = this.finishedAt(job);
     if (finished !== undefined) return this.expire(job, finished);
     const m = this.memoryOf(job);
-    const pods = this.ctx.store.scan(R.Pod, namespace).filter((p) => p.metadata.ownerReferences?.some((r) => r.controller && r.uid === job.metadata.uid)) as Pod[];
+    const pods = this.podsOf(job);
     this.count(pods, m);
     const active = pods.filter(podActive);
     const target = (job.status?.conditions ?? []).find((c) => c.status === 'True' && (c.type === 'FailureTarget' || c.type === 'SuccessCriteriaMet'));
     const verdict = target ? { type: target.type, reason: target.reason ?? '', message: target.message ?? '' } : this.verdict(job, pods, m);
     if (verdict) return this.finish(job, active, pods, m, verdict);
     if (job.spec.suspend) {
-      for (const p of active) this.deletePod(p);
+      for (const p of active) deleteIfThere(this.ctx, R.Pod, p);
       return this.writeStatus(job, pods, m, []);
     }
     this.createPods(job, active, m);
@@ -87,7 +71,7 @@ export class JobController {
   }
 
   private podsOf(job: Job): Pod[] {
-    return this.ctx.store.scan(R.Pod, job.metadata.namespace).filter((p) => p.metadata.ownerReferences?.some((r) => r.controller && r.uid === job.metadata.uid)) as Pod[];
+    return ownedBy<Pod>(this.ctx, R.Pod, job);
   }
 
   /** counts each pod's success or failure once */
@@ -127,7 +111,7 @@ export class JobController {
 
   /** the end: active pods are deleted, and the terminal condition is added once no pod of it is left running */
   private finish(job: Job, active: Pod[], pods: Pod[], m: Memory, v: { type: string; reason: string; message: string }): void {
-    for (const p of active) this.deletePod(p);
+    for (const p of active) deleteIfThere(this.ctx, R.Pod, p);
     const now = timestamp(this.ctx.clock.now());
     const conditions: Condition[] = [{ type: v.type, status: 'True', reason: v.reason, message: v.message, lastProbeTime: now, lastTransitionTime: now }];
     const left = this.podsOf(job).filter((p) => !['Succeeded', 'Failed'].includes(p.status?.phase ?? ''));
@@ -151,42 +135,14 @@ export class JobController {
       if (waitMs > 0) return this.queue.add(keyOf(job.metadata.namespace, job.metadata.name), waitMs);
     }
     for (let i = 0; i < want; i++) {
-      try {
-        const pod = this.ctx.api.create(R.Pod, job.metadata.namespace, this.podFor(job));
-        this.ctx.events.record(job, 'Normal', 'SuccessfulCreate', `Created pod: ${pod.metadata.name}`, 'job-controller');
-      } catch (err) {
-        if (!(err instanceof StatusError)) throw err;
-        this.ctx.events.record(job, 'Warning', 'FailedCreate', `Error creating: ${err.message}`, 'job-controller');
+      if (this.createPod(job, job.spec.template, 'job-controller') !== undefined) {
         this.queue.add(keyOf(job.metadata.namespace, job.metadata.name), this.ctx.clock.seconds(Math.min(2 ** Math.min(m.streak + 1, 5), 30)));
         return;
       }
     }
   }
 
-  private podFor(job: Job): KObj {
-    const t = job.spec.template;
-    return {
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: {
-        name: '',
-        generateName: `${job.metadata.name}-`,
-        namespace: job.metadata.namespace,
-        ...(t.metadata?.labels ? { labels: { ...t.metadata.labels } } : {}),
-        ...(t.metadata?.annotations ? { annotations: { ...t.metadata.annotations } } : {}),
-        ownerReferences: [{ apiVersion: 'batch/v1', kind: 'Job', name: job.metadata.name, uid: job.metadata.uid as string, controller: true, blockOwnerDeletion: true }],
-      },
-      spec: structuredClone(t.spec),
-    };
-  }
 
-  private deletePod(p: Pod): void {
-    try {
-      this.ctx.api.delete(R.Pod, p.metadata.namespace, p.metadata.name, { preconditions: { uid: p.metadata.uid as string } });
-    } catch (err) {
-      if (!(err instanceof StatusError && (err.code === 404 || err.code === 409))) throw err;
-    }
-  }
 
   private writeStatus(job: Job, pods: Pod[], m: Memory, conditions: Condition[]): void {
     const active = pods.filter(podActive);
@@ -221,10 +177,6 @@ export class JobController {
     const from = this.memory.get(job.metadata.uid as string)?.finishedMs ?? finishedMs;
     const left = from + this.ctx.clock.seconds(ttl) - this.ctx.clock.now();
     if (left > 0) return this.queue.add(keyOf(job.metadata.namespace, job.metadata.name), left);
-    try {
-      this.ctx.api.delete(R.Job, job.metadata.namespace, job.metadata.name, { propagationPolicy: 'Foreground', preconditions: { uid: job.metadata.uid as string } });
-    } catch (err) {
-      if (!(err instanceof StatusError && (err.code === 404 || err.code === 409))) throw err;
-    }
+    deleteIfThere(this.ctx, R.Job, job, 'Foreground');
   }
 }

@@ -1,30 +1,20 @@
-import type { Queue } from '../clock.js';
 import { RESOURCES } from '../resources.js';
-import { StatusError } from '../status.js';
 import type { Change } from '../store.js';
 import type { Condition, KObj } from '../types.js';
 import { timestamp } from '../types.js';
-import { type Context, controllerQueue, R } from './context.js';
+import { type Context, Controller, deleteIfThere, R } from './context.js';
 
 /**
  * The namespace controller: a namespace being deleted (phase Terminating) has everything in
  * it deleted (pods gracefully, by the kubelet), says what remains in its conditions, and
  * goes once nothing is left (its `kubernetes` finalizer removed).
  */
-export class NamespaceController {
-  private readonly queue: Queue;
-  private readonly stop: () => void;
-
-  constructor(private readonly ctx: Context) {
-    this.queue = controllerQueue(ctx, 'namespace controller', (_ns, name) => this.sync(name));
-    this.stop = ctx.store.subscribe((c) => this.onChange(c));
+export class NamespaceController extends Controller {
+  constructor(ctx: Context) {
+    super(ctx, 'namespace controller');
   }
 
-  close(): void {
-    this.stop();
-  }
-
-  private onChange(c: Change): void {
+  protected override onChange(c: Change): void {
     if (c.resource === R.Namespace) {
       if (c.type !== 'DELETED' && c.object.metadata.deletionTimestamp) this.queue.add(c.object.metadata.name);
       return;
@@ -33,7 +23,7 @@ export class NamespaceController {
     if (c.type === 'DELETED' && ns && this.ctx.store.peek(R.Namespace, undefined, ns)?.metadata.deletionTimestamp) this.queue.add(ns, 5);
   }
 
-  private sync(name: string): void {
+  protected sync(_ns: string, name: string): void {
     const ns = this.ctx.store.get(R.Namespace, undefined, name);
     if (!ns?.metadata.deletionTimestamp) return;
     const remaining = new Map<string, number>();
@@ -44,7 +34,7 @@ export class NamespaceController {
       for (const o of this.ctx.store.scan(r, name)) {
         remaining.set(kind, (remaining.get(kind) ?? 0) + 1);
         for (const f of o.metadata.finalizers ?? []) finalizers.set(f, (finalizers.get(f) ?? 0) + 1);
-        if (!o.metadata.deletionTimestamp) this.remove(r, o);
+        if (!o.metadata.deletionTimestamp) deleteIfThere(this.ctx, r, o, 'Background');
       }
     }
     if (remaining.size === 0) return this.finish(ns);
@@ -52,13 +42,6 @@ export class NamespaceController {
     this.queue.add(name, this.ctx.clock.seconds(1));
   }
 
-  private remove(r: (typeof RESOURCES)[number], o: KObj): void {
-    try {
-      this.ctx.api.delete(r, o.metadata.namespace, o.metadata.name, { propagationPolicy: 'Background', preconditions: { uid: o.metadata.uid as string } });
-    } catch (err) {
-      if (!(err instanceof StatusError && (err.code === 404 || err.code === 409))) throw err;
-    }
-  }
 
   private report(ns: KObj, remaining: Map<string, number>, finalizers: Map<string, number>): void {
     const kinds = [...remaining.keys()].sort();

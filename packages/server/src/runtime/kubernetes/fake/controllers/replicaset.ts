@@ -1,10 +1,8 @@
-import type { Queue } from '../clock.js';
-import { StatusError } from '../status.js';
 import type { Change } from '../store.js';
 import { keyOf } from '../store.js';
-import type { Condition, KObj, Pod, ReplicaSet } from '../types.js';
+import type { Condition, Pod, ReplicaSet } from '../types.js';
 import { podActive, podReady, timestamp } from '../types.js';
-import { type Context, controllerQueue, ownerKey, R } from './context.js';
+import { type Context, Controller, deleteIfThere, ownedBy, ownerKey, R } from './context.js';
 
 /**
  * The ReplicaSet controller: keeps `spec.replicas` pods of the template (slow start: 1, 2,
@@ -17,24 +15,17 @@ import { type Context, controllerQueue, ownerKey, R } from './context.js';
 /** pods a sync creates at most */
 const BURST = 500;
 
-export class ReplicaSetController {
-  private readonly queue: Queue;
-  private readonly stop: () => void;
+export class ReplicaSetController extends Controller {
   /** pod uid → when it was first seen ready (available after minReadySeconds) */
   private readonly readySince = new Map<string, number>();
   /** rs key → failed creations in a row */
   private readonly failures = new Map<string, number>();
 
-  constructor(private readonly ctx: Context) {
-    this.queue = controllerQueue(ctx, 'replicaset controller', (ns, name) => this.sync(ns, name));
-    this.stop = ctx.store.subscribe((c) => this.onChange(c));
+  constructor(ctx: Context) {
+    super(ctx, 'replicaset controller');
   }
 
-  close(): void {
-    this.stop();
-  }
-
-  private onChange(c: Change): void {
+  protected override onChange(c: Change): void {
     if (c.resource === R.ReplicaSet) return this.queue.add(keyOf(c.object.metadata.namespace, c.object.metadata.name));
     if (c.resource === R.Pod) {
       if (c.type === 'DELETED') this.readySince.delete(c.object.metadata.uid as string);
@@ -50,7 +41,7 @@ export class ReplicaSetController {
     for (const key of this.failures.keys()) if (key.startsWith(`${namespace}/`)) this.queue.add(key, 1);
   }
 
-  private sync(namespace: string, name: string): void {
+  protected sync(namespace: string, name: string): void {
     const rs = this.ctx.store.get(R.ReplicaSet, namespace, name) as ReplicaSet | undefined;
     const key = keyOf(namespace, name);
     if (!rs || rs.metadata.deletionTimestamp) {
@@ -72,7 +63,7 @@ export class ReplicaSetController {
   }
 
   private pods(rs: ReplicaSet): Pod[] {
-    return this.ctx.store.scan(R.Pod, rs.metadata.namespace).filter((p) => p.metadata.ownerReferences?.some((r) => r.controller && r.uid === rs.metadata.uid)) as Pod[];
+    return ownedBy<Pod>(this.ctx, R.Pod, rs);
   }
 
   /** creates up to `n` pods in growing batches; the refusal that stopped it, if any */
@@ -80,36 +71,14 @@ export class ReplicaSetController {
     let left = Math.min(n, BURST);
     for (let batch = 1; left > 0; batch *= 2) {
       for (let i = 0; i < Math.min(batch, left); i++) {
-        try {
-          const pod = this.ctx.api.create(R.Pod, rs.metadata.namespace, this.podFor(rs));
-          this.ctx.events.record(rs, 'Normal', 'SuccessfulCreate', `Created pod: ${pod.metadata.name}`, 'replicaset-controller');
-        } catch (err) {
-          if (!(err instanceof StatusError)) throw err;
-          this.ctx.events.record(rs, 'Warning', 'FailedCreate', `Error creating: ${err.message}`, 'replicaset-controller');
-          return err.message;
-        }
+        const refused = this.createPod(rs, rs.spec.template, 'replicaset-controller');
+        if (refused !== undefined) return refused;
       }
       left -= Math.min(batch, left);
     }
     return undefined;
   }
 
-  private podFor(rs: ReplicaSet): KObj {
-    const t = rs.spec.template;
-    return {
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: {
-        name: '',
-        generateName: `${rs.metadata.name}-`,
-        namespace: rs.metadata.namespace,
-        ...(t.metadata?.labels ? { labels: { ...t.metadata.labels } } : {}),
-        ...(t.metadata?.annotations ? { annotations: { ...t.metadata.annotations } } : {}),
-        ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: rs.metadata.name, uid: rs.metadata.uid as string, controller: true, blockOwnerDeletion: true }],
-      },
-      spec: structuredClone(t.spec),
-    };
-  }
 
   /** deletes the `n` pods a ReplicaSet gives up first: unscheduled, pending, not ready, restarted most, newest */
   private remove(rs: ReplicaSet, active: Pod[], n: number): void {
@@ -121,12 +90,8 @@ export class ReplicaSetController {
       return 0;
     });
     for (const p of sorted.slice(0, n)) {
-      try {
-        this.ctx.api.delete(R.Pod, p.metadata.namespace, p.metadata.name, { preconditions: { uid: p.metadata.uid as string } });
-        this.ctx.events.record(rs, 'Normal', 'SuccessfulDelete', `Deleted pod: ${p.metadata.name}`, 'replicaset-controller');
-      } catch (err) {
-        if (!(err instanceof StatusError && (err.code === 404 || err.code === 409))) throw err;
-      }
+      deleteIfThere(this.ctx, R.Pod, p);
+      this.ctx.events.record(rs, 'Normal', 'SuccessfulDelete', `Deleted pod: ${p.metadata.name}`, 'replicaset-controller');
     }
   }
 
