@@ -173,12 +173,23 @@ class Listener {
   }
 }
 
+function checkOptions(o: FakeKubernetesOptions): void {
+  const positive = (name: string, v: number | undefined, min: number) => {
+    if (v !== undefined && !(Number.isFinite(v) && v >= min)) throw new TypeError(`startFakeKubernetes: ${name} must be a number of at least ${min}, not ${String(v)}`);
+  };
+  positive('secondMs', o.secondMs, 1);
+  positive('history', o.history, 1);
+  positive('logBytes', o.logBytes, 1024);
+  if (o.kubelet !== undefined && typeof o.kubelet !== 'function') throw new TypeError('startFakeKubernetes: kubelet must be a function');
+}
+
 /** starts the test API server on 127.0.0.1 and a free port */
 export async function startFakeKubernetes(options: FakeKubernetesOptions = {}): Promise<FakeKubernetes> {
+  checkOptions(options);
   const clock = new Clock(options.secondMs ?? 1000);
-  const store = new Store(Math.max(1, options.history ?? 1000));
-  const api = new ApiServer(store, clock);
   const onError = options.onError ?? ((where: string, err: unknown) => process.stderr.write(`fake kubernetes: ${where}: ${(err as Error)?.stack ?? String(err)}\n`));
+  const store = new Store(Math.max(1, options.history ?? 1000), onError);
+  const api = new ApiServer(store, clock);
   const ctx: Context = { api, store, clock, events: new Recorder(store, clock), onError };
   seed(api);
   const controllers = [new GarbageCollector(ctx), new NamespaceController(ctx), new DeploymentController(ctx), new ReplicaSetController(ctx), new JobController(ctx), new QuotaController(ctx)];

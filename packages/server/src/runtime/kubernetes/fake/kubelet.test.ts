@@ -26,6 +26,7 @@ const files = scripts({
   'flag.js': `process.exit(require('node:fs').existsSync(process.env.FLAG) ? 0 : 1);`,
   'done.js': `console.log('work done'); process.exit(0);`,
   'mark.js': `require('node:fs').writeFileSync(process.env.MARK, 'stopping'); process.exit(0);`,
+  'env.js': `console.log(JSON.stringify({ env: process.env, argv: process.argv.slice(2) })); setInterval(() => {}, 1000);`,
 });
 
 /** image `node/<script>` runs that script; exec probes `check <script>` run a script; image `missing/...` cannot be pulled */
@@ -33,6 +34,7 @@ const kubelet: KubeletFunction = (container, _pod, env) => {
   if (container.image.startsWith('missing/')) throw new Error(`rpc error: code = NotFound desc = ${container.image}: not found`);
   if (container.command?.[0] === 'check') return { command: process.execPath, args: [files.path(container.command[1] as string)], env: { ...env } };
   if (container.image === 'pause') return undefined;
+  if (container.image === 'env') return { command: process.execPath, args: [files.path('env.js'), ...(container.args ?? [])] };
   const m = /^node\/(.+)$/.exec(container.image);
   if (!m) return undefined;
   return { command: process.execPath, args: [files.path(m[1] as string)], env: { PATH: process.env.PATH ?? '' } };
@@ -41,6 +43,12 @@ const kubelet: KubeletFunction = (container, _pod, env) => {
 function pod(name: string, image: string, extra: Partial<NonNullable<V1Pod['spec']>> = {}, env: NonNullable<NonNullable<V1Pod['spec']>['containers'][number]['env']> = []): V1Pod {
   return { metadata: { name }, spec: { terminationGracePeriodSeconds: 2, containers: [{ name: 'main', image, env }], ...extra } };
 }
+
+test('bad options are refused with what is wrong', async () => {
+  await assert.rejects(startFakeKubernetes({ secondMs: 0 }), /secondMs must be a number of at least 1, not 0/);
+  await assert.rejects(startFakeKubernetes({ history: -1 }), /history must be/);
+  await assert.rejects(startFakeKubernetes({ kubelet: 'node' as never }), /kubelet must be a function/);
+});
 
 describe('the fake kubelet runs pods as local processes', () => {
   let fake: FakeKubernetes;
@@ -88,6 +96,31 @@ describe('the fake kubelet runs pods as local processes', () => {
     assert.match(logs, /^hello world from talker in k at 127\.0\.0\.1$/m);
     const events = await c.core.listNamespacedEvent({ namespace: 'k', fieldSelector: 'involvedObject.name=talker' });
     assert.deepEqual(new Set(events.items.map((e) => e.reason)), new Set(['Scheduled', 'Pulled', 'Created', 'Started']));
+  });
+
+  test('the environment: $(VAR) references, envFrom with a prefix, ConfigMap keys, resource fields; args expanded', async () => {
+    await c.core.createNamespacedConfigMap({ namespace: 'k', body: { metadata: { name: 'settings' }, data: { level: 'debug', mode: 'fast' } } });
+    const body = pod('env', 'env', {}, [
+      { name: 'NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+      { name: 'HELLO', value: 'hi $(NAME), $(UNKNOWN) and $$(NAME)' },
+      { name: 'LEVEL', valueFrom: { configMapKeyRef: { name: 'settings', key: 'level' } } },
+      { name: 'MEM', valueFrom: { resourceFieldRef: { resource: 'limits.memory', divisor: '1Mi' } } },
+      { name: 'MAYBE', valueFrom: { secretKeyRef: { name: 'absent', key: 'x', optional: true } } },
+    ]);
+    body.spec!.containers[0]!.envFrom = [{ prefix: 'CFG_', configMapRef: { name: 'settings' } }];
+    body.spec!.containers[0]!.args = ['--name=$(NAME)'];
+    body.spec!.containers[0]!.resources = { limits: { memory: '256Mi' } };
+    await c.core.createNamespacedPod({ namespace: 'k', body });
+    const out = await until('its output', async () => (await c.core.readNamespacedPodLog({ name: 'env', namespace: 'k' }).catch(() => '')).trim());
+    const { env, argv } = JSON.parse(out) as { env: Record<string, string>; argv: string[] };
+    assert.equal(env.HELLO, 'hi env, $(UNKNOWN) and $(NAME)');
+    assert.equal(env.LEVEL, 'debug');
+    assert.equal(env.CFG_mode, 'fast');
+    assert.equal(env.MEM, '256');
+    assert.equal(env.MAYBE, undefined);
+    assert.equal(env.PATH, undefined, 'a container does not inherit the host environment');
+    assert.deepEqual(argv, ['--name=env']);
+    await c.core.deleteNamespacedPod({ name: 'env', namespace: 'k', gracePeriodSeconds: 0 });
   });
 
   test('logs: tailLines, timestamps, and follow streams new lines until the container ends', async () => {

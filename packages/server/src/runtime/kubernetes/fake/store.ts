@@ -39,7 +39,11 @@ export class Store {
   private compactedTo = 1;
   private readonly listeners = new Set<Listener>();
 
-  constructor(private readonly historySize: number) {}
+  constructor(
+    private readonly historySize: number,
+    /** a listener that throws is reported here: the write it was told of stands */
+    private readonly onError: (where: string, err: unknown) => void = () => {},
+  ) {}
 
   get rv(): number {
     return this.revision;
@@ -99,7 +103,13 @@ export class Store {
     const change: Change = { rv: this.revision, type, resource: r, object: clone(object), ...(prev ? { prev } : {}) };
     this.history.push(change);
     while (this.history.length > this.historySize) this.compactedTo = (this.history.shift() as Change).rv;
-    for (const l of this.listeners) l(change);
+    for (const l of this.listeners) {
+      try {
+        l(change);
+      } catch (err) {
+        this.onError('store listener', err);
+      }
+    }
     return clone(object);
   }
 

@@ -160,6 +160,48 @@ describe('controllers: Deployments, ReplicaSets and Jobs', () => {
     assert.equal(d.status?.unavailableReplicas, 1);
   });
 
+  test('going back to an older template reuses its ReplicaSet as the newest revision', async () => {
+    const set = (image: string) => c.apps.patchNamespacedDeployment({ name: 'back', namespace: ns, body: { spec: { template: { spec: { containers: [{ name: 'app', image }] } } } } }, setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch));
+    await c.apps.createNamespacedDeployment({ namespace: ns, body: deployment('back', 1, 'app:a') });
+    await until('a', async () => (await readDeployment('back')).status?.updatedReplicas === 1);
+    const first = (await c.apps.listNamespacedReplicaSet({ namespace: ns, labelSelector: 'app=back' })).items[0]?.metadata?.name;
+    await set('app:b');
+    await until('b rolled out', async () => {
+      const x = await readDeployment('back');
+      return x.metadata?.annotations?.['deployment.kubernetes.io/revision'] === '2' && x.status?.updatedReplicas === 1 && x.status.replicas === 1;
+    });
+    await set('app:a');
+    await until('back on a', async () => {
+      const x = await readDeployment('back');
+      return x.metadata?.annotations?.['deployment.kubernetes.io/revision'] === '3' && x.status?.updatedReplicas === 1 && x.status.replicas === 1;
+    });
+    const rss = (await c.apps.listNamespacedReplicaSet({ namespace: ns, labelSelector: 'app=back' })).items;
+    assert.equal(rss.length, 2);
+    const a = rss.find((rs) => rs.metadata?.name === first);
+    assert.equal(a?.metadata?.annotations?.['deployment.kubernetes.io/revision'], '3');
+    assert.equal(a?.spec?.replicas, 1);
+  });
+
+  test('Recreate: every old pod is gone before a new one starts', async () => {
+    const body = deployment('recreated', 2, 'app:v1');
+    body.spec!.strategy = { type: 'Recreate' };
+    await c.apps.createNamespacedDeployment({ namespace: ns, body });
+    await until('v1 up', async () => (await readDeployment('recreated')).status?.availableReplicas === 2);
+    const seen: { v1: number; v2: number }[] = [];
+    const w = await c.watch.watch(`/api/v1/namespaces/${ns}/pods`, { labelSelector: 'app=recreated' }, () => {}, () => {});
+    const poll = setInterval(() => {
+      void podsOf('recreated').then((pods) => {
+        const live = pods.filter((p) => p.status?.phase === 'Running' || p.status?.phase === 'Pending');
+        seen.push({ v1: live.filter((p) => p.spec?.containers[0]?.image === 'app:v1').length, v2: live.filter((p) => p.spec?.containers[0]?.image === 'app:v2').length });
+      });
+    }, 10);
+    await c.apps.patchNamespacedDeployment({ name: 'recreated', namespace: ns, body: { spec: { template: { spec: { containers: [{ name: 'app', image: 'app:v2' }] } } } } }, setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch));
+    await until('v2 up', async () => (await readDeployment('recreated')).status?.updatedReplicas === 2 && (await readDeployment('recreated')).status?.availableReplicas === 2);
+    clearInterval(poll);
+    w.abort();
+    assert.ok(seen.every((s) => s.v1 === 0 || s.v2 === 0), JSON.stringify(seen));
+  });
+
   test('scale through the /scale subresource, and scale down', async () => {
     await c.apps.createNamespacedDeployment({ namespace: ns, body: deployment('scaled', 1, 'idle') });
     const scale = await c.apps.readNamespacedDeploymentScale({ name: 'scaled', namespace: ns });
