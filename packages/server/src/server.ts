@@ -40,7 +40,7 @@ import { ensureServerDirs, nodeId, serverPaths, type ServerPaths } from './home.
 import type { PostgresRuntimeDirectory } from './runtime/directory.js';
 import { DEFAULT_NODE_LEASE } from './runtime/lease.js';
 import { SERVER_NODE_KEY, withoutEndedServers } from './registry/leases.js';
-import { LocalRuntime, runtimeHandlers, type RuntimeOptions } from './runtime/index.js';
+import { LocalRuntime, runtimeHandlers, type Runtime, type RuntimeOptions } from './runtime/index.js';
 import { defaultProvided } from './runtime/build.js';
 import { installPathsFor, Sandbox, type SandboxOptions } from './runtime/sandbox.js';
 import { checkGatewayRate, DEFAULT_GATEWAY_ADDRESS, Gateway, parseGatewayRate, type GatewayMeter, type GatewayRate } from './gateway/index.js';
@@ -133,7 +133,7 @@ export class MicroServer {
   private limiter: RedisRateLimiter | undefined;
   private locked = false;
   private boundAddress: string | undefined;
-  private runtime: LocalRuntime | undefined;
+  private runtime: Runtime | undefined;
   private directory: PostgresRuntimeDirectory | undefined;
   private readonly runtimeOptions: MicroServerOptions['runtime'];
   private readonly addressAllowed: MicroServerOptions['addressAllowed'];

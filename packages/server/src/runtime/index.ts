@@ -2,6 +2,7 @@
 export { LocalRuntime, maskEnv, MAX_INSTANCES } from './local.js';
 export type { RuntimeOptions, CreateRequest, LogsRequest, ProgressFn } from './local.js';
 export { runtimeHandlers } from './handlers.js';
+export type { Runtime } from './runtime.js';
 export { Sandbox, defaultLimits, installPathsFor, sandboxMode } from './sandbox.js';
 export type { SandboxLimits, SandboxMode, SandboxOptions } from './sandbox.js';
 export type { Timing } from './instance.js';

@@ -15,6 +15,7 @@ import { fetchSource, parseSource, uploadFolderName, type FetchOptions, type Sou
 import { UPLOAD_LIMITS, type UploadLimits } from './upload.js';
 import type { RuntimeDirectory } from './directory.js';
 import type { Assignment, PlacementStore, ServiceSpec } from './placement.js';
+import type { Runtime } from './runtime.js';
 import { StateStore, type BuildRecord, type InstanceRecord, type ServiceRecordState } from './state.js';
 
 export interface RuntimeOptions {
@@ -175,7 +176,7 @@ interface Managed {
  * The local runtime of `micro server`: builds services from source and runs each
  * instance as a child process. See README.md in this folder for what it does and why.
  */
-export class LocalRuntime {
+export class LocalRuntime implements Runtime {
   private readonly options: RuntimeOptions;
   private readonly timing: Timing;
   private readonly store: StateStore;
