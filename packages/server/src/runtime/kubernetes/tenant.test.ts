@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MicroError } from '@micro/sdk';
 import { BUILT_IN_DEFAULTS } from '../../quota/limits.js';
-import type { KubeObject } from './client-types.js';
+import type { KubeObject } from './client.js';
 import { bytesQuantity, countQuantity, cpuQuantity } from './quantity.js';
 import { validateObject } from './schema.js';
 import { checkTenantQuota, MIN_MEMORY, tenantObjects, tenantSpecFrom, type TenantQuota } from './tenant.js';

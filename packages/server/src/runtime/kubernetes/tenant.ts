@@ -3,7 +3,7 @@ import { errors, MicroError } from '@micro/sdk';
 import type { Limits } from '../../quota/limits.js';
 import type { Quotas } from '../../quota/quotas.js';
 import { size } from '../sandbox.js';
-import type { KubeClient, KubeObject } from './client-types.js';
+import type { KubeClient as FullKubeClient, KubeObject } from './client.js';
 import { clusterNamespace, DEFAULT_NAMESPACE_PREFIX, labelValue } from './names.js';
 import { bytesQuantity, countQuantity, cpuQuantity } from './quantity.js';
 
@@ -267,6 +267,9 @@ export async function tenantSpecFrom(quotas: Pick<Quotas, 'plan' | 'limits'> | u
 }
 
 // --- making the cluster hold them
+
+/** What the tenant namespaces need of the runtime's client (client.ts). */
+export type KubeClient = Pick<FullKubeClient, 'apply' | 'get' | 'list' | 'remove'>;
 
 export interface TenantNamespacesOptions extends TenantObjectOptions {
   client: KubeClient;
