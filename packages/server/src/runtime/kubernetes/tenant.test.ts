@@ -90,7 +90,7 @@ test('the ResourceQuota and LimitRange follow the namespace quota', () => {
     'limits.cpu': '7500m',
     'count/deployments.apps': '5',
     'count/jobs.batch': '10',
-    'count/secrets': '10',
+    'count/secrets': '20',
     'count/configmaps': '6',
     'count/services': '5',
     persistentvolumeclaims: '0',

@@ -66,6 +66,8 @@ export interface TenantObjectOptions {
 
 /** How many pods a service may have beyond its instances: one surge pod of a rolling update, or its build. */
 export const EXTRA_PODS_PER_SERVICE = 1;
+/** Secrets a service may have (the driver keeps one per build: the running one's, the next one's, a build's env). */
+export const SECRETS_PER_SERVICE = 4;
 
 function badQuota(detail: string): MicroError {
   return errors.BadRequest(ERROR_ID, `quota: ${detail}`);
@@ -95,7 +97,7 @@ export function checkTenantQuota(quota: unknown): TenantQuota {
   if (out.cpuPerInstance !== null && out.cpuPerInstance < MIN_CPU) throw badQuota('cpuPerInstance 0 millicores: no pod could run (1 millicore is the least)');
   const pods = podsOf(out);
   if (pods === null) return out;
-  if (!Number.isSafeInteger(pods) || !Number.isSafeInteger(2 * (out.services as number))) {
+  if (!Number.isSafeInteger(pods) || !Number.isSafeInteger(SECRETS_PER_SERVICE * (out.services as number))) {
     throw badQuota(`services ${out.services} × instancesPerService ${out.instancesPerService} is more pods than a cluster quota can hold`);
   }
   for (const [key, per] of [['memoryPerInstance', out.memoryPerInstance], ['cpuPerInstance', out.cpuPerInstance]] as const) {
@@ -155,8 +157,8 @@ export function resourceQuota(namespace: string, clusterName: string, quota: Ten
     hard['count/deployments.apps'] = countQuantity(q.services);
     // a running build and the last finished one (kept for its logs) per service
     hard['count/jobs.batch'] = countQuantity(2 * q.services);
-    // its credentials, and the next during a rotation
-    hard['count/secrets'] = countQuantity(2 * q.services);
+    // a Secret of the build a service runs, of the build an update brings, of a build's env, and one spare
+    hard['count/secrets'] = countQuantity(SECRETS_PER_SERVICE * q.services);
     // the cluster's kube-root-ca.crt, made in every namespace, and one per service
     hard['count/configmaps'] = countQuantity(q.services + 1);
     hard['count/services'] = countQuantity(q.services);
@@ -273,6 +275,8 @@ export type KubeClient = Pick<FullKubeClient, 'apply' | 'get' | 'list' | 'remove
 
 export interface TenantNamespacesOptions extends TenantObjectOptions {
   client: KubeClient;
+  /** where `ensure(namespace)` without a spec reads it (tenantSpecFrom); default none: nothing limited, owner and plan not known */
+  quotas?: Pick<Quotas, 'plan' | 'limits'>;
   /** how long `remove` waits for the Namespace to be gone before it answers `terminating`; default 60,000 ms */
   removeTimeoutMs?: number;
   /** how often `remove` looks; default 500 ms */
@@ -367,9 +371,14 @@ export class TenantNamespaces {
     return clusterNamespace(namespace, this.prefix);
   }
 
-  /** Makes the namespace's cluster namespace and its objects as `spec` says; 400 for a name or quota the cluster would refuse, before any request. */
-  ensure(namespace: string, spec: TenantSpec): Promise<EnsureReport> {
-    const objects = tenantObjects(namespace, spec, { ...this.options, prefix: this.prefix });
+  /**
+   * Makes the namespace's cluster namespace and its objects as `spec` says (default: as the
+   * quotas say now, tenantSpecFrom); 400 for a name or quota the cluster would refuse,
+   * before any request.
+   */
+  async ensure(namespace: string, spec?: TenantSpec): Promise<EnsureReport> {
+    this.clusterName(namespace);
+    const objects = tenantObjects(namespace, spec ?? (await tenantSpecFrom(this.options.quotas, namespace)), { ...this.options, prefix: this.prefix });
     return this.serial(namespace, () => this.converge(namespace, objects));
   }
 
