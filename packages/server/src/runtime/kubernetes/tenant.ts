@@ -297,12 +297,12 @@ export type RemoveResult = 'absent' | 'gone' | 'terminating';
 
 /**
  * Kinds of which a tenant namespace holds micro's objects only: any other is removed by
- * `ensure`. NetworkPolicies add up (another could open the namespace), a RoleBinding could
- * give its pods API rights, another quota or limit could starve it.
+ * `ensure`. NetworkPolicies add up (one left by hand or by an older version could open the
+ * namespace), another quota or limit could starve it. (RoleBindings are not listed: only
+ * the cluster's administrators can make one, and micro's ServiceAccount needs no RBAC rights.)
  */
 const EXCLUSIVE_KINDS: readonly (readonly [string, string])[] = [
   ['networking.k8s.io/v1', 'NetworkPolicy'],
-  ['rbac.authorization.k8s.io/v1', 'RoleBinding'],
   ['v1', 'ResourceQuota'],
   ['v1', 'LimitRange'],
 ];
@@ -383,7 +383,7 @@ export class TenantNamespaces {
   }
 
   /** Deletes the namespace's cluster namespace and waits (removeTimeoutMs) until it is gone. */
-  remove(namespace: string): Promise<RemoveResult> {
+  async remove(namespace: string): Promise<RemoveResult> {
     const name = this.clusterName(namespace);
     return this.serial(namespace, async () => {
       try {
@@ -461,7 +461,7 @@ export class TenantNamespaces {
 
   /** The error of a failed ensure, after deleting the Namespace again when this call made it. */
   private async failed(report: EnsureReport, step: string, err: unknown): Promise<MicroError> {
-    let after = '; what was done stays, and the next ensure completes it';
+    let after = report.changed.length > 0 ? '; what was done stays, and the next ensure completes it' : '; the next ensure completes it';
     if (report.created) {
       after = await this.client.remove('v1', 'Namespace', report.name).then(
         () => '; the namespace this call made was deleted again: nothing is left',
