@@ -1,5 +1,6 @@
 
 import { closeSync, existsSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import {
   brokerService,
@@ -41,6 +42,7 @@ import type { PostgresRuntimeDirectory } from './runtime/directory.js';
 import { DEFAULT_NODE_LEASE } from './runtime/lease.js';
 import { SERVER_NODE_KEY, withoutEndedServers } from './registry/leases.js';
 import { LocalRuntime, runtimeHandlers, type Runtime, type RuntimeOptions } from './runtime/index.js';
+import { runtimeKind } from './runtime/kubernetes/kind.js';
 import { defaultProvided } from './runtime/build.js';
 import { installPathsFor, Sandbox, type SandboxOptions } from './runtime/sandbox.js';
 import { checkGatewayRate, DEFAULT_GATEWAY_ADDRESS, Gateway, parseGatewayRate, type GatewayMeter, type GatewayRate } from './gateway/index.js';
@@ -134,6 +136,8 @@ export class MicroServer {
   private locked = false;
   private boundAddress: string | undefined;
   private runtime: Runtime | undefined;
+  /** the Kubernetes runtime's transfers on the gateway (/runtime/…) */
+  private transfers: ((req: IncomingMessage, res: ServerResponse, rest: string) => Promise<void>) | undefined;
   private directory: PostgresRuntimeDirectory | undefined;
   private readonly runtimeOptions: MicroServerOptions['runtime'];
   private readonly addressAllowed: MicroServerOptions['addressAllowed'];
@@ -194,8 +198,9 @@ export class MicroServer {
       const auth = await openAuthStorage(profile, { home: this.paths.home, serverDir: this.paths.dir, keysPath: this.paths.keys }, { logger: this.logger });
       this.accounts = auth.accounts;
       this.tokens = auth.tokens;
-      // the runtime starts every instance afresh, with new secrets (this node's only)
-      await this.accounts.dropServiceSecrets();
+      // the local runtime starts every instance afresh, with new secrets (this node's only);
+      // a cluster's pods outlive the server and keep the secrets their Secrets hold
+      if (runtimeKind() === 'local') await this.accounts.dropServiceSecrets();
       if (!existsSync(this.paths.admin) || !(await this.accounts.get('admin', 'micro'))) {
         writeJsonDurable(this.paths.admin, { ...(await this.accounts.createAdmin()), namespace: 'micro' });
         this.logger.info(`created the admin account; its secret is in ${this.paths.admin}`);
@@ -229,20 +234,37 @@ export class MicroServer {
       this.quotas = await openQuotas(profile, dataDir);
       // uploaded sources are read from the store service's blobs, once it runs
       let blobs: BlobStore | undefined;
-      this.runtime = new LocalRuntime({
-        ...this.runtimeOptions,
-        blobs: () => blobs,
-        home: this.paths.home,
-        // services run on this machine: they reach a server bound to every interface on loopback
-        serverAddress: this.boundAddress.replace('//0.0.0.0:', '//127.0.0.1:').replace('//[::]:', '//[::1]:'),
-        registry: this.registry,
-        profile,
-        ...(this.directory ? { directory: { node: nodeId(this.paths.dir), store: this.directory }, cluster: { placement: this.directory.placement, lease: this.directory.lease } } : {}),
-        credentials: (service, namespace) => this.serviceCredentials(service, namespace),
-        sandbox: this.sandbox,
-        quotas: this.quotas,
-        logger: this.logger.child({ component: 'runtime' }),
-      });
+      const kind = runtimeKind();
+      if (kind === 'kubernetes') {
+        // loaded only here: the cluster's client is of no use to a server running services locally
+        const { kubernetesRuntimeFromEnv } = await import('./runtime/kubernetes/index.js');
+        const k8s = kubernetesRuntimeFromEnv({
+          ...(this.runtimeOptions?.uploadLimits ? { uploadLimits: this.runtimeOptions.uploadLimits } : {}),
+          blobs: () => blobs,
+          home: this.paths.home,
+          registry: this.registry,
+          credentials: (service, namespace) => this.serviceCredentials(service, namespace),
+          quotas: this.quotas,
+          logger: this.logger.child({ component: 'runtime' }),
+        });
+        this.transfers = (req, res, rest) => k8s.serveTransfer(req, res, rest);
+        this.runtime = k8s;
+      } else {
+        this.runtime = new LocalRuntime({
+          ...this.runtimeOptions,
+          blobs: () => blobs,
+          home: this.paths.home,
+          // services run on this machine: they reach a server bound to every interface on loopback
+          serverAddress: this.boundAddress.replace('//0.0.0.0:', '//127.0.0.1:').replace('//[::]:', '//[::1]:'),
+          registry: this.registry,
+          profile,
+          ...(this.directory ? { directory: { node: nodeId(this.paths.dir), store: this.directory }, cluster: { placement: this.directory.placement, lease: this.directory.lease } } : {}),
+          credentials: (service, namespace) => this.serviceCredentials(service, namespace),
+          sandbox: this.sandbox,
+          quotas: this.quotas,
+          logger: this.logger.child({ component: 'runtime' }),
+        });
+      }
       const quotas = this.quotas;
       const counted = this.runtime;
       quotas.addSource((namespace) => counted.usage(namespace));
@@ -321,6 +343,7 @@ export class MicroServer {
           stats,
           prices: this.cores.find((cs) => cs.prices)?.prices,
           meter: this.meter(),
+          ...(this.transfers ? { runtimeTransfers: this.transfers } : {}),
         });
         const months = this.gateway.months;
         if (months) quotas.addSource(async (namespace) => ({ requestsPerMonth: await months.used(namespace) }));

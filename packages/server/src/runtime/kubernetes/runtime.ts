@@ -1,6 +1,7 @@
 import { createReadStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createWriteStream } from 'node:fs';
@@ -436,6 +437,11 @@ export class KubernetesRuntime implements Runtime, TransferStore {
   }
 
   // ---- transfers (transfer.ts) -----------------------------------------------------
+
+  /** The gateway's `/runtime/…` (the path after it): sources to build Jobs, builds from them, builds to pods. */
+  serveTransfer(req: IncomingMessage, res: ServerResponse, rest: string): Promise<void> {
+    return this.options.transfers.serve(req, res, rest, this);
+  }
 
   async *source(claim: TransferClaim): AsyncIterable<Uint8Array> {
     const file = this.stagedPath(claim.namespace, claim.build);
