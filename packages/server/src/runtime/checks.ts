@@ -78,3 +78,11 @@ export function checkEnv(env: Record<string, string>): Record<string, string> {
 export function maskEnv(env: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(env).map(([k, v]) => [k, SECRET_KEY.test(k) ? '••••' : v]));
 }
+
+/** Keeps `op` in `operations` until it settles (what stop() awaits). */
+export function tracked<T>(operations: Set<Promise<unknown>>, op: Promise<T>): Promise<T> {
+  operations.add(op);
+  const done = () => operations.delete(op);
+  op.then(done, done);
+  return op;
+}

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, readdir, rename, rm } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { errors, isMicroError, MicroError, type BlobStore, type Logger, type Profile, type Registry, type RuntimeInstance, type RuntimeProgress, type RuntimeService, type RuntimeState } from '@micro/sdk';
 import { ArtifactTooLarge, ARTIFACT_LIMITS, ARTIFACT_MAX_BYTES, artifactKey, artifactPrefix, packBuild, unpackBuild } from './artifact.js';
@@ -11,12 +11,12 @@ import { admitInstances, admitService, instanceCap, type InstanceCap, type Runti
 import { QUOTA_ERROR_ID, type Limits } from '../quota/limits.js';
 import { LogFiles, logsOptions, type LogFile, type LogLine, type LogsRequest } from './logs.js';
 import type { Resolver } from './address.js';
-import { fetchSource, parseSource, uploadFolderName, type FetchOptions, type SourceSpec } from './source.js';
-import { UPLOAD_LIMITS, type UploadLimits } from './upload.js';
+import { deleteUpload, fetchOptionsFor, fetchSource, parseSource, sourceFolderName, type FetchOptions, type SourceSpec } from './source.js';
+import type { UploadLimits } from './upload.js';
 import type { RuntimeDirectory } from './directory.js';
 import type { Assignment, PlacementStore, ServiceSpec } from './placement.js';
 import type { Runtime } from './runtime.js';
-import { checkEnv, checkInstances, checkNamespace, limitedProgress, maskEnv, notFound, type Progress } from './checks.js';
+import { tracked, checkEnv, checkInstances, checkNamespace, limitedProgress, maskEnv, notFound, type Progress } from './checks.js';
 import { StateStore, type BuildRecord, type InstanceRecord, type ServiceRecordState } from './state.js';
 
 export interface RuntimeOptions {
@@ -653,39 +653,14 @@ export class LocalRuntime implements Runtime {
   // ---- building ---------------------------------------------------------------------
 
   private fetchOptions(onLine: (line: string) => void, namespace: string, trusted: boolean): FetchOptions {
-    const options: FetchOptions = {
-      onLine,
-      timeout: this.options.timeouts?.fetch ?? 5 * 60_000,
-      signal: this.abort.signal,
-      uploadLimits: { ...UPLOAD_LIMITS, ...this.options.uploadLimits },
-    };
-    const blobs = this.options.blobs?.();
-    // the service's namespace: a caller reaches only its own (handlers.ts), so only its own uploads
-    if (blobs) options.upload = (blobKey) => blobs.get(blobKey, { namespace });
-    if (!trusted) {
-      options.untrusted = {
-        ...this.options.untrusted,
-        knownHosts: join(this.options.home, 'runtime', 'known_hosts'),
-        log: (message, detail) => this.options.logger.warn({ ...detail, namespace }, message),
-      };
-    }
-    return options;
+    const o = this.options;
+    return fetchOptionsFor({ blobs: o.blobs?.(), namespace, trusted, onLine, signal: this.abort.signal, timeout: o.timeouts?.fetch, uploadLimits: o.uploadLimits, untrusted: o.untrusted, knownHosts: join(o.home, 'runtime', 'known_hosts'), logger: o.logger });
   }
 
   /** Deletes the blob of an upload source that no service of the namespace refers to (nothing for other sources). */
   private async dropUpload(namespace: string, source: string): Promise<void> {
     if ([...this.services.values()].some((s) => s.namespace === namespace && s.source === source)) return;
-    let spec: SourceSpec;
-    try {
-      spec = parseSource(source, { trusted: false });
-    } catch {
-      return;
-    }
-    if (spec.kind !== 'upload') return;
-    await this.options
-      .blobs?.()
-      ?.delete(spec.key, { namespace })
-      .catch((err: unknown) => this.options.logger.warn({ err, namespace, key: spec.key }, 'could not delete an upload'));
+    await deleteUpload(this.options.blobs?.(), namespace, source, this.options.logger);
   }
 
   /** Fetches the service's source (or the one an update gives) again into a new build folder and builds it. */
@@ -1323,10 +1298,7 @@ export class LocalRuntime implements Runtime {
   }
 
   private track<T>(op: Promise<T>): Promise<T> {
-    this.operations.add(op);
-    const done = () => this.operations.delete(op);
-    op.then(done, done);
-    return op;
+    return tracked(this.operations, op);
   }
 
   private touch(svc: Managed): void {
@@ -1430,11 +1402,6 @@ function sourceRef(source: string): string | undefined {
   }
 }
 
-function sourceFolderName(spec: SourceSpec): string {
-  if (spec.kind === 'folder') return basename(spec.path);
-  if (spec.kind === 'upload') return uploadFolderName(spec.key);
-  return basename(spec.url.replace(/\/+$/, '')).replace(/\.git$/, '');
-}
 
 function range(n: number): number[] {
   return Array.from({ length: n }, (_, i) => i);

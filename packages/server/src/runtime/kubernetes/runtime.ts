@@ -11,10 +11,10 @@ import { artifactKey, artifactPrefix } from '../artifact.js';
 import { checkServiceName, readPackage, serviceName } from '../build.js';
 import { admitInstances, admitService, type RuntimeQuotas } from '../quota.js';
 import { logsOptions, matcher, type LogLine, type LogsRequest } from '../logs.js';
-import { fetchSource, parseSource, uploadFolderName, type FetchOptions, type SourceSpec } from '../source.js';
-import { UPLOAD_LIMITS, type UploadLimits } from '../upload.js';
+import { deleteUpload, fetchOptionsFor, fetchSource, parseSource, sourceFolderName, type FetchOptions, type SourceSpec } from '../source.js';
+import type { UploadLimits } from '../upload.js';
 import type { CreateRequest, ProgressFn, Runtime, UpdateRequest } from '../runtime.js';
-import { checkEnv, checkInstances, checkNamespace, limitedProgress, maskEnv, notFound, type Progress } from '../checks.js';
+import { tracked, checkEnv, checkInstances, checkNamespace, limitedProgress, maskEnv, notFound, type Progress } from '../checks.js';
 import type { Limits } from '../../quota/limits.js';
 import { KubeError, type KubeClient, type KubeObject } from './client.js';
 import { clusterNamespace, DEFAULT_NAMESPACE_PREFIX, workloadName } from './names.js';
@@ -504,17 +504,8 @@ export class KubernetesRuntime implements Runtime, TransferStore {
   }
 
   private fetchOptions(onLine: (line: string) => void, namespace: string, trusted: boolean): FetchOptions {
-    const options: FetchOptions = { onLine, timeout: 5 * 60_000, signal: this.abort.signal, uploadLimits: { ...UPLOAD_LIMITS, ...this.options.uploadLimits } };
-    const blobs = this.options.blobs?.();
-    if (blobs) options.upload = (blobKey) => blobs.get(blobKey, { namespace });
-    if (!trusted) {
-      options.untrusted = {
-        ...this.options.untrusted,
-        knownHosts: join(this.staging, 'known_hosts'),
-        log: (message, detail) => this.options.logger.warn({ ...detail, namespace }, message),
-      };
-    }
-    return options;
+    const o = this.options;
+    return fetchOptionsFor({ blobs: o.blobs?.(), namespace, trusted, onLine, signal: this.abort.signal, uploadLimits: o.uploadLimits, untrusted: o.untrusted, knownHosts: join(this.staging, 'known_hosts'), logger: o.logger });
   }
 
   /**
@@ -762,19 +753,8 @@ export class KubernetesRuntime implements Runtime, TransferStore {
       .catch(() => undefined);
   }
 
-  /** Deletes the blob of an upload source (nothing for other sources). */
-  private async dropUpload(namespace: string, source: string): Promise<void> {
-    let spec: SourceSpec;
-    try {
-      spec = parseSource(source, { trusted: false });
-    } catch {
-      return;
-    }
-    if (spec.kind !== 'upload') return;
-    await this.options
-      .blobs?.()
-      ?.delete(spec.key, { namespace })
-      .catch((err: unknown) => this.options.logger.warn({ err, namespace, key: spec.key }, 'could not delete an upload'));
+  private dropUpload(namespace: string, source: string): Promise<void> {
+    return deleteUpload(this.options.blobs?.(), namespace, source, this.options.logger);
   }
 
   // ---- status ----------------------------------------------------------------------
@@ -919,10 +899,7 @@ export class KubernetesRuntime implements Runtime, TransferStore {
   }
 
   private track<T>(op: Promise<T>): Promise<T> {
-    this.operations.add(op);
-    const done = () => this.operations.delete(op);
-    op.then(done, done);
-    return op;
+    return tracked(this.operations, op);
   }
 }
 
@@ -1100,11 +1077,6 @@ function gitRef(source: string): string | undefined {
   }
 }
 
-function sourceFolderName(spec: SourceSpec): string {
-  if (spec.kind === 'folder') return spec.path.replace(/\/+$/, '').split('/').pop() ?? '';
-  if (spec.kind === 'upload') return uploadFolderName(spec.key);
-  return (spec.url.replace(/\/+$/, '').split(/[/:]/).pop() ?? '').replace(/\.git$/, '');
-}
 
 
 
