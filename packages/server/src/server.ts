@@ -403,6 +403,7 @@ export class MicroServer {
     if (!runtime || !accounts || !quotas) return Promise.reject(errors.ServiceUnavailable(PURGE_ERROR_ID, 'micro server is not started'));
     const steps: PurgeStep[] = [
       { name: 'runtime', run: (ns) => runtime.purgeNamespace(ns) },
+      ...(runtime.tenants ? [runtime.tenants.purgeStep()] : []),
       { name: 'auth', run: (ns) => purgeAuth(accounts, ns) },
       { name: 'registry', run: (ns) => purgeRegistry(registry, ns) },
       ...this.cores.flatMap((cs) => (cs.purge ? [{ name: cs.def.name, run: cs.purge }] : [])),

@@ -1,6 +1,7 @@
 import type { RuntimeService } from '@micro/sdk';
 import type { CreateRequest, ProgressFn, UpdateRequest } from './local.js';
 import type { LogLine, LogsRequest } from './logs.js';
+import type { TenantNamespaces } from './kubernetes/tenant.js';
 
 /**
  * What `micro server` needs of a runtime driver: the endpoints of the runtime contract
@@ -28,6 +29,8 @@ export interface Runtime {
   usage(namespace: string): Promise<{ services: number }>;
   /** removes everything of a namespace (the server's purge) */
   purgeNamespace(namespace: string): Promise<void>;
+  /** the cluster namespaces of platform namespaces (Kubernetes): the purge removes a namespace's in a step of its own, after the runtime's */
+  readonly tenants?: Pick<TenantNamespaces, 'purgeStep'>;
 }
 
 export type { CreateRequest, ProgressFn, UpdateRequest } from './local.js';

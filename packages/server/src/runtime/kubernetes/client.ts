@@ -3,7 +3,6 @@ import https from 'node:https';
 import { createInterface } from 'node:readline';
 import { KubeConfig } from '@kubernetes/client-node';
 import { MicroError } from '@micro/sdk';
-import type { KubeObject } from './client-types.js';
 
 /**
  * The generic Kubernetes client of the runtime: create-or-replace, get, list, delete,
@@ -22,7 +21,23 @@ import type { KubeObject } from './client-types.js';
  * ends in a `KubeError` saying what the API server answered and what to do.
  */
 
-export type { KubeObject };
+export interface KubeMetadata {
+  name: string;
+  namespace?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  resourceVersion?: string;
+  uid?: string;
+  ownerReferences?: unknown[];
+  [k: string]: unknown;
+}
+
+export interface KubeObject {
+  apiVersion: string;
+  kind: string;
+  metadata: KubeMetadata;
+  [k: string]: unknown;
+}
 
 /** What a watch reports: the objects as listed (at its start and after each relist), then each change. */
 export type WatchEvent<T extends KubeObject = KubeObject> = { type: 'SYNC'; objects: T[] } | { type: 'ADDED' | 'MODIFIED' | 'DELETED'; object: T };

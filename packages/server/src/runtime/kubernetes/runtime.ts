@@ -16,6 +16,7 @@ import type { UploadLimits } from '../upload.js';
 import type { CreateRequest, ProgressFn, Runtime, UpdateRequest } from '../runtime.js';
 import { tracked, checkEnv, checkInstances, checkNamespace, limitedProgress, maskEnv, notFound, type Progress } from '../checks.js';
 import type { Limits } from '../../quota/limits.js';
+import type { Quotas } from '../../quota/quotas.js';
 import { KubeError, type KubeClient, type KubeObject } from './client.js';
 import { clusterNamespace, DEFAULT_NAMESPACE_PREFIX, workloadName } from './names.js';
 import {
@@ -38,13 +39,11 @@ import {
   type Resources,
   type ServiceObjects,
 } from './objects.js';
+import { TenantNamespaces } from './tenant.js';
 import { Transfers, type TransferClaim, type TransferStore } from './transfer.js';
 
-/** The tenant namespace of a platform namespace: made (idempotently) before anything runs in it, removed by the purge. */
-export interface TenantSeam {
-  ensure(namespace: string): Promise<void>;
-  remove(namespace: string): Promise<void>;
-}
+/** The tenant namespaces as the driver uses them (tenant.ts's TenantNamespaces). */
+export type TenantSeam = Pick<TenantNamespaces, 'ensure' | 'remove' | 'purgeStep'>;
 
 export interface KubernetesRuntimeOptions {
   client: KubeClient;
@@ -65,11 +64,12 @@ export interface KubernetesRuntimeOptions {
   image?: string;
   /** MICRO_KUBERNETES_PREFIX (default micro-) */
   prefix?: string;
-  /** the tenant namespaces (k8s-tenant's TenantNamespaces); default: a Namespace and the micro-service ServiceAccount */
+  /** the tenant namespaces; default TenantNamespaces on `client` with `prefix`, reading quota, plan and owner from `quotas` */
   tenants?: TenantSeam;
   /** uploads are read from, and builds kept in, the blob store of the service's namespace */
   blobs?: () => BlobStore | undefined;
-  quotas?: RuntimeQuotas;
+  /** the namespaces' limits; with `plan`, also the owner and plan labels of their cluster namespaces */
+  quotas?: RuntimeQuotas & Partial<Pick<Quotas, 'plan'>>;
   uploadLimits?: Partial<UploadLimits>;
   /** git fetches of callers that are not admins of micro (source.ts's cloneUntrusted) */
   untrusted?: { timeout?: number; maxBytes?: number };
@@ -123,7 +123,7 @@ export class KubernetesRuntime implements Runtime, TransferStore {
   private readonly prefix: string;
   private readonly image: string;
   private readonly staging: string;
-  private readonly tenants: TenantSeam;
+  readonly tenants: TenantSeam;
   private readonly busy = new Map<string, 'create' | 'update' | 'delete'>();
   private readonly phases = new Map<string, 'building' | 'starting'>();
   private readonly failures = new Map<string, Failure>();
@@ -146,7 +146,7 @@ export class KubernetesRuntime implements Runtime, TransferStore {
     this.prefix = options.prefix ?? DEFAULT_NAMESPACE_PREFIX;
     this.image = options.image ?? process.env.MICRO_RUNNER_IMAGE ?? 'micro/runner:latest';
     this.staging = join(options.home, 'runtime', 'kubernetes');
-    this.tenants = options.tenants ?? new MinimalTenants(options.client, this.prefix);
+    this.tenants = options.tenants ?? new TenantNamespaces({ client: options.client, prefix: this.prefix, ...(options.quotas?.plan ? { quotas: options.quotas as Pick<Quotas, 'plan' | 'limits'> } : {}) });
   }
 
   async start(): Promise<void> {
@@ -433,7 +433,8 @@ export class KubernetesRuntime implements Runtime, TransferStore {
       });
     }
     for (const k of [...this.failures.keys()]) if (k.startsWith(`${ns}/`)) this.failures.delete(k);
-    await this.tenants.remove(ns);
+    // the cluster namespace itself goes in the purge's own step after this one (`tenants.purgeStep`),
+    // which runs even when this step failed
   }
 
   // ---- transfers (transfer.ts) -----------------------------------------------------
@@ -900,31 +901,6 @@ export class KubernetesRuntime implements Runtime, TransferStore {
 
   private track<T>(op: Promise<T>): Promise<T> {
     return tracked(this.operations, op);
-  }
-}
-
-/**
- * The least a service needs of its tenant namespace, until the tenant namespaces
- * (tenant.ts: quota, limits, network policies) are wired in: the Namespace at Pod Security
- * `restricted`, and the ServiceAccount `micro-service` without a token.
- */
-class MinimalTenants implements TenantSeam {
-  constructor(
-    private readonly client: KubeClient,
-    private readonly prefix: string,
-  ) {}
-
-  async ensure(namespace: string): Promise<void> {
-    const name = clusterNamespace(namespace, this.prefix);
-    const psa = { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' };
-    if (!(await this.client.get('v1', 'Namespace', name))) await this.client.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { [MANAGED_BY]: 'micro', [NAMESPACE_LABEL]: namespace, ...psa } } });
-    if (!(await this.client.get('v1', 'ServiceAccount', 'micro-service', name))) await this.client.apply({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'micro-service', namespace: name, labels: { [MANAGED_BY]: 'micro', [NAMESPACE_LABEL]: namespace } }, automountServiceAccountToken: false });
-  }
-
-  async remove(namespace: string): Promise<void> {
-    const name = clusterNamespace(namespace, this.prefix);
-    const ns = await this.client.get('v1', 'Namespace', name);
-    if (ns?.metadata.labels?.[MANAGED_BY] === 'micro' && ns.metadata.labels[NAMESPACE_LABEL] === namespace) await this.client.remove('v1', 'Namespace', name);
   }
 }
 
