@@ -43,6 +43,8 @@ import { DEFAULT_NODE_LEASE } from './runtime/lease.js';
 import { SERVER_NODE_KEY, withoutEndedServers } from './registry/leases.js';
 import { LocalRuntime, runtimeHandlers, type Runtime, type RuntimeOptions } from './runtime/index.js';
 import { runtimeKind } from './runtime/kubernetes/kind.js';
+import type { KubernetesRuntimeOptions } from './runtime/kubernetes/runtime.js';
+import type { KubeClientOptions } from './runtime/kubernetes/client.js';
 import { defaultProvided } from './runtime/build.js';
 import { installPathsFor, Sandbox, type SandboxOptions } from './runtime/sandbox.js';
 import { checkGatewayRate, DEFAULT_GATEWAY_ADDRESS, Gateway, parseGatewayRate, type GatewayMeter, type GatewayRate } from './gateway/index.js';
@@ -60,6 +62,8 @@ export interface MicroServerOptions {
   runtime?: Pick<RuntimeOptions, 'backoff' | 'timing' | 'timeouts' | 'uploadLimits' | 'untrusted'>;
   /** the sandbox of tenant services (default mode MICRO_RUNTIME_SANDBOX, limits MICRO_SANDBOX_*) */
   sandbox?: Pick<SandboxOptions, 'mode' | 'limitsFor' | 'diskCheckEvery'>;
+  /** MICRO_RUNTIME=kubernetes: timings of builds, rollouts and probes, and the client's retries — tests make them short */
+  kubernetes?: Pick<KubernetesRuntimeOptions, 'timing' | 'resources'> & { clientOptions?: KubeClientOptions };
   /**
    * HTTP API gateway address (default MICRO_GATEWAY_ADDRESS, else 127.0.0.1:8080 — or a
    * free port of 127.0.0.1 when the RPC address asks for port 0); false: no gateway
@@ -142,6 +146,7 @@ export class MicroServer {
   private readonly runtimeOptions: MicroServerOptions['runtime'];
   private readonly addressAllowed: MicroServerOptions['addressAllowed'];
   private readonly sandboxOptions: MicroServerOptions['sandbox'];
+  private readonly kubernetesOptions: MicroServerOptions['kubernetes'];
   private readonly extraServices: readonly CoreServiceFactory[];
   private readonly hostedServices: readonly HostedService[];
   private hosted: HostedServices | undefined;
@@ -159,6 +164,7 @@ export class MicroServer {
     this.runtimeOptions = options.runtime;
     this.addressAllowed = options.addressAllowed;
     this.sandboxOptions = options.sandbox;
+    this.kubernetesOptions = options.kubernetes;
     this.extraServices = options.coreServices ?? [];
     this.hostedServices = options.services ?? [];
     // --- API gateway: where it listens (a server on a free port gets a gateway on a free port)
@@ -211,7 +217,9 @@ export class MicroServer {
       // nats: address, so the services and gateways of every node reach them); they leave the
       // shared registry within 30 s of a node's death, and `micro services` when its lease ends
       if (profile.name === 'nats') this.rpc.attach(new NatsRpcListener(this.rpc, { url: profile.natsUrl, prefix: profile.prefix, logger: this.logger }));
-      this.sandbox = await this.openSandbox(this.rpc);
+      // the cluster isolates a Kubernetes runtime's services (their pods, Pod Security, NetworkPolicies):
+      // no local sandbox, and their nodes register with their pods' addresses
+      if (runtimeKind() === 'local') this.sandbox = await this.openSandbox(this.rpc);
       // nats profile: the core services' registry nodes carry this node's id, so that `micro
       // services` drops them once its lease ends (registry/leases.ts)
       const nodeMetadata = profile.name === 'nats' ? { [SERVER_NODE_KEY]: nodeId(this.paths.dir) } : undefined;
@@ -239,6 +247,7 @@ export class MicroServer {
         // loaded only here: the cluster's client is of no use to a server running services locally
         const { kubernetesRuntimeFromEnv } = await import('./runtime/kubernetes/index.js');
         const k8s = kubernetesRuntimeFromEnv({
+          ...this.kubernetesOptions,
           ...(this.runtimeOptions?.uploadLimits ? { uploadLimits: this.runtimeOptions.uploadLimits } : {}),
           blobs: () => blobs,
           home: this.paths.home,

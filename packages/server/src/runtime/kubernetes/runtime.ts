@@ -85,6 +85,8 @@ export interface KubernetesTiming {
   rolloutTimeout: number;
   /** the readiness probe (default every 5 s, 5 s timeout, 3 failures) */
   probe: ProbeTiming;
+  /** the Deployment's progressDeadlineSeconds, in the cluster's seconds (default the rollout bound's, at least 10) */
+  progressDeadlineSeconds?: number;
   /** seconds between SIGTERM and SIGKILL of a pod (default 30) */
   terminationGraceSeconds: number;
   /** ms the source of a build may wait to be fetched (default 30 minutes) */
@@ -622,7 +624,7 @@ export class KubernetesRuntime implements Runtime, TransferStore {
       server: this.options.serverAddress,
       resources: this.serviceResources(limits),
       probe: this.timing.probe,
-      progressDeadlineSeconds: Math.max(10, Math.ceil(this.timing.rolloutTimeout / 1000)),
+      progressDeadlineSeconds: this.timing.progressDeadlineSeconds ?? Math.max(10, Math.ceil(this.timing.rolloutTimeout / 1000)),
       terminationGraceSeconds: this.timing.terminationGraceSeconds,
       annotations,
     };
