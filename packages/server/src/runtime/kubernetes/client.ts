@@ -21,19 +21,21 @@ import { MicroError } from '@micro/sdk';
  * ends in a `KubeError` saying what the API server answered and what to do.
  */
 
+export interface KubeMetadata {
+  name: string;
+  namespace?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  resourceVersion?: string;
+  uid?: string;
+  ownerReferences?: unknown[];
+  [k: string]: unknown;
+}
+
 export interface KubeObject {
   apiVersion: string;
   kind: string;
-  metadata: {
-    name: string;
-    namespace?: string;
-    labels?: Record<string, string>;
-    annotations?: Record<string, string>;
-    resourceVersion?: string;
-    uid?: string;
-    ownerReferences?: unknown[];
-    [k: string]: unknown;
-  };
+  metadata: KubeMetadata;
   [k: string]: unknown;
 }
 

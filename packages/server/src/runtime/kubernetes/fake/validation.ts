@@ -24,6 +24,8 @@ export function schemaErrors(obj: KObj): FieldError[] {
     return [];
   } catch (err) {
     if (!(err instanceof SchemaError)) throw err;
+    // a quantity that is not one cannot even be decoded: the API server answers 400
+    if (err.problems.some((p) => p.endsWith('must match format "quantity"'))) throw badRequest(`${obj.kind} in version "${obj.apiVersion.split('/').pop()}" cannot be handled as a ${obj.kind}: ${QUANTITY_RULE}`);
     return err.problems.map((p) => {
       const at = p.indexOf(': ');
       const field = (at < 0 ? '(root)' : p.slice(0, at)).replace(/\.(\d+)(?=\.|$)/g, '[$1]');

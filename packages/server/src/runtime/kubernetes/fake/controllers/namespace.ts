@@ -37,16 +37,18 @@ export class NamespaceController {
     const ns = this.ctx.store.get(R.Namespace, undefined, name);
     if (!ns?.metadata.deletionTimestamp) return;
     const remaining = new Map<string, number>();
+    const finalizers = new Map<string, number>();
     for (const r of RESOURCES) {
       if (!r.namespaced) continue;
       const kind = r.group ? `${r.plural}.${r.group}` : r.plural;
       for (const o of this.ctx.store.scan(r, name)) {
         remaining.set(kind, (remaining.get(kind) ?? 0) + 1);
+        for (const f of o.metadata.finalizers ?? []) finalizers.set(f, (finalizers.get(f) ?? 0) + 1);
         if (!o.metadata.deletionTimestamp) this.remove(r, o);
       }
     }
     if (remaining.size === 0) return this.finish(ns);
-    this.report(ns, remaining);
+    this.report(ns, remaining, finalizers);
     this.queue.add(name, this.ctx.clock.seconds(1));
   }
 
@@ -58,19 +60,23 @@ export class NamespaceController {
     }
   }
 
-  private report(ns: KObj, remaining: Map<string, number>): void {
+  private report(ns: KObj, remaining: Map<string, number>, finalizers: Map<string, number>): void {
     const kinds = [...remaining.keys()].sort();
     const counts = kinds.map((k) => `${k} has ${remaining.get(k)} resource instances`).join(', ');
+    const held = [...finalizers.keys()].sort().map((f) => `${f} in ${finalizers.get(f)} resource instances`).join(', ');
     const now = timestamp(this.ctx.clock.now());
     const conditions: Condition[] = [
       { type: 'NamespaceDeletionDiscoveryFailure', status: 'False', reason: 'ResourcesDiscovered', message: 'All resources successfully discovered', lastTransitionTime: now },
       { type: 'NamespaceDeletionGroupVersionParsingFailure', status: 'False', reason: 'ParsedGroupVersions', message: 'All legacy kube types successfully parsed', lastTransitionTime: now },
       { type: 'NamespaceDeletionContentFailure', status: 'False', reason: 'ContentDeleted', message: 'All content successfully deleted, may be waiting on finalization', lastTransitionTime: now },
       { type: 'NamespaceContentRemaining', status: 'True', reason: 'SomeResourcesRemain', message: `Some resources are remaining: ${counts}`, lastTransitionTime: now },
-      { type: 'NamespaceFinalizersRemaining', status: 'False', reason: 'ContentHasNoFinalizers', message: 'All content-preserving finalizers finished', lastTransitionTime: now },
+      held
+        ? { type: 'NamespaceFinalizersRemaining', status: 'True', reason: 'SomeFinalizersRemain', message: `Some content in the namespace has finalizers remaining: ${held}`, lastTransitionTime: now }
+        : { type: 'NamespaceFinalizersRemaining', status: 'False', reason: 'ContentHasNoFinalizers', message: 'All content-preserving finalizers finished', lastTransitionTime: now },
     ];
     const old = ((ns.status as { conditions?: Condition[] } | undefined)?.conditions ?? []).find((c) => c.type === 'NamespaceContentRemaining');
-    if (old?.message === conditions[3]?.message) return;
+    const oldHeld = ((ns.status as { conditions?: Condition[] } | undefined)?.conditions ?? []).find((c) => c.type === 'NamespaceFinalizersRemaining');
+    if (old?.message === conditions[3]?.message && oldHeld?.message === conditions[4]?.message) return;
     this.ctx.api.writeStatus(R.Namespace, ns, { ...(ns.status as object), phase: 'Terminating', conditions });
   }
 

@@ -10,6 +10,9 @@ import type { Probe } from '../types.js';
  * the kubelet function; httpGet (200–399) and tcpSocket go to 127.0.0.1 (every pod's IP).
  */
 
+/** the least time a probe's try gets, whatever `secondMs` */
+const MIN_TIMEOUT_MS = 1000;
+
 export type ProbeKind = 'Readiness' | 'Liveness' | 'Startup';
 
 export interface ProbeHost {
@@ -82,7 +85,8 @@ export class Prober {
   }
 
   private check(): Promise<{ ok: boolean; output: string }> {
-    const timeoutMs = Math.max(1, this.host.clock.seconds(this.probe.timeoutSeconds ?? 1));
+    // starting a local process takes longer than a scaled-down second: a try gets at least a real one
+    const timeoutMs = Math.max(MIN_TIMEOUT_MS, this.host.clock.seconds(this.probe.timeoutSeconds ?? 1));
     const p = this.probe;
     if (p.exec) return this.host.exec(p.exec.command ?? [], timeoutMs);
     if (p.httpGet) return this.http(p.httpGet, timeoutMs);
