@@ -5,6 +5,7 @@ import type { Quotas } from '../../quota/quotas.js';
 import { size } from '../sandbox.js';
 import type { KubeClient as FullKubeClient, KubeObject } from './client.js';
 import { clusterNamespace, DEFAULT_NAMESPACE_PREFIX, labelValue } from './names.js';
+import { MANAGED_BY, NAMESPACE_LABEL, ROLE_LABEL, SERVICE_ACCOUNT } from './objects.js';
 import { bytesQuantity, countQuantity, cpuQuantity } from './quantity.js';
 
 /**
@@ -16,15 +17,11 @@ import { bytesQuantity, countQuantity, cpuQuantity } from './quantity.js';
 const ERROR_ID = 'runtime';
 const MiB = 1024 * 1024;
 
-export const MANAGED_BY = 'app.kubernetes.io/managed-by';
-export const NAMESPACE_LABEL = 'micro.dev/namespace';
+// the labels every object of micro carries, and the ServiceAccount its pods run as, are the driver's (objects.ts)
 export const OWNER_LABEL = 'micro.dev/owner';
 export const PLAN_LABEL = 'micro.dev/plan';
-/** pods of builds carry `micro.dev/role: build` (the only pods that reach the internet) */
-export const ROLE_LABEL = 'micro.dev/role';
+/** pods of builds carry `micro.dev/role: build` (ROLE_LABEL; the only pods that reach the internet) */
 export const BUILD_ROLE = 'build';
-/** the ServiceAccount the driver's pods run as: no API rights, no token mounted */
-export const SERVICE_ACCOUNT = 'micro-service';
 export const QUOTA_NAME = 'micro-quota';
 export const LIMITS_NAME = 'micro-limits';
 /** where micro server runs (the manifests of deploy/) */
