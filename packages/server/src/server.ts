@@ -1,5 +1,6 @@
 
 import { closeSync, existsSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import {
   brokerService,
@@ -40,7 +41,10 @@ import { ensureServerDirs, nodeId, serverPaths, type ServerPaths } from './home.
 import type { PostgresRuntimeDirectory } from './runtime/directory.js';
 import { DEFAULT_NODE_LEASE } from './runtime/lease.js';
 import { SERVER_NODE_KEY, withoutEndedServers } from './registry/leases.js';
-import { LocalRuntime, runtimeHandlers, type RuntimeOptions } from './runtime/index.js';
+import { LocalRuntime, runtimeHandlers, type Runtime, type RuntimeOptions } from './runtime/index.js';
+import { runtimeKind } from './runtime/kubernetes/kind.js';
+import type { KubernetesRuntimeOptions } from './runtime/kubernetes/runtime.js';
+import type { KubeClientOptions } from './runtime/kubernetes/client.js';
 import { defaultProvided } from './runtime/build.js';
 import { installPathsFor, Sandbox, type SandboxOptions } from './runtime/sandbox.js';
 import { checkGatewayRate, DEFAULT_GATEWAY_ADDRESS, Gateway, parseGatewayRate, type GatewayMeter, type GatewayRate } from './gateway/index.js';
@@ -58,6 +62,8 @@ export interface MicroServerOptions {
   runtime?: Pick<RuntimeOptions, 'backoff' | 'timing' | 'timeouts' | 'uploadLimits' | 'untrusted'>;
   /** the sandbox of tenant services (default mode MICRO_RUNTIME_SANDBOX, limits MICRO_SANDBOX_*) */
   sandbox?: Pick<SandboxOptions, 'mode' | 'limitsFor' | 'diskCheckEvery'>;
+  /** MICRO_RUNTIME=kubernetes: timings of builds, rollouts and probes, and the client's retries — tests make them short */
+  kubernetes?: Pick<KubernetesRuntimeOptions, 'timing' | 'resources'> & { clientOptions?: KubeClientOptions };
   /**
    * HTTP API gateway address (default MICRO_GATEWAY_ADDRESS, else 127.0.0.1:8080 — or a
    * free port of 127.0.0.1 when the RPC address asks for port 0); false: no gateway
@@ -133,11 +139,14 @@ export class MicroServer {
   private limiter: RedisRateLimiter | undefined;
   private locked = false;
   private boundAddress: string | undefined;
-  private runtime: LocalRuntime | undefined;
+  private runtime: Runtime | undefined;
+  /** the Kubernetes runtime's transfers on the gateway (/runtime/…) */
+  private transfers: ((req: IncomingMessage, res: ServerResponse, rest: string) => Promise<void>) | undefined;
   private directory: PostgresRuntimeDirectory | undefined;
   private readonly runtimeOptions: MicroServerOptions['runtime'];
   private readonly addressAllowed: MicroServerOptions['addressAllowed'];
   private readonly sandboxOptions: MicroServerOptions['sandbox'];
+  private readonly kubernetesOptions: MicroServerOptions['kubernetes'];
   private readonly extraServices: readonly CoreServiceFactory[];
   private readonly hostedServices: readonly HostedService[];
   private hosted: HostedServices | undefined;
@@ -155,6 +164,7 @@ export class MicroServer {
     this.runtimeOptions = options.runtime;
     this.addressAllowed = options.addressAllowed;
     this.sandboxOptions = options.sandbox;
+    this.kubernetesOptions = options.kubernetes;
     this.extraServices = options.coreServices ?? [];
     this.hostedServices = options.services ?? [];
     // --- API gateway: where it listens (a server on a free port gets a gateway on a free port)
@@ -194,8 +204,9 @@ export class MicroServer {
       const auth = await openAuthStorage(profile, { home: this.paths.home, serverDir: this.paths.dir, keysPath: this.paths.keys }, { logger: this.logger });
       this.accounts = auth.accounts;
       this.tokens = auth.tokens;
-      // the runtime starts every instance afresh, with new secrets (this node's only)
-      await this.accounts.dropServiceSecrets();
+      // the local runtime starts every instance afresh, with new secrets (this node's only);
+      // a cluster's pods outlive the server and keep the secrets their Secrets hold
+      if (runtimeKind() === 'local') await this.accounts.dropServiceSecrets();
       if (!existsSync(this.paths.admin) || !(await this.accounts.get('admin', 'micro'))) {
         writeJsonDurable(this.paths.admin, { ...(await this.accounts.createAdmin()), namespace: 'micro' });
         this.logger.info(`created the admin account; its secret is in ${this.paths.admin}`);
@@ -206,7 +217,9 @@ export class MicroServer {
       // nats: address, so the services and gateways of every node reach them); they leave the
       // shared registry within 30 s of a node's death, and `micro services` when its lease ends
       if (profile.name === 'nats') this.rpc.attach(new NatsRpcListener(this.rpc, { url: profile.natsUrl, prefix: profile.prefix, logger: this.logger }));
-      this.sandbox = await this.openSandbox(this.rpc);
+      // the cluster isolates a Kubernetes runtime's services (their pods, Pod Security, NetworkPolicies):
+      // no local sandbox, and their nodes register with their pods' addresses
+      if (runtimeKind() === 'local') this.sandbox = await this.openSandbox(this.rpc);
       // nats profile: the core services' registry nodes carry this node's id, so that `micro
       // services` drops them once its lease ends (registry/leases.ts)
       const nodeMetadata = profile.name === 'nats' ? { [SERVER_NODE_KEY]: nodeId(this.paths.dir) } : undefined;
@@ -229,20 +242,38 @@ export class MicroServer {
       this.quotas = await openQuotas(profile, dataDir);
       // uploaded sources are read from the store service's blobs, once it runs
       let blobs: BlobStore | undefined;
-      this.runtime = new LocalRuntime({
-        ...this.runtimeOptions,
-        blobs: () => blobs,
-        home: this.paths.home,
-        // services run on this machine: they reach a server bound to every interface on loopback
-        serverAddress: this.boundAddress.replace('//0.0.0.0:', '//127.0.0.1:').replace('//[::]:', '//[::1]:'),
-        registry: this.registry,
-        profile,
-        ...(this.directory ? { directory: { node: nodeId(this.paths.dir), store: this.directory }, cluster: { placement: this.directory.placement, lease: this.directory.lease } } : {}),
-        credentials: (service, namespace) => this.serviceCredentials(service, namespace),
-        sandbox: this.sandbox,
-        quotas: this.quotas,
-        logger: this.logger.child({ component: 'runtime' }),
-      });
+      const kind = runtimeKind();
+      if (kind === 'kubernetes') {
+        // loaded only here: the cluster's client is of no use to a server running services locally
+        const { kubernetesRuntimeFromEnv } = await import('./runtime/kubernetes/index.js');
+        const k8s = kubernetesRuntimeFromEnv({
+          ...this.kubernetesOptions,
+          ...(this.runtimeOptions?.uploadLimits ? { uploadLimits: this.runtimeOptions.uploadLimits } : {}),
+          blobs: () => blobs,
+          home: this.paths.home,
+          registry: this.registry,
+          credentials: (service, namespace) => this.serviceCredentials(service, namespace),
+          quotas: this.quotas,
+          logger: this.logger.child({ component: 'runtime' }),
+        });
+        this.transfers = (req, res, rest) => k8s.serveTransfer(req, res, rest);
+        this.runtime = k8s;
+      } else {
+        this.runtime = new LocalRuntime({
+          ...this.runtimeOptions,
+          blobs: () => blobs,
+          home: this.paths.home,
+          // services run on this machine: they reach a server bound to every interface on loopback
+          serverAddress: this.boundAddress.replace('//0.0.0.0:', '//127.0.0.1:').replace('//[::]:', '//[::1]:'),
+          registry: this.registry,
+          profile,
+          ...(this.directory ? { directory: { node: nodeId(this.paths.dir), store: this.directory }, cluster: { placement: this.directory.placement, lease: this.directory.lease } } : {}),
+          credentials: (service, namespace) => this.serviceCredentials(service, namespace),
+          sandbox: this.sandbox,
+          quotas: this.quotas,
+          logger: this.logger.child({ component: 'runtime' }),
+        });
+      }
       const quotas = this.quotas;
       const counted = this.runtime;
       quotas.addSource((namespace) => counted.usage(namespace));
@@ -321,6 +352,7 @@ export class MicroServer {
           stats,
           prices: this.cores.find((cs) => cs.prices)?.prices,
           meter: this.meter(),
+          ...(this.transfers ? { runtimeTransfers: this.transfers } : {}),
         });
         const months = this.gateway.months;
         if (months) quotas.addSource(async (namespace) => ({ requestsPerMonth: await months.used(namespace) }));
@@ -380,6 +412,7 @@ export class MicroServer {
     if (!runtime || !accounts || !quotas) return Promise.reject(errors.ServiceUnavailable(PURGE_ERROR_ID, 'micro server is not started'));
     const steps: PurgeStep[] = [
       { name: 'runtime', run: (ns) => runtime.purgeNamespace(ns) },
+      ...(runtime.tenants ? [runtime.tenants.purgeStep()] : []),
       { name: 'auth', run: (ns) => purgeAuth(accounts, ns) },
       { name: 'registry', run: (ns) => purgeRegistry(registry, ns) },
       ...this.cores.flatMap((cs) => (cs.purge ? [{ name: cs.def.name, run: cs.purge }] : [])),

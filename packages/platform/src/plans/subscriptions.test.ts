@@ -149,6 +149,7 @@ describe('subscriptions', () => {
     await subs.setCancel(ada, true);
     assert.equal((await subs.planOf(ada))?.plan.id, 'developer', 'until the period ends');
     assert.equal((await subs.namespacePlan('acme'))?.id, 'developer');
+    assert.equal((await subs.namespacePlan('acme'))?.owner, ada, 'the payer owns it');
     const before = await due(w, ada);
     w.now = at('2027-04-01T00:00:05Z');
     // the quotas see Community from the boundary on, before the job has run

@@ -163,7 +163,8 @@ export class Subscriptions {
     if (this.planCache.size >= 10_000) this.planCache.clear();
     const plan = this.d.payerOf(namespace).then(async (payer) => {
       const v = await this.planOf(payer);
-      return v && namespacePlan(v.plan);
+      // the payer is the namespace's owner as the Kubernetes runtime labels its cluster namespace
+      return v && { ...namespacePlan(v.plan), owner: payer };
     });
     plan.catch(() => this.planCache.delete(namespace));
     this.planCache.set(namespace, { plan, at: now });

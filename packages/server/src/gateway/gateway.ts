@@ -89,6 +89,12 @@ export interface GatewayOptions {
   webhooks?: ReadonlyMap<string, WebhookRoute>;
   /** anonymous routes of micro's public services by prefix, `GET /<prefix>/<rest>` → an endpoint (routes.ts); default none */
   routes?: ReadonlyMap<string, RouteTarget>;
+  /**
+   * `/runtime/<rest>`: the Kubernetes runtime's transfers of sources and builds to and from
+   * its pods (runtime/kubernetes/transfer.ts), streamed and authenticated by their signed
+   * URLs; default none
+   */
+  runtimeTransfers?: (req: IncomingMessage, res: ServerResponse, rest: string) => Promise<void>;
   /** the price of each endpoint, shown in /openapi.json (micro server: the platform's pricing service); default what the endpoint's record says */
   prices?: GatewayPrices;
   /** metering of priced calls (meter.ts, the README's "Metering"); default none: nothing is metered */
@@ -348,6 +354,7 @@ export class Gateway {
       return this.metrics(req, res, query, this.options.stats);
     }
     if (path.startsWith('/webhooks/') && this.options.webhooks) return this.webhook(req, res, path, this.options.webhooks);
+    if (path.startsWith('/runtime/') && this.options.runtimeTransfers) return this.options.runtimeTransfers(req, res, path.slice('/runtime/'.length));
     if (!path.startsWith('/v1/')) {
       // the public services' anonymous routes (a short link, a public object): off the API's path too
       const route = this.options.routes ? routeOf(this.options.routes, path) : undefined;

@@ -23,6 +23,8 @@ export interface NamespacePlan {
   limits: LimitSettings;
   /** whether the namespace's owners and admins may set its limits, up to the plan's */
   ownersSetLimits: boolean;
+  /** who pays for the namespace (a customer id), when the source knows: the Kubernetes runtime labels the namespace's cluster namespace with it */
+  owner?: string;
 }
 
 /**

@@ -1,5 +1,6 @@
 import { type Handlers, type RuntimeProgress, type RuntimeService, runtime } from '@micro/sdk';
-import type { LocalRuntime, ProgressFn } from './local.js';
+import type { ProgressFn } from './local.js';
+import type { Runtime } from './runtime.js';
 import { namespaceFor as guarded, isAdmin } from '../auth/guard.js';
 
 /**
@@ -16,7 +17,7 @@ import { namespaceFor as guarded, isAdmin } from '../auth/guard.js';
  * any git URL; everyone else uploads or gives a public https:// or ssh:// URL (source.ts).
  * An upload is read from the namespace the call acts in, so never from another tenant's.
  */
-export function runtimeHandlers(rt: LocalRuntime): Handlers<typeof runtime> {
+export function runtimeHandlers(rt: Runtime): Handlers<typeof runtime> {
   return {
     Create: (req, ctx) => progressStream((push) => rt.create({ ...req, namespace: guarded(ctx, req.namespace), trusted: isAdmin(ctx.account) }, push), 'is running'),
     Read: (req, ctx) => rt.read({ ...req, namespace: guarded(ctx, req.namespace) }),

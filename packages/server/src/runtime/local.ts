@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, readdir, rename, rm } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { errors, isMicroError, MicroError, type BlobStore, type Logger, type Profile, type Registry, type RuntimeInstance, type RuntimeProgress, type RuntimeService, type RuntimeState } from '@micro/sdk';
 import { ArtifactTooLarge, ARTIFACT_LIMITS, ARTIFACT_MAX_BYTES, artifactKey, artifactPrefix, packBuild, unpackBuild } from './artifact.js';
@@ -11,10 +11,12 @@ import { admitInstances, admitService, instanceCap, type InstanceCap, type Runti
 import { QUOTA_ERROR_ID, type Limits } from '../quota/limits.js';
 import { LogFiles, logsOptions, type LogFile, type LogLine, type LogsRequest } from './logs.js';
 import type { Resolver } from './address.js';
-import { fetchSource, parseSource, uploadFolderName, type FetchOptions, type SourceSpec } from './source.js';
-import { UPLOAD_LIMITS, type UploadLimits } from './upload.js';
+import { deleteUpload, fetchOptionsFor, fetchSource, parseSource, sourceFolderName, type FetchOptions, type SourceSpec } from './source.js';
+import type { UploadLimits } from './upload.js';
 import type { RuntimeDirectory } from './directory.js';
 import type { Assignment, PlacementStore, ServiceSpec } from './placement.js';
+import type { Runtime } from './runtime.js';
+import { tracked, checkEnv, checkInstances, checkNamespace, limitedProgress, maskEnv, notFound, type Progress } from './checks.js';
 import { StateStore, type BuildRecord, type InstanceRecord, type ServiceRecordState } from './state.js';
 
 export interface RuntimeOptions {
@@ -116,30 +118,6 @@ export type { LogsRequest } from './logs.js';
 export type ProgressFn = (progress: RuntimeProgress) => void;
 
 const ERROR_ID = 'runtime';
-export const MAX_INSTANCES = 64;
-const MAX_ENV_KEYS = 256;
-const MAX_ENV_BYTES = 256 * 1024;
-/** Progress lines of one build step sent to the caller; the rest are in the service's log. */
-const MAX_PROGRESS_LINES = 500;
-const NAMESPACE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-const SECRET_KEY = /secret|password|passwd|token|key|credential/i;
-/** Set by the runtime for every service; --env may not override them. */
-const RESERVED_ENV = new Set([
-  'MICRO_SERVER',
-  'MICRO_NAMESPACE',
-  'MICRO_HOME',
-  'MICRO_REGISTRY',
-  'MICRO_AUTH_ID',
-  'MICRO_AUTH_SECRET',
-  'MICRO_AUTH_TOKEN',
-  'MICRO_AUTH_NAMESPACE',
-  'MICRO_RUNTIME_INSTANCE',
-  'MICRO_SERVICE_NAME',
-  'MICRO_PROFILE',
-  'MICRO_NATS_URL',
-  'MICRO_PREFIX',
-  'MICRO_SERVICE_ADDRESS',
-]);
 /** What services inherit from the server's environment; the rest of it stays with the server. */
 const INHERITED_ENV = ['PATH', 'HOME', 'USER', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'MICRO_LOG_LEVEL', 'MICRO_TRACING', 'NODE_EXTRA_CA_CERTS'];
 
@@ -175,7 +153,7 @@ interface Managed {
  * The local runtime of `micro server`: builds services from source and runs each
  * instance as a child process. See README.md in this folder for what it does and why.
  */
-export class LocalRuntime {
+export class LocalRuntime implements Runtime {
   private readonly options: RuntimeOptions;
   private readonly timing: Timing;
   private readonly store: StateStore;
@@ -283,7 +261,7 @@ export class LocalRuntime {
     this.checkLease();
     const env = checkEnv(req.env ?? {});
     const desired = req.instances ?? 1;
-    if (!Number.isInteger(desired) || desired < 1 || desired > MAX_INSTANCES) throw errors.BadRequest(ERROR_ID, `instances must be between 1 and ${MAX_INSTANCES}`);
+    checkInstances(desired);
     if (req.name) this.checkFree(namespace, checkServiceName(req.name));
     const trusted = req.trusted ?? true;
     const spec = parseSource(req.source, { trusted });
@@ -675,39 +653,14 @@ export class LocalRuntime {
   // ---- building ---------------------------------------------------------------------
 
   private fetchOptions(onLine: (line: string) => void, namespace: string, trusted: boolean): FetchOptions {
-    const options: FetchOptions = {
-      onLine,
-      timeout: this.options.timeouts?.fetch ?? 5 * 60_000,
-      signal: this.abort.signal,
-      uploadLimits: { ...UPLOAD_LIMITS, ...this.options.uploadLimits },
-    };
-    const blobs = this.options.blobs?.();
-    // the service's namespace: a caller reaches only its own (handlers.ts), so only its own uploads
-    if (blobs) options.upload = (blobKey) => blobs.get(blobKey, { namespace });
-    if (!trusted) {
-      options.untrusted = {
-        ...this.options.untrusted,
-        knownHosts: join(this.options.home, 'runtime', 'known_hosts'),
-        log: (message, detail) => this.options.logger.warn({ ...detail, namespace }, message),
-      };
-    }
-    return options;
+    const o = this.options;
+    return fetchOptionsFor({ blobs: o.blobs?.(), namespace, trusted, onLine, signal: this.abort.signal, timeout: o.timeouts?.fetch, uploadLimits: o.uploadLimits, untrusted: o.untrusted, knownHosts: join(o.home, 'runtime', 'known_hosts'), logger: o.logger });
   }
 
   /** Deletes the blob of an upload source that no service of the namespace refers to (nothing for other sources). */
   private async dropUpload(namespace: string, source: string): Promise<void> {
     if ([...this.services.values()].some((s) => s.namespace === namespace && s.source === source)) return;
-    let spec: SourceSpec;
-    try {
-      spec = parseSource(source, { trusted: false });
-    } catch {
-      return;
-    }
-    if (spec.kind !== 'upload') return;
-    await this.options
-      .blobs?.()
-      ?.delete(spec.key, { namespace })
-      .catch((err: unknown) => this.options.logger.warn({ err, namespace, key: spec.key }, 'could not delete an upload'));
+    await deleteUpload(this.options.blobs?.(), namespace, source, this.options.logger);
   }
 
   /** Fetches the service's source (or the one an update gives) again into a new build folder and builds it. */
@@ -1345,10 +1298,7 @@ export class LocalRuntime {
   }
 
   private track<T>(op: Promise<T>): Promise<T> {
-    this.operations.add(op);
-    const done = () => this.operations.delete(op);
-    op.then(done, done);
-    return op;
+    return tracked(this.operations, op);
   }
 
   private touch(svc: Managed): void {
@@ -1410,18 +1360,7 @@ export class LocalRuntime {
   }
 }
 
-type Progress = (step: 'fetch' | 'install' | 'build' | 'start', message: string) => void;
 
-/** Progress for the caller, with at most MAX_PROGRESS_LINES tool output lines per step. */
-function limitedProgress(onProgress: ProgressFn): Progress {
-  const counts = new Map<string, number>();
-  return (step, message) => {
-    const n = (counts.get(step) ?? 0) + 1;
-    counts.set(step, n);
-    if (n <= MAX_PROGRESS_LINES) onProgress({ step, message });
-    else if (n === MAX_PROGRESS_LINES + 1) onProgress({ step, message: '… (more output in micro logs)' });
-  };
-}
 
 function serviceState(svc: Managed): RuntimeState {
   if (svc.busy === 'create' || svc.busy === 'restore') return svc.phase;
@@ -1439,35 +1378,9 @@ function startFailure(svc: Managed, err: unknown) {
   return errors.BadRequest(ERROR_ID, message);
 }
 
-function notFound(namespace: string, name: string) {
-  return errors.NotFound(ERROR_ID, `service ${name} is not run by the runtime in namespace ${namespace}`);
-}
 
-function checkNamespace(namespace: string | undefined): string {
-  if (namespace === undefined || namespace === '') return 'micro';
-  if (!NAMESPACE.test(namespace)) throw errors.BadRequest(ERROR_ID, `namespace "${namespace}" must be letters, digits, ".", "-" or "_" (at most 128)`);
-  return namespace;
-}
 
-function checkEnv(env: Record<string, string>): Record<string, string> {
-  const keys = Object.keys(env);
-  if (keys.length > MAX_ENV_KEYS) throw errors.BadRequest(ERROR_ID, `env has ${keys.length} variables; at most ${MAX_ENV_KEYS}`);
-  let bytes = 0;
-  for (const k of keys) {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw errors.BadRequest(ERROR_ID, `env: "${k}" is not an environment variable name`);
-    if (RESERVED_ENV.has(k)) throw errors.BadRequest(ERROR_ID, `env: ${k} is set by the runtime and cannot be given`);
-    const v = env[k];
-    if (typeof v !== 'string' || v.includes('\0')) throw errors.BadRequest(ERROR_ID, `env: ${k} must be a string without NUL characters`);
-    bytes += k.length + v.length;
-  }
-  if (bytes > MAX_ENV_BYTES) throw errors.BadRequest(ERROR_ID, `env is larger than ${MAX_ENV_BYTES / 1024} KiB`);
-  return { ...env };
-}
 
-/** --env values whose names look secret are shown as •••• (they stay only in state.json, 0600). */
-export function maskEnv(env: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(Object.entries(env).map(([k, v]) => [k, SECRET_KEY.test(k) ? '••••' : v]));
-}
 
 function pickEnv(env: NodeJS.ProcessEnv, keys: string[]): NodeJS.ProcessEnv {
   const out: NodeJS.ProcessEnv = {};
@@ -1489,11 +1402,6 @@ function sourceRef(source: string): string | undefined {
   }
 }
 
-function sourceFolderName(spec: SourceSpec): string {
-  if (spec.kind === 'folder') return basename(spec.path);
-  if (spec.kind === 'upload') return uploadFolderName(spec.key);
-  return basename(spec.url.replace(/\/+$/, '')).replace(/\.git$/, '');
-}
 
 function range(n: number): number[] {
   return Array.from({ length: n }, (_, i) => i);

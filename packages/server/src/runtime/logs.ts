@@ -377,7 +377,7 @@ export async function* readLogs(files: LogFile[], options: ReadOptions, watch?: 
  * when it does not pass the level and trace filters (`since` is checked by the readers,
  * which stop at the first older line).
  */
-function matcher(filter: LineFilter): (e: Entry, service?: string) => LogLine | undefined {
+export function matcher(filter: LineFilter): (e: Entry, service?: string) => LogLine | undefined {
   const min = filter.level === undefined ? undefined : levelNumber(filter.level);
   return (e, service) => {
     const fields = lineFields(e.l);

@@ -2,11 +2,11 @@ import { existsSync, statSync } from 'node:fs';
 import { copyFile, lstat, mkdir, readdir, readlink, rm, symlink } from 'node:fs/promises';
 import { basename, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { errors } from '@micro/sdk';
+import { errors, type BlobStore, type Logger } from '@micro/sdk';
 import { AddressRefused, publicAddress, type Resolver } from './address.js';
 import { runCommand, type CommandResult } from './exec.js';
 import { treeSize } from './disk.js';
-import { extractUpload, type UploadLimits } from './upload.js';
+import { extractUpload, UPLOAD_LIMITS, type UploadLimits } from './upload.js';
 
 /**
  * Where a service's code comes from (`micro run <source>`):
@@ -402,4 +402,50 @@ function watchSize(dir: string, max: number, over: () => void): { stop: () => vo
       .finally(() => (busy = false));
   }, 250);
   return { stop: () => clearInterval(timer) };
+}
+
+/** What a runtime driver fetches with: see RuntimeOptions (local.ts) for each. */
+export interface FetchSettings {
+  blobs: BlobStore | undefined;
+  namespace: string;
+  trusted: boolean;
+  onLine: (line: string) => void;
+  signal: AbortSignal;
+  timeout?: number | undefined;
+  uploadLimits?: Partial<UploadLimits> | undefined;
+  untrusted?: { resolver?: Resolver; timeout?: number; maxBytes?: number } | undefined;
+  /** where strangers' ssh host keys are kept */
+  knownHosts: string;
+  logger: Logger;
+}
+
+/** The FetchOptions of a service's source: its namespace's uploads only; a stranger's git under cloneUntrusted's rules. */
+export function fetchOptionsFor(s: FetchSettings): FetchOptions {
+  const options: FetchOptions = { onLine: s.onLine, timeout: s.timeout ?? 5 * 60_000, signal: s.signal, uploadLimits: { ...UPLOAD_LIMITS, ...s.uploadLimits } };
+  const blobs = s.blobs;
+  // the service's namespace: a caller reaches only its own (handlers.ts), so only its own uploads
+  if (blobs) options.upload = (blobKey) => blobs.get(blobKey, { namespace: s.namespace });
+  if (!s.trusted) {
+    options.untrusted = { ...s.untrusted, knownHosts: s.knownHosts, log: (message, detail) => s.logger.warn({ ...detail, namespace: s.namespace }, message) };
+  }
+  return options;
+}
+
+/** Deletes the blob of an upload source (nothing for other sources); a failure is logged. */
+export async function deleteUpload(blobs: BlobStore | undefined, namespace: string, source: string, logger: Logger): Promise<void> {
+  let spec: SourceSpec;
+  try {
+    spec = parseSource(source, { trusted: false });
+  } catch {
+    return;
+  }
+  if (spec.kind !== 'upload' || !blobs) return;
+  await blobs.delete(spec.key, { namespace }).catch((err: unknown) => logger.warn({ err, namespace, key: spec.key }, 'could not delete an upload'));
+}
+
+/** The folder name a source was made from: the service's default name. */
+export function sourceFolderName(spec: SourceSpec): string {
+  if (spec.kind === 'folder') return basename(spec.path);
+  if (spec.kind === 'upload') return uploadFolderName(spec.key);
+  return basename(spec.url.replace(/\/+$/, '')).replace(/\.git$/, '');
 }

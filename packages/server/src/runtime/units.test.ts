@@ -11,7 +11,7 @@ import { LogFile, type LogLine } from './logs.js';
 import { copyTree, parseSource } from './source.js';
 import { findEntry, serviceName } from './build.js';
 import { relocateTsconfig, selfContainedTsconfig, stripJsonComments } from './tsconfig.js';
-import { maskEnv } from './local.js';
+import { maskEnv } from './checks.js';
 import { runCommand } from './exec.js';
 import { StateStore } from './state.js';
 
