@@ -10,7 +10,7 @@ import type { KubeletFunction } from './container.js';
 import { PodRuntime } from './pod.js';
 import { killGroup, type Processes, track } from './process.js';
 
-export type { KubeletFunction } from './container.js';
+export type { KubeletFunction, KubeletRun } from './container.js';
 
 /**
  * The scheduler and the kubelet of the fake's one node: every pod is bound to the node as
