@@ -19,18 +19,9 @@ import { resourceOf } from './resources.js';
 import { Store } from './store.js';
 import type { KObj } from './types.js';
 
-export type { KubeletFunction } from './kubelet/kubelet.js';
+export type { KubeletFunction, KubeletRun } from './kubelet/kubelet.js';
 export type { FaultRule, RequestRecord } from './http.js';
 
-/** how the fake kubelet runs a container (or an exec probe's command) as a local process */
-export interface KubeletRun {
-  command: string;
-  args: string[];
-  env?: Record<string, string>;
-  cwd?: string;
-  /** where the container's ports really listen (containerPort → local port), for httpGet and tcpSocket probes; default the same port */
-  ports?: Record<number, number>;
-}
 
 export interface FakeKubernetesOptions {
   /**

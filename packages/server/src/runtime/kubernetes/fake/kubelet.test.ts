@@ -26,6 +26,7 @@ const files = scripts({
   'flag.js': `process.exit(require('node:fs').existsSync(process.env.FLAG) ? 0 : 1);`,
   'done.js': `console.log('work done'); process.exit(0);`,
   'mark.js': `require('node:fs').writeFileSync(process.env.MARK, 'stopping'); process.exit(0);`,
+  'last-words.js': `require('node:fs').writeFileSync(process.env.MESSAGE_FILE, 'database unreachable'); console.log('noise'); process.exit(2);`,
   'env.js': `console.log(JSON.stringify({ env: process.env, argv: process.argv.slice(2) })); setInterval(() => {}, 1000);`,
 });
 
@@ -37,7 +38,7 @@ const kubelet: KubeletFunction = (container, _pod, env) => {
   if (container.image === 'env') return { command: process.execPath, args: [files.path('env.js'), ...(container.args ?? [])] };
   const m = /^node\/(.+)$/.exec(container.image);
   if (!m) return undefined;
-  return { command: process.execPath, args: [files.path(m[1] as string)], env: { PATH: process.env.PATH ?? '' } };
+  return { command: process.execPath, args: [files.path(m[1] as string)], env: { PATH: process.env.PATH ?? '' }, ...(env.MESSAGE_FILE ? { terminationMessageFile: env.MESSAGE_FILE } : {}) };
 };
 
 function pod(name: string, image: string, extra: Partial<NonNullable<V1Pod['spec']>> = {}, env: NonNullable<NonNullable<V1Pod['spec']>['containers'][number]['env']> = []): V1Pod {
@@ -167,7 +168,9 @@ describe('the fake kubelet runs pods as local processes', () => {
   });
 
   test('a crashing container restarts with back-off: CrashLoopBackOff, restartCount, lastState, previous logs', async () => {
-    await c.core.createNamespacedPod({ namespace: 'k', body: pod('crash', 'node/crash.js') });
+    const crash = pod('crash', 'node/crash.js');
+    crash.spec!.containers[0]!.terminationMessagePolicy = 'FallbackToLogsOnError';
+    await c.core.createNamespacedPod({ namespace: 'k', body: crash });
     const p = await until('crash looping', async () => {
       const x = await read('crash');
       const cs = x.status?.containerStatuses?.[0];
@@ -178,6 +181,8 @@ describe('the fake kubelet runs pods as local processes', () => {
     assert.equal(cs?.ready, false);
     assert.equal(cs?.lastState?.terminated?.exitCode, 3);
     assert.equal(cs?.lastState?.terminated?.reason, 'Error');
+    // FallbackToLogsOnError: the end of its output is the termination message
+    assert.equal(cs?.lastState?.terminated?.message, 'boom\n');
     assert.match(cs?.state?.waiting?.message ?? '', /^back-off \d+s restarting failed container=main pod=crash_k\(/);
     assert.equal(p.status?.conditions?.find((x) => x.type === 'Ready')?.reason, 'ContainersNotReady');
     const previous = await c.core.readNamespacedPodLog({ name: 'crash', namespace: 'k', previous: true });
@@ -198,6 +203,17 @@ describe('the fake kubelet runs pods as local processes', () => {
     // a finished pod is deleted at once
     await c.core.deleteNamespacedPod({ name: 'once-ok', namespace: 'k' });
     assert.equal((await refused(read('once-ok'))).code, 404);
+  });
+
+  test('the termination message is the file at terminationMessagePath', async () => {
+    const file = join(files.dir, 'last-words.txt');
+    await c.core.createNamespacedPod({ namespace: 'k', body: pod('words', 'node/last-words.js', { restartPolicy: 'Never' }, [{ name: 'MESSAGE_FILE', value: file }]) });
+    const p = await until('failed', async () => {
+      const x = await read('words');
+      return x.status?.phase === 'Failed' && x;
+    });
+    assert.equal(p.status?.containerStatuses?.[0]?.state?.terminated?.message, 'database unreachable');
+    assert.equal(p.status?.containerStatuses?.[0]?.state?.terminated?.exitCode, 2);
   });
 
   test('an exec readiness probe gates Ready, with its period and failure threshold honoured', async () => {

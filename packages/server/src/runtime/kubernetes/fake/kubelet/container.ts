@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { Clock } from '../clock.js';
 import type { Container, ContainerStatus, Pod } from '../types.js';
 import { timestamp } from '../types.js';
@@ -14,12 +15,25 @@ import type { Store } from '../store.js';
  * reset after 10 min of running), its process, its probes and its output.
  */
 
+/** how the fake kubelet runs a container (or an exec probe's command) as a local process */
+export interface KubeletRun {
+  command: string;
+  args: string[];
+  env?: Record<string, string>;
+  cwd?: string;
+  /** where the container's ports really listen (containerPort → local port), for httpGet and tcpSocket probes; default the same port */
+  ports?: Record<number, number>;
+  /** the local file standing for the container's `terminationMessagePath`: read (at most 4096 bytes) when it ends */
+  terminationMessageFile?: string;
+}
+
 /** the fake kubelet's container runtime: how a container (or an exec probe's command) runs locally */
-export type KubeletFunction = (
-  container: { name: string; image: string; command?: string[]; args?: string[] },
-  pod: object,
-  env: Record<string, string>,
-) => { command: string; args: string[]; env?: Record<string, string>; cwd?: string; ports?: Record<number, number> } | undefined;
+export type KubeletFunction = (container: { name: string; image: string; command?: string[]; args?: string[] }, pod: object, env: Record<string, string>) => KubeletRun | undefined;
+
+/** what the kubelet keeps of a container's file or output as its termination message */
+const MESSAGE_BYTES = 4096;
+const FALLBACK_LINES = 80;
+const FALLBACK_BYTES = 2048;
 
 export interface ContainerHost {
   clock: Clock;
@@ -59,6 +73,7 @@ export class ContainerRuntime {
   private startedAt = 0;
   private cancel: () => void = () => {};
   private ports: Record<number, number> = {};
+  private messageFile?: string;
   private stopped = false;
 
   constructor(
@@ -120,6 +135,7 @@ export class ContainerRuntime {
     this.host.event('Normal', 'Created', `Created container ${this.name}`);
     if (!run) return this.runWithoutProcess();
     this.ports = run.ports ?? {};
+    this.messageFile = run.terminationMessageFile;
     const spawned = start(this.host.procs, run.command, run.args, { ...env, ...run.env }, run.cwd, (chunk) => this.logs.write(chunk));
     this.spawned = spawned;
     this.began();
@@ -218,18 +234,33 @@ export class ContainerRuntime {
     this.logs.end();
     this.spawned = undefined;
     const ranMs = this.host.clock.now() - this.startedAt;
+    const message = error ? `failed to create containerd task: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: ${JSON.stringify(this.spec.command?.[0] ?? '')}: ${error.message}: unknown` : this.terminationMessage(code);
     const terminated: NonNullable<State['terminated']> = {
       exitCode: code,
       reason: error ? 'StartError' : code === 0 ? 'Completed' : 'Error',
       startedAt: timestamp(this.startedAt),
       finishedAt: timestamp(this.host.clock.now()),
       containerID: this.containerID,
-      ...(error ? { message: `failed to create containerd task: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: ${JSON.stringify(this.spec.command?.[0] ?? '')}: ${error.message}: unknown` } : {}),
+      ...(message ? { message } : {}),
     };
     this.state = { terminated };
     if (this.shouldRestart(code)) this.restartAfter(ranMs, terminated);
     else this.host.finished(this);
     this.host.changed();
+  }
+
+  /** the file at terminationMessagePath, else (FallbackToLogsOnError, and it failed) the end of its output */
+  private terminationMessage(code: number): string {
+    let text = '';
+    if (this.messageFile) {
+      try {
+        text = readFileSync(this.messageFile).subarray(0, MESSAGE_BYTES).toString();
+      } catch {
+        // no file written: no message
+      }
+    }
+    if (!text && code !== 0 && this.spec.terminationMessagePolicy === 'FallbackToLogsOnError') text = this.logs.tail(FALLBACK_LINES, FALLBACK_BYTES);
+    return text;
   }
 
   private shouldRestart(code: number): boolean {

@@ -8,9 +8,9 @@ import type { Pod } from '../types.js';
 import { podTerminal, timestamp } from '../types.js';
 import type { KubeletFunction } from './container.js';
 import { PodRuntime } from './pod.js';
-import type { Processes } from './process.js';
+import { killGroup, type Processes, track } from './process.js';
 
-export type { KubeletFunction } from './container.js';
+export type { KubeletFunction, KubeletRun } from './container.js';
 
 /**
  * The scheduler and the kubelet of the fake's one node: every pod is bound to the node as
@@ -25,6 +25,7 @@ export class Kubelet implements LogServer {
   private readonly procs: Processes = new Set();
   private readonly sync: Queue;
   private readonly stop: () => void;
+  private readonly untrack: () => void;
   private closed = false;
 
   constructor(
@@ -33,6 +34,7 @@ export class Kubelet implements LogServer {
   ) {
     this.sync = controllerQueue(ctx, 'kubelet', (_ns, uid) => this.writeStatus(uid));
     this.stop = ctx.store.subscribe((c) => this.onChange(c));
+    this.untrack = track(this.procs);
   }
 
   private onChange(c: Change): void {
@@ -176,12 +178,7 @@ export class Kubelet implements LogServer {
     this.stop();
     await Promise.all([...this.pods.values()].map((rt) => rt.killAll()));
     this.pods.clear();
-    for (const p of this.procs) {
-      try {
-        if (p.pid !== undefined) process.kill(-p.pid, 'SIGKILL');
-      } catch {
-        p.kill('SIGKILL');
-      }
-    }
+    for (const p of this.procs) killGroup(p, 'SIGKILL');
+    this.untrack();
   }
 }

@@ -40,6 +40,16 @@ export class LogBuffer {
     for (const f of this.followers) f(line);
   }
 
+  /** the last `lines` lines, at most their last `bytes` bytes */
+  tail(lines: number, bytes: number): string {
+    const text = this.lines
+      .slice(-lines)
+      .map((l) => `${l.text}\n`)
+      .join('');
+    const buf = Buffer.from(text);
+    return buf.length <= bytes ? text : buf.subarray(buf.length - bytes).toString();
+  }
+
   /** the container instance ended: no more lines, followers are done */
   end(): void {
     if (this.ended) return;

@@ -17,6 +17,24 @@ const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGK
 /** the processes of one fake kubelet, so closing it stops every one */
 export type Processes = Set<ChildProcess>;
 
+/**
+ * Every fake kubelet's processes, killed when this process exits without closing its fakes
+ * (a failing test): each runs in its own process group, which would otherwise outlive it.
+ */
+const everyone = new Set<Processes>();
+let hooked = false;
+
+export function track(procs: Processes): () => void {
+  everyone.add(procs);
+  if (!hooked) {
+    hooked = true;
+    process.once('exit', () => {
+      for (const set of everyone) for (const p of set) killGroup(p, 'SIGKILL');
+    });
+  }
+  return () => everyone.delete(procs);
+}
+
 export function start(procs: Processes, command: string, args: string[], env: Record<string, string>, cwd: string | undefined, output: (chunk: Buffer) => void): Spawned {
   const proc = spawn(command, args, { env, ...(cwd ? { cwd } : {}), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   procs.add(proc);
