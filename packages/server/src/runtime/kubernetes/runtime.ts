@@ -1,6 +1,7 @@
 import { createReadStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -160,6 +161,8 @@ export class KubernetesRuntime implements Runtime, TransferStore {
     await mkdir(this.staging, { recursive: true, mode: 0o700 });
     this.closed = false;
     this.abort = new AbortController();
+    // every operation in flight (builds, rollouts, log follows) listens to it: no leak to warn of
+    setMaxListeners(0, this.abort.signal);
     this.options.logger.info({ server: this.options.client.server }, 'kubernetes runtime started');
   }
 
@@ -190,6 +193,7 @@ export class KubernetesRuntime implements Runtime, TransferStore {
     const build = newBuildId();
     let name: string | undefined;
     let claimed = false;
+    let staged: string | undefined;
     try {
       const limits = await this.options.quotas?.limits(namespace);
       admitInstances(namespace, desired, limits);
@@ -198,6 +202,7 @@ export class KubernetesRuntime implements Runtime, TransferStore {
         name = workloadName(serviceName(req.name, pkg, folder));
         return name;
       });
+      staged = fetched.staged;
       name = name as string;
       const k = key(namespace, name);
       if (this.busy.has(k)) throw errors.Conflict(ERROR_ID, `service ${name} is being ${this.busy.get(k)}d; try again when that is done`);
@@ -225,6 +230,8 @@ export class KubernetesRuntime implements Runtime, TransferStore {
       progress('start', `${name} is running`);
       return await this.one(namespace, cns, name);
     } catch (err) {
+      // a failure before the build (a name taken, the quota, the tenant namespace) leaves no staged source
+      if (staged) await rm(staged, { force: true });
       if (name !== undefined && claimed) this.recordFailure(namespace, name, req.source, env, desired, err);
       // no service refers to an upload whose create failed: it goes (a new micro run uploads again)
       if (!(isMicroError(err) && err.code === 409)) await this.dropUpload(namespace, req.source);
@@ -280,6 +287,8 @@ export class KubernetesRuntime implements Runtime, TransferStore {
         try {
           const env = await this.currentEnv(s, previous);
           const limits = await this.options.quotas?.limits(namespace);
+          // a quota or plan changed since the last run reaches the cluster namespace here
+          await this.tenants.ensure(namespace);
           const build = newBuildId();
           const fetched = await this.fetch(parseSource(source, { trusted: sourceTrusted }), source, namespace, sourceTrusted, build, progress, () => name);
           const info = await this.buildOnce(s, build, env, limits, fetched, progress);
