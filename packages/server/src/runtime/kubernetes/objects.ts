@@ -198,6 +198,8 @@ export function serviceDeployment(
             env,
             resources: { requests: { ...o.resources }, limits: { ...o.resources } },
             readinessProbe: { exec: { command: ['node', RUNNER, 'ready'] }, initialDelaySeconds: 0, ...o.probe, successThreshold: 1 },
+            // a crash's last output in its status (lastState.terminated.message), for micro status
+            terminationMessagePolicy: 'FallbackToLogsOnError',
           },
           // the runner leaves the registry first, waits for callers to move, then stops the service
           { restartPolicy: 'Always', terminationGracePeriodSeconds: o.terminationGraceSeconds },

@@ -221,7 +221,7 @@ export class KubernetesRuntime implements Runtime, TransferStore {
       const annotations = this.annotations({ source: req.source, trusted: req.trusted, env, createdAt: now, updatedAt: now, info, secret });
       try {
         await this.options.client.create(serviceDeployment(s, this.deploymentOptions(s, info, secret, env, desired, limits, annotations)));
-        await this.rollout(s, progress);
+        await this.rollout(s, progress, info.id);
       } catch (err) {
         await this.removeService(s, namespace);
         throw err;
@@ -299,7 +299,7 @@ export class KubernetesRuntime implements Runtime, TransferStore {
           progress('start', `rolling ${replicas} instance${replicas === 1 ? '' : 's'} of ${name} to build ${info.id}`);
           try {
             await this.options.client.apply(next);
-            await this.rollout(s, progress);
+            await this.rollout(s, progress, info.id);
           } catch (err) {
             progress('start', `the new build did not become ready: putting build ${a[ANNOTATIONS.build] ?? ''} back`);
             await this.rollBack(s, previous);
@@ -588,7 +588,7 @@ export class KubernetesRuntime implements Runtime, TransferStore {
           return { failed: `${failed?.reason ?? 'Failed'}${failed?.message ? `: ${failed.message}` : ''}${why ? ` (${why})` : ''}`, tail: tail.slice(-40).join('\n') };
         }
         const stuck = pod ? waitingProblem(pod) : undefined;
-        if (stuck) return { failed: stuck, tail: tail.join('\n') };
+        if (stuck) return { failed: `pod ${stuck.pod}: ${stuck.message}`, tail: tail.join('\n') };
         if (this.abort.signal.aborted) throw errors.ServiceUnavailable(ERROR_ID, 'the server is stopping');
         if (Date.now() > deadline) return { failed: `it did not finish within ${Math.round(this.timing.buildTimeout / 1000)} s`, tail: tail.slice(-40).join('\n') };
         await sleep(500, this.abort.signal);
@@ -661,15 +661,32 @@ export class KubernetesRuntime implements Runtime, TransferStore {
    * Waits until every replica runs the Deployment's current template and is ready (the
    * readiness probe: the service answers Debug.Health), reporting each change. Fails at
    * once on what will not heal by itself (the quota refused the pods, an image that cannot
-   * be pulled, a container that keeps crashing), else after the rollout bound.
+   * be pulled, a container that keeps crashing — a 400 with its exit code and last lines,
+   * as the local runtime's "crashed at start"), else after the rollout bound. The pods are
+   * looked at every second besides the Deployment's events: a crash loop changes no
+   * Deployment.
    */
-  private async rollout(s: ServiceObjects, progress: Progress): Promise<void> {
+  private async rollout(s: ServiceObjects, progress: Progress, build?: string): Promise<void> {
     const { client } = this.options;
     const deadline = Date.now() + this.timing.rolloutTimeout;
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), this.timing.rolloutTimeout);
     const onStop = () => abort.abort();
     this.abort.signal.addEventListener('abort', onStop, { once: true });
+    let stuck: PodProblem | undefined;
+    let polling = false;
+    const poll = setInterval(() => {
+      if (polling || stuck) return;
+      polling = true;
+      void this.podProblem(s, build)
+        .then((p) => {
+          if (p && !stuck) {
+            stuck = p;
+            abort.abort();
+          }
+        })
+        .finally(() => (polling = false));
+    }, 1_000);
     let last = '';
     try {
       for await (const event of client.watch('apps/v1', 'Deployment', s.clusterNamespace, { labelSelector: serviceSelector(s), timeoutSeconds: 60 }, abort.signal)) {
@@ -683,33 +700,53 @@ export class KubernetesRuntime implements Runtime, TransferStore {
         }
         if (state.done) return;
         if (state.failed) throw errors.ServiceUnavailable(ERROR_ID, `${s.name} did not start: ${state.failed}`);
-        const stuck = await this.podProblem(s, (d.spec as { template?: { metadata?: { annotations?: Record<string, string> } } }).template?.metadata?.annotations?.[ANNOTATIONS.build]);
-        if (stuck) throw errors.ServiceUnavailable(ERROR_ID, `${s.name} did not start: ${stuck}`);
+        const problem = await this.podProblem(s, build ?? (d.spec as { template?: { metadata?: { annotations?: Record<string, string> } } }).template?.metadata?.annotations?.[ANNOTATIONS.build]);
+        if (problem) {
+          stuck = problem;
+          break;
+        }
       }
     } catch (err) {
       if (!abort.signal.aborted) throw err;
     } finally {
       clearTimeout(timer);
+      clearInterval(poll);
       this.abort.signal.removeEventListener('abort', onStop);
     }
+    if (stuck) throw await this.problemError(s, stuck);
     if (this.abort.signal.aborted) throw errors.ServiceUnavailable(ERROR_ID, 'the server is stopping');
-    const why = (await this.podProblem(s, undefined, true)) ?? 'its instances did not become ready (the readiness probe asks its Debug.Health)';
+    const any = await this.podProblem(s, undefined, true);
+    const why = any ? any.message : 'its instances did not become ready (the readiness probe asks its Debug.Health)';
     throw errors.Timeout(ERROR_ID, `${s.name} did not start within ${Math.round((this.timing.rolloutTimeout + Date.now() - deadline) / 1000)} s: ${why}`);
   }
 
   /** What keeps a new pod of a build from running, when it will not heal by itself (or, `any`, whatever is wrong). */
-  private async podProblem(s: ServiceObjects, build: string | undefined, any = false): Promise<string | undefined> {
+  private async podProblem(s: ServiceObjects, build: string | undefined, any = false): Promise<PodProblem | undefined> {
     const pods = await this.options.client.list('v1', 'Pod', s.clusterNamespace, `${serviceSelector(s)},${ROLE_LABEL}=service`).catch(() => [] as KubeObject[]);
     for (const pod of pods) {
-      if (build && (pod.metadata.annotations?.[ANNOTATIONS.build] ?? build) !== build) continue;
+      if (pod.metadata.deletionTimestamp) continue;
+      if (build && (pod.metadata.labels?.[BUILD_LABEL] ?? pod.metadata.annotations?.[ANNOTATIONS.build] ?? build) !== build) continue;
       const fatal = waitingProblem(pod);
       if (fatal) return fatal;
       if (any) {
         const why = podError(pod);
-        if (why) return why;
+        if (why) return { message: why, pod: pod.metadata.name };
       }
     }
     return undefined;
+  }
+
+  /** The error of a pod that will not run: a crash is the service's (400, with its last lines), anything else the cluster's (503). */
+  private async problemError(s: ServiceObjects, p: PodProblem): Promise<Error> {
+    if (p.exitCode === undefined) return errors.ServiceUnavailable(ERROR_ID, `${s.name} did not start: ${p.message}`);
+    const lines: string[] = [];
+    try {
+      for await (const l of this.options.client.logs(s.clusterNamespace, p.pod, { container: 'service', previous: true, tailLines: 20 })) lines.push(l.line);
+    } catch {
+      // its log may be gone with it
+    }
+    const output = lines.join('\n').slice(-4_000);
+    return errors.BadRequest(ERROR_ID, `${s.name} crashed at start: exited with code ${p.exitCode} (pod ${p.pod}, ${p.message})${output ? `\n${output}` : ''}`);
   }
 
   /** Puts the Deployment as it was before a failed update back and waits for it (best effort: the failure is what the caller hears). */
@@ -949,10 +986,20 @@ function podStarted(pod: KubeObject): boolean {
 /** Waiting reasons that do not heal by themselves. */
 const FATAL_WAITING = new Set(['ImagePullBackOff', 'ErrImagePull', 'InvalidImageName', 'CreateContainerConfigError', 'CreateContainerError', 'CrashLoopBackOff', 'RunContainerError']);
 
-function waitingProblem(pod: KubeObject): string | undefined {
+/** A pod that will not run: why, and, when its container keeps exiting, its last exit code. */
+interface PodProblem {
+  message: string;
+  pod: string;
+  exitCode?: number;
+}
+
+function waitingProblem(pod: KubeObject): PodProblem | undefined {
   for (const c of podStatus(pod).containerStatuses ?? []) {
     const w = c.state?.waiting;
-    if (w?.reason && FATAL_WAITING.has(w.reason)) return `pod ${pod.metadata.name}: ${w.reason}${w.message ? `: ${w.message}` : ''}${lastExit(c)}`;
+    if (w?.reason && FATAL_WAITING.has(w.reason)) {
+      const exitCode = w.reason === 'CrashLoopBackOff' ? c.lastState?.terminated?.exitCode : undefined;
+      return { message: `${w.reason}${w.message ? `: ${w.message}` : ''}${lastExit(c)}`, pod: pod.metadata.name, ...(exitCode !== undefined ? { exitCode } : {}) };
+    }
   }
   return undefined;
 }
