@@ -171,9 +171,22 @@ describe('KubernetesRuntime against the fake cluster: run, call, status, logs, u
     assert.equal(r.status, 404);
   });
 
+  it('the purge of a namespace removes its services and then its cluster namespace', async () => {
+    const { error } = await progressOf(c.rt.Create({ source: c.source('doomed', serviceFiles('doomed', 'v1')), namespace: 'gone' }));
+    assert.equal(error, undefined, error?.message);
+    assert.equal(c.fake.objects('v1', 'Namespace').filter((n: { metadata: { name: string } }) => n.metadata.name === 'micro-gone').length, 1);
+    const report = await c.server.purgeNamespace('gone');
+    assert.deepEqual(report.purged.slice(0, 2), ['runtime', 'kubernetes']);
+    assert.deepEqual(c.fake.objects('v1', 'Namespace').filter((n: { metadata: { name: string } }) => n.metadata.name === 'micro-gone'), []);
+    assert.deepEqual(c.fake.objects('apps/v1', 'Deployment', 'micro-gone'), []);
+    assert.deepEqual((await c.rt.Read({ namespace: 'gone' })).services, []);
+  });
+
   it('every request of the tenant operations was for its own cluster namespace', () => {
     const paths = c.fake.requests.slice(startRequests).map((r) => r.path.split('?')[0] as string);
-    const foreign = paths.filter((p) => !(p.includes(`/namespaces/${CNS}/`) || p.endsWith(`/namespaces/${CNS}`) || p === '/api/v1/namespaces'));
+    const own = (ns: string, p: string) => p.includes(`/namespaces/${ns}/`) || p.endsWith(`/namespaces/${ns}`);
+    // namespace `gone` is the purge test's own
+    const foreign = paths.filter((p) => !(own(CNS, p) || own('micro-gone', p) || p === '/api/v1/namespaces'));
     assert.deepEqual([...new Set(foreign)], []);
   });
 });
