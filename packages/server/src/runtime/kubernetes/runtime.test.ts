@@ -1,5 +1,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { create as createTar } from 'tar';
+import { RemoteBlobStore } from '@micro/sdk';
 import { validateObject } from './schema.js';
 import { progressOf, serviceFiles, startCluster, type Cluster } from './testing.js';
 
@@ -155,6 +158,22 @@ describe('KubernetesRuntime against the fake cluster: run, call, status, logs, u
     const secrets = every(['v1', 'Secret']).filter((s: { metadata: { labels?: Record<string, string> } }) => s.metadata.labels?.['micro.dev/service'] === 'hello');
     assert.equal(secrets.length, 1);
     assert.equal(secrets[0].metadata.labels['micro.dev/build'], after?.build?.id);
+  });
+
+  it('an uploaded folder (what the CLI sends from another machine) runs; kill deletes the upload and the builds', async () => {
+    const dir = c.source('uploaded', serviceFiles('uploaded', 'v1'));
+    const chunks: Buffer[] = [];
+    for await (const chunk of createTar({ gzip: true, cwd: dir, portable: true }, ['.']) as unknown as AsyncIterable<Buffer>) chunks.push(chunk);
+    const key = `runtime/uploads/${randomBytes(16).toString('hex')}/uploaded.tar.gz`;
+    const blobs = new RemoteBlobStore(c.admin, { namespace: NS });
+    await blobs.put(key, Buffer.concat(chunks));
+    const { steps, error } = await progressOf(c.rt.Create({ source: `upload:${key}`, namespace: NS }));
+    assert.equal(error, undefined, `${error?.message}\n${steps.map((x) => x.message).join('\n')}`);
+    const r = await c.call(NS, 'uploaded', 'Call');
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    await c.rt.Delete({ name: 'uploaded', namespace: NS });
+    assert.deepEqual((await blobs.list({ prefix: 'runtime/uploads/' })).map((b) => b.key), [], 'the upload went with the service');
+    assert.deepEqual((await blobs.list({ prefix: 'runtime/builds/uploaded/' })).map((b) => b.key), [], 'and its builds');
   });
 
   it('micro kill removes the Deployment, its pods and Secrets; nothing of the service is left', async () => {
