@@ -1,12 +1,11 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { authApi, bearer, Client, createClient, registryService, TokenSource } from '@micro/sdk';
 import { contractService, writeSource } from '../contract.js';
 import { freePort } from './testing.js';
@@ -27,7 +26,6 @@ import { freePort } from './testing.js';
  * - MICRO_TEST_KEEP=1: leave the platform deployed afterwards (to look at it)
  */
 
-const exec = promisify(execFile);
 const KUBECONFIG = process.env.MICRO_TEST_KUBECONFIG ?? '';
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../../../..');
 const CLI = join(ROOT, 'packages', 'cli', 'bin', 'micro.js');
