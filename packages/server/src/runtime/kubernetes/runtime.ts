@@ -12,7 +12,7 @@ import { artifactKey, artifactPrefix } from '../artifact.js';
 import { checkServiceName, readPackage, serviceName } from '../build.js';
 import { admitInstances, admitService, type RuntimeQuotas } from '../quota.js';
 import { logsOptions, matcher, type LogLine, type LogsRequest } from '../logs.js';
-import { deleteUpload, fetchOptionsFor, fetchSource, parseSource, sourceFolderName, type FetchOptions, type SourceSpec } from '../source.js';
+import { deleteUpload, fetchOptionsFor, fetchSource, parseSource, sourceFolderName, sourceRef, type FetchOptions, type SourceSpec } from '../source.js';
 import type { UploadLimits } from '../upload.js';
 import type { CreateRequest, ProgressFn, Runtime, UpdateRequest } from '../runtime.js';
 import { tracked, checkEnv, checkInstances, checkNamespace, limitedProgress, maskEnv, notFound, type Progress } from '../checks.js';
@@ -833,7 +833,7 @@ export class KubernetesRuntime implements Runtime, TransferStore {
     const view: RuntimeService = {
       name,
       namespace,
-      version: versions.get(name) ?? gitRef(a[ANNOTATIONS.source] ?? '') ?? '',
+      version: versions.get(name) ?? sourceRef(a[ANNOTATIONS.source] ?? '') ?? '',
       source: a[ANNOTATIONS.source] ?? '',
       state: phase ?? serviceState(instances),
       instances,
@@ -863,7 +863,7 @@ export class KubernetesRuntime implements Runtime, TransferStore {
       service: {
         name,
         namespace,
-        version: gitRef(source) ?? '',
+        version: sourceRef(source) ?? '',
         source,
         state: 'error',
         instances: build ? [] : [{ id: `${deploymentName(name)}-failed`, state: 'error', restarts: 0, lastError: message }],
@@ -1101,19 +1101,6 @@ function parseEnv(text: string | undefined): Record<string, string> {
     return {};
   }
 }
-
-function gitRef(source: string): string | undefined {
-  try {
-    const spec = parseSource(source);
-    return spec.kind === 'git' ? spec.ref : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-
-
-
 
 function key(namespace: string, name: string): string {
   return `${namespace}/${name}`;
