@@ -179,6 +179,23 @@ describe('KubernetesRuntime: bad input and a failing cluster', () => {
     await c.rt.Delete({ name: 'broken', namespace: 'acme' });
   });
 
+  it('an update meeting a 409 Conflict on the Deployment and a 429: retried on a fresh read, the update succeeds', async () => {
+    const before = (await c.rt.Read({ name: 'flaky', namespace: 'acme' })).services[0];
+    const n = c.fake.requests.length;
+    const removers = [c.fake.fault({ method: 'PUT', path: /\/deployments\/svc-flaky$/, status: 409, times: 1 }), c.fake.fault({ method: 'POST', path: /\/secrets$/, status: 429, times: 1, retryAfterSeconds: 0 })];
+    try {
+      const { steps, error } = await progressOf(c.rt.Update({ name: 'flaky', namespace: 'acme' }));
+      assert.equal(error, undefined, `${error?.message}\n${steps.map((s) => s.message).join('\n')}`);
+    } finally {
+      for (const r of removers) r();
+    }
+    const seen = c.fake.requests.slice(n);
+    assert.ok(seen.some((r) => r.method === 'PUT' && r.status === 409) && seen.some((r) => r.status === 429), 'the faults were met');
+    const after = (await c.rt.Read({ name: 'flaky', namespace: 'acme' })).services[0];
+    assert.notEqual(after?.build?.id, before?.build?.id);
+    assert.equal((await c.call('acme', 'flaky', 'Call')).status, 200);
+  });
+
   it('an update whose Job cannot be made, and one whose build never becomes ready, leave the previous build serving', async () => {
     const before = (await c.rt.Read({ name: 'flaky', namespace: 'acme' })).services[0];
     const remove = c.fake.fault({ method: 'POST', path: /\/jobs$/, status: 503 });
