@@ -4,7 +4,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createClient, quotaService } from '@micro/sdk';
 import { kubeClient, type KubeObject } from './client.js';
-import { progressOf, serviceFiles, startCluster, type Cluster } from './testing.js';
+import { progressOf, RUNNER_IMAGE, serviceFiles, startCluster, type Cluster } from './testing.js';
 
 /*
  * The Bad input list of the Kubernetes runtime, against the fake cluster with a real micro
@@ -278,5 +278,35 @@ describe('KubernetesRuntime: bad input and a failing cluster', () => {
       .map((r) => r.path.split('?')[0] as string)
       .filter((p) => p.includes('micro-other'));
     assert.deepEqual(foreign, []);
+  });
+});
+
+describe('KubernetesRuntime: a runner image the cluster cannot pull', () => {
+  let c: Cluster;
+
+  before(async () => {
+    c = await startCluster({ badImages: [RUNNER_IMAGE] });
+  });
+
+  after(async () => {
+    await c?.close();
+  });
+
+  it('the build fails at once saying so, in the stream and in micro status; nothing is left', async () => {
+    const { steps, error } = await progressOf(c.rt.Create({ source: c.source('hello', serviceFiles('hello', 'v1')), namespace: 'acme' }));
+    assert.ok(error, 'the create failed');
+    assert.match(error.message, /the build of hello failed: pod svc-hello-b\w+-\w+: (ErrImagePull|ImagePullBackOff): .*pull access denied/, `${error.message}\n${steps.map((s) => s.message).join('\n')}`);
+    const left = ['batch/v1/Job', 'v1/Pod', 'v1/Secret', 'apps/v1/Deployment'].flatMap((k) => {
+      const i = k.lastIndexOf('/');
+      return (c.fake.objects(k.slice(0, i), k.slice(i + 1), 'micro-acme') as Obj[]).filter((o) => o.metadata.labels?.['micro.dev/service'] === 'hello').map((o) => `${k} ${o.metadata.name}`);
+    });
+    // pods of a deleted Job go in the background: give them their grace period
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline && (c.fake.objects('v1', 'Pod', 'micro-acme') as Obj[]).length > 0) await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(left.filter((l) => !l.startsWith('v1/Pod')), []);
+    assert.deepEqual((c.fake.objects('v1', 'Pod', 'micro-acme') as Obj[]).map((p) => p.metadata.name), []);
+    const [s] = (await c.rt.Read({ name: 'hello', namespace: 'acme' })).services;
+    assert.equal(s?.state, 'error');
+    assert.match(s?.build?.error ?? '', /pull access denied/);
   });
 });
