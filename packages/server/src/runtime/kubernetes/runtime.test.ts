@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { create as createTar } from 'tar';
-import { RemoteBlobStore } from '@micro/sdk';
+import { bearer, Client, createClient, registryService, RemoteBlobStore, TokenSource } from '@micro/sdk';
 import { validateObject } from './schema.js';
 import { progressOf, serviceFiles, startCluster, type Cluster } from './testing.js';
 
@@ -105,6 +105,25 @@ describe('KubernetesRuntime against the fake cluster: run, call, status, logs, u
     assert.ok(s?.build?.id);
     const [one] = (await c.rt.Read({ name: 'hello', namespace: NS })).services;
     assert.deepEqual(one?.instances.map((i) => i.id).sort(), s?.instances.map((i) => i.id).sort());
+  });
+
+  it("a tenant's service may register only its own pods' addresses", async () => {
+    const creds = { ...(await c.server.serviceCredentials('hello', NS)), namespace: NS };
+    const plain = new Client({ address: c.server.address, namespace: 'micro', preferLocal: false });
+    const registry = createClient(registryService, new Client({ address: c.server.address, namespace: 'micro', preferLocal: false, middleware: [bearer(new TokenSource(creds, plain))] }));
+    const node = (address: string) => ({ name: 'hello', version: 'forged', endpoints: [], nodes: [{ id: `forged-${address.length}`, address, metadata: {} }] });
+    // another tenant's pod, the platform's engines, a unix socket: refused
+    for (const address of ['tcp://10.244.3.7:8080', 'tcp://127.0.0.2:6379', 'unix:///var/run/micro.sock', 'tcp://[fd00::1]:80']) {
+      await assert.rejects(registry.Register({ service: node(address), namespace: NS }), (err: Error & { code?: number }) => {
+        assert.equal(err.code, 403, `${address}: ${err.message}`);
+        assert.match(err.message, /may not serve from/);
+        return true;
+      });
+    }
+    // its pods' address (the fake's pods are all at 127.0.0.1): allowed, then taken away again
+    const own = node('tcp://127.0.0.1:1');
+    await registry.Register({ service: own, namespace: NS });
+    await registry.Deregister({ service: own, namespace: NS });
   });
 
   it('micro logs reads the pods, and -f follows new lines', async () => {

@@ -133,6 +133,8 @@ export class KubernetesRuntime implements Runtime, TransferStore {
   /** builds uploaded by Jobs, by `namespace/service/build`, until their Job is seen complete */
   private readonly uploaded = new Map<string, { key: string; sha256: string; entry: string; size: number }>();
   private readonly operations = new Set<Promise<unknown>>();
+  /** the IPs of each cluster namespace's service pods, as last read (addressAllowed) */
+  private readonly podIPs = new Map<string, { ips: Set<string>; at: number }>();
   private abort = new AbortController();
   private closed = true;
 
@@ -446,6 +448,46 @@ export class KubernetesRuntime implements Runtime, TransferStore {
     for (const k of [...this.failures.keys()]) if (k.startsWith(`${ns}/`)) this.failures.delete(k);
     // the cluster namespace itself goes in the purge's own step after this one (`tenants.purgeStep`),
     // which runs even when this step failed
+  }
+
+  // ---- the registry's address rule -------------------------------------------------
+
+  /**
+   * Where a tenant's registry node may serve from: `tcp://<IP>:<port>` with the IP of one
+   * of its namespace's service pods (Running or Pending, deleting ones included: they
+   * drain). Without it a tenant's service could register another's address (another
+   * tenant's pod, a platform address) and have the gateway send it calls. The pods' IPs of
+   * a namespace are read from the cluster at most once a second, and kept 10 s: an IP of
+   * a pod gone stays allowed that long.
+   */
+  async addressAllowed(namespace: string, address: string): Promise<boolean> {
+    const m = /^tcp:\/\/(?:\[([0-9A-Fa-f:.]+)\]|([0-9.]+)):(\d{1,5})$/.exec(address);
+    if (!m) return false;
+    const ip = (m[1] ?? m[2]) as string;
+    let cns: string;
+    try {
+      cns = clusterNamespace(checkNamespace(namespace), this.prefix);
+    } catch {
+      return false;
+    }
+    const now = Date.now();
+    const cached = this.podIPs.get(cns);
+    if (cached && now - cached.at < 10_000 && (cached.ips.has(ip) || now - cached.at < 1_000)) return cached.ips.has(ip);
+    let pods: KubeObject[];
+    try {
+      pods = await this.options.client.list('v1', 'Pod', cns, `${MANAGED_BY}=micro,${NAMESPACE_LABEL}=${namespace},${ROLE_LABEL}=service`);
+    } catch (err) {
+      if (cached) return cached.ips.has(ip);
+      throw errors.ServiceUnavailable(ERROR_ID, `the addresses of namespace ${namespace}'s pods could not be read from the cluster: ${(err as Error).message}`);
+    }
+    const ips = new Set<string>();
+    for (const pod of pods) {
+      const st = (pod.status ?? {}) as { phase?: string; podIP?: string; podIPs?: { ip?: string }[] };
+      if (st.phase === 'Succeeded' || st.phase === 'Failed') continue;
+      for (const x of [st.podIP, ...(st.podIPs ?? []).map((p) => p.ip)]) if (x) ips.add(x);
+    }
+    this.podIPs.set(cns, { ips, at: now });
+    return ips.has(ip);
   }
 
   // ---- transfers (transfer.ts) -----------------------------------------------------
