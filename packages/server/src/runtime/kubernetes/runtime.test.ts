@@ -158,7 +158,19 @@ describe('KubernetesRuntime against the fake cluster: run, call, status, logs, u
         if (r.status !== 200) results.push({ status: r.status, version: JSON.stringify(r.body) });
       }
     })();
+    // logs -f from before the update: the new pods join it
+    const followed: string[] = [];
+    const abort = new AbortController();
+    const following = (async () => {
+      for await (const l of c.rt.Logs({ name: 'hello', namespace: NS, follow: true, lines: 1 }, { signal: abort.signal })) {
+        followed.push(l.line);
+        if (l.line.includes('hello v2 up')) return;
+      }
+    })().catch((err: Error) => (abort.signal.aborted ? undefined : Promise.reject(err)));
     const { steps, error } = await progressOf(c.rt.Update({ name: 'hello', namespace: NS }));
+    await Promise.race([following, new Promise((r) => setTimeout(r, 10_000))]);
+    abort.abort();
+    assert.ok(followed.some((l) => l.includes('hello v2 up')), `logs -f saw the new pods: ${followed.slice(-5).join('\n')}`);
     // calls go on a little after the rollout, as old pods finish draining
     await new Promise((r) => setTimeout(r, 1_000));
     stop = true;
@@ -196,7 +208,14 @@ describe('KubernetesRuntime against the fake cluster: run, call, status, logs, u
   });
 
   it('micro kill removes the Deployment, its pods and Secrets; nothing of the service is left', async () => {
+    // a logs -f of the service ends once it is killed
+    const following = (async () => {
+      for await (const _ of c.rt.Logs({ name: 'hello', namespace: NS, follow: true, lines: 1 })) void _;
+      return 'ended';
+    })();
+    await new Promise((r) => setTimeout(r, 300));
     await c.rt.Delete({ name: 'hello', namespace: NS });
+    assert.equal(await Promise.race([following, new Promise((r) => setTimeout(() => r('still following'), 20_000))]), 'ended');
     const left = () => [...every(['apps/v1', 'Deployment']), ...every(['batch/v1', 'Job']), ...every(['v1', 'Secret']).filter((s: { metadata: { labels?: Record<string, string> } }) => s.metadata.labels?.['micro.dev/service'])];
     assert.deepEqual(left(), []);
     // pods end within their grace period

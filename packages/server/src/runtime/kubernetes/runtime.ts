@@ -379,44 +379,90 @@ export class KubernetesRuntime implements Runtime, TransferStore {
     for (const line of history.slice(Math.max(0, history.length - options.lines))) yield line;
     if (!options.follow) return;
     const now = new Date().toISOString();
-    yield* this.follow(cns, pods, match, now, signal);
+    yield* this.follow(cns, selector, pods, match, now, name, signal);
   }
 
-  /** New lines of each pod as they come, in the order they arrive. */
-  private async *follow(cns: string, pods: KubeObject[], match: ReturnType<typeof matcher>, after: string, signal?: AbortSignal): AsyncGenerator<LogLine> {
+  /**
+   * New lines of each pod as they come, in the order they arrive, until `signal` aborts.
+   * Pods that start later (a rollout, a replacement) join, found by a watch of the
+   * service's pods; a container restarted in its pod is followed again from its last line.
+   * Following one service ends once it is killed (no Deployment and no pod left).
+   */
+  private async *follow(cns: string, selector: string, pods: KubeObject[], match: ReturnType<typeof matcher>, after: string, name: string | undefined, signal?: AbortSignal): AsyncGenerator<LogLine> {
+    const { client } = this.options;
     const queue: LogLine[] = [];
     let wake: (() => void) | undefined;
-    let open = pods.length;
-    for (const pod of pods) {
+    const stop = new AbortController();
+    const onAbort = () => {
+      stop.abort();
+      wake?.();
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    /** pods followed now; the time and lines of each pod's last timestamp (so a follow again repeats none) */
+    const following = new Set<string>();
+    const last = new Map<string, { time: string; lines: Set<string> }>();
+    let gone = false;
+    const start = (pod: KubeObject) => {
+      const podName = pod.metadata.name;
+      if (following.has(podName) || !podStarted(pod) || stop.signal.aborted) return;
+      following.add(podName);
+      const since = last.get(podName)?.time ?? after;
       void (async () => {
         try {
-          for await (const l of this.options.client.logs(cns, pod.metadata.name, { container: 'service', follow: true, sinceTime: after }, signal)) {
-            if (l.time < after) continue;
-            const line = match({ t: l.time, i: pod.metadata.name, s: 'stdout', l: l.line }, pod.metadata.labels?.[SERVICE_LABEL]);
+          for await (const l of client.logs(cns, podName, { container: 'service', follow: true, sinceTime: since }, stop.signal)) {
+            const seen = last.get(podName);
+            if (l.time < since || (seen && l.time === seen.time && seen.lines.has(l.line))) continue;
+            if (seen && seen.time === l.time) seen.lines.add(l.line);
+            else last.set(podName, { time: l.time, lines: new Set([l.line]) });
+            const line = match({ t: l.time, i: podName, s: 'stdout', l: l.line }, pod.metadata.labels?.[SERVICE_LABEL]);
             if (line && queue.length < 10_000) queue.push(line);
             wake?.();
           }
         } catch {
-          // the pod went: its lines end
+          // the pod or its container went: its lines end here
         } finally {
-          open--;
+          following.delete(podName);
           wake?.();
         }
       })();
-    }
-    while (!signal?.aborted && open > 0) {
-      const next = queue.shift();
-      if (next) {
-        yield next;
-        continue;
+    };
+    for (const pod of pods) start(pod);
+    const watching = (async () => {
+      try {
+        for await (const event of client.watch('v1', 'Pod', cns, { labelSelector: selector }, stop.signal)) {
+          if (event.type === 'SYNC') event.objects.forEach(start);
+          else if (event.type !== 'DELETED') start(event.object);
+          if (name !== undefined && (event.type === 'DELETED' || event.type === 'SYNC')) {
+            const left = event.type === 'SYNC' ? event.objects.length : (await client.list('v1', 'Pod', cns, selector)).length;
+            if (left === 0 && !(await client.get('apps/v1', 'Deployment', deploymentName(name), cns))) {
+              gone = true;
+              wake?.();
+              return;
+            }
+          }
+        }
+      } catch {
+        // the follow ends with what it has
       }
-      await new Promise<void>((resolve) => {
-        wake = resolve;
-        signal?.addEventListener('abort', () => resolve(), { once: true });
-      });
-      wake = undefined;
+    })();
+    try {
+      while (!stop.signal.aborted && !(gone && following.size === 0 && queue.length === 0)) {
+        const next = queue.shift();
+        if (next) {
+          yield next;
+          continue;
+        }
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+        wake = undefined;
+      }
+      while (queue.length > 0) yield queue.shift() as LogLine;
+    } finally {
+      stop.abort();
+      signal?.removeEventListener('abort', onAbort);
+      await settle(watching, 1_000);
     }
-    while (queue.length > 0) yield queue.shift() as LogLine;
   }
 
   async usage(namespace: string): Promise<{ services: number }> {
