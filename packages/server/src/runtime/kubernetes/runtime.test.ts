@@ -37,8 +37,21 @@ describe('KubernetesRuntime against the fake cluster: run, call, status, logs, u
   }
 
   it('micro run builds once in a Job and starts the Deployment; the service is called through the gateway', async () => {
+    // status while it is made: building, then starting, as locally
+    const states = new Set<string>();
+    let creating = true;
+    const watching = (async () => {
+      while (creating) {
+        const [svc] = (await c.rt.Read({ namespace: NS })).services;
+        if (svc) states.add(svc.state);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
     const { steps, error } = await progressOf(c.rt.Create({ source: src, namespace: NS, instances: 2 }));
+    creating = false;
+    await watching;
     assert.equal(error, undefined, `${error?.message}\n${steps.map((s) => `${s.step}: ${s.message}`).join('\n')}`);
+    assert.ok(states.has('building') && states.has('starting'), `status during the run: ${[...states].join(', ')}`);
     const done = steps.at(-1);
     assert.equal(done?.step, 'done');
     assert.equal(done?.service?.name, 'hello');

@@ -133,6 +133,8 @@ export class KubernetesRuntime implements Runtime, TransferStore {
   /** builds uploaded by Jobs, by `namespace/service/build`, until their Job is seen complete */
   private readonly uploaded = new Map<string, { key: string; sha256: string; entry: string; size: number }>();
   private readonly operations = new Set<Promise<unknown>>();
+  /** services being created by this server, until their Deployment exists (status shows them building) */
+  private readonly creating = new Map<string, RuntimeService>();
   /** the IPs of each cluster namespace's service pods, as last read (addressAllowed) */
   private readonly podIPs = new Map<string, { ips: Set<string>; at: number }>();
   private abort = new AbortController();
@@ -212,6 +214,9 @@ export class KubernetesRuntime implements Runtime, TransferStore {
       this.phases.set(k, 'building');
       claimed = true;
       await this.checkFree(namespace, cns, name);
+      // status shows it from now on (building, starting), as the local runtime does
+      const began = new Date().toISOString();
+      this.creating.set(k, { name, namespace, version: sourceRef(req.source) ?? '', source: req.source, state: 'building', instances: [], desiredInstances: desired, env: maskEnv(env), createdAt: began, updatedAt: began });
       admitService(namespace, await this.count(cns), limits?.services ?? null);
       await this.tenants.ensure(namespace);
       const s = this.objects(namespace, cns, name);
@@ -242,6 +247,7 @@ export class KubernetesRuntime implements Runtime, TransferStore {
       if (name !== undefined && claimed) {
         this.busy.delete(key(namespace, name));
         this.phases.delete(key(namespace, name));
+        this.creating.delete(key(namespace, name));
       }
     }
   }
@@ -255,6 +261,12 @@ export class KubernetesRuntime implements Runtime, TransferStore {
     const versions = await this.versions(namespace);
     const services = deployments.filter((d) => d.metadata.labels?.[SERVICE_LABEL]).map((d) => this.view(namespace, d, pods, versions));
     const shown = new Set(services.map((s) => s.name));
+    for (const [k, c] of this.creating) {
+      if (k.startsWith(`${namespace}/`) && !shown.has(c.name)) {
+        services.push({ ...c, state: this.phases.get(k) ?? c.state });
+        shown.add(c.name);
+      }
+    }
     for (const [k, f] of this.failures) if (k.startsWith(`${namespace}/`) && !shown.has(f.service.name)) services.push(f.service);
     return { services: services.sort((a, b) => a.name.localeCompare(b.name)) };
   }
@@ -331,10 +343,11 @@ export class KubernetesRuntime implements Runtime, TransferStore {
     const cns = clusterNamespace(namespace, this.prefix);
     const name = checkServiceName(req.name);
     const k = key(namespace, name);
+    // one being made or changed here is a 409 (status shows it), not a 404
+    if (this.busy.has(k)) throw errors.Conflict(ERROR_ID, `service ${name} is being ${this.busy.get(k)}d; try again when that is done`);
     const found = await this.options.client.get('apps/v1', 'Deployment', deploymentName(name), cns);
     const failed = this.failures.get(k);
     if ((!found || !ours(found, namespace, name)) && !failed) throw notFound(namespace, name);
-    if (this.busy.has(k)) throw errors.Conflict(ERROR_ID, `service ${name} is being ${this.busy.get(k)}d; try again when that is done`);
     this.busy.set(k, 'delete');
     try {
       await this.track(this.removeService(this.objects(namespace, cns, name), namespace));
@@ -899,6 +912,8 @@ export class KubernetesRuntime implements Runtime, TransferStore {
   private async one(namespace: string, cns: string, name: string): Promise<RuntimeService> {
     const d = await this.options.client.get('apps/v1', 'Deployment', deploymentName(name), cns);
     if (!d || !ours(d, namespace, name)) {
+      const creating = this.creating.get(key(namespace, name));
+      if (creating) return { ...creating, state: this.phases.get(key(namespace, name)) ?? creating.state };
       const failed = this.failures.get(key(namespace, name));
       if (failed) return failed.service;
       throw notFound(namespace, name);
