@@ -79,11 +79,12 @@ export interface MicroServerOptions {
   gatewayRate?: GatewayRate;
   /**
    * Whether nodes of a namespace may register with an address (the registry guard,
-   * registry/guard.ts); default: the sandbox's rule (a sandboxed namespace serves only from
-   * unix sockets in its own folder; any address when the sandbox is off). Admins of micro
-   * are not held to it.
+   * registry/guard.ts); default: the runtime's rule when it has one (Kubernetes: an address
+   * of one of the namespace's pods), else the sandbox's (a sandboxed namespace serves only
+   * from unix sockets in its own folder; any address when the sandbox is off). Admins of
+   * micro are not held to it.
    */
-  addressAllowed?: (namespace: string, address: string) => boolean;
+  addressAllowed?: (namespace: string, address: string) => boolean | Promise<boolean>;
   /**
    * More services to host in namespace `micro` beside the core ones, each a plain factory
    * (the platform layer, `@micro/platform`, joins this way; `micro server` passes it)
@@ -295,7 +296,7 @@ export class MicroServer {
       stats.setRuntime(runtime);
       const builtIn: CoreServiceFactory[] = [
         authCoreService,
-        (c) => ({ def: registryService, handlers: guardedRegistry(this.directory ? withoutEndedServers(c.registry, (server) => this.directory?.lease.ended(server)) : c.registry, { addressAllowed: this.addressAllowed ?? ((namespace, address) => this.sandbox?.addressAllowed(namespace, address) ?? true) }) }),
+        (c) => ({ def: registryService, handlers: guardedRegistry(this.directory ? withoutEndedServers(c.registry, (server) => this.directory?.lease.ended(server)) : c.registry, { addressAllowed: this.addressAllowed ?? ((namespace, address) => runtime.addressAllowed?.(namespace, address) ?? this.sandbox?.addressAllowed(namespace, address) ?? true) }) }),
         (c) => ({ def: brokerService, handlers: guardedBroker(c.broker) }),
         () => ({ def: runtimeService, handlers: runtimeHandlers(runtime) }),
         statsCoreService(stats),

@@ -22,8 +22,8 @@ import { isNamespaceAdmin, namespaceFor } from '../auth/guard.js';
  * namespace's socket folder). Admins of micro are not held to it.
  */
 export interface RegistryGuardOptions {
-  /** whether nodes of `namespace` may serve from `address` (default: every address) */
-  addressAllowed?: (namespace: string, address: string) => boolean;
+  /** whether nodes of `namespace` may serve from `address` (default: every address); the Kubernetes runtime asks the cluster, so it may answer later */
+  addressAllowed?: (namespace: string, address: string) => boolean | Promise<boolean>;
 }
 
 /** Whether an account may register, heart-beat and deregister nodes of service `name` of `namespace`. */
@@ -33,7 +33,7 @@ export function mayServe(account: Account, namespace: string, name: string): boo
 }
 
 /** A 403 unless the caller may change the nodes of `service` in `namespace`, and (registering) serve from their addresses. */
-export function checkNodes(ctx: Context, namespace: string, service: ServiceRecord, options: RegistryGuardOptions, registering: boolean): void {
+export async function checkNodes(ctx: Context, namespace: string, service: ServiceRecord, options: RegistryGuardOptions, registering: boolean): Promise<void> {
   const account = ctx.account as Account;
   const name = typeof service?.name === 'string' ? service.name : '';
   if (!mayServe(account, namespace, name)) {
@@ -44,12 +44,12 @@ export function checkNodes(ctx: Context, namespace: string, service: ServiceReco
   }
   const allowed = options.addressAllowed;
   if (!registering || !allowed || isPlatformAdmin(account) || !Array.isArray(service.nodes)) return;
-  service.nodes.forEach((node, i) => {
+  for (const [i, node] of service.nodes.entries()) {
     const address = typeof node?.address === 'string' ? node.address : '';
-    if (!allowed(namespace, address)) {
+    if (!(await allowed(namespace, address))) {
       throw errors.Forbidden('registry', `service.nodes[${i}].address: nodes of namespace ${namespace} may not serve from ${JSON.stringify(address.slice(0, 255))}`);
     }
-  });
+  }
 }
 
 /**
@@ -65,14 +65,14 @@ function strangerInMicro(ctx: Context, asked: string | undefined): boolean {
 export function guardedRegistry(registry: Registry, options: RegistryGuardOptions = {}): Handlers<typeof registryService> {
   const h = registryHandlers(registry);
   return {
-    Register: (req, ctx) => {
+    Register: async (req, ctx) => {
       const namespace = namespaceFor(ctx, req.namespace ?? req.service.namespace);
-      checkNodes(ctx, namespace, req.service, options, true);
+      await checkNodes(ctx, namespace, req.service, options, true);
       return h.Register({ ...req, namespace });
     },
-    Deregister: (req, ctx) => {
+    Deregister: async (req, ctx) => {
       const namespace = namespaceFor(ctx, req.namespace ?? req.service.namespace);
-      checkNodes(ctx, namespace, req.service, options, false);
+      await checkNodes(ctx, namespace, req.service, options, false);
       return h.Deregister({ ...req, namespace });
     },
     GetService: async (req, ctx) => {

@@ -11,7 +11,7 @@ import { admitInstances, admitService, instanceCap, type InstanceCap, type Runti
 import { QUOTA_ERROR_ID, type Limits } from '../quota/limits.js';
 import { LogFiles, logsOptions, type LogFile, type LogLine, type LogsRequest } from './logs.js';
 import type { Resolver } from './address.js';
-import { deleteUpload, fetchOptionsFor, fetchSource, parseSource, sourceFolderName, type FetchOptions, type SourceSpec } from './source.js';
+import { deleteUpload, fetchOptionsFor, fetchSource, parseSource, sourceFolderName, sourceRef, type FetchOptions, type SourceSpec } from './source.js';
 import type { UploadLimits } from './upload.js';
 import type { RuntimeDirectory } from './directory.js';
 import type { Assignment, PlacementStore, ServiceSpec } from './placement.js';
@@ -1393,14 +1393,6 @@ function npmConfig(): NodeJS.ProcessEnv {
   return Object.fromEntries(Object.entries(process.env).filter(([k]) => k.toLowerCase().startsWith('npm_config_')));
 }
 
-function sourceRef(source: string): string | undefined {
-  try {
-    const spec = parseSource(source);
-    return spec.kind === 'git' ? spec.ref : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 
 function range(n: number): number[] {

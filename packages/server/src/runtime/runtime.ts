@@ -29,6 +29,8 @@ export interface Runtime {
   usage(namespace: string): Promise<{ services: number }>;
   /** removes everything of a namespace (the server's purge) */
   purgeNamespace(namespace: string): Promise<void>;
+  /** where a tenant's registry nodes may serve from, when the driver decides it (Kubernetes: its pods' addresses); else the sandbox's rule */
+  addressAllowed?(namespace: string, address: string): boolean | Promise<boolean>;
   /** the cluster namespaces of platform namespaces (Kubernetes): the purge removes a namespace's in a step of its own, after the runtime's */
   readonly tenants?: Pick<TenantNamespaces, 'purgeStep'>;
 }

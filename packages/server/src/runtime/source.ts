@@ -449,3 +449,13 @@ export function sourceFolderName(spec: SourceSpec): string {
   if (spec.kind === 'upload') return uploadFolderName(spec.key);
   return basename(spec.url.replace(/\/+$/, '')).replace(/\.git$/, '');
 }
+
+/** The git ref of a source (`…@ref`), the version status shows before a service registers one; undefined for any other source. */
+export function sourceRef(source: string): string | undefined {
+  try {
+    const spec = parseSource(source);
+    return spec.kind === 'git' ? spec.ref : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,4 +1,6 @@
 import type { KubeObject } from './client.js';
+// the labels and ServiceAccount the tenant namespaces define (their NetworkPolicies select on them)
+import { MANAGED_BY, NAMESPACE_LABEL, ROLE_LABEL, SERVICE_ACCOUNT } from './tenant.js';
 
 /**
  * The objects the Kubernetes runtime makes for a service, as pure functions (each is
@@ -17,13 +19,10 @@ import type { KubeObject } from './client.js';
  * links.
  */
 
-export const MANAGED_BY = 'app.kubernetes.io/managed-by';
-export const NAMESPACE_LABEL = 'micro.dev/namespace';
+
+export { MANAGED_BY, NAMESPACE_LABEL, ROLE_LABEL, SERVICE_ACCOUNT };
 export const SERVICE_LABEL = 'micro.dev/service';
-export const ROLE_LABEL = 'micro.dev/role';
 export const BUILD_LABEL = 'micro.dev/build';
-/** The ServiceAccount of tenant pods (made by the tenant namespace; it has no API rights). */
-export const SERVICE_ACCOUNT = 'micro-service';
 export const RUNNER = '/micro/runner.js';
 
 /** What the Deployment remembers of its service (its annotations), for status and update. */
@@ -198,6 +197,8 @@ export function serviceDeployment(
             env,
             resources: { requests: { ...o.resources }, limits: { ...o.resources } },
             readinessProbe: { exec: { command: ['node', RUNNER, 'ready'] }, initialDelaySeconds: 0, ...o.probe, successThreshold: 1 },
+            // a crash's last output in its status (lastState.terminated.message), for micro status
+            terminationMessagePolicy: 'FallbackToLogsOnError',
           },
           // the runner leaves the registry first, waits for callers to move, then stops the service
           { restartPolicy: 'Always', terminationGracePeriodSeconds: o.terminationGraceSeconds },

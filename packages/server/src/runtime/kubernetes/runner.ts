@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { spawn } from 'node:child_process';
+import { rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import http from 'node:http';
@@ -110,6 +111,8 @@ async function run(): Promise<void> {
   const sha256 = need('MICRO_RUNNER_SHA256');
   const entry = need('MICRO_RUNNER_ENTRY');
   const dir = join(WORK, 'app');
+  // /work outlives a container's restart in its pod (an emptyDir): a restarted runner unpacks afresh
+  await rm(dir, { recursive: true, force: true });
   const source = { get: () => download(artifact) } as unknown as BlobStore;
   await unpackBuild(source, { key: 'build', sha256 }, '', dir, ARTIFACT_LIMITS);
   await linkProvided(dir, defaultProvided());

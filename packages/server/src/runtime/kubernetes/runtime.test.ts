@@ -1,5 +1,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { create as createTar } from 'tar';
+import { bearer, Client, createClient, registryService, RemoteBlobStore, TokenSource } from '@micro/sdk';
 import { validateObject } from './schema.js';
 import { progressOf, serviceFiles, startCluster, type Cluster } from './testing.js';
 
@@ -34,8 +37,21 @@ describe('KubernetesRuntime against the fake cluster: run, call, status, logs, u
   }
 
   it('micro run builds once in a Job and starts the Deployment; the service is called through the gateway', async () => {
+    // status while it is made: building, then starting, as locally
+    const states = new Set<string>();
+    let creating = true;
+    const watching = (async () => {
+      while (creating) {
+        const [svc] = (await c.rt.Read({ namespace: NS })).services;
+        if (svc) states.add(svc.state);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
     const { steps, error } = await progressOf(c.rt.Create({ source: src, namespace: NS, instances: 2 }));
+    creating = false;
+    await watching;
     assert.equal(error, undefined, `${error?.message}\n${steps.map((s) => `${s.step}: ${s.message}`).join('\n')}`);
+    assert.ok(states.has('building') && states.has('starting'), `status during the run: ${[...states].join(', ')}`);
     const done = steps.at(-1);
     assert.equal(done?.step, 'done');
     assert.equal(done?.service?.name, 'hello');
@@ -104,6 +120,25 @@ describe('KubernetesRuntime against the fake cluster: run, call, status, logs, u
     assert.deepEqual(one?.instances.map((i) => i.id).sort(), s?.instances.map((i) => i.id).sort());
   });
 
+  it("a tenant's service may register only its own pods' addresses", async () => {
+    const creds = { ...(await c.server.serviceCredentials('hello', NS)), namespace: NS };
+    const plain = new Client({ address: c.server.address, namespace: 'micro', preferLocal: false });
+    const registry = createClient(registryService, new Client({ address: c.server.address, namespace: 'micro', preferLocal: false, middleware: [bearer(new TokenSource(creds, plain))] }));
+    const node = (address: string) => ({ name: 'hello', version: 'forged', endpoints: [], nodes: [{ id: `forged-${address.length}`, address, metadata: {} }] });
+    // another tenant's pod, the platform's engines, a unix socket: refused
+    for (const address of ['tcp://10.244.3.7:8080', 'tcp://127.0.0.2:6379', 'unix:///var/run/micro.sock', 'tcp://[fd00::1]:80']) {
+      await assert.rejects(registry.Register({ service: node(address), namespace: NS }), (err: Error & { code?: number }) => {
+        assert.equal(err.code, 403, `${address}: ${err.message}`);
+        assert.match(err.message, /may not serve from/);
+        return true;
+      });
+    }
+    // its pods' address (the fake's pods are all at 127.0.0.1): allowed, then taken away again
+    const own = node('tcp://127.0.0.1:1');
+    await registry.Register({ service: own, namespace: NS });
+    await registry.Deregister({ service: own, namespace: NS });
+  });
+
   it('micro logs reads the pods, and -f follows new lines', async () => {
     const lines: string[] = [];
     for await (const l of c.rt.Logs({ name: 'hello', namespace: NS, lines: 100 })) lines.push(l.line);
@@ -136,7 +171,19 @@ describe('KubernetesRuntime against the fake cluster: run, call, status, logs, u
         if (r.status !== 200) results.push({ status: r.status, version: JSON.stringify(r.body) });
       }
     })();
+    // logs -f from before the update: the new pods join it
+    const followed: string[] = [];
+    const abort = new AbortController();
+    const following = (async () => {
+      for await (const l of c.rt.Logs({ name: 'hello', namespace: NS, follow: true, lines: 1 }, { signal: abort.signal })) {
+        followed.push(l.line);
+        if (l.line.includes('hello v2 up')) return;
+      }
+    })().catch((err: Error) => (abort.signal.aborted ? undefined : Promise.reject(err)));
     const { steps, error } = await progressOf(c.rt.Update({ name: 'hello', namespace: NS }));
+    await Promise.race([following, new Promise((r) => setTimeout(r, 10_000))]);
+    abort.abort();
+    assert.ok(followed.some((l) => l.includes('hello v2 up')), `logs -f saw the new pods: ${followed.slice(-5).join('\n')}`);
     // calls go on a little after the rollout, as old pods finish draining
     await new Promise((r) => setTimeout(r, 1_000));
     stop = true;
@@ -157,8 +204,31 @@ describe('KubernetesRuntime against the fake cluster: run, call, status, logs, u
     assert.equal(secrets[0].metadata.labels['micro.dev/build'], after?.build?.id);
   });
 
+  it('an uploaded folder (what the CLI sends from another machine) runs; kill deletes the upload and the builds', async () => {
+    const dir = c.source('uploaded', serviceFiles('uploaded', 'v1'));
+    const chunks: Buffer[] = [];
+    for await (const chunk of createTar({ gzip: true, cwd: dir, portable: true }, ['.']) as unknown as AsyncIterable<Buffer>) chunks.push(chunk);
+    const key = `runtime/uploads/${randomBytes(16).toString('hex')}/uploaded.tar.gz`;
+    const blobs = new RemoteBlobStore(c.admin, { namespace: NS });
+    await blobs.put(key, Buffer.concat(chunks));
+    const { steps, error } = await progressOf(c.rt.Create({ source: `upload:${key}`, namespace: NS }));
+    assert.equal(error, undefined, `${error?.message}\n${steps.map((x) => x.message).join('\n')}`);
+    const r = await c.call(NS, 'uploaded', 'Call');
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    await c.rt.Delete({ name: 'uploaded', namespace: NS });
+    assert.deepEqual((await blobs.list({ prefix: 'runtime/uploads/' })).map((b) => b.key), [], 'the upload went with the service');
+    assert.deepEqual((await blobs.list({ prefix: 'runtime/builds/uploaded/' })).map((b) => b.key), [], 'and its builds');
+  });
+
   it('micro kill removes the Deployment, its pods and Secrets; nothing of the service is left', async () => {
+    // a logs -f of the service ends once it is killed
+    const following = (async () => {
+      for await (const _ of c.rt.Logs({ name: 'hello', namespace: NS, follow: true, lines: 1 })) void _;
+      return 'ended';
+    })();
+    await new Promise((r) => setTimeout(r, 300));
     await c.rt.Delete({ name: 'hello', namespace: NS });
+    assert.equal(await Promise.race([following, new Promise((r) => setTimeout(() => r('still following'), 20_000))]), 'ended');
     const left = () => [...every(['apps/v1', 'Deployment']), ...every(['batch/v1', 'Job']), ...every(['v1', 'Secret']).filter((s: { metadata: { labels?: Record<string, string> } }) => s.metadata.labels?.['micro.dev/service'])];
     assert.deepEqual(left(), []);
     // pods end within their grace period
@@ -171,9 +241,22 @@ describe('KubernetesRuntime against the fake cluster: run, call, status, logs, u
     assert.equal(r.status, 404);
   });
 
+  it('the purge of a namespace removes its services and then its cluster namespace', async () => {
+    const { error } = await progressOf(c.rt.Create({ source: c.source('doomed', serviceFiles('doomed', 'v1')), namespace: 'gone' }));
+    assert.equal(error, undefined, error?.message);
+    assert.equal(c.fake.objects('v1', 'Namespace').filter((n: { metadata: { name: string } }) => n.metadata.name === 'micro-gone').length, 1);
+    const report = await c.server.purgeNamespace('gone');
+    assert.deepEqual(report.purged.slice(0, 2), ['runtime', 'kubernetes']);
+    assert.deepEqual(c.fake.objects('v1', 'Namespace').filter((n: { metadata: { name: string } }) => n.metadata.name === 'micro-gone'), []);
+    assert.deepEqual(c.fake.objects('apps/v1', 'Deployment', 'micro-gone'), []);
+    assert.deepEqual((await c.rt.Read({ namespace: 'gone' })).services, []);
+  });
+
   it('every request of the tenant operations was for its own cluster namespace', () => {
     const paths = c.fake.requests.slice(startRequests).map((r) => r.path.split('?')[0] as string);
-    const foreign = paths.filter((p) => !(p.includes(`/namespaces/${CNS}/`) || p.endsWith(`/namespaces/${CNS}`) || p === '/api/v1/namespaces'));
+    const own = (ns: string, p: string) => p.includes(`/namespaces/${ns}/`) || p.endsWith(`/namespaces/${ns}`);
+    // namespace `gone` is the purge test's own
+    const foreign = paths.filter((p) => !(own(CNS, p) || own('micro-gone', p) || p === '/api/v1/namespaces'));
     assert.deepEqual([...new Set(foreign)], []);
   });
 });

@@ -1,6 +1,7 @@
 import { createReadStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -11,7 +12,7 @@ import { artifactKey, artifactPrefix } from '../artifact.js';
 import { checkServiceName, readPackage, serviceName } from '../build.js';
 import { admitInstances, admitService, type RuntimeQuotas } from '../quota.js';
 import { logsOptions, matcher, type LogLine, type LogsRequest } from '../logs.js';
-import { deleteUpload, fetchOptionsFor, fetchSource, parseSource, sourceFolderName, type FetchOptions, type SourceSpec } from '../source.js';
+import { deleteUpload, fetchOptionsFor, fetchSource, parseSource, sourceFolderName, sourceRef, type FetchOptions, type SourceSpec } from '../source.js';
 import type { UploadLimits } from '../upload.js';
 import type { CreateRequest, ProgressFn, Runtime, UpdateRequest } from '../runtime.js';
 import { tracked, checkEnv, checkInstances, checkNamespace, limitedProgress, maskEnv, notFound, type Progress } from '../checks.js';
@@ -132,6 +133,10 @@ export class KubernetesRuntime implements Runtime, TransferStore {
   /** builds uploaded by Jobs, by `namespace/service/build`, until their Job is seen complete */
   private readonly uploaded = new Map<string, { key: string; sha256: string; entry: string; size: number }>();
   private readonly operations = new Set<Promise<unknown>>();
+  /** services being created by this server, until their Deployment exists (status shows them building) */
+  private readonly creating = new Map<string, RuntimeService>();
+  /** the IPs of each cluster namespace's service pods, as last read (addressAllowed) */
+  private readonly podIPs = new Map<string, { ips: Set<string>; at: number }>();
   private abort = new AbortController();
   private closed = true;
 
@@ -160,6 +165,8 @@ export class KubernetesRuntime implements Runtime, TransferStore {
     await mkdir(this.staging, { recursive: true, mode: 0o700 });
     this.closed = false;
     this.abort = new AbortController();
+    // every operation in flight (builds, rollouts, log follows) listens to it: no leak to warn of
+    setMaxListeners(0, this.abort.signal);
     this.options.logger.info({ server: this.options.client.server }, 'kubernetes runtime started');
   }
 
@@ -190,6 +197,7 @@ export class KubernetesRuntime implements Runtime, TransferStore {
     const build = newBuildId();
     let name: string | undefined;
     let claimed = false;
+    let staged: string | undefined;
     try {
       const limits = await this.options.quotas?.limits(namespace);
       admitInstances(namespace, desired, limits);
@@ -198,6 +206,7 @@ export class KubernetesRuntime implements Runtime, TransferStore {
         name = workloadName(serviceName(req.name, pkg, folder));
         return name;
       });
+      staged = fetched.staged;
       name = name as string;
       const k = key(namespace, name);
       if (this.busy.has(k)) throw errors.Conflict(ERROR_ID, `service ${name} is being ${this.busy.get(k)}d; try again when that is done`);
@@ -205,6 +214,9 @@ export class KubernetesRuntime implements Runtime, TransferStore {
       this.phases.set(k, 'building');
       claimed = true;
       await this.checkFree(namespace, cns, name);
+      // status shows it from now on (building, starting), as the local runtime does
+      const began = new Date().toISOString();
+      this.creating.set(k, { name, namespace, version: sourceRef(req.source) ?? '', source: req.source, state: 'building', instances: [], desiredInstances: desired, env: maskEnv(env), createdAt: began, updatedAt: began });
       admitService(namespace, await this.count(cns), limits?.services ?? null);
       await this.tenants.ensure(namespace);
       const s = this.objects(namespace, cns, name);
@@ -216,7 +228,7 @@ export class KubernetesRuntime implements Runtime, TransferStore {
       const annotations = this.annotations({ source: req.source, trusted: req.trusted, env, createdAt: now, updatedAt: now, info, secret });
       try {
         await this.options.client.create(serviceDeployment(s, this.deploymentOptions(s, info, secret, env, desired, limits, annotations)));
-        await this.rollout(s, progress);
+        await this.rollout(s, progress, info.id);
       } catch (err) {
         await this.removeService(s, namespace);
         throw err;
@@ -225,6 +237,8 @@ export class KubernetesRuntime implements Runtime, TransferStore {
       progress('start', `${name} is running`);
       return await this.one(namespace, cns, name);
     } catch (err) {
+      // a failure before the build (a name taken, the quota, the tenant namespace) leaves no staged source
+      if (staged) await rm(staged, { force: true });
       if (name !== undefined && claimed) this.recordFailure(namespace, name, req.source, env, desired, err);
       // no service refers to an upload whose create failed: it goes (a new micro run uploads again)
       if (!(isMicroError(err) && err.code === 409)) await this.dropUpload(namespace, req.source);
@@ -233,6 +247,7 @@ export class KubernetesRuntime implements Runtime, TransferStore {
       if (name !== undefined && claimed) {
         this.busy.delete(key(namespace, name));
         this.phases.delete(key(namespace, name));
+        this.creating.delete(key(namespace, name));
       }
     }
   }
@@ -246,6 +261,12 @@ export class KubernetesRuntime implements Runtime, TransferStore {
     const versions = await this.versions(namespace);
     const services = deployments.filter((d) => d.metadata.labels?.[SERVICE_LABEL]).map((d) => this.view(namespace, d, pods, versions));
     const shown = new Set(services.map((s) => s.name));
+    for (const [k, c] of this.creating) {
+      if (k.startsWith(`${namespace}/`) && !shown.has(c.name)) {
+        services.push({ ...c, state: this.phases.get(k) ?? c.state });
+        shown.add(c.name);
+      }
+    }
     for (const [k, f] of this.failures) if (k.startsWith(`${namespace}/`) && !shown.has(f.service.name)) services.push(f.service);
     return { services: services.sort((a, b) => a.name.localeCompare(b.name)) };
   }
@@ -280,6 +301,8 @@ export class KubernetesRuntime implements Runtime, TransferStore {
         try {
           const env = await this.currentEnv(s, previous);
           const limits = await this.options.quotas?.limits(namespace);
+          // a quota or plan changed since the last run reaches the cluster namespace here
+          await this.tenants.ensure(namespace);
           const build = newBuildId();
           const fetched = await this.fetch(parseSource(source, { trusted: sourceTrusted }), source, namespace, sourceTrusted, build, progress, () => name);
           const info = await this.buildOnce(s, build, env, limits, fetched, progress);
@@ -290,7 +313,7 @@ export class KubernetesRuntime implements Runtime, TransferStore {
           progress('start', `rolling ${replicas} instance${replicas === 1 ? '' : 's'} of ${name} to build ${info.id}`);
           try {
             await this.options.client.apply(next);
-            await this.rollout(s, progress);
+            await this.rollout(s, progress, info.id);
           } catch (err) {
             progress('start', `the new build did not become ready: putting build ${a[ANNOTATIONS.build] ?? ''} back`);
             await this.rollBack(s, previous);
@@ -320,10 +343,11 @@ export class KubernetesRuntime implements Runtime, TransferStore {
     const cns = clusterNamespace(namespace, this.prefix);
     const name = checkServiceName(req.name);
     const k = key(namespace, name);
+    // one being made or changed here is a 409 (status shows it), not a 404
+    if (this.busy.has(k)) throw errors.Conflict(ERROR_ID, `service ${name} is being ${this.busy.get(k)}d; try again when that is done`);
     const found = await this.options.client.get('apps/v1', 'Deployment', deploymentName(name), cns);
     const failed = this.failures.get(k);
     if ((!found || !ours(found, namespace, name)) && !failed) throw notFound(namespace, name);
-    if (this.busy.has(k)) throw errors.Conflict(ERROR_ID, `service ${name} is being ${this.busy.get(k)}d; try again when that is done`);
     this.busy.set(k, 'delete');
     try {
       await this.track(this.removeService(this.objects(namespace, cns, name), namespace));
@@ -368,44 +392,90 @@ export class KubernetesRuntime implements Runtime, TransferStore {
     for (const line of history.slice(Math.max(0, history.length - options.lines))) yield line;
     if (!options.follow) return;
     const now = new Date().toISOString();
-    yield* this.follow(cns, pods, match, now, signal);
+    yield* this.follow(cns, selector, pods, match, now, name, signal);
   }
 
-  /** New lines of each pod as they come, in the order they arrive. */
-  private async *follow(cns: string, pods: KubeObject[], match: ReturnType<typeof matcher>, after: string, signal?: AbortSignal): AsyncGenerator<LogLine> {
+  /**
+   * New lines of each pod as they come, in the order they arrive, until `signal` aborts.
+   * Pods that start later (a rollout, a replacement) join, found by a watch of the
+   * service's pods; a container restarted in its pod is followed again from its last line.
+   * Following one service ends once it is killed (no Deployment and no pod left).
+   */
+  private async *follow(cns: string, selector: string, pods: KubeObject[], match: ReturnType<typeof matcher>, after: string, name: string | undefined, signal?: AbortSignal): AsyncGenerator<LogLine> {
+    const { client } = this.options;
     const queue: LogLine[] = [];
     let wake: (() => void) | undefined;
-    let open = pods.length;
-    for (const pod of pods) {
+    const stop = new AbortController();
+    const onAbort = () => {
+      stop.abort();
+      wake?.();
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    /** pods followed now; the time and lines of each pod's last timestamp (so a follow again repeats none) */
+    const following = new Set<string>();
+    const last = new Map<string, { time: string; lines: Set<string> }>();
+    let gone = false;
+    const start = (pod: KubeObject) => {
+      const podName = pod.metadata.name;
+      if (following.has(podName) || !podStarted(pod) || stop.signal.aborted) return;
+      following.add(podName);
+      const since = last.get(podName)?.time ?? after;
       void (async () => {
         try {
-          for await (const l of this.options.client.logs(cns, pod.metadata.name, { container: 'service', follow: true, sinceTime: after }, signal)) {
-            if (l.time < after) continue;
-            const line = match({ t: l.time, i: pod.metadata.name, s: 'stdout', l: l.line }, pod.metadata.labels?.[SERVICE_LABEL]);
+          for await (const l of client.logs(cns, podName, { container: 'service', follow: true, sinceTime: since }, stop.signal)) {
+            const seen = last.get(podName);
+            if (l.time < since || (seen && l.time === seen.time && seen.lines.has(l.line))) continue;
+            if (seen && seen.time === l.time) seen.lines.add(l.line);
+            else last.set(podName, { time: l.time, lines: new Set([l.line]) });
+            const line = match({ t: l.time, i: podName, s: 'stdout', l: l.line }, pod.metadata.labels?.[SERVICE_LABEL]);
             if (line && queue.length < 10_000) queue.push(line);
             wake?.();
           }
         } catch {
-          // the pod went: its lines end
+          // the pod or its container went: its lines end here
         } finally {
-          open--;
+          following.delete(podName);
           wake?.();
         }
       })();
-    }
-    while (!signal?.aborted && open > 0) {
-      const next = queue.shift();
-      if (next) {
-        yield next;
-        continue;
+    };
+    for (const pod of pods) start(pod);
+    const watching = (async () => {
+      try {
+        for await (const event of client.watch('v1', 'Pod', cns, { labelSelector: selector }, stop.signal)) {
+          if (event.type === 'SYNC') event.objects.forEach(start);
+          else if (event.type !== 'DELETED') start(event.object);
+          if (name !== undefined && (event.type === 'DELETED' || event.type === 'SYNC')) {
+            const left = event.type === 'SYNC' ? event.objects.length : (await client.list('v1', 'Pod', cns, selector)).length;
+            if (left === 0 && !(await client.get('apps/v1', 'Deployment', deploymentName(name), cns))) {
+              gone = true;
+              wake?.();
+              return;
+            }
+          }
+        }
+      } catch {
+        // the follow ends with what it has
       }
-      await new Promise<void>((resolve) => {
-        wake = resolve;
-        signal?.addEventListener('abort', () => resolve(), { once: true });
-      });
-      wake = undefined;
+    })();
+    try {
+      while (!stop.signal.aborted && !(gone && following.size === 0 && queue.length === 0)) {
+        const next = queue.shift();
+        if (next) {
+          yield next;
+          continue;
+        }
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+        wake = undefined;
+      }
+      while (queue.length > 0) yield queue.shift() as LogLine;
+    } finally {
+      stop.abort();
+      signal?.removeEventListener('abort', onAbort);
+      await settle(watching, 1_000);
     }
-    while (queue.length > 0) yield queue.shift() as LogLine;
   }
 
   async usage(namespace: string): Promise<{ services: number }> {
@@ -437,6 +507,46 @@ export class KubernetesRuntime implements Runtime, TransferStore {
     for (const k of [...this.failures.keys()]) if (k.startsWith(`${ns}/`)) this.failures.delete(k);
     // the cluster namespace itself goes in the purge's own step after this one (`tenants.purgeStep`),
     // which runs even when this step failed
+  }
+
+  // ---- the registry's address rule -------------------------------------------------
+
+  /**
+   * Where a tenant's registry node may serve from: `tcp://<IP>:<port>` with the IP of one
+   * of its namespace's service pods (Running or Pending, deleting ones included: they
+   * drain). Without it a tenant's service could register another's address (another
+   * tenant's pod, a platform address) and have the gateway send it calls. The pods' IPs of
+   * a namespace are read from the cluster at most once a second, and kept 10 s: an IP of
+   * a pod gone stays allowed that long.
+   */
+  async addressAllowed(namespace: string, address: string): Promise<boolean> {
+    const m = /^tcp:\/\/(?:\[([0-9A-Fa-f:.]+)\]|([0-9.]+)):(\d{1,5})$/.exec(address);
+    if (!m) return false;
+    const ip = (m[1] ?? m[2]) as string;
+    let cns: string;
+    try {
+      cns = clusterNamespace(checkNamespace(namespace), this.prefix);
+    } catch {
+      return false;
+    }
+    const now = Date.now();
+    const cached = this.podIPs.get(cns);
+    if (cached && now - cached.at < 10_000 && (cached.ips.has(ip) || now - cached.at < 1_000)) return cached.ips.has(ip);
+    let pods: KubeObject[];
+    try {
+      pods = await this.options.client.list('v1', 'Pod', cns, `${MANAGED_BY}=micro,${NAMESPACE_LABEL}=${namespace},${ROLE_LABEL}=service`);
+    } catch (err) {
+      if (cached) return cached.ips.has(ip);
+      throw errors.ServiceUnavailable(ERROR_ID, `the addresses of namespace ${namespace}'s pods could not be read from the cluster: ${(err as Error).message}`);
+    }
+    const ips = new Set<string>();
+    for (const pod of pods) {
+      const st = (pod.status ?? {}) as { phase?: string; podIP?: string; podIPs?: { ip?: string }[] };
+      if (st.phase === 'Succeeded' || st.phase === 'Failed') continue;
+      for (const x of [st.podIP, ...(st.podIPs ?? []).map((p) => p.ip)]) if (x) ips.add(x);
+    }
+    this.podIPs.set(cns, { ips, at: now });
+    return ips.has(ip);
   }
 
   // ---- transfers (transfer.ts) -----------------------------------------------------
@@ -579,7 +689,7 @@ export class KubernetesRuntime implements Runtime, TransferStore {
           return { failed: `${failed?.reason ?? 'Failed'}${failed?.message ? `: ${failed.message}` : ''}${why ? ` (${why})` : ''}`, tail: tail.slice(-40).join('\n') };
         }
         const stuck = pod ? waitingProblem(pod) : undefined;
-        if (stuck) return { failed: stuck, tail: tail.join('\n') };
+        if (stuck) return { failed: `pod ${stuck.pod}: ${stuck.message}`, tail: tail.join('\n') };
         if (this.abort.signal.aborted) throw errors.ServiceUnavailable(ERROR_ID, 'the server is stopping');
         if (Date.now() > deadline) return { failed: `it did not finish within ${Math.round(this.timing.buildTimeout / 1000)} s`, tail: tail.slice(-40).join('\n') };
         await sleep(500, this.abort.signal);
@@ -652,15 +762,32 @@ export class KubernetesRuntime implements Runtime, TransferStore {
    * Waits until every replica runs the Deployment's current template and is ready (the
    * readiness probe: the service answers Debug.Health), reporting each change. Fails at
    * once on what will not heal by itself (the quota refused the pods, an image that cannot
-   * be pulled, a container that keeps crashing), else after the rollout bound.
+   * be pulled, a container that keeps crashing — a 400 with its exit code and last lines,
+   * as the local runtime's "crashed at start"), else after the rollout bound. The pods are
+   * looked at every second besides the Deployment's events: a crash loop changes no
+   * Deployment.
    */
-  private async rollout(s: ServiceObjects, progress: Progress): Promise<void> {
+  private async rollout(s: ServiceObjects, progress: Progress, build?: string): Promise<void> {
     const { client } = this.options;
     const deadline = Date.now() + this.timing.rolloutTimeout;
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), this.timing.rolloutTimeout);
     const onStop = () => abort.abort();
     this.abort.signal.addEventListener('abort', onStop, { once: true });
+    let stuck: PodProblem | undefined;
+    let polling = false;
+    const poll = setInterval(() => {
+      if (polling || stuck) return;
+      polling = true;
+      void this.podProblem(s, build)
+        .then((p) => {
+          if (p && !stuck) {
+            stuck = p;
+            abort.abort();
+          }
+        })
+        .finally(() => (polling = false));
+    }, 1_000);
     let last = '';
     try {
       for await (const event of client.watch('apps/v1', 'Deployment', s.clusterNamespace, { labelSelector: serviceSelector(s), timeoutSeconds: 60 }, abort.signal)) {
@@ -674,33 +801,53 @@ export class KubernetesRuntime implements Runtime, TransferStore {
         }
         if (state.done) return;
         if (state.failed) throw errors.ServiceUnavailable(ERROR_ID, `${s.name} did not start: ${state.failed}`);
-        const stuck = await this.podProblem(s, (d.spec as { template?: { metadata?: { annotations?: Record<string, string> } } }).template?.metadata?.annotations?.[ANNOTATIONS.build]);
-        if (stuck) throw errors.ServiceUnavailable(ERROR_ID, `${s.name} did not start: ${stuck}`);
+        const problem = await this.podProblem(s, build ?? (d.spec as { template?: { metadata?: { annotations?: Record<string, string> } } }).template?.metadata?.annotations?.[ANNOTATIONS.build]);
+        if (problem) {
+          stuck = problem;
+          break;
+        }
       }
     } catch (err) {
       if (!abort.signal.aborted) throw err;
     } finally {
       clearTimeout(timer);
+      clearInterval(poll);
       this.abort.signal.removeEventListener('abort', onStop);
     }
+    if (stuck) throw await this.problemError(s, stuck);
     if (this.abort.signal.aborted) throw errors.ServiceUnavailable(ERROR_ID, 'the server is stopping');
-    const why = (await this.podProblem(s, undefined, true)) ?? 'its instances did not become ready (the readiness probe asks its Debug.Health)';
+    const any = await this.podProblem(s, undefined, true);
+    const why = any ? any.message : 'its instances did not become ready (the readiness probe asks its Debug.Health)';
     throw errors.Timeout(ERROR_ID, `${s.name} did not start within ${Math.round((this.timing.rolloutTimeout + Date.now() - deadline) / 1000)} s: ${why}`);
   }
 
   /** What keeps a new pod of a build from running, when it will not heal by itself (or, `any`, whatever is wrong). */
-  private async podProblem(s: ServiceObjects, build: string | undefined, any = false): Promise<string | undefined> {
+  private async podProblem(s: ServiceObjects, build: string | undefined, any = false): Promise<PodProblem | undefined> {
     const pods = await this.options.client.list('v1', 'Pod', s.clusterNamespace, `${serviceSelector(s)},${ROLE_LABEL}=service`).catch(() => [] as KubeObject[]);
     for (const pod of pods) {
-      if (build && (pod.metadata.annotations?.[ANNOTATIONS.build] ?? build) !== build) continue;
+      if (pod.metadata.deletionTimestamp) continue;
+      if (build && (pod.metadata.labels?.[BUILD_LABEL] ?? pod.metadata.annotations?.[ANNOTATIONS.build] ?? build) !== build) continue;
       const fatal = waitingProblem(pod);
       if (fatal) return fatal;
       if (any) {
         const why = podError(pod);
-        if (why) return why;
+        if (why) return { message: why, pod: pod.metadata.name };
       }
     }
     return undefined;
+  }
+
+  /** The error of a pod that will not run: a crash is the service's (400, with its last lines), anything else the cluster's (503). */
+  private async problemError(s: ServiceObjects, p: PodProblem): Promise<Error> {
+    if (p.exitCode === undefined) return errors.ServiceUnavailable(ERROR_ID, `${s.name} did not start: ${p.message}`);
+    const lines: string[] = [];
+    try {
+      for await (const l of this.options.client.logs(s.clusterNamespace, p.pod, { container: 'service', previous: true, tailLines: 20 })) lines.push(l.line);
+    } catch {
+      // its log may be gone with it
+    }
+    const output = lines.join('\n').slice(-4_000);
+    return errors.BadRequest(ERROR_ID, `${s.name} crashed at start: exited with code ${p.exitCode} (pod ${p.pod}, ${p.message})${output ? `\n${output}` : ''}`);
   }
 
   /** Puts the Deployment as it was before a failed update back and waits for it (best effort: the failure is what the caller hears). */
@@ -765,6 +912,8 @@ export class KubernetesRuntime implements Runtime, TransferStore {
   private async one(namespace: string, cns: string, name: string): Promise<RuntimeService> {
     const d = await this.options.client.get('apps/v1', 'Deployment', deploymentName(name), cns);
     if (!d || !ours(d, namespace, name)) {
+      const creating = this.creating.get(key(namespace, name));
+      if (creating) return { ...creating, state: this.phases.get(key(namespace, name)) ?? creating.state };
       const failed = this.failures.get(key(namespace, name));
       if (failed) return failed.service;
       throw notFound(namespace, name);
@@ -787,7 +936,7 @@ export class KubernetesRuntime implements Runtime, TransferStore {
     const view: RuntimeService = {
       name,
       namespace,
-      version: versions.get(name) ?? gitRef(a[ANNOTATIONS.source] ?? '') ?? '',
+      version: versions.get(name) ?? sourceRef(a[ANNOTATIONS.source] ?? '') ?? '',
       source: a[ANNOTATIONS.source] ?? '',
       state: phase ?? serviceState(instances),
       instances,
@@ -817,7 +966,7 @@ export class KubernetesRuntime implements Runtime, TransferStore {
       service: {
         name,
         namespace,
-        version: gitRef(source) ?? '',
+        version: sourceRef(source) ?? '',
         source,
         state: 'error',
         instances: build ? [] : [{ id: `${deploymentName(name)}-failed`, state: 'error', restarts: 0, lastError: message }],
@@ -940,10 +1089,20 @@ function podStarted(pod: KubeObject): boolean {
 /** Waiting reasons that do not heal by themselves. */
 const FATAL_WAITING = new Set(['ImagePullBackOff', 'ErrImagePull', 'InvalidImageName', 'CreateContainerConfigError', 'CreateContainerError', 'CrashLoopBackOff', 'RunContainerError']);
 
-function waitingProblem(pod: KubeObject): string | undefined {
+/** A pod that will not run: why, and, when its container keeps exiting, its last exit code. */
+interface PodProblem {
+  message: string;
+  pod: string;
+  exitCode?: number;
+}
+
+function waitingProblem(pod: KubeObject): PodProblem | undefined {
   for (const c of podStatus(pod).containerStatuses ?? []) {
     const w = c.state?.waiting;
-    if (w?.reason && FATAL_WAITING.has(w.reason)) return `pod ${pod.metadata.name}: ${w.reason}${w.message ? `: ${w.message}` : ''}${lastExit(c)}`;
+    if (w?.reason && FATAL_WAITING.has(w.reason)) {
+      const exitCode = w.reason === 'CrashLoopBackOff' ? c.lastState?.terminated?.exitCode : undefined;
+      return { message: `${w.reason}${w.message ? `: ${w.message}` : ''}${lastExit(c)}`, pod: pod.metadata.name, ...(exitCode !== undefined ? { exitCode } : {}) };
+    }
   }
   return undefined;
 }
@@ -1045,19 +1204,6 @@ function parseEnv(text: string | undefined): Record<string, string> {
     return {};
   }
 }
-
-function gitRef(source: string): string | undefined {
-  try {
-    const spec = parseSource(source);
-    return spec.kind === 'git' ? spec.ref : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-
-
-
 
 function key(namespace: string, name: string): string {
   return `${namespace}/${name}`;

@@ -1,10 +1,11 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { authApi, bearer, Client, createClient, createLogger, runtime, TokenSource, type RuntimeProgress, type TypedClient } from '@micro/sdk';
+import { createLogger, type Client, type RuntimeProgress, type runtime, type TypedClient } from '@micro/sdk';
 import { MicroServer } from '../../server.js';
+import { serverClients, writeSource, type ContractHarness } from '../contract.js';
 import { startFakeKubernetes, type FakeKubernetes } from './fake/index.js';
 
 /**
@@ -30,20 +31,17 @@ export function freePort(): Promise<number> {
   });
 }
 
-export interface Cluster {
+export interface Cluster extends ContractHarness {
   root: string;
   fake: FakeKubernetes;
   server: MicroServer;
   /** the runtime as the CLI reaches it, as admin of micro */
   rt: TypedClient<typeof runtime>;
+  /** an RPC client of micro server acting as its admin */
+  admin: Client;
   /** a bearer token of the admin, for the gateway */
   token: string;
   gateway: string;
-  /** POST /v1/<service>/<endpoint> through the gateway, in `namespace` */
-  call(namespace: string, service: string, endpoint: string, body?: unknown): Promise<{ status: number; body: unknown }>;
-  /** a service's source folder under root, from files */
-  source(name: string, files: Record<string, string>): string;
-  close(): Promise<void>;
 }
 
 export interface ClusterOptions {
@@ -55,18 +53,8 @@ export interface ClusterOptions {
   badImages?: string[];
 }
 
-/** A plain JavaScript service (no tsc): `Call` answers its version and instance and logs a line. */
-export function serviceFiles(name: string, version: string, extra = ''): Record<string, string> {
-  return {
-    'package.json': JSON.stringify({ name, version: '1.0.0', type: 'module', main: 'main.js', dependencies: { '@micro/sdk': '0.1.0' } }),
-    'main.js': `import { defineService, endpoint, run, z } from '@micro/sdk';
-${extra}
-const def = defineService({ name: ${JSON.stringify(name)}, version: ${JSON.stringify(version)}, endpoints: { Call: endpoint({ request: z.object({ name: z.string().optional() }), response: z.object({ version: z.string(), instance: z.string() }) }) } });
-const svc = await run(def, { Call: ({ name }, ctx) => { ctx.logger.info({ who: name ?? '' }, 'called'); return { version: ${JSON.stringify(version)}, instance: process.env.MICRO_RUNTIME_INSTANCE ?? '' }; } });
-svc.logger.info('${name} ${version} up');
-`,
-  };
-}
+/** A plain JavaScript service (no tsc): the contract suite's */
+export { contractService as serviceFiles } from '../contract.js';
 
 export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
   const root = mkdtempSync(join(tmpdir(), 'micro-k8s-rt-'));
@@ -119,42 +107,17 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     rmSync(root, { recursive: true, force: true });
     throw err;
   }
-  const admin = JSON.parse(readFileSync(join(home, 'server', 'admin.json'), 'utf8')) as { id: string; secret: string };
-  const rpc = new Client({ address: server.address, namespace: 'micro', preferLocal: false });
-  const source = new TokenSource(admin, rpc);
-  const rt = createClient(runtime, new Client({ address: server.address, namespace: 'micro', preferLocal: false, middleware: [bearer(source)], timeout: 120_000 }));
-  const token = (await createClient(authApi, rpc).Token({ ...admin, namespace: 'micro' })).token;
-  const gateway = `http://127.0.0.1:${gatewayPort}`;
+  const { rt, admin, token, call } = await serverClients(server);
   return {
     root,
     fake,
     server,
     rt,
+    admin,
     token,
-    gateway,
-    async call(namespace, service, endpoint, body = {}) {
-      const res = await fetch(`${gateway}/v1/${service}/${endpoint}`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'micro-namespace': namespace },
-        body: JSON.stringify(body),
-      });
-      const text = await res.text();
-      let parsed: unknown = text;
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        // not JSON: kept as text
-      }
-      return { status: res.status, body: parsed };
-    },
-    source(name, files) {
-      const dir = join(root, 'src', name);
-      for (const [path, text] of Object.entries(files)) {
-        mkdirSync(dirname(join(dir, path)), { recursive: true });
-        writeFileSync(join(dir, path), text);
-      }
-      return dir;
-    },
+    gateway: server.gatewayUrl as string,
+    call,
+    source: (name, files) => writeSource(join(root, 'src', name), files),
     async close() {
       await server.stop().catch(() => undefined);
       await fake.close();
