@@ -1,6 +1,4 @@
 import type { KubeObject } from './client.js';
-// the labels and ServiceAccount the tenant namespaces define (their NetworkPolicies select on them)
-import { MANAGED_BY, NAMESPACE_LABEL, ROLE_LABEL, SERVICE_ACCOUNT } from './tenant.js';
 
 /**
  * The objects the Kubernetes runtime makes for a service, as pure functions (each is
@@ -19,10 +17,14 @@ import { MANAGED_BY, NAMESPACE_LABEL, ROLE_LABEL, SERVICE_ACCOUNT } from './tena
  * links.
  */
 
-
-export { MANAGED_BY, NAMESPACE_LABEL, ROLE_LABEL, SERVICE_ACCOUNT };
+// the labels and the ServiceAccount the tenant namespaces (tenant.ts) select on too: one definition
+export const MANAGED_BY = 'app.kubernetes.io/managed-by';
+export const NAMESPACE_LABEL = 'micro.dev/namespace';
 export const SERVICE_LABEL = 'micro.dev/service';
+export const ROLE_LABEL = 'micro.dev/role';
 export const BUILD_LABEL = 'micro.dev/build';
+/** The ServiceAccount of tenant pods (made by the tenant namespace; it has no API rights). */
+export const SERVICE_ACCOUNT = 'micro-service';
 export const RUNNER = '/micro/runner.js';
 
 /** What the Deployment remembers of its service (its annotations), for status and update. */
