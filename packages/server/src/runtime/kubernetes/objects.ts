@@ -22,6 +22,8 @@ export const MANAGED_BY = 'app.kubernetes.io/managed-by';
 export const NAMESPACE_LABEL = 'micro.dev/namespace';
 export const SERVICE_LABEL = 'micro.dev/service';
 export const ROLE_LABEL = 'micro.dev/role';
+/** the role of build pods (and their Secrets): the only pods the tenant namespace's NetworkPolicies let reach the internet */
+export const BUILD_ROLE = 'build';
 export const BUILD_LABEL = 'micro.dev/build';
 /** The ServiceAccount of tenant pods (made by the tenant namespace; it has no API rights). */
 export const SERVICE_ACCOUNT = 'micro-service';
@@ -111,7 +113,7 @@ const fromSecret = (secret: string, key: string) => ({ name: key, valueFrom: { s
 
 /** The build Job of one build: fetches its source and uploads the packed build through signed URLs. */
 export function buildJob(s: ServiceObjects, o: { build: string; sourceUrl: string; buildUrl: string; secret: string; envKeys: string[]; resources: Resources; deadlineSeconds: number }): KubeObject {
-  const meta = { ...labels(s), [ROLE_LABEL]: 'build', [BUILD_LABEL]: o.build };
+  const meta = { ...labels(s), [ROLE_LABEL]: BUILD_ROLE, [BUILD_LABEL]: o.build };
   return {
     apiVersion: 'batch/v1',
     kind: 'Job',

@@ -29,6 +29,7 @@ import {
   jobName,
   labels,
   memoryQuantity,
+  BUILD_ROLE,
   ROLE_LABEL,
   SERVICE_LABEL,
   serviceDeployment,
@@ -638,7 +639,7 @@ export class KubernetesRuntime implements Runtime, TransferStore {
     const k = `${s.namespace}/${s.name}/${build}`;
     let done = false;
     try {
-      if (Object.keys(env).length > 0) await client.create({ ...serviceSecret(s, { build, data: env }), metadata: { name: envSecret, namespace: s.clusterNamespace, labels: { ...labels(s), [BUILD_LABEL]: build, [ROLE_LABEL]: 'build' } } });
+      if (Object.keys(env).length > 0) await client.create({ ...serviceSecret(s, { build, data: env }), metadata: { name: envSecret, namespace: s.clusterNamespace, labels: { ...labels(s), [BUILD_LABEL]: build, [ROLE_LABEL]: BUILD_ROLE } } });
       progress('install', `building in the cluster (Job ${job.metadata.name})`);
       await client.create(job);
       const output = await this.watchBuild(s, job.metadata.name, progress);

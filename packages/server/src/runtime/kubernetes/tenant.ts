@@ -5,7 +5,7 @@ import type { Quotas } from '../../quota/quotas.js';
 import { size } from '../sandbox.js';
 import type { KubeClient as FullKubeClient, KubeObject } from './client.js';
 import { clusterNamespace, DEFAULT_NAMESPACE_PREFIX, labelValue } from './names.js';
-import { MANAGED_BY, NAMESPACE_LABEL, ROLE_LABEL, SERVICE_ACCOUNT } from './objects.js';
+import { BUILD_ROLE, MANAGED_BY, NAMESPACE_LABEL, ROLE_LABEL, SERVICE_ACCOUNT } from './objects.js';
 import { bytesQuantity, countQuantity, cpuQuantity } from './quantity.js';
 
 /**
@@ -20,8 +20,6 @@ const MiB = 1024 * 1024;
 // the labels every object of micro carries, and the ServiceAccount its pods run as, are the driver's (objects.ts)
 export const OWNER_LABEL = 'micro.dev/owner';
 export const PLAN_LABEL = 'micro.dev/plan';
-/** pods of builds carry `micro.dev/role: build` (ROLE_LABEL; the only pods that reach the internet) */
-export const BUILD_ROLE = 'build';
 export const QUOTA_NAME = 'micro-quota';
 export const LIMITS_NAME = 'micro-limits';
 /** where micro server runs (the manifests of deploy/) */
