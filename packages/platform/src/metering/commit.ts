@@ -1,8 +1,9 @@
 /**
  * Group commit: what is added in one tick of the event loop is written in one batch (one
- * transaction, one fsync), and whoever added an entry waits for its batch. A batch added
- * while another is being written (PostgreSQL) goes out when that one is done, so the
- * batches grow with the load and the cost of a commit is shared by all its entries.
+ * transaction, one fsync), and whoever added an entry waits for its batch. What is added
+ * while a batch is being written (`write`'s promise: PostgreSQL's commit, SQLite's flush)
+ * goes out as one batch when that one is done, so the batches grow with the load and the
+ * cost of a commit is shared by all its entries.
  */
 export class GroupCommit<E> {
   private pending: E[] = [];

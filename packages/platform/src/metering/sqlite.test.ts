@@ -56,6 +56,59 @@ test('sqlite: the records of calls that end in one tick are written in one trans
   assert.equal((ledger.db.prepare('SELECT COUNT(*) AS n FROM usage_calls').get() as { n: number }).n, 50);
 });
 
+
+test('sqlite: the records of calls that end during a flush wait for it, then go in one transaction; none is answered before its own flush', async (t) => {
+  const path = tempPath(t);
+  const ledger = openSqliteLedger(path);
+  t.after(() => ledger.close());
+  const engine = new SqliteMeterEngine(ledger.db, ledger, path);
+  const meter = new Meter({ engine, ledger, pricing: new MapPricing().set('acme', 'paid', 'Call', { price: 0, freeQuota: 0 }), payerOf: async (ns) => `ns.${ns}` });
+  // the records' connection flushes only when the test lets it; whatever the asserts do, the flushes are let go before the meter stops
+  const gates: (() => void)[] = [];
+  let open = false;
+  t.after(() => {
+    open = true;
+    for (const gate of gates.splice(0)) gate();
+  });
+  t.after(() => meter.stop());
+  await meter.start();
+  const records = (engine as unknown as { records: { durable(): Promise<void> } }).records;
+  const real = records.durable.bind(records);
+  records.durable = () => real().then(() => new Promise<void>((resolve) => (open ? resolve() : gates.push(resolve))));
+  const answered: number[] = [];
+  const settle = async (i: number) => {
+    const ticket = await meter.admit(meteredCall('acme', 'Call'));
+    await ticket?.settle(true, 200);
+    answered.push(i);
+  };
+  // the payer known (its first admission reads the ledger), then the count starts
+  const warm = settle(-1);
+  while (gates.length === 0) await new Promise((r) => setImmediate(r));
+  (gates.shift() as () => void)();
+  await warm;
+  answered.length = 0;
+  const seen = countTransactions(t, Object.getPrototypeOf(ledger.db) as SqliteLedger['db']);
+  const first = settle(0);
+  while (gates.length === 0) await new Promise((r) => setImmediate(r));
+  assert.equal(seen.outer, 1, 'the first call is committed at once');
+  // 20 more, each ending in a tick of its own while the first flush is under way
+  const later: Promise<void>[] = [];
+  for (let i = 1; i <= 20; i++) {
+    later.push(settle(i));
+    await new Promise((r) => setImmediate(r));
+  }
+  assert.equal(seen.outer, 1, 'no commit while the flush is under way');
+  assert.deepEqual(answered, [], 'no call answered before its record is flushed');
+  (gates.shift() as () => void)();
+  await first;
+  while (gates.length === 0) await new Promise((r) => setImmediate(r));
+  assert.equal(seen.outer, 2, 'the 20 records in one transaction');
+  assert.deepEqual(answered, [0], 'the 20 wait for their own flush');
+  (gates.shift() as () => void)();
+  await Promise.all(later);
+  assert.equal(answered.length, 21);
+  assert.equal((ledger.db.prepare('SELECT COUNT(*) AS n FROM usage_calls').get() as { n: number }).n, 22);
+});
 test('sqlite: a balance lowered outside metering (a chargeback) is seen by the first charge after balanceTtl', async (t) => {
   const { ledger, meter: fresh } = await meterOn(t, 100, { balanceTtl: 0 });
   await topUp(ledger, 'ns.acme', 1_000);
