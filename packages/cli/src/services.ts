@@ -26,5 +26,6 @@ export async function valueAddServices(): Promise<HostedService[]> {
     import('@micro/service-contact').then((m) => m.service),
     import('@micro/service-wallet').then((m) => m.service),
     import('@micro/service-sentiment').then((m) => m.service),
+    import('@micro/service-spam').then((m) => m.service),
   ]);
 }
