@@ -203,6 +203,17 @@ export async function expectShape(service: string, endpoint: string, body: unkno
 }
 
 /**
+ * Fails unless `res` is M3O's error answer: HTTP `status`, a body `{id, code, detail}` with
+ * `code` equal to the status, `id` the service's (when given) and a `detail` that matches.
+ */
+export function expectRefused(res: Answer, status: number, detail: RegExp, id?: string): void {
+  const what = JSON.stringify(res.body).slice(0, 300);
+  if (res.status !== status || res.body?.code !== status) throw new Error(`expected a ${status}, got ${res.status}: ${what}`);
+  if (id !== undefined && res.body.id !== id) throw new Error(`expected the error id ${id}: ${what}`);
+  if (typeof res.body.detail !== 'string' || !detail.test(res.body.detail)) throw new Error(`expected a detail matching ${detail}: ${what}`);
+}
+
+/**
  * Calls `poke` (something that makes the stream say something) every `interval` ms until
  * the stream received a frame: a stream of changes says nothing when it is in place, so
  * this is how a test knows that what it does next will be heard.
