@@ -25,6 +25,7 @@ export async function valueAddServices(): Promise<HostedService[]> {
     import('@micro/service-chat').then((m) => m.service),
     import('@micro/service-contact').then((m) => m.service),
     import('@micro/service-wallet').then((m) => m.service),
+    import('@micro/service-avatar').then((m) => m.service),
     import('@micro/service-image').then((m) => m.service),
   ]);
 }
