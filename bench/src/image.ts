@@ -12,11 +12,10 @@
  * images at once a process, see services/image/src/gate.ts; sharp alone is not held back);
  * latencies p50/p99 are of calls made one at a time.
  */
-import type { TestContext } from 'node:test';
 import { Agent, request } from 'node:http';
 import sharp from 'sharp';
 import { service } from '@micro/service-image';
-import { startPlatform } from '@micro/services-kit/testing';
+import { unthrottledPlatform } from './platform.js';
 import { closedLoopThroughput, percentile, sequentialLatencies, type Benchmark, type Contestant } from './harness.js';
 
 const INFLIGHT = 4;
@@ -81,17 +80,7 @@ function post(agent: Agent, url: URL, headers: Record<string, string>, body: str
 }
 
 async function micro(jpeg: Buffer): Promise<Contestant> {
-  // the harness only: startPlatform reads the test context for the nats profile alone
-  const p = await startPlatform({} as TestContext, { services: [service] });
-  if (!p) throw new Error('the platform did not start');
-  process.env.MICRO_PUBLIC_URL = p.url;
-  // the per-account rate limit (50/s) and the tenant's requestsPerSecond quota are not what is measured: raised, as url does
-  const limiter = (p.server as unknown as { gateway: { limiter?: { rate: number; burst: number } } }).gateway.limiter;
-  if (!limiter) throw new Error('the gateway has no rate limiter to raise: has gateway.ts changed?');
-  limiter.rate = 1e9;
-  limiter.burst = 1e9;
-  const q = await p.call(p.adminToken, 'quota', 'Set', { namespace: p.a.namespace, limits: { requestsPerSecond: 1e9 } });
-  if (q.status !== 200) throw new Error(`quota.Set: ${JSON.stringify(q.body)}`);
+  const p = await unthrottledPlatform([service]);
   const agent = new Agent({ keepAlive: true, maxSockets: INFLIGHT });
   const url = new URL('/v1/image/Resize', p.url);
   const headers = { authorization: `Bearer ${p.a.key}`, 'content-type': 'application/json' };
