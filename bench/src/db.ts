@@ -20,9 +20,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SqliteStore } from '@micro/server';
-import { MAX_LIMIT } from '@micro/server/engine';
 import { service } from '@micro/service-db';
-import { startPlatform } from '@micro/services-kit/testing';
+import { unthrottledPlatform } from './platform.js';
 import { closedLoopThroughput, percentile, sequentialLatencies, type Benchmark, type Contestant } from './harness.js';
 
 const RECORDS = 100_000;
@@ -73,16 +72,7 @@ function contestant(ops: Ops, close: () => Promise<void>): Contestant {
 }
 
 async function micro(): Promise<Contestant> {
-  const p = await startPlatform({} as never, { services: [service], profile: 'local' });
-  if (!p) throw new Error('the platform did not start');
-  // the gateway's per-caller rate limit (50/s by default) raised, as gateway-metering does
-  const limiter = (p.server as unknown as { gateway: { limiter?: { rate: number; burst: number } } }).gateway.limiter;
-  if (!limiter) throw new Error('the gateway has no rate limiter to raise: has gateway.ts changed?');
-  limiter.rate = 1e9;
-  limiter.burst = 1e9;
-  // and the tenant's requests a second and a month, as an admin of micro may
-  const set = await p.call(p.adminToken, 'quota', 'Set', { namespace: p.a.namespace, limits: { requestsPerSecond: MAX_LIMIT, requestsPerMonth: MAX_LIMIT } });
-  if (set.status !== 200) throw new Error(`quota.Set: ${set.status} ${JSON.stringify(set.body)}`);
+  const p = await unthrottledPlatform([service]);
   const store = new SqliteStore({ path: join(p.home, 'data', 'store.db'), purgeInterval: 0 });
   load(store, p.a.namespace);
   await store.close();

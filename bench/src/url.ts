@@ -15,11 +15,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { TestContext } from 'node:test';
 import { Agent, request } from 'node:http';
 import { SqliteStore } from '@micro/server';
 import { service } from '@micro/service-url';
-import { startPlatform } from '@micro/services-kit/testing';
+import { unthrottledPlatform } from './platform.js';
 import { closedLoopThroughput, percentile, sequentialLatencies, type Benchmark, type Contestant } from './harness.js';
 
 const INFLIGHT = 32;
@@ -69,18 +68,7 @@ function once(agent: Agent, url: URL, method: string, expect: number, headers: R
 }
 
 async function micro(): Promise<Contestant> {
-  // the harness only: startPlatform reads the test context for the nats profile alone
-  const p = await startPlatform({} as TestContext, { services: [service] });
-  if (!p) throw new Error('the platform did not start');
-  process.env.MICRO_PUBLIC_URL = p.url;
-  // the per-account rate limit (50/s) would measure itself: raised, as gateway-metering does
-  const limiter = (p.server as unknown as { gateway: { limiter?: { rate: number; burst: number } } }).gateway.limiter;
-  if (!limiter) throw new Error('the gateway has no rate limiter to raise: has gateway.ts changed?');
-  limiter.rate = 1e9;
-  limiter.burst = 1e9;
-  // and the tenant's requestsPerSecond quota
-  const q = await p.call(p.adminToken, 'quota', 'Set', { namespace: p.a.namespace, limits: { requestsPerSecond: 1e9 } });
-  if (q.status !== 200) throw new Error(`quota.Set: ${JSON.stringify(q.body)}`);
+  const p = await unthrottledPlatform([service]);
   const ids: string[] = [];
   for (let i = 0; i < LINKS; i++) {
     const r = await p.call(p.a.key, 'url', 'Create', { destinationURL: `https://example.com/${i}`, id: `bench-${i}` });

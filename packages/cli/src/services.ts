@@ -25,7 +25,9 @@ export async function valueAddServices(): Promise<HostedService[]> {
     import('@micro/service-chat').then((m) => m.service),
     import('@micro/service-contact').then((m) => m.service),
     import('@micro/service-wallet').then((m) => m.service),
+    import('@micro/service-avatar').then((m) => m.service),
     import('@micro/service-sentiment').then((m) => m.service),
     import('@micro/service-spam').then((m) => m.service),
+    import('@micro/service-image').then((m) => m.service),
   ]);
 }

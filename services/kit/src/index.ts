@@ -18,3 +18,4 @@ export { listen, MAX_LISTENERS, MAX_QUEUED } from './listen.js';
 export type { Listening } from './listen.js';
 export { recordService } from './crud.js';
 export type { RecordServiceSpec } from './crud.js';
+export { TenantImages, IMAGES, imageUrl, imagePath } from './images.js';

@@ -1,0 +1,2 @@
+export { avatar, MAX_USERNAME, SIZE } from './definition.js';
+export { service } from './handlers.js';
