@@ -25,6 +25,7 @@ export async function valueAddServices(): Promise<HostedService[]> {
     import('@micro/service-chat').then((m) => m.service),
     import('@micro/service-contact').then((m) => m.service),
     import('@micro/service-wallet').then((m) => m.service),
+    import('@micro/service-qr').then((m) => m.service),
     import('@micro/service-password').then((m) => m.service),
     import('@micro/service-time').then((m) => m.service),
   ]);
