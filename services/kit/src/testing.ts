@@ -203,6 +203,21 @@ export async function expectShape(service: string, endpoint: string, body: unkno
 }
 
 /**
+ * Fails unless `res` is M3O's error: HTTP status `status` with the body `{id, code, detail,
+ * status}` (nothing else), `code` equal to it, `detail` matching, and `id` the service's when
+ * `service` is given.
+ */
+export function expectRefused(res: Answer, status: number, detail: RegExp, service?: string): void {
+  const body = JSON.stringify(res.body);
+  if (res.status !== status) throw new Error(`expected a ${status}, got ${res.status}: ${body}`);
+  const keys = Object.keys(res.body ?? {}).sort().join();
+  if (keys !== 'code,detail,id,status') throw new Error(`expected {id, code, detail, status}, got ${body}`);
+  if (res.body.code !== status) throw new Error(`expected code ${status}: ${body}`);
+  if (service !== undefined && res.body.id !== service) throw new Error(`expected id ${service}: ${body}`);
+  if (!detail.test(res.body.detail)) throw new Error(`expected a detail matching ${detail}: ${body}`);
+}
+
+/**
  * Calls `poke` (something that makes the stream say something) every `interval` ms until
  * the stream received a frame: a stream of changes says nothing when it is in place, so
  * this is how a test knows that what it does next will be heard.
