@@ -203,14 +203,18 @@ export async function expectShape(service: string, endpoint: string, body: unkno
 }
 
 /**
- * Fails unless `res` is M3O's error answer: HTTP `status`, a body `{id, code, detail}` with
- * `code` equal to the status, `id` the service's (when given) and a `detail` that matches.
+ * Fails unless `res` is M3O's error: HTTP status `status` with the body `{id, code, detail,
+ * status}` (nothing else), `code` equal to it, `detail` matching, and `id` the service's when
+ * `service` is given.
  */
-export function expectRefused(res: Answer, status: number, detail: RegExp, id?: string): void {
-  const what = JSON.stringify(res.body).slice(0, 300);
-  if (res.status !== status || res.body?.code !== status) throw new Error(`expected a ${status}, got ${res.status}: ${what}`);
-  if (id !== undefined && res.body.id !== id) throw new Error(`expected the error id ${id}: ${what}`);
-  if (typeof res.body.detail !== 'string' || !detail.test(res.body.detail)) throw new Error(`expected a detail matching ${detail}: ${what}`);
+export function expectRefused(res: Answer, status: number, detail: RegExp, service?: string): void {
+  const body = JSON.stringify(res.body);
+  if (res.status !== status) throw new Error(`expected a ${status}, got ${res.status}: ${body}`);
+  const keys = Object.keys(res.body ?? {}).sort().join();
+  if (keys !== 'code,detail,id,status') throw new Error(`expected {id, code, detail, status}, got ${body}`);
+  if (res.body.code !== status) throw new Error(`expected code ${status}: ${body}`);
+  if (service !== undefined && res.body.id !== service) throw new Error(`expected id ${service}: ${body}`);
+  if (!detail.test(res.body.detail)) throw new Error(`expected a detail matching ${detail}: ${body}`);
 }
 
 /**
