@@ -1,18 +1,8 @@
 import { defineService, endpoint, z } from '@micro/sdk';
 import { jsonObject, m3oRequest, recordId, text } from '@micro/services-kit';
 
-/** A job as M3O's cron API answers it, with what we add: the request it sends, when it was made and changed, its next tick. */
-export const Job = z.object({
-  callback: z.string(),
-  description: z.string(),
-  id: z.string(),
-  interval: z.string(),
-  name: z.string(),
-  request: z.record(z.string(), z.unknown()).describe('the JSON body the callback is called with'),
-  created: z.string().describe('RFC 3339'),
-  updated: z.string().describe('RFC 3339'),
-  next: z.string().describe('RFC 3339: the next tick ("" when it never fires again)'),
-});
+/** A job exactly as M3O's cron API answers it (what we keep besides is answered by Runs). */
+export const Job = z.object({ callback: z.string(), description: z.string(), id: z.string(), interval: z.string(), name: z.string() });
 
 /** One run of a job: which tick, how it went. */
 export const Run = z.object({
@@ -67,9 +57,16 @@ export const cronDef = defineService({
       freeQuota: 10_000,
     }),
     Runs: endpoint({
-      description: 'The last runs of a job, newest first (the last 10 are kept)',
+      description: 'What a job does and did: the body it sends, its next tick, when it was made and changed, its last runs newest first (10 are kept)',
       request: m3oRequest({ id: jobId }),
-      response: z.object({ runs: z.array(Run) }),
+      response: z.object({
+        job: Job,
+        request: z.record(z.string(), z.unknown()).describe('the JSON body the callback is called with'),
+        next: z.string().describe('RFC 3339: the next tick ("" when it never fires again)'),
+        created: z.string().describe('RFC 3339'),
+        updated: z.string().describe('RFC 3339'),
+        runs: z.array(Run),
+      }),
       idempotent: true,
       readonly: true,
       price: 10,

@@ -29,24 +29,18 @@ export function cronNode(engines: Engines, options: CronOptions = {}): CronNode 
   return { jobs, scheduler: new Scheduler(engines, jobs, options) };
 }
 
-function wire(job: StoredJob, scheduler: Scheduler) {
-  let next: number | undefined;
+function wire(job: StoredJob) {
+  return { callback: job.callback, description: job.description, id: job.id, interval: job.interval, name: job.name };
+}
+
+/** The next tick of a job, RFC 3339; "" when it never fires again. */
+function nextOf(job: StoredJob, scheduler: Scheduler): string {
   try {
-    next = scheduler.nextTick(job.interval);
+    const next = scheduler.nextTick(job.interval);
+    return next === undefined ? '' : rfc3339(next);
   } catch {
-    next = undefined;
+    return '';
   }
-  return {
-    callback: job.callback,
-    description: job.description,
-    id: job.id,
-    interval: job.interval,
-    name: job.name,
-    request: job.request,
-    created: rfc3339(job.created),
-    updated: rfc3339(job.updated),
-    next: next === undefined ? '' : rfc3339(next),
-  };
 }
 
 /** A 400 naming the callback when it names no endpoint of a service running in the caller's namespace. */
@@ -73,10 +67,10 @@ export function cronHandlers(node: CronNode): Handlers<typeof cronDef> {
       const job = req.id ? await jobs.records.update(ctx, req.id, (old) => ({ ...old, ...fields })) : await jobs.records.create(ctx, fields);
       await jobs.remember(ctx.tenant);
       scheduler.upsert(ctx.tenant, job);
-      return { job: wire(job, scheduler) };
+      return { job: wire(job) };
     },
     async Jobs(_req, ctx) {
-      return { jobs: (await jobs.records.list(ctx)).map((job) => wire(job, scheduler)) };
+      return { jobs: (await jobs.records.list(ctx)).map(wire) };
     },
     async Delete({ id }, ctx) {
       if (!id) throw missing('cron', 'id');
@@ -87,9 +81,14 @@ export function cronHandlers(node: CronNode): Handlers<typeof cronDef> {
     },
     async Runs({ id }, ctx) {
       if (!id) throw missing('cron', 'id');
-      await jobs.records.read(ctx, id);
+      const job = await jobs.records.read(ctx, id);
       const runs = await jobs.runs(ctx, id);
       return {
+        job: wire(job),
+        request: job.request,
+        next: nextOf(job, scheduler),
+        created: rfc3339(job.created),
+        updated: rfc3339(job.updated),
         runs: runs.map((r) => ({ tick: rfc3339(r.tick), started: rfc3339(r.started), duration: r.duration, status: r.code === 200 ? ('ok' as const) : ('error' as const), code: r.code, error: r.error })),
       };
     },
