@@ -4,7 +4,7 @@ export { withTenantLock } from './lock.js';
 export type { TenantLockOptions } from './lock.js';
 export type { TenantStore } from './tenant.js';
 export { publicService } from './service.js';
-export type { ServiceFactory } from './service.js';
+export type { ServiceFactory, Background } from './service.js';
 export { needs, TOPIC_NAME, topicName, jsonObject, depthOf, checkJson } from './message.js';
 export type { MessageBounds } from './message.js';
 export type { PublicServiceOptions } from './service.js';

@@ -29,6 +29,11 @@ export interface HostedService {
    * what the endpoint is given and answers); default none
    */
   routes?: Record<string, string>;
+  /**
+   * work it does beside answering calls (a scheduler), given the engines its handlers
+   * got: started once the service serves, stopped before it stops; default none
+   */
+  background?(engines: Engines): { stop(): Promise<void> };
 }
 
 /** Which hosted services run: MICRO_SERVICES unset or `all`: every one; `none`: none; else a comma-separated list of names. */
@@ -66,6 +71,7 @@ const RENEW_AT = 0.8;
 /** Starts and stops the hosted services of one server. */
 export class HostedServices {
   private readonly running: Service[] = [];
+  private readonly background: { stop(): Promise<void> }[] = [];
   private token: { value: string; renewAt: number } | undefined;
 
   constructor(private readonly options: HostedOptions) {}
@@ -92,10 +98,12 @@ export class HostedServices {
       await svc.start();
       this.running.push(svc);
     }
+    for (const hosted of options.services) if (hosted.background) this.background.push(hosted.background(engines));
     options.logger.info({ services: options.services.map((h) => h.def.name) }, `hosting ${options.services.length} public services`);
   }
 
   async stop(): Promise<void> {
+    for (const work of this.background.splice(0).reverse()) await work.stop().catch((err: unknown) => this.options.logger.error({ err }, 'a hosted service\'s background work failed to stop'));
     for (const svc of this.running.splice(0).reverse()) await svc.stop().catch(() => undefined);
   }
 
