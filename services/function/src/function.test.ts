@@ -136,7 +136,10 @@ describe('function', { skip }, () => {
     await refused(k, 'Call', { name: 'hostile', request: { allocate: true } }, 500, /more than its memory limit of 128 MiB/);
     assert.deepEqual((await ok(k, 'Call', { name: 'hostile', request: {} })).response, { hello: 'world', version: 1 });
     // the server's home and the data of other tenants are not in its file system
-    assert.deepEqual((await ok(k, 'Call', { name: 'hostile', request: { list: p.home } })).response, { error: 'ENOENT' });
+    // (its own build folder is mounted at its path under the home: only that path shows)
+    assert.deepEqual((await ok(k, 'Call', { name: 'hostile', request: { list: p.home } })).response, { files: ['runtime'] });
+    assert.deepEqual((await ok(k, 'Call', { name: 'hostile', request: { list: `${p.home}/server` } })).response, { error: 'ENOENT' });
+    assert.deepEqual((await ok(k, 'Call', { name: 'hostile', request: { list: `${p.home}/runtime/builds` } })).response, { files: ['tenant-a'] });
     assert.ok(!((await ok(k, 'Call', { name: 'hostile', request: { list: '/etc' } })).response.files as string[]).includes('shadow'));
     // and no socket of the host: not the gateway
     const connect = (await ok(k, 'Call', { name: 'hostile', request: { connect: `${p.url}/v1/function/Regions` } })).response;

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createClient, errors, isMicroError, runtime, type Context, type Engines, type RuntimeService, type TypedClient } from '@micro/sdk';
+import { createClient, errors, isMicroError, MicroError, runtime, type Context, type Engines, type RuntimeService, type TypedClient } from '@micro/sdk';
 import { publicUrl, tenantStore, withTenantLock, type TenantStore } from '@micro/services-kit';
 import type { Func } from './definition.js';
 import { SERVICE, serviceOf } from './names.js';
@@ -72,7 +72,8 @@ export interface FuncRecord {
 
 /** Longest a deploy or a cold start may take before its caller stops waiting. */
 const START_TIMEOUT = 120_000;
-const LOCK = { ttl: START_TIMEOUT + 10_000, wait: START_TIMEOUT };
+// the lock service waits at most 60 s; a deploy holding it may take longer (its ttl covers that)
+const LOCK = { ttl: START_TIMEOUT + 10_000, wait: 60_000 };
 const RESERVATION_MS = 60 * 60 * 1000;
 
 export class Functions {
@@ -143,7 +144,12 @@ export class Functions {
       how === 'create'
         ? rt.Create({ source, name: serviceOf(rec.name), namespace: ctx.tenant, env: rec.env_vars }, { timeout: START_TIMEOUT })
         : rt.Update({ source, name: serviceOf(rec.name), namespace: ctx.tenant }, { timeout: START_TIMEOUT });
-    for await (const step of progress) void step;
+    try {
+      for await (const step of progress) void step;
+    } catch (err) {
+      // the runtime's refusal (a build or a start that failed, a quota) is this service's answer
+      throw isMicroError(err) && err.id === 'runtime' ? new MicroError(SERVICE, err.code, err.detail) : err;
+    }
     this.warm.set(`${ctx.tenant}/${rec.name}`, this.options.now());
     this.sweep();
   }
@@ -186,7 +192,7 @@ export class Functions {
       return await this.forward(ctx, name, request);
     } catch (err) {
       // stopped meanwhile (by another node, or `micro kill`): start it again, once
-      if (!isMicroError(err) || !(err.code === 404 || err.code === 503) || err.id === serviceOf(name)) throw err;
+      if (!isMicroError(err) || !(err.code === 404 || err.code === 503) || err.id === SERVICE) throw err;
       this.warm.delete(key);
       await this.wake(ctx, name);
       return this.forward(ctx, name, request);
@@ -205,6 +211,10 @@ export class Functions {
     try {
       const out = (await client.call(serviceOf(name), 'Call', { request }, { timeout, signal: ctx.signal })) as { response?: unknown };
       return out.response;
+    } catch (err) {
+      // the function's own failures (threw, too long, too much memory) are this service's answer
+      if (isMicroError(err) && err.id === serviceOf(name)) throw new MicroError(SERVICE, err.code, err.detail);
+      throw err;
     } finally {
       const n = (this.inflight.get(key) ?? 1) - 1;
       if (n > 0) this.inflight.set(key, n);
@@ -232,7 +242,7 @@ export class Functions {
       this.warm.set(`${ctx.tenant}/${name}`, this.options.now());
       this.sweep();
     } else if (svc && svc.state !== 'stopped') {
-      throw errors.ServiceUnavailable(SERVICE, `function ${name} is not running (${statusOf(rec, svc)}); Update or Deploy it again`);
+      throw errors.BadRequest(SERVICE, `function ${name} is not running (${statusOf(rec, svc)}); Update or Deploy it again`);
     } else {
       try {
         await this.start(ctx, rec, 'create');
