@@ -39,6 +39,7 @@ import { url } from './url.js';
 import { search } from './search.js';
 import { db } from './db.js';
 import { event } from './event.js';
+import { fn } from './function.js';
 import { writeConcurrencyPlot } from './plot.js';
 import { killChildren, machineInfo, markdownTable, NOISY, runBenchmark, type Benchmark, type BenchmarkResult, type PinMode } from './harness.js';
 
@@ -65,6 +66,7 @@ const BENCHMARKS: readonly Benchmark[] = [
   search,
   db,
   event,
+  fn,
 ];
 const PEER = `moleculer ${MOLECULER_VERSION}`;
 

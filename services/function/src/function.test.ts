@@ -34,12 +34,14 @@ describe('function', { skip }, () => {
     // short limits so that the tests see them act: a 2 s call, 2 s of idleness
     process.env.MICRO_FUNCTION_TIMEOUT = '2';
     process.env.MICRO_FUNCTION_IDLE = '2';
+    process.env.MICRO_FUNCTION_MAX = '5';
     p = (await startPlatform(t as never, { services: [service] })) as Platform;
   });
   after(async () => {
     await p?.close();
     delete process.env.MICRO_FUNCTION_TIMEOUT;
     delete process.env.MICRO_FUNCTION_IDLE;
+    delete process.env.MICRO_FUNCTION_MAX;
   });
 
   const ok = async (key: string, endpoint: string, body: unknown) => {
@@ -189,5 +191,11 @@ describe('function', { skip }, () => {
     assert.equal(Date.parse(r.expires) - Date.parse(r.created), 3_600_000);
     assert.equal((await ok(p.a.key, 'Reserve', { name: 'later' })).reservation.token, r.token);
     assert.notEqual((await ok(p.b.key, 'Reserve', { name: 'later' })).reservation.token, r.token);
+    // reservations count with functions towards the namespace's bound (5 here)
+    const c = await p.tenant('tenant-c');
+    for (let i = 0; i < 5; i++) await ok(c.key, 'Reserve', { name: `r${i}` });
+    await refused(c.key, 'Reserve', { name: 'r5' }, 403, /5 functions and reservations/);
+    await refused(c.key, 'Deploy', { name: 'r6', source: SOURCE }, 403, /5 functions and reservations/);
+    await ok(c.key, 'Reserve', { name: 'r0' }); // renewing one is not another
   });
 });
