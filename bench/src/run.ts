@@ -40,6 +40,7 @@ import { search } from './search.js';
 import { db } from './db.js';
 import { event } from './event.js';
 import { image } from './image.js';
+import { fn } from './function.js';
 import { writeConcurrencyPlot } from './plot.js';
 import { killChildren, machineInfo, markdownTable, NOISY, runBenchmark, type Benchmark, type BenchmarkResult, type PinMode } from './harness.js';
 
@@ -67,6 +68,7 @@ const BENCHMARKS: readonly Benchmark[] = [
   db,
   event,
   image,
+  fn,
 ];
 const PEER = `moleculer ${MOLECULER_VERSION}`;
 

@@ -109,7 +109,7 @@ export * from './events/index.js';
 // traces: OpenTelemetry spans of calls, exported to micro server (tracing/index.ts)
 export * from './tracing/index.js';
 // the default engines of a service: the server's with MICRO_SERVER, else in memory
-export { store, blobs, config, events, sync, broker, cache, fulltext, defaultEngines, remoteEngines } from './client/engines.js';
+export { store, blobs, config, events, sync, broker, cache, fulltext, defaultEngines, remoteEngines, namespacedClient } from './client/engines.js';
 export type { Engines } from './client/engines.js';
 
 // profiles: embedded engines, or NATS, PostgreSQL and Redis shared by several nodes

@@ -22,7 +22,7 @@ import type { Store } from '../store/store.js';
 import type { Sync } from '../sync/sync.js';
 import { MemorySync } from '../sync/memory.js';
 import { RemoteSync } from '../sync/remote.js';
-import type { Client } from './client.js';
+import { Client } from './client.js';
 import { tracedBroker, tracedEvents } from '../tracing/messages.js';
 import { platformClient, serverAddress } from './platform.js';
 
@@ -85,6 +85,14 @@ export interface Engines {
    * Undefined for in-memory engines (no server).
    */
   client?: Client;
+  /**
+   * A client of the services of `namespace`, found through the registry, calling as the
+   * same identity (a token scoped to each callee): how a service hosted by the platform
+   * reaches a tenant's own services (e.g. `function` calls a tenant's deployed function).
+   * Undefined where there is no server; a service run by a tenant reaches only its own
+   * namespace with it (the callee's auth refuses other namespaces).
+   */
+  clientIn?(namespace: string): Client;
   /** full-text search indexes */
   fulltext: Fulltext;
 }
@@ -104,7 +112,23 @@ export function defaultEngines(): Engines {
       return address ? (platform ??= platformClient(address)) : undefined;
     },
     get fulltext() { return fulltext(); },
+    clientIn: (namespace) => namespacedClient(namespace, () => new Client({ namespace })),
   };
+}
+
+const namespaced = new Map<string, Client>();
+/** At most this many namespaces' clients are kept (each holds a compiled call per endpoint). */
+const NAMESPACED_LIMIT = 1_000;
+
+/** One client per namespace, made by `make` on first use (oldest dropped past the limit). */
+export function namespacedClient(namespace: string, make: () => Client, cache: Map<string, Client> = namespaced): Client {
+  let c = cache.get(namespace);
+  if (!c) {
+    if (cache.size >= NAMESPACED_LIMIT) cache.delete(cache.keys().next().value as string);
+    c = make();
+    cache.set(namespace, c);
+  }
+  return c;
 }
 
 /** The engines of the server a client reaches, acting as the client's identity. */

@@ -1,4 +1,4 @@
-import { bearer, Client, remoteEngines, Service, ServiceAuth, type Account, type Engines, type Handlers, type Logger, type Registry, type RpcServer, type ServiceDef } from '@micro/sdk';
+import { bearer, Client, namespacedClient, remoteEngines, Service, ServiceAuth, type Account, type Engines, type Handlers, type Logger, type Registry, type RpcServer, type ServiceDef } from '@micro/sdk';
 import type { AuthAccounts, AuthTokens } from '../auth/storage.js';
 
 /**
@@ -16,7 +16,9 @@ import type { AuthAccounts, AuthTokens } from '../auth/storage.js';
  *   service, against this server (one checker shared by all of them).
  * - Towards the engines, an account `service:hosted` of micro with scope admin, so that
  *   they may act in their callers' namespaces; its token is minted in process and renewed
- *   before it expires. It is never handed to a caller.
+ *   before it expires. It is never handed to a caller. Towards a tenant's own services
+ *   (`Engines.clientIn`) the same account, as a token scoped to the callee: that service
+ *   can use it nowhere else.
  */
 export interface HostedService {
   def: ServiceDef;
@@ -80,7 +82,15 @@ export class HostedServices {
     const { options } = this;
     if (options.services.length === 0) return;
     const client = new Client({ address: options.address, namespace: 'micro', preferLocal: false, timeout: 30_000, middleware: [bearer(() => this.engineToken())] });
-    const engines = remoteEngines(client);
+    // tenants' own services (found through the registry) are called with the same admin
+    // identity, as a token scoped to each callee, minted by the server's auth.Scope
+    const tokenServer = new Client({ address: options.address, namespace: 'micro', preferLocal: false, timeout: 10_000, middleware: [] });
+    const asHosted = bearer(() => this.engineToken(), { server: tokenServer });
+    const clients = new Map<string, Client>();
+    const engines = {
+      ...remoteEngines(client),
+      clientIn: (namespace: string) => namespacedClient(namespace, () => new Client({ namespace, registry: options.registry, timeout: 30_000, middleware: [asHosted] }), clients),
+    };
     const logger = options.logger.child({ component: 'services' });
     // one checker for all of them: one revocation stream and one copy of micro's rules
     const credentials = { ...(await options.accounts.issueServiceSecret('services', 'micro')), namespace: 'micro' };
