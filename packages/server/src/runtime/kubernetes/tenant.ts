@@ -389,6 +389,30 @@ export class TenantNamespaces {
     });
   }
 
+  /**
+   * The platform namespaces whose cluster namespaces micro made with this prefix: labelled
+   * `managed-by: micro` and named prefix + their `micro.dev/namespace`. Another platform's
+   * on the same cluster (another prefix), or one whose label was changed by hand, is not
+   * listed, so nothing acting on the list touches it.
+   */
+  async list(): Promise<string[]> {
+    const out: string[] = [];
+    for (const ns of await this.client.list<KubeObject>('v1', 'Namespace', undefined, `${MANAGED_BY}=micro`)) {
+      const namespace = ns.metadata.labels?.[NAMESPACE_LABEL];
+      if (namespace !== undefined && this.ownName(namespace) === ns.metadata.name) out.push(namespace);
+    }
+    return out.sort();
+  }
+
+  /** The cluster namespace of a platform namespace, or undefined for a name that cannot have one. */
+  private ownName(namespace: string): string | undefined {
+    try {
+      return this.clusterName(namespace);
+    } catch {
+      return undefined;
+    }
+  }
+
   /** The step of the namespace purge (purge/): its cluster namespace removed, or being removed by the cluster. */
   purgeStep(): { name: string; run(namespace: string): Promise<void> } {
     return { name: 'kubernetes', run: async (namespace) => void (await this.remove(namespace)) };
