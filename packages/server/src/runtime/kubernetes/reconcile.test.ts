@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
-import { createLogger } from '@micro/sdk';
+import { createLogger, MicroError } from '@micro/sdk';
 import type { Limits } from '../../quota/limits.js';
 import type { NamespacePlan } from '../../quota/quotas.js';
 import type { NamespaceSource } from '../runtime.js';
@@ -111,7 +111,7 @@ describe('the hook', () => {
     try {
       await r.changed('hook-down');
       assert.equal(namespaceObject('micro-hook-down'), undefined);
-      assert.deepEqual(r.pending(), ['hook-down']);
+      assert.deepEqual(r.pending().map((p) => p.namespace), ['hook-down']);
     } finally {
       up();
     }
@@ -144,6 +144,34 @@ describe('the hook', () => {
     await r.stop();
     await r.changed('hook-late');
     assert.equal(namespaceObject('micro-hook-late'), undefined);
+  });
+
+  test('a failed ensure waits retryMs, twice as long after each failure, at most the interval', async (t) => {
+    let clock = 1_000_000;
+    let fails = true;
+    const failing = {
+      ensure: async (namespace: string) => {
+        if (fails) throw new MicroError('runtime', 503, 'the API server is away', 'Service Unavailable');
+        return { name: `micro-${namespace}`, created: true, changed: ['Namespace/x'] };
+      },
+      remove: () => Promise.resolve('absent' as const),
+      list: () => Promise.resolve([]),
+    };
+    const r = new TenantReconciler(failing, silent, { intervalMs: 100_000, retryMs: 15_000 }, () => clock);
+    r.start();
+    t.after(() => r.stop());
+    const waits: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      await r.changed('backoff');
+      const [p] = r.pending();
+      assert.equal(p?.attempts, i + 1);
+      waits.push((p?.at ?? 0) - clock);
+      clock += 1;
+    }
+    assert.deepEqual(waits, [15_000, 30_000, 60_000, 100_000, 100_000]);
+    fails = false;
+    await r.changed('backoff');
+    assert.deepEqual(r.pending(), [], 'a success forgets the failures');
   });
 
   test('a name the cluster cannot hold is not retried', async (t) => {
@@ -204,7 +232,7 @@ describe('a pass', () => {
     r.setSource(source);
     r.start();
     t.after(() => r.stop());
-    await until('a pass failed on the cluster that is down', () => r.pending().includes('loop-a'));
+    await until('a pass failed on the cluster that is down', () => r.pending().some((p) => p.namespace === 'loop-a'));
     up();
     await until('loop-a is made', () => namespaceObject('micro-loop-a'));
     source.live.add('loop-b');

@@ -111,9 +111,9 @@ export class TenantReconciler implements NamespaceHook {
     return this.running;
   }
 
-  /** The namespaces waiting for another try (for status and tests). */
-  pending(): string[] {
-    return [...this.retries.keys()].sort();
+  /** The namespaces waiting for another try: how many tries failed, and when the next is (ms). */
+  pending(): { namespace: string; attempts: number; at: number }[] {
+    return [...this.retries].map(([namespace, r]) => ({ namespace, ...r })).sort((a, b) => (a.namespace < b.namespace ? -1 : 1));
   }
 
   private schedule(ms: number): void {
