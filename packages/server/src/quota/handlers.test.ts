@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { isMicroError, type Account, type Context } from '@micro/sdk';
-import { withinPlan } from './handlers.js';
+import { quotaHandlers, withinPlan } from './handlers.js';
 import { BUILT_IN_DEFAULTS } from './limits.js';
 import { openSqliteQuotas } from './sqlite.js';
 
@@ -42,4 +42,24 @@ test('withinPlan: the plan is the ceiling; a plan without per-namespace quotas r
   await assert.rejects(withinPlan(as({ issuer: 'other' }), 'other', { services: BUILT_IN_DEFAULTS.services + 1 }, q), forbidden(/^services: \d+ is more than your plan's \d+; ask/));
   // staff: anything, anywhere
   await withinPlan(as({ issuer: 'micro' }), 'solo', { services: 1_000 }, q);
+});
+
+test('Set tells the runtime of the namespace once its limits are set; a refused Set tells it nothing', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'micro-quota-told-'));
+  const q = openSqliteQuotas({ path: join(dir, 'quota.db'), defaults: BUILT_IN_DEFAULTS });
+  t.after(async () => {
+    await q.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const told: string[] = [];
+  const h = quotaHandlers(q, { changed: (namespace) => told.push(namespace) });
+  const set = async (ctx: Context, namespace: string, limits: Record<string, unknown>) => h.Set({ namespace, limits } as never, ctx);
+  await set(as({ issuer: 'micro' }), 'acme', { services: 3 });
+  assert.deepEqual(told, ['acme']);
+  assert.equal((await q.limits('acme')).services, 3);
+  // another namespace's, a bad value, above the defaults: refused, nothing told
+  await assert.rejects(set(as({ issuer: 'eve' }), 'acme', { services: 1 }), (err: unknown) => isMicroError(err) && err.code === 403);
+  await assert.rejects(set(as({ issuer: 'micro' }), 'acme', { services: -1 }), (err: unknown) => isMicroError(err) && err.code === 400);
+  await assert.rejects(set(as({ issuer: 'acme' }), 'acme', { services: BUILT_IN_DEFAULTS.services + 1 }), (err: unknown) => isMicroError(err) && err.code === 403);
+  assert.deepEqual(told, ['acme']);
 });
