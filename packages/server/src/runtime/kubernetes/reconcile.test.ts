@@ -186,7 +186,7 @@ describe('the hook', () => {
 });
 
 describe('a pass', () => {
-  test('makes every active namespace, repairs drift, removes the deleted ones; unknown, foreign and look-alike namespaces stay', async (t) => {
+  test('makes every active namespace, repairs drift, removes the deleted ones; unknown, foreign and look-alike namespaces stay', async () => {
     const tenants = tenantsOn();
     const source = new Source();
     // made and then deleted on the platform (its purge's cluster step failed, say)
