@@ -337,10 +337,12 @@ export class Subscriptions {
     if (next.row.plan !== s.plan || next.row.status !== s.status) {
       this.planCache.clear();
       // a cancellation that took effect, an ended subscription: the namespaces are on another plan now
-      await this.seating(s.customer).then(
-        (seating) => this.tell(seating.namespaces),
-        (err: unknown) => this.d.logger?.warn({ err, customer: s.customer }, 'billing: the namespaces of a plan change could not be read for the runtime (its reconcile catches up)'),
-      );
+      if (this.d.namespaceChanged) {
+        await this.seating(s.customer).then(
+          (seating) => this.tell(seating.namespaces),
+          (err: unknown) => this.d.logger?.warn({ err, customer: s.customer }, 'billing: the namespaces of a plan change could not be read for the runtime (its reconcile catches up)'),
+        );
+      }
     }
     await this.post(next.charges);
     return true;

@@ -154,7 +154,8 @@ export class TenantReconciler implements NamespaceHook {
         if (this.stopping) return report;
         if (!(await source.deleted(namespace))) continue;
         try {
-          await this.tenants.remove(namespace);
+          // not waiting for it to be gone: the cluster finishes the deletion, a server stopping is not held up
+          await this.tenants.remove(namespace, 0);
           this.retries.delete(namespace);
           report.removed.push(namespace);
         } catch (err) {

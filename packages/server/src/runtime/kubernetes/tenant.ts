@@ -377,12 +377,12 @@ export class TenantNamespaces {
     return this.serial(namespace, () => this.converge(namespace, objects));
   }
 
-  /** Deletes the namespace's cluster namespace and waits (removeTimeoutMs) until it is gone. */
-  async remove(namespace: string): Promise<RemoveResult> {
+  /** Deletes the namespace's cluster namespace and waits up to `waitMs` (default removeTimeoutMs) until it is gone. */
+  async remove(namespace: string, waitMs = this.options.removeTimeoutMs ?? 60_000): Promise<RemoveResult> {
     const name = this.clusterName(namespace);
     return this.serial(namespace, async () => {
       try {
-        return await this.delete(namespace, name);
+        return await this.delete(namespace, name, waitMs);
       } catch (err) {
         throw this.failure(name, 'could not be removed', err, '; remove it again');
       }
@@ -500,11 +500,11 @@ export class TenantNamespaces {
     return errors.ServiceUnavailable(ERROR_ID, detail);
   }
 
-  private async delete(namespace: string, name: string): Promise<RemoveResult> {
+  private async delete(namespace: string, name: string, waitMs: number): Promise<RemoveResult> {
     const current = await this.owned(namespace, name);
     if (!current) return 'absent';
     if (!terminating(current)) await this.client.remove('v1', 'Namespace', name);
-    const deadline = Date.now() + (this.options.removeTimeoutMs ?? 60_000);
+    const deadline = Date.now() + waitMs;
     for (;;) {
       if (!(await this.client.get('v1', 'Namespace', name))) return 'gone';
       if (Date.now() >= deadline) return 'terminating';
