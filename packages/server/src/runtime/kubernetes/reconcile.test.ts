@@ -239,6 +239,27 @@ describe('a pass', () => {
     await until('a later pass made loop-b', () => namespaceObject('micro-loop-b'));
   });
 
+  test('two nodes told of one namespace at once (the nats profile): one cluster namespace, every object once; their passes then write nothing', async (t) => {
+    const source = new Source();
+    source.live.add('twin');
+    const nodes = [new TenantReconciler(tenantsOn(), silent, { intervalMs: 3_600_000 }), new TenantReconciler(tenantsOn(), silent, { intervalMs: 3_600_000 })];
+    for (const n of nodes) {
+      n.setSource(source);
+      n.start();
+      t.after(() => n.stop());
+    }
+    await Promise.all(nodes.map((n) => n.changed('twin')));
+    assert.ok(namespaceObject('micro-twin'));
+    assert.equal(fake.objects('networking.k8s.io/v1', 'NetworkPolicy', 'micro-twin').length, 6);
+    assert.equal(fake.objects('v1', 'ResourceQuota', 'micro-twin').length, 1);
+    assert.deepEqual(nodes.flatMap((n) => n.pending()), []);
+    const before = versions('micro-twin');
+    const start = fake.requests.length;
+    await Promise.all(nodes.map((n) => n.run()));
+    assert.equal(versions('micro-twin'), before);
+    assert.deepEqual(fake.requests.slice(start).filter((r) => r.method !== 'GET'), []);
+  });
+
   test('list: the namespaces micro made with this prefix only', async () => {
     const tenants = tenantsOn('list-');
     await tenants.ensure('one', { quota: { services: 1, instancesPerService: 1, memoryPerInstance: 64 * MiB, cpuPerInstance: 10 } });
