@@ -2,6 +2,7 @@ import { brokerHandlers, type BlobStore, type Broker, type Events, type brokerSe
 import { namespaceFor } from './auth/guard.js';
 import type { AuthAccounts, AuthTokens } from './auth/storage.js';
 import type { Quotas } from './quota/quotas.js';
+import type { NamespaceHook } from './runtime/runtime.js';
 import type { PurgeReport } from './purge/index.js';
 import type { WebhookRoute } from './gateway/webhooks.js';
 import type { GatewayPrices } from './gateway/openapi.js';
@@ -31,6 +32,12 @@ export interface CoreContext {
    * the services are built alone (tests).
    */
   purge?(namespace: string): Promise<PurgeReport>;
+  /**
+   * What the runtime is told of the platform's namespaces (runtime.ts NamespaceHook): with
+   * MICRO_RUNTIME=kubernetes, a namespace made active or whose plan or quota changed gets
+   * its cluster namespace ensured. Absent: the runtime needs nothing (local).
+   */
+  namespaceHook?: NamespaceHook;
 }
 
 /**

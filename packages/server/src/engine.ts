@@ -5,6 +5,7 @@
  * nothing here is for them.
  */
 export type { CoreContext, CoreService, CoreServiceFactory } from './core.js';
+export type { NamespaceHook, NamespaceSource } from './runtime/runtime.js';
 export { positiveFromEnv } from './core.js';
 export type { WebhookRequest, WebhookAnswer, WebhookRoute } from './gateway/webhooks.js';
 export { namespaceFor, adminNamespaceFor, requireAdmin, isAdmin, isNamespaceAdmin, authenticate } from './auth/guard.js';

@@ -63,7 +63,7 @@ export interface MicroServerOptions {
   /** the sandbox of tenant services (default mode MICRO_RUNTIME_SANDBOX, limits MICRO_SANDBOX_*) */
   sandbox?: Pick<SandboxOptions, 'mode' | 'limitsFor' | 'diskCheckEvery'>;
   /** MICRO_RUNTIME=kubernetes: timings of builds, rollouts and probes, and the client's retries — tests make them short */
-  kubernetes?: Pick<KubernetesRuntimeOptions, 'timing' | 'resources'> & { clientOptions?: KubeClientOptions };
+  kubernetes?: Pick<KubernetesRuntimeOptions, 'timing' | 'resources' | 'reconcile'> & { clientOptions?: KubeClientOptions };
   /**
    * HTTP API gateway address (default MICRO_GATEWAY_ADDRESS, else 127.0.0.1:8080 — or a
    * free port of 127.0.0.1 when the RPC address asks for port 0); false: no gateway
@@ -289,6 +289,7 @@ export class MicroServer {
         accounts: this.accounts,
         tokens: this.tokens,
         purge: (namespace) => this.purgeNamespace(namespace),
+        ...(this.runtime.namespaceHook ? { namespaceHook: this.runtime.namespaceHook } : {}),
       };
       const runtime = this.runtime;
       // metrics (issue 7, stats/): collected from every instance, the runtime and the gateway

@@ -36,6 +36,7 @@ export async function openSubscriptions(hub: PlatformHub, ctx: CoreContext): Pro
     signup,
     payerOf: (namespace) => hub.payerOf(ctx, namespace),
     ...(ctx.quotas ? { quotas: ctx.quotas } : {}),
+    ...(ctx.namespaceHook ? { namespaceChanged: (namespace: string) => void ctx.namespaceHook?.changed(namespace) } : {}),
     clock: engines.clock,
     logger: ctx.logger.child({ component: 'billing' }),
   });

@@ -163,6 +163,26 @@ describe('subscriptions', () => {
     await assert.rejects(subs.setCancel(ada, true), fails(409, /free plan: there is nothing to cancel/));
   });
 
+  test("the runtime is told of the namespaces whose plan changed: at a change, and when a cancellation takes effect; never of a stranger's", async (t) => {
+    const w = (await openWorld(t, 'sqlite', at('2027-02-15T00:00:00Z'))) as World;
+    const ada = await w.customer('ada@example.com', 'acme');
+    // a stranger with a look-alike name who is a member of acme: ada's change tells acme only, never eve's own
+    const eve = await w.customer('eve@example.com', 'acme-x');
+    await w.join(eve, 'eve@example.com', 'acme');
+    const told: string[] = [];
+    const subs = await w.subscriptions({ namespaceChanged: (namespace) => told.push(namespace) });
+    await subs.change(ada, 'developer');
+    assert.deepEqual(told, ['acme']);
+    await subs.setCancel(ada, true);
+    assert.deepEqual(told, ['acme'], 'a cancellation changes nothing until the period ends');
+    w.now = at('2027-03-01T00:00:05Z');
+    await subs.runJob();
+    assert.deepEqual(told, ['acme', 'acme']);
+    assert.equal((await subs.namespacePlan('acme'))?.id, 'community');
+    await subs.runJob();
+    assert.deepEqual(told, ['acme', 'acme'], 'once');
+  });
+
   test('a customer deleted mid-period: their fees stop, nothing is posted after the deletion', async (t) => {
     const w = (await openWorld(t, 'sqlite', at('2027-02-15T00:00:00Z'))) as World;
     const ada = await w.customer('ada@example.com', 'acme');

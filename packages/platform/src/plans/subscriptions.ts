@@ -23,6 +23,8 @@ export interface SubscriptionsDeps {
   logger?: Logger;
   /** ms what is read for every request (the plans, a namespace's plan) is kept (default 5,000) */
   cacheMs?: number;
+  /** told of each namespace whose plan changed (the runtime's NamespaceHook: on Kubernetes its cluster namespace's labels and quota follow) */
+  namespaceChanged?: ((namespace: string) => void) | undefined;
 }
 
 /** What a payer has now: the subscription (absent: never subscribed, on Community) and the plan in force. */
@@ -229,6 +231,7 @@ export class Subscriptions {
     for (const [namespace, keys] of fit?.dropped ?? []) {
       await this.d.quotas?.unset(namespace, keys).catch((err: unknown) => this.d.logger?.warn({ err, namespace, keys }, 'billing: settings above the new plan could not be dropped'));
     }
+    this.tell(seating.namespaces);
     await this.post(decided.commit.charges ?? []);
     return { standing: { ...s, row: decided.commit.row, plan: target }, charged: decided.charged };
   }
@@ -331,9 +334,23 @@ export class Subscriptions {
 
   private async commitAndPost(s: SubscriptionRow, next: { row: SubscriptionRow; seats: SeatRow[]; charges: ChargeRow[] }): Promise<boolean> {
     if (!(await this.d.storage.commit({ expect: s.revision, ...next }))) return false;
-    if (next.row.plan !== s.plan || next.row.status !== s.status) this.planCache.clear();
+    if (next.row.plan !== s.plan || next.row.status !== s.status) {
+      this.planCache.clear();
+      // a cancellation that took effect, an ended subscription: the namespaces are on another plan now
+      if (this.d.namespaceChanged) {
+        await this.seating(s.customer).then(
+          (seating) => this.tell(seating.namespaces),
+          (err: unknown) => this.d.logger?.warn({ err, customer: s.customer }, 'billing: the namespaces of a plan change could not be read for the runtime (its reconcile catches up)'),
+        );
+      }
+    }
     await this.post(next.charges);
     return true;
+  }
+
+  /** Tells the runtime that these namespaces are on another plan (not awaited: the runtime never fails a change of plan). */
+  private tell(namespaces: readonly string[]): void {
+    for (const namespace of namespaces) this.d.namespaceChanged?.(namespace);
   }
 
   private ended(s: SubscriptionRow, now: number) {

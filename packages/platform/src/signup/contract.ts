@@ -165,6 +165,19 @@ export function signupStorageContract(engine: string, make: MakeSignupStorage): 
     await s.claim(claimOf('c9', 'c1@example.com', { owns: 'fresh' }));
   });
 
+  it('namespaces by status: pending until finished, active, deleted; paged by name', async (s) => {
+    for (const id of ['c1', 'c2', 'c3', 'c4']) await s.claim(claimOf(id, `${id}@example.com`));
+    for (const id of ['c3', 'c1', 'c2']) await s.finish(id, `${id}@example.com`, T0);
+    assert.deepEqual((await s.listNamespaces('pending', 10)).items, ['ns-c4']);
+    const p1 = await s.listNamespaces('active', 2);
+    assert.deepEqual(p1.items, ['ns-c1', 'ns-c2']);
+    const p2 = await s.listNamespaces('active', 2, p1.next);
+    assert.deepEqual(p2, { items: ['ns-c3'] });
+    await s.deleteCustomer('c2', T0 + 1);
+    assert.deepEqual((await s.listNamespaces('active', 10)).items, ['ns-c1', 'ns-c3']);
+    assert.deepEqual((await s.listNamespaces('deleted', 10)).items, ['ns-c2']);
+  });
+
   it('teams: join by a live invite once; roles; the last owner stays; an admin cannot touch owners', async (s) => {
     for (const id of ['o1', 'c2', 'c3']) {
       await s.claim(claimOf(id, `${id}@example.com`, id === 'o1' ? { owns: 'team' } : {}));

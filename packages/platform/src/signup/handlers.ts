@@ -68,6 +68,12 @@ interface Deps {
   purge?: (namespace: string) => Promise<unknown>;
   /** micro server's quotas (`CoreContext.quotas`): the `members` limit of InviteMember */
   quotas?: Pick<Quotas, 'limits'>;
+  /**
+   * Tells the runtime a namespace became active (`CoreContext.namespaceHook`: on Kubernetes
+   * its cluster namespace is made). Not awaited and never failing: a cluster that is down
+   * does not fail a signup, the runtime's reconcile makes it later.
+   */
+  namespaceChanged?: ((namespace: string) => void) | undefined;
 }
 
 /** The namespace a Login of an unknown email checks against: never a name (names start with a letter). */
@@ -300,6 +306,8 @@ function signupFlows(deps: Deps, o: Resolved) {
         await storage.release(customer.id).catch((e: unknown) => o.logger?.warn({ err: e, customer: customer.id }, 'signup: a claim could not be released (a later try takes it over)'));
         throw err;
       }
+      // a namespace of its own is active now (joining one changes nothing of it)
+      if (!invite?.namespace) deps.namespaceChanged?.(namespace);
       const account = await accounts.get(email, namespace);
       if (!account) throw errors.InternalServerError('signup', `the account of ${email} in ${namespace} is gone`);
       return grant(account, [namespace]);

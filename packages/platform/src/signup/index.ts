@@ -4,6 +4,7 @@ import { mailerFromEnv } from '../mail/env.js';
 import { signupService, SIGNUP_PUBLIC_ENDPOINTS } from './definition.js';
 import { signupHandlers, type SignupHandlerOptions } from './handlers.js';
 import { codeKeyFrom, openPgSignup } from './postgres.js';
+import { signupNamespaces } from './runtime.js';
 import { openSqliteSignup } from './sqlite.js';
 import type { SignupStorage } from './storage.js';
 import type { PlatformHub } from '../hub.js';
@@ -14,6 +15,7 @@ export type { SignupHandlerOptions } from './handlers.js';
 export type { SignupStorage, Customer, CustomerStatus, Invite, Membership } from './storage.js';
 export { normaliseEmail, DISPOSABLE_DOMAINS } from './email.js';
 export { checkNamespaceName, RESERVED_NAMESPACES } from './names.js';
+export { signupNamespaces } from './runtime.js';
 
 export interface SignupServiceOptions extends Partial<Omit<SignupHandlerOptions, 'logger'>> {
   /** the key of the codes' HMAC (default: random in signup.db on the local profile, derived from MICRO_AUTH_KEY on the nats profile) */
@@ -46,7 +48,11 @@ export function signupCoreService(options: SignupServiceOptions = {}): CoreServi
     const hub = options.hub;
     hub?.acquire();
     const { storage, codeKey } = hub ? await hub.signup(ctx) : await openSignupStorage(ctx.profile, ctx.dataDir, options.codeKey);
-    const handlers = signupHandlers({ storage, accounts: ctx.accounts, tokens: ctx.tokens, hasher: new SecretHasher(codeKey), purge: ctx.purge, quotas: ctx.quotas }, { ...options, openSignup, mailer, logger });
+    // the runtime learns of the namespaces signup makes (with MICRO_RUNTIME=kubernetes: their cluster namespaces)
+    const hook = ctx.namespaceHook;
+    hook?.setSource(signupNamespaces(storage));
+    const namespaceChanged = hook ? (namespace: string) => void hook.changed(namespace) : undefined;
+    const handlers = signupHandlers({ storage, accounts: ctx.accounts, tokens: ctx.tokens, hasher: new SecretHasher(codeKey), purge: ctx.purge, quotas: ctx.quotas, namespaceChanged }, { ...options, openSignup, mailer, logger });
     // what a team holds of its `members` quota shows in quota.Read
     ctx.quotas?.addSource(async (namespace) => ({ members: await storage.seats(namespace, Date.now()) }));
     return {
@@ -54,6 +60,7 @@ export function signupCoreService(options: SignupServiceOptions = {}): CoreServi
       handlers,
       publicEndpoints: [...SIGNUP_PUBLIC_ENDPOINTS],
       stop: async () => {
+        hook?.setSource(undefined);
         if (hub) await hub.release();
         else await storage.close();
         // a mailer given by the caller is the caller's to close

@@ -232,6 +232,11 @@ export class SqlSignupStorage implements SignupStorage {
     return row?.status as 'pending' | 'active' | 'deleted' | undefined;
   }
 
+  async listNamespaces(status: 'pending' | 'active' | 'deleted', limit: number, after = ''): Promise<Page<string>> {
+    const rows = await this.db.all<Row>('SELECT name FROM namespaces WHERE status = ? AND name > ? ORDER BY name LIMIT ?', [status, after, limit + 1]);
+    return page(rows.map((r) => String(r.name)), limit, (name) => name);
+  }
+
   async members(namespace: string): Promise<Member[]> {
     return (await this.db.all<Row>(`${MEMBERS} WHERE m.namespace = ? ORDER BY m.created_at, m.customer`, [namespace])).map(toMember);
   }

@@ -149,6 +149,8 @@ export interface SignupStorage {
   deleteCustomer(customer: string, now: number): Promise<string[]>;
   /** Whether a namespace name is known here (any status: deleted names stay taken). */
   namespaceStatus(name: string): Promise<'pending' | 'active' | 'deleted' | undefined>;
+  /** The names of the namespaces of a status, by name (the runtime's reconcile pages through the active ones). */
+  listNamespaces(status: 'pending' | 'active' | 'deleted', limit: number, after?: string): Promise<Page<string>>;
 
   // --- teams (the members of a namespace)
   /** The members of a namespace with their emails, oldest first. */

@@ -9,6 +9,9 @@ export { startAuthHarness } from '../auth/testing.js';
 export type { AuthHarness } from '../auth/testing.js';
 // Chromium for the dashboard's browser tests (the platform's pages are tested there too)
 export { browserReady, launchChromium, watchPage, CHROMIUM } from '../gateway/browser-testing.js';
+// the test Kubernetes API server, for the platform's tests of what its namespaces make in a cluster
+export { startFakeKubernetes } from '../runtime/kubernetes/fake/index.js';
+export type { FakeKubernetes } from '../runtime/kubernetes/fake/index.js';
 
 interface TestContext {
   skip(message?: string): void;

@@ -14,6 +14,8 @@ export interface QuotaHandlerOptions {
    * lets owners set limits
    */
   maySet?: (ctx: Context, namespace: string, settings: LimitSettings, quotas: Quotas) => void | Promise<void>;
+  /** told of each namespace whose limits were set, once they are (the runtime's NamespaceHook) */
+  changed?: (namespace: string) => void;
 }
 
 /**
@@ -33,6 +35,7 @@ export function quotaHandlers(quotas: Quotas, options: QuotaHandlerOptions = {})
       const settings = checkSettings(req.limits);
       await maySet(ctx, namespace, settings, quotas);
       await quotas.set(namespace, settings);
+      options.changed?.(namespace);
       return answer(quotas, namespace);
     },
   };

@@ -13,9 +13,13 @@ export type { QuotaHandlerOptions } from './handlers.js';
 
 /**
  * The quota service micro server hosts in namespace micro, over the quotas the server
- * opened for its profile (ctx.quotas: SQLite in <home>/data/quota.db, or PostgreSQL).
+ * opened for its profile (ctx.quotas: SQLite in <home>/data/quota.db, or PostgreSQL). A change
+ * is told to the runtime (ctx.namespaceHook: on Kubernetes the namespace's ResourceQuota follows).
  */
-export const quotaCoreService: CoreServiceFactory = (ctx) => ({ def: quotaService, handlers: quotaHandlers(quotasOf(ctx)) });
+export const quotaCoreService: CoreServiceFactory = (ctx) => {
+  const hook = ctx.namespaceHook;
+  return { def: quotaService, handlers: quotaHandlers(quotasOf(ctx), hook ? { changed: (namespace) => void hook.changed(namespace) } : {}) };
+};
 
 /** The server's quotas; a context without them is a server built without quotas, which is a wiring mistake. */
 export function quotasOf(ctx: CoreContext): Quotas {

@@ -33,6 +33,34 @@ export interface Runtime {
   addressAllowed?(namespace: string, address: string): boolean | Promise<boolean>;
   /** the cluster namespaces of platform namespaces (Kubernetes): the purge removes a namespace's in a step of its own, after the runtime's */
   readonly tenants?: Pick<TenantNamespaces, 'purgeStep'>;
+  /** what the platform tells the runtime of its namespaces (Kubernetes: each one's cluster namespace made and kept up to date); absent: nothing to tell */
+  readonly namespaceHook?: NamespaceHook;
+}
+
+/**
+ * Which namespaces the platform has, as the runtime's reconcile asks (the platform's signup
+ * gives it): those in use, and whether one was deleted. A namespace the source does not
+ * know (made with `micro auth`, by the staff) is neither made nor removed by the reconcile.
+ */
+export interface NamespaceSource {
+  /** every namespace in use (signup: active) */
+  active(): AsyncIterable<string>;
+  /** whether the namespace was deleted (its place in the runtime goes) */
+  deleted(namespace: string): Promise<boolean>;
+}
+
+/**
+ * The hook from the platform to the runtime (CoreContext.namespaceHook). The platform calls
+ * `changed` when a namespace becomes active or its plan, owner or quota changes; with
+ * MICRO_RUNTIME=kubernetes the runtime then ensures its cluster namespace as the quotas say
+ * now, and a reconcile (kubernetes/reconcile.ts) retries what failed and makes and removes
+ * what the source says is missing or deleted.
+ */
+export interface NamespaceHook {
+  /** resolves once applied, or failed (logged, retried later): it never rejects, so the platform's own step never fails for it */
+  changed(namespace: string): Promise<void>;
+  /** where the reconcile learns which namespaces exist (undefined: nowhere, it only retries what failed) */
+  setSource(source: NamespaceSource | undefined): void;
 }
 
 export type { CreateRequest, ProgressFn, UpdateRequest } from './local.js';

@@ -8,6 +8,7 @@ export { KubernetesRuntime, type KubernetesRuntimeOptions, type TenantSeam } fro
 export { kubeClient, KubeError, type KubeClient, type KubeObject } from './client.js';
 export { Transfers } from './transfer.js';
 export { runtimeKind } from './kind.js';
+export { TenantReconciler, type ReconcileOptions, type ReconcileReport } from './reconcile.js';
 
 
 /** `host:port`, as MICRO_KUBERNETES_SERVER and MICRO_KUBERNETES_GATEWAY give it. */
@@ -19,9 +20,20 @@ function hostPort(name: string, env: NodeJS.ProcessEnv): string {
   return value;
 }
 
+/** MICRO_KUBERNETES_RECONCILE: seconds between two passes of the reconcile (reconcile.ts); unset: 600. */
+export function reconcileFromEnv(env: NodeJS.ProcessEnv): { intervalMs?: number } {
+  const raw = (env.MICRO_KUBERNETES_RECONCILE ?? '').trim();
+  if (raw === '') return {};
+  const seconds = Number(raw);
+  if (!Number.isSafeInteger(seconds) || seconds < 1 || seconds > 86_400) {
+    throw new Error(`MICRO_KUBERNETES_RECONCILE must be the seconds between two reconciles of the cluster namespaces, a whole number from 1 to 86400 (default 600), not "${raw.slice(0, 32)}"`);
+  }
+  return { intervalMs: seconds * 1000 };
+}
+
 /**
  * The Kubernetes runtime as the environment sets it up: MICRO_KUBECONFIG (unset: in-cluster),
- * MICRO_KUBERNETES_SERVER, MICRO_KUBERNETES_GATEWAY, MICRO_KUBERNETES_PREFIX, MICRO_RUNNER_IMAGE;
+ * MICRO_KUBERNETES_SERVER, MICRO_KUBERNETES_GATEWAY, MICRO_KUBERNETES_PREFIX, MICRO_KUBERNETES_RECONCILE, MICRO_RUNNER_IMAGE;
  * transfer URLs signed under MICRO_AUTH_KEY (else a key file in MICRO_HOME).
  */
 export function kubernetesRuntimeFromEnv(
@@ -31,6 +43,7 @@ export function kubernetesRuntimeFromEnv(
   const server = hostPort('MICRO_KUBERNETES_SERVER', env);
   const gateway = hostPort('MICRO_KUBERNETES_GATEWAY', env);
   const prefix = namespacePrefix(env.MICRO_KUBERNETES_PREFIX);
+  const reconcile = { ...reconcileFromEnv(env), ...options.reconcile };
   let client;
   try {
     client = kubeClient(env.MICRO_KUBECONFIG || undefined, options.clientOptions);
@@ -44,6 +57,7 @@ export function kubernetesRuntimeFromEnv(
     serverAddress: `tcp://${server}`,
     gatewayUrl: `http://${gateway}`,
     prefix,
+    reconcile,
     image: env.MICRO_RUNNER_IMAGE || 'micro/runner:latest',
   });
 }

@@ -41,11 +41,12 @@ import {
   type Resources,
   type ServiceObjects,
 } from './objects.js';
+import { TenantReconciler, type ReconcileOptions } from './reconcile.js';
 import { TenantNamespaces } from './tenant.js';
 import { Transfers, type TransferClaim, type TransferStore } from './transfer.js';
 
 /** The tenant namespaces as the driver uses them (tenant.ts's TenantNamespaces). */
-export type TenantSeam = Pick<TenantNamespaces, 'ensure' | 'remove' | 'purgeStep'>;
+export type TenantSeam = Pick<TenantNamespaces, 'ensure' | 'remove' | 'list' | 'purgeStep'>;
 
 export interface KubernetesRuntimeOptions {
   client: KubeClient;
@@ -68,6 +69,8 @@ export interface KubernetesRuntimeOptions {
   prefix?: string;
   /** the tenant namespaces; default TenantNamespaces on `client` with `prefix`, reading quota, plan and owner from `quotas` */
   tenants?: TenantSeam;
+  /** how often the cluster namespaces are reconciled with the platform's namespaces (reconcile.ts) */
+  reconcile?: ReconcileOptions;
   /** uploads are read from, and builds kept in, the blob store of the service's namespace */
   blobs?: () => BlobStore | undefined;
   /** the namespaces' limits; with `plan`, also the owner and plan labels of their cluster namespaces */
@@ -128,6 +131,8 @@ export class KubernetesRuntime implements Runtime, TransferStore {
   private readonly image: string;
   private readonly staging: string;
   readonly tenants: TenantSeam;
+  /** the platform's hook and the reconcile of the cluster namespaces (reconcile.ts) */
+  readonly namespaceHook: TenantReconciler;
   private readonly busy = new Map<string, 'create' | 'update' | 'delete'>();
   private readonly phases = new Map<string, 'building' | 'starting'>();
   private readonly failures = new Map<string, Failure>();
@@ -155,6 +160,7 @@ export class KubernetesRuntime implements Runtime, TransferStore {
     this.image = options.image ?? process.env.MICRO_RUNNER_IMAGE ?? 'micro/runner:latest';
     this.staging = join(options.home, 'runtime', 'kubernetes');
     this.tenants = options.tenants ?? new TenantNamespaces({ client: options.client, prefix: this.prefix, ...(options.quotas?.plan ? { quotas: options.quotas as Pick<Quotas, 'plan' | 'limits'> } : {}) });
+    this.namespaceHook = new TenantReconciler(this.tenants, options.logger, options.reconcile);
   }
 
   async start(): Promise<void> {
@@ -168,6 +174,7 @@ export class KubernetesRuntime implements Runtime, TransferStore {
     this.abort = new AbortController();
     // every operation in flight (builds, rollouts, log follows) listens to it: no leak to warn of
     setMaxListeners(0, this.abort.signal);
+    this.namespaceHook.start();
     this.options.logger.info({ server: this.options.client.server }, 'kubernetes runtime started');
   }
 
@@ -175,6 +182,7 @@ export class KubernetesRuntime implements Runtime, TransferStore {
   async stop(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.namespaceHook.stop();
     this.abort.abort();
     await Promise.allSettled([...this.operations]);
   }

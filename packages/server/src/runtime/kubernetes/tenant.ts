@@ -377,16 +377,40 @@ export class TenantNamespaces {
     return this.serial(namespace, () => this.converge(namespace, objects));
   }
 
-  /** Deletes the namespace's cluster namespace and waits (removeTimeoutMs) until it is gone. */
-  async remove(namespace: string): Promise<RemoveResult> {
+  /** Deletes the namespace's cluster namespace and waits up to `waitMs` (default removeTimeoutMs) until it is gone. */
+  async remove(namespace: string, waitMs = this.options.removeTimeoutMs ?? 60_000): Promise<RemoveResult> {
     const name = this.clusterName(namespace);
     return this.serial(namespace, async () => {
       try {
-        return await this.delete(namespace, name);
+        return await this.delete(namespace, name, waitMs);
       } catch (err) {
         throw this.failure(name, 'could not be removed', err, '; remove it again');
       }
     });
+  }
+
+  /**
+   * The platform namespaces whose cluster namespaces micro made with this prefix: labelled
+   * `managed-by: micro` and named prefix + their `micro.dev/namespace`. Another platform's
+   * on the same cluster (another prefix), or one whose label was changed by hand, is not
+   * listed, so nothing acting on the list touches it.
+   */
+  async list(): Promise<string[]> {
+    const out: string[] = [];
+    for (const ns of await this.client.list<KubeObject>('v1', 'Namespace', undefined, `${MANAGED_BY}=micro`)) {
+      const namespace = ns.metadata.labels?.[NAMESPACE_LABEL];
+      if (namespace !== undefined && this.ownName(namespace) === ns.metadata.name) out.push(namespace);
+    }
+    return out.sort();
+  }
+
+  /** The cluster namespace of a platform namespace, or undefined for a name that cannot have one. */
+  private ownName(namespace: string): string | undefined {
+    try {
+      return this.clusterName(namespace);
+    } catch {
+      return undefined;
+    }
   }
 
   /** The step of the namespace purge (purge/): its cluster namespace removed, or being removed by the cluster. */
@@ -476,11 +500,11 @@ export class TenantNamespaces {
     return errors.ServiceUnavailable(ERROR_ID, detail);
   }
 
-  private async delete(namespace: string, name: string): Promise<RemoveResult> {
+  private async delete(namespace: string, name: string, waitMs: number): Promise<RemoveResult> {
     const current = await this.owned(namespace, name);
     if (!current) return 'absent';
     if (!terminating(current)) await this.client.remove('v1', 'Namespace', name);
-    const deadline = Date.now() + (this.options.removeTimeoutMs ?? 60_000);
+    const deadline = Date.now() + waitMs;
     for (;;) {
       if (!(await this.client.get('v1', 'Namespace', name))) return 'gone';
       if (Date.now() >= deadline) return 'terminating';
