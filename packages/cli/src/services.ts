@@ -25,5 +25,6 @@ export async function valueAddServices(): Promise<HostedService[]> {
     import('@micro/service-chat').then((m) => m.service),
     import('@micro/service-contact').then((m) => m.service),
     import('@micro/service-wallet').then((m) => m.service),
+    import('@micro/service-email').then((m) => m.service),
   ]);
 }

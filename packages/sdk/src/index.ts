@@ -34,6 +34,7 @@ export { ServiceMetrics, METRICS_ENDPOINT, formatPrometheus, mergeFamilies, sani
 export { quotaService, QuotaReadResponse, QUOTA_LIMIT_KEYS } from './quota/definition.js';
 export type { QuotaService } from './quota/definition.js';
 export { mailService, MAIL_LIMITS } from './mail/definition.js';
+export { addressProblem, oneLine, MAX_ADDRESS_LENGTH } from './mail/address.js';
 export type { MailService } from './mail/definition.js';
 export type { MetricFamily, MetricSample, Sanitized, StatsService } from './metrics/index.js';
 

@@ -18,3 +18,5 @@ export { listen, MAX_LISTENERS, MAX_QUEUED } from './listen.js';
 export type { Listening } from './listen.js';
 export { recordService } from './crud.js';
 export type { RecordServiceSpec } from './crud.js';
+export { sendPlatformEmail, noPlatformMail } from './mail.js';
+export type { PlatformEmail, MailFieldNames } from './mail.js';
