@@ -26,5 +26,6 @@ export async function valueAddServices(): Promise<HostedService[]> {
     import('@micro/service-contact').then((m) => m.service),
     import('@micro/service-wallet').then((m) => m.service),
     import('@micro/service-email').then((m) => m.service),
+    import('@micro/service-sms').then((m) => m.service),
   ]);
 }
