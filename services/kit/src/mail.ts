@@ -1,4 +1,4 @@
-import { createClient, errors, isMicroError, mailService, type Context, type Engines, type MicroError } from '@micro/sdk';
+import { createClient, errors, isMicroError, mailService, type Context, type Engines, type MicroError, type z } from '@micro/sdk';
 
 /**
  * Email from a value-add service goes through the platform's mail core service (namespace
@@ -6,15 +6,8 @@ import { createClient, errors, isMicroError, mailService, type Context, type Eng
  * the platform keeps the SMTP credentials, the sending address, DKIM and the per-tenant rate.
  */
 
-export interface PlatformEmail {
-  to: string;
-  subject: string;
-  text: string;
-  html?: string;
-  /** the sender's display name; the address is the platform's */
-  fromName?: string;
-  replyTo?: string;
-}
+/** One message as the mail service's Send takes it, less the tenant (the caller's, always). */
+export type PlatformEmail = Omit<z.infer<typeof mailService.endpoints.Send.request>, 'tenant'>;
 
 /** The caller's names of the mail service's fields (`{ to: 'email', fromName: 'from_name' }`), for its 400s. */
 export type MailFieldNames = Partial<Record<keyof PlatformEmail, string>>;
