@@ -31,6 +31,8 @@ export async function valueAddServices(): Promise<HostedService[]> {
     import('@micro/service-time').then((m) => m.service),
     import('@micro/service-sentiment').then((m) => m.service),
     import('@micro/service-spam').then((m) => m.service),
+    import('@micro/service-email').then((m) => m.service),
+    import('@micro/service-sms').then((m) => m.service),
     import('@micro/service-function').then((m) => m.service),
     import('@micro/service-image').then((m) => m.service),
     import('@micro/service-cron').then((m) => m.service),

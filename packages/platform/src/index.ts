@@ -24,7 +24,7 @@ export type { Pricing, EndpointPrice, PricedEndpoint, PricingServiceOptions, Pri
 export type { Mailer, MailMessage, MailerFromEnvOptions } from './mail/index.js';
 export { mailCoreService, TenantRate, DEFAULT_MAIL_PER_TENANT } from './mail/index.js';
 export type { MailServiceOptions } from './mail/index.js';
-export { MemoryMailer, mailerFromEnv, checkAddress, verificationMessage, platformInviteMessage, teamInviteMessage, namespacesMessage, balanceMessage } from './mail/index.js';
+export { MemoryMailer, SmtpMailer, parseSmtpUrl, dkimFromEnv, mailerFromEnv, checkAddress, verificationMessage, platformInviteMessage, teamInviteMessage, namespacesMessage, balanceMessage } from './mail/index.js';
 export { openSqliteLedger, openPgLedger, UNIT, UNITS_PER_DOLLAR } from './ledger/index.js';
 export type { Ledger, LedgerOptions, Account as LedgerAccount, PostingInput, PostResult } from './ledger/index.js';
 export { billingCoreService, billingService, DEFAULT_PLANS, COMMUNITY } from './plans/index.js';

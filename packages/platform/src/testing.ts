@@ -4,7 +4,7 @@
  * local stand-in for Stripe's API, and the metering crash tests' calls of a gateway. Left
  * out of the published package.
  */
-export { startSmtpServer, parseMail, recordingLogger, tempHome } from './mail/testing.js';
+export { startSmtpServer, parseMail, recordingLogger, tempHome, dkimKeyPair, verifyDkim } from './mail/testing.js';
 export type { Received, TestSmtp, TestSmtpOptions } from './mail/testing.js';
 export { FakeStripe } from './payments/stripe-fake.js';
 export type { FakeStripeOptions, Delivery } from './payments/stripe-fake.js';

@@ -34,6 +34,9 @@ export { ServiceMetrics, METRICS_ENDPOINT, formatPrometheus, mergeFamilies, sani
 export { quotaService, QuotaReadResponse, QUOTA_LIMIT_KEYS } from './quota/definition.js';
 export type { QuotaService } from './quota/definition.js';
 export { mailService, MAIL_LIMITS } from './mail/definition.js';
+export { addressProblem, oneLine, MAX_ADDRESS_LENGTH } from './mail/address.js';
+export { Outbox, DEFAULT_OUTBOX_MAX } from './outbox/outbox.js';
+export type { OutboxOptions } from './outbox/outbox.js';
 export type { MailService } from './mail/definition.js';
 export type { MetricFamily, MetricSample, Sanitized, StatsService } from './metrics/index.js';
 

@@ -19,3 +19,5 @@ export type { Listening } from './listen.js';
 export { recordService } from './crud.js';
 export type { RecordServiceSpec } from './crud.js';
 export { TenantImages, IMAGES, imageUrl, imagePath } from './images.js';
+export { sendPlatformEmail, noPlatformMail } from './mail.js';
+export type { PlatformEmail, MailFieldNames } from './mail.js';

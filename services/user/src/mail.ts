@@ -1,14 +1,8 @@
-import { createClient, errors, isMicroError, mailService, type Context, type Engines } from '@micro/sdk';
-
-/**
- * The user service's emails go through the platform's mail core service (namespace micro),
- * by RPC on the client of its engines: a service may only use the public SDK, and the
- * platform keeps the SMTP credentials, the sending address and the per-tenant rate.
- */
+import type { Context, Engines } from '@micro/sdk';
+import { noPlatformMail, sendPlatformEmail } from '@micro/services-kit';
 
 /** What to tell a caller when no mail service answers: the service runs outside the platform. */
-export const NO_MAIL =
-  "sending email needs the platform's mail service (namespace micro), which did not answer: run the user service inside micro server with the platform layer (`micro server`, MICRO_SERVICES including user) and set MICRO_SMTP_URL there (without it, messages go to <MICRO_HOME>/outbox)";
+export const NO_MAIL = noPlatformMail('user');
 
 export interface Email {
   to: string;
@@ -25,24 +19,7 @@ export function fill(template: string, values: { code?: string; link?: string })
   return out;
 }
 
-/** Sends one email on behalf of the caller's tenant; the errors say what the caller can do. */
-export async function sendEmail(engines: Engines, ctx: Context, email: Email): Promise<void> {
-  const client = engines.client;
-  if (!client) throw errors.ServiceUnavailable('user', NO_MAIL);
-  const mail = createClient(mailService, client);
-  try {
-    await mail.Send({ tenant: ctx.tenant, to: email.to, subject: email.subject, text: email.text, ...(email.fromName ? { fromName: email.fromName } : {}) }, { timeout: 30_000 });
-  } catch (err) {
-    throw mailError(err);
-  }
-}
-
-function mailError(err: unknown): Error {
-  if (!isMicroError(err)) return errors.ServiceUnavailable('user', `${NO_MAIL} (${String(err).slice(0, 200)})`);
-  // the platform's checks name the field: `to: …`, `subject: …`, `fromName: …`
-  if (err.code === 400) return errors.BadRequest('user', err.detail.replace(/^to:/, 'email:').replace(/^fromName:/, 'from_name:').replace(/^text:/, 'text_content:'));
-  if (err.code === 429) return errors.TooManyRequests('user', err.detail);
-  // not there (404, 503) or not for this identity (401, 403: `micro run` outside the platform)
-  if ([401, 403, 404, 503].includes(err.code)) return errors.ServiceUnavailable('user', `${NO_MAIL} (${err.detail.slice(0, 200)})`);
-  return errors.BadGateway('user', `the platform's mail service failed: ${err.detail.slice(0, 300)}`);
+/** Sends one email on behalf of the caller's tenant, through the platform's mail service; 400s name the user API's fields. */
+export function sendEmail(engines: Engines, ctx: Context, email: Email): Promise<void> {
+  return sendPlatformEmail(engines, ctx, 'user', { to: email.to, subject: email.subject, text: email.text, ...(email.fromName ? { fromName: email.fromName } : {}) }, { to: 'email', fromName: 'from_name', text: 'text_content' });
 }

@@ -77,6 +77,12 @@ describe('mail checks', () => {
     refused(() => checkMessage({ ...ok, html: 'x'.repeat(MAX_BODY_LENGTH + 1) }), 'html', /at most/);
   });
 
+  it('takes one reply-to address, checked as a recipient is', () => {
+    assert.deepEqual(checkMessage({ ...ok, replyTo: 'support@acme.example' }), { ...ok, replyTo: 'support@acme.example' });
+    refused(() => checkMessage({ ...ok, replyTo: 'support@acme.example\r\nBcc: eve@evil.com' }), 'replyTo', /line breaks/);
+    refused(() => checkMessage({ ...ok, replyTo: 'a@acme.example, b@acme.example' }), 'replyTo', /one bare address/);
+  });
+
   it('keeps only the fields of a MailMessage', () => {
     const smuggled = { ...ok, cc: 'eve@evil.com', headers: { Bcc: 'eve@evil.com' }, attachments: [{ path: '/etc/passwd' }] };
     assert.deepEqual(checkMessage(smuggled as MailMessage), ok);

@@ -1,4 +1,4 @@
-import { errors } from '@micro/sdk';
+import { addressProblem, errors, MAX_ADDRESS_LENGTH, oneLine } from '@micro/sdk';
 import addressparser from 'nodemailer/lib/addressparser';
 import type { MailMessage } from './mailer.js';
 
@@ -13,27 +13,13 @@ import type { MailMessage } from './mailer.js';
 /** The error id of bad mail input, as in `errors.BadRequest(MAIL_ERROR_ID, …)`. */
 export const MAIL_ERROR_ID = 'micro.mail';
 
-/** RFC 5321: a path is at most 256 octets with its brackets, so an address is at most 254. */
-export const MAX_ADDRESS_LENGTH = 254;
-const MAX_LOCAL_LENGTH = 64;
+export { MAX_ADDRESS_LENGTH, oneLine };
 /** Subjects are ours (the builders), short and fixed; a long one is a mistake. */
 export const MAX_SUBJECT_LENGTH = 200;
 /** A display name a tenant gives its messages (`Acme Support`). */
 export const MAX_FROM_NAME_LENGTH = 100;
 /** A body of ours is a few kB; this bounds what an engine writes or sends. */
 export const MAX_BODY_LENGTH = 100_000;
-
-// dot-atom of RFC 5322 restricted to ASCII: no quoted local parts, no comments, no spaces.
-const LOCAL = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$/;
-const LABEL = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
-// C0 controls (CR, LF, NUL, TAB…), DEL, C1 controls, and the Unicode line and paragraph separators.
-// eslint-disable-next-line no-control-regex -- finding control characters is what it is for
-const CONTROLS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g;
-
-/** `value` on one line: each run of control characters becomes one space. */
-export function oneLine(value: string): string {
-  return value.replace(CONTROLS, ' ');
-}
 
 function bad(field: string, why: string): never {
   throw errors.BadRequest(MAIL_ERROR_ID, `${field}: ${why}`);
@@ -54,21 +40,9 @@ export function checkHeaderValue(field: string, value: unknown, max: number): st
  */
 export function checkAddress(value: unknown, field = 'to', oneLabel = false): string {
   const address = checkHeaderValue(field, value, MAX_ADDRESS_LENGTH);
-  const at = address.lastIndexOf('@');
-  if (at <= 0 || at === address.length - 1) bad(field, `must be one email address like name@example.com`);
-  const local = address.slice(0, at);
-  const domain = address.slice(at + 1);
-  if (local.length > MAX_LOCAL_LENGTH) bad(field, `the part before @ is at most ${MAX_LOCAL_LENGTH} characters`);
-  if (!LOCAL.test(local)) bad(field, `must be one bare address like name@example.com (no display name, list or quotes)`);
-  checkDomain(field, domain, oneLabel);
+  const problem = addressProblem(address, oneLabel);
+  if (problem !== undefined) bad(field, problem);
   return address;
-}
-
-function checkDomain(field: string, domain: string, oneLabel: boolean): void {
-  const labels = domain.split('.');
-  if ((labels.length < 2 && !oneLabel) || !labels.every((l) => LABEL.test(l))) {
-    bad(field, `the domain "${domain}" is not a domain name like example.com (ASCII; write an international domain in its xn-- form)`);
-  }
 }
 
 /**
@@ -105,5 +79,6 @@ export function checkMessage(message: MailMessage): MailMessage {
   const html = checkBody('html', message.html, false);
   if (html !== undefined) checked.html = html;
   if (message.fromName !== undefined) checked.fromName = checkHeaderValue('fromName', message.fromName, MAX_FROM_NAME_LENGTH);
+  if (message.replyTo !== undefined) checked.replyTo = checkAddress(message.replyTo, 'replyTo');
   return checked;
 }

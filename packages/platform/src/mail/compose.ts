@@ -20,6 +20,7 @@ export function composerOptions(from: string, message: MailMessage): MailCompose
     disableUrlAccess: true,
   };
   if (message.html !== undefined) options.html = message.html;
+  if (message.replyTo !== undefined) options.replyTo = message.replyTo;
   return options;
 }
 

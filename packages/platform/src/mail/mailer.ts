@@ -16,6 +16,8 @@ export interface MailMessage {
   html?: string;
   /** the sender's display name in place of the configured one (the address stays the platform's) */
   fromName?: string;
+  /** one address answers go to (a Reply-To header), when not the sender's */
+  replyTo?: string;
 }
 
 export interface Mailer {

@@ -73,10 +73,10 @@ function requireMicro(ctx: Context): Account {
 /** The handlers of the mail service, on a mailer. */
 export function mailHandlers(mailer: Mailer, rate: TenantRate): Handlers<typeof mailService> {
   return {
-    Send: async ({ tenant, to, subject, text, html, fromName }, ctx) => {
+    Send: async ({ tenant, to, subject, text, html, fromName, replyTo }, ctx) => {
       requireMicro(ctx);
       // checked before it counts: a refused message does not use the tenant's allowance
-      const message = checkMessage({ to, subject, text, ...(html !== undefined ? { html } : {}), ...(fromName !== undefined ? { fromName } : {}) });
+      const message = checkMessage({ to, subject, text, ...(html !== undefined ? { html } : {}), ...(fromName !== undefined ? { fromName } : {}), ...(replyTo !== undefined ? { replyTo } : {}) });
       rate.take(tenant);
       await mailer.send(message);
       ctx.logger.info({ tenant, by: ctx.account?.id }, 'mail: sent for a tenant');

@@ -5,14 +5,14 @@ import { isMicroError, type MicroError } from '@micro/sdk';
 import { freePort } from '@micro/sdk/testing';
 import type { MailMessage } from './mailer.js';
 import { verificationMessage } from './messages.js';
-import { parseSmtpUrl, SmtpMailer } from './smtp.js';
-import { parseMail, startSmtpServer } from './testing.js';
+import { parseSmtpUrl, retryable, SmtpMailer, type DkimKey } from './smtp.js';
+import { dkimKeyPair, parseMail, startSmtpServer, verifyDkim } from './testing.js';
 
 const PASSWORD = 'S3cr3t:p@ss/word';
 const verify = verificationMessage({ to: 'alice@example.com', code: '987654', base: 'https://m3o.example.com' });
 
-function mailerFor(url: string, timeoutMs?: number): SmtpMailer {
-  return new SmtpMailer({ target: parseSmtpUrl(url), from: 'M3O <no-reply@m3o.example>', timeoutMs });
+function mailerFor(url: string, timeoutMs?: number, more: { dkim?: DkimKey; retryDelaysMs?: number[] } = {}): SmtpMailer {
+  return new SmtpMailer({ target: parseSmtpUrl(url), from: 'M3O <no-reply@m3o.example>', timeoutMs, retryDelaysMs: [5, 5], ...more });
 }
 
 /** Sends and returns the MicroError it fails with. */
@@ -75,7 +75,7 @@ describe('SmtpMailer, against a real SMTP server', () => {
     const mailer = mailerFor(`smtp://mailer:${encodeURIComponent(PASSWORD)}@127.0.0.1:${port}`);
     const err = await failure(mailer);
     assert.equal(err.code, 503);
-    assert.match(err.detail, new RegExp(`cannot reach the SMTP server smtp://mailer:\\*\\*\\*@127\\.0\\.0\\.1:${port} \\((ESOCKET|ECONNECTION)\\): .*ECONNREFUSED`));
+    assert.match(err.detail, new RegExp(`cannot reach the SMTP server smtp://mailer:\\*\\*\\*@127\\.0\\.0\\.1:${port} \\((ESOCKET|ECONNECTION)\\): .*ECONNREFUSED.*\\(after 3 attempts\\)`));
     noPassword(err);
   });
 
@@ -100,6 +100,43 @@ describe('SmtpMailer, against a real SMTP server', () => {
     const err = await failure(mailer);
     assert.equal(err.code, 502);
     assert.match(err.detail, /SMTP server smtp:\/\/127\.0\.0\.1:\d+ refused the message \(EENVELOPE\): .*no such mailbox/);
+    // a 5xx is final: the server would say the same again, so it is not retried
+    assert.doesNotMatch(err.detail, /attempts/);
+  });
+
+  it('a transient 4xx is retried with backoff until the server takes the message', async (t) => {
+    const smtp = await startSmtpServer(t, { transient: 2 });
+    const mailer = mailerFor(smtp.url());
+    t.after(() => mailer.close());
+    await mailer.send(verify);
+    assert.equal(smtp.deferred(), 2);
+    assert.equal(smtp.received.length, 1);
+    // beyond the retries: the server's reply, after how many attempts
+    const busy = await startSmtpServer(t, { transient: 10 });
+    const err = await failure(mailerFor(busy.url()));
+    assert.equal(err.code, 502);
+    assert.match(err.detail, /451 try again later.*\(after 3 attempts\)/);
+    assert.equal(busy.deferred(), 3);
+    assert.equal(busy.received.length, 0);
+  });
+
+  it('signs with DKIM when a key is configured: a receiving server verifies it, and a changed message fails', async (t) => {
+    const smtp = await startSmtpServer(t);
+    const keys = dkimKeyPair();
+    const mailer = mailerFor(smtp.url(), undefined, { dkim: { domainName: 'm3o.example', keySelector: 'mail2025', privateKey: keys.privateKey } });
+    t.after(() => mailer.close());
+    await mailer.send({ ...verify, fromName: 'Acme', replyTo: 'support@acme.example' });
+    const raw = smtp.received[0]!.raw;
+    assert.match(raw.toString(), /^DKIM-Signature: v=1; a=rsa-sha256; c=relaxed\/relaxed; d=m3o.example;/m);
+    assert.deepEqual(await verifyDkim(raw, 'mail2025', 'm3o.example', keys.txt), [{ result: 'pass', domain: 'm3o.example', selector: 'mail2025' }]);
+    const tampered = Buffer.from(raw.toString().replace('987654', '123456'));
+    // a changed body no longer matches the signed body hash (mailauth says neutral for that, as RFC 6376 §6.3 allows)
+    assert.notEqual((await verifyDkim(tampered, 'mail2025', 'm3o.example', keys.txt))[0]?.result, 'pass');
+    const other = dkimKeyPair();
+    assert.equal((await verifyDkim(raw, 'mail2025', 'm3o.example', other.txt))[0]?.result, 'fail');
+    const parsed = await parseMail(raw);
+    assert.deepEqual(parsed.from?.value, [{ name: 'Acme', address: 'no-reply@m3o.example' }]);
+    assert.equal(parsed.replyTo?.text, 'support@acme.example');
   });
 
   it('refuses hostile input before connecting, and sends nothing a caller smuggled in', async (t) => {
@@ -119,6 +156,18 @@ describe('SmtpMailer, against a real SMTP server', () => {
     assert.equal(parsed.attachments.length, 0);
     assert.equal(parsed.headers.get('x-evil'), undefined);
     assert.equal(parsed.cc, undefined);
+  });
+});
+
+describe('retryable', () => {
+  it('retries only where no second copy can arrive: a refused connection or a transient 4xx', () => {
+    assert.equal(retryable({ code: 'ESOCKET', message: 'connect ECONNREFUSED 127.0.0.1:25' }), true);
+    assert.equal(retryable({ code: 'EENVELOPE', responseCode: 451 }), true);
+    assert.equal(retryable({ code: 'EMESSAGE', responseCode: 421 }), true);
+    assert.equal(retryable({ code: 'EENVELOPE', responseCode: 550 }), false);
+    assert.equal(retryable({ code: 'EAUTH', responseCode: 535 }), false);
+    assert.equal(retryable({ code: 'ETIMEDOUT', message: 'no answer within 30000 ms' }), false);
+    assert.equal(retryable({ code: 'ECONNECTION', message: 'Connection closed unexpectedly' }), false);
   });
 });
 

@@ -66,11 +66,36 @@ export interface SmtpMailerOptions {
   target: SmtpTarget;
   /** the From header; default `M3O <no-reply@localhost>` */
   from?: string;
-  /** how long one message may take (connect, greeting, login, transfer); default 30000 */
+  /** how long one attempt at a message may take (connect, greeting, login, transfer); default 30000 */
   timeoutMs?: number;
+  /** DKIM signing of every message (RFC 6376, rsa-sha256, relaxed/relaxed); default none */
+  dkim?: DkimKey;
+  /** the waits before each retry of a send that failed where retrying is safe (see `retryable`); default [1000, 4000] */
+  retryDelaysMs?: readonly number[];
+}
+
+/** What nodemailer signs with: the key's domain (`d=`), its selector (`s=`, the DNS name `<selector>._domainkey.<domain>`) and the PEM private key. */
+export interface DkimKey {
+  domainName: string;
+  keySelector: string;
+  privateKey: string;
 }
 
 export const DEFAULT_SMTP_TIMEOUT_MS = 30_000;
+export const DEFAULT_SMTP_RETRY_DELAYS_MS: readonly number[] = [1000, 4000];
+
+/**
+ * Whether a failed send may be tried again without the risk of a second copy: the
+ * connection was refused (nothing was sent), or the server answered with a transient 4xx
+ * reply (RFC 5321: it did not take the message, try later). Not retried: a timeout or a
+ * connection lost mid-transfer (the server may have the message), a 5xx (it will say the
+ * same again), a refused login.
+ */
+export function retryable(err: unknown): boolean {
+  const e = err as { responseCode?: number; message?: string };
+  if (typeof e.responseCode === 'number') return e.responseCode >= 400 && e.responseCode < 500;
+  return /\bECONNREFUSED\b/.test(e.message ?? '');
+}
 
 /**
  * Mail through an SMTP server (nodemailer), one connection per message: the platform sends
@@ -81,11 +106,13 @@ export class SmtpMailer implements Mailer {
   private readonly transport: Transporter;
   private readonly from: string;
   private readonly timeoutMs: number;
+  private readonly retryDelaysMs: readonly number[];
 
   constructor(private readonly options: SmtpMailerOptions) {
     const { target } = options;
     this.from = checkSender(options.from ?? DEFAULT_FROM);
     this.timeoutMs = options.timeoutMs ?? DEFAULT_SMTP_TIMEOUT_MS;
+    this.retryDelaysMs = options.retryDelaysMs ?? DEFAULT_SMTP_RETRY_DELAYS_MS;
     this.transport = createTransport({
       host: target.host,
       port: target.port,
@@ -99,6 +126,7 @@ export class SmtpMailer implements Mailer {
       disableFileAccess: true,
       disableUrlAccess: true,
       logger: false,
+      ...(options.dkim ? { dkim: { ...options.dkim } } : {}),
     });
   }
 
@@ -108,15 +136,27 @@ export class SmtpMailer implements Mailer {
   }
 
   async send(message: MailMessage): Promise<void> {
-    const checked = checkMessage(message);
+    const fields = composerOptions(this.from, checkMessage(message));
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.attempt(fields);
+        return;
+      } catch (err) {
+        const wait = this.retryDelaysMs[attempt];
+        if (wait === undefined || !retryable(err)) throw this.explain(err, attempt + 1);
+        await new Promise((resolve) => setTimeout(resolve, wait));
+      }
+    }
+  }
+
+  /** One try, bounded by the timeout. */
+  private async attempt(fields: ReturnType<typeof composerOptions>): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(Object.assign(new Error(`no answer within ${this.timeoutMs} ms`), { code: 'ETIMEDOUT' })), this.timeoutMs);
     });
     try {
-      await Promise.race([this.transport.sendMail(composerOptions(this.from, checked)), timeout]);
-    } catch (err) {
-      throw this.explain(err);
+      await Promise.race([this.transport.sendMail(fields), timeout]);
     } finally {
       clearTimeout(timer);
     }
@@ -127,9 +167,9 @@ export class SmtpMailer implements Mailer {
   }
 
   /** A MicroError naming the server (password masked) and what went wrong. */
-  private explain(err: unknown): MicroError {
+  private explain(err: unknown, attempts: number): MicroError {
     const e = err as { code?: string; message?: string; response?: string };
-    const said = this.scrub(e.response ?? e.message ?? String(err));
+    const said = this.scrub(e.response ?? e.message ?? String(err)) + (attempts > 1 ? ` (after ${attempts} attempts)` : '');
     const server = this.server;
     switch (e.code) {
       case 'EAUTH':

@@ -28,6 +28,7 @@ export const mailService = defineService({
           text: z.string().min(1).max(MAIL_LIMITS.body).describe('the plain-text body'),
           html: z.string().min(1).max(MAIL_LIMITS.body).optional(),
           fromName: z.string().min(1).max(MAIL_LIMITS.fromName).optional().describe("the sender's display name; the address is the platform's"),
+          replyTo: z.string().min(3).max(MAIL_LIMITS.address).optional().describe('one address answers go to'),
         })
         .strict(),
       response: z.object({}),
