@@ -1,4 +1,4 @@
-import { authApi, Client, createClient, errors, isMicroError, RemoteRegistry, type Engines, type Logger, type Registry } from '@micro/sdk';
+import { errors, isMicroError, RemoteRegistry, type Engines, type Logger, type Registry } from '@micro/sdk';
 import { rfc3339 } from '@micro/services-kit';
 import { findEndpoint, parseCallback } from './callback.js';
 import { parseInterval, type Interval } from './interval.js';
@@ -27,7 +27,6 @@ interface Entry {
   next: number | undefined;
 }
 
-const MAX_CLIENTS = 1_000;
 
 /**
  * Runs every tenant's jobs, on every node of the service. Each node looks at the clock
@@ -39,14 +38,14 @@ const MAX_CLIENTS = 1_000;
  * loses that run rather than risk calling twice (callbacks need not be idempotent). Ticks
  * that passed while no node ran are not made up; the next one after now is.
  *
- * The callback is called as the platform acting in the job's namespace: the service's
- * own account (an admin of micro when micro server hosts it) with a token scoped to that
- * one service (auth.Scope), on a client whose namespace is the job's tenant — so a job
- * reaches nothing but a service of its own namespace, whatever it names.
+ * The callback is called as the platform acting in the job's namespace, through the
+ * engines' `clientIn(tenant)`: the service's own account (an admin of micro when micro
+ * server hosts it) with a token scoped to the one service called, on a client whose
+ * namespace is the job's tenant — so a job reaches nothing but a service of its own
+ * namespace, whatever it names.
  */
 export class Scheduler {
   private readonly entries = new Map<string, Entry>();
-  private readonly clients = new Map<string, Client>();
   private readonly inflight = new Set<Promise<void>>();
   private readonly abort = new AbortController();
   private readonly now: () => number;
@@ -54,13 +53,12 @@ export class Scheduler {
   private readonly refreshEvery: number;
   private readonly timeout: number;
   private readonly registry: Registry | undefined;
-  private readonly auth;
   private timer: NodeJS.Timeout | undefined;
   private refreshedAt = -Infinity;
   private running = false;
 
   constructor(
-    private readonly engines: Pick<Engines, 'client'>,
+    private readonly engines: Pick<Engines, 'client' | 'clientIn'>,
     private readonly jobs: JobStore,
     private readonly options: SchedulerOptions = {},
   ) {
@@ -69,7 +67,6 @@ export class Scheduler {
     this.refreshEvery = options.refresh ?? 10_000;
     this.timeout = options.timeout ?? 30_000;
     this.registry = options.registry ?? (engines.client ? new RemoteRegistry(engines.client) : undefined);
-    this.auth = engines.client ? createClient(authApi, engines.client) : undefined;
   }
 
   /** The registry the service and its handlers look tenants' services up in. */
@@ -177,12 +174,14 @@ export class Scheduler {
   private async call(tenant: string, job: StoredJob, tick: number): Promise<void> {
     const callback = parseCallback(job.callback);
     const endpoint = await this.endpointOf(tenant, callback.service, callback.endpoint);
-    if (!this.auth) throw errors.ServiceUnavailable('cron', 'no micro server to call the callback through');
-    const { token } = await this.auth.Scope({ audience: `${tenant}/${callback.service}` }, { signal: this.abort.signal });
-    await this.clientOf(tenant).call(callback.service, endpoint, job.request, {
+    const client = this.engines.clientIn?.(tenant);
+    if (!client) throw errors.ServiceUnavailable('cron', 'no micro server to call the callback through');
+    // no retries: a call that may have reached the service is not made twice
+    await client.call(callback.service, endpoint, job.request, {
       timeout: this.timeout,
       signal: this.abort.signal,
-      metadata: { authorization: `Bearer ${token}`, 'micro-cron-job': job.id, 'micro-cron-tick': rfc3339(tick) },
+      retries: 0,
+      metadata: { 'micro-cron-job': job.id, 'micro-cron-tick': rfc3339(tick) },
     });
   }
 
@@ -196,14 +195,4 @@ export class Scheduler {
     return found;
   }
 
-  private clientOf(tenant: string): Client {
-    let client = this.clients.get(tenant);
-    if (!client) {
-      // no retries: a call that may have reached the service is not made twice
-      client = new Client({ namespace: tenant, registry: this.registry, middleware: [], preferLocal: false, timeout: this.timeout, retries: 0 });
-      if (this.clients.size >= MAX_CLIENTS) this.clients.clear();
-      this.clients.set(tenant, client);
-    }
-    return client;
-  }
 }

@@ -1,6 +1,6 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { bearer, Client, createLogger, defineService, endpoint, errors, platformClient, RemoteRegistry, remoteEngines, Service, ServiceAuth, TokenSource, z, type Context } from '@micro/sdk';
+import { bearer, Client, createLogger, defineService, endpoint, errors, namespacedClient, platformClient, RemoteRegistry, remoteEngines, Service, ServiceAuth, TokenSource, z, type Context } from '@micro/sdk';
 import { expectShape, startPlatform, type Platform, type Tenant } from '@micro/services-kit/testing';
 import { cronNode, cronService, MAX_JOBS, RUNS_KEPT } from './handlers.js';
 
@@ -87,7 +87,12 @@ for (const profile of ['local', 'nats'] as const) {
 
     // a second node of the service on the same engines (as another micro server of the nats profile)
     const admin = new Client({ address: p.server.address, namespace: 'micro', preferLocal: false, middleware: [bearer(p.adminToken)] });
-    const second = cronNode(remoteEngines(admin), fast);
+    // its callbacks go as the hosted services' do: the admin's token scoped to the callee by the server's auth.Scope
+    const scoped = bearer(p.adminToken, { server: new Client({ address: p.server.address, namespace: 'micro', preferLocal: false, middleware: [] }) });
+    const clients = new Map<string, Client>();
+    const clientIn = (namespace: string) => namespacedClient(namespace, () => new Client({ namespace, registry: p.server.registry, middleware: [scoped] }), clients);
+    const nodeEngines = { ...remoteEngines(admin), clientIn };
+    const second = cronNode(nodeEngines, fast);
     second.scheduler.start();
     t.after(() => second.scheduler.stop());
 
@@ -134,7 +139,7 @@ for (const profile of ['local', 'nats'] as const) {
 
     // a node that starts later (a restarted server) finds the jobs in the store and runs them
     await second.scheduler.stop();
-    const third = cronNode(remoteEngines(admin), fast);
+    const third = cronNode(nodeEngines, fast);
     third.scheduler.start();
     t.after(() => third.scheduler.stop());
     const before = callsOf(job.id);
