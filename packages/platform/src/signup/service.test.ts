@@ -269,12 +269,14 @@ describe('signup service (open signup, tight limits)', () => {
 
 /**
  * The loser of two signups of one email with one code: refused because the winner holds
- * the email or the namespace asked for (409), or has used the code up by then (401), as
- * the timing falls; either way nothing of it is left.
+ * the email or the namespace asked for (409), has used the code up by then (401), or has
+ * used the email's invite (403, on an invite-only platform), as the timing falls; either
+ * way nothing of it is left.
  */
 function sameEmailLoser(reason: unknown): void {
   const e = reason as { code?: number; detail?: string };
   if (e.code === 401) fails(401, /^code: no live code/)(reason);
+  else if (e.code === 403) fails(403, /^email: no invite for this address/)(reason);
   else fails(409, /^(email:|namespace: \S+ is taken)/)(reason);
 }
 
