@@ -41,6 +41,7 @@ import { db } from './db.js';
 import { event } from './event.js';
 import { image } from './image.js';
 import { fn } from './function.js';
+import { email } from './email.js';
 import { writeConcurrencyPlot } from './plot.js';
 import { killChildren, machineInfo, markdownTable, NOISY, runBenchmark, type Benchmark, type BenchmarkResult, type PinMode } from './harness.js';
 
@@ -69,6 +70,7 @@ const BENCHMARKS: readonly Benchmark[] = [
   event,
   image,
   fn,
+  email,
 ];
 const PEER = `moleculer ${MOLECULER_VERSION}`;
 
