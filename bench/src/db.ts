@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { SqliteStore } from '@micro/server';
 import { service } from '@micro/service-db';
 import { unthrottledPlatform } from './platform.js';
-import { closedLoopThroughput, percentile, sequentialLatencies, type Benchmark, type Contestant } from './harness.js';
+import { bothSides, closedLoopThroughput, percentile, sequentialLatencies, type Benchmark, type Contestant } from './harness.js';
 
 const RECORDS = 100_000;
 const CALLERS = 16;
@@ -134,12 +134,6 @@ export const db: Benchmark = {
     { id: 'db.query.p99', label: 'db.Read query latency p99', unit: 'ms', better: 'lower' },
   ],
   async setup() {
-    const m = await micro();
-    try {
-      return { micro: m, peer: await engine() };
-    } catch (err) {
-      await m.close().catch(() => undefined);
-      throw err;
-    }
+    return bothSides(() => micro(), () => engine());
   },
 };

@@ -17,7 +17,7 @@ import { mailCoreService, parseSmtpUrl, SmtpMailer } from '@micro/platform';
 import { startSmtpServer, type TestSmtp } from '@micro/platform/testing';
 import { service } from '@micro/service-email';
 import { unthrottledPlatform } from './platform.js';
-import { closedLoopThroughput, percentile, sequentialLatencies, type Benchmark, type Contestant } from './harness.js';
+import { bothSides, closedLoopThroughput, percentile, sequentialLatencies, type Benchmark, type Contestant } from './harness.js';
 
 const INFLIGHT = 8;
 const ROUND_MS = 3_000;
@@ -112,12 +112,6 @@ export const email: Benchmark = {
     { id: 'email.send.p99', label: 'email.Send latency p99, one at a time', unit: 'ms', better: 'lower' },
   ],
   async setup() {
-    const m = await micro();
-    try {
-      return { micro: m, peer: await peer() };
-    } catch (err) {
-      await m.close().catch(() => undefined);
-      throw err;
-    }
+    return bothSides(() => micro(), () => peer());
   },
 };

@@ -23,7 +23,7 @@ import type { TestContext } from 'node:test';
 import { Agent, request } from 'node:http';
 import { service } from '@micro/service-function';
 import { startPlatform, type Platform } from '@micro/services-kit/testing';
-import { closedLoopThroughput, percentile, sequentialLatencies, type Benchmark, type Contestant } from './harness.js';
+import { bothSides, closedLoopThroughput, percentile, sequentialLatencies, type Benchmark, type Contestant } from './harness.js';
 
 const INFLIGHT = 8;
 const ROUND_MS = 2_000;
@@ -142,12 +142,6 @@ export const fn: Benchmark = {
     { id: 'function.warm.p99', label: 'function.Call latency p99, one at a time', unit: 'µs', better: 'lower' },
   ],
   async setup() {
-    const m = await micro();
-    try {
-      return { micro: m, peer: await peer() };
-    } catch (err) {
-      await m.close().catch(() => undefined);
-      throw err;
-    }
+    return bothSides(() => micro(), () => peer());
   },
 };

@@ -63,6 +63,17 @@ export interface Benchmark {
   setup(env: BenchEnv): Promise<{ micro: Contestant; peer: Contestant }>;
 }
 
+/** Both sides of a benchmark started one after the other: micro's is closed again when the peer's fails to start. */
+export async function bothSides(micro: () => Promise<Contestant>, peer: () => Promise<Contestant>): Promise<{ micro: Contestant; peer: Contestant }> {
+  const m = await micro();
+  try {
+    return { micro: m, peer: await peer() };
+  } catch (err) {
+    await m.close().catch(() => undefined);
+    throw err;
+  }
+}
+
 /** What the harness tells a benchmark's setup. */
 export interface BenchEnv {
   /** the CPU list to start child servers on (`taskset -c`), or undefined: anywhere */

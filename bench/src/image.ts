@@ -16,7 +16,7 @@ import { Agent, request } from 'node:http';
 import sharp from 'sharp';
 import { service } from '@micro/service-image';
 import { unthrottledPlatform } from './platform.js';
-import { closedLoopThroughput, percentile, sequentialLatencies, type Benchmark, type Contestant } from './harness.js';
+import { bothSides, closedLoopThroughput, percentile, sequentialLatencies, type Benchmark, type Contestant } from './harness.js';
 
 const INFLIGHT = 4;
 const ROUND_MS = 3_000;
@@ -114,12 +114,6 @@ export const image: Benchmark = {
   ],
   async setup() {
     const jpeg = await picture();
-    const m = await micro(jpeg);
-    try {
-      return { micro: m, peer: await peer(jpeg) };
-    } catch (err) {
-      await m.close().catch(() => undefined);
-      throw err;
-    }
+    return bothSides(() => micro(jpeg), () => peer(jpeg));
   },
 };

@@ -19,7 +19,7 @@ import { Agent, request } from 'node:http';
 import { SqliteStore } from '@micro/server';
 import { service } from '@micro/service-url';
 import { unthrottledPlatform } from './platform.js';
-import { closedLoopThroughput, percentile, sequentialLatencies, type Benchmark, type Contestant } from './harness.js';
+import { bothSides, closedLoopThroughput, percentile, sequentialLatencies, type Benchmark, type Contestant } from './harness.js';
 
 const INFLIGHT = 32;
 const ROUND_MS = 2_000;
@@ -123,12 +123,6 @@ export const url: Benchmark = {
     { id: 'url.redirect.p99', label: 'GET /u/<id> latency p99, one at a time', unit: 'µs', better: 'lower' },
   ],
   async setup() {
-    const m = await micro();
-    try {
-      return { micro: m, peer: await peer() };
-    } catch (err) {
-      await m.close().catch(() => undefined);
-      throw err;
-    }
+    return bothSides(() => micro(), () => peer());
   },
 };
