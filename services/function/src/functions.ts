@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createClient, errors, isMicroError, MicroError, runtime, type Context, type Engines, type RuntimeService, type TypedClient } from '@micro/sdk';
-import { publicUrl, tenantStore, withTenantLock, type TenantStore } from '@micro/services-kit';
+import { publicUrl, regionsFrom, tenantStore, withTenantLock, type TenantStore } from '@micro/services-kit';
 import type { Func } from './definition.js';
 import { SERVICE, serviceOf } from './names.js';
 import { packProject, type Runtime } from './project.js';
@@ -48,7 +48,7 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): FunctionOp
     timeoutMs: num('MICRO_FUNCTION_TIMEOUT', 10) * 1000,
     memoryMb: Math.floor(num('MICRO_FUNCTION_MEMORY', 128)),
     workers: Math.floor(num('MICRO_FUNCTION_WORKERS', 2)),
-    regions: (env.MICRO_FUNCTION_REGIONS || 'local').split(',').map((r) => r.trim()).filter(Boolean),
+    regions: regionsFrom(env.MICRO_FUNCTION_REGIONS),
     maxFunctions: Math.floor(num('MICRO_FUNCTION_MAX', 50)),
     now: Date.now,
   };
@@ -74,7 +74,6 @@ export interface FuncRecord {
 const START_TIMEOUT = 120_000;
 // the lock service waits at most 60 s; a deploy holding it may take longer (its ttl covers that)
 const LOCK = { ttl: START_TIMEOUT + 10_000, wait: 60_000 };
-const RESERVATION_MS = 60 * 60 * 1000;
 
 export class Functions {
   private readonly rt: TypedClient<typeof runtime> | undefined;
@@ -296,11 +295,6 @@ export class Functions {
   newRecord(fields: Omit<FuncRecord, 'id' | 'created' | 'updated' | 'idle'>): FuncRecord {
     const now = new Date(this.options.now()).toISOString();
     return { ...fields, id: randomBytes(8).toString('hex'), created: now, updated: now, idle: false };
-  }
-
-  reservationExpiry(): { created: string; expires: string } {
-    const now = this.options.now();
-    return { created: new Date(now).toISOString(), expires: new Date(now + RESERVATION_MS).toISOString() };
   }
 }
 

@@ -1,7 +1,6 @@
-import { randomBytes } from 'node:crypto';
 import { errors, isMicroError, type Context, type Engines, type Handlers } from '@micro/sdk';
-import { missing, publicService } from '@micro/services-kit';
-import { functionDef, type Reservation } from './definition.js';
+import { checkRegion, missing, publicService, Reservations } from '@micro/services-kit';
+import { functionDef } from './definition.js';
 import { Functions, optionsFromEnv, urlOf, type FunctionOptions, type FuncRecord } from './functions.js';
 import { checkEntrypoint, checkEnv, checkName, SERVICE } from './names.js';
 import { RUNTIMES, type Runtime } from './project.js';
@@ -12,53 +11,30 @@ function checkRuntime(runtime: string | undefined): Runtime {
   return runtime as Runtime;
 }
 
-function checkRegion(region: string | undefined, regions: string[]): string {
-  if (!region) return regions[0] as string;
-  if (!regions.includes(region)) throw errors.BadRequest(SERVICE, `region ${JSON.stringify(region.slice(0, 64))} is not one of ${regions.join(', ')}`);
-  return region;
-}
-
 /** What a call answers: the function's object, or any other JSON value as `{result}` (M3O's response is an object). */
 function asObject(value: unknown): Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : { result: value };
 }
 
-async function reservationOf(fns: Functions, ctx: Context, name: string): Promise<Reservation | undefined> {
-  const [r] = await fns.store(ctx).read(`reservation/${name}`);
-  const res = r?.value as Reservation | undefined;
-  return res && Date.parse(res.expires) > fns.options.now() ? res : undefined;
-}
-
-/** Functions and live reservations the tenant has, but `name`. */
-async function held(fns: Functions, ctx: Context, name: string): Promise<number> {
-  const store = fns.store(ctx);
-  const names = new Set((await store.list({ prefix: 'fn/', limit: 1_000 })).map((k) => k.slice(3)));
-  for (const key of await store.list({ prefix: 'reservation/', limit: 1_000 })) {
-    const n = key.slice('reservation/'.length);
-    if (!names.has(n) && (await reservationOf(fns, ctx, n))) names.add(n);
-  }
-  names.delete(name);
-  return names.size;
-}
-
 export function functionHandlers(engines: Engines, options: FunctionOptions = optionsFromEnv()) {
   const fns = new Functions(engines, options);
+  const reservations = new Reservations('fn/', options.now);
   const limit = async (ctx: Context, name: string) => {
-    if ((await held(fns, ctx, name)) >= options.maxFunctions) throw errors.Forbidden(SERVICE, `you have ${options.maxFunctions} functions and reservations, the most a namespace may have: delete one first`);
+    if ((await reservations.held(fns.store(ctx), name)) >= options.maxFunctions) throw errors.Forbidden(SERVICE, `you have ${options.maxFunctions} functions and reservations, the most a namespace may have: delete one first`);
   };
   const handlers: Handlers<typeof functionDef> = {
     async Deploy(req, ctx) {
       const name = checkName(req.name);
       if (req.repo) throw errors.BadRequest(SERVICE, 'repo: deploying from a git repository is not supported here; send the function\'s code as source');
       if (!req.source) throw missing(SERVICE, 'source');
-      const fields = { name, source: req.source, runtime: checkRuntime(req.runtime), entrypoint: checkEntrypoint(req.entrypoint), env_vars: checkEnv(req.env_vars), region: checkRegion(req.region, options.regions) };
+      const fields = { name, source: req.source, runtime: checkRuntime(req.runtime), entrypoint: checkEntrypoint(req.entrypoint), env_vars: checkEnv(req.env_vars), region: checkRegion(SERVICE, req.region, options.regions) };
       return fns.locked(ctx, name, async () => {
         const was = await fns.read(ctx, name);
         if (was && !was.error) throw errors.Conflict(SERVICE, `function ${name} exists: use Update to change its source, or Delete it first`);
         await limit(ctx, name);
         const rec: FuncRecord = was ? { ...was, ...fields, updated: new Date(options.now()).toISOString() } : fns.newRecord(fields);
         await fns.write(ctx, rec);
-        await fns.store(ctx).delete(`reservation/${name}`);
+        await reservations.release(fns.store(ctx), name);
         try {
           await fns.start(ctx, rec, 'create');
           rec.error = undefined;
@@ -137,11 +113,8 @@ export function functionHandlers(engines: Engines, options: FunctionOptions = op
       const name = checkName(req.name);
       return fns.locked(ctx, name, async () => {
         if (await fns.read(ctx, name)) throw errors.Conflict(SERVICE, `function ${name} exists already`);
-        const live = await reservationOf(fns, ctx, name);
-        if (!live) await limit(ctx, name);
-        const reservation: Reservation = { ...fns.reservationExpiry(), name, owner: ctx.account?.id ?? '', token: live?.token ?? randomBytes(16).toString('hex') };
-        await fns.store(ctx).write({ key: `reservation/${name}`, value: reservation as unknown as Record<string, unknown> });
-        return { reservation };
+        if (!(await reservations.live(fns.store(ctx), name))) await limit(ctx, name);
+        return { reservation: await reservations.reserve(fns.store(ctx), name, ctx.account?.id ?? '') };
       });
     },
 
