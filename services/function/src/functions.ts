@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createClient, errors, isMicroError, MicroError, runtime, type Context, type Engines, type RuntimeService, type TypedClient } from '@micro/sdk';
-import { publicUrl, regionsFrom, tenantStore, withTenantLock, type TenantStore } from '@micro/services-kit';
+import { deployedStatus, publicUrl, regionsFrom, tenantStore, withTenantLock, type TenantStore } from '@micro/services-kit';
 import type { Func } from './definition.js';
 import { SERVICE, serviceOf } from './names.js';
 import { packProject, type Runtime } from './project.js';
@@ -300,14 +300,7 @@ export class Functions {
 
 /** `running`, `deploying`, `idle` (scaled to zero: the next call starts it) or `error: <why>`. */
 export function statusOf(rec: FuncRecord, svc: RuntimeService | undefined): string {
-  if (svc?.state === 'running') return 'running';
-  if (svc && ['pending', 'building', 'starting'].includes(svc.state)) return 'deploying';
-  if (rec.error) return `error: ${rec.error}`;
-  if (svc && svc.state !== 'stopped') {
-    const why = svc.build?.error ?? svc.instances.find((i) => i.lastError)?.lastError ?? svc.state;
-    return `error: ${why}`;
-  }
-  return 'idle';
+  return deployedStatus(svc, rec.error, 'idle');
 }
 
 /** The gateway URL of the function's own service (answers while it runs; function.Call also wakes it). */

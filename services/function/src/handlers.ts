@@ -1,5 +1,5 @@
 import { errors, isMicroError, type Context, type Engines, type Handlers } from '@micro/sdk';
-import { checkRegion, missing, publicService, Reservations } from '@micro/services-kit';
+import { checkLogsType, checkRegion, logText, missing, publicService, Reservations } from '@micro/services-kit';
 import { functionDef } from './definition.js';
 import { Functions, optionsFromEnv, urlOf, type FunctionOptions, type FuncRecord } from './functions.js';
 import { checkEntrypoint, checkEnv, checkName, SERVICE } from './names.js';
@@ -97,16 +97,9 @@ export function functionHandlers(engines: Engines, options: FunctionOptions = op
 
     async Logs(req, ctx) {
       const name = checkName(req.name);
-      const type = req.logs_type ?? '';
-      if (!['', 'run', 'build'].includes(type)) throw errors.BadRequest(SERVICE, `logs_type ${JSON.stringify(type)} is not one of run (every line, the default) or build (the runtime's lines only)`);
+      const type = checkLogsType(SERVICE, req.logs_type);
       await fns.mustRead(ctx, name);
-      const lines: string[] = [];
-      try {
-        for await (const l of fns.logs(ctx, name)) if (type !== 'build' || l.stream === 'runtime') lines.push(`${l.time} ${l.stream} ${l.line}`);
-      } catch (err) {
-        if (!isMicroError(err) || err.code !== 404) throw err; // never ran: no log yet
-      }
-      return { logs: lines.join('\n') };
+      return { logs: await logText(fns.logs(ctx, name), type) };
     },
 
     async Reserve(req, ctx) {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { errors } from '@micro/sdk';
+import { errors, isMicroError, type RuntimeService } from '@micro/sdk';
 import { missing } from './wire.js';
 import type { TenantStore } from './tenant.js';
 
@@ -105,4 +105,37 @@ export class Reservations {
   async release(store: TenantStore, name: string): Promise<void> {
     await store.delete(`reservation/${name}`);
   }
+}
+
+/** Which lines Logs answers: `run` (or empty) every line, `build` the runtime's own (build, start, stop). */
+export type LogsType = '' | 'run' | 'build';
+
+export function checkLogsType(service: string, type: string | undefined): LogsType {
+  const t = type ?? '';
+  if (t !== '' && t !== 'run' && t !== 'build') throw errors.BadRequest(service, `logs_type ${JSON.stringify(t.slice(0, 32))} is not one of run (every line, the default) or build (the runtime's lines only)`);
+  return t;
+}
+
+/** The runtime's log lines of a deployed thing as M3O's `logs` text; a thing that never ran has none yet (the runtime's 404). */
+export async function logText(lines: AsyncIterable<{ time: string; stream: string; line: string }>, type: LogsType): Promise<string> {
+  const out: string[] = [];
+  try {
+    for await (const l of lines) if (type !== 'build' || l.stream === 'runtime') out.push(`${l.time} ${l.stream} ${l.line}`);
+  } catch (err) {
+    if (!isMicroError(err) || err.code !== 404) throw err;
+  }
+  return out.join('\n');
+}
+
+/**
+ * A deployed thing's status from the runtime's service `svc`: `running`, `deploying`,
+ * `error: <why>` (its last failure `error`, else the runtime's), or `otherwise` when the
+ * runtime does not run it (a function scaled to zero is `idle`, an app `stopped`).
+ */
+export function deployedStatus(svc: RuntimeService | undefined, error: string | undefined, otherwise: string): string {
+  if (svc?.state === 'running') return 'running';
+  if (svc && ['pending', 'building', 'starting'].includes(svc.state)) return 'deploying';
+  if (error) return `error: ${error}`;
+  if (svc && svc.state !== 'stopped') return `error: ${svc.build?.error ?? svc.instances.find((i) => i.lastError)?.lastError ?? svc.state}`;
+  return otherwise;
 }
