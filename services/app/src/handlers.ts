@@ -4,7 +4,8 @@ import { appDef } from './definition.js';
 import { appFailure, Apps, checkEnv, checkName, optionsFromEnv, SERVICE, urlOf, type AppOptions, type AppRecord } from './apps.js';
 
 /** A repository the runtime fetches for a stranger: public git over https or ssh (the runtime checks the host's address). */
-const REPO = /^(https:\/\/|ssh:\/\/|git@)[^\s@]*(@[^\s@/]+)?[^\s@]*$/;
+/** printable ASCII after the scheme: no spaces, controls or look-alike characters */
+const REPO = /^(https:\/\/|ssh:\/\/|git@)[!-~]+$/;
 const BRANCH = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$/;
 const DEFAULT_PORT = 8080;
 
@@ -12,7 +13,7 @@ function checkRepo(repo: string | undefined): string {
   if (!repo) throw missing(SERVICE, 'repo');
   // one @ at most, and only the user of an ssh address (git@host:…, ssh://git@host/…): a ref goes in branch
   const bare = repo.replace(/^(ssh:\/\/)?[A-Za-z0-9._-]+@/, '$1');
-  if (!REPO.test(repo) || bare.includes('@') || /[\u0000-\u001f\u007f]/.test(repo)) {
+  if (!REPO.test(repo) || bare.includes('@')) {
     throw errors.BadRequest(SERVICE, `repo ${JSON.stringify(repo.slice(0, 100))} is not a public git repository: give its https:// or ssh:// URL (or git@host:path), and the branch in branch`);
   }
   return repo;
