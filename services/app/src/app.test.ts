@@ -185,7 +185,7 @@ describe('app', { skip }, () => {
     const k = p.a.key;
     await ok(k, 'Run', { name: 'web', repo: REPO });
     const quiet = (await ok(k, 'Run', { name: 'quiet', repo: REPO, branch: 'quiet' })).service;
-    assert.match(quiet.status, /^error: app quiet did not answer HTTP on \$PORT \(8080\) within 8 s/);
+    assert.match(quiet.status, /^error: app-quiet did not answer HTTP on \$PORT \(8080\) within 8 s/);
     assert.match((await ok(k, 'Status', { name: 'quiet' })).service.status, /did not answer HTTP/);
     assert.match((await ok(k, 'Logs', { name: 'quiet' })).logs, /working, not listening/);
     const gone = await visit('/app/tenant-a/quiet/');

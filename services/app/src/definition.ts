@@ -1,5 +1,5 @@
 import { defineService, endpoint, z } from '@micro/sdk';
-import { m3oRequest } from '@micro/services-kit';
+import { deployedEndpoints, m3oRequest } from '@micro/services-kit';
 
 const app = z.object({
   backend: z.string(),
@@ -18,8 +18,6 @@ const app = z.object({
   url: z.string(),
 });
 export type App = z.infer<typeof app>;
-
-const reservation = z.object({ created: z.string(), expires: z.string(), name: z.string(), owner: z.string(), token: z.string() });
 
 /** a name as the caller sent it; the handlers check it (services kit's checkLabel) so that the error says what a name may be */
 const name = z.string().max(1024).optional();
@@ -50,17 +48,7 @@ export const appDef = defineService({
     Get: endpoint({ request: m3oRequest({ name }), response: z.object({ service: app }), price: 10, freeQuota: 10_000, idempotent: true, readonly: true, description: 'One of your apps, with its status' }),
     Status: endpoint({ request: m3oRequest({ name }), response: z.object({ service: app }), price: 10, freeQuota: 10_000, idempotent: true, readonly: true, description: 'One of your apps, with its status: running, deploying or error: <why>' }),
     List: endpoint({ request: m3oRequest({}), response: z.object({ services: z.array(app) }), price: 10, freeQuota: 10_000, idempotent: true, readonly: true, description: 'Your apps, by name' }),
-    Logs: endpoint({
-      request: m3oRequest({ name, logs_type: text(32) }),
-      response: z.object({ logs: z.string() }),
-      price: 10,
-      freeQuota: 10_000,
-      idempotent: true,
-      readonly: true,
-      description: 'The last 100 lines of the app\'s log (logs_type "build": only the runtime\'s lines: build, start, stop)',
-    }),
-    Reserve: endpoint({ request: m3oRequest({ name }), response: z.object({ reservation }), price: 10, freeQuota: 1_000, description: 'Holds an app name in your namespace for an hour (again: an hour from now)' }),
-    Regions: endpoint({ request: m3oRequest({}), response: z.object({ regions: z.array(z.string()) }), price: 0, freeQuota: 1_000_000, idempotent: true, readonly: true, description: 'Where apps can run' }),
+    ...deployedEndpoints('app'),
     Resolve: endpoint({ request: m3oRequest({ id: text(64) }), response: z.object({ url: z.string() }), price: 10, freeQuota: 10_000, idempotent: true, readonly: true, description: 'The URL of one of your apps by its id' }),
   },
 });

@@ -1,5 +1,5 @@
 import { errors, type Context, type Engines, type Handlers } from '@micro/sdk';
-import { checkLogsType, checkRegion, logText, missing, publicService, Reservations } from '@micro/services-kit';
+import { checkRegion, missing, publicService } from '@micro/services-kit';
 import { appDef } from './definition.js';
 import { appFailure, Apps, checkEnv, checkName, optionsFromEnv, SERVICE, urlOf, type AppOptions, type AppRecord } from './apps.js';
 
@@ -37,10 +37,6 @@ function checkPath(path: string | undefined): void {
 
 export function appHandlers(engines: Engines, options: AppOptions = optionsFromEnv()) {
   const apps = new Apps(engines, options);
-  const reservations = new Reservations('app/', options.now);
-  const limit = async (ctx: Context, name: string) => {
-    if ((await reservations.held(apps.store(ctx), name)) >= options.maxApps) throw errors.Forbidden(SERVICE, `you have ${options.maxApps} apps and reservations, the most a namespace may have: delete one first`);
-  };
   const one = async (name: string | undefined, ctx: Context) => {
     const rec = await apps.mustRead(ctx, checkName(name));
     return { service: apps.view(ctx, rec, (await apps.instances(ctx)).get(rec.name)) };
@@ -54,17 +50,17 @@ export function appHandlers(engines: Engines, options: AppOptions = optionsFromE
       return apps.locked(ctx, name, async () => {
         const was = await apps.read(ctx, name);
         if (was && !was.error) throw errors.Conflict(SERVICE, `app ${name} exists: use Update to run its latest commit, or Delete it first`);
-        await limit(ctx, name);
+        await apps.admit(ctx, name);
         const rec: AppRecord = was ? { ...was, ...fields, updated: new Date(options.now()).toISOString() } : apps.newRecord(fields);
         await apps.write(ctx, rec);
-        await reservations.release(apps.store(ctx), name);
+        await apps.reservations.release(apps.store(ctx), name);
         try {
           await apps.deploy(ctx, rec, 'create');
           rec.error = undefined;
         } catch (err) {
           // the app's own failure is its status; the platform's (no sandbox, a quota, a repo refused) is the answer
           if (!appFailure(err)) {
-            if (!was) await apps.store(ctx).delete(`app/${name}`);
+            if (!was) await apps.remove(ctx, name);
             throw err;
           }
           rec.error = err.detail;
@@ -98,7 +94,7 @@ export function appHandlers(engines: Engines, options: AppOptions = optionsFromE
       await apps.locked(ctx, name, async () => {
         await apps.mustRead(ctx, name);
         await apps.stop(ctx, name);
-        await apps.store(ctx).delete(`app/${name}`);
+        await apps.remove(ctx, name);
       });
       return {};
     },
@@ -111,21 +107,8 @@ export function appHandlers(engines: Engines, options: AppOptions = optionsFromE
       return { services: recs.map((r) => apps.view(ctx, r, running.get(r.name))) };
     },
 
-    async Logs(req, ctx) {
-      const name = checkName(req.name);
-      const type = checkLogsType(SERVICE, req.logs_type);
-      await apps.mustRead(ctx, name);
-      return { logs: await logText(apps.logs(ctx, name), type) };
-    },
-
-    async Reserve(req, ctx) {
-      const name = checkName(req.name);
-      return apps.locked(ctx, name, async () => {
-        if (await apps.read(ctx, name)) throw errors.Conflict(SERVICE, `app ${name} exists already`);
-        if (!(await reservations.live(apps.store(ctx), name))) await limit(ctx, name);
-        return { reservation: await reservations.reserve(apps.store(ctx), name, ctx.account?.id ?? '') };
-      });
-    },
+    Logs: async (req, ctx) => ({ logs: await apps.logText(ctx, checkName(req.name), req.logs_type) }),
+    Reserve: async (req, ctx) => ({ reservation: await apps.reserve(ctx, checkName(req.name)) }),
 
     Regions: () => ({ regions: options.regions }),
 

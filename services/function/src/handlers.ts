@@ -1,5 +1,5 @@
-import { errors, isMicroError, type Context, type Engines, type Handlers } from '@micro/sdk';
-import { checkLogsType, checkRegion, logText, missing, publicService, Reservations } from '@micro/services-kit';
+import { errors, isMicroError, type Engines, type Handlers } from '@micro/sdk';
+import { checkRegion, missing, publicService } from '@micro/services-kit';
 import { functionDef } from './definition.js';
 import { Functions, optionsFromEnv, urlOf, type FunctionOptions, type FuncRecord } from './functions.js';
 import { checkEntrypoint, checkEnv, checkName, SERVICE } from './names.js';
@@ -18,10 +18,6 @@ function asObject(value: unknown): Record<string, unknown> {
 
 export function functionHandlers(engines: Engines, options: FunctionOptions = optionsFromEnv()) {
   const fns = new Functions(engines, options);
-  const reservations = new Reservations('fn/', options.now);
-  const limit = async (ctx: Context, name: string) => {
-    if ((await reservations.held(fns.store(ctx), name)) >= options.maxFunctions) throw errors.Forbidden(SERVICE, `you have ${options.maxFunctions} functions and reservations, the most a namespace may have: delete one first`);
-  };
   const handlers: Handlers<typeof functionDef> = {
     async Deploy(req, ctx) {
       const name = checkName(req.name);
@@ -31,17 +27,17 @@ export function functionHandlers(engines: Engines, options: FunctionOptions = op
       return fns.locked(ctx, name, async () => {
         const was = await fns.read(ctx, name);
         if (was && !was.error) throw errors.Conflict(SERVICE, `function ${name} exists: use Update to change its source, or Delete it first`);
-        await limit(ctx, name);
+        await fns.admit(ctx, name);
         const rec: FuncRecord = was ? { ...was, ...fields, updated: new Date(options.now()).toISOString() } : fns.newRecord(fields);
         await fns.write(ctx, rec);
-        await reservations.release(fns.store(ctx), name);
+        await fns.reservations.release(fns.store(ctx), name);
         try {
           await fns.start(ctx, rec, 'create');
           rec.error = undefined;
         } catch (err) {
           // a build or a start that fails is the function's status; anything else (no sandbox, a quota) is the answer
           if (!isMicroError(err) || err.code !== 400) {
-            if (!was) await fns.store(ctx).delete(`fn/${name}`);
+            if (!was) await fns.remove(ctx, name);
             throw err;
           }
           rec.error = err.detail;
@@ -89,27 +85,14 @@ export function functionHandlers(engines: Engines, options: FunctionOptions = op
       await fns.locked(ctx, name, async () => {
         await fns.mustRead(ctx, name);
         await fns.stop(ctx, name);
-        await fns.store(ctx).delete(`fn/${name}`);
+        await fns.remove(ctx, name);
       });
       fns.forget(ctx, name);
       return {};
     },
 
-    async Logs(req, ctx) {
-      const name = checkName(req.name);
-      const type = checkLogsType(SERVICE, req.logs_type);
-      await fns.mustRead(ctx, name);
-      return { logs: await logText(fns.logs(ctx, name), type) };
-    },
-
-    async Reserve(req, ctx) {
-      const name = checkName(req.name);
-      return fns.locked(ctx, name, async () => {
-        if (await fns.read(ctx, name)) throw errors.Conflict(SERVICE, `function ${name} exists already`);
-        if (!(await reservations.live(fns.store(ctx), name))) await limit(ctx, name);
-        return { reservation: await reservations.reserve(fns.store(ctx), name, ctx.account?.id ?? '') };
-      });
-    },
+    Logs: async (req, ctx) => ({ logs: await fns.logText(ctx, checkName(req.name), req.logs_type) }),
+    Reserve: async (req, ctx) => ({ reservation: await fns.reserve(ctx, checkName(req.name)) }),
 
     Regions: () => ({ regions: options.regions }),
     Runtimes: () => ({ runtimes: [...RUNTIMES] }),

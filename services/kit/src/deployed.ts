@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { errors, isMicroError, type RuntimeService } from '@micro/sdk';
-import { missing } from './wire.js';
-import type { TenantStore } from './tenant.js';
+import { createClient, endpoint, errors, isMicroError, MicroError, runtime, z, type Context, type Engines, type RuntimeService, type TypedClient } from '@micro/sdk';
+import { m3oRequest, missing } from './wire.js';
+import { tenantStore, type TenantStore } from './tenant.js';
+import { withTenantLock, type TenantLockOptions } from './lock.js';
 
 /**
  * What the services that run a tenant's code through the runtime share (function, app):
@@ -138,4 +139,162 @@ export function deployedStatus(svc: RuntimeService | undefined, error: string | 
   if (error) return `error: ${error}`;
   if (svc && svc.state !== 'stopped') return `error: ${svc.build?.error ?? svc.instances.find((i) => i.lastError)?.lastError ?? svc.state}`;
   return otherwise;
+}
+
+export interface DeploymentsOptions {
+  /** the service's name: its error id and the database of its records */
+  service: string;
+  /** what one deployed thing is called in messages (`function`, `app`) */
+  what: string;
+  /** the prefix of its records' keys (`<prefix>/<name>`) and of its runtime service (`<prefix>-<name>`) */
+  prefix: string;
+  /** the lock held while one is deployed or removed (its ttl covers the longest deploy) */
+  lock: TenantLockOptions;
+  /** how many deployed things and live reservations a tenant may have */
+  max: number;
+  /** default Date.now */
+  now?: () => number;
+}
+
+/**
+ * The deployed things of every tenant, as a service that runs tenants' code keeps them: a
+ * record per thing in the tenant's own store of the service (`<prefix>/<name>`), the
+ * running thing the runtime's service `<prefix>-<name>` in the tenant's namespace (the
+ * prefix keeps them apart from the tenant's own services). Every operation takes the
+ * tenant from ctx.tenant: a name is only ever looked up in the caller's own store and
+ * namespace.
+ */
+export class Deployments<R extends { name: string }> {
+  private readonly rt: TypedClient<typeof runtime> | undefined;
+  readonly reservations: Reservations;
+
+  constructor(
+    protected readonly engines: Engines,
+    protected readonly deployment: DeploymentsOptions,
+  ) {
+    this.rt = engines.client ? createClient(runtime, engines.client) : undefined;
+    this.reservations = new Reservations(`${deployment.prefix}/`, deployment.now);
+  }
+
+  /** A 403 when the tenant holds as many things and reservations as it may, `name` aside. */
+  async admit(ctx: Pick<Context, 'tenant'>, name: string): Promise<void> {
+    const { max, service, what } = this.deployment;
+    if ((await this.reservations.held(this.store(ctx), name)) >= max) throw errors.Forbidden(service, `you have ${max} ${what}s and reservations, the most a namespace may have: delete one first`);
+  }
+
+  /** Reserve: holds a free name for an hour (again: an hour from now, the same token). */
+  reserve(ctx: Pick<Context, 'tenant' | 'signal' | 'account'>, name: string): Promise<Reservation> {
+    return this.locked(ctx, name, async () => {
+      if (await this.read(ctx, name)) throw errors.Conflict(this.deployment.service, `${this.deployment.what} ${name} exists already`);
+      if (!(await this.reservations.live(this.store(ctx), name))) await this.admit(ctx, name);
+      return this.reservations.reserve(this.store(ctx), name, ctx.account?.id ?? '');
+    });
+  }
+
+  /** Logs: the text of its last lines (logs_type checked), once it is known to be the tenant's. */
+  async logText(ctx: Pick<Context, 'tenant'>, name: string, logsType: string | undefined): Promise<string> {
+    const type = checkLogsType(this.deployment.service, logsType);
+    await this.mustRead(ctx, name);
+    return logText(this.logs(ctx, name), type);
+  }
+
+  store(ctx: Pick<Context, 'tenant'>): TenantStore {
+    return tenantStore(this.engines.store, ctx, this.deployment.service);
+  }
+
+  protected runtime(): TypedClient<typeof runtime> {
+    if (!this.rt) throw errors.ServiceUnavailable(this.deployment.service, `${this.deployment.what}s need micro server: its runtime builds and runs them`);
+    return this.rt;
+  }
+
+  /** The runtime's name of a deployed thing's service. */
+  serviceOf(name: string): string {
+    return `${this.deployment.prefix}-${name}`;
+  }
+
+  async read(ctx: Pick<Context, 'tenant'>, name: string): Promise<R | undefined> {
+    const [rec] = await this.store(ctx).read(`${this.deployment.prefix}/${name}`);
+    return rec?.value as R | undefined;
+  }
+
+  async mustRead(ctx: Pick<Context, 'tenant'>, name: string): Promise<R> {
+    const rec = await this.read(ctx, name);
+    if (!rec) throw errors.NotFound(this.deployment.service, `you have no ${this.deployment.what} named ${name}`);
+    return rec;
+  }
+
+  write(ctx: Pick<Context, 'tenant'>, rec: R): Promise<void> {
+    return this.store(ctx).write({ key: `${this.deployment.prefix}/${rec.name}`, value: rec as unknown as Record<string, unknown> });
+  }
+
+  remove(ctx: Pick<Context, 'tenant'>, name: string): Promise<void> {
+    return this.store(ctx).delete(`${this.deployment.prefix}/${name}`);
+  }
+
+  async records(ctx: Pick<Context, 'tenant'>): Promise<R[]> {
+    const prefix = `${this.deployment.prefix}/`;
+    const keys = await this.store(ctx).list({ prefix, limit: 1_000 });
+    const recs = await Promise.all(keys.map((k) => this.read(ctx, k.slice(prefix.length))));
+    return recs.filter((r): r is Awaited<R> => r !== undefined).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** The runtime's view of the tenant's deployed things, by their names. */
+  async instances(ctx: Pick<Context, 'tenant'>): Promise<Map<string, RuntimeService>> {
+    const { services } = await this.runtime().Read({ namespace: ctx.tenant });
+    const prefix = `${this.deployment.prefix}-`;
+    return new Map(services.filter((s) => s.name.startsWith(prefix)).map((s) => [s.name.slice(prefix.length), s]));
+  }
+
+  locked<T>(ctx: Pick<Context, 'tenant' | 'signal'>, name: string, fn: () => Promise<T>): Promise<T> {
+    return withTenantLock(this.engines, ctx, this.deployment.service, name, fn, this.deployment.lock);
+  }
+
+  /** Runs the runtime's Create or Update to its end; the runtime's refusal (a build or a start that failed, a quota) as this service's error. */
+  protected async progress(steps: AsyncIterable<unknown>): Promise<void> {
+    try {
+      for await (const step of steps) void step;
+    } catch (err) {
+      throw isMicroError(err) && err.id === 'runtime' ? new MicroError(this.deployment.service, err.code, err.detail) : err;
+    }
+  }
+
+  /** Stops the thing's service, if the runtime runs it. */
+  async stop(ctx: Pick<Context, 'tenant'>, name: string): Promise<void> {
+    try {
+      await this.runtime().Delete({ name: this.serviceOf(name), namespace: ctx.tenant });
+    } catch (err) {
+      if (!isMicroError(err) || err.code !== 404) throw err;
+    }
+  }
+
+  /** The last 100 lines of its log (the runtime's log of its service). */
+  logs(ctx: Pick<Context, 'tenant'>, name: string) {
+    return this.runtime().Logs({ name: this.serviceOf(name), namespace: ctx.tenant, lines: 100 }, { timeout: 30_000 });
+  }
+
+  /** A new record's id and times. */
+  protected stamp(now: number): { id: string; created: string; updated: string } {
+    const at = new Date(now).toISOString();
+    return { id: randomBytes(8).toString('hex'), created: at, updated: at };
+  }
+}
+
+/** The endpoints the services of deployed things have alike (M3O's function and app APIs): Logs, Reserve, Regions. */
+export function deployedEndpoints(what: string) {
+  // a name as the caller sent it: the handlers check it (checkLabel) so that the error says what a name may be
+  const name = z.string().max(1024).optional();
+  const reservation = z.object({ created: z.string(), expires: z.string(), name: z.string(), owner: z.string(), token: z.string() });
+  return {
+    Logs: endpoint({
+      request: m3oRequest({ name, logs_type: z.string().max(32).optional() }),
+      response: z.object({ logs: z.string() }),
+      price: 10,
+      freeQuota: 10_000,
+      idempotent: true,
+      readonly: true,
+      description: `The last 100 lines the ${what} printed (logs_type "build": only the runtime's lines: build, start, stop)`,
+    }),
+    Reserve: endpoint({ request: m3oRequest({ name }), response: z.object({ reservation }), price: 10, freeQuota: 1_000, description: `Holds a ${what} name in your namespace for an hour (again: an hour from now)` }),
+    Regions: endpoint({ request: m3oRequest({}), response: z.object({ regions: z.array(z.string()) }), price: 0, freeQuota: 1_000_000, idempotent: true, readonly: true, description: `Where ${what}s can run` }),
+  };
 }
