@@ -76,12 +76,12 @@ export function appHandlers(engines: Engines, options: AppOptions = optionsFromE
       await apps.locked(ctx, name, async () => {
         const was = await apps.mustRead(ctx, name);
         const rec: AppRecord = { ...was, env_vars: env ?? was.env_vars, updated: new Date(options.now()).toISOString() };
-        // an app whose first run failed has nothing to roll: it is run again
-        const running = (await apps.instances(ctx)).has(name);
+        // an app the runtime does not have (its first fetch failed) has nothing to roll: it is run again
+        const known = (await apps.instances(ctx)).has(name);
         try {
-          await apps.deploy(ctx, rec, running ? 'update' : 'create');
+          await apps.deploy(ctx, rec, known ? 'update' : 'create');
         } catch (err) {
-          if (appFailure(err) && !running) await apps.write(ctx, { ...rec, error: err.detail });
+          if (appFailure(err) && !known) await apps.write(ctx, { ...rec, error: err.detail });
           throw err;
         }
         await apps.write(ctx, { ...rec, error: undefined });
