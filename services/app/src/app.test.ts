@@ -220,6 +220,24 @@ describe('app', { skip }, () => {
     await ok(a, 'Delete', { name: 'web' });
   });
 
+  it('the runtime: an admin of micro runs an app outside the sandbox (a free port of the host, a TCP bridge); asTenant takes trust away', async () => {
+    const repo = join(dir, 'web');
+    const frames = await p.stream(p.adminToken, 'runtime', 'Create', { source: repo, name: 'app-plain', app: { port: 8080 }, env: { GREETING: 'micro' } }, { timeout: 60_000 }).frames;
+    const done = frames.at(-1) as { step?: string; service?: { state: string; app?: { port: number } } };
+    assert.equal(done.step, 'done', JSON.stringify(frames.at(-1)));
+    assert.equal(done.service?.state, 'running');
+    assert.deepEqual(done.service?.app, { port: 8080 });
+    const seen = (await (await visit('/app/micro/plain/')).json()) as { greeting: string; port: string; micro: string[] };
+    assert.equal(seen.greeting, 'micro');
+    assert.notEqual(seen.port, '8080', 'outside a sandbox the app is given a free port');
+    assert.deepEqual(seen.micro, []);
+    assert.equal((await p.call(p.adminToken, 'runtime', 'Delete', { name: 'app-plain' })).status, 200);
+    assert.equal((await visit('/app/micro/plain/')).status, 404);
+    // the same folder, for a tenant (asTenant): a path of the server's machine is refused
+    const [refusal] = await p.stream(p.adminToken, 'runtime', 'Create', { source: repo, name: 'app-x', namespace: 'tenant-a', app: { port: 8080 }, asTenant: true }).frames;
+    assert.equal(refusal.error?.code, 403, JSON.stringify(refusal));
+  });
+
   it('reserves a name for an hour, within the namespace bound', async () => {
     const r = (await ok(p.a.key, 'Reserve', { name: 'later' })).reservation;
     assert.equal(r.name, 'later');
