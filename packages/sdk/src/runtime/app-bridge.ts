@@ -3,9 +3,10 @@
  * service's Run). The runtime starts `node app-bridge.js <entry>` in the app's sandbox
  * instead of `node <entry>`; this process
  *
- * 1. starts the app (`node <entry>`) with PORT set and without the platform's credentials
- *    (MICRO_AUTH_*, MICRO_SERVER…): an app is a web server, not a micro service, and code
- *    that answers the internet should not hold a key to the tenant's namespace;
+ * 1. starts the app (`node <entry>`) with PORT set and without any MICRO_ variable (the
+ *    platform's credentials, its address, its home): an app is a web server, not a micro
+ *    service, and code that answers the internet should not hold a key to the tenant's
+ *    namespace;
  * 2. waits until the app answers HTTP on 127.0.0.1:$PORT (any status counts);
  * 3. listens on MICRO_SERVICE_ADDRESS (the sandbox's unix socket, the one address of the
  *    sandbox the gateway can reach: the sandbox has no network) and pipes each connection
@@ -28,8 +29,6 @@ import { defaultRegistry } from '../client/defaults.js';
 import type { ServiceRecord } from '../registry/registry.js';
 import { APP_PROTOCOL, APP_PROTOCOL_KEY } from './definition.js';
 
-/** The environment of the platform that the app itself does not get. */
-const WITHHELD = ['MICRO_AUTH_ID', 'MICRO_AUTH_SECRET', 'MICRO_AUTH_NAMESPACE', 'MICRO_SERVER', 'MICRO_SERVICE_ADDRESS', 'MICRO_REGISTRY', 'MICRO_HOME'];
 const PROBE_EVERY = 100;
 const TTL = 30;
 
@@ -85,7 +84,7 @@ async function main(): Promise<void> {
   // in its own network namespace the app may have the port it asked for; on the host, a free one
   const port = socket ? Number(process.env.PORT) || 8080 : await freePort();
   const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port) };
-  for (const k of WITHHELD) delete env[k];
+  for (const k of Object.keys(env)) if (k.startsWith('MICRO_')) delete env[k];
   const app: ChildProcess = spawn(process.execPath, [entry], { env, stdio: 'inherit' });
   let exited = false;
   let record: ServiceRecord | undefined;
