@@ -30,6 +30,8 @@ import type { ServiceRecord } from '../registry/registry.js';
 import { APP_PROTOCOL, APP_PROTOCOL_KEY } from './definition.js';
 
 const PROBE_EVERY = 100;
+/** the app's process, once started: it does not outlive the bridge */
+let app: ChildProcess | undefined;
 const TTL = 30;
 
 /** Whether something answers HTTP on 127.0.0.1:port. */
@@ -85,7 +87,7 @@ async function main(): Promise<void> {
   const port = socket ? Number(process.env.PORT) || 8080 : await freePort();
   const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port) };
   for (const k of Object.keys(env)) if (k.startsWith('MICRO_')) delete env[k];
-  const app: ChildProcess = spawn(process.execPath, [entry], { env, stdio: 'inherit' });
+  app = spawn(process.execPath, [entry], { env, stdio: 'inherit' });
   let exited = false;
   let record: ServiceRecord | undefined;
   const registry = defaultRegistry();
@@ -100,7 +102,7 @@ async function main(): Promise<void> {
   process.once('SIGTERM', () => {
     void leave().finally(() => {
       if (exited) process.exit(0);
-      app.kill('SIGTERM');
+      app?.kill('SIGTERM');
     });
   });
   while (!exited && !(await answersHttp(port))) await new Promise((r) => setTimeout(r, PROBE_EVERY));
@@ -119,5 +121,6 @@ async function main(): Promise<void> {
 
 main().catch((err: unknown) => {
   console.error(`app bridge: ${(err as Error).message}`);
+  app?.kill('SIGKILL');
   process.exit(1);
 });
