@@ -47,27 +47,16 @@ export function appHandlers(engines: Engines, options: AppOptions = optionsFromE
       const name = checkName(req.name);
       checkPath(req.path);
       const fields = { name, repo: checkRepo(req.repo), branch: checkBranch(req.branch), port: checkPort(req.port), env_vars: checkEnv(req.env_vars), region: checkRegion(SERVICE, req.region, options.regions) };
-      return apps.locked(ctx, name, async () => {
-        const was = await apps.read(ctx, name);
-        if (was && !was.error) throw errors.Conflict(SERVICE, `app ${name} exists: use Update to run its latest commit, or Delete it first`);
-        await apps.admit(ctx, name);
-        const rec: AppRecord = was ? { ...was, ...fields, updated: new Date(options.now()).toISOString() } : apps.newRecord(fields);
-        await apps.write(ctx, rec);
-        await apps.reservations.release(apps.store(ctx), name);
-        try {
-          await apps.deploy(ctx, rec, 'create');
-          rec.error = undefined;
-        } catch (err) {
-          // the app's own failure is its status; the platform's (no sandbox, a quota, a repo refused) is the answer
-          if (!appFailure(err)) {
-            if (!was) await apps.remove(ctx, name);
-            throw err;
-          }
-          rec.error = err.detail;
-        }
-        await apps.write(ctx, rec);
-        return { service: apps.view(ctx, rec, (await apps.instances(ctx)).get(name)) };
-      });
+      const rec = await apps.run(
+        ctx,
+        name,
+        'use Update to run its latest commit, or Delete it first',
+        (was) => (was ? { ...was, ...fields, updated: new Date(options.now()).toISOString() } : apps.newRecord(fields)),
+        (r) => apps.deploy(ctx, r, 'create'),
+        // the app's own failure is its status; the platform's (no sandbox, a quota, a repo refused) is the answer
+        appFailure,
+      );
+      return { service: apps.view(ctx, rec, (await apps.instances(ctx)).get(name)) };
     },
 
     async Update(req, ctx) {

@@ -1,4 +1,4 @@
-import { errors, isMicroError, type Engines, type Handlers } from '@micro/sdk';
+import { errors, isMicroError, type Engines, type Handlers, type MicroError } from '@micro/sdk';
 import { checkRegion, missing, publicService } from '@micro/services-kit';
 import { functionDef } from './definition.js';
 import { Functions, optionsFromEnv, urlOf, type FunctionOptions, type FuncRecord } from './functions.js';
@@ -24,27 +24,16 @@ export function functionHandlers(engines: Engines, options: FunctionOptions = op
       if (req.repo) throw errors.BadRequest(SERVICE, 'repo: deploying from a git repository is not supported here; send the function\'s code as source');
       if (!req.source) throw missing(SERVICE, 'source');
       const fields = { name, source: req.source, runtime: checkRuntime(req.runtime), entrypoint: checkEntrypoint(req.entrypoint), env_vars: checkEnv(req.env_vars), region: checkRegion(SERVICE, req.region, options.regions) };
-      return fns.locked(ctx, name, async () => {
-        const was = await fns.read(ctx, name);
-        if (was && !was.error) throw errors.Conflict(SERVICE, `function ${name} exists: use Update to change its source, or Delete it first`);
-        await fns.admit(ctx, name);
-        const rec: FuncRecord = was ? { ...was, ...fields, updated: new Date(options.now()).toISOString() } : fns.newRecord(fields);
-        await fns.write(ctx, rec);
-        await fns.reservations.release(fns.store(ctx), name);
-        try {
-          await fns.start(ctx, rec, 'create');
-          rec.error = undefined;
-        } catch (err) {
-          // a build or a start that fails is the function's status; anything else (no sandbox, a quota) is the answer
-          if (!isMicroError(err) || err.code !== 400) {
-            if (!was) await fns.remove(ctx, name);
-            throw err;
-          }
-          rec.error = err.detail;
-        }
-        await fns.write(ctx, rec);
-        return { function: fns.view(rec, (await fns.instances(ctx)).get(name)) };
-      });
+      const rec = await fns.run(
+        ctx,
+        name,
+        'use Update to change its source, or Delete it first',
+        (was) => (was ? { ...was, ...fields, updated: new Date(options.now()).toISOString() } : fns.newRecord(fields)),
+        (r) => fns.start(ctx, r, 'create'),
+        // a build or a start that fails is the function's status; anything else (no sandbox, a quota) is the answer
+        (err): err is MicroError => isMicroError(err) && err.code === 400,
+      );
+      return { function: fns.view(rec, (await fns.instances(ctx)).get(name)) };
     },
 
     async Call(req, ctx) {

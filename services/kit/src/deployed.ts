@@ -164,7 +164,7 @@ export interface DeploymentsOptions {
  * tenant from ctx.tenant: a name is only ever looked up in the caller's own store and
  * namespace.
  */
-export class Deployments<R extends { name: string }> {
+export class Deployments<R extends { name: string; error?: string | undefined }> {
   private readonly rt: TypedClient<typeof runtime> | undefined;
   readonly reservations: Reservations;
 
@@ -180,6 +180,36 @@ export class Deployments<R extends { name: string }> {
   async admit(ctx: Pick<Context, 'tenant'>, name: string): Promise<void> {
     const { max, service, what } = this.deployment;
     if ((await this.reservations.held(this.store(ctx), name)) >= max) throw errors.Forbidden(service, `you have ${max} ${what}s and reservations, the most a namespace may have: delete one first`);
+  }
+
+  /**
+   * Run (Deploy): a new thing under a free name, or again under one whose last run failed;
+   * its reservation is spent. `make` gives its record (from the failed one, if any), `start`
+   * runs it. When `start` fails with the thing's own failure (`own`: its build, its start)
+   * the record stays with that `error` as its status; when the platform refused (no
+   * sandbox, a quota) the answer is that refusal and a new record goes again.
+   */
+  run(ctx: Pick<Context, 'tenant' | 'signal'>, name: string, taken: string, make: (was: R | undefined) => R, start: (rec: R) => Promise<void>, own: (err: unknown) => err is MicroError): Promise<R> {
+    return this.locked(ctx, name, async () => {
+      const was = await this.read(ctx, name);
+      if (was && !was.error) throw errors.Conflict(this.deployment.service, `${this.deployment.what} ${name} exists: ${taken}`);
+      await this.admit(ctx, name);
+      const rec = make(was);
+      await this.write(ctx, rec);
+      await this.reservations.release(this.store(ctx), name);
+      try {
+        await start(rec);
+        rec.error = undefined;
+      } catch (err) {
+        if (!own(err)) {
+          if (!was) await this.remove(ctx, name);
+          throw err;
+        }
+        rec.error = err.detail;
+      }
+      await this.write(ctx, rec);
+      return rec;
+    });
   }
 
   /** Reserve: holds a free name for an hour (again: an hour from now, the same token). */
