@@ -165,6 +165,13 @@ describe('app', { skip }, () => {
     await ok(k, 'Update', { name: 'web', env_vars: { GREETING: 'hello again' } });
     const v2 = (await (await visit('/app/tenant-a/web/')).json()) as { version: number; greeting: string };
     assert.deepEqual([v2.version, v2.greeting], [2, 'hello again']);
+    // an update whose app crashes at start answers why and leaves the running one serving
+    writeFileSync(join(dir, 'web', 'server.js'), "throw new Error('broken v3');\n");
+    git('commit', '-q', '-am', 'v3');
+    await refused(k, 'Update', { name: 'web' }, 400, /broken v3/);
+    assert.equal(((await (await visit('/app/tenant-a/web/')).json()) as { version: number }).version, 2);
+    writeFileSync(join(dir, 'web', 'server.js'), server(2));
+    git('commit', '-q', '-am', 'v2 again');
     const status = (await ok(k, 'Status', { name: 'web' })).service;
     assert.equal(status.status, 'running');
     assert.deepEqual(status.env_vars, { GREETING: 'hello again' });

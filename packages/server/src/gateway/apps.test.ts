@@ -35,7 +35,7 @@ test("the caller's credentials and hop-by-hop headers are not forwarded; where i
 /** A gateway stand-in: every request goes to proxyApp; its errors are answered as the gateway answers them (code and detail). */
 async function proxying(registry: MemoryRegistry): Promise<{ url: string; close: () => Promise<void> }> {
   const server = createServer((req, res) => {
-    proxyApp(req, res, registry).catch((err: MicroError) => {
+    proxyApp(req, res, registry, 500).catch((err: MicroError) => {
       res.writeHead(err.code ?? 500, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ code: err.code, detail: err.detail }));
     });
@@ -48,6 +48,7 @@ test('the proxy forwards to the node the app bridge registered, in the namespace
   const dir = mkdtempSync(join(tmpdir(), 'micro-apps-'));
   const socket = join(dir, 'web.sock');
   const app = createServer((req, res) => {
+    if (req.url === '/slow') return; // never answers
     res.setHeader('set-cookie', 'micro-token=planted');
     res.setHeader('content-security-policy', 'default-src *');
     res.writeHead(201, { 'content-type': 'application/json' });
@@ -63,6 +64,7 @@ test('the proxy forwards to the node the app bridge registered, in the namespace
   await registry.register(node('n3', `unix://${join(dir, 'gone.sock')}`, { [APP_PROTOCOL_KEY]: APP_PROTOCOL }), { namespace: 'tenant-c' });
   const gw = await proxying(registry);
   t.after(async () => {
+    app.closeAllConnections();
     await gw.close();
     await new Promise((r) => app.close(r));
     rmSync(dir, { recursive: true, force: true });
@@ -82,4 +84,5 @@ test('the proxy forwards to the node the app bridge registered, in the namespace
   assert.equal((await answer('/app/tenant-b/web/'))[0], 404);
   assert.equal((await answer('/app/tenant-z/web/'))[0], 404);
   assert.deepEqual((await answer('/app/tenant-c/web/'))[0], 502);
+  assert.deepEqual(await answer('/app/tenant-a/web/slow'), [504, 'app web did not answer within 0.5 s']);
 });

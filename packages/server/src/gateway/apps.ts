@@ -89,8 +89,8 @@ function endpointOf(address: string): { socketPath: string } | { host: string; p
   return { host: u.hostname, port: Number(u.port) };
 }
 
-/** Forwards the request to the app and its answer back, streaming both bodies. */
-export async function proxyApp(req: IncomingMessage, res: ServerResponse, registry: Registry): Promise<void> {
+/** Forwards the request to the app and its answer back, streaming both bodies; `headTimeout` ms for the app's response head. */
+export async function proxyApp(req: IncomingMessage, res: ServerResponse, registry: Registry, headTimeout = HEAD_TIMEOUT): Promise<void> {
   const target = appTarget(req.url ?? '/');
   if ('redirect' in target) {
     res.writeHead(308, { location: target.redirect, 'content-length': '0' });
@@ -100,7 +100,7 @@ export async function proxyApp(req: IncomingMessage, res: ServerResponse, regist
   const node = await appNode(registry, target);
   const prefix = `${APP_PREFIX}${target.namespace}/${target.name}`;
   await new Promise<void>((resolve, reject) => {
-    const upstream = httpRequest({ ...endpointOf(node.address), method: req.method, path: target.path, headers: appRequestHeaders(req, prefix), agent: false, timeout: HEAD_TIMEOUT }, (answer) => {
+    const upstream = httpRequest({ ...endpointOf(node.address), method: req.method, path: target.path, headers: appRequestHeaders(req, prefix), agent: false, timeout: headTimeout }, (answer) => {
       upstream.setTimeout(0);
       res.writeHead(answer.statusCode ?? 502, responseHeaders(answer.headers));
       answer.pipe(res);
@@ -110,7 +110,7 @@ export async function proxyApp(req: IncomingMessage, res: ServerResponse, regist
         resolve();
       });
     });
-    upstream.on('timeout', () => upstream.destroy(errors.Timeout(ID, `app ${target.name} did not answer within ${HEAD_TIMEOUT / 1000} s`)));
+    upstream.on('timeout', () => upstream.destroy(errors.Timeout(ID, `app ${target.name} did not answer within ${headTimeout / 1000} s`)));
     upstream.on('error', (err) => {
       if (res.headersSent) {
         res.destroy();
