@@ -217,6 +217,14 @@ describe('app', { skip }, () => {
       const r = await visit(path, { headers: { authorization: `Bearer ${b}` } });
       assert.equal(r.status, 404, `${path}: ${r.status}`);
     }
+    // nor can b point the proxy at anything but its own sandbox's sockets: the registry refuses the node
+    const port = new URL(p.url).port;
+    for (const address of [`tcp://127.0.0.1:${port}`, 'tcp://127.0.0.1:5432', 'unix:///etc/passwd']) {
+      const node = { id: 'evil', address, metadata: { protocol: 'http' } };
+      const r = await p.call(b, 'registry', 'Register', { service: { name: 'app-evil', version: 'app', endpoints: [], nodes: [node] }, ttl: 30 });
+      assert.equal(r.status, 403, `${address}: ${JSON.stringify(r.body)}`);
+    }
+    assert.equal((await visit('/app/tenant-b/evil/')).status, 404);
     // a's app answers as it did: b's attempts changed nothing
     assert.equal(((await (await visit('/app/tenant-a/web/')).json()) as { greeting: string }).greeting, '');
     await ok(a, 'Delete', { name: 'web' });
