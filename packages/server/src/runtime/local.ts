@@ -1433,7 +1433,7 @@ function appBridge(): string {
   return bridge;
 }
 
-/** What an app is told besides a service's environment: its port, its name for the bridge. */
+/** What an app is told besides a service's environment: the port it listens on. */
 function appEnv(svc: Managed): Record<string, string> {
   return svc.app ? { PORT: String(svc.app.port) } : {};
 }
