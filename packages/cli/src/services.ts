@@ -34,6 +34,7 @@ export async function valueAddServices(): Promise<HostedService[]> {
     import('@micro/service-email').then((m) => m.service),
     import('@micro/service-sms').then((m) => m.service),
     import('@micro/service-function').then((m) => m.service),
+    import('@micro/service-app').then((m) => m.service),
     import('@micro/service-image').then((m) => m.service),
     import('@micro/service-cron').then((m) => m.service),
   ]);

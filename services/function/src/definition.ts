@@ -1,5 +1,5 @@
 import { defineService, endpoint, z } from '@micro/sdk';
-import { m3oRequest } from '@micro/services-kit';
+import { deployedEndpoints, m3oRequest } from '@micro/services-kit';
 
 /** The source of one function: at most 256 KiB of JavaScript or TypeScript. */
 export const MAX_SOURCE = 256 * 1024;
@@ -22,8 +22,6 @@ const func = z.object({
 });
 export type Func = z.infer<typeof func>;
 
-const reservation = z.object({ created: z.string(), expires: z.string(), name: z.string(), owner: z.string(), token: z.string() });
-export type Reservation = z.infer<typeof reservation>;
 
 /** a name as the caller sent it; the handlers check it (names.ts) so that the error says what a name may be */
 const name = z.string().max(1024).optional();
@@ -69,17 +67,7 @@ export const functionDef = defineService({
     Describe: endpoint({ request: m3oRequest({ name }), response: z.object({ function: func }), price: 10, freeQuota: 10_000, idempotent: true, readonly: true, description: 'One of your functions, with its status' }),
     List: endpoint({ request: m3oRequest({}), response: z.object({ functions: z.array(func) }), price: 10, freeQuota: 10_000, idempotent: true, readonly: true, description: 'Your functions, by name' }),
     Delete: endpoint({ request: m3oRequest({ name }), response: z.object({}), price: 10, freeQuota: 1_000, idempotent: true, description: 'Stops the function and forgets it' }),
-    Logs: endpoint({
-      request: m3oRequest({ name, logs_type: text(32) }),
-      response: z.object({ logs: z.string() }),
-      price: 10,
-      freeQuota: 10_000,
-      idempotent: true,
-      readonly: true,
-      description: 'The last 100 lines the function printed (logs_type "build": only the runtime\'s lines: build, start, stop)',
-    }),
-    Reserve: endpoint({ request: m3oRequest({ name }), response: z.object({ reservation }), price: 10, freeQuota: 1_000, description: 'Holds a function name in your namespace for an hour (again: an hour from now)' }),
-    Regions: endpoint({ request: m3oRequest({}), response: z.object({ regions: z.array(z.string()) }), price: 0, freeQuota: 1_000_000, idempotent: true, readonly: true, description: 'Where functions can run' }),
+    ...deployedEndpoints('function'),
     Runtimes: endpoint({ request: m3oRequest({}), response: z.object({ runtimes: z.array(z.string()) }), price: 0, freeQuota: 1_000_000, idempotent: true, readonly: true, description: 'What functions can be written in' }),
     Proxy: endpoint({ request: m3oRequest({ id: text(64) }), response: z.object({ url: z.string() }), price: 10, freeQuota: 10_000, idempotent: true, readonly: true, description: "The gateway URL of the function's own service (POST with your key and {\"request\": …})" }),
   },

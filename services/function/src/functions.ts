@@ -1,6 +1,5 @@
-import { randomBytes } from 'node:crypto';
-import { createClient, errors, isMicroError, MicroError, runtime, type Context, type Engines, type RuntimeService, type TypedClient } from '@micro/sdk';
-import { publicUrl, tenantStore, withTenantLock, type TenantStore } from '@micro/services-kit';
+import { errors, isMicroError, MicroError, type Context, type Engines, type RuntimeService } from '@micro/sdk';
+import { deployedStatus, Deployments, publicUrl, regionsFrom } from '@micro/services-kit';
 import type { Func } from './definition.js';
 import { SERVICE, serviceOf } from './names.js';
 import { packProject, type Runtime } from './project.js';
@@ -48,7 +47,7 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): FunctionOp
     timeoutMs: num('MICRO_FUNCTION_TIMEOUT', 10) * 1000,
     memoryMb: Math.floor(num('MICRO_FUNCTION_MEMORY', 128)),
     workers: Math.floor(num('MICRO_FUNCTION_WORKERS', 2)),
-    regions: (env.MICRO_FUNCTION_REGIONS || 'local').split(',').map((r) => r.trim()).filter(Boolean),
+    regions: regionsFrom(env.MICRO_FUNCTION_REGIONS),
     maxFunctions: Math.floor(num('MICRO_FUNCTION_MAX', 50)),
     now: Date.now,
   };
@@ -74,10 +73,8 @@ export interface FuncRecord {
 const START_TIMEOUT = 120_000;
 // the lock service waits at most 60 s; a deploy holding it may take longer (its ttl covers that)
 const LOCK = { ttl: START_TIMEOUT + 10_000, wait: 60_000 };
-const RESERVATION_MS = 60 * 60 * 1000;
 
-export class Functions {
-  private readonly rt: TypedClient<typeof runtime> | undefined;
+export class Functions extends Deployments<FuncRecord> {
   /** tenant/name → when it was last called, for functions running here */
   private readonly warm = new Map<string, number>();
   /** tenant/name → calls in progress (a function is not stopped under one) */
@@ -87,50 +84,10 @@ export class Functions {
   private sweeper: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly engines: Engines,
+    engines: Engines,
     readonly options: FunctionOptions,
   ) {
-    this.rt = engines.client ? createClient(runtime, engines.client) : undefined;
-  }
-
-  store(ctx: Pick<Context, 'tenant'>): TenantStore {
-    return tenantStore(this.engines.store, ctx, SERVICE);
-  }
-
-  private runtime(): TypedClient<typeof runtime> {
-    if (!this.rt) throw errors.ServiceUnavailable(SERVICE, 'functions need micro server: its runtime builds and runs them');
-    return this.rt;
-  }
-
-  async read(ctx: Pick<Context, 'tenant'>, name: string): Promise<FuncRecord | undefined> {
-    const [rec] = await this.store(ctx).read(`fn/${name}`);
-    return rec?.value as FuncRecord | undefined;
-  }
-
-  async mustRead(ctx: Pick<Context, 'tenant'>, name: string): Promise<FuncRecord> {
-    const rec = await this.read(ctx, name);
-    if (!rec) throw errors.NotFound(SERVICE, `you have no function named ${name}`);
-    return rec;
-  }
-
-  write(ctx: Pick<Context, 'tenant'>, rec: FuncRecord): Promise<void> {
-    return this.store(ctx).write({ key: `fn/${rec.name}`, value: rec as unknown as Record<string, unknown> });
-  }
-
-  async records(ctx: Pick<Context, 'tenant'>): Promise<FuncRecord[]> {
-    const keys = await this.store(ctx).list({ prefix: 'fn/', limit: 1_000 });
-    const recs = await Promise.all(keys.map((k) => this.read(ctx, k.slice(3))));
-    return recs.filter((r): r is FuncRecord => r !== undefined).sort((a, b) => a.name.localeCompare(b.name));
-  }
-
-  /** The runtime's view of the tenant's functions, by function name. */
-  async instances(ctx: Pick<Context, 'tenant'>): Promise<Map<string, RuntimeService>> {
-    const { services } = await this.runtime().Read({ namespace: ctx.tenant });
-    return new Map(services.filter((s) => s.name.startsWith('fn-')).map((s) => [s.name.slice(3), s]));
-  }
-
-  locked<T>(ctx: Pick<Context, 'tenant' | 'signal'>, name: string, fn: () => Promise<T>): Promise<T> {
-    return withTenantLock(this.engines, ctx, SERVICE, name, fn, LOCK);
+    super(engines, { service: SERVICE, what: 'function', prefix: 'fn', lock: LOCK, max: options.maxFunctions, now: options.now });
   }
 
   /** Builds and starts the function's service from its record; the runtime's error (400: build or start) when it fails. */
@@ -144,24 +101,15 @@ export class Functions {
       how === 'create'
         ? rt.Create({ source, name: serviceOf(rec.name), namespace: ctx.tenant, env: rec.env_vars }, { timeout: START_TIMEOUT })
         : rt.Update({ source, name: serviceOf(rec.name), namespace: ctx.tenant }, { timeout: START_TIMEOUT });
-    try {
-      for await (const step of progress) void step;
-    } catch (err) {
-      // the runtime's refusal (a build or a start that failed, a quota) is this service's answer
-      throw isMicroError(err) && err.id === 'runtime' ? new MicroError(SERVICE, err.code, err.detail) : err;
-    }
+    await this.progress(progress);
     this.warm.set(`${ctx.tenant}/${rec.name}`, this.options.now());
     this.sweep();
   }
 
   /** Stops the function's service, if the runtime runs it. */
-  async stop(ctx: Pick<Context, 'tenant'>, name: string): Promise<void> {
+  override async stop(ctx: Pick<Context, 'tenant'>, name: string): Promise<void> {
     this.warm.delete(`${ctx.tenant}/${name}`);
-    try {
-      await this.runtime().Delete({ name: serviceOf(name), namespace: ctx.tenant });
-    } catch (err) {
-      if (!isMicroError(err) || err.code !== 404) throw err;
-    }
+    await super.stop(ctx, name);
   }
 
   /** The function as M3O shows it, its status from the runtime's service (`svc`). */
@@ -284,36 +232,18 @@ export class Functions {
     }
   }
 
-  /** The last 100 lines of the function's log (the runtime's log of its service). */
-  logs(ctx: Pick<Context, 'tenant'>, name: string) {
-    return this.runtime().Logs({ name: serviceOf(name), namespace: ctx.tenant, lines: 100 }, { timeout: 30_000 });
-  }
-
   forget(ctx: Pick<Context, 'tenant'>, name: string): void {
     this.warm.delete(`${ctx.tenant}/${name}`);
   }
 
   newRecord(fields: Omit<FuncRecord, 'id' | 'created' | 'updated' | 'idle'>): FuncRecord {
-    const now = new Date(this.options.now()).toISOString();
-    return { ...fields, id: randomBytes(8).toString('hex'), created: now, updated: now, idle: false };
-  }
-
-  reservationExpiry(): { created: string; expires: string } {
-    const now = this.options.now();
-    return { created: new Date(now).toISOString(), expires: new Date(now + RESERVATION_MS).toISOString() };
+    return { ...fields, ...this.stamp(this.options.now()), idle: false };
   }
 }
 
 /** `running`, `deploying`, `idle` (scaled to zero: the next call starts it) or `error: <why>`. */
 export function statusOf(rec: FuncRecord, svc: RuntimeService | undefined): string {
-  if (svc?.state === 'running') return 'running';
-  if (svc && ['pending', 'building', 'starting'].includes(svc.state)) return 'deploying';
-  if (rec.error) return `error: ${rec.error}`;
-  if (svc && svc.state !== 'stopped') {
-    const why = svc.build?.error ?? svc.instances.find((i) => i.lastError)?.lastError ?? svc.state;
-    return `error: ${why}`;
-  }
-  return 'idle';
+  return deployedStatus(svc, rec.error, 'idle');
 }
 
 /** The gateway URL of the function's own service (answers while it runs; function.Call also wakes it). */

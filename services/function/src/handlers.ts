@@ -1,7 +1,6 @@
-import { randomBytes } from 'node:crypto';
-import { errors, isMicroError, type Context, type Engines, type Handlers } from '@micro/sdk';
-import { missing, publicService } from '@micro/services-kit';
-import { functionDef, type Reservation } from './definition.js';
+import { errors, isMicroError, type Engines, type Handlers, type MicroError } from '@micro/sdk';
+import { checkRegion, missing, publicService } from '@micro/services-kit';
+import { functionDef } from './definition.js';
 import { Functions, optionsFromEnv, urlOf, type FunctionOptions, type FuncRecord } from './functions.js';
 import { checkEntrypoint, checkEnv, checkName, SERVICE } from './names.js';
 import { RUNTIMES, type Runtime } from './project.js';
@@ -12,67 +11,29 @@ function checkRuntime(runtime: string | undefined): Runtime {
   return runtime as Runtime;
 }
 
-function checkRegion(region: string | undefined, regions: string[]): string {
-  if (!region) return regions[0] as string;
-  if (!regions.includes(region)) throw errors.BadRequest(SERVICE, `region ${JSON.stringify(region.slice(0, 64))} is not one of ${regions.join(', ')}`);
-  return region;
-}
-
 /** What a call answers: the function's object, or any other JSON value as `{result}` (M3O's response is an object). */
 function asObject(value: unknown): Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : { result: value };
 }
 
-async function reservationOf(fns: Functions, ctx: Context, name: string): Promise<Reservation | undefined> {
-  const [r] = await fns.store(ctx).read(`reservation/${name}`);
-  const res = r?.value as Reservation | undefined;
-  return res && Date.parse(res.expires) > fns.options.now() ? res : undefined;
-}
-
-/** Functions and live reservations the tenant has, but `name`. */
-async function held(fns: Functions, ctx: Context, name: string): Promise<number> {
-  const store = fns.store(ctx);
-  const names = new Set((await store.list({ prefix: 'fn/', limit: 1_000 })).map((k) => k.slice(3)));
-  for (const key of await store.list({ prefix: 'reservation/', limit: 1_000 })) {
-    const n = key.slice('reservation/'.length);
-    if (!names.has(n) && (await reservationOf(fns, ctx, n))) names.add(n);
-  }
-  names.delete(name);
-  return names.size;
-}
-
 export function functionHandlers(engines: Engines, options: FunctionOptions = optionsFromEnv()) {
   const fns = new Functions(engines, options);
-  const limit = async (ctx: Context, name: string) => {
-    if ((await held(fns, ctx, name)) >= options.maxFunctions) throw errors.Forbidden(SERVICE, `you have ${options.maxFunctions} functions and reservations, the most a namespace may have: delete one first`);
-  };
   const handlers: Handlers<typeof functionDef> = {
     async Deploy(req, ctx) {
       const name = checkName(req.name);
       if (req.repo) throw errors.BadRequest(SERVICE, 'repo: deploying from a git repository is not supported here; send the function\'s code as source');
       if (!req.source) throw missing(SERVICE, 'source');
-      const fields = { name, source: req.source, runtime: checkRuntime(req.runtime), entrypoint: checkEntrypoint(req.entrypoint), env_vars: checkEnv(req.env_vars), region: checkRegion(req.region, options.regions) };
-      return fns.locked(ctx, name, async () => {
-        const was = await fns.read(ctx, name);
-        if (was && !was.error) throw errors.Conflict(SERVICE, `function ${name} exists: use Update to change its source, or Delete it first`);
-        await limit(ctx, name);
-        const rec: FuncRecord = was ? { ...was, ...fields, updated: new Date(options.now()).toISOString() } : fns.newRecord(fields);
-        await fns.write(ctx, rec);
-        await fns.store(ctx).delete(`reservation/${name}`);
-        try {
-          await fns.start(ctx, rec, 'create');
-          rec.error = undefined;
-        } catch (err) {
-          // a build or a start that fails is the function's status; anything else (no sandbox, a quota) is the answer
-          if (!isMicroError(err) || err.code !== 400) {
-            if (!was) await fns.store(ctx).delete(`fn/${name}`);
-            throw err;
-          }
-          rec.error = err.detail;
-        }
-        await fns.write(ctx, rec);
-        return { function: fns.view(rec, (await fns.instances(ctx)).get(name)) };
-      });
+      const fields = { name, source: req.source, runtime: checkRuntime(req.runtime), entrypoint: checkEntrypoint(req.entrypoint), env_vars: checkEnv(req.env_vars), region: checkRegion(SERVICE, req.region, options.regions) };
+      const rec = await fns.run(
+        ctx,
+        name,
+        'use Update to change its source, or Delete it first',
+        (was) => (was ? { ...was, ...fields, updated: new Date(options.now()).toISOString() } : fns.newRecord(fields)),
+        (r) => fns.start(ctx, r, 'create'),
+        // a build or a start that fails is the function's status; anything else (no sandbox, a quota) is the answer
+        (err): err is MicroError => isMicroError(err) && err.code === 400,
+      );
+      return { function: fns.view(rec, (await fns.instances(ctx)).get(name)) };
     },
 
     async Call(req, ctx) {
@@ -113,37 +74,14 @@ export function functionHandlers(engines: Engines, options: FunctionOptions = op
       await fns.locked(ctx, name, async () => {
         await fns.mustRead(ctx, name);
         await fns.stop(ctx, name);
-        await fns.store(ctx).delete(`fn/${name}`);
+        await fns.remove(ctx, name);
       });
       fns.forget(ctx, name);
       return {};
     },
 
-    async Logs(req, ctx) {
-      const name = checkName(req.name);
-      const type = req.logs_type ?? '';
-      if (!['', 'run', 'build'].includes(type)) throw errors.BadRequest(SERVICE, `logs_type ${JSON.stringify(type)} is not one of run (every line, the default) or build (the runtime's lines only)`);
-      await fns.mustRead(ctx, name);
-      const lines: string[] = [];
-      try {
-        for await (const l of fns.logs(ctx, name)) if (type !== 'build' || l.stream === 'runtime') lines.push(`${l.time} ${l.stream} ${l.line}`);
-      } catch (err) {
-        if (!isMicroError(err) || err.code !== 404) throw err; // never ran: no log yet
-      }
-      return { logs: lines.join('\n') };
-    },
-
-    async Reserve(req, ctx) {
-      const name = checkName(req.name);
-      return fns.locked(ctx, name, async () => {
-        if (await fns.read(ctx, name)) throw errors.Conflict(SERVICE, `function ${name} exists already`);
-        const live = await reservationOf(fns, ctx, name);
-        if (!live) await limit(ctx, name);
-        const reservation: Reservation = { ...fns.reservationExpiry(), name, owner: ctx.account?.id ?? '', token: live?.token ?? randomBytes(16).toString('hex') };
-        await fns.store(ctx).write({ key: `reservation/${name}`, value: reservation as unknown as Record<string, unknown> });
-        return { reservation };
-      });
-    },
+    Logs: async (req, ctx) => ({ logs: await fns.logText(ctx, checkName(req.name), req.logs_type) }),
+    Reserve: async (req, ctx) => ({ reservation: await fns.reserve(ctx, checkName(req.name)) }),
 
     Regions: () => ({ regions: options.regions }),
     Runtimes: () => ({ runtimes: [...RUNTIMES] }),

@@ -21,3 +21,5 @@ export type { RecordServiceSpec } from './crud.js';
 export { TenantImages, IMAGES, imageUrl, imagePath } from './images.js';
 export { sendPlatformEmail, noPlatformMail } from './mail.js';
 export type { PlatformEmail, MailFieldNames } from './mail.js';
+export { checkLabel, checkEnvVars, checkRegion, regionsFrom, Reservations, MAX_ENV, checkLogsType, logText, deployedStatus, Deployments, deployedEndpoints } from './deployed.js';
+export type { Reservation, LogsType, DeploymentsOptions } from './deployed.js';

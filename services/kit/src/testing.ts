@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { authApi, bearer, Client, createClient, createLogger, platformClient, TokenSource, type Credentials } from '@micro/sdk';
-import { MicroServer, type HostedService } from '@micro/server';
+import { MicroServer, type HostedService, type MicroServerOptions } from '@micro/server';
 import type { CoreServiceFactory } from '@micro/server/engine';
 import { natsPlatform } from '@micro/server/testing';
 import WebSocket from 'ws';
@@ -74,6 +74,8 @@ export interface PlatformOptions {
   gatewayRate?: { rate: number; burst?: number } | false;
   /** more core services of micro beside the server's own (e.g. only the platform's mail, which the user service sends through) */
   coreServices?: readonly CoreServiceFactory[];
+  /** the runtime's settings (timings, the resolver of strangers' git hosts) for services that run tenants' code; default the server's */
+  runtime?: MicroServerOptions['runtime'];
 }
 
 const silent = createLogger({ level: 'silent' });
@@ -92,7 +94,7 @@ export async function startPlatform(t: TestContext, options: PlatformOptions): P
   const coreServices = [...(options.platform ? (await import('@micro/platform')).platformCoreServices() : []), ...(options.coreServices ?? [])];
   // the per-caller limit (50 calls a second by default) is not what these tests test: their
   // property runs make hundreds of calls a second, and a 429 would hide the answer they check
-  const server = new MicroServer({ home, address: 'tcp://127.0.0.1:0', gateway: '127.0.0.1:0', logger: silent, services: options.services, coreServices, gatewayRate: options.gatewayRate ?? { rate: 100_000, burst: 100_000 } });
+  const server = new MicroServer({ home, address: 'tcp://127.0.0.1:0', gateway: '127.0.0.1:0', logger: silent, services: options.services, coreServices, gatewayRate: options.gatewayRate ?? { rate: 100_000, burst: 100_000 }, ...(options.runtime ? { runtime: options.runtime } : {}) });
   try {
     await server.start();
   } catch (err) {

@@ -37,6 +37,7 @@ export const RuntimeService = z.object({
   env: z.record(z.string(), z.string()).describe('environment given with --env; secret values are masked'),
   createdAt: z.string(),
   updatedAt: z.string(),
+  app: z.object({ port: z.number().int() }).optional().describe('set for a plain HTTP app: the port it listens on'),
   node: z.string().optional().describe('the server node that runs it (nats profile: every node shows the services of all)'),
   nodeSeenAt: z.string().optional().describe("ISO time of that node's last report, for services of other nodes"),
   build: z
@@ -49,6 +50,21 @@ export const RuntimeService = z.object({
     .optional(),
 });
 export type RuntimeService = z.infer<typeof RuntimeService>;
+
+/**
+ * A plain HTTP app (any Node web server that listens on $PORT) rather than a micro service:
+ * the runtime starts its entry through the app bridge (app-bridge.ts), which gives it PORT,
+ * waits until it answers HTTP there, and then registers it as the service's node with
+ * `protocol: http` metadata and an address the gateway's app proxy forwards to.
+ */
+export const RuntimeApp = z.object({
+  port: z.number().int().min(1).max(65535).describe('the port the app listens on inside its sandbox ($PORT)'),
+});
+export type RuntimeApp = z.infer<typeof RuntimeApp>;
+
+/** The registry metadata that marks a node as an app's HTTP address (set by the app bridge only). */
+export const APP_PROTOCOL_KEY = 'protocol';
+export const APP_PROTOCOL = 'http';
 
 /**
  * Create and Update stream their progress (fetching, installing, building, starting)
@@ -80,6 +96,8 @@ export const runtime = defineService({
         namespace: z.string().max(255).optional(),
         env: z.record(ENV_KEY, z.string().max(64 * 1024)).optional(),
         instances: z.number().int().min(1).max(64).optional(),
+        app: RuntimeApp.optional().describe('run it as a plain HTTP app rather than a micro service (see RuntimeApp)'),
+        asTenant: z.boolean().optional().describe("fetch the source under the rules for the namespace's own sources (a stranger's) even when an admin of micro calls on its behalf"),
       }),
       response: RuntimeProgress,
     }),
@@ -96,6 +114,8 @@ export const runtime = defineService({
         name: NAME,
         namespace: z.string().max(255).optional(),
         source: z.string().min(1).max(4096).optional().describe("a new source (as Create's) that replaces the service's; without it, the same source again"),
+        env: z.record(ENV_KEY, z.string().max(64 * 1024)).optional().describe("a new environment (as Create's) for the new instances; without it, the same"),
+        asTenant: z.boolean().optional().describe("as Create's"),
       }),
       response: RuntimeProgress,
     }),

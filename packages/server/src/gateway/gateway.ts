@@ -35,6 +35,7 @@ import { credentialsRequired, failureCode, idempotencyKeyOf, Settlement, type Ga
 import { requestId } from './request-id.js';
 import { activeTracing, remoteParent } from '@micro/sdk';
 import { webhookRoute, type WebhookRoute } from './webhooks.js';
+import { APP_PREFIX, proxyApp } from './apps.js';
 import { routeOf, routeQuery, writeRouteAnswer, type RouteRequest, type RouteTarget } from './routes.js';
 
 export interface GatewayOptions {
@@ -355,6 +356,11 @@ export class Gateway {
     }
     if (path.startsWith('/webhooks/') && this.options.webhooks) return this.webhook(req, res, path, this.options.webhooks);
     if (path.startsWith('/runtime/') && this.options.runtimeTransfers) return this.options.runtimeTransfers(req, res, path.slice('/runtime/'.length));
+    // tenants' web apps (apps.ts): anonymous, streamed, never given the caller's credentials
+    if (path.startsWith(APP_PREFIX)) {
+      await this.limit(req, undefined);
+      return proxyApp(req, res, this.options.registry);
+    }
     if (!path.startsWith('/v1/')) {
       // the public services' anonymous routes (a short link, a public object): off the API's path too
       const route = this.options.routes ? routeOf(this.options.routes, path) : undefined;

@@ -54,7 +54,7 @@ export interface RouteTarget {
 /** A route's first path segment: lower-case letters, digits and `-`. */
 export const ROUTE_PREFIX = /^[a-z][a-z0-9-]{0,31}$/;
 /** Paths the gateway serves itself. */
-const RESERVED = new Set(['v1', 'webhooks', 'dashboard', 'openapi.json', 'metrics', 'runtime']);
+const RESERVED = new Set(['v1', 'webhooks', 'dashboard', 'openapi.json', 'metrics', 'runtime', 'app']);
 
 /** The routes of the hosted services in one map; a bad or reserved prefix, or two services claiming one, stop the server. */
 export function collectRoutes(services: readonly { def: { name: string; endpoints: Record<string, unknown> }; routes?: Record<string, string> }[]): Map<string, RouteTarget> {

@@ -40,6 +40,8 @@ export interface InstanceHost {
   registered(version: string): void;
   /** the runtime is stopping: start nothing new */
   closing(): boolean;
+  /** what a start that timed out did not do (default: register with the registry, as a micro service does) */
+  readonly waitingFor?: string;
   /** how to start a process (the sandbox of tenant namespaces); default: node <entry> as the server */
   launch?(instanceId: string, build: BuildRecord, env: NodeJS.ProcessEnv): Launch;
 }
@@ -236,9 +238,11 @@ export class Instance {
         throw new StartError('stopped', `instance ${this.id} was stopped before it registered`);
       }
       if (Date.now() > deadline) {
-        this.host.log.append(this.id, 'runtime', `did not register within ${timing.startTimeout / 1000} s; killing it`);
+        const what = this.host.waitingFor ?? 'did not register with the registry';
+        this.host.log.append(this.id, 'runtime', `${what} within ${timing.startTimeout / 1000} s; killing it`);
         await this.terminate(proc, 0);
-        throw new StartError('timeout', `did not register with the registry within ${timing.startTimeout / 1000} s (does it call run() or Service.start() of the SDK?)${tailOf(proc)}`);
+        const hint = this.host.waitingFor ? '' : ' (does it call run() or Service.start() of the SDK?)';
+        throw new StartError('timeout', `${what} within ${timing.startTimeout / 1000} s${hint}${tailOf(proc)}`);
       }
       const node = await this.findNode(proc);
       if (node && proc.exit === undefined) {

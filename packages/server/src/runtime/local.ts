@@ -1,8 +1,9 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
-import { errors, isMicroError, MicroError, type BlobStore, type Logger, type Profile, type Registry, type RuntimeInstance, type RuntimeProgress, type RuntimeService, type RuntimeState } from '@micro/sdk';
+import { errors, isMicroError, MicroError, type BlobStore, type Logger, type Profile, type Registry, type RuntimeApp, type RuntimeInstance, type RuntimeProgress, type RuntimeService, type RuntimeState } from '@micro/sdk';
 import { ArtifactTooLarge, ARTIFACT_LIMITS, ARTIFACT_MAX_BYTES, artifactKey, artifactPrefix, packBuild, unpackBuild } from './artifact.js';
 import { buildOutput, buildPath, buildService, checkServiceName, defaultProvided, linkProvided, readPackage, serviceName, tscPath, type BuildSandbox, type PackageJson, type ProvidedPackage } from './build.js';
 import { Instance, StartError, type InstanceHost, type Launch, type Timing } from './instance.js';
@@ -106,6 +107,10 @@ export interface CreateRequest {
   namespace?: string | undefined;
   env?: Record<string, string> | undefined;
   instances?: number | undefined;
+  /** run it as a plain HTTP app (the app bridge, `@micro/sdk/app-bridge`) rather than a micro service */
+  app?: RuntimeApp | undefined;
+  /** fetch the source as a stranger's even when the caller is trusted (a platform service acting for a tenant) */
+  asTenant?: boolean | undefined;
 }
 /** Update: a new source replaces the service's (under the same rules as Create's); without one, the same source again. */
 export interface UpdateRequest {
@@ -113,6 +118,9 @@ export interface UpdateRequest {
   namespace?: string | undefined;
   source?: string | undefined;
   trusted?: boolean | undefined;
+  asTenant?: boolean | undefined;
+  /** a new environment (as Create's env) for the new instances; without it, the same */
+  env?: Record<string, string> | undefined;
 }
 export type { LogsRequest } from './logs.js';
 export type ProgressFn = (progress: RuntimeProgress) => void;
@@ -129,6 +137,8 @@ interface Managed {
   /** whether an admin of micro gave the source: else it is fetched under the rules for strangers */
   trusted: boolean;
   env: Record<string, string>;
+  /** set for a plain HTTP app */
+  app: RuntimeApp | undefined;
   desired: number;
   running: boolean;
   version: string | undefined;
@@ -263,7 +273,7 @@ export class LocalRuntime implements Runtime {
     const desired = req.instances ?? 1;
     checkInstances(desired);
     if (req.name) this.checkFree(namespace, checkServiceName(req.name));
-    const trusted = req.trusted ?? true;
+    const trusted = (req.trusted ?? true) && !req.asTenant;
     const spec = parseSource(req.source, { trusted });
     return this.track(this.createFrom(spec, { ...req, trusted }, namespace, env, desired, limitedProgress(onProgress)));
   }
@@ -298,7 +308,7 @@ export class LocalRuntime implements Runtime {
     const replaced = this.services.get(key(namespace, name));
     const replaces = replaced !== undefined;
     const now = new Date().toISOString();
-    const svc = this.manage({ name, namespace, source: req.source, trusted: req.trusted, env, instances: desired, running: false, processes: [], createdAt: now, updatedAt: now });
+    const svc = this.manage({ name, namespace, source: req.source, trusted: req.trusted, env, ...(req.app ? { app: req.app } : {}), instances: desired, running: false, processes: [], createdAt: now, updatedAt: now });
     svc.busy = 'create';
     this.services.set(key(namespace, name), svc);
     if (replaced) await this.dropUpload(namespace, replaced.source);
@@ -473,7 +483,8 @@ export class LocalRuntime implements Runtime {
   async update(req: UpdateRequest, onProgress: ProgressFn = () => undefined): Promise<RuntimeService> {
     this.checkOpen();
     const namespace = checkNamespace(req.namespace);
-    const trusted = req.trusted ?? true;
+    const trusted = (req.trusted ?? true) && !req.asTenant;
+    const env = req.env === undefined ? undefined : checkEnv(req.env);
     // a new source is checked before anything else happens
     if (req.source !== undefined) parseSource(req.source, { trusted });
     let svc: Managed;
@@ -493,6 +504,9 @@ export class LocalRuntime implements Runtime {
     return this.track(
       (async () => {
         let adopted = false;
+        const oldEnv = svc.env;
+        // the new instances start with it; a failed update puts the old one back
+        if (env) svc.env = env;
         try {
           svc.log.append('', 'runtime', `micro update ${svc.name}${req.source === undefined ? '' : ` from ${req.source}`}`);
           const build = await this.fetchAndBuild(svc, progress, source);
@@ -532,6 +546,7 @@ export class LocalRuntime implements Runtime {
           await this.pruneBuilds(svc);
           return this.options.cluster ? await this.platformView(svc, total, progress) : this.view(svc);
         } finally {
+          if (!adopted) svc.env = oldEnv;
           // a new upload that did not become the service's source is of no use
           if (!adopted && source.source !== svc.source) await this.dropUpload(svc.namespace, source.source);
           svc.busy = undefined;
@@ -742,7 +757,7 @@ export class LocalRuntime implements Runtime {
     const sandbox = this.sandbox(svc.namespace) as Sandbox;
     sandbox.check(svc.namespace);
     const cap = this.caps.get(svc.namespace);
-    const cmd = sandbox.command({ namespace: svc.namespace, dir: build.dir, group: `${instanceId}-${randomBytes(3).toString('hex')}`, argv: [process.execPath, join(build.dir, build.entry)], env, ...(cap ? { cap } : {}) });
+    const cmd = sandbox.command({ namespace: svc.namespace, dir: build.dir, group: `${instanceId}-${randomBytes(3).toString('hex')}`, argv: argvOf(svc, build), env, ...(cap ? { cap } : {}) });
     const socket = env.MICRO_SERVICE_ADDRESS?.slice('unix://'.length);
     return {
       command: cmd.command,
@@ -1195,6 +1210,7 @@ export class LocalRuntime implements Runtime {
       // recorded before sources had owners: only what ran in micro keeps the trust it had
       trusted: record.trusted ?? record.namespace === 'micro',
       env: record.env ?? {},
+      app: record.app,
       desired: record.instances,
       running: record.running,
       version: record.version,
@@ -1225,7 +1241,12 @@ export class LocalRuntime implements Runtime {
         svc.version = version;
       },
       closing: () => this.closed,
-      ...(this.sandbox(svc.namespace) ? { launch: (id: string, build: BuildRecord, env: NodeJS.ProcessEnv) => this.sandboxLaunch(svc, build, id, env) } : {}),
+      ...(this.sandbox(svc.namespace)
+        ? { launch: (id: string, build: BuildRecord, env: NodeJS.ProcessEnv) => this.sandboxLaunch(svc, build, id, env) }
+        : svc.app
+          ? { launch: (_id: string, build: BuildRecord, env: NodeJS.ProcessEnv) => ({ command: process.execPath, args: argvOf(svc, build).slice(1), env, isolated: false }) }
+          : {}),
+      ...(svc.app ? { waitingFor: `did not answer HTTP on $PORT (${svc.app.port})` } : {}),
     };
     return svc;
   }
@@ -1249,6 +1270,7 @@ export class LocalRuntime implements Runtime {
         MICRO_AUTH_NAMESPACE: svc.namespace,
         MICRO_RUNTIME_INSTANCE: instanceId,
         MICRO_SERVICE_NAME: svc.name,
+        ...appEnv(svc),
       };
     }
     return {
@@ -1263,6 +1285,7 @@ export class LocalRuntime implements Runtime {
       MICRO_RUNTIME_INSTANCE: instanceId,
       MICRO_SERVICE_NAME: svc.name,
       ...profileEnv(this.options.profile),
+      ...appEnv(svc),
     };
   }
 
@@ -1325,6 +1348,7 @@ export class LocalRuntime implements Runtime {
       if (svc.generation !== undefined) r.generation = svc.generation;
       if (svc.build) r.build = svc.build;
       if (svc.buildError) r.buildError = svc.buildError;
+      if (svc.app) r.app = svc.app;
       return r;
     });
     try {
@@ -1350,6 +1374,7 @@ export class LocalRuntime implements Runtime {
       createdAt: svc.createdAt,
       updatedAt: svc.updatedAt,
     };
+    if (svc.app) view.app = svc.app;
     if (svc.build || svc.buildError) {
       view.build = { id: svc.build?.id ?? '' };
       if (svc.build?.commit) view.build.commit = svc.build.commit;
@@ -1395,6 +1420,24 @@ function npmConfig(): NodeJS.ProcessEnv {
 
 
 
+/** How an instance of the service starts: node and its entry; an app's entry through the app bridge. */
+function argvOf(svc: Managed, build: BuildRecord): string[] {
+  const entry = join(build.dir, build.entry);
+  return svc.app ? [process.execPath, appBridge(), entry] : [process.execPath, entry];
+}
+
+let bridge: string | undefined;
+/** The app bridge of the SDK the server runs with (inside the sandbox it is mounted read-only with the SDK). */
+function appBridge(): string {
+  bridge ??= fileURLToPath(import.meta.resolve('@micro/sdk/app-bridge'));
+  return bridge;
+}
+
+/** What an app is told besides a service's environment: the port it listens on. */
+function appEnv(svc: Managed): Record<string, string> {
+  return svc.app ? { PORT: String(svc.app.port) } : {};
+}
+
 function range(n: number): number[] {
   return Array.from({ length: n }, (_, i) => i);
 }
@@ -1404,6 +1447,7 @@ function specOf(svc: Managed, build: BuildRecord): ServiceSpec {
   const { dir: _dir, ...shared } = build;
   const spec: ServiceSpec = { source: svc.source, trusted: svc.trusted, env: svc.env, build: shared, createdAt: svc.createdAt, updatedAt: new Date().toISOString() };
   if (svc.version) spec.version = svc.version;
+  if (svc.app) spec.app = svc.app;
   return spec;
 }
 
@@ -1423,6 +1467,7 @@ function recordOf(desired: Omit<Assignment, 'slots'>, instances: number, dir: st
     createdAt: spec.createdAt,
     updatedAt: spec.updatedAt,
   };
+  if (spec.app) record.app = spec.app;
   if (spec.version) record.version = spec.version;
   return record;
 }

@@ -64,6 +64,8 @@ export interface ServiceSpec {
   env: Record<string, string>;
   build: SharedBuild;
   version?: string;
+  /** set for a plain HTTP app */
+  app?: { port: number };
   createdAt: string;
   updatedAt: string;
 }

@@ -37,6 +37,8 @@ export interface ServiceRecordState {
   /** whether an admin of micro gave the source (absent in older files: true only in namespace micro) */
   trusted?: boolean;
   env: Record<string, string>;
+  /** set for a plain HTTP app: the port it listens on */
+  app?: { port: number };
   /** instances asked for */
   instances: number;
   /** whether it should run: false after it failed to build or to start, until it is updated */

@@ -196,7 +196,9 @@ export class KubernetesRuntime implements Runtime, TransferStore {
     const env = checkEnv(req.env ?? {});
     const desired = checkInstances(req.instances);
     if (req.name) workloadName(checkServiceName(req.name));
-    const trusted = req.trusted ?? true;
+    // the app bridge needs a pod port and a Service of its own: not built for this driver yet
+    if (req.app) throw errors.BadRequest(ERROR_ID, 'plain HTTP apps are not run by the kubernetes runtime yet; run micro services, or use the local runtime');
+    const trusted = (req.trusted ?? true) && !req.asTenant;
     const spec = parseSource(req.source, { trusted });
     const progress = limitedProgress(onProgress);
     return this.track(this.createFrom(spec, { ...req, trusted }, namespace, cns, env, desired, progress));
@@ -285,7 +287,8 @@ export class KubernetesRuntime implements Runtime, TransferStore {
     const namespace = checkNamespace(req.namespace);
     const cns = clusterNamespace(namespace, this.prefix);
     const name = checkServiceName(req.name);
-    const trusted = req.trusted ?? true;
+    if (req.env !== undefined) throw errors.BadRequest(ERROR_ID, 'a new env on update is not supported by the kubernetes runtime yet; kill the service and run it again');
+    const trusted = (req.trusted ?? true) && !req.asTenant;
     if (req.source !== undefined) parseSource(req.source, { trusted });
     const k = key(namespace, name);
     let previous: KubeObject;
