@@ -69,13 +69,13 @@ test('a node that dies loses its lease: its service shows as lost and its core s
     return (JSON.parse(r.stdout) as Listed[]).flatMap((s) => s.nodes.filter((n) => n.metadata?.server === nodeA).map(() => s.name));
   };
 
-  const before = await until('demo running on node A, seen from node B', 30_000, async () => {
+  const before = await until('demo running on node A, seen from node B', 60_000, async () => {
     const s = await statusOnB();
     return s?.state === 'running' && s.instances[0]?.state === 'running' ? s : undefined;
   });
   assert.equal(before.node, nodeA);
   // node A's core services carry its id in the shared registry
-  const coreBefore = await until('node A\'s core services listed on node B', 30_000, async () => {
+  const coreBefore = await until('node A\'s core services listed on node B', 60_000, async () => {
     const names = await coreNodesOfA();
     return names.includes('registry') && names.includes('runtime') ? names : undefined;
   });
@@ -108,7 +108,7 @@ test('a node that dies loses its lease: its service shows as lost and its core s
   const still = await statusOnB(nodeB);
   assert.equal(still?.instances[0]?.id, moved.instances[0]?.id, 'the instance stays on node B: nothing to even out');
   assert.notEqual(still?.instances[0]?.id, before.instances[0]?.id);
-  await until('node A\'s core services listed again', 30_000, async () => ((await coreNodesOfA()).includes('registry') ? true : undefined));
+  await until('node A\'s core services listed again', 60_000, async () => ((await coreNodesOfA()).includes('registry') ? true : undefined));
 });
 
 /** Kills what node A's runtime started and left running (its state file has their pids). */
